@@ -1,0 +1,40 @@
+# Every target does its own set-up: a fresh Debian machine needs only `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test bench docs fuzz lint clean dot
+
+setup: $(STAMP) dot
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Graphviz's `dot`: apt-get when missing and root, else say what to install.
+dot:
+	@if command -v dot >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Graphviz (dot) with apt-get"; \
+	  (apt-get install -y -qq graphviz >/dev/null 2>&1 || \
+	   (apt-get update -qq && apt-get install -y -qq graphviz >/dev/null)); \
+	else \
+	  echo "note: Graphviz's 'dot' is missing; install it (Debian: sudo apt-get install graphviz)"; \
+	fi
+
+demo: setup
+	$(BIN)/rnn-composer summary specs/lecture-elman.yaml
+	$(BIN)/rnn-composer deps specs/lecture-elman.yaml --steps 4
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

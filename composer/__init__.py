@@ -1,0 +1,1 @@
+"""Compose recurrent neural networks declaratively."""

@@ -1,0 +1,100 @@
+"""One error family: every failure a user can cause is a ComposerError with an exit code."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ComposerError",
+    "SpecError",
+    "SpecErrors",
+    "DataError",
+    "ResourceError",
+    "RenderError",
+]
+
+
+class ComposerError(ValueError):
+    """Base of every error the tool reports to a user; `exit_code` is DESIGN section 5."""
+
+    exit_code = 1
+
+
+class SpecError(ComposerError):
+    """An invalid spec; `path` is the field path inside the spec (a tuple of keys and indexes).
+
+    `line` and `column` (1-based) are filled in by the loader when the spec came from a file.
+    """
+
+    exit_code = 3
+
+    def __init__(
+        self,
+        message: str,
+        path: tuple[str | int, ...] = (),
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = tuple(path)
+        self.file = file
+        self.line = line
+        self.column = column
+
+    @property
+    def dotted_path(self) -> str:
+        """The path as `layers[1].state_size`."""
+        out = ""
+        for part in self.path:
+            if isinstance(part, int):
+                out += f"[{part}]"
+            else:
+                out += f".{part}" if out else str(part)
+        return out
+
+    def located(self, file: str | None, line: int | None, column: int | None) -> SpecError:
+        """A copy of this error placed in a file at a line and column."""
+        return SpecError(self.message, self.path, file=file, line=line, column=column)
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file is not None:
+            where = self.file + ":"
+            if self.line is not None:
+                where += f"{self.line}:{self.column or 1}:"
+            where += " "
+        path = self.dotted_path
+        return f"{where}{path + ': ' if path else ''}{self.message}"
+
+
+class SpecErrors(SpecError):
+    """Several spec errors found at once; each is reported on its own line."""
+
+    def __init__(self, errors: list[SpecError]) -> None:
+        first = errors[0]
+        super().__init__(
+            first.message, first.path, file=first.file, line=first.line, column=first.column
+        )
+        self.errors = list(errors)
+
+    def __str__(self) -> str:
+        return "\n".join(str(err) for err in self.errors)
+
+
+class DataError(ComposerError):
+    """Invalid weights, inputs or training data (exit code 4)."""
+
+    exit_code = 4
+
+
+class ResourceError(ComposerError):
+    """A run or an unrolling would exceed a resource limit (exit code 5)."""
+
+    exit_code = 5
+
+
+class RenderError(ComposerError):
+    """Rendering a diagram failed; the `.dot` file is still written (exit code 6)."""
+
+    exit_code = 6

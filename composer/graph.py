@@ -1,0 +1,398 @@
+"""The folded graph: one node per vector, one edge per weight use, each edge with its delay."""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+
+import networkx as nx
+
+from composer.errors import SpecError
+from composer.spec import DenseLayer, NetworkSpec
+
+__all__ = ["build", "layer_output", "state_nodes", "GATES"]
+
+#: how many gate blocks a kind's state weights hold (Wx is (in, GATES * H)).
+GATES = {"elman": 1, "lstm": 4, "gru": 3}
+
+
+def build(spec: NetworkSpec) -> nx.MultiDiGraph:
+    """The folded graph of a spec, checked: names resolve, sizes agree, no algebraic loop.
+
+    Nodes are vector ids: an input's name (`x`), a layer's state (`rnn.s`, and `rnn.s_rev`
+    for the backward copy of a bidirectional layer), a readout or a dense layer's output
+    (`rnn.y`), an emitted output's name (`o`). Edge attributes: `weight` (the parameter key,
+    or None for an identity), `rows` (the rows of that weight this edge feeds), `lag` (the
+    source is read at t - lag; negative for backward recurrences), `role` and `path` (the
+    spec field that made the edge, for error messages).
+
+    Examples
+    --------
+    >>> from composer.spec import NetworkSpec
+    >>> spec = NetworkSpec.model_validate({
+    ...     "inputs": [{"name": "x", "size": 3}],
+    ...     "layers": [{"name": "rnn", "kind": "elman", "input": "x", "state_size": 4,
+    ...                 "output": {"size": 2, "activation": "softmax"}}],
+    ...     "outputs": [{"name": "y", "from": "rnn"}]})
+    >>> sorted(build(spec).nodes)
+    ['rnn.s', 'rnn.y', 'x', 'y']
+    """
+    graph = nx.MultiDiGraph(name=spec.name or "network", spec=spec)
+    _check_names(spec)
+    ins, outs = spec.aligned().windows()
+    for i, inp in enumerate(spec.inputs):
+        path = ("inputs", i, "window") if inp.window else ("alignment",)
+        graph.add_node(
+            inp.name,
+            role="input",
+            size=inp.size,
+            window=inp.window or ins,
+            window_path=path,
+            order=len(graph),
+            label=inp.name,
+        )
+    for i, layer in enumerate(spec.layers):
+        _add_layer_nodes(graph, i, layer)
+    for i, layer in enumerate(spec.layers):
+        _add_layer_edges(graph, spec, i, layer)
+    for j, conn in enumerate(spec.connections):
+        _add_connection(graph, spec, j, conn)
+    for i, out in enumerate(spec.outputs):
+        _add_output(graph, spec, i, out, outs)
+    _check_initial_states(graph, spec)
+    check_loops(graph)
+    return graph
+
+
+def _check_names(spec: NetworkSpec) -> None:
+    seen: dict[str, tuple] = {}
+    groups = [("inputs", spec.inputs), ("layers", spec.layers), ("outputs", spec.outputs)]
+    for group, items in groups:
+        for i, item in enumerate(items):
+            if item.name in seen:
+                first = _dotted(seen[item.name])
+                raise SpecError(
+                    f"duplicate name `{item.name}` (already used by {first})", (group, i, "name")
+                )
+            seen[item.name] = (group, i)
+
+
+def _dotted(path: tuple) -> str:
+    return SpecError("", path).dotted_path
+
+
+def _layer_size(layer) -> int:
+    if isinstance(layer, DenseLayer):
+        return layer.size
+    return layer.state_size
+
+
+def _add_layer_nodes(graph: nx.MultiDiGraph, i: int, layer) -> None:
+    path = ("layers", i)
+    common = dict(
+        layer=layer.name,
+        kind=layer.kind,
+        path=path,
+        window=layer.active or ":",
+        window_path=path + ("active",),
+    )
+    if isinstance(layer, DenseLayer):
+        graph.add_node(
+            f"{layer.name}.y",
+            role="dense",
+            size=layer.size,
+            activation=layer.activation,
+            order=len(graph),
+            label=layer.name,
+            **common,
+        )
+        return
+    H = layer.state_size
+    directions = ["forward", "backward"] if layer.bidirectional else [layer.direction]
+    for direction, suffix in zip(directions, ["", "_rev"]):
+        lag = layer.delay if direction == "forward" else -layer.delay
+        graph.add_node(
+            f"{layer.name}.s{suffix}",
+            role="state",
+            size=H,
+            direction=direction,
+            delay=layer.delay,
+            lag=lag,
+            suffix=suffix,
+            activation=getattr(layer, "activation", None),
+            initial_state=None,
+            order=len(graph),
+            label=f"{layer.name}.s{suffix}",
+            **common,
+        )
+    if layer.output is not None:
+        graph.add_node(
+            f"{layer.name}.y",
+            role="readout",
+            size=layer.output.size,
+            activation=layer.output.activation,
+            order=len(graph),
+            label=f"{layer.name}.y",
+            **common,
+        )
+
+
+def state_nodes(graph: nx.MultiDiGraph, layer: str) -> list[str]:
+    """The state node ids of a layer: one, or two for a bidirectional layer."""
+    return [n for n in (f"{layer}.s", f"{layer}.s_rev") if n in graph]
+
+
+def layer_output(graph: nx.MultiDiGraph, name: str) -> list[tuple[str, int]]:
+    """The vectors a consumer of `name` reads, as (node, size) segments concatenated in order.
+
+    An input reads as itself; a layer as its readout y when it has one, else its state(s).
+    """
+    if name in graph and graph.nodes[name]["role"] == "input":
+        return [(name, graph.nodes[name]["size"])]
+    if f"{name}.y" in graph:
+        return [(f"{name}.y", graph.nodes[f"{name}.y"]["size"])]
+    return [(n, graph.nodes[n]["size"]) for n in state_nodes(graph, name)]
+
+
+def _resolve(
+    graph: nx.MultiDiGraph,
+    spec: NetworkSpec,
+    name: str,
+    path: tuple,
+    what: str = "an input or a layer",
+) -> list[tuple[str, int]]:
+    segments = layer_output(graph, name)
+    if segments:
+        return segments
+    if any(out.name == name for out in spec.outputs):
+        raise SpecError(f"`{name}` is an output; expected {what}", path)
+    known = [inp.name for inp in spec.inputs] + [layer.name for layer in spec.layers]
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean `{close[0]}`?)" if close else f"; defined: {', '.join(known)}"
+    raise SpecError(f"unknown name `{name}`{hint}", path)
+
+
+def _targets(graph: nx.MultiDiGraph, layer_name: str) -> list[tuple[str, str]]:
+    """(node, weight suffix) pairs that a layer's inputs feed."""
+    if f"{layer_name}.y" in graph and graph.nodes[f"{layer_name}.y"]["role"] == "dense":
+        return [(f"{layer_name}.y", "")]
+    return [(n, graph.nodes[n]["suffix"]) for n in state_nodes(graph, layer_name)]
+
+
+def _add_feed(graph, sources, target_layer, weight_base, lag, role, path):
+    """Edges from concatenated source segments into every target node of a layer."""
+    width = sum(size for _, size in sources)
+    for target, suffix in _targets(graph, target_layer):
+        tnode = graph.nodes[target]
+        cols = tnode["size"] * GATES.get(tnode["kind"], 1)
+        row = 0
+        for source, size in sources:
+            graph.add_edge(
+                source,
+                target,
+                key=f"{weight_base}{suffix}[{row}]",
+                weight=f"{weight_base}{suffix}",
+                shape=(width, cols),
+                rows=(row, row + size),
+                lag=lag,
+                role=role,
+                path=path,
+            )
+            row += size
+
+
+def _add_layer_edges(graph: nx.MultiDiGraph, spec: NetworkSpec, i: int, layer) -> None:
+    names = [layer.input] if isinstance(layer.input, str) else list(layer.input)
+    sources = []
+    for j, name in enumerate(names):
+        path = ("layers", i, "input") + ((j,) if not isinstance(layer.input, str) else ())
+        sources += _resolve(graph, spec, name, path)
+    path = ("layers", i, "input")
+    if isinstance(layer, DenseLayer):
+        _add_feed(graph, sources, layer.name, f"{layer.name}.W", 0, "input", path)
+        return
+    _add_feed(graph, sources, layer.name, f"{layer.name}.Wx", 0, "input", path)
+    H, cols = layer.state_size, layer.state_size * GATES[layer.kind]
+    for state in state_nodes(graph, layer.name):
+        node = graph.nodes[state]
+        graph.add_edge(
+            state,
+            state,
+            key=f"{layer.name}.Ws{node['suffix']}",
+            weight=f"{layer.name}.Ws{node['suffix']}",
+            shape=(H, cols),
+            rows=(0, H),
+            lag=node["lag"],
+            role="recurrent",
+            path=("layers", i, "delay"),
+        )
+    if layer.output is not None:
+        states = [(n, H) for n in state_nodes(graph, layer.name)]
+        width = H * len(states)
+        for k, (state, _) in enumerate(states):
+            graph.add_edge(
+                state,
+                f"{layer.name}.y",
+                key=f"{layer.name}.Wy[{k * H}]",
+                weight=f"{layer.name}.Wy",
+                shape=(width, layer.output.size),
+                rows=(k * H, (k + 1) * H),
+                lag=0,
+                role="readout",
+                path=("layers", i, "output"),
+            )
+
+
+def _add_connection(graph: nx.MultiDiGraph, spec: NetworkSpec, j: int, conn) -> None:
+    path = ("connections", j)
+    sources = _resolve(graph, spec, conn.source, path + ("from",))
+    layers = {layer.name: layer for layer in spec.layers}
+    target = layers.get(conn.target)
+    if target is None:
+        _resolve(graph, spec, conn.target, path + ("to",), what="a layer")
+        raise SpecError(
+            f"`{conn.target}` is an input; a connection goes into a layer", path + ("to",)
+        )
+    if getattr(target, "bidirectional", False):
+        raise SpecError(
+            f"connections into the bidirectional layer `{conn.target}` are not supported; "
+            "list the source in its `input` instead",
+            path + ("to",),
+        )
+    for k, other in enumerate(spec.connections[:j]):
+        if (other.source, other.target) == (conn.source, conn.target):
+            raise SpecError(
+                f"duplicate connection from `{conn.source}` to `{conn.target}` "
+                f"(already connections[{k}])",
+                path,
+            )
+    weight = f"{conn.target}.W_{conn.source}"
+    _add_feed(graph, sources, conn.target, weight, conn.delay, "connection", path)
+
+
+def _add_output(graph: nx.MultiDiGraph, spec: NetworkSpec, i: int, out, default: str) -> None:
+    path = ("outputs", i)
+    if not any(layer.name == out.source for layer in spec.layers):
+        _resolve(graph, spec, out.source, path + ("from",), what="a layer")
+        raise SpecError(
+            f"`{out.source}` is an input; an output comes from a layer", path + ("from",)
+        )
+    sources = layer_output(graph, out.source)
+    size = sum(s for _, s in sources)
+    graph.add_node(
+        out.name,
+        role="output",
+        size=size,
+        window=out.window or default,
+        window_path=path + ("window",) if out.window else ("alignment",),
+        layer=out.source,
+        order=len(graph),
+        label=out.name,
+        path=path,
+    )
+    row = 0
+    for source, width in sources:
+        graph.add_edge(
+            source,
+            out.name,
+            key=f"emit[{row}]",
+            weight=None,
+            shape=None,
+            rows=(row, row + width),
+            lag=0,
+            role="emit",
+            path=path + ("from",),
+        )
+        row += width
+
+
+def _check_initial_states(graph: nx.MultiDiGraph, spec: NetworkSpec) -> None:
+    layers = {layer.name: layer for layer in spec.layers}
+    for i, layer in enumerate(spec.layers):
+        source_name = getattr(layer, "initial_state", None)
+        if source_name is None:
+            continue
+        path = ("layers", i, "initial_state")
+        source = layers.get(source_name)
+        if source is None or isinstance(source, DenseLayer):
+            what = "a dense layer" if source is not None else None
+            if what is None:
+                _resolve(graph, spec, source_name, path, what="a recurrent layer")
+                what = "an input"
+            raise SpecError(
+                f"`{source_name}` is {what}; `initial_state` names a recurrent layer", path
+            )
+        if source.name == layer.name:
+            raise SpecError("a layer cannot start from its own last state", path)
+        if layer.bidirectional or source.bidirectional:
+            raise SpecError(
+                "`initial_state` to or from a bidirectional layer is not supported", path
+            )
+        if source.state_size != layer.state_size:
+            raise SpecError(
+                f"`{source.name}` has state_size {source.state_size} but `{layer.name}` has "
+                f"state_size {layer.state_size}; a handed-over state must have the same size",
+                path,
+            )
+        target, origin = f"{layer.name}.s", f"{source.name}.s"
+        if nx.has_path(graph, target, origin):
+            raise SpecError(
+                f"`{source.name}` depends on `{layer.name}`, so it cannot hand its "
+                "last state to it",
+                path,
+            )
+        graph.nodes[target]["initial_state"] = origin
+
+
+def _cycle_lags(graph: nx.MultiDiGraph, cycle: list[str]) -> set[int]:
+    """Every total lag a node cycle can have, choosing one parallel edge per hop."""
+    hops = [
+        sorted({data["lag"] for data in graph.get_edge_data(u, v).values()})
+        for u, v in zip(cycle, cycle[1:] + cycle[:1])
+    ]
+    totals = {0}
+    for lags in hops:
+        totals = {t + lag for t in totals for lag in lags}
+        if len(totals) > 64:  # enough to decide the sign question on specs people write
+            totals = {min(totals), max(totals)} | ({0} if 0 in totals else set())
+    return totals
+
+
+def _cycle_path(graph: nx.MultiDiGraph, cycle: list[str]) -> tuple:
+    paths = [
+        data["path"]
+        for u, v in zip(cycle, cycle[1:] + cycle[:1])
+        for data in graph.get_edge_data(u, v).values()
+    ]
+    connections = [p for p in paths if p[0] == "connections"]
+    return (connections or paths)[0]
+
+
+def check_loops(graph: nx.MultiDiGraph) -> None:
+    """Refuse algebraic loops, and loops running both ways in time (a cyclic unrolling).
+
+    A cycle whose delays sum to zero needs its own result to compute itself; two cycles of
+    opposite signs through the same vectors combine into such a loop in the unrolled graph.
+    """
+    signs: dict[frozenset, dict[int, list[str]]] = {}
+    components = [frozenset(c) for c in nx.strongly_connected_components(graph)]
+    of = {n: c for c in components for n in c}
+    for cycle in itertools.islice(nx.simple_cycles(nx.DiGraph(graph)), 10_000):
+        lags = _cycle_lags(graph, cycle)
+        shown = " -> ".join(cycle + cycle[:1])
+        if 0 in lags:
+            raise SpecError(
+                f"algebraic loop {shown}: its delays sum to 0, so each step would "
+                "need its own result; add a delay",
+                _cycle_path(graph, cycle),
+            )
+        seen = signs.setdefault(of[cycle[0]], {})
+        for sign in {1 if lag > 0 else -1 for lag in lags}:
+            seen.setdefault(sign, cycle)
+        if len(seen) == 2:
+            forward, backward = (" -> ".join(c + c[:1]) for c in (seen[1], seen[-1]))
+            raise SpecError(
+                f"the loop {forward} runs forward in time and {backward} backward; "
+                "together they make the unrolled graph cyclic",
+                _cycle_path(graph, cycle),
+            )

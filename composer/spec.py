@@ -1,0 +1,241 @@
+"""The spec: Pydantic models of a network description (DESIGN section 3), no I/O."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+__all__ = [
+    "Name",
+    "InputSpec",
+    "Readout",
+    "ElmanLayer",
+    "LSTMLayer",
+    "GRULayer",
+    "DenseLayer",
+    "Layer",
+    "Connection",
+    "OutputSpec",
+    "Alignment",
+    "NetworkSpec",
+    "PRESETS",
+    "STATEFUL_KINDS",
+    "parse_window",
+]
+
+PRESETS = ("one-to-one", "one-to-many", "many-to-one", "many-to-many")
+STATEFUL_KINDS = ("elman", "lstm", "gru")
+
+Name = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64),
+    Field(description="An identifier: letters, digits and `_`, not starting with a digit."),
+]
+Size = Annotated[int, Field(gt=0, le=1_000_000, description="A vector size, > 0.")]
+WINDOW_PATTERN = r"^\s*(-?\d+)?\s*:\s*(-?\d+)?\s*$"
+Window = Annotated[
+    str,
+    StringConstraints(pattern=WINDOW_PATTERN, max_length=32),
+    Field(
+        description=(
+            "A Python slice over the unrolled steps 0..T-1, such as `:`, `0:1`, `-1:` or `5:8`; "
+            "negative numbers count from T."
+        )
+    ),
+]
+
+
+def parse_window(window: str, steps: int) -> range:
+    """The steps a window string selects out of 0..steps-1.
+
+    Examples
+    --------
+    >>> parse_window("-1:", 5)
+    range(4, 5)
+    >>> parse_window(":-2", 5)
+    range(0, 3)
+    """
+    match = re.match(WINDOW_PATTERN, window)
+    if match is None:
+        raise ValueError(f"not a window {window!r}; expected `start:stop` such as `0:5` or `-1:`")
+    start, stop = (int(g) if g is not None else None for g in match.groups())
+    return range(steps)[slice(start, stop)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
+
+class InputSpec(_Model):
+    """An input sequence x: its name, feature size and (optionally) its own window."""
+
+    name: Name
+    size: Size
+    window: Window | None = Field(
+        None, description="Steps where this input is present; default from `alignment`."
+    )
+    description: str | None = Field(None, description="Free text for readers.")
+
+
+class Readout(_Model):
+    """A layer's readout y = psi(s Wy + by)."""
+
+    size: Size
+    activation: Literal["identity", "softmax", "sigmoid", "tanh"] = Field(
+        "identity", description="psi, the readout's activation."
+    )
+
+
+LayerInput = Union[Name, Annotated[list[Name], Field(min_length=1)]]
+
+
+class _LayerBase(_Model):
+    name: Name = Field(description="The layer's name, unique across inputs, layers and outputs.")
+    input: LayerInput = Field(
+        description="An input or layer name, or a list of them (concatenated in that order)."
+    )
+    active: Window | None = Field(
+        None, description="Steps where the layer exists (encoder/decoder); default all steps."
+    )
+    description: str | None = Field(None, description="Free text for readers.")
+
+
+class _RecurrentBase(_LayerBase):
+    state_size: Size = Field(description="H, the size of the state vector s.")
+    output: Readout | None = Field(
+        None, description="Optional readout y = psi(s Wy + by); consumers then see y, not s."
+    )
+    direction: Literal["forward", "backward"] = Field(
+        "forward", description="`backward`: s_t depends on s_{t+1}."
+    )
+    bidirectional: bool = Field(
+        False, description="A forward and a backward copy whose states are concatenated."
+    )
+    delay: int = Field(1, ge=1, le=1_000_000, description="k in s_t = f(s_{t-k}): dilation.")
+    initial_state: Name | None = Field(
+        None, description="Start from this layer's last state instead of zeros (seq2seq)."
+    )
+
+    @model_validator(mode="after")
+    def _direction_and_bidirectional(self):
+        if self.bidirectional and self.direction != "forward":
+            raise ValueError("`bidirectional: true` already runs both directions; drop `direction`")
+        return self
+
+
+class ElmanLayer(_RecurrentBase):
+    """s_t = phi(x_t Wx + s_{t-k} Ws + b): the lecture's simple recurrent layer."""
+
+    kind: Literal["elman"]
+    activation: Literal["tanh", "relu", "sigmoid", "identity"] = Field(
+        "tanh", description="phi, the state's activation."
+    )
+
+
+class LSTMLayer(_RecurrentBase):
+    """A long short-term memory layer, PyTorch's equations, gate order i, f, g, o."""
+
+    kind: Literal["lstm"]
+
+
+class GRULayer(_RecurrentBase):
+    """A gated recurrent unit layer, PyTorch's equations, gate order r, z, n."""
+
+    kind: Literal["gru"]
+
+
+class DenseLayer(_LayerBase):
+    """A stateless layer y = psi(x W + b), applied at every step."""
+
+    kind: Literal["dense"]
+    size: Size
+    activation: Literal["identity", "tanh", "relu", "sigmoid", "softmax"] = Field(
+        "identity", description="psi, the activation."
+    )
+
+
+Layer = Annotated[
+    Union[ElmanLayer, LSTMLayer, GRULayer, DenseLayer],
+    Field(discriminator="kind"),
+]
+
+
+class Connection(_Model):
+    """An extra edge with its own weight: `from`'s output at t-delay feeds `to` at t."""
+
+    source: Name = Field(alias="from", description="An input or layer name.")
+    target: Name = Field(alias="to", description="A layer name (its state or dense sum).")
+    delay: int = Field(1, ge=0, le=1_000_000, description="Steps back in time, >= 0.")
+
+
+class OutputSpec(_Model):
+    """An emitted output o: a layer's output at the steps of its window."""
+
+    name: Name
+    source: Name = Field(alias="from", description="The layer whose output is emitted.")
+    window: Window | None = Field(
+        None, description="Steps where the output is emitted; default from `alignment`."
+    )
+
+
+class Alignment(_Model):
+    """How inputs and outputs line up over time: a preset, or explicit windows."""
+
+    preset: Literal["one-to-one", "one-to-many", "many-to-one", "many-to-many"] | None = Field(
+        None, description="One of Karpathy's patterns."
+    )
+    delay: int = Field(
+        0, ge=0, le=1_000_000, description="many-to-many only: outputs lag inputs by this."
+    )
+    inputs: Window | None = Field(None, description="Default window of every input.")
+    outputs: Window | None = Field(None, description="Default window of every output.")
+
+    @model_validator(mode="after")
+    def _preset_or_windows(self):
+        if self.preset is None and self.inputs is None and self.outputs is None:
+            raise ValueError("give a `preset` or explicit `inputs`/`outputs` windows")
+        if self.delay and self.preset != "many-to-many":
+            raise ValueError("`delay` belongs to the `many-to-many` preset")
+        return self
+
+    def windows(self) -> tuple[str, str]:
+        """The default (inputs, outputs) windows."""
+        ins, outs = {
+            None: (":", ":"),
+            "one-to-one": ("0:1", "0:1"),
+            "one-to-many": ("0:1", ":"),
+            "many-to-one": (":", "-1:"),
+            "many-to-many": (f":-{self.delay}", f"{self.delay}:") if self.delay else (":", ":"),
+        }[self.preset]
+        return self.inputs or ins, self.outputs or outs
+
+
+AlignmentField = Union[
+    Literal["one-to-one", "one-to-many", "many-to-one", "many-to-many"], Alignment
+]
+
+
+class NetworkSpec(_Model):
+    """A whole network: inputs, layers stacked by name, emitted outputs, alignment over time."""
+
+    version: Literal[1] = Field(1, description="The spec format's version.")
+    name: Name | None = Field(None, description="The network's name.")
+    description: str | None = Field(None, description="Free text for readers.")
+    steps: int = Field(8, ge=1, le=10_000_000, description="Default unroll depth T.")
+    inputs: list[InputSpec] = Field(min_length=1, description="The input sequences.")
+    layers: list[Layer] = Field(min_length=1, description="The layers, by name.")
+    outputs: list[OutputSpec] = Field(min_length=1, description="The emitted outputs.")
+    connections: list[Connection] = Field(
+        default_factory=list, description="Extra edges: feedback, skips."
+    )
+    alignment: AlignmentField = Field(
+        "many-to-many", description="A preset name, or `{preset, delay}`, or explicit windows."
+    )
+
+    def aligned(self) -> Alignment:
+        """The alignment as an `Alignment` object."""
+        if isinstance(self.alignment, str):
+            return Alignment(preset=self.alignment)
+        return self.alignment

@@ -1,0 +1,202 @@
+"""Unrolling: the folded graph and T give the steps each vector is computed at, and the DAG."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+
+from composer.errors import SpecError
+from composer.spec import parse_window
+
+__all__ = ["Unrolled", "unroll", "unrolled_graph"]
+
+
+@dataclass(frozen=True)
+class Unrolled:
+    """A network unrolled to `steps` steps, described without materialising a per-step graph.
+
+    `present[v]` is a read-only boolean mask over 0..steps-1: the steps at which vector `v` is
+    computed (inputs: read), already pruned to what emitted outputs need. `initial[v]` lists,
+    for a state vector, the steps its recurrence reaches outside its active window: its
+    initial-state nodes (zeros, or the handed-over state named by `initial_state`).
+    `handover[v]` is the (source state, step) whose value those initial nodes take.
+    Together with the folded graph's edges and lags this is the whole unrolled DAG, a
+    per-step template plus window boundaries; `unrolled_graph` materialises it.
+    """
+
+    folded: nx.MultiDiGraph
+    steps: int
+    present: Mapping[str, np.ndarray]
+    initial: Mapping[str, tuple[int, ...]]
+    handover: Mapping[str, tuple[str, int]]
+
+    def steps_of(self, node: str) -> np.ndarray:
+        """The steps at which `node` is computed, ascending."""
+        return np.flatnonzero(self.present[node])
+
+    def node_count(self) -> int:
+        """Nodes of the unrolled DAG, initial-state nodes included."""
+        return int(sum(int(m.sum()) for m in self.present.values())) + sum(
+            len(t) for t in self.initial.values()
+        )
+
+
+def _window_mask(graph: nx.MultiDiGraph, node: str, steps: int) -> np.ndarray:
+    data = graph.nodes[node]
+    where = parse_window(data["window"], steps)
+    if len(where) == 0:
+        raise SpecError(
+            f"window `{data['window']}` of `{node}` selects no step of 0..{steps - 1} "
+            f"(T = {steps})",
+            data["window_path"],
+        )
+    mask = np.zeros(steps, dtype=bool)
+    mask[where.start : where.stop] = True
+    return mask
+
+
+def _shift(mask: np.ndarray, lag: int) -> np.ndarray:
+    """`out[t - lag] = mask[t]`: the steps a source is read at, for a consumer's steps."""
+    out = np.zeros_like(mask)
+    steps = len(mask)
+    if lag >= 0:
+        out[: steps - lag] = mask[lag:] if lag < steps else False
+    elif -lag < steps:
+        out[-lag:] = mask[: steps + lag]
+    return out
+
+
+def _close_recurrence(need: np.ndarray, exists: np.ndarray, lag: int) -> np.ndarray:
+    """Steps a recurrence s_t <- s_{t-lag} needs, from the steps `need`, within `exists`."""
+    period = abs(lag)
+    out = need.copy()
+    for start in range(period):
+        view = out[start::period]
+        if lag > 0:  # forward: every needed step needs all earlier ones of its chain
+            view[:] = np.maximum.accumulate(view[::-1])[::-1]
+        else:
+            view[:] = np.maximum.accumulate(view)
+    return out & exists
+
+
+def _check_alignment(graph: nx.MultiDiGraph, exists: dict, steps: int) -> None:
+    spec = graph.graph["spec"]
+    if spec.aligned().preset == "one-to-one" and steps != 1:
+        raise SpecError(f"a one-to-one network has exactly 1 step, got T = {steps}", ("alignment",))
+    for node, data in graph.nodes(data=True):
+        if data["role"] != "output":
+            continue
+        for source, _ in graph.in_edges(node):
+            missing = np.flatnonzero(exists[node] & ~exists[source])
+            if len(missing):
+                raise SpecError(
+                    f"output `{node}` is emitted at step {missing[0]} where layer "
+                    f"`{data['layer']}` is not active (T = {steps})",
+                    data["window_path"],
+                )
+
+
+def unroll(graph: nx.MultiDiGraph, steps: int) -> Unrolled:
+    """Unroll a folded graph (from `build`) to `steps` steps, pruned to what outputs need.
+
+    Examples
+    --------
+    >>> from composer.graph import build
+    >>> from composer.spec import NetworkSpec
+    >>> spec = NetworkSpec.model_validate({
+    ...     "inputs": [{"name": "x", "size": 3}],
+    ...     "layers": [{"name": "rnn", "kind": "elman", "input": "x", "state_size": 4}],
+    ...     "outputs": [{"name": "o", "from": "rnn"}], "alignment": "many-to-one"})
+    >>> unrolled = unroll(build(spec), 5)
+    >>> unrolled.steps_of("o").tolist(), unrolled.steps_of("rnn.s").tolist()
+    ([4], [0, 1, 2, 3, 4])
+    >>> unrolled.initial["rnn.s"]
+    (-1,)
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise SpecError(f"steps must be an integer >= 1, got {steps!r}", ("steps",))
+    exists = {node: _window_mask(graph, node, steps) for node in graph}
+    _check_alignment(graph, exists, steps)
+    need = {
+        node: exists[node].copy() if data["role"] == "output" else np.zeros(steps, dtype=bool)
+        for node, data in graph.nodes(data=True)
+    }
+    states = [n for n, d in graph.nodes(data=True) if d["role"] == "state"]
+    order = list(reversed(list(nx.topological_sort(_instant_graph(graph)))))
+    total = -1
+    while total != (total := sum(int(m.sum()) for m in need.values())):
+        for node in order:
+            for source, _, data in graph.in_edges(node, data=True):
+                if source == node:
+                    need[node] = _close_recurrence(need[node], exists[node], data["lag"])
+                else:
+                    need[source] |= _shift(need[node], data["lag"]) & exists[source]
+            origin = graph.nodes[node].get("initial_state")
+            if origin is not None and need[node].any():
+                need[origin][_final_step(exists[origin], graph.nodes[origin]["lag"])] = True
+    initial, handover = {}, {}
+    for node in states:
+        lag = graph.nodes[node]["lag"]
+        reads = np.flatnonzero(need[node]) - lag
+        inside = (reads >= 0) & (reads < steps)
+        inside[inside] = exists[node][reads[inside]]
+        initial[node] = tuple(int(t) for t in reads[~inside])
+        origin = graph.nodes[node]["initial_state"]
+        if origin is not None and initial[node]:
+            handover[node] = (origin, _final_step(exists[origin], graph.nodes[origin]["lag"]))
+    for mask in need.values():
+        mask.flags.writeable = False
+    return Unrolled(graph, steps, need, initial, handover)
+
+
+def _final_step(exists: np.ndarray, lag: int) -> int:
+    """The step holding a layer's last state: its last active step (first, if backward)."""
+    where = np.flatnonzero(exists)
+    return int(where[-1] if lag > 0 else where[0])
+
+
+def _instant_graph(graph: nx.MultiDiGraph) -> nx.DiGraph:
+    """The zero-lag edges: a DAG (no algebraic loop) giving a within-step order."""
+    instant = nx.DiGraph()
+    instant.add_nodes_from(graph.nodes)
+    instant.add_edges_from((u, v) for u, v, lag in graph.edges(data="lag") if lag == 0)
+    return instant
+
+
+def unrolled_graph(unrolled: Unrolled) -> nx.DiGraph:
+    """The unrolled DAG as networkx: nodes (vector, t), edges keep the weight they use.
+
+    Initial-state nodes have `role="init"`; an edge from the handing-over layer's last
+    state reaches them when `initial_state` is set.
+    """
+    graph, folded = nx.DiGraph(), unrolled.folded
+    for node, data in folded.nodes(data=True):
+        attrs = {"role": data["role"], "vector": node, "size": data["size"]}
+        graph.add_nodes_from(((node, int(t)), attrs) for t in unrolled.steps_of(node))
+        init = {"role": "init", "vector": node, "size": data["size"]}
+        graph.add_nodes_from(((node, t), init) for t in unrolled.initial.get(node, ()))
+    for source, target, data in folded.edges(data=True):
+        lag, steps = data["lag"], unrolled.steps_of(target)
+        reads = steps - lag
+        attrs = {"weight": data["weight"], "role": data["role"], "lag": lag}
+        if data["role"] == "recurrent":
+            graph.add_edges_from(
+                (((source, int(r)), (target, int(t))) for r, t in zip(reads, steps)), **attrs
+            )
+            continue
+        ok = (reads >= 0) & (reads < unrolled.steps)
+        ok[ok] = unrolled.present[source][reads[ok]]
+        graph.add_edges_from(
+            (((source, int(r)), (target, int(t))) for r, t in zip(reads[ok], steps[ok])), **attrs
+        )
+    for target, (origin, step) in unrolled.handover.items():
+        graph.add_edges_from(
+            (((origin, step), (target, t)) for t in unrolled.initial[target]),
+            weight=None,
+            role="handover",
+            lag=None,
+        )
+    return graph
