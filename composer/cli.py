@@ -1,0 +1,251 @@
+"""The `rnn-composer` command line: thin commands over the pipeline's stages."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from composer.arrays import atomic_write
+from composer.deps import dependencies, format_dependencies
+from composer.errors import ComposerError, SpecError, SpecErrors
+from composer.graph import build
+from composer.load import SourcedSpec, read_spec, read_spec_text
+from composer.params import param_table
+from composer.spec import PRESETS, NetworkSpec
+from composer.starters import starter
+from composer.unroll import Unrolled, unroll
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="rnn-composer",
+    help="Compose recurrent neural networks from one spec file: validate, explain, run, draw.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_state = {"debug": False}
+
+SpecPath = Annotated[Path, typer.Argument(help="A spec file (.yaml, .yml or .json).")]
+Steps = Annotated[
+    int | None, typer.Option("--steps", "-T", min=1, help="Unroll depth T (default: the spec's).")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def reports_errors(command):
+    """Turn the tool's own errors into one line per problem on stderr and the exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except ComposerError as err:
+            if _state["debug"]:
+                traceback.print_exc()
+            typer.echo(str(err), err=True)
+            raise typer.Exit(err.exit_code) from None
+
+    return wrapper
+
+
+def _check(path: Path) -> SourcedSpec:
+    """Read a spec and build its graph, every error located in the file."""
+    sourced = read_spec(path)
+    try:
+        build(sourced.spec)
+    except SpecError as err:
+        raise sourced.locate(err) from err
+    return sourced
+
+
+def _unrolled(path: Path, steps: int | None) -> tuple[SourcedSpec, Unrolled]:
+    sourced = _check(path)
+    try:
+        return sourced, unroll(build(sourced.spec), steps or sourced.spec.steps)
+    except SpecError as err:
+        raise sourced.locate(err) from err
+
+
+@app.command()
+@reports_errors
+def validate(
+    specs: Annotated[list[Path], typer.Argument(help="One or more spec files.")],
+    steps: Steps = None,
+) -> None:
+    """Check specs; report every problem as `file:line:col: path: message`."""
+    failed: list[SpecError] = []
+    for path in specs:
+        try:
+            _unrolled(path, steps)
+        except SpecErrors as err:
+            failed += err.errors
+        except SpecError as err:
+            failed.append(err)
+        else:
+            typer.echo(f"{path}: ok")
+    if failed:
+        raise SpecErrors(failed)
+
+
+@app.command()
+@reports_errors
+def summary(spec: SpecPath, steps: Steps = None, as_json: AsJson = False) -> None:
+    """Layers, shapes and every weight with its count; the total does not grow with T."""
+    sourced, unrolled = _unrolled(spec, steps)
+    table = param_table(unrolled.folded)
+    total = sum(info.count for info in table)
+    layers = [_layer_row(unrolled.folded, layer) for layer in sourced.spec.layers]
+    if as_json:
+        typer.echo(json.dumps({
+            "name": sourced.spec.name, "steps": unrolled.steps, "total_params": total,
+            "params": {info.key: list(info.shape) for info in table},
+            "weights": [{"key": i.key, "layer": i.layer, "shape": list(i.shape),
+                         "formula": i.formula, "count": i.count} for i in table],
+            "layers": layers, "unrolled_nodes": unrolled.node_count(),
+        }, indent=2))
+        return
+    spec_name = sourced.spec.name or spec.stem
+    typer.echo(f"{spec_name}: {len(layers)} layer(s), alignment {_alignment(sourced.spec)}\n")
+    typer.echo(_table(["layer", "kind", "input", "state", "output"],
+                      [[r["name"], r["kind"], r["input_size"], r["state_size"] or "-",
+                        r["output_size"]] for r in layers]))
+    typer.echo("")
+    typer.echo(_table(["weight", "shape", "formula", "count"],
+                      [[i.key, " x ".join(map(str, i.shape)), i.formula, f"{i.count:,}"]
+                       for i in table], right={3}))
+    typer.echo(f"\ntotal parameters: {total:,}")
+    typer.echo(f"unrolled to T = {unrolled.steps}: {unrolled.node_count():,} vector nodes share "
+               f"these {len(table)} weights; the total is {total:,} for every T")
+
+
+def _alignment(spec: NetworkSpec) -> str:
+    aligned = spec.aligned()
+    ins, outs = aligned.windows()
+    name = aligned.preset or "explicit"
+    if aligned.delay:
+        name += f" (delay {aligned.delay})"
+    return f"{name}, inputs `{ins}`, outputs `{outs}`"
+
+
+def _layer_row(folded, layer) -> dict:
+    inputs = [e for e in folded.in_edges(data=True) if e[2]["role"] == "input"
+              and folded.nodes[e[1]].get("layer") == layer.name]
+    input_size = inputs[0][2]["shape"][0] if inputs else 0
+    state = getattr(layer, "state_size", None)
+    directions = 2 if getattr(layer, "bidirectional", False) else 1
+    if layer.kind == "dense":
+        out = layer.size
+    elif layer.output is not None:
+        out = layer.output.size
+    else:
+        out = state * directions
+    return {"name": layer.name, "kind": layer.kind + (" x2" if directions == 2 else ""),
+            "input_size": input_size, "state_size": state, "output_size": out}
+
+
+def _table(header: list[str], rows: list[list], right: set[int] = frozenset()) -> str:
+    cells = [header] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+
+    def line(row):
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(header), rule] + [line(row) for row in cells[1:]])
+
+
+@app.command()
+@reports_errors
+def deps(
+    spec: SpecPath,
+    steps: Steps = None,
+    as_json: AsJson = False,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Only this output step, such as `o[7]`.")
+    ] = None,
+) -> None:
+    """For each emitted output step, the input steps it depends on (`o[7] <- x[0..7]`)."""
+    _, unrolled = _unrolled(spec, steps)
+    found = dependencies(unrolled)
+    if at is not None:
+        found = _select(found, at)
+    if as_json:
+        typer.echo(json.dumps({o: {str(t): d for t, d in s.items()} for o, s in found.items()}))
+        return
+    for line in format_dependencies(found):
+        typer.echo(line)
+
+
+def _select(found: dict, at: str) -> dict:
+    name, _, rest = at.partition("[")
+    try:
+        t = int(rest.rstrip("]"))
+    except ValueError:
+        raise typer.BadParameter(f"expected NAME[t] such as o[7], got {at!r}", param_hint="--at")
+    if name not in found:
+        raise typer.BadParameter(f"no output {name!r}; outputs: {', '.join(found)}",
+                                 param_hint="--at")
+    if t not in found[name]:
+        emitted = ", ".join(map(str, found[name])) or "none"
+        raise typer.BadParameter(f"{name} is not emitted at step {t}; emitted at {emitted}",
+                                 param_hint="--at")
+    return {name: {t: found[name][t]}}
+
+
+@app.command()
+def schema() -> None:
+    """The spec's JSON Schema on stdout, for editors (YAML language server, VS Code)."""
+    typer.echo(json.dumps(spec_schema(), indent=2))
+
+
+def spec_schema() -> dict:
+    """The JSON Schema of a spec file."""
+    document = NetworkSpec.model_json_schema(by_alias=True)
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    document["title"] = "rnn-composer spec"
+    return document
+
+
+@app.command()
+@reports_errors
+def new(
+    preset: Annotated[str, typer.Argument(help=f"One of: {', '.join(PRESETS)}.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """A commented starter spec for an alignment preset."""
+    if preset not in PRESETS:
+        raise typer.BadParameter(f"{preset!r} is not a preset; choose one of {', '.join(PRESETS)}",
+                                 param_hint="PRESET")
+    text = starter(preset)
+    read_spec_text(text, f"<new {preset}>", "yaml")  # a starter that does not load is our bug
+    if output is None:
+        sys.stdout.write(text)
+        return
+    if output.exists() and not force:
+        raise typer.BadParameter(f"{output} exists; pass --force to overwrite",
+                                 param_hint="--output")
+    atomic_write(output, lambda handle: handle.write(text.encode()))
+    typer.echo(f"wrote {output}", err=True)
+
+
+def main() -> None:
+    """Entry point of the `rnn-composer` script."""
+    app()

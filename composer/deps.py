@@ -1,0 +1,89 @@
+"""Dependencies: for each emitted output step, the input steps it depends on."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+
+from composer.unroll import Unrolled, unrolled_graph
+
+__all__ = ["dependencies", "format_steps", "format_dependencies"]
+
+
+def dependencies(unrolled: Unrolled) -> dict[str, dict[int, dict[str, list[int]]]]:
+    """`{output: {t: {input: [steps]}}}`: the input steps each emitted output step reads.
+
+    Read off the unrolled DAG: an input step is a dependency when a path leads from it to
+    the output step. Each node carries one integer used as a bit set over all input steps,
+    so a whole sequence costs one pass in topological order, not one search per output.
+
+    Examples
+    --------
+    >>> from composer.graph import build
+    >>> from composer.spec import NetworkSpec
+    >>> from composer.unroll import unroll
+    >>> spec = NetworkSpec.model_validate({
+    ...     "inputs": [{"name": "x", "size": 3}],
+    ...     "layers": [{"name": "rnn", "kind": "elman", "input": "x", "state_size": 4}],
+    ...     "outputs": [{"name": "o", "from": "rnn"}], "alignment": "many-to-one"})
+    >>> dependencies(unroll(build(spec), 5))
+    {'o': {4: {'x': [0, 1, 2, 3, 4]}}}
+    """
+    graph = unrolled_graph(unrolled)
+    folded, steps = unrolled.folded, unrolled.steps
+    inputs = [n for n, role in folded.nodes(data="role") if role == "input"]
+    offset = {name: i * (steps + 1) for i, name in enumerate(inputs)}
+    waiting = dict(graph.out_degree())
+    bits: dict[tuple[str, int], int] = {}
+    result: dict[str, dict[int, dict[str, list[int]]]] = {
+        n: {} for n, role in folded.nodes(data="role") if role == "output"
+    }
+    for node in nx.lexicographical_topological_sort(graph, key=_order_key):
+        vector, t = node
+        value = 1 << (offset[vector] + t) if vector in offset else 0
+        for parent in graph.predecessors(node):
+            value |= bits[parent]
+            waiting[parent] -= 1
+            if not waiting[parent]:
+                del bits[parent]  # every consumer has read it: keep memory to a frontier
+        if vector in result:
+            result[vector][t] = _decode(value, inputs, offset, steps)
+        if waiting[node]:
+            bits[node] = value
+    return {name: dict(sorted(per_step.items())) for name, per_step in result.items()}
+
+
+def _order_key(node: tuple[str, int]) -> tuple:
+    return (node[1], node[0])
+
+
+def _decode(value: int, inputs: list[str], offset: dict[str, int], steps: int):
+    found = {}
+    for name in inputs:
+        chunk = (value >> offset[name]) & ((1 << steps) - 1)
+        if chunk:
+            raw = np.frombuffer(chunk.to_bytes((steps + 7) // 8, "little"), dtype=np.uint8)
+            found[name] = np.flatnonzero(np.unpackbits(raw, bitorder="little")).tolist()
+    return found
+
+
+def format_steps(steps: list[int]) -> str:
+    """Steps as readable ranges: `[0, 1, 2, 5]` -> `0..2, 5`."""
+    runs, start = [], None
+    for i, t in enumerate(steps):
+        if start is None:
+            start = t
+        if i + 1 == len(steps) or steps[i + 1] != t + 1:
+            runs.append(str(start) if start == t else f"{start}..{t}")
+            start = None
+    return ", ".join(runs)
+
+
+def format_dependencies(deps: dict[str, dict[int, dict[str, list[int]]]]) -> list[str]:
+    """One line per emitted output step, such as `o[7] <- x[0..7]`."""
+    lines = []
+    for output, per_step in deps.items():
+        for t, found in per_step.items():
+            parts = [f"{name}[{format_steps(steps)}]" for name, steps in found.items()]
+            lines.append(f"{output}[{t}] <- {', '.join(parts) or '(no input)'}")
+    return lines
