@@ -365,7 +365,16 @@ def _cycle_path(graph: nx.MultiDiGraph, cycle: list[str]) -> tuple:
         for data in graph.get_edge_data(u, v).values()
     ]
     connections = [p for p in paths if p[0] == "connections"]
-    return (connections or paths)[0]
+    return min(connections or paths)
+
+
+def _cycles(graph: nx.MultiDiGraph) -> list[list[str]]:
+    """Simple cycles in a stable order, each starting at its earliest node."""
+    found = []
+    for cycle in itertools.islice(nx.simple_cycles(nx.DiGraph(graph)), 10_000):
+        first = min(range(len(cycle)), key=lambda i: graph.nodes[cycle[i]]["order"])
+        found.append(cycle[first:] + cycle[:first])
+    return sorted(found, key=lambda c: (len(c), [graph.nodes[n]["order"] for n in c]))
 
 
 def check_loops(graph: nx.MultiDiGraph) -> None:
@@ -377,7 +386,7 @@ def check_loops(graph: nx.MultiDiGraph) -> None:
     signs: dict[frozenset, dict[int, list[str]]] = {}
     components = [frozenset(c) for c in nx.strongly_connected_components(graph)]
     of = {n: c for c in components for n in c}
-    for cycle in itertools.islice(nx.simple_cycles(nx.DiGraph(graph)), 10_000):
+    for cycle in _cycles(graph):
         lags = _cycle_lags(graph, cycle)
         shown = " -> ".join(cycle + cycle[:1])
         if 0 in lags:

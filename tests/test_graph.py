@@ -55,7 +55,7 @@ def test_stacking_feeds_the_readout_not_the_state():
         ({"layers": [elman("rnn", "y")]}, ("layers", 0, "input"), "`y` is an output"),
         ({"outputs": [{"name": "o", "from": "x"}]}, ("outputs", 0, "from"), "is an input"),
         ({"layers": [elman("a", "b"), elman("b", "a")], "outputs": [{"name": "o", "from": "b"}]},
-         ("layers", 1, "input"), "algebraic loop"),
+         ("layers", 0, "input"), "algebraic loop"),
         ({"connections": [{"from": "rnn", "to": "rnn", "delay": 0}]}, ("connections", 0),
          "algebraic loop"),
         ({"connections": [{"from": "rnn", "to": "x", "delay": 1}]}, ("connections", 0, "to"),
