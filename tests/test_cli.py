@@ -1,0 +1,167 @@
+"""The command line, through Typer's CliRunner: exit codes, messages and outputs."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+from typer.testing import CliRunner
+
+from composer.cli import app
+from composer.spec import PRESETS
+
+runner = CliRunner()
+
+GOOD = """\
+inputs: [{name: x, size: 3}]
+layers:
+  - name: rnn
+    kind: elman
+    input: x
+    state_size: 4
+    output: {size: 2, activation: softmax}
+outputs: [{name: y, from: rnn}]
+alignment: many-to-one
+"""
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def write(tmp_path, text, name="net.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_validate_ok(tmp_path):
+    result = invoke("validate", write(tmp_path, GOOD))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.endswith(": ok\n")
+
+
+# (spec text, expected `line:col: path: ` prefix, a key part of the message)
+INVALID = [
+    (GOOD.replace("state_size: 4", "state_size: -3"), "6:17: layers[0].state_size: ", "> 0"),
+    (GOOD.replace("state_size: 4", "state_size: 0"), "6:17: layers[0].state_size: ", "> 0"),
+    (GOOD.replace("state_size: 4", "state_size: 2.5"), "6:17: layers[0].state_size: ", "2.5"),
+    (GOOD.replace("state_size: 4", 'state_size: "64"'), "6:17: layers[0].state_size: ", "64"),
+    (GOOD.replace("state_size: 4", "state_size: true"), "6:17: layers[0].state_size: ", "true"),
+    (GOOD.replace("state_size: 4", "state_sze: 4"), "6:5: layers[0]", "state_size"),
+    (GOOD.replace("kind: elman", "kind: elmn"), "4:11: layers[0].kind: ", "elman"),
+    (GOOD.replace("kind: elman", "kind: torch.nn.LSTM"), "4:11: layers[0].kind: ", "lstm"),
+    (GOOD.replace("input: x", "input: z"), "5:12: layers[0].input: ", "unknown name `z`"),
+    (GOOD.replace("input: x", "input: y"), "5:12: layers[0].input: ", "is an output"),
+    (GOOD.replace("from: rnn", "from: rn"), "8:27: outputs[0].from: ", "did you mean `rnn`"),
+    (GOOD.replace("name: rnn", "name: x"), "3:11: layers[0].name: ", "duplicate name `x`"),
+    (GOOD.replace("softmax", "softmx"), "7:35: layers[0].output.activation: ", "softmax"),
+    (GOOD.replace("many-to-one", "one-to-one"), "9:12: alignment: ", "exactly 1 step"),
+    (GOOD.replace("many-to-one", "many-to-two"), "9:12: alignment: ", "many-to-one"),
+    (GOOD.replace("size: 3}", "size: 3, window: '9:12'}"), "1:37: inputs[0].window: ",
+     "selects no step"),
+    (GOOD.replace("size: 3}", "size: 3, window: '1..3'}"), "1:37: inputs[0].window: ", "window"),
+    (GOOD + "connections: [{from: rnn, to: rnn, delay: 0}]\n", "10:15: connections[0]: ",
+     "algebraic loop"),
+    (GOOD + "connections: [{from: rnn, to: x}]\n", "10:31: connections[0].to: ",
+     "goes into a layer"),
+    (GOOD.replace("    input: x\n", "    input: x\n    direction: backward\n")
+     + "connections: [{from: rnn, to: rnn, delay: 2}]\n", "11:15: connections[0]: ",
+     "backward"),
+    (GOOD.replace("    input: x\n", "    input: x\n    active: '0:2'\n"), "10:12: alignment: ",
+     "not active"),
+    (GOOD + "steps: 0\n", "10:8: steps: ", ">= 1"),
+    (GOOD + "layer: []\n", "10:1: layer: ", "did you mean `layers`"),
+    ("- just\n- a list\n", "1:1: ", "mapping"),
+    (GOOD + "!!python/object/apply:os.system ['true']: 1\n", "10:1: ", "tag"),
+]
+
+
+@pytest.mark.parametrize(("text", "where", "message"), INVALID)
+def test_invalid_specs_exit_3_with_their_location(tmp_path, text, where, message):
+    path = write(tmp_path, text)
+    result = invoke("validate", path)
+    assert result.exit_code == 3, result.output
+    lines = result.stderr.splitlines()
+    assert any(line.startswith(f"{path}:{where}") and message in line for line in lines), lines
+    assert "Traceback" not in result.output
+
+
+def test_validate_reports_every_file(tmp_path):
+    bad = write(tmp_path, GOOD.replace("input: x", "input: z"), "bad.yaml")
+    good = write(tmp_path, GOOD, "good.yaml")
+    result = invoke("validate", good, bad)
+    assert result.exit_code == 3
+    assert f"{good}: ok" in result.stdout and f"{bad}:5:12:" in result.stderr
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    result = invoke("validate", tmp_path / "nope.yaml")
+    assert result.exit_code == 3
+    assert "nope.yaml" in result.stderr and "Traceback" not in result.output
+
+
+def test_summary_total_is_the_same_for_any_steps(tmp_path):
+    path = write(tmp_path, GOOD)
+    totals = set()
+    for steps in (3, 3000):
+        result = invoke("summary", path, "--steps", steps, "--json")
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        totals.add(data["total_params"])
+        assert data["params"]["rnn.Wx"] == [3, 4]
+    assert totals == {3 * 4 + 4 * 4 + 4 + 4 * 2 + 2}
+
+
+def test_summary_table(tmp_path):
+    result = invoke("summary", write(tmp_path, GOOD))
+    assert result.exit_code == 0, result.output
+    assert "rnn.Ws" in result.stdout and "H*H" in result.stdout
+    assert "total parameters: 42" in result.stdout
+    assert "for every T" in result.stdout
+
+
+def test_deps_text_and_json(tmp_path):
+    path = write(tmp_path, GOOD)
+    result = invoke("deps", path, "--steps", 5)
+    assert result.exit_code == 0 and result.stdout == "y[4] <- x[0..4]\n"
+    data = json.loads(invoke("deps", path, "--steps", 5, "--json").stdout)
+    assert data == {"y": {"4": {"x": [0, 1, 2, 3, 4]}}}
+    assert invoke("deps", path, "--steps", 5, "--at", "y[4]").stdout == "y[4] <- x[0..4]\n"
+    result = invoke("deps", path, "--steps", 5, "--at", "y[2]")
+    assert result.exit_code == 2 and "not emitted at step 2" in result.output
+
+
+def test_sentiment_example_at_five_steps():
+    result = invoke("deps", "specs/sentiment.yaml", "--steps", 5)
+    assert result.exit_code == 0
+    assert result.stdout.strip() == "o[4] <- x[0..4]"
+
+
+def test_schema_describes_every_field():
+    schema = json.loads(invoke("schema").stdout)
+    assert schema["title"] == "rnn-composer spec"
+    missing = []
+    for name, definition in schema["$defs"].items():
+        for field, prop in definition.get("properties", {}).items():
+            if field != "kind" and "description" not in prop:
+                missing.append(f"{name}.{field}")
+    assert not missing
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_new_writes_a_valid_commented_starter(tmp_path, preset):
+    result = invoke("new", preset)
+    assert result.exit_code == 0 and result.stdout.startswith("# A starter spec")
+    out = tmp_path / "start.yaml"
+    assert invoke("new", preset, "--output", out).exit_code == 0
+    assert invoke("validate", out).exit_code == 0
+    again = invoke("new", preset, "--output", out)
+    assert again.exit_code == 2 and "--force" in again.output
+    assert invoke("new", preset, "--output", out, "--force").exit_code == 0
+
+
+def test_new_unknown_preset_is_a_usage_error():
+    result = invoke("new", "many-to-few")
+    assert result.exit_code == 2 and "many-to-one" in result.output
