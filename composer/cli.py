@@ -110,26 +110,57 @@ def summary(spec: SpecPath, steps: Steps = None, as_json: AsJson = False) -> Non
     total = sum(info.count for info in table)
     layers = [_layer_row(unrolled.folded, layer) for layer in sourced.spec.layers]
     if as_json:
-        typer.echo(json.dumps({
-            "name": sourced.spec.name, "steps": unrolled.steps, "total_params": total,
-            "params": {info.key: list(info.shape) for info in table},
-            "weights": [{"key": i.key, "layer": i.layer, "shape": list(i.shape),
-                         "formula": i.formula, "count": i.count} for i in table],
-            "layers": layers, "unrolled_nodes": unrolled.node_count(),
-        }, indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "name": sourced.spec.name,
+                    "steps": unrolled.steps,
+                    "total_params": total,
+                    "params": {info.key: list(info.shape) for info in table},
+                    "weights": [
+                        {
+                            "key": i.key,
+                            "layer": i.layer,
+                            "shape": list(i.shape),
+                            "formula": i.formula,
+                            "count": i.count,
+                        }
+                        for i in table
+                    ],
+                    "layers": layers,
+                    "unrolled_nodes": unrolled.node_count(),
+                },
+                indent=2,
+            )
+        )
         return
     spec_name = sourced.spec.name or spec.stem
     typer.echo(f"{spec_name}: {len(layers)} layer(s), alignment {_alignment(sourced.spec)}\n")
-    typer.echo(_table(["layer", "kind", "input", "state", "output"],
-                      [[r["name"], r["kind"], r["input_size"], r["state_size"] or "-",
-                        r["output_size"]] for r in layers]))
+    typer.echo(
+        _table(
+            ["layer", "kind", "input", "state", "output"],
+            [
+                [r["name"], r["kind"], r["input_size"], r["state_size"] or "-", r["output_size"]]
+                for r in layers
+            ],
+        )
+    )
     typer.echo("")
-    typer.echo(_table(["weight", "shape", "formula", "count"],
-                      [[i.key, " x ".join(map(str, i.shape)), i.formula, f"{i.count:,}"]
-                       for i in table], right={3}))
+    typer.echo(
+        _table(
+            ["weight", "shape", "formula", "count"],
+            [
+                [i.key, " x ".join(map(str, i.shape)), f"{i.formula} = {i.numbers}", f"{i.count:,}"]
+                for i in table
+            ],
+            right={3},
+        )
+    )
     typer.echo(f"\ntotal parameters: {total:,}")
-    typer.echo(f"unrolled to T = {unrolled.steps}: {unrolled.node_count():,} vector nodes share "
-               f"these {len(table)} weights; the total is {total:,} for every T")
+    typer.echo(
+        f"unrolled to T = {unrolled.steps}: {unrolled.node_count():,} vector nodes share "
+        f"these {len(table)} weights; the total is {total:,} for every T"
+    )
 
 
 def _alignment(spec: NetworkSpec) -> str:
@@ -142,8 +173,11 @@ def _alignment(spec: NetworkSpec) -> str:
 
 
 def _layer_row(folded, layer) -> dict:
-    inputs = [e for e in folded.in_edges(data=True) if e[2]["role"] == "input"
-              and folded.nodes[e[1]].get("layer") == layer.name]
+    inputs = [
+        e
+        for e in folded.in_edges(data=True)
+        if e[2]["role"] == "input" and folded.nodes[e[1]].get("layer") == layer.name
+    ]
     input_size = inputs[0][2]["shape"][0] if inputs else 0
     state = getattr(layer, "state_size", None)
     directions = 2 if getattr(layer, "bidirectional", False) else 1
@@ -153,8 +187,13 @@ def _layer_row(folded, layer) -> dict:
         out = layer.output.size
     else:
         out = state * directions
-    return {"name": layer.name, "kind": layer.kind + (" x2" if directions == 2 else ""),
-            "input_size": input_size, "state_size": state, "output_size": out}
+    return {
+        "name": layer.name,
+        "kind": layer.kind + (" x2" if directions == 2 else ""),
+        "input_size": input_size,
+        "state_size": state,
+        "output_size": out,
+    }
 
 
 def _table(header: list[str], rows: list[list], right: set[int] = frozenset()) -> str:
@@ -162,8 +201,9 @@ def _table(header: list[str], rows: list[list], right: set[int] = frozenset()) -
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
 
     def line(row):
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))
+        ).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(header), rule] + [line(row) for row in cells[1:]])
@@ -196,14 +236,18 @@ def _select(found: dict, at: str) -> dict:
     try:
         t = int(rest.rstrip("]"))
     except ValueError:
-        raise typer.BadParameter(f"expected NAME[t] such as o[7], got {at!r}", param_hint="--at")
+        raise typer.BadParameter(
+            f"expected NAME[t] such as o[7], got {at!r}", param_hint="--at"
+        ) from None
     if name not in found:
-        raise typer.BadParameter(f"no output {name!r}; outputs: {', '.join(found)}",
-                                 param_hint="--at")
+        raise typer.BadParameter(
+            f"no output {name!r}; outputs: {', '.join(found)}", param_hint="--at"
+        )
     if t not in found[name]:
         emitted = ", ".join(map(str, found[name])) or "none"
-        raise typer.BadParameter(f"{name} is not emitted at step {t}; emitted at {emitted}",
-                                 param_hint="--at")
+        raise typer.BadParameter(
+            f"{name} is not emitted at step {t}; emitted at {emitted}", param_hint="--at"
+        )
     return {name: {t: found[name][t]}}
 
 
@@ -232,16 +276,18 @@ def new(
 ) -> None:
     """A commented starter spec for an alignment preset."""
     if preset not in PRESETS:
-        raise typer.BadParameter(f"{preset!r} is not a preset; choose one of {', '.join(PRESETS)}",
-                                 param_hint="PRESET")
+        raise typer.BadParameter(
+            f"{preset!r} is not a preset; choose one of {', '.join(PRESETS)}", param_hint="PRESET"
+        )
     text = starter(preset)
     read_spec_text(text, f"<new {preset}>", "yaml")  # a starter that does not load is our bug
     if output is None:
         sys.stdout.write(text)
         return
     if output.exists() and not force:
-        raise typer.BadParameter(f"{output} exists; pass --force to overwrite",
-                                 param_hint="--output")
+        raise typer.BadParameter(
+            f"{output} exists; pass --force to overwrite", param_hint="--output"
+        )
     atomic_write(output, lambda handle: handle.write(text.encode()))
     typer.echo(f"wrote {output}", err=True)
 

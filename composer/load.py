@@ -212,8 +212,7 @@ def _yaml_value(node: yaml.Node, path: Path, tree: _Tree) -> Any:
 def _yaml_mapping(node: yaml.MappingNode, path: Path, tree: _Tree) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key_node, value_node in node.value:
-        key = _yaml_value(key_node, (*path, "<key>"), tree)
-        del tree.values[(*path, "<key>")]
+        key = _yaml_value(key_node, path, _Tree())  # a key is not a value: record nothing
         if not isinstance(key, str):
             message = f"keys must be strings, got {_describe(key)}; quote it"
             raise _marked(key_node.start_mark, message, path)
@@ -297,7 +296,7 @@ class _JsonParser:
         if char in ("{", "["):
             self.depth += 1
             if self.depth > MAX_DEPTH:
-                raise self.fail(pos, f"the spec is nested deeper than {MAX_DEPTH} levels", path)
+                raise self.fail(pos, f"the spec is nested deeper than {MAX_DEPTH} levels")
             result = self.object(pos, path) if char == "{" else self.array(pos, path)
             self.depth -= 1
             return result
@@ -316,13 +315,20 @@ class _JsonParser:
                 return result, pos + len(word)
         if self.text.startswith(("NaN", "Infinity", "-Infinity"), pos):
             raise self.fail(pos, "NaN and Infinity are not JSON", path)
-        raise self.fail(pos, f"expected a JSON value, got {_quote(char) or 'the end'}", path)
+        got = re.match(r"\w+|.|$", self.text[pos : pos + 20], re.DOTALL).group()
+        raise self.fail(
+            pos,
+            f"expected a JSON value, got `{_quote(got)}`" if got else "unexpected end of JSON",
+            path,
+        )
 
     def string(self, pos: int) -> tuple[str, int]:
         try:
             return scanstring(self.text, pos + 1, True)
         except JSONDecodeError as err:
-            raise self.fail(err.pos, err.msg) from None
+            # json's messages end in " at" or " starting at", followed by a position we show apart.
+            message = err.msg.removesuffix(" at").removesuffix(" starting")
+            raise self.fail(err.pos, message[0].lower() + message[1:]) from None
 
     def object(self, pos: int, path: Path) -> tuple[dict[str, Any], int]:
         out: dict[str, Any] = {}

@@ -35,6 +35,7 @@ class ParamInfo:
     layer: str
     shape: tuple[int, ...]
     formula: str
+    numbers: str  # the formula with the sizes put in, such as `10*4*32`
     bound: float
     summed: bool = False  # elman/lstm `b` is bias_ih + bias_hh in PyTorch: two draws added
 
@@ -43,11 +44,16 @@ class ParamInfo:
         return math.prod(self.shape)
 
 
+def _info(key, layer, shape, formula, sizes, bound, summed=False) -> ParamInfo:
+    numbers = "*".join(str(sizes.get(token, token)) for token in formula.split("*"))
+    return ParamInfo(key, layer, tuple(shape), formula, numbers, bound, summed)
+
+
 def param_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:
     """Every weight of a folded graph, layer by layer in spec order.
 
     The formulas use `in` (the layer's input size), `H` (its state size), `out` (its readout
-    or dense size) and `k` for a connection's source size; none of them involves T.
+    or dense size) and `k` (a connection's source size); none of them involves T.
     """
     spec = graph.graph["spec"]
     weights: dict[str, tuple[int, ...]] = {}
@@ -59,52 +65,62 @@ def param_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:
         name = layer.name
         if layer.kind == "dense":
             fan_in = weights[f"{name}.W"][0]
+            sizes = {"in": fan_in, "out": layer.size}
             bound = 1 / math.sqrt(fan_in)
             rows += [
-                ParamInfo(f"{name}.W", name, weights[f"{name}.W"], "in*out", bound),
-                ParamInfo(f"{name}.b", name, (layer.size,), "out", bound),
+                _info(f"{name}.W", name, (fan_in, layer.size), "in*out", sizes, bound),
+                _info(f"{name}.b", name, (layer.size,), "out", sizes, bound),
             ]
-            rows += _connection_rows(spec, name, weights, bound, "out")
+            rows += _connection_rows(spec, name, weights, sizes, bound, "out")
             continue
         H, gates = layer.state_size, GATES[layer.kind]
         g = {1: "", 4: "4*", 3: "3*"}[gates]
+        sizes = {"in": weights[f"{name}.Wx"][0], "H": H}
         bound = 1 / math.sqrt(H)
         for suffix in ["", "_rev"] if layer.bidirectional else [""]:
             rows += [
-                ParamInfo(
-                    f"{name}.Wx{suffix}", name, weights[f"{name}.Wx{suffix}"], f"in*{g}H", bound
+                _info(
+                    f"{name}.Wx{suffix}",
+                    name,
+                    weights[f"{name}.Wx{suffix}"],
+                    f"in*{g}H",
+                    sizes,
+                    bound,
                 ),
-                ParamInfo(f"{name}.Ws{suffix}", name, (H, gates * H), f"H*{g}H", bound),
+                _info(f"{name}.Ws{suffix}", name, (H, gates * H), f"H*{g}H", sizes, bound),
             ]
             if layer.kind == "gru":
                 rows += [
-                    ParamInfo(f"{name}.bx{suffix}", name, (3 * H,), "3*H", bound),
-                    ParamInfo(f"{name}.bs{suffix}", name, (3 * H,), "3*H", bound),
+                    _info(f"{name}.bx{suffix}", name, (3 * H,), "3*H", sizes, bound),
+                    _info(f"{name}.bs{suffix}", name, (3 * H,), "3*H", sizes, bound),
                 ]
             else:
                 rows.append(
-                    ParamInfo(f"{name}.b{suffix}", name, (gates * H,), f"{g}H", bound, summed=True)
+                    _info(
+                        f"{name}.b{suffix}", name, (gates * H,), f"{g}H", sizes, bound, summed=True
+                    )
                 )
-        rows += _connection_rows(spec, name, weights, bound, f"{g}H")
+        rows += _connection_rows(spec, name, weights, sizes, bound, f"{g}H")
         if layer.output is not None:
-            width = H * (2 if layer.bidirectional else 1)
-            ybound = 1 / math.sqrt(width)
-            dirs = "2*" if layer.bidirectional else ""
+            dirs = 2 if layer.bidirectional else 1
+            sizes = dict(sizes, out=layer.output.size)
+            ybound = 1 / math.sqrt(dirs * H)
+            formula = "2*H*out" if dirs == 2 else "H*out"
             rows += [
-                ParamInfo(f"{name}.Wy", name, (width, layer.output.size), f"{dirs}H*out", ybound),
-                ParamInfo(f"{name}.by", name, (layer.output.size,), "out", ybound),
+                _info(f"{name}.Wy", name, (dirs * H, layer.output.size), formula, sizes, ybound),
+                _info(f"{name}.by", name, (layer.output.size,), "out", sizes, ybound),
             ]
     return rows
 
 
-def _connection_rows(spec, target: str, weights, bound: float, cols: str) -> list[ParamInfo]:
-    return [
-        ParamInfo(
-            f"{target}.W_{c.source}", target, weights[f"{target}.W_{c.source}"], f"k*{cols}", bound
-        )
-        for c in spec.connections
-        if c.target == target
-    ]
+def _connection_rows(spec, target, weights, sizes, bound, cols) -> list[ParamInfo]:
+    rows = []
+    for conn in spec.connections:
+        if conn.target == target:
+            key = f"{target}.W_{conn.source}"
+            k_sizes = dict(sizes, k=weights[key][0])
+            rows.append(_info(key, target, weights[key], f"k*{cols}", k_sizes, bound))
+    return rows
 
 
 def param_shapes(graph: nx.MultiDiGraph) -> dict[str, tuple[int, ...]]:

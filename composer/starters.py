@@ -29,18 +29,38 @@ alignment: {alignment}
 """
 
 _PRESETS = {
-    "one-to-one": dict(what="one input, one output, a single step (a plain feed-forward net).",
-                       steps=1, insize=8, outsize=3, readout="softmax",
-                       alignment="one-to-one     # T must be 1"),
-    "one-to-many": dict(what="one input at step 0, an output at every step (captioning).",
-                        steps=8, insize=16, outsize=10, readout="softmax",
-                        alignment="one-to-many    # x at step 0 only; y at every step"),
-    "many-to-one": dict(what="read a whole sequence, answer once at the end (sentiment).",
-                        steps=8, insize=10, outsize=2, readout="softmax",
-                        alignment="many-to-one    # x at every step; y at the last step"),
-    "many-to-many": dict(what="an output for every input, in step (tagging).",
-                         steps=8, insize=10, outsize=5, readout="softmax",
-                         alignment="many-to-many   # or {preset: many-to-many, delay: 3}"),
+    "one-to-one": dict(
+        what="one input, one output, a single step (a plain feed-forward net).",
+        steps=1,
+        insize=8,
+        outsize=3,
+        readout="softmax",
+        alignment="one-to-one     # T must be 1",
+    ),
+    "one-to-many": dict(
+        what="one input at step 0, an output at every step (captioning).",
+        steps=8,
+        insize=16,
+        outsize=10,
+        readout="softmax",
+        alignment="one-to-many    # x at step 0 only; y at every step",
+    ),
+    "many-to-one": dict(
+        what="read a whole sequence, answer once at the end (sentiment).",
+        steps=8,
+        insize=10,
+        outsize=2,
+        readout="softmax",
+        alignment="many-to-one    # x at every step; y at the last step",
+    ),
+    "many-to-many": dict(
+        what="an output for every input, in step (tagging).",
+        steps=8,
+        insize=10,
+        outsize=5,
+        readout="softmax",
+        alignment="many-to-many   # or {preset: many-to-many, delay: 3}",
+    ),
 }
 
 

@@ -15,8 +15,15 @@ def make_spec(**overrides) -> NetworkSpec:
     """The lecture's Elman network as a spec, with top-level fields replaced."""
     data = {
         "inputs": [{"name": "x", "size": 3}],
-        "layers": [{"name": "rnn", "kind": "elman", "input": "x", "state_size": 4,
-                    "output": {"size": 2, "activation": "softmax"}}],
+        "layers": [
+            {
+                "name": "rnn",
+                "kind": "elman",
+                "input": "x",
+                "state_size": 4,
+                "output": {"size": 2, "activation": "softmax"},
+            }
+        ],
         "outputs": [{"name": "y", "from": "rnn"}],
     }
     data.update(overrides)

@@ -17,15 +17,22 @@ def test_lecture_network_has_x_s_y_with_shared_weights():
     graph = build(make_spec())
     assert sorted(graph.nodes) == ["rnn.s", "rnn.y", "x", "y"]
     weights = {(u, v): d["weight"] for u, v, d in graph.edges(data=True)}
-    assert weights == {("x", "rnn.s"): "rnn.Wx", ("rnn.s", "rnn.s"): "rnn.Ws",
-                       ("rnn.s", "rnn.y"): "rnn.Wy", ("rnn.y", "y"): None}
+    assert weights == {
+        ("x", "rnn.s"): "rnn.Wx",
+        ("rnn.s", "rnn.s"): "rnn.Ws",
+        ("rnn.s", "rnn.y"): "rnn.Wy",
+        ("rnn.y", "y"): None,
+    }
     assert graph.edges["rnn.s", "rnn.s", "rnn.Ws"]["lag"] == 1
 
 
 def test_concatenated_inputs_split_the_rows_of_one_weight():
-    graph = build(make_spec(
-        inputs=[{"name": "a", "size": 3}, {"name": "b", "size": 5}],
-        layers=[elman("rnn", ["a", "b"], H=6)]))
+    graph = build(
+        make_spec(
+            inputs=[{"name": "a", "size": 3}, {"name": "b", "size": 5}],
+            layers=[elman("rnn", ["a", "b"], H=6)],
+        )
+    )
     rows = {u: d["rows"] for u, v, d in graph.in_edges("rnn.s", data=True) if d["role"] == "input"}
     assert rows == {"a": (0, 3), "b": (3, 8)}
     assert graph.edges["a", "rnn.s", "rnn.Wx[0]"]["shape"] == (8, 6)
@@ -39,9 +46,12 @@ def test_bidirectional_layer_has_two_states_with_opposite_lags():
 
 
 def test_stacking_feeds_the_readout_not_the_state():
-    graph = build(make_spec(
-        layers=[elman("r1", "x", output={"size": 5}), elman("r2", "r1")],
-        outputs=[{"name": "o", "from": "r2"}]))
+    graph = build(
+        make_spec(
+            layers=[elman("r1", "x", output={"size": 5}), elman("r2", "r1")],
+            outputs=[{"name": "o", "from": "r2"}],
+        )
+    )
     assert graph.has_edge("r1.y", "r2.s")
     assert graph.edges["r1.y", "r2.s", "r2.Wx[0]"]["shape"] == (5, 4)
 
@@ -54,20 +64,45 @@ def test_stacking_feeds_the_readout_not_the_state():
         ({"layers": [elman("x", "x")]}, ("layers", 0, "name"), "duplicate name `x`"),
         ({"layers": [elman("rnn", "y")]}, ("layers", 0, "input"), "`y` is an output"),
         ({"outputs": [{"name": "o", "from": "x"}]}, ("outputs", 0, "from"), "is an input"),
-        ({"layers": [elman("a", "b"), elman("b", "a")], "outputs": [{"name": "o", "from": "b"}]},
-         ("layers", 0, "input"), "algebraic loop"),
-        ({"connections": [{"from": "rnn", "to": "rnn", "delay": 0}]}, ("connections", 0),
-         "algebraic loop"),
-        ({"connections": [{"from": "rnn", "to": "x", "delay": 1}]}, ("connections", 0, "to"),
-         "goes into a layer"),
-        ({"layers": [elman("rnn", "x", direction="backward", output={"size": 2})],
-          "connections": [{"from": "rnn", "to": "rnn", "delay": 1}]},
-         ("connections", 0), "backward"),
-        ({"layers": [elman("a", "x"), elman("b", "a", H=5, initial_state="a")],
-          "outputs": [{"name": "o", "from": "b"}]},
-         ("layers", 1, "initial_state"), "state_size 4 but `b` has state_size 5"),
-        ({"layers": [elman("a", "x", initial_state="a")], "outputs": [{"name": "o", "from": "a"}]},
-         ("layers", 0, "initial_state"), "its own last state"),
+        (
+            {"layers": [elman("a", "b"), elman("b", "a")], "outputs": [{"name": "o", "from": "b"}]},
+            ("layers", 0, "input"),
+            "algebraic loop",
+        ),
+        (
+            {"connections": [{"from": "rnn", "to": "rnn", "delay": 0}]},
+            ("connections", 0),
+            "algebraic loop",
+        ),
+        (
+            {"connections": [{"from": "rnn", "to": "x", "delay": 1}]},
+            ("connections", 0, "to"),
+            "goes into a layer",
+        ),
+        (
+            {
+                "layers": [elman("rnn", "x", direction="backward", output={"size": 2})],
+                "connections": [{"from": "rnn", "to": "rnn", "delay": 1}],
+            },
+            ("connections", 0),
+            "backward",
+        ),
+        (
+            {
+                "layers": [elman("a", "x"), elman("b", "a", H=5, initial_state="a")],
+                "outputs": [{"name": "o", "from": "b"}],
+            },
+            ("layers", 1, "initial_state"),
+            "state_size 4 but `b` has state_size 5",
+        ),
+        (
+            {
+                "layers": [elman("a", "x", initial_state="a")],
+                "outputs": [{"name": "o", "from": "a"}],
+            },
+            ("layers", 0, "initial_state"),
+            "its own last state",
+        ),
     ],
 )
 def test_invalid_graphs_name_the_field(overrides, path, message):
@@ -78,8 +113,10 @@ def test_invalid_graphs_name_the_field(overrides, path, message):
 
 
 def test_mixed_direction_loop_is_refused_even_with_nonzero_delays():
-    spec = make_spec(layers=[elman("rnn", "x", direction="backward", output={"size": 2})],
-                     connections=[{"from": "rnn", "to": "rnn", "delay": 3}])
+    spec = make_spec(
+        layers=[elman("rnn", "x", direction="backward", output={"size": 2})],
+        connections=[{"from": "rnn", "to": "rnn", "delay": 3}],
+    )
     with pytest.raises(SpecError, match="runs forward in time"):
         build(spec)
 

@@ -28,8 +28,12 @@ def test_shapes_follow_the_design_table(kind, expected):
 def test_counts_match_shapes_and_the_lecture_total():
     table = param_table(build(make_spec()))
     assert [(i.key, i.formula, i.count) for i in table] == [
-        ("rnn.Wx", "in*H", 12), ("rnn.Ws", "H*H", 16), ("rnn.b", "H", 4),
-        ("rnn.Wy", "H*out", 8), ("rnn.by", "out", 2)]
+        ("rnn.Wx", "in*H", 12),
+        ("rnn.Ws", "H*H", 16),
+        ("rnn.b", "H", 4),
+        ("rnn.Wy", "H*out", 8),
+        ("rnn.by", "out", 2),
+    ]
 
 
 def test_init_is_seeded_and_within_pytorch_ranges():
@@ -52,10 +56,15 @@ def test_npz_round_trip_and_checks(tmp_path):
     assert all(np.array_equal(params[k], loaded[k]) for k in params)
     bad = dict(params, **{"rnn.Wx": params["rnn.Wx"].T})
     save_params(path, bad)
-    with pytest.raises(DataError, match=r"'rnn.Wx': expected shape \(3, 4\), got \(4, 3\) "
-                                        r"\(transposed\?\)"):
+    with pytest.raises(
+        DataError,
+        match=r"'rnn.Wx': expected shape \(3, 4\), got \(4, 3\) "
+        r"\(transposed\?\)",
+    ):
         load_params(path, graph)
-    save_params(path, {k: v for k, v in params.items() if k != "rnn.b"} | {"rnn.c": params["rnn.b"]})
+    save_params(
+        path, {k: v for k, v in params.items() if k != "rnn.b"} | {"rnn.c": params["rnn.b"]}
+    )
     with pytest.raises(DataError, match=r"missing rnn.b \(4,\); unexpected rnn.c \(4,\)"):
         load_params(path, graph)
     save_params(path, dict(params, **{"rnn.b": np.array([0, np.nan, 0, 0])}))

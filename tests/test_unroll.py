@@ -31,12 +31,16 @@ def test_many_to_one_keeps_one_output_and_every_state():
     assert graph.has_edge(("rnn.s", -1), ("rnn.s", 0))
     assert graph.nodes["rnn.s", -1]["role"] == "init"
     assert {d["weight"] for _, _, d in graph.edges(data=True) if d["role"] == "recurrent"} == {
-        "rnn.Ws"}
+        "rnn.Ws"
+    }
 
 
 def test_backward_layer_starts_past_the_end():
-    spec = make_spec(layers=[{"name": "rnn", "kind": "elman", "input": "x", "state_size": 4,
-                              "direction": "backward"}])
+    spec = make_spec(
+        layers=[
+            {"name": "rnn", "kind": "elman", "input": "x", "state_size": 4, "direction": "backward"}
+        ]
+    )
     unrolled = unroll(build(spec), 3)
     assert unrolled.initial["rnn.s"] == (3,)
     assert unrolled_graph(unrolled).has_edge(("rnn.s", 1), ("rnn.s", 0))
@@ -62,8 +66,9 @@ def test_empty_window_is_located():
 
 
 def test_output_outside_active_window_is_refused():
-    spec = make_spec(layers=[{"name": "rnn", "kind": "elman", "input": "x", "state_size": 4,
-                              "active": "0:2"}])
+    spec = make_spec(
+        layers=[{"name": "rnn", "kind": "elman", "input": "x", "state_size": 4, "active": "0:2"}]
+    )
     with pytest.raises(SpecError, match="not active"):
         unroll(build(spec), 4)
 
@@ -75,9 +80,13 @@ def test_window_strings_are_python_slices():
 
 
 def test_ten_thousand_steps_of_a_four_layer_stack_is_cheap():
-    spec = make_spec(layers=[{"name": f"l{i}", "kind": "lstm", "input": f"l{i - 1}" if i else "x",
-                              "state_size": 8} for i in range(4)],
-                     outputs=[{"name": "o", "from": "l3"}])
+    spec = make_spec(
+        layers=[
+            {"name": f"l{i}", "kind": "lstm", "input": f"l{i - 1}" if i else "x", "state_size": 8}
+            for i in range(4)
+        ],
+        outputs=[{"name": "o", "from": "l3"}],
+    )
     folded = build(spec)
     start = time.perf_counter()
     unrolled = unroll(folded, 100_000)
@@ -89,14 +98,18 @@ def test_ten_thousand_steps_of_a_four_layer_stack_is_cheap():
 
 # -- properties over generated specs ---------------------------------------------------------
 
+
 @st.composite
 def specs(draw):
     """Random stacks: kinds, readouts, directions, dilations, presets and feedback."""
     n_layers = draw(st.integers(1, 3))
     layers, causal = [], True
     for i in range(n_layers):
-        layer = {"name": f"l{i}", "kind": draw(st.sampled_from(["elman", "lstm", "gru", "dense"])),
-                 "input": f"l{i - 1}" if i else "x"}
+        layer = {
+            "name": f"l{i}",
+            "kind": draw(st.sampled_from(["elman", "lstm", "gru", "dense"])),
+            "input": f"l{i - 1}" if i else "x",
+        }
         if layer["kind"] == "dense":
             layer["size"] = draw(st.integers(1, 4))
         else:
@@ -114,13 +127,23 @@ def specs(draw):
     top = layers[-1]
     connections = []
     if top["kind"] != "dense" and top.get("direction") == "forward" and draw(st.booleans()):
-        connections.append({"from": top["name"], "to": top["name"], "delay": draw(st.integers(1, 2))})
-    alignment = draw(st.sampled_from(
-        ["one-to-many", "many-to-one", "many-to-many", {"preset": "many-to-many", "delay": 1}]))
-    spec = NetworkSpec.model_validate({
-        "inputs": [{"name": "x", "size": 2}], "layers": layers,
-        "outputs": [{"name": "o", "from": top["name"]}], "connections": connections,
-        "alignment": alignment})
+        connections.append(
+            {"from": top["name"], "to": top["name"], "delay": draw(st.integers(1, 2))}
+        )
+    alignment = draw(
+        st.sampled_from(
+            ["one-to-many", "many-to-one", "many-to-many", {"preset": "many-to-many", "delay": 1}]
+        )
+    )
+    spec = NetworkSpec.model_validate(
+        {
+            "inputs": [{"name": "x", "size": 2}],
+            "layers": layers,
+            "outputs": [{"name": "o", "from": top["name"]}],
+            "connections": connections,
+            "alignment": alignment,
+        }
+    )
     return spec, causal
 
 
