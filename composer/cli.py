@@ -17,6 +17,7 @@ from composer.errors import ComposerError, SpecError, SpecErrors
 from composer.graph import build
 from composer.load import SourcedSpec, read_spec, read_spec_text
 from composer.params import param_table
+from composer.resources import check_memory, deps_bytes, parse_size
 from composer.spec import PRESETS, NetworkSpec
 from composer.starters import starter
 from composer.unroll import Unrolled, unroll
@@ -37,6 +38,24 @@ Steps = Annotated[
     int | None, typer.Option("--steps", "-T", min=1, help="Unroll depth T (default: the spec's).")
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _size_option(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+
+
+MaxMemory = Annotated[
+    int,
+    typer.Option(
+        "--max-memory",
+        parser=_size_option,
+        metavar="SIZE",
+        help="Refuse work estimated to need more memory than this (e.g. 512M, 8G).",
+    ),
+]
 
 
 @app.callback()
@@ -218,9 +237,11 @@ def deps(
     at: Annotated[
         str | None, typer.Option("--at", help="Only this output step, such as `o[7]`.")
     ] = None,
+    max_memory: MaxMemory = "4G",
 ) -> None:
     """For each emitted output step, the input steps it depends on (`o[7] <- x[0..7]`)."""
     _, unrolled = _unrolled(spec, steps)
+    check_memory(deps_bytes(unrolled), max_memory, f"the dependencies at T = {unrolled.steps}")
     found = dependencies(unrolled)
     if at is not None:
         found = _select(found, at)

@@ -1,0 +1,73 @@
+"""Resource limits: the memory a command would need, estimated before anything is allocated."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from composer.errors import ResourceError
+from composer.unroll import Unrolled
+
+__all__ = [
+    "DEFAULT_MAX_MEMORY",
+    "parse_size",
+    "human_size",
+    "graph_bytes",
+    "deps_bytes",
+    "check_memory",
+]
+
+DEFAULT_MAX_MEMORY = 4 << 30
+# What networkx spends per node and per edge of an unrolled graph, measured on CPython 3.11
+# (dicts of attributes included), rounded up.
+_NODE_BYTES, _EDGE_BYTES = 700, 500
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from a size such as `512M`, `4G`, `2.5GiB` or `1000000`."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgtb]?)(?:i?b)?\s*", text.lower())
+    if match is None:
+        raise ValueError(f"not a size: {text!r}; expected a number with K, M or G, like 4G")
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def human_size(size: float) -> str:
+    """`1536` -> `1.5 KiB`."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+def _edge_count(unrolled: Unrolled) -> int:
+    counts = {node: int(mask.sum()) for node, mask in unrolled.present.items()}
+    return sum(counts[target] for _, target in unrolled.folded.edges())
+
+
+def graph_bytes(unrolled: Unrolled) -> int:
+    """The memory a materialised unrolled networkx graph would take."""
+    return unrolled.node_count() * _NODE_BYTES + _edge_count(unrolled) * _EDGE_BYTES
+
+
+def deps_bytes(unrolled: Unrolled) -> int:
+    """The memory of the dependency answer: one list entry per (output step, input step)."""
+    outputs = inputs = 0
+    for node, role in unrolled.folded.nodes(data="role"):
+        if role == "output":
+            outputs += int(unrolled.present[node].sum())
+        elif role == "input":
+            inputs += int(unrolled.present[node].sum())
+    # a Python int in a list costs about 36 bytes; bit sets cost steps/8 per frontier node
+    return graph_bytes(unrolled) + outputs * inputs * 36 + int(np.ceil(inputs / 8)) * outputs
+
+
+def check_memory(estimate: int, limit: int, what: str) -> None:
+    """Refuse `what` when its estimate is over `limit`, saying both."""
+    if estimate > limit:
+        raise ResourceError(
+            f"{what} would need about {human_size(estimate)}, over the limit of "
+            f"{human_size(limit)}; use fewer steps or raise --max-memory"
+        )
