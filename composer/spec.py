@@ -23,6 +23,7 @@ __all__ = [
     "PRESETS",
     "STATEFUL_KINDS",
     "parse_window",
+    "WINDOW_PATTERN",
 ]
 
 PRESETS = ("one-to-one", "one-to-many", "many-to-one", "many-to-many")
@@ -65,7 +66,7 @@ def parse_window(window: str, steps: int) -> range:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class InputSpec(_Model):
