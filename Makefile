@@ -32,6 +32,10 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# A longer fuzz run than `make test` does: thousands of mutated specs and array files.
+fuzz: setup
+	FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest tests/test_fuzz.py tests/test_load.py -k "fuzz or random or fail_cleanly"
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
+import tokenize
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,6 +19,20 @@ __all__ = ["read_arrays", "write_arrays", "atomic_write", "MAX_ARRAY_BYTES"]
 
 #: the largest array a file may declare before anything is allocated (8 GiB).
 MAX_ARRAY_BYTES = 8 << 30
+_BROKEN = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    struct.error,
+    EOFError,
+    OSError,
+    ValueError,
+    KeyError,
+    NotImplementedError,
+    RuntimeError,
+    UnicodeDecodeError,
+    OverflowError,
+)
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
 _REFUSED = {
@@ -37,7 +54,7 @@ def _read_npy_header(handle, where: str) -> tuple[tuple[int, ...], np.dtype]:
             else np.lib.format.read_array_header_2_0
         )
         shape, _, dtype = read_header(handle, max_header_size=10_000)
-    except (ValueError, OSError, SyntaxError) as err:
+    except (*_BROKEN, SyntaxError, TypeError, tokenize.TokenError) as err:  # a Python literal
         raise DataError(f"{where}: not a valid .npy array ({err})") from err
     if dtype.hasobject or dtype.kind not in "biuf":
         raise DataError(f"{where}: dtype {dtype} is not allowed; expected numbers (float)")
@@ -59,7 +76,7 @@ def _load_npy(handle, where: str, size: int | None) -> np.ndarray:
     handle.seek(start)
     try:
         return np.lib.format.read_array(handle, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
+    except _BROKEN as err:
         raise DataError(f"{where}: could not read the array ({err})") from err
 
 
@@ -85,27 +102,30 @@ def read_arrays(path: str | os.PathLike, *, default_key: str = "x") -> dict[str,
 
 
 def _read_npz(handle, path: Path) -> dict[str, np.ndarray]:
-    arrays = {}
     try:
-        archive = zipfile.ZipFile(handle)
-    except zipfile.BadZipFile as err:
+        with zipfile.ZipFile(handle) as archive:
+            return {_key(info): _read_member(archive, info, path) for info in archive.infolist()}
+    except DataError:
+        raise
+    except _BROKEN as err:  # a damaged archive can fail in any of the zip layer's ways
         raise DataError(f"{path}: not a valid .npz archive ({err})") from err
-    with archive:
-        for info in archive.infolist():
-            key = info.filename.removesuffix(".npy")
-            where = f"{path}: key {key!r}"
-            if not info.filename.endswith(".npy"):
-                raise DataError(f"{where}: unexpected member {info.filename!r} in the archive")
-            with archive.open(info) as member:
-                shape, dtype = _read_npy_header(member, where)
-            if info.file_size > int(np.prod(shape)) * dtype.itemsize + 4096:
-                raise DataError(f"{where}: {info.file_size} bytes do not match shape {shape}")
-            try:
-                with archive.open(info) as member:
-                    arrays[key] = _load_npy(member, where, info.file_size)
-            except (zipfile.BadZipFile, EOFError, OSError) as err:
-                raise DataError(f"{where}: damaged archive member ({err})") from err
-    return arrays
+
+
+def _key(info: zipfile.ZipInfo) -> str:
+    return info.filename.removesuffix(".npy")
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.ndarray:
+    where = f"{path}: key {_key(info)!r}"
+    if not info.filename.endswith(".npy"):
+        raise DataError(f"{where}: unexpected member {info.filename!r} in the archive")
+    with archive.open(info) as member:
+        shape, dtype = _read_npy_header(member, where)
+    # The declared size bounds what decompression may produce: a zip bomb stops here.
+    if info.file_size > int(np.prod(shape)) * dtype.itemsize + 4096:
+        raise DataError(f"{where}: {info.file_size} bytes do not match shape {shape}")
+    with archive.open(info) as member:
+        return _load_npy(member, where, info.file_size)
 
 
 def atomic_write(path: str | os.PathLike, write) -> None:
