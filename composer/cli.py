@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -33,7 +34,10 @@ app = typer.Typer(
 )
 _state = {"debug": False}
 
-SpecPath = Annotated[Path, typer.Argument(help="A spec file (.yaml, .yml or .json).")]
+SpecPath = Annotated[
+    Path,
+    typer.Argument(help="A spec file (.yaml, .yml or .json).", exists=True, dir_okay=False),
+]
 Steps = Annotated[
     int | None, typer.Option("--steps", "-T", min=1, help="Unroll depth T (default: the spec's).")
 ]
@@ -102,7 +106,9 @@ def _unrolled(path: Path, steps: int | None) -> tuple[SourcedSpec, Unrolled]:
 @app.command()
 @reports_errors
 def validate(
-    specs: Annotated[list[Path], typer.Argument(help="One or more spec files.")],
+    specs: Annotated[
+        list[Path], typer.Argument(help="One or more spec files.", exists=True, dir_okay=False)
+    ],
     steps: Steps = None,
 ) -> None:
     """Check specs; report every problem as `file:line:col: path: message`."""
@@ -305,12 +311,29 @@ def new(
     if output is None:
         sys.stdout.write(text)
         return
-    if output.exists() and not force:
-        raise typer.BadParameter(
-            f"{output} exists; pass --force to overwrite", param_hint="--output"
-        )
+    check_output(output, force)
     atomic_write(output, lambda handle: handle.write(text.encode()))
     typer.echo(f"wrote {output}", err=True)
+
+
+def check_output(path: Path, force: bool, inputs: tuple[Path | None, ...] = ()) -> None:
+    """Refuse an output path that would lose data or cannot be written (a usage error)."""
+
+    def refuse(message: str):
+        raise typer.BadParameter(message, param_hint="--output")
+
+    if path.is_dir():
+        refuse(f"{path} is a folder; give a file name")
+    for given in inputs:
+        if given is not None and given.exists() and path.exists() and path.samefile(given):
+            refuse(f"{path} is also an input; choose another output file")
+    if path.exists() and not force:
+        refuse(f"{path} exists; pass --force to overwrite it")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        refuse(f"folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        refuse(f"folder {folder} is not writable")
 
 
 def main() -> None:

@@ -111,10 +111,26 @@ def test_validate_reports_every_file(tmp_path):
     assert f"{good}: ok" in result.stdout and f"{bad}:5:12:" in result.stderr
 
 
-def test_missing_file_is_a_clear_error(tmp_path):
-    result = invoke("validate", tmp_path / "nope.yaml")
-    assert result.exit_code == 3
-    assert "nope.yaml" in result.stderr and "Traceback" not in result.output
+@pytest.mark.parametrize("command", ["validate", "summary", "deps"])
+def test_missing_file_or_folder_is_a_usage_error(tmp_path, command):
+    result = invoke(command, tmp_path / "nope.yaml")
+    assert result.exit_code == 2
+    assert "nope.yaml" in result.output and "Traceback" not in result.output
+    result = invoke(command, tmp_path)
+    assert result.exit_code == 2 and "directory" in result.output
+
+
+def test_output_paths_that_would_lose_data_are_refused(tmp_path):
+    spec = write(tmp_path, GOOD)
+    cases = [
+        (tmp_path, "is a folder"),
+        (spec, "exists; pass --force"),
+        (tmp_path / "missing" / "out.yaml", "does not exist"),
+    ]
+    for out, message in cases:
+        result = invoke("new", "many-to-one", "--output", out)
+        assert result.exit_code == 2 and message in result.output, result.output
+    assert spec.read_text() == GOOD
 
 
 def test_summary_total_is_the_same_for_any_steps(tmp_path):
