@@ -31,6 +31,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click errors: one line each, easy to grep
 )
 _state = {"debug": False}
 
@@ -111,7 +112,10 @@ def validate(
     ],
     steps: Steps = None,
 ) -> None:
-    """Check specs; report every problem as `file:line:col: path: message`."""
+    """Check specs and report every problem with its location.
+
+    Each problem is one line `file:line:col: path: message` on stderr (exit code 3).
+    """
     failed: list[SpecError] = []
     for path in specs:
         try:
@@ -129,7 +133,7 @@ def validate(
 @app.command()
 @reports_errors
 def summary(spec: SpecPath, steps: Steps = None, as_json: AsJson = False) -> None:
-    """Layers, shapes and every weight with its count; the total does not grow with T."""
+    """Layers, weights and parameter counts (the same for every T)."""
     sourced, unrolled = _unrolled(spec, steps)
     table = param_table(unrolled.folded)
     total = sum(info.count for info in table)
@@ -245,7 +249,7 @@ def deps(
     ] = None,
     max_memory: MaxMemory = "4G",
 ) -> None:
-    """For each emitted output step, the input steps it depends on (`o[7] <- x[0..7]`)."""
+    """Which input steps each output step depends on, as `o[7] <- x[0..7]`."""
     _, unrolled = _unrolled(spec, steps)
     check_memory(deps_bytes(unrolled), max_memory, f"the dependencies at T = {unrolled.steps}")
     found = dependencies(unrolled)
@@ -280,7 +284,7 @@ def _select(found: dict, at: str) -> dict:
 
 @app.command()
 def schema() -> None:
-    """The spec's JSON Schema on stdout, for editors (YAML language server, VS Code)."""
+    """Print the spec's JSON Schema, for editors and their YAML language server."""
     typer.echo(json.dumps(spec_schema(), indent=2))
 
 
@@ -301,7 +305,7 @@ def new(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
-    """A commented starter spec for an alignment preset."""
+    """Write a commented starter spec for an alignment preset."""
     if preset not in PRESETS:
         raise typer.BadParameter(
             f"{preset!r} is not a preset; choose one of {', '.join(PRESETS)}", param_hint="PRESET"
