@@ -169,7 +169,13 @@ def summary(spec: SpecPath, steps: Steps = None, as_json: AsJson = False) -> Non
         _table(
             ["layer", "kind", "input", "state", "output"],
             [
-                [r["name"], r["kind"], r["input_size"], r["state_size"] or "-", r["output_size"]]
+                [
+                    r["name"],
+                    r["kind"] + (" x2" if r["directions"] == 2 else ""),
+                    r["input_size"],
+                    r["state_size"] or "-",
+                    r["output_size"],
+                ]
                 for r in layers
             ],
         )
@@ -218,7 +224,8 @@ def _layer_row(folded, layer) -> dict:
         out = state * directions
     return {
         "name": layer.name,
-        "kind": layer.kind + (" x2" if directions == 2 else ""),
+        "kind": layer.kind,
+        "directions": directions,
         "input_size": input_size,
         "state_size": state,
         "output_size": out,
