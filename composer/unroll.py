@@ -166,11 +166,26 @@ def _instant_graph(graph: nx.MultiDiGraph) -> nx.DiGraph:
     return instant
 
 
-def unrolled_graph(unrolled: Unrolled) -> nx.DiGraph:
-    """The unrolled DAG as networkx: nodes (vector, t), edges keep the weight they use.
+def _parallel_edges(folded: nx.MultiDiGraph) -> dict[tuple, list[tuple[str | None, str]]]:
+    """Folded edges grouped by (source, target, lag): those land on the same unrolled pair.
 
-    Initial-state nodes have `role="init"`; an edge from the handing-over layer's last
-    state reaches them when `initial_state` is set.
+    A recurrence comes first in its group so that it names the edge.
+    """
+    groups: dict[tuple, list[tuple[str | None, str]]] = {}
+    for source, target, data in folded.edges(data=True):
+        groups.setdefault((source, target, data["lag"]), []).append((data["weight"], data["role"]))
+    return {
+        key: sorted(uses, key=lambda use: use[1] != "recurrent") for key, uses in groups.items()
+    }
+
+
+def unrolled_graph(unrolled: Unrolled) -> nx.DiGraph:
+    """The unrolled DAG as networkx: nodes (vector, t), edges keep the weights they use.
+
+    Each edge has `weight` (the first weight, or None for an identity) and `weights` (all
+    of them: two folded edges between the same vectors at the same lag, such as `input:
+    [x, x]`, share one unrolled edge). Initial-state nodes have `role="init"`; an edge from
+    the handing-over layer's last state reaches them when `initial_state` is set.
     """
     graph, folded = nx.DiGraph(), unrolled.folded
     for node, data in folded.nodes(data=True):
@@ -178,24 +193,35 @@ def unrolled_graph(unrolled: Unrolled) -> nx.DiGraph:
         graph.add_nodes_from(((node, int(t)), attrs) for t in unrolled.steps_of(node))
         init = {"role": "init", "vector": node, "size": data["size"]}
         graph.add_nodes_from(((node, t), init) for t in unrolled.initial.get(node, ()))
-    for source, target, data in folded.edges(data=True):
-        lag, steps = data["lag"], unrolled.steps_of(target)
+    for (source, target, lag), uses in _parallel_edges(folded).items():
+        steps = unrolled.steps_of(target)
         reads = steps - lag
-        attrs = {"weight": data["weight"], "role": data["role"], "lag": lag}
-        if data["role"] == "recurrent":
-            graph.add_edges_from(
-                (((source, int(r)), (target, int(t))) for r, t in zip(reads, steps)), **attrs
-            )
-            continue
-        ok = (reads >= 0) & (reads < unrolled.steps)
-        ok[ok] = unrolled.present[source][reads[ok]]
+        inside = (reads >= 0) & (reads < unrolled.steps)
+        inside[inside] = unrolled.present[source][reads[inside]]
+        recurrent = tuple(w for w, role in uses if role == "recurrent")
+        attrs = {"weights": tuple(w for w, _ in uses), "role": uses[0][1], "lag": lag}
+        attrs["weight"] = attrs["weights"][0]
         graph.add_edges_from(
-            (((source, int(r)), (target, int(t))) for r, t in zip(reads[ok], steps[ok])), **attrs
+            (((source, int(r)), (target, int(t))) for r, t in zip(reads[inside], steps[inside])),
+            **attrs,
         )
+        if recurrent:  # outside its window a recurrence reads the initial state
+            outside = ~inside
+            graph.add_edges_from(
+                (
+                    ((source, int(r)), (target, int(t)))
+                    for r, t in zip(reads[outside], steps[outside])
+                ),
+                weight=recurrent[0],
+                weights=recurrent,
+                role="recurrent",
+                lag=lag,
+            )
     for target, (origin, step) in unrolled.handover.items():
         graph.add_edges_from(
             (((origin, step), (target, t)) for t in unrolled.initial[target]),
             weight=None,
+            weights=(),
             role="handover",
             lag=None,
         )

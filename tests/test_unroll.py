@@ -35,6 +35,15 @@ def test_many_to_one_keeps_one_output_and_every_state():
     }
 
 
+def test_parallel_edges_keep_every_weight():
+    spec = make_spec(
+        layers=[{"name": "rnn", "kind": "elman", "input": ["x", "x"], "state_size": 4}],
+        connections=[{"from": "x", "to": "rnn", "delay": 0}],
+    )
+    graph = unrolled_graph(unroll(build(spec), 2))
+    assert graph.edges[("x", 1), ("rnn.s", 1)]["weights"] == ("rnn.Wx", "rnn.Wx", "rnn.W_x")
+
+
 def test_backward_layer_starts_past_the_end():
     spec = make_spec(
         layers=[
@@ -165,7 +174,7 @@ def test_unrolled_graph_is_a_dag_matching_the_windows(generated, steps_count):
     assert kept == set(graph.nodes)
     # shared weights: every weight used along an edge is a parameter
     params = {info.key for info in param_table(folded)}
-    assert {d["weight"] for *_, d in graph.edges(data=True) if d["weight"]} <= params
+    assert {w for *_, d in graph.edges(data=True) for w in d["weights"] if w} <= params
 
 
 @settings(max_examples=40, deadline=None)
@@ -178,7 +187,7 @@ def test_parameter_count_does_not_depend_on_steps(generated, long):
     used = {}
     for steps_count in (long, 2 * long):
         graph = unrolled_graph(unroll(folded, steps_count))
-        copies = [d["weight"] for *_, d in graph.edges(data=True) if d["weight"]]
+        copies = [w for *_, d in graph.edges(data=True) for w in d["weights"] if w]
         used[steps_count] = (len(copies), set(copies))
     assert used[long][1] == used[2 * long][1] == set(weights)
     assert used[2 * long][0] >= used[long][0]
