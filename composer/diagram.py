@@ -1,0 +1,311 @@
+"""What a diagram shows: the nodes and edges of the folded and unfolded pictures, collected.
+
+Collecting is kept apart from drawing (micrograd's split): `render` only turns these
+values into DOT text. The unfolded collection reads the per-step template of an
+`Unrolled` value (folded edges, masks, initial states) for the kept columns only, so a
+10,000-step network costs a few columns, and its nodes and edges are exactly those of
+`unroll.unrolled_graph` in those columns.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from dataclasses import dataclass
+
+import networkx as nx
+
+from composer.unroll import Unrolled
+
+__all__ = [
+    "Column",
+    "Node",
+    "Edge",
+    "UnfoldedView",
+    "display_names",
+    "weight_label",
+    "instant_graph",
+    "row_order",
+    "kept_columns",
+    "StepTemplate",
+    "unfolded_view",
+]
+
+Step = tuple[str, int]  # an unrolled node: (vector, t)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the unfolded picture: a step, or an elided stretch `first..last`."""
+
+    first: int
+    last: int
+
+    @property
+    def elided(self) -> bool:
+        return self.first != self.last
+
+
+@dataclass(frozen=True)
+class Node:
+    """A drawn node: `vector` at `step` in `column`; `step` is None for an ellipsis."""
+
+    vector: str
+    step: int | None
+    column: int
+    role: str
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A drawn edge; `role` is the unrolled edge's role, or `elided` for a continuation."""
+
+    tail: Node
+    head: Node
+    weight: str | None
+    role: str
+    lag: int | None
+
+
+@dataclass(frozen=True)
+class UnfoldedView:
+    """The kept columns of an unrolled network, rows bottom to top, nodes and edges."""
+
+    rows: tuple[str, ...]
+    columns: tuple[Column, ...]
+    nodes: tuple[Node, ...]
+    edges: tuple[Edge, ...]
+
+
+def display_names(folded: nx.MultiDiGraph) -> dict[str, str]:
+    """Short names for the vectors: inputs and outputs by name, layers by layer name.
+
+    A readout is `y` when no other vector is called that, else `<layer>.y`; the two
+    copies of a bidirectional layer (and a backward layer) carry an arrow.
+    """
+    names = {}
+    for node, data in folded.nodes(data=True):
+        role = data["role"]
+        if role in ("input", "output"):
+            names[node] = node
+        elif role == "readout":
+            names[node] = "y"
+        else:
+            names[node] = data["layer"] + _arrow(folded, node)
+    counts = Counter(names.values())
+    for node, name in names.items():
+        if counts[name] > 1 and folded.nodes[node]["role"] == "readout":
+            names[node] = f"{folded.nodes[node]['layer']}.y"
+    return names
+
+
+def _arrow(folded: nx.MultiDiGraph, node: str) -> str:
+    data = folded.nodes[node]
+    if data["role"] != "state":
+        return ""
+    two_way = f"{data['layer']}.s_rev" in folded
+    if data["direction"] == "backward":
+        return "←"
+    return "→" if two_way else ""
+
+
+def weight_label(folded: nx.MultiDiGraph, weight: str | None) -> str:
+    """A weight's name as drawn: `Wx` when the network has one layer, else `rnn1.Wx`."""
+    if weight is None:
+        return ""
+    layers = {data["layer"] for _, data in folded.nodes(data=True) if "layer" in data}
+    layer, dot, param = weight.partition(".")
+    if dot and layers == {layer}:
+        return param
+    return weight
+
+
+def instant_graph(folded: nx.MultiDiGraph) -> nx.DiGraph:
+    """The zero-lag edges: what each step computes from what, a DAG."""
+    instant = nx.DiGraph()
+    instant.add_nodes_from(folded.nodes)
+    instant.add_edges_from((u, v) for u, v, lag in folded.edges(data="lag") if lag == 0)
+    return instant
+
+
+def row_order(folded: nx.MultiDiGraph) -> list[str]:
+    """Vectors bottom to top: the within-step (zero-lag) order, ties broken by spec order."""
+    order = nx.get_node_attributes(folded, "order")
+    return list(nx.lexicographical_topological_sort(instant_graph(folded), key=order.__getitem__))
+
+
+class StepTemplate:
+    """The unrolled DAG as a per-step template: in-edges of one (vector, t) on demand."""
+
+    def __init__(self, unrolled: Unrolled) -> None:
+        folded = unrolled.folded
+        order = nx.get_node_attributes(folded, "order")
+        self.unrolled = unrolled
+        self.initial = {v: frozenset(ts) for v, ts in unrolled.initial.items()}
+        self.feeds = {
+            v: sorted(
+                ((u, key, data) for u, _, key, data in folded.in_edges(v, keys=True, data=True)),
+                key=lambda item: (order[item[0]], item[1]),
+            )
+            for v in folded
+        }
+        self.lags = sorted({lag for _, _, lag in folded.edges(data="lag") if lag})
+
+    def role(self, node: Step) -> str | None:
+        """The node's role, `init` for an initial state, None when it is not in the DAG."""
+        vector, t = node
+        if 0 <= t < self.unrolled.steps and self.unrolled.present[vector][t]:
+            return self.unrolled.folded.nodes[vector]["role"]
+        return "init" if t in self.initial.get(vector, ()) else None
+
+    def in_edges(self, node: Step) -> list[tuple[Step, dict]]:
+        """The (source, attributes) pairs feeding a node of the unrolled DAG."""
+        vector, t = node
+        unrolled = self.unrolled
+        if self.role(node) == "init":
+            if vector not in unrolled.handover:
+                return []
+            return [(unrolled.handover[vector], {"weight": None, "role": "handover", "lag": None})]
+        found = []
+        for source, _, data in self.feeds[vector]:
+            read = t - data["lag"]
+            if data["role"] != "recurrent" and not (
+                0 <= read < unrolled.steps and unrolled.present[source][read]
+            ):
+                continue
+            found.append(((source, read), {k: data[k] for k in ("weight", "role", "lag")}))
+        return found
+
+    def cone(self, node: Step) -> set[Step]:
+        """The node and its ancestors: everything its value depends on."""
+        seen, stack = {node}, [node]
+        while stack:
+            for source, _ in self.in_edges(stack.pop()):
+                if source not in seen:
+                    seen.add(source)
+                    stack.append(source)
+        return seen
+
+
+def kept_columns(
+    unrolled: Unrolled, max_columns: int = 12, keep: tuple[int, ...] = ()
+) -> list[Column]:
+    """The columns drawn: every step when T <= max_columns, else the first and last few.
+
+    Steps where something starts, stops or is handed over are kept too, as are the
+    steps in `keep`, and initial states outside 0..T-1 always get their own columns;
+    each stretch left out becomes one elided column.
+    """
+    steps = unrolled.steps
+    outside = {t for ts in unrolled.initial.values() for t in ts if not 0 <= t < steps}
+    if steps <= max_columns:
+        kept = set(range(steps))
+    else:
+        head = max(1, max_columns // 2)
+        tail = max(1, max_columns - 1 - head)
+        kept = set(range(head)) | set(range(steps - tail, steps))
+        kept |= set(_anchors(unrolled)[:max_columns]) | set(keep)
+    columns, previous = [], None
+    for t in sorted(kept | outside):
+        if previous is not None and 0 <= previous and t < steps and t - previous > 1:
+            if t - previous == 2:
+                columns.append(Column(previous + 1, previous + 1))
+            else:
+                columns.append(Column(previous + 1, t - 1))
+        columns.append(Column(t, t))
+        previous = t
+    return columns
+
+
+def _anchors(unrolled: Unrolled) -> list[int]:
+    """Steps inside 0..T-1 worth keeping: first and last steps of vectors, hand-overs."""
+    found = set()
+    for mask in unrolled.present.values():
+        where = mask.nonzero()[0]
+        if len(where):
+            found |= {int(where[0]), int(where[-1])}
+    for steps in unrolled.initial.values():
+        found |= {t for t in steps if 0 <= t < unrolled.steps}
+    found |= {step for _, step in unrolled.handover.values()}
+    return sorted(found)
+
+
+def unfolded_view(
+    unrolled: Unrolled, max_columns: int = 12, keep: tuple[int, ...] = ()
+) -> UnfoldedView:
+    """Collect the kept columns' nodes and edges, plus ellipsis nodes and continuations."""
+    template = StepTemplate(unrolled)
+    columns = kept_columns(unrolled, max_columns, keep)
+    rows = [v for v in row_order(unrolled.folded) if _drawn(unrolled, v)]
+    firsts = [c.first for c in columns]
+
+    def place(node: Step) -> Node:
+        index = bisect.bisect_right(firsts, node[1]) - 1
+        if columns[index].elided:
+            return Node(node[0], None, index, "elided")
+        return Node(node[0], node[1], index, template.role(node))
+
+    nodes = [
+        Node(v, c.first, i, role)
+        for i, c in enumerate(columns)
+        if not c.elided
+        for v in rows
+        if (role := template.role((v, c.first)))
+    ]
+    nodes += _ellipses(unrolled, template, columns, rows)
+    edges = {}
+    for target in _targets(template, columns, nodes):
+        head = place(target)
+        for source, attrs in template.in_edges(target):
+            tail = place(source)
+            if head.step is None and tail.step is None:
+                continue
+            role = attrs["role"] if tail.step is not None and head.step is not None else "elided"
+            edge = Edge(tail, head, attrs["weight"], role, attrs["lag"])
+            edges.setdefault((tail, head, edge.weight, role), edge)
+    rank = {v: i for i, v in enumerate(rows)}
+    nodes.sort(key=lambda n: (n.column, rank[n.vector]))
+    ordered = sorted(edges.values(), key=lambda e: _edge_key(e, rank))
+    return UnfoldedView(tuple(rows), tuple(columns), tuple(nodes), tuple(ordered))
+
+
+def _drawn(unrolled: Unrolled, vector: str) -> bool:
+    return bool(unrolled.present[vector].any() or unrolled.initial.get(vector))
+
+
+def _ellipses(unrolled, template, columns, rows) -> list[Node]:
+    found = []
+    for i, column in enumerate(columns):
+        if not column.elided:
+            continue
+        for vector in rows:
+            inside = unrolled.present[vector][max(column.first, 0) : column.last + 1].any()
+            inits = template.initial.get(vector, ())
+            if inside or any(column.first <= t <= column.last for t in inits):
+                found.append(Node(vector, None, i, "elided"))
+    return found
+
+
+def _targets(template: StepTemplate, columns: list[Column], nodes: list[Node]) -> list[Step]:
+    """Kept nodes, plus nodes in elided stretches that kept nodes feed (continuations)."""
+    targets = [(n.vector, n.step) for n in nodes if n.step is not None]
+    kept = [c.first for c in columns if not c.elided]
+    for column in columns:
+        if not column.elided:
+            continue
+        steps = {r + lag for r in kept for lag in template.lags}
+        steps |= {t for ts in template.initial.values() for t in ts}
+        for t in sorted(s for s in steps if column.first <= s <= column.last):
+            targets += [(v, t) for v in template.feeds if template.role((v, t))]
+    return targets
+
+
+def _edge_key(edge: Edge, rank: dict[str, int]) -> tuple:
+    return (
+        edge.head.column,
+        rank[edge.head.vector],
+        edge.tail.column,
+        rank[edge.tail.vector],
+        edge.weight or "",
+        edge.role,
+    )

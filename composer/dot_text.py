@@ -1,0 +1,107 @@
+"""DOT text pieces shared by the diagrams: escaping, attribute lists, styles."""
+
+from __future__ import annotations
+
+import html
+
+__all__ = [
+    "FONT",
+    "FILL",
+    "EDGE_STYLE",
+    "CONE",
+    "CONE_EDGE",
+    "FADED",
+    "FADED_LINE",
+    "FADED_TEXT",
+    "html_text",
+    "quoted",
+    "attr_list",
+    "small",
+    "header",
+    "node_shape",
+]
+
+FONT = "Helvetica"
+
+# Every attribute set later is declared here with its default first: Graphviz 2.43 mixes
+# up the values (`Arrow type "1.6" unknown`) of attributes first set on a later statement.
+NODE_DEFAULTS = (
+    f'id="", class="", fontname="{FONT}", fontsize=12, fontcolor=black, style=filled, '
+    "penwidth=1.2, shape=ellipse, fillcolor=lightgrey, color=black, peripheries=1, "
+    'margin="0.11,0.055", height=0.5, width=0.75, pos=""'
+)
+EDGE_DEFAULTS = (
+    f'id="", class="", fontname="{FONT}", fontsize=9, fontcolor=black, arrowsize=0.6, '
+    'label="", headlabel="", style=solid, color=black, penwidth=1, arrowhead=normal, '
+    'dir=forward, constraint=true, weight=1, tailport="", headport="", '
+    "labeldistance=1, labelangle=-25"
+)
+
+FILL = {
+    "input": "#dbeafe",
+    "elman": "#fef3c7",
+    "lstm": "#dcfce7",
+    "gru": "#ede9fe",
+    "readout": "#ffedd5",
+    "dense": "#ffedd5",
+    "output": "#fee2e2",
+    "init": "#ffffff",
+}
+SHAPE = {"elman": "ellipse", "lstm": "box", "gru": "hexagon"}
+EDGE_STYLE = {
+    "connection": {"style": "dashed"},
+    "emit": {"color": "#6b7280", "arrowhead": "empty"},
+    "handover": {"style": "dotted", "penwidth": 1.6},
+    "elided": {"style": "dashed", "color": "#9ca3af", "label": None},
+}
+CONE, CONE_EDGE = "#fca5a5", "#b91c1c"
+FADED, FADED_LINE, FADED_TEXT = "#f3f4f6", "#d1d5db", "#9ca3af"
+
+_HTML_KEYS = ("label", "headlabel")
+
+
+def html_text(text: object) -> str:
+    """User text made safe inside an HTML-like label (`<`, `>`, `&`, quotes; newlines)."""
+    return html.escape(str(text), quote=False).replace('"', "&quot;").replace("\n", "<BR/>")
+
+
+def quoted(text: object) -> str:
+    """User text as a quoted DOT string whose backslashes and quotes stay literal."""
+    text = str(text).replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + text.replace("\n", " ").replace("\r", " ") + '"'
+
+
+def attr_list(attrs: dict[str, object]) -> str:
+    """` [key="value", label=<html>]`, skipping None values; labels are HTML-like."""
+    parts = [
+        f"{key}=<{value}>" if key in _HTML_KEYS else f"{key}={quoted(value)}"
+        for key, value in attrs.items()
+        if value is not None
+    ]
+    return " [" + ", ".join(parts) + "]" if parts else ""
+
+
+def small(text: str, color: str = "#555555") -> str:
+    """An HTML-like label fragment in small grey type."""
+    return f'<FONT POINT-SIZE="9" COLOR="{color}">{text}</FONT>'
+
+
+def header(name: str, kind: str, title: str) -> list[str]:
+    """The opening lines of a diagram: drawn bottom to top, titled `name: title`."""
+    return [
+        f"digraph {kind} {{",
+        f"  graph [rankdir=BT, fontname={quoted(FONT)}, labelloc=t, fontsize=13, "
+        f"label=<<B>{html_text(name)}</B>: {title}>];",
+        f"  node [{NODE_DEFAULTS}];",
+        f"  edge [{EDGE_DEFAULTS}];",
+    ]
+
+
+def node_shape(role: str, kind: str | None) -> dict[str, object]:
+    """Shape and colour of a vector: LSTM boxes, GRU hexagons, doubled outputs."""
+    if role == "state":
+        style = "rounded,filled" if kind == "lstm" else "filled"
+        return {"shape": SHAPE[kind], "style": style, "fillcolor": FILL[kind]}
+    if role == "output":
+        return {"shape": "ellipse", "fillcolor": FILL[role], "peripheries": 2}
+    return {"shape": "ellipse", "fillcolor": FILL[role]}

@@ -1,0 +1,119 @@
+"""Where the unfolded picture's nodes sit: a column per step, a row per vector, pinned.
+
+`dot` lays a grid out badly as soon as an edge passes a row (a bidirectional layer's
+two copies, a skip connection): whole columns shift out of line. So positions are
+computed here, and `neato` keeps pinned nodes where they are.
+"""
+
+from __future__ import annotations
+
+import math
+
+from composer.diagram import Edge, Node, UnfoldedView
+
+__all__ = ["Grid", "ROW_GAP", "LANE", "AXIS_GAP"]
+
+ROW_GAP, LANE, AXIS_GAP = 0.9, 0.45, 0.55  # inches between rows and lanes; to the axis
+
+
+class Grid:
+    """Node centres in inches (`where[vector, column]`) and column centres (`xs`).
+
+    A row whose delay-k recurrence would run straight through its own nodes is split
+    into k lanes: the chain t = c, c + k, c + 2k, ... runs along lane c.
+    """
+
+    def __init__(
+        self, view: UnfoldedView, names: dict[str, str], lags: dict[str, int], label_chars: int
+    ) -> None:
+        """`names`: vectors as drawn; `lags`: each state's recurrence lag; `label_chars`:
+        the longest edge label, which the gap between columns must hold."""
+        self.view, self.names = view, names
+        self.lanes = {v: _lanes(view, v, abs(lags.get(v) or 1)) for v in view.rows}
+        self.xs = self._column_x(gap=0.35 + 0.07 * label_chars)
+        ys = self._row_y()
+        self.where = {
+            (n.vector, n.column): (self.xs[n.column], ys[n.vector] + self._lane(n) * LANE)
+            for n in view.nodes
+        }
+
+    def pos(self, node: Node) -> str:
+        """The node's pinned position for neato."""
+        return "{:.2f},{:.2f}!".format(*self.where[node.vector, node.column])
+
+    def axis_pos(self, column: int) -> str:
+        return f"{self.xs[column]:.2f},{-AXIS_GAP:.2f}!"
+
+    def width(self, node: Node) -> float:
+        """About how wide a node is drawn, in inches (12 pt Helvetica, subscripted step)."""
+        if node.step is None:
+            return 0.5
+        chars = len(self.names[node.vector]) + 0.7 * len(str(node.step))
+        chars += 4 if node.role == "init" else 0  # ` = 0`
+        return 0.3 + 0.105 * chars
+
+    def crossing(self) -> bool:
+        """Whether some edge drawn straight would pass through a node other than its ends."""
+        boxes = [
+            (self.where[n.vector, n.column], self.width(n) / 2, (n.vector, n.column))
+            for n in self.view.nodes
+        ]
+        for edge in self.view.edges:
+            ends = _cell(edge.tail), _cell(edge.head)
+            (x0, y0), (x1, y1) = self.where[ends[0]], self.where[ends[1]]
+            points = [(x0 + (x1 - x0) * k / 24, y0 + (y1 - y0) * k / 24) for k in range(1, 24)]
+            for (x, y), half, cell in boxes:
+                inside = any(abs(px - x) < half and abs(py - y) < 0.2 for px, py in points)
+                if inside and cell not in ends:
+                    return True
+        return False
+
+    def midway(self, edge: Edge) -> dict[str, float]:
+        """`labeldistance` and `labelangle` that put a head label above the middle of an
+        edge along a row (neato would put a plain label at either end)."""
+        (x0, _), (x1, _) = self.where[_cell(edge.tail)], self.where[_cell(edge.head)]
+        visible = abs(x1 - x0) - (self.width(edge.tail) + self.width(edge.head)) / 2
+        along = max(visible, 0.2) * 72 / 2  # points from the arrowhead to the middle
+        angle = math.degrees(math.atan2(7, along))
+        return {"labeldistance": round(along / 10, 2), "labelangle": -round(angle, 1)}
+
+    def passed(self, edge: Edge) -> bool:
+        """Whether an edge up one column passes nodes drawn in the rows between its ends."""
+        column = edge.tail.column
+        if column != edge.head.column:
+            return False
+        rank = {v: i for i, v in enumerate(self.view.rows)}
+        low, high = sorted((rank[edge.tail.vector], rank[edge.head.vector]))
+        return any((v, column) in self.where for v in self.view.rows[low + 1 : high])
+
+    def _lane(self, node: Node) -> int:
+        lanes = self.lanes[node.vector]
+        return 0 if node.step is None or lanes == 1 else node.step % lanes
+
+    def _row_y(self) -> dict[str, float]:
+        ys, y = {}, 0.0
+        for vector in self.view.rows:
+            ys[vector] = y
+            y += ROW_GAP + (self.lanes[vector] - 1) * LANE
+        return ys
+
+    def _column_x(self, gap: float) -> list[float]:
+        """Each column as wide as its widest node, then `gap` for an edge's label."""
+        widths = [0.5] * len(self.view.columns)
+        for node in self.view.nodes:
+            widths[node.column] = max(widths[node.column], self.width(node))
+        xs = [0.0]
+        for left, right in zip(widths, widths[1:]):
+            xs.append(xs[-1] + (left + right) / 2 + gap)
+        return xs
+
+
+def _cell(node: Node) -> tuple[str, int]:
+    return node.vector, node.column
+
+
+def _lanes(view: UnfoldedView, vector: str, lag: int) -> int:
+    steps = sorted(n.step for n in view.nodes if n.vector == vector and n.step is not None)
+    if lag == 1 or all(b - a >= lag for a, b in zip(steps, steps[1:])):
+        return 1
+    return lag
