@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import traceback
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from composer.errors import ComposerError, SpecError, SpecErrors
 from composer.graph import build
 from composer.load import SourcedSpec, read_spec, read_spec_text
 from composer.params import param_table
+from composer.render import folded_dot, parse_highlight, unfolded_dot, write_diagram
 from composer.resources import check_memory, deps_bytes, parse_size
 from composer.spec import PRESETS, NetworkSpec
 from composer.starters import starter
@@ -287,6 +289,77 @@ def _select(found: dict, at: str) -> dict:
             f"{name} is not emitted at step {t}; emitted at {emitted}", param_hint="--at"
         )
     return {name: {t: found[name][t]}}
+
+
+class View(str, Enum):
+    folded = "folded"
+    unfolded = "unfolded"
+    both = "both"
+
+
+class Format(str, Enum):
+    svg = "svg"
+    png = "png"
+    pdf = "pdf"
+    dot = "dot"
+
+
+@app.command()
+@reports_errors
+def render(
+    spec: SpecPath,
+    steps: Steps = None,
+    view: Annotated[View, typer.Option(help="Which picture to draw.")] = View.both,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="The file format.")] = Format.svg,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The file to write (default: SPEC.VIEW.FORMAT "
+            "here); with --view both, `.folded` and `.unfolded` go before the suffix.",
+        ),
+    ] = None,
+    highlight: Annotated[
+        str | None,
+        typer.Option(help="Shade the dependency cone of one output step, such as `o[7]`."),
+    ] = None,
+    max_columns: Annotated[
+        int, typer.Option(min=3, help="Unfolded: above this many steps, elide the middle.")
+    ] = 12,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+) -> None:
+    """Draw the folded network and the network unfolded over T steps, with Graphviz."""
+    sourced, unrolled = _unrolled(spec, steps)
+    target = None
+    if highlight is not None:
+        try:
+            target = parse_highlight(highlight)
+        except ComposerError as err:
+            raise typer.BadParameter(str(err), param_hint="--highlight") from None
+    views = ["folded", "unfolded"] if view is View.both else [view.value]
+    paths = {v: _diagram_path(spec, output, v, fmt.value, len(views) > 1) for v in views}
+    for path in paths.values():
+        check_output(path, force, (spec,))
+    texts = {}  # every picture is drawn before any file is written
+    for name in views:
+        if name == "folded":
+            texts[name] = folded_dot(unrolled.folded)
+            continue
+        try:
+            texts[name] = unfolded_dot(unrolled, max_columns=max_columns, highlight=target)
+        except ComposerError as err:
+            raise typer.BadParameter(str(err), param_hint="--highlight") from None
+    for name, path in paths.items():
+        typer.echo(f"wrote {write_diagram(texts[name], path, fmt.value)}")
+
+
+def _diagram_path(spec: Path, output: Path | None, view: str, fmt: str, several: bool) -> Path:
+    if output is None:
+        return Path(f"{spec.stem}.{view}.{fmt}")
+    if several:
+        return output.with_name(f"{output.stem}.{view}{output.suffix or '.' + fmt}")
+    return output
 
 
 @app.command()

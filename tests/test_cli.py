@@ -196,3 +196,39 @@ def test_new_writes_a_valid_commented_starter(tmp_path, preset):
 def test_new_unknown_preset_is_a_usage_error():
     result = invoke("new", "many-to-few")
     assert result.exit_code == 2 and "many-to-one" in result.output
+
+
+def test_render_writes_both_views_and_refuses_to_overwrite(tmp_path):
+    out = tmp_path / "net.dot"
+    result = invoke("render", "specs/lecture-elman.yaml", "--format", "dot", "--output", out)
+    assert result.exit_code == 0, result.output
+    folded, unfolded = tmp_path / "net.folded.dot", tmp_path / "net.unfolded.dot"
+    assert "Ws" in folded.read_text() and "digraph" in unfolded.read_text()
+    again = invoke("render", "specs/lecture-elman.yaml", "--format", "dot", "--output", out)
+    assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_render_bad_highlight_writes_nothing(tmp_path):
+    result = invoke(
+        "render", "specs/sentiment.yaml", "--highlight", "o[3]", "--output", tmp_path / "s.svg"
+    )
+    assert result.exit_code == 2 and "computed at steps 11" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_render_without_dot_keeps_the_dot_source(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    result = invoke(
+        "render",
+        "specs/lstm.yaml",
+        "--view",
+        "folded",
+        "--format",
+        "png",
+        "--output",
+        tmp_path / "l.png",
+    )
+    assert result.exit_code == 6
+    assert "apt-get install graphviz" in result.stderr
+    assert (tmp_path / "l.dot").read_text().startswith("digraph")
+    assert not (tmp_path / "l.png").exists()
