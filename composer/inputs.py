@@ -1,0 +1,313 @@
+"""Input arrays: reading `.npy`, `.npz` and `.csv` files, checking shapes, inferring T.
+
+Arrays hold only the steps an input is present at (its window): an input with window
+`:-3` unrolled to T = 8 steps has 5 steps of data. Batched arrays are (B, T_in, F); a
+network with one input may also take (T_in, F).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+
+from composer.arrays import MAX_ARRAY_BYTES, read_arrays
+from composer.errors import DataError
+
+__all__ = [
+    "read_inputs",
+    "batched",
+    "read_csv",
+    "check_inputs",
+    "infer_steps",
+    "fitting_steps",
+    "input_sizes",
+    "MAX_STEPS",
+]
+
+#: the largest unroll depth a spec allows (`NetworkSpec.steps`).
+MAX_STEPS = 10_000_000
+_NPY_MAGIC = b"\x93NUMPY"
+_BLOCK_ROWS = 4096
+
+
+def input_sizes(graph: nx.MultiDiGraph) -> dict[str, int]:
+    """`{input name: feature size}` in spec order."""
+    nodes = sorted(graph.nodes(data=True), key=lambda item: item[1]["order"])
+    return {name: data["size"] for name, data in nodes if data["role"] == "input"}
+
+
+def read_inputs(
+    path: str | os.PathLike, graph: nx.MultiDiGraph
+) -> tuple[dict[str, np.ndarray], bool]:
+    """The input arrays in a file, as (B, T_in, F), and whether the file held 2-D arrays.
+
+    `.npy`: one array, for a network with one input. `.npz`: one array per input name.
+    `.csv`: rows are steps, columns features, for a network with one input. Keys, ranks,
+    feature sizes and batch sizes are checked; T_in is checked against T later.
+    """
+    path = Path(path)
+    sizes = input_sizes(graph)
+    names = list(sizes)
+    if path.suffix.lower() == ".csv":
+        _one_input(path, names, ".csv")
+        arrays = {names[0]: read_csv(path)}
+    else:
+        arrays = read_arrays(path, default_key=names[0])
+        if _is_npy(path):
+            _one_input(path, names, ".npy")
+    missing = [n for n in names if n not in arrays]
+    extra = sorted(k for k in arrays if k not in sizes)
+    if missing or extra:
+        parts = [f"missing {', '.join(map(repr, missing))}"] if missing else []
+        parts += [f"unexpected {', '.join(map(repr, extra))}"] if extra else []
+        raise DataError(
+            f"{path}: {'; '.join(parts)}; expected one array per input: {', '.join(names)}"
+        )
+    ranks = {key: arrays[key].ndim for key in names}
+    if set(ranks.values()) - {2, 3} or len(set(ranks.values())) > 1:
+        shown = ", ".join(f"{k!r} {arrays[k].shape}" for k in names)
+        raise DataError(
+            f"{path}: expected every input as (B, T_in, F) or every one as (T_in, F), got {shown}"
+        )
+    was_2d = ranks[names[0]] == 2
+    batched = {k: arrays[k][np.newaxis] if was_2d else arrays[k] for k in names}
+    for key in names:
+        _check_array(f"{path}: key {key!r}", batched[key], sizes[key])
+    _check_batch(str(path), batched)
+    return batched, was_2d
+
+
+def batched(
+    graph: nx.MultiDiGraph, inputs: Mapping[str, np.ndarray] | np.ndarray
+) -> tuple[dict[str, np.ndarray], bool]:
+    """Inputs as `{name: (B, T_in, F) array}`, and whether they came as (T_in, F) arrays.
+
+    A network with one input also takes its bare array; 2-D arrays get a batch axis of 1.
+    """
+    names = list(input_sizes(graph))
+    if not isinstance(inputs, Mapping):
+        if len(names) != 1:
+            raise DataError(f"this network has inputs {', '.join(names)}; pass a dict by name")
+        inputs = {names[0]: inputs}
+    arrays = {name: np.asarray(array) for name, array in inputs.items()}
+    ranks = {array.ndim for array in arrays.values()}
+    if ranks == {2}:
+        return {name: array[np.newaxis] for name, array in arrays.items()}, True
+    if 2 in ranks:
+        raise DataError("inputs mix (T_in, F) and (B, T_in, F) arrays; give all of one rank")
+    return arrays, False
+
+
+def _is_npy(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(6) == _NPY_MAGIC
+
+
+def _one_input(path: Path, names: list[str], what: str) -> None:
+    if len(names) != 1:
+        raise DataError(
+            f"{path}: a {what} file holds one input, but this network has {len(names)}: "
+            f"{', '.join(names)}; save them with numpy.savez as a .npz keyed by input name"
+        )
+
+
+def read_csv(path: str | os.PathLike) -> np.ndarray:
+    """A `.csv` of numbers as a (T_in, F) float64 array: one row per step, one column per
+    feature, no header. Errors name the row and column."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    if path.stat().st_size > MAX_ARRAY_BYTES:
+        raise DataError(f"{path}: over the {MAX_ARRAY_BYTES >> 30} GiB limit")
+    blocks, block, width, first = [], [], None, None
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            for cells in reader:
+                if not cells or all(not c.strip() for c in cells):
+                    continue  # blank lines carry no step
+                row = reader.line_num
+                values = _csv_row(path, row, cells, header=first is None)
+                if width is None:
+                    width, first = len(values), row
+                elif len(values) != width:
+                    raise DataError(
+                        f"{path}: row {row} has {len(values)} columns, expected {width} "
+                        f"like row {first}"
+                    )
+                block.append(values)
+                if len(block) == _BLOCK_ROWS:
+                    blocks.append(np.array(block, dtype=np.float64))
+                    block = []
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"{path}: not a text .csv file ({err})") from err
+    if width is None:
+        raise DataError(f"{path}: empty; expected rows of numbers, one row per step")
+    blocks.append(np.array(block, dtype=np.float64).reshape(-1, width))
+    return np.concatenate(blocks)
+
+
+def _csv_row(path: Path, row: int, cells: list[str], header: bool) -> list[float]:
+    values = []
+    for column, cell in enumerate(cells, 1):
+        try:
+            value = float(cell)
+        except ValueError:
+            hint = "; a header line is not supported, remove it" if header else ""
+            raise DataError(
+                f"{path}: row {row}, column {column}: {cell.strip()!r} is not a number{hint}"
+            ) from None
+        if not math.isfinite(value):
+            raise DataError(f"{path}: row {row}, column {column}: {cell.strip()!r} is not finite")
+        values.append(value)
+    return values
+
+
+def _check_array(where: str, array: np.ndarray, size: int) -> None:
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"{where}: expected numbers, got dtype {array.dtype}")
+    if array.ndim != 3:
+        raise DataError(f"{where}: expected shape (B, T_in, {size}), got {array.shape}")
+    if array.shape[2] != size:
+        raise DataError(
+            f"{where}: expected {size} features (shape (B, T_in, {size})), "
+            f"got {array.shape[2]} (shape {array.shape})"
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise DataError(f"{where}: empty array of shape {array.shape}")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise DataError(f"{where}: holds NaN or Inf")
+
+
+def _check_batch(where: str, arrays: Mapping[str, np.ndarray]) -> None:
+    batches = {key: a.shape[0] for key, a in arrays.items()}
+    if len(set(batches.values())) > 1:
+        shown = ", ".join(f"{k!r} {b}" for k, b in batches.items())
+        raise DataError(f"{where}: inputs disagree on the batch size B: {shown}")
+
+
+def check_inputs(plan, arrays: Mapping[str, np.ndarray]) -> int:
+    """Check arrays against a plan (names, (B, T_in, F) shapes, one B); return B.
+
+    `plan` is a `composer.plan.Plan`; T_in must be the number of steps of the input's
+    window at the plan's T.
+    """
+    names = list(plan.inputs)
+    missing = [n for n in names if n not in arrays]
+    extra = sorted(k for k in arrays if k not in names)
+    if missing or extra:
+        parts = [f"missing {', '.join(map(repr, missing))}"] if missing else []
+        parts += [f"unexpected {', '.join(map(repr, extra))}"] if extra else []
+        raise DataError(f"inputs: {'; '.join(parts)}; expected {', '.join(names)}")
+    arrays = {name: np.asarray(arrays[name]) for name in names}
+    for name in names:
+        array, size = arrays[name], plan.folded.nodes[name]["size"]
+        window = plan.window(name)
+        expected = (len(window), size)
+        if array.dtype.kind not in "biuf":
+            raise DataError(f"input {name!r}: expected numbers, got dtype {array.dtype}")
+        if array.ndim != 3 or array.shape[1:] != expected or array.shape[0] == 0:
+            raise DataError(
+                f"input {name!r}: expected shape (B, {expected[0]}, {size}) (its window "
+                f"`{plan.folded.nodes[name]['window']}` holds {expected[0]} of T = "
+                f"{plan.steps} steps), got {array.shape}"
+            )
+    _check_batch("inputs", arrays)
+    return int(arrays[names[0]].shape[0])
+
+
+def _bounds(window: str) -> tuple[int | None, int | None]:
+    # the spec already matched the window against its pattern
+    start, stop = (p.strip() for p in window.split(":"))
+    return (int(start) if start else None), (int(stop) if stop else None)
+
+
+def _raw_length(start: int | None, stop: int | None, steps: int) -> int:
+    """stop - start of a step-1 slice over range(steps), before flooring at 0."""
+
+    def bound(value: int) -> int:
+        value = value + steps if value < 0 else value
+        return min(max(value, 0), steps)
+
+    return (steps if stop is None else bound(stop)) - (0 if start is None else bound(start))
+
+
+def fitting_steps(window: str, length: int, limit: int = MAX_STEPS) -> list[range]:
+    """Every T in 1..limit at which `window` selects exactly `length` steps, as ranges.
+
+    The selected count is piecewise linear in T, with kinks where a bound stops being
+    clipped, so each piece is solved exactly.
+
+    Examples
+    --------
+    >>> fitting_steps(":-3", 5)
+    [range(8, 9)]
+    >>> fitting_steps("0:1", 1)
+    [range(1, 10000001)]
+    """
+    start, stop = _bounds(window)
+    cuts = {1, limit + 1} | {min(abs(v), limit + 1) for v in (start, stop) if v}
+    cuts = sorted(c for c in cuts if c >= 1)
+    found = []
+    for lo, hi in zip(cuts, cuts[1:]):
+        first = _raw_length(start, stop, lo)
+        slope = _raw_length(start, stop, lo + 1) - first if lo + 1 < hi else 0
+        if slope == 0:
+            if first == length:
+                found.append(range(lo, hi))
+        elif (length - first) % slope == 0 and lo <= lo + (length - first) // slope < hi:
+            steps = lo + (length - first) // slope
+            found.append(range(steps, steps + 1))
+    return found
+
+
+def _intersect(a: Iterable[range], b: Iterable[range]) -> list[range]:
+    out = []
+    for x in a:
+        for y in b:
+            lo, hi = max(x.start, y.start), min(x.stop, y.stop)
+            if lo < hi:
+                out.append(range(lo, hi))
+    return out
+
+
+def infer_steps(graph: nx.MultiDiGraph, arrays: Mapping[str, np.ndarray]) -> int:
+    """The unroll depth T that the inputs' lengths imply through their windows.
+
+    The time axis is the second to last. When the lengths fit several T (a window such
+    as `0:1` holds one step whatever T is), the spec's `steps` is used if it fits.
+
+    Examples
+    --------
+    With window `:-3`, an input of 5 steps means T = 8.
+    """
+    spec = graph.graph["spec"]
+    candidates, shown = [range(1, MAX_STEPS + 1)], []
+    for name in input_sizes(graph):
+        if name not in arrays:
+            continue
+        window, length = graph.nodes[name]["window"], int(np.shape(arrays[name])[-2])
+        shown.append(f"{name!r} has {length} steps in window `{window}`")
+        fits = fitting_steps(window, length)
+        if not fits:
+            raise DataError(f"input {shown[-1]}: no number of steps T gives that")
+        candidates = _intersect(candidates, fits)
+    if not candidates:
+        raise DataError(f"inputs disagree on the number of steps T: {'; '.join(shown)}")
+    if len(candidates) == 1 and len(candidates[0]) == 1:
+        return candidates[0].start
+    if any(spec.steps in r for r in candidates):
+        return spec.steps
+    options = ", ".join(
+        f"{r.start}..{r.stop - 1}" if len(r) > 1 else str(r.start) for r in candidates
+    )
+    raise DataError(
+        f"cannot tell T from the inputs ({'; '.join(shown)}): T may be {options}, and the "
+        f"spec's steps {spec.steps} is not among them; give the steps explicitly"
+    )

@@ -1,0 +1,359 @@
+"""The plan: an unrolled network compiled once into a flat, ordered, frozen schedule.
+
+`compile_plan` turns an `Unrolled` value into groups of vectors to compute, in an order
+where every group's sources come first. A group is a strongly connected component of the
+folded graph: vectors that feed each other across time and so must advance step by step
+together. Everything else runs a whole range of steps at a time, which is what lets the
+executor project the inputs of many steps in one matrix product.
+
+Group kinds:
+
+- `input`: an input sequence, read from the caller's array;
+- `feedforward`: a readout or a dense layer that nothing in its own past feeds;
+- `scan`: a recurrent state whose only loop is its own recurrence (the common layer):
+  its inputs are projected ahead, only `s_prev Ws` stays in the time loop;
+- `general`: anything else (Jordan feedback, loops through connections), computed step by
+  step, vector by vector in within-step order;
+- `output`: an emitted output, copied out of its sources.
+
+`bind_params` compiles the weights the same way, once: checked against the graph, cast
+to the run's dtype, gated layers' weights stacked per gate for their cells
+(`cells.arrange_gates`); the result serves every plan unrolled from that graph.
+
+Examples
+--------
+>>> from composer.graph import build
+>>> from composer.spec import NetworkSpec
+>>> from composer.unroll import unroll
+>>> spec = NetworkSpec.model_validate({
+...     "inputs": [{"name": "x", "size": 3}],
+...     "layers": [{"name": "rnn", "kind": "elman", "input": "x", "state_size": 4,
+...                 "output": {"size": 2, "activation": "softmax"}}],
+...     "outputs": [{"name": "y", "from": "rnn"}], "alignment": "many-to-one"})
+>>> plan = compile_plan(unroll(build(spec), 5))
+>>> [(g.kind, g.vectors) for g in plan.groups]
+[('input', ('x',)), ('scan', ('rnn.s',)), ('feedforward', ('rnn.y',)), ('output', ('y',))]
+>>> plan.streaming
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import networkx as nx
+import numpy as np
+
+from composer.cells import CELLS, arrange_gates
+from composer.errors import DataError
+from composer.params import check_params
+from composer.spec import parse_window
+from composer.unroll import Unrolled
+
+__all__ = [
+    "Feed",
+    "Vector",
+    "Group",
+    "Plan",
+    "compile_plan",
+    "BoundParams",
+    "VectorWeights",
+    "bind_params",
+    "bias_keys",
+    "check_dtype",
+    "GROUP_KINDS",
+]
+
+GROUP_KINDS = ("input", "feedforward", "scan", "general", "output")
+DTYPES = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One weighted edge into a vector: `source[t - lag] @ weight[rows[0]:rows[1]]`.
+
+    `weight` is a parameter key, or None for the identity of an emitted output (then `rows`
+    are the output's columns this source fills).
+    """
+
+    source: str
+    weight: str | None
+    rows: tuple[int, int]
+    lag: int
+
+
+@dataclass(frozen=True)
+class Vector:
+    """One vector of the folded graph as the executor computes it.
+
+    `kind` is the cell kind (`elman`, `lstm`, `gru`; `dense` for readouts and dense
+    layers; None for inputs and outputs) and `state_size` the H its gate columns come in
+    blocks of. `feeds` are its in-edges except its own recurrence, which is `recurrence`.
+    `window` is [start, stop) of the steps it exists at; `span` [first, last + 1) of the
+    steps it is computed at (`present`, a read-only mask over 0..T-1). `initial` are the
+    steps its recurrence reads outside its window, `handover` the (state, step) whose value
+    they take (None: zeros). `history` is how many steps back anyone reads it.
+    """
+
+    name: str
+    role: str
+    size: int
+    kind: str | None
+    state_size: int
+    activation: str | None
+    feeds: tuple[Feed, ...]
+    recurrence: Feed | None
+    biases: tuple[str, ...]
+    window: tuple[int, int]
+    span: tuple[int, int]
+    present: np.ndarray
+    initial: tuple[int, ...]
+    handover: tuple[str, int] | None
+    history: int
+    order: int
+
+
+@dataclass(frozen=True)
+class Group:
+    """Vectors computed together, in within-step order; `direction` -1 runs time backwards."""
+
+    kind: str
+    vectors: tuple[str, ...]
+    direction: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A compiled network: what to compute, in which order, over `steps` steps.
+
+    `streaming` is True when every group runs forward in time and every handed-over state
+    is final before it is read: the executor may then walk time in chunks and keep only
+    a short history of each vector instead of all T steps. `windows` holds the steps of
+    each input and output (`window`).
+    """
+
+    steps: int
+    vectors: Mapping[str, Vector]
+    groups: tuple[Group, ...]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    streaming: bool
+    folded: nx.MultiDiGraph
+    windows: Mapping[str, range] = field(default_factory=dict)
+
+    def window(self, name: str) -> range:
+        """The steps an input or an output covers: its arrays hold exactly these."""
+        if name in self.windows:
+            return self.windows[name]
+        return parse_window(self.folded.nodes[name]["window"], self.steps)
+
+
+def compile_plan(unrolled: Unrolled) -> Plan:
+    """Compile an unrolled network into a `Plan`; vectors computed at no step are left out.
+
+    Group order is a topological order of the folded graph's strongly connected components
+    (hand-overs of `initial_state` count as edges), ties broken by spec order; vectors in
+    a group follow the zero-lag edges, again ties broken by spec order, so the plan is the
+    same on every run.
+    """
+    folded, steps = unrolled.folded, unrolled.steps
+    kept = [n for n in folded if unrolled.present[n].any()]
+    history = _history(folded, kept)
+    vectors = {n: _vector(unrolled, n, kept, history[n]) for n in kept}
+    groups = _groups(folded, unrolled, kept)
+    streaming = all(g.direction > 0 for g in groups) and all(
+        v.handover[1] <= v.span[0] for v in vectors.values() if v.handover is not None
+    )
+    roles = nx.get_node_attributes(folded, "role")
+    by_order = sorted(folded, key=lambda n: folded.nodes[n]["order"])
+    inputs = tuple(n for n in by_order if roles[n] == "input")
+    outputs = tuple(n for n in by_order if roles[n] == "output")
+    windows = {n: parse_window(folded.nodes[n]["window"], steps) for n in inputs + outputs}
+    return Plan(
+        steps=steps,
+        vectors=MappingProxyType(vectors),
+        groups=tuple(groups),
+        inputs=inputs,
+        outputs=outputs,
+        streaming=streaming,
+        folded=folded,
+        windows=MappingProxyType(windows),
+    )
+
+
+def _history(folded: nx.MultiDiGraph, kept: list[str]) -> dict[str, int]:
+    """For each vector, the largest positive lag at which a kept vector reads it."""
+    alive = set(kept)
+    history = dict.fromkeys(folded, 0)
+    for source, target, lag in folded.edges(data="lag"):
+        if target in alive and lag > 0:
+            history[source] = max(history[source], lag)
+    return history
+
+
+def _span(mask: np.ndarray) -> tuple[int, int]:
+    # argmax finds the first True without an O(T) index array
+    first = int(np.argmax(mask))
+    last = len(mask) - int(np.argmax(mask[::-1]))
+    return first, last
+
+
+def bias_keys(data: dict) -> tuple[str, ...]:
+    """The parameter keys of the biases of a folded-graph node, given its attributes."""
+    layer, role, suffix = data.get("layer"), data["role"], data.get("suffix", "")
+    if role == "state":
+        if data["kind"] == "gru":
+            return f"{layer}.bx{suffix}", f"{layer}.bs{suffix}"
+        return (f"{layer}.b{suffix}",)
+    return {"readout": (f"{layer}.by",), "dense": (f"{layer}.b",)}.get(role, ())
+
+
+def _vector(unrolled: Unrolled, node: str, kept: list[str], history: int) -> Vector:
+    folded, steps = unrolled.folded, unrolled.steps
+    data = folded.nodes[node]
+    alive = set(kept)
+    feeds, recurrence = [], None
+    for source, _, edge in folded.in_edges(node, data=True):
+        feed = Feed(source, edge["weight"], tuple(edge["rows"]), edge["lag"])
+        if edge["role"] == "recurrent":
+            recurrence = feed
+        elif source in alive:  # a source computed at no step contributes nothing
+            feeds.append(feed)
+    window = parse_window(data["window"], steps)
+    kind = data.get("kind") if data["role"] == "state" else None
+    if data["role"] in ("readout", "dense"):
+        kind = "dense"
+    handover = unrolled.handover.get(node)
+    return Vector(
+        name=node,
+        role=data["role"],
+        size=data["size"],
+        kind=kind,
+        state_size=data["size"],
+        activation=data.get("activation"),
+        feeds=tuple(feeds),
+        recurrence=recurrence,
+        biases=bias_keys(data),
+        window=(window.start, window.stop),
+        span=_span(unrolled.present[node]),
+        present=unrolled.present[node],
+        initial=tuple(unrolled.initial.get(node, ())),
+        handover=None if handover is None else (handover[0], int(handover[1])),
+        history=history,
+        order=data["order"],
+    )
+
+
+def _groups(folded: nx.MultiDiGraph, unrolled: Unrolled, kept: list[str]) -> list[Group]:
+    order = nx.get_node_attributes(folded, "order")
+    sub = nx.DiGraph(folded.subgraph(kept))
+    components = nx.condensation(sub)
+    members = nx.get_node_attributes(components, "members")
+    for target, (origin, _) in unrolled.handover.items():
+        if target in sub and origin in sub:
+            a, b = components.graph["mapping"][origin], components.graph["mapping"][target]
+            if a != b:
+                components.add_edge(a, b)
+    first = {c: min(order[n] for n in members[c]) for c in components}
+    groups = []
+    for component in nx.lexicographical_topological_sort(components, key=first.__getitem__):
+        nodes = members[component]
+        instant = nx.DiGraph()
+        instant.add_nodes_from(nodes)
+        instant.add_edges_from(
+            (u, v) for u, v, lag in folded.subgraph(nodes).edges(data="lag") if lag == 0
+        )
+        ordered = tuple(nx.lexicographical_topological_sort(instant, key=order.__getitem__))
+        groups.append(Group(_kind(folded, ordered), ordered, _direction(folded, ordered)))
+    return groups
+
+
+def _kind(folded: nx.MultiDiGraph, nodes: tuple[str, ...]) -> str:
+    if len(nodes) > 1:
+        return "general"
+    (node,) = nodes
+    role = folded.nodes[node]["role"]
+    if role in ("input", "output"):
+        return role
+    loops = [data["role"] for _, target, data in folded.edges(node, data=True) if target == node]
+    if not loops:
+        return "feedforward"
+    return "scan" if loops == ["recurrent"] else "general"
+
+
+def _direction(folded: nx.MultiDiGraph, nodes: tuple[str, ...]) -> int:
+    lags = [folded.nodes[n].get("lag", 1) for n in nodes if folded.nodes[n]["role"] == "state"]
+    return -1 if any(lag < 0 for lag in lags) else 1
+
+
+@dataclass(frozen=True)
+class BoundParams:
+    """Weights checked, cast to `dtype` and arranged for their cells, once.
+
+    `arrays[key]` is the weight `key`, a gated layer's as a stack of per-gate blocks in
+    cell order (`cells.arrange_gates`). Reusable by every plan unrolled from `folded`.
+    """
+
+    folded: nx.MultiDiGraph
+    dtype: np.dtype
+    arrays: Mapping[str, np.ndarray]
+
+    def weights(self, vector: Vector) -> VectorWeights:
+        """One vector's weights: views of `arrays`, and its GRU biases combined."""
+        feeds = tuple(
+            (feed, self.arrays[feed.weight][..., feed.rows[0] : feed.rows[1], :])
+            for feed in vector.feeds
+            if feed.weight is not None
+        )
+        recurrent = self.arrays[vector.recurrence.weight] if vector.recurrence else None
+        biases = [self.arrays[key] for key in vector.biases]
+        bias = bias_n = None
+        if vector.kind == "gru":
+            bx, bs = biases
+            bias = bx.copy()
+            bias[:2] += bs[:2]  # bs's r and z parts always appear summed with bx's
+            bias_n = bs[2]
+        elif biases:
+            (bias,) = biases
+        return VectorWeights(feeds, recurrent, bias, bias_n)
+
+
+@dataclass(frozen=True)
+class VectorWeights:
+    """A vector's weights as the executor uses them: (feed, W[rows]) pairs, the recurrent
+    weight, and the bias added to its projection (GRU: `bias_n` is the part of bs the
+    reset gate multiplies; the rest is folded into `bias`)."""
+
+    feeds: tuple[tuple[Feed, np.ndarray], ...]
+    recurrent: np.ndarray | None
+    bias: np.ndarray | None
+    bias_n: np.ndarray | None
+
+
+def bind_params(
+    graph: nx.MultiDiGraph, params: Mapping[str, np.ndarray], dtype: str = "float32"
+) -> BoundParams:
+    """Check weights against a folded graph (`params.check_params`), cast and arrange them."""
+    dt = np.dtype(check_dtype(dtype))
+    check_params(graph, dict(params))
+    arrays = {}
+    for node, data in graph.nodes(data=True):
+        cell = CELLS[data["kind"]] if data["role"] == "state" else None
+        keys = [w for _, _, w in graph.in_edges(node, data="weight") if w is not None]
+        for key in keys + list(bias_keys(data)):
+            value = np.asarray(params[key], dtype=dt)
+            arrays[key] = arrange_gates(cell, value, data["size"]) if cell else value
+    return BoundParams(graph, dt, MappingProxyType(arrays))
+
+
+def check_dtype(dtype) -> str:
+    """The name of a float dtype the executor runs in: `float32` or `float64`, else refused."""
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in DTYPES:
+        raise DataError(f"dtype must be float32 or float64, got {dtype!r}")
+    return name

@@ -1,0 +1,444 @@
+"""Hand-written reference loops: what the executor must compute, straight from the equations.
+
+Written independently of `composer.cells`, `composer.plan` and `composer.execute`: plain
+per-step loops over PyTorch-order weights as the DESIGN's parameter table names them,
+with sigmoid and softmax written the textbook way. Arrays are (B, T, F) like the
+executor's; an absent input (outside its window) is simply not added.
+
+`SCENARIOS` pairs each spec (a dict) that PyTorch cannot express with its loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["sigmoid", "softmax", "ACT", "elman", "lstm", "gru", "readout", "SCENARIOS"]
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+ACT = {
+    "tanh": np.tanh,
+    "relu": lambda x: np.maximum(x, 0),
+    "sigmoid": sigmoid,
+    "identity": lambda x: x,
+    "softmax": softmax,
+}
+
+
+def elman(pre, s_prev, p, name, act="tanh", sfx=""):
+    """s = phi(x Wx + s_prev Ws + b), with `pre` = the input part x Wx (and any extras)."""
+    return ACT[act](pre + s_prev @ p[f"{name}.Ws{sfx}"] + p[f"{name}.b{sfx}"])
+
+
+def lstm(pre, h, c, p, name, sfx=""):
+    """PyTorch's LSTM step: gates i, f, g, o in the 4H columns of `pre + h Ws + b`."""
+    z = pre + h @ p[f"{name}.Ws{sfx}"] + p[f"{name}.b{sfx}"]
+    i, f, g, o = np.split(z, 4, axis=-1)
+    c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+    return sigmoid(o) * np.tanh(c), c
+
+
+def gru(pre, h, p, name, sfx=""):
+    """PyTorch's GRU step: gates r, z, n; `pre` is the input part x W_i (without bx)."""
+    gh = h @ p[f"{name}.Ws{sfx}"] + p[f"{name}.bs{sfx}"]
+    gx = np.broadcast_to(pre + p[f"{name}.bx{sfx}"], gh.shape)  # `pre` may be 0: no input
+    H = h.shape[-1]
+    r = sigmoid(gx[:, :H] + gh[:, :H])
+    z = sigmoid(gx[:, H : 2 * H] + gh[:, H : 2 * H])
+    n = np.tanh(gx[:, 2 * H :] + r * gh[:, 2 * H :])
+    return (1 - z) * n + z * h
+
+
+def readout(s, p, name, act):
+    return ACT[act](s @ p[f"{name}.Wy"] + p[f"{name}.by"])
+
+
+def _zeros(x, size):
+    return np.zeros((x.shape[0], size))
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+def _softmax_readout(p, x, T):
+    s, ys = _zeros(x["x"], 5), []
+    for t in range(T):
+        s = elman(x["x"][:, t] @ p["rnn.Wx"], s, p, "rnn")
+        ys.append(readout(s, p, "rnn", "softmax"))
+    return {"y": np.stack(ys, 1)}
+
+
+def _jordan(p, x, T):
+    s, y, ys = _zeros(x["x"], 5), None, []
+    for t in range(T):
+        pre = x["x"][:, t] @ p["rnn.Wx"]
+        if y is not None:  # y_{t-1}: absent at t = 0
+            pre = pre + y @ p["rnn.W_rnn"]
+        s = elman(pre, s, p, "rnn")
+        y = readout(s, p, "rnn", "softmax")
+        ys.append(y)
+    return {"y": np.stack(ys, 1)}
+
+
+def _jordan_two(p, x, T):
+    s1, h2, c2, y2, ys = _zeros(x["x"], 4), _zeros(x["x"], 3), _zeros(x["x"], 3), None, []
+    for t in range(T):
+        pre = x["x"][:, t] @ p["a.Wx"]
+        if y2 is not None:
+            pre = pre + y2 @ p["a.W_b"]
+        s1 = elman(pre, s1, p, "a", "relu")
+        h2, c2 = lstm(s1 @ p["b.Wx"], h2, c2, p, "b")
+        y2 = readout(h2, p, "b", "sigmoid")
+        ys.append(y2)
+    return {"o": np.stack(ys, 1)}
+
+
+def _dilation(p, x, T):
+    k, s = 2, [_zeros(x["x"], 4), _zeros(x["x"], 4)]  # s_{-2}, s_{-1}
+    hc = [(_zeros(x["x"], 3), _zeros(x["x"], 3))] * 3
+    states = []
+    for t in range(T):
+        s.append(elman(x["x"][:, t] @ p["e.Wx"], s[-k], p, "e"))
+        h, c = lstm(s[-1] @ p["l.Wx"], *hc[-3], p, "l")
+        hc.append((h, c))
+        states.append(h)
+    return {"o": states[-1][:, None], "s": np.stack(s[2:], 1)}
+
+
+def _delayed_m2m(p, x, T):
+    h, hs = _zeros(x["x"], 4), []
+    for t in range(T):
+        pre = x["x"][:, t] @ p["g.Wx"] if t < T - 3 else 0.0  # input window `:-3`
+        h = gru(pre, h, p, "g")
+        hs.append(h)
+    return {"o": np.stack(hs[3:], 1)}
+
+
+def _one_to_many(p, x, T):
+    s, ys = _zeros(x["x"], 4), []
+    for t in range(T):
+        pre = x["x"][:, 0] @ p["rnn.Wx"] if t == 0 else 0.0
+        s = elman(pre, s, p, "rnn")
+        ys.append(readout(s, p, "rnn", "identity"))
+    return {"y": np.stack(ys, 1)}
+
+
+def _encoder_decoder(p, x, T, enc="lstm", dec="lstm"):
+    h, c = _zeros(x["x"], 4), _zeros(x["x"], 4)
+    for t in range(4):
+        pre = x["x"][:, t] @ p["enc.Wx"]
+        if enc == "lstm":
+            h, c = lstm(pre, h, c, p, "enc")
+        else:
+            h = gru(pre, h, p, "enc")
+    if enc != "lstm" or dec != "lstm":
+        c = _zeros(x["x"], 4)  # only an LSTM hands its cell over to an LSTM
+    ys = []
+    for t in range(4, 7):
+        pre = x["d"][:, t - 4] @ p["dec.Wx"]
+        if dec == "lstm":
+            h, c = lstm(pre, h, c, p, "dec")
+        else:
+            h = elman(pre, h, p, "dec")
+        ys.append(readout(h, p, "dec", "softmax"))
+    return {"o": np.stack(ys, 1)}
+
+
+def _backward(p, x, T):
+    s, states = _zeros(x["x"], 4), [None] * T
+    for t in reversed(range(T)):
+        s = elman(x["x"][:, t] @ p["rnn.Wx"], s, p, "rnn")
+        states[t] = s
+    return {"all": np.stack(states, 1), "first": states[0][:, None]}
+
+
+def _skips(p, x, T):
+    s1, h2, prev1, ys = _zeros(x["x"], 4), _zeros(x["x"], 3), [], []
+    for t in range(T):
+        s1 = elman(x["x"][:, t] @ p["l1.Wx"], s1, p, "l1")
+        prev1.append(s1)
+        pre = s1 @ p["l2.Wx"] + x["x"][:, t] @ p["l2.W_x"]  # delay-0 skip from the input
+        if t >= 2:
+            pre = pre + prev1[t - 2] @ p["l2.W_l1"]  # delay-2 skip
+        h2 = gru(pre, h2, p, "l2")
+        d = h2 @ p["d.W"] + s1 @ p["d.W_l1"] + p["d.b"]  # delay-0 skip into a dense layer
+        ys.append(np.tanh(d))
+    return {"o": np.stack(ys, 1)}
+
+
+def _generated_feedback(p, x, T):
+    s, y, ys = _zeros(x["x"], 4), None, []
+    for t in range(T):
+        pre = x["x"][:, t] @ p["l.Wx"]
+        if y is not None:
+            pre = pre + y @ p["l.W_d"]
+        s = elman(pre, s, p, "l")
+        y = softmax(s @ p["d.W"] + p["d.b"])
+        ys.append(y)
+    return {"o": np.stack(ys, 1)}
+
+
+def _bidirectional_readout(p, x, T):
+    f, b = [], [None] * T
+    h = _zeros(x["x"], 3)
+    for t in range(T):
+        h = gru(x["x"][:, t] @ p["bi.Wx"], h, p, "bi")
+        f.append(h)
+    h = _zeros(x["x"], 3)
+    for t in reversed(range(T)):
+        h = gru(x["x"][:, t] @ p["bi.Wx_rev"], h, p, "bi", "_rev")
+        b[t] = h
+    ys = [readout(np.concatenate([f[t], b[t]], -1), p, "bi", "softmax") for t in range(T)]
+    return {"o": np.stack(ys, 1)}
+
+
+def _concatenated(p, x, T):
+    s, ys = _zeros(x["a"], 4), []
+    Wa, Wb = p["l.Wx"][:2], p["l.Wx"][2:]
+    for t in range(T):
+        pre = x["a"][:, t] @ Wa
+        if t >= 2:  # b's window is `2:`
+            pre = pre + x["b"][:, t - 2] @ Wb
+        s = elman(pre, s, p, "l", "sigmoid")
+        ys.append(s)
+    return {"o": np.stack(ys, 1)}
+
+
+def _self_connection(p, x, T):
+    s = [_zeros(x["x"], 4)]
+    for t in range(T):
+        pre = x["x"][:, t] @ p["rnn.Wx"]
+        if t >= 2:
+            pre = pre + s[t - 1] @ p["rnn.W_rnn"]  # s_{t-2}; list index t - 1 (s[0] = s_{-1})
+        s.append(elman(pre, s[-1], p, "rnn", "identity"))
+    return {"o": np.stack(s[1:], 1)}
+
+
+def _active_window(p, x, T):
+    h = _zeros(x["x"], 4)
+    for t in range(2, T):  # the layer exists from step 2 on, starting from zeros
+        h = gru(x["x"][:, t] @ p["g.Wx"], h, p, "g")
+    return {"o": h[:, None]}
+
+
+def _dense_stack(p, x, T):
+    s, outs = _zeros(x["x"], 4), []
+    for t in range(T):
+        d = np.maximum(x["x"][:, t] @ p["d.W"] + p["d.b"], 0)
+        s = elman(d @ p["e.Wx"], s, p, "e")
+        outs.append(sigmoid(s @ p["out.W"] + p["out.b"]))
+    return {"o": np.stack(outs, 1)}
+
+
+def _delayed_input(p, x, T):
+    s, outs = _zeros(x["x"], 4), []
+    for t in range(T):
+        pre = x["x"][:, t - 1] @ p["rnn.Wx"] if t >= 1 else 0.0  # x's window is `1:`
+        if t - 3 >= 1:
+            pre = pre + x["x"][:, t - 4] @ p["rnn.W_x"]  # x at step t - 3
+        s = elman(pre, s, p, "rnn")
+        outs.append(s)
+    return {"o": np.stack(outs, 1)}
+
+
+def _layer(name, kind, inputs, size, **extra):
+    key = "size" if kind == "dense" else "state_size"
+    return {"name": name, "kind": kind, "input": inputs, key: size, **extra}
+
+
+def _net(layers, outputs, inputs=None, **extra):
+    return {
+        "inputs": inputs or [{"name": "x", "size": 3}],
+        "layers": layers,
+        "outputs": outputs,
+        **extra,
+    }
+
+
+_SOFTMAX4 = {"size": 4, "activation": "softmax"}
+_ENC_DEC = _net(
+    [
+        _layer("enc", "lstm", "x", 4, active="0:4"),
+        _layer("dec", "lstm", "d", 4, active="4:7", initial_state="enc", output=_SOFTMAX4),
+    ],
+    [{"name": "o", "from": "dec"}],
+    inputs=[{"name": "x", "size": 3}, {"name": "d", "size": 2, "window": "4:7"}],
+    alignment={"inputs": "0:4", "outputs": "4:7"},
+)
+
+
+def _variant(spec, **kinds):
+    spec = {**spec, "layers": [dict(layer) for layer in spec["layers"]]}
+    for layer in spec["layers"]:
+        layer["kind"] = kinds.get(layer["name"], layer["kind"])
+    return spec
+
+
+#: name -> (spec dict, T, oracle(params, inputs, T) -> {output: (B, T_out, size)}).
+SCENARIOS = {
+    "softmax-readout": (
+        _net([_layer("rnn", "elman", "x", 5, output=_SOFTMAX4)], [{"name": "y", "from": "rnn"}]),
+        6,
+        _softmax_readout,
+    ),
+    "jordan": (
+        _net(
+            [_layer("rnn", "elman", "x", 5, output=_SOFTMAX4)],
+            [{"name": "y", "from": "rnn"}],
+            connections=[{"from": "rnn", "to": "rnn", "delay": 1}],
+        ),
+        6,
+        _jordan,
+    ),
+    "jordan-two-layers": (
+        _net(
+            [
+                _layer("a", "elman", "x", 4, activation="relu"),
+                _layer("b", "lstm", "a", 3, output={"size": 2, "activation": "sigmoid"}),
+            ],
+            [{"name": "o", "from": "b"}],
+            connections=[{"from": "b", "to": "a", "delay": 1}],
+        ),
+        5,
+        _jordan_two,
+    ),
+    "dilation": (
+        _net(
+            [_layer("e", "elman", "x", 4, delay=2), _layer("l", "lstm", "e", 3, delay=3)],
+            [{"name": "o", "from": "l", "window": "-1:"}, {"name": "s", "from": "e"}],
+        ),
+        7,
+        _dilation,
+    ),
+    "many-to-many-delay-3": (
+        _net(
+            [_layer("g", "gru", "x", 4)],
+            [{"name": "o", "from": "g"}],
+            alignment={"preset": "many-to-many", "delay": 3},
+        ),
+        8,
+        _delayed_m2m,
+    ),
+    "one-to-many": (
+        _net(
+            [_layer("rnn", "elman", "x", 4, output={"size": 2})],
+            [{"name": "y", "from": "rnn"}],
+            alignment="one-to-many",
+        ),
+        5,
+        _one_to_many,
+    ),
+    "encoder-decoder-lstm-lstm": (_ENC_DEC, 7, _encoder_decoder),
+    "encoder-decoder-gru-lstm": (
+        _variant(_ENC_DEC, enc="gru"),
+        7,
+        lambda p, x, T: _encoder_decoder(p, x, T, enc="gru"),
+    ),
+    "encoder-decoder-lstm-elman": (
+        _variant(_ENC_DEC, dec="elman"),
+        7,
+        lambda p, x, T: _encoder_decoder(p, x, T, dec="elman"),
+    ),
+    "backward": (
+        _net(
+            [_layer("rnn", "elman", "x", 4, direction="backward")],
+            [{"name": "all", "from": "rnn"}, {"name": "first", "from": "rnn", "window": "0:1"}],
+        ),
+        6,
+        _backward,
+    ),
+    "skip-connections": (
+        _net(
+            [
+                _layer("l1", "elman", "x", 4),
+                _layer("l2", "gru", "l1", 3),
+                _layer("d", "dense", "l2", 2, activation="tanh"),
+            ],
+            [{"name": "o", "from": "d"}],
+            connections=[
+                {"from": "x", "to": "l2", "delay": 0},
+                {"from": "l1", "to": "l2", "delay": 2},
+                {"from": "l1", "to": "d", "delay": 0},
+            ],
+        ),
+        6,
+        _skips,
+    ),
+    "generated-output-fed-back": (
+        _net(
+            [
+                _layer("l", "elman", "x", 4),
+                _layer("d", "dense", "l", 3, activation="softmax"),
+            ],
+            [{"name": "o", "from": "d"}],
+            connections=[{"from": "d", "to": "l", "delay": 1}],
+        ),
+        6,
+        _generated_feedback,
+    ),
+    "bidirectional-readout": (
+        _net(
+            [_layer("bi", "gru", "x", 3, bidirectional=True, output=_SOFTMAX4)],
+            [{"name": "o", "from": "bi"}],
+        ),
+        5,
+        _bidirectional_readout,
+    ),
+    "concatenated-inputs": (
+        _net(
+            [_layer("l", "elman", ["a", "b"], 4, activation="sigmoid")],
+            [{"name": "o", "from": "l"}],
+            inputs=[{"name": "a", "size": 2}, {"name": "b", "size": 3, "window": "2:"}],
+        ),
+        6,
+        _concatenated,
+    ),
+    "self-connection": (
+        _net(
+            [_layer("rnn", "elman", "x", 4, activation="identity")],
+            [{"name": "o", "from": "rnn"}],
+            connections=[{"from": "rnn", "to": "rnn", "delay": 2}],
+        ),
+        6,
+        _self_connection,
+    ),
+    "active-window": (
+        _net(
+            [_layer("g", "gru", "x", 4, active="2:")],
+            [{"name": "o", "from": "g"}],
+            alignment="many-to-one",
+        ),
+        6,
+        _active_window,
+    ),
+    "delayed-input": (
+        _net(
+            [_layer("rnn", "elman", "x", 4)],
+            [{"name": "o", "from": "rnn"}],
+            inputs=[{"name": "x", "size": 3, "window": "1:"}],
+            connections=[{"from": "x", "to": "rnn", "delay": 3}],
+        ),
+        7,
+        _delayed_input,
+    ),
+    "dense-stack": (
+        _net(
+            [
+                _layer("d", "dense", "x", 5, activation="relu"),
+                _layer("e", "elman", "d", 4),
+                _layer("out", "dense", "e", 2, activation="sigmoid"),
+            ],
+            [{"name": "o", "from": "out"}],
+        ),
+        5,
+        _dense_stack,
+    ),
+}
