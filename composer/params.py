@@ -159,10 +159,10 @@ def check_params(
         if missing:
             parts.append("missing " + ", ".join(f"{k} {shapes[k]}" for k in missing))
         if extra:
-            parts.append("unexpected " + ", ".join(f"{k} {tuple(params[k].shape)}" for k in extra))
+            parts.append("unexpected " + ", ".join(f"{k} {np.shape(params[k])}" for k in extra))
         raise DataError(f"{where}: {'; '.join(parts)}")
     for key, shape in shapes.items():
-        value = params[key]
+        value = np.asarray(params[key])
         if tuple(value.shape) != shape:
             hint = " (transposed?)" if tuple(value.shape) == shape[::-1] else ""
             raise DataError(

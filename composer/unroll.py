@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -116,8 +117,13 @@ def unroll(graph: nx.MultiDiGraph, steps: int) -> Unrolled:
     >>> unrolled.initial["rnn.s"]
     (-1,)
     """
-    if not isinstance(steps, int) or steps < 1:
-        raise SpecError(f"steps must be an integer >= 1, got {steps!r}", ("steps",))
+    given = steps
+    try:
+        steps = -1 if isinstance(given, bool) else operator.index(given)  # numpy ints too
+    except TypeError:
+        steps = -1
+    if steps < 1:
+        raise SpecError(f"steps must be an integer >= 1, got {given!r}", ("steps",))
     exists = {node: _window_mask(graph, node, steps) for node in graph}
     _check_alignment(graph, exists, steps)
     need = {
