@@ -25,9 +25,24 @@ dot:
 	  echo "note: Graphviz's 'dot' is missing; install it (Debian: sudo apt-get install graphviz)"; \
 	fi
 
+# The lecture's network: its weights, what each output depends on, a run on a
+# four-step input (one-hot rows in specs/data/lecture-x.csv), and its diagrams.
 demo: setup
 	$(BIN)/rnn-composer summary specs/lecture-elman.yaml
-	$(BIN)/rnn-composer deps specs/lecture-elman.yaml --steps 4
+	$(BIN)/rnn-composer deps specs/lecture-elman.yaml
+	$(BIN)/rnn-composer run specs/lecture-elman.yaml --input specs/data/lecture-x.csv
+	mkdir -p out
+	$(BIN)/rnn-composer render specs/lecture-elman.yaml --format svg --output out/lecture-elman.svg --force
+	$(BIN)/rnn-composer render specs/lecture-elman.yaml --format png --output out/lecture-elman.png --force
+	@echo "diagrams: out/lecture-elman.folded.{svg,png} and out/lecture-elman.unfolded.{svg,png}"
+
+# Speed against PyTorch and a hand-written NumPy loop, ratios in one run (not part of test).
+bench: setup
+	$(BIN)/python bench/bench.py
+
+# The gallery of every spec, folded and unfolded (docs/gallery.md).
+docs: setup
+	$(BIN)/python tools/gallery.py
 
 test: setup
 	$(BIN)/python -m pytest

@@ -11,14 +11,18 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
-from composer.arrays import atomic_write
-from composer.deps import dependencies, format_dependencies
+from composer.arrays import atomic_write, write_arrays
+from composer.deps import dependencies, format_dependencies, format_steps
 from composer.errors import ComposerError, SpecError, SpecErrors
+from composer.execute import estimate_bytes, execute
 from composer.graph import build
+from composer.inputs import infer_steps, read_inputs
 from composer.load import SourcedSpec, read_spec, read_spec_text
-from composer.params import param_table
+from composer.params import init_params, load_params, param_table, save_params
+from composer.plan import compile_plan
 from composer.render import folded_dot, parse_highlight, unfolded_dot, write_diagram
 from composer.resources import check_memory, deps_bytes, parse_size
 from composer.spec import PRESETS, NetworkSpec
@@ -289,6 +293,110 @@ def _select(found: dict, at: str) -> dict:
             f"{name} is not emitted at step {t}; emitted at {emitted}", param_hint="--at"
         )
     return {name: {t: found[name][t]}}
+
+
+class DType(str, Enum):
+    float32 = "float32"
+    float64 = "float64"
+
+
+@app.command()
+@reports_errors
+def run(
+    spec: SpecPath,
+    input: Annotated[
+        Path,
+        typer.Option(
+            "--input",
+            "-i",
+            exists=True,
+            dir_okay=False,
+            help="Inputs: .npy (B, T_in, F) or (T_in, F), .npz by input name, .csv.",
+        ),
+    ],
+    weights: Annotated[
+        Path | None,
+        typer.Option(
+            "--weights",
+            "-w",
+            exists=True,
+            dir_okay=False,
+            help="Weights .npz (keys `layer.param`); default: seeded initial weights.",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the initial weights (without --weights).")] = 0,
+    steps: Steps = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the outputs to this .npz.")
+    ] = None,
+    save_weights: Annotated[
+        Path | None, typer.Option(help="Also write the weights used to this .npz.")
+    ] = None,
+    dtype: Annotated[DType, typer.Option(help="Computation precision.")] = DType.float32,
+    allow_nonfinite: Annotated[
+        bool, typer.Option(help="Accept NaN and Inf in inputs and weights.")
+    ] = False,
+    max_memory: MaxMemory = "4G",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+) -> None:
+    """Run the network forward on input arrays and report or save its outputs."""
+    sourced = _check(spec)
+    folded = build(sourced.spec)
+    for path in (output, save_weights):
+        if path is not None:
+            check_output(path, force, (spec, input, weights))
+    check_memory(input.stat().st_size, max_memory, f"reading {input}")
+    arrays, flat = read_inputs(input, folded, allow_nonfinite=allow_nonfinite)
+    try:
+        unrolled = unroll(folded, steps or infer_steps(folded, arrays))
+    except SpecError as err:
+        raise sourced.locate(err) from err
+    plan = compile_plan(unrolled)
+    batch = next(iter(arrays.values())).shape[0]
+    check_memory(
+        estimate_bytes(plan, batch, dtype.value),
+        max_memory,
+        f"running {spec} at T = {unrolled.steps}, B = {batch}",
+    )
+    if weights is not None:
+        params = load_params(weights, folded, dtype.value, allow_nonfinite=allow_nonfinite)
+    else:
+        params = init_params(folded, seed, dtype.value)
+    outputs = execute(plan, params, arrays, dtype.value)
+    if flat:
+        outputs = {name: value[0] for name, value in outputs.items()}
+    if save_weights is not None:
+        save_params(save_weights, params)
+        typer.echo(f"wrote {save_weights} ({len(params)} weights)", err=True)
+    if output is not None:
+        write_arrays(output, outputs)
+        typer.echo(
+            f"wrote {output}: "
+            + ", ".join(f"{name} {tuple(value.shape)}" for name, value in outputs.items()),
+            err=True,
+        )
+        return
+    origin = f"weights {weights}" if weights else f"seeded weights (seed {seed})"
+    typer.echo(f"ran {spec} at T = {unrolled.steps}, batch {batch}, {dtype.value}, {origin}")
+    for name, value in outputs.items():
+        typer.echo(report_output(name, value, plan.window(name), flat))
+
+
+def report_output(name: str, value, steps: range, flat: bool) -> str:
+    """A few readable lines about one output array: shape, steps, values of the first item."""
+    first = value if flat else value[0]
+    shape = "x".join(map(str, value.shape))
+    lines = [
+        f"{name}: {shape} ({'steps' if flat else 'batch, steps'}, size), "
+        f"steps {format_steps(list(steps))}"
+    ]
+    shown = list(range(len(steps)))
+    if len(shown) > 6:
+        shown = shown[:3] + [None] + shown[-3:]
+    with np.printoptions(precision=4, suppress=True, linewidth=100, threshold=8, edgeitems=3):
+        for i in shown:
+            lines.append("  ..." if i is None else f"  {name}[{steps[i]}] = {first[i]}")
+    return "\n".join(lines)
 
 
 class View(str, Enum):

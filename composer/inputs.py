@@ -43,7 +43,7 @@ def input_sizes(graph: nx.MultiDiGraph) -> dict[str, int]:
 
 
 def read_inputs(
-    path: str | os.PathLike, graph: nx.MultiDiGraph
+    path: str | os.PathLike, graph: nx.MultiDiGraph, *, allow_nonfinite: bool = False
 ) -> tuple[dict[str, np.ndarray], bool]:
     """The input arrays in a file, as (B, T_in, F), and whether the file held 2-D arrays.
 
@@ -78,7 +78,7 @@ def read_inputs(
     was_2d = ranks[names[0]] == 2
     batched = {k: arrays[k][np.newaxis] if was_2d else arrays[k] for k in names}
     for key in names:
-        _check_array(f"{path}: key {key!r}", batched[key], sizes[key])
+        _check_array(f"{path}: key {key!r}", batched[key], sizes[key], allow_nonfinite)
     _check_batch(str(path), batched)
     return batched, was_2d
 
@@ -169,7 +169,7 @@ def _csv_row(path: Path, row: int, cells: list[str], header: bool) -> list[float
     return values
 
 
-def _check_array(where: str, array: np.ndarray, size: int) -> None:
+def _check_array(where: str, array: np.ndarray, size: int, allow_nonfinite: bool = False) -> None:
     if array.dtype.kind not in "biuf":
         raise DataError(f"{where}: expected numbers, got dtype {array.dtype}")
     if array.ndim != 3:
@@ -181,8 +181,10 @@ def _check_array(where: str, array: np.ndarray, size: int) -> None:
         )
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise DataError(f"{where}: empty array of shape {array.shape}")
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        raise DataError(f"{where}: holds NaN or Inf")
+    if not allow_nonfinite and array.dtype.kind == "f" and not np.isfinite(array).all():
+        where_bad = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        raise DataError(f"{where}: holds NaN or Inf (first at index {where_bad}); "
+                        "pass --allow-nonfinite to run it anyway")
 
 
 def _check_batch(where: str, arrays: Mapping[str, np.ndarray]) -> None:

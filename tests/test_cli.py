@@ -232,3 +232,72 @@ def test_render_without_dot_keeps_the_dot_source(tmp_path, monkeypatch):
     assert "apt-get install graphviz" in result.stderr
     assert (tmp_path / "l.dot").read_text().startswith("digraph")
     assert not (tmp_path / "l.png").exists()
+
+
+def test_run_reports_and_writes_outputs(tmp_path):
+    import numpy as np
+
+    x = np.random.default_rng(0).normal(size=(4, 4))
+    np.save(tmp_path / "x.npy", x)
+    result = invoke("run", "specs/lecture-elman.yaml", "--input", tmp_path / "x.npy")
+    assert result.exit_code == 0, result.output
+    assert "y: 4x3 (steps, size), steps 0..3" in result.stdout and "y[3] = [" in result.stdout
+    out, weights = tmp_path / "y.npz", tmp_path / "w.npz"
+    result = invoke(
+        "run",
+        "specs/lecture-elman.yaml",
+        "-i",
+        tmp_path / "x.npy",
+        "-o",
+        out,
+        "--save-weights",
+        weights,
+        "--dtype",
+        "float64",
+        "--seed",
+        3,
+    )
+    assert result.exit_code == 0, result.output
+    first = np.load(out)["y"]
+    assert first.shape == (4, 3) and first.dtype == np.float64
+    np.testing.assert_allclose(first.sum(axis=1), 1.0)  # a softmax readout
+    again = tmp_path / "again.npz"
+    result = invoke(
+        "run",
+        "specs/lecture-elman.yaml",
+        "-i",
+        tmp_path / "x.npy",
+        "-o",
+        again,
+        "-w",
+        weights,
+        "--dtype",
+        "float64",
+    )
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.load(again)["y"], first)
+
+
+def test_run_refuses_bad_inputs_with_exit_4(tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "f.npy", np.zeros((5, 3)))
+    np.save(tmp_path / "nan.npy", np.full((5, 4), np.nan))
+    result = invoke("run", "specs/lecture-elman.yaml", "-i", tmp_path / "f.npy")
+    assert result.exit_code == 4 and "expected 4 features" in result.stderr
+    result = invoke("run", "specs/lecture-elman.yaml", "-i", tmp_path / "nan.npy")
+    assert result.exit_code == 4 and "NaN or Inf" in result.stderr
+    allowed = invoke(
+        "run", "specs/lecture-elman.yaml", "-i", tmp_path / "nan.npy", "--allow-nonfinite"
+    )
+    assert allowed.exit_code == 0 and "nan" in allowed.stdout
+    result = invoke("run", "specs/encoder-decoder.yaml", "-i", tmp_path / "f.npy")
+    assert result.exit_code == 4 and "keyed by input name" in result.stderr
+
+
+def test_run_refuses_work_over_the_memory_limit(tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "x.npy", np.zeros((64, 500, 50), dtype=np.float32))
+    result = invoke("run", "specs/sentiment.yaml", "-i", tmp_path / "x.npy", "--max-memory", "1M")
+    assert result.exit_code == 5 and "over the limit of 1.0 MiB" in result.stderr
