@@ -1,0 +1,74 @@
+"""A network in one object: a spec, its folded graph, and the stages that read them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+
+from composer.deps import dependencies
+from composer.execute import run
+from composer.graph import build
+from composer.load import load_spec
+from composer.params import init_params, param_table
+from composer.render import svg
+from composer.spec import NetworkSpec
+from composer.unroll import Unrolled, unroll
+
+__all__ = ["Network"]
+
+
+@dataclass(frozen=True)
+class Network:
+    """A checked spec and its folded graph; in a notebook it shows itself as its diagram.
+
+    Examples
+    --------
+    >>> net = Network.from_file("specs/lecture-elman.yaml")
+    >>> net.param_count
+    131
+    >>> net.dependencies(steps=3)["y"][2]
+    {'x': [0, 1, 2]}
+    """
+
+    spec: NetworkSpec
+    graph: nx.MultiDiGraph = field(repr=False)
+
+    @classmethod
+    def from_spec(cls, spec: NetworkSpec | Mapping) -> Network:
+        """A network from a spec object or a plain dict of one."""
+        if not isinstance(spec, NetworkSpec):
+            spec = NetworkSpec.model_validate(spec)
+        return cls(spec, build(spec))
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> Network:
+        """A network from a YAML or JSON spec file."""
+        return cls.from_spec(load_spec(path))
+
+    @property
+    def param_count(self) -> int:
+        """The number of weights, the same for every T."""
+        return sum(info.count for info in param_table(self.graph))
+
+    def unroll(self, steps: int | None = None) -> Unrolled:
+        """The network unrolled to `steps` (default: the spec's)."""
+        return unroll(self.graph, self.spec.steps if steps is None else steps)
+
+    def init_params(self, seed: int = 0, dtype: str = "float32") -> dict[str, np.ndarray]:
+        """Seeded initial weights with PyTorch's default ranges."""
+        return init_params(self.graph, seed, dtype)
+
+    def run(self, params, inputs, steps: int | None = None, dtype: str = "float32"):
+        """Outputs by name for inputs by name (or one array for a one-input network)."""
+        return run(self.graph, params, inputs, steps, dtype)
+
+    def dependencies(self, steps: int | None = None):
+        """`{output: {t: {input: [steps]}}}` at `steps`."""
+        return dependencies(self.unroll(steps))
+
+    def _repr_svg_(self) -> str:
+        return svg(self.graph)
