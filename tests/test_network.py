@@ -14,7 +14,7 @@ from tests.conftest import make_spec
 def test_network_runs_and_counts():
     net = Network.from_spec(make_spec())
     assert net.param_count == 42
-    out = net.run(net.init_params(1, "float64"), np.ones((5, 3)))
+    out = net.run(net.init_params(1, "float64"), np.ones((5, 3)), dtype="float64")
     assert out["y"].shape == (5, 2) and out["y"].dtype == np.float64
     assert net.dependencies(3)["y"][1] == {"x": [0, 1]}
 
