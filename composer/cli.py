@@ -24,7 +24,13 @@ from composer.load import SourcedSpec, read_spec, read_spec_text
 from composer.params import init_params, load_params, param_table, save_params
 from composer.plan import compile_plan
 from composer.render import folded_dot, parse_highlight, unfolded_dot, write_diagram
-from composer.resources import check_memory, deps_bytes, parse_size
+from composer.resources import (
+    DEFAULT_MAX_MEMORY,
+    check_memory,
+    deps_bytes,
+    parse_size,
+    unroll_bytes,
+)
 from composer.spec import PRESETS, NetworkSpec
 from composer.starters import starter
 from composer.unroll import Unrolled, unroll
@@ -102,10 +108,15 @@ def _check(path: Path) -> SourcedSpec:
     return sourced
 
 
-def _unrolled(path: Path, steps: int | None) -> tuple[SourcedSpec, Unrolled]:
+def _unrolled(
+    path: Path, steps: int | None, max_memory: int = DEFAULT_MAX_MEMORY
+) -> tuple[SourcedSpec, Unrolled]:
     sourced = _check(path)
+    folded = build(sourced.spec)
+    steps = steps or sourced.spec.steps
+    check_memory(unroll_bytes(folded, steps), max_memory, f"unrolling to T = {steps:,}")
     try:
-        return sourced, unroll(build(sourced.spec), steps or sourced.spec.steps)
+        return sourced, unroll(folded, steps)
     except SpecError as err:
         raise sourced.locate(err) from err
 
@@ -117,6 +128,7 @@ def validate(
         list[Path], typer.Argument(help="One or more spec files.", exists=True, dir_okay=False)
     ],
     steps: Steps = None,
+    max_memory: MaxMemory = "4G",
 ) -> None:
     """Check specs and report every problem with its location.
 
@@ -125,7 +137,7 @@ def validate(
     failed: list[SpecError] = []
     for path in specs:
         try:
-            _unrolled(path, steps)
+            _unrolled(path, steps, max_memory)
         except SpecErrors as err:
             failed += err.errors
         except SpecError as err:
@@ -138,9 +150,11 @@ def validate(
 
 @app.command()
 @reports_errors
-def summary(spec: SpecPath, steps: Steps = None, as_json: AsJson = False) -> None:
+def summary(
+    spec: SpecPath, steps: Steps = None, as_json: AsJson = False, max_memory: MaxMemory = "4G"
+) -> None:
     """Layers, weights and parameter counts (the same for every T)."""
-    sourced, unrolled = _unrolled(spec, steps)
+    sourced, unrolled = _unrolled(spec, steps, max_memory)
     table = param_table(unrolled.folded)
     total = sum(info.count for info in table)
     layers = [_layer_row(unrolled.folded, layer) for layer in sourced.spec.layers]
@@ -263,7 +277,7 @@ def deps(
     max_memory: MaxMemory = "4G",
 ) -> None:
     """Which input steps each output step depends on, as `o[7] <- x[0..7]`."""
-    _, unrolled = _unrolled(spec, steps)
+    _, unrolled = _unrolled(spec, steps, max_memory)
     check_memory(deps_bytes(unrolled), max_memory, f"the dependencies at T = {unrolled.steps}")
     found = dependencies(unrolled)
     if at is not None:
@@ -347,8 +361,10 @@ def run(
             check_output(path, force, (spec, input, weights))
     check_memory(input.stat().st_size, max_memory, f"reading {input}")
     arrays, flat = read_inputs(input, folded, allow_nonfinite=allow_nonfinite)
+    steps = steps or infer_steps(folded, arrays)
+    check_memory(unroll_bytes(folded, steps), max_memory, f"unrolling to T = {steps:,}")
     try:
-        unrolled = unroll(folded, steps or infer_steps(folded, arrays))
+        unrolled = unroll(folded, steps)
     except SpecError as err:
         raise sourced.locate(err) from err
     plan = compile_plan(unrolled)
@@ -436,9 +452,10 @@ def render(
         int, typer.Option(min=3, help="Unfolded: above this many steps, elide the middle.")
     ] = 12,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    max_memory: MaxMemory = "4G",
 ) -> None:
     """Draw the folded network and the network unfolded over T steps, with Graphviz."""
-    sourced, unrolled = _unrolled(spec, steps)
+    sourced, unrolled = _unrolled(spec, steps, max_memory)
     target = None
     if highlight is not None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import networkx as nx
 import numpy as np
 
 from composer.errors import ResourceError
@@ -45,6 +46,11 @@ def human_size(size: float) -> str:
 def _edge_count(unrolled: Unrolled) -> int:
     counts = {node: int(mask.sum()) for node, mask in unrolled.present.items()}
     return sum(counts[target] for _, target in unrolled.folded.edges())
+
+
+def unroll_bytes(folded: nx.MultiDiGraph, steps: int) -> int:
+    """The memory `unroll` needs: a few boolean masks over the steps for every vector."""
+    return 4 * (len(folded) + 1) * steps
 
 
 def graph_bytes(unrolled: Unrolled) -> int:

@@ -301,3 +301,25 @@ def test_run_refuses_work_over_the_memory_limit(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((64, 500, 50), dtype=np.float32))
     result = invoke("run", "specs/sentiment.yaml", "-i", tmp_path / "x.npy", "--max-memory", "1M")
     assert result.exit_code == 5 and "over the limit of 1.0 MiB" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["validate", "summary", "deps", "render"])
+def test_huge_steps_are_refused_before_allocating(command):
+    result = invoke(command, "specs/lecture-elman.yaml", "--steps", 10**12)
+    assert result.exit_code == 5
+    assert "unrolling to T = 1,000,000,000,000 would need about" in result.stderr
+
+
+def test_an_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
+    from composer import arrays
+
+    out = tmp_path / "start.yaml"
+    out.write_text("old")
+
+    def interrupted(handle):
+        handle.write(b"half a fi")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        arrays.atomic_write(out, interrupted)
+    assert out.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["start.yaml"]
