@@ -22,12 +22,45 @@ from composer.unroll import unroll
 from tests.conftest import SPECS
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 TEXTS = [p.read_text() for p in SPECS]
-TOKENS = ["-1", "0", "2.5", "'64'", "true", "null", ".nan", "1e400", "[]", "{}", "elman",
-          "lstm", "softmax", "x", "o", "':'", "'0:1'", "'-1:'", "many-to-one", "!!python/none",
-          "&a", "*a", "\t", "\n  ", ":", "- ", "#", "\"", "\\", "\x00", "é"]
+TOKENS = [
+    "-1",
+    "0",
+    "2.5",
+    "'64'",
+    "true",
+    "null",
+    ".nan",
+    "1e400",
+    "[]",
+    "{}",
+    "elman",
+    "lstm",
+    "softmax",
+    "x",
+    "o",
+    "':'",
+    "'0:1'",
+    "'-1:'",
+    "many-to-one",
+    "!!python/none",
+    "&a",
+    "*a",
+    "\t",
+    "\n  ",
+    ":",
+    "- ",
+    "#",
+    '"',
+    "\\",
+    "\x00",
+    "é",
+]
 
 
 @st.composite
@@ -131,3 +164,109 @@ def test_corrupted_array_files_fail_cleanly(tmp_path_factory, data):
 
 def test_only_our_error_family_is_used():
     assert issubclass(SpecErrors, ComposerError) and issubclass(DataError, ComposerError)
+
+
+# -- values from the JSON Schema's types put at random field paths ---------------------------
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=10)
+    | st.sampled_from(["elman", "x", ":", "0:1", "-1:", "softmax"]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def _paths(value, prefix=()):
+    yield prefix
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, prefix + (key,))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _paths(item, prefix + (i,))
+
+
+@st.composite
+def schema_mutated(draw):
+    """A spec from specs/ with one field (or a new one) given a value of another type."""
+    import copy
+
+    import yaml
+
+    data = copy.deepcopy(yaml.safe_load(draw(st.sampled_from(TEXTS))))
+    paths = [p for p in _paths(data) if p]
+    path = draw(st.sampled_from(paths))
+    parent = data
+    for part in path[:-1]:
+        parent = parent[part]
+    key = (
+        path[-1]
+        if draw(st.integers(0, 4))
+        else draw(
+            st.sampled_from(
+                [
+                    "kind",
+                    "state_size",
+                    "delay",
+                    "window",
+                    "active",
+                    "initial_state",
+                    "bidirectional",
+                    "direction",
+                    "from",
+                    "to",
+                    "output",
+                    "steps",
+                    "extra",
+                ]
+            )
+        )
+    )
+    value = draw(JSON_VALUES)
+    if isinstance(parent, list) and isinstance(key, int):
+        parent[key] = value
+    elif isinstance(parent, dict):
+        parent[key] = value
+    return data
+
+
+@FUZZ
+@given(schema_mutated(), st.sampled_from(["yaml", "json"]))
+def test_schema_typed_mutations_fail_cleanly(data, fmt):
+    import json
+
+    import yaml
+
+    text = json.dumps(data) if fmt == "json" else yaml.safe_dump(data, sort_keys=False)
+    check_spec(text, fmt)
+
+
+@settings(
+    max_examples=max(20, EXAMPLES // 5),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(mutated(TEXTS))
+def test_cli_on_mutated_specs_exits_with_a_documented_code(tmp_path, text):
+    from typer.testing import CliRunner
+
+    from composer.cli import app
+
+    path = tmp_path / "fuzz.yaml"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    for command in (
+        ["validate", str(path)],
+        ["summary", str(path), "--json"],
+        ["deps", str(path), "--steps", "6"],
+    ):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code in (0, 3), (command, result.output)
+        assert "Traceback" not in result.output
+        if result.exit_code == 3:
+            assert all(line.startswith(str(path) + ":") for line in result.stderr.splitlines())
