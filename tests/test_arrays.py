@@ -1,0 +1,64 @@
+"""Array files: hostile `.npy`/`.npz` content is refused before any large allocation."""
+
+from __future__ import annotations
+
+import tracemalloc
+import zipfile
+
+import numpy as np
+import pytest
+
+from composer.arrays import read_arrays, write_arrays
+from composer.errors import DataError
+
+
+def _header(shape, descr="<f8") -> bytes:
+    text = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}".encode()
+    return b"\x93NUMPY\x01\x00v\x00" + text.ljust(117) + b"\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("big.npy", _header((100000, 100000, 1000)), "over the 8 GiB limit"),
+        ("cut.npy", _header((2, 5, 3)) + b"\0" * 100, "truncated; shape (2, 5, 3) needs 240"),
+        ("text.npz", b"1,2,3\n4,5,6\n", "not a .npy or .npz file"),
+        ("w.pt", b"\x80\x04anything", "PyTorch pickle is not supported"),
+        ("w.pkl", b"\x80\x04anything", "Python pickle is not supported"),
+        ("w.h5", b"\x89HDF\r\n", "HDF5 file is not supported"),
+        ("obj.npy", _header((2,), descr="|O"), "dtype object is not allowed"),
+        ("bad.npy", b"\x93NUMPY\x09\x00garbage", "not a valid .npy array"),
+    ],
+)
+def test_hostile_files_are_refused(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
+        read_arrays(path)
+    assert str(path) in str(err.value)
+
+
+def test_a_zip_bomb_is_refused_before_decompressing(tmp_path):
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("x.npy", "w", force_zip64=True) as member:
+            member.write(_header((2, 2)))
+            zeros = bytes(1 << 20)
+            for _ in range(256):  # 256 MiB of zeros, a few hundred KiB on disk
+                member.write(zeros)
+    assert path.stat().st_size < 2 << 20
+    tracemalloc.start()
+    with pytest.raises(DataError, match="bytes do not match shape"):
+        read_arrays(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 16 << 20
+
+
+def test_round_trip_and_no_pickles(tmp_path):
+    path = tmp_path / "a.npz"
+    write_arrays(path, {"a.Wx": np.arange(6.0).reshape(2, 3)})
+    assert read_arrays(path)["a.Wx"].tolist() == [[0, 1, 2], [3, 4, 5]]
+    np.savez(path, x=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(DataError, match="not allowed"):
+        read_arrays(path)
