@@ -404,7 +404,7 @@ def report_output(name: str, value, steps: range, flat: bool) -> str:
     shape = "x".join(map(str, value.shape))
     lines = [
         f"{name}: {shape} ({'steps' if flat else 'batch, steps'}, size), "
-        f"steps {format_steps(list(steps))}"
+        f"steps {format_steps(list(steps))}" + ("" if flat else "; batch item 0:")
     ]
     shown = list(range(len(steps)))
     if len(shown) > 6:
