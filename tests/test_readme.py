@@ -1,0 +1,63 @@
+"""Every example in the README runs, and prints what the README shows."""
+
+from __future__ import annotations
+
+import glob
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from composer.cli import app
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+BLOCKS = re.findall(r"```console\n(.*?)```", README, re.S)
+
+
+def _examples():
+    """(command, expected output lines) for each `$ rnn-composer` line of a console block."""
+    for block in BLOCKS:
+        for chunk in re.split(r"^\$ ", block, flags=re.M)[1:]:
+            command, *output = chunk.rstrip("\n").split("\n")
+            yield command, output
+
+
+EXAMPLES = list(_examples())
+
+
+@pytest.mark.parametrize(("command", "output"), EXAMPLES, ids=[c for c, _ in EXAMPLES])
+def test_readme_command(command, output, tmp_path, monkeypatch):
+    words = shlex.split(command.split(" | ")[0])
+    assert words[0] == "rnn-composer"
+    args = [match for w in words[1:] for match in (sorted(glob.glob(w)) if "*" in w else [w])]
+    missing = [
+        a
+        for a in args
+        if a.endswith((".yaml", ".npz", ".csv"))
+        and "/" not in a
+        and not Path(a).exists()
+        and not any(o in args for o in ("--output", "-o"))
+    ]
+    if missing:
+        pytest.skip(f"illustrates a file of the reader's: {missing}")
+    root = Path(__file__).parent.parent
+    args = [str(root / a) if (root / a).exists() else a for a in args]
+    monkeypatch.chdir(tmp_path)  # whatever the example writes lands here
+    result = CliRunner().invoke(app, args)
+    reports_errors = any(re.search(r":\d+:\d+: ", line) for line in output)
+    assert result.exit_code == (3 if reports_errors else 0), result.output
+    shown = [line for line in output if line.strip() != "..."]
+    printed = (result.stdout + result.stderr).replace(str(root) + "/", "")
+    for line in shown:
+        assert line.rstrip() in [p.rstrip() for p in printed.splitlines()], (line, printed)
+
+
+def test_readme_python_example(monkeypatch):
+    code = re.search(r"```python\n(.*?)```", README, re.S).group(1)
+    monkeypatch.chdir(Path(__file__).parent.parent)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["net"].param_count == 131
+    assert namespace["y"].shape == (4, 3)
