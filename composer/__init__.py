@@ -1,8 +1,12 @@
-"""Compose recurrent neural networks declaratively: validate, unroll, run, draw, explain."""
+"""Compose recurrent neural networks declaratively: validate, unroll, run, draw, explain.
+
+The stages `composer.unroll.unroll` and `composer.execute.execute` are not re-exported
+here: their names are their modules' names, and a function would hide the module.
+"""
 
 from composer.deps import dependencies
 from composer.errors import ComposerError, DataError, RenderError, ResourceError, SpecError
-from composer.execute import execute, run
+from composer.execute import run
 from composer.graph import build
 from composer.load import load_spec
 from composer.network import Network
@@ -10,17 +14,16 @@ from composer.params import init_params, load_params, save_params
 from composer.plan import compile_plan
 from composer.render import folded_dot, unfolded_dot
 from composer.spec import NetworkSpec
-from composer.unroll import unroll, unrolled_graph
+from composer.unroll import Unrolled, unrolled_graph
 
 __all__ = [
     "Network",
     "NetworkSpec",
     "load_spec",
     "build",
-    "unroll",
+    "Unrolled",
     "unrolled_graph",
     "compile_plan",
-    "execute",
     "run",
     "init_params",
     "load_params",
