@@ -1,7 +1,8 @@
 """Compose recurrent neural networks declaratively: validate, unroll, run, draw, explain.
 
-The stages `composer.unroll.unroll` and `composer.execute.execute` are not re-exported
-here: their names are their modules' names, and a function would hide the module.
+`composer.unroll.unroll`, `composer.execute.execute`, `composer.grad.grad` and
+`composer.train.train` are not re-exported here: their names are their modules' names,
+and a function would hide the module. `Network` has them as methods.
 """
 
 from composer.deps import dependencies

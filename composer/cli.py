@@ -33,6 +33,7 @@ from composer.resources import (
 )
 from composer.spec import PRESETS, NetworkSpec
 from composer.starters import starter
+from composer.train_cli import train_command
 from composer.unroll import Unrolled, unroll
 
 __all__ = ["app", "main"]
@@ -543,6 +544,9 @@ def check_output(path: Path, force: bool, inputs: tuple[Path | None, ...] = ()) 
         refuse(f"folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
         refuse(f"folder {folder} is not writable")
+
+
+app.command("train")(reports_errors(train_command))
 
 
 def main() -> None:

@@ -29,7 +29,16 @@ from composer.cells import ACTIVATIONS, CELLS, elman_step, gru_step, lstm_step
 from composer.errors import DataError
 from composer.graph import build
 from composer.inputs import batched, check_inputs, infer_steps
-from composer.plan import BoundParams, Feed, Plan, Vector, bind_params, check_dtype, compile_plan
+from composer.plan import (
+    BoundParams,
+    Feed,
+    Plan,
+    Vector,
+    bind_params,
+    check_dtype,
+    compile_plan,
+    step_runs,
+)
 from composer.spec import NetworkSpec
 from composer.unroll import unroll
 
@@ -204,15 +213,6 @@ class _Track:
         self.base = base
 
 
-def _runs(mask: np.ndarray, start: int, stop: int) -> list[tuple[int, int]]:
-    """The maximal ranges of steps in start..stop-1 where `mask` is True."""
-    part = mask[start:stop]
-    if part.all():
-        return [(start, stop)] if stop > start else []
-    edges = np.flatnonzero(np.diff(part, prepend=False, append=False))
-    return [(start + int(a), start + int(b)) for a, b in zip(edges[::2], edges[1::2])]
-
-
 class _Executor:
     """The buffers of one forward pass and the loops that fill them, group by group."""
 
@@ -298,7 +298,7 @@ class _Executor:
     def _project(self, v: Vector, start: int, stop: int, out: np.ndarray, feeds) -> list:
         """Fill `out` (rows of steps start..stop-1) with bias + sum of src[t - lag] W over
         `feeds`, at the steps `v` is computed at; return those steps as runs."""
-        runs, bias, batch = _runs(v.present, start, stop), self.weights[v.name].bias, self.batch
+        runs, bias, batch = step_runs(v.present, start, stop), self.weights[v.name].bias, self.batch
         for a, b in runs:
             part = out[..., (a - start) * batch : (b - start) * batch, :]
             filled = False
@@ -327,7 +327,7 @@ class _Executor:
         if lo >= hi:
             return []
         present = self.plan.vectors[feed.source].present
-        return [(a + feed.lag, b + feed.lag) for a, b in _runs(present, lo, hi)]
+        return [(a + feed.lag, b + feed.lag) for a, b in step_runs(present, lo, hi)]
 
     def _feedforward(self, v: Vector, start: int, stop: int) -> None:
         out = self.tracks[v.name].rows(start, stop)

@@ -11,11 +11,15 @@ import numpy as np
 
 from composer.deps import dependencies
 from composer.execute import run
+from composer.grad import grad
 from composer.graph import build
+from composer.inputs import batched, infer_steps
 from composer.load import load_spec
 from composer.params import init_params, param_table
+from composer.plan import compile_plan
 from composer.render import svg
 from composer.spec import NetworkSpec
+from composer.train import TrainResult, train
 from composer.unroll import Unrolled, unroll
 
 __all__ = ["Network"]
@@ -65,6 +69,18 @@ class Network:
     def run(self, params, inputs, steps: int | None = None, dtype: str = "float32"):
         """Outputs by name for inputs by name (or one array for a one-input network)."""
         return run(self.graph, params, inputs, steps, dtype)
+
+    def grad(self, params, inputs, targets, steps: int | None = None, **options):
+        """The loss and its gradient for every weight (`composer.grad.grad`'s options)."""
+        arrays, _ = batched(self.graph, inputs)
+        plan = compile_plan(
+            self.unroll(infer_steps(self.graph, arrays) if steps is None else steps)
+        )
+        return grad(plan, params, arrays, targets, **options)
+
+    def train(self, params, data, **options) -> TrainResult:
+        """Train the weights on data by name (`composer.train.train`'s options)."""
+        return train(self.graph, params, data, **options)
 
     def dependencies(self, steps: int | None = None):
         """`{output: {t: {input: [steps]}}}` at `steps`."""

@@ -53,6 +53,7 @@ from composer.spec import parse_window
 from composer.unroll import Unrolled
 
 __all__ = [
+    "step_runs",
     "Feed",
     "Vector",
     "Group",
@@ -124,7 +125,7 @@ class Group:
     direction: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one plan, one workspace
 class Plan:
     """A compiled network: what to compute, in which order, over `steps` steps.
 
@@ -148,6 +149,15 @@ class Plan:
         if name in self.windows:
             return self.windows[name]
         return parse_window(self.folded.nodes[name]["window"], self.steps)
+
+
+def step_runs(mask: np.ndarray, start: int, stop: int) -> list[tuple[int, int]]:
+    """The maximal ranges of steps in start..stop-1 where `mask` is True."""
+    part = mask[start:stop]
+    if part.all():
+        return [(start, stop)] if stop > start else []
+    edges = np.flatnonzero(np.diff(part.astype(np.int8), prepend=0, append=0))
+    return [(start + int(a), start + int(b)) for a, b in zip(edges[::2], edges[1::2])]
 
 
 def compile_plan(unrolled: Unrolled) -> Plan:

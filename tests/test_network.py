@@ -24,3 +24,16 @@ def test_network_runs_and_counts():
 def test_network_shows_itself_as_its_folded_diagram():
     picture = Network.from_spec(make_spec())._repr_svg_()
     assert picture.lstrip().startswith("<?xml") and "<svg" in picture and "Ws" in picture
+
+
+def test_network_trains_and_takes_gradients():
+    net = Network.from_spec(make_spec(alignment="many-to-one"))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 5, 3))
+    y = np.eye(2)[(x[:, :, 0].sum(axis=1) > 0).astype(int)][:, None, :]
+    params = net.init_params(0, "float64")
+    value, grads = net.grad(params, {"x": x}, {"y": y}, loss="cross-entropy")
+    assert value > 0 and set(grads) == set(params)
+    result = net.train(params, {"x": x, "y": y}, epochs=30, lr=0.05, loss="cross-entropy",
+                       batch_size=8, validation=0.25, dtype="float64")
+    assert result.best_loss < value

@@ -1,0 +1,155 @@
+"""One training step (forward, backward, Adam update), ours against PyTorch CPU.
+
+B=32 sequences of T=128 steps, F=64 input features, H=256 state, a linear readout of 16
+with mean squared error, float32; Elman (tanh), LSTM and GRU, 1 and 2 layers. Each side
+runs in its own worker process (on 2 cores the thread pools of NumPy's BLAS and PyTorch
+slow each other down in one process), both with their default threads, and half a
+second of quiet before every timed step lets the other side's idle threads stop spinning.
+The main process alternates configuration by configuration and side by side, round after
+round, so a change in the machine's load hits both sides alike; it prints medians and the
+ratio ours / PyTorch (lower is better for us).
+
+    .venv/bin/python bench/bench_train.py [--rounds 12] [--kinds elman,lstm,gru]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import statistics
+import time
+
+B, T, F, H, OUT = 32, 128, 64, 256, 16
+KINDS, DEPTHS = ("elman", "lstm", "gru"), (1, 2)
+
+
+def _ours(kind: str, layers: int):
+    """A step function of our training step, built once per configuration."""
+    import numpy as np
+
+    from composer.grad import Workspace, grad
+    from composer.graph import build
+    from composer.optim import Adam
+    from composer.params import init_params
+    from composer.plan import compile_plan
+    from composer.spec import NetworkSpec
+    from composer.unroll import unroll
+
+    stack = [
+        {"name": f"l{i}", "kind": kind, "input": f"l{i - 1}" if i else "x", "state_size": H}
+        for i in range(layers)
+    ]
+    stack[-1]["output"] = {"size": OUT}
+    spec = NetworkSpec.model_validate(
+        {
+            "inputs": [{"name": "x", "size": F}],
+            "layers": stack,
+            "outputs": [{"name": "o", "from": f"l{layers - 1}"}],
+        }
+    )
+    graph = build(spec)
+    plan = compile_plan(unroll(graph, T))
+    params = init_params(graph, 0)
+    optimizer = Adam(params, lr=1e-3)
+    rng = np.random.default_rng(0)
+    x = {"x": rng.normal(size=(B, T, F)).astype(np.float32)}
+    y = {"o": rng.normal(size=(B, T, OUT)).astype(np.float32)}
+
+    workspace = Workspace()  # as composer.train does
+
+    def step():
+        _, grads = grad(plan, params, x, y, workspace=workspace)
+        optimizer.step(grads)
+
+    return step
+
+
+def _torch(kind: str, layers: int):
+    """The same step in PyTorch: nn.RNN/LSTM/GRU, a Linear readout, MSE, Adam."""
+    import torch
+
+    torch.manual_seed(0)
+    cls = {"elman": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind]
+    rnn, linear = cls(F, H, num_layers=layers, batch_first=True), torch.nn.Linear(H, OUT)
+    optimizer = torch.optim.Adam([*rnn.parameters(), *linear.parameters()], lr=1e-3)
+    x, y = torch.randn(B, T, F), torch.randn(B, T, OUT)
+
+    def step():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(linear(rnn(x)[0]), y)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def _threads(side: str) -> str:
+    if side == "torch":
+        import torch
+
+        return f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    import numpy as np
+
+    blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+    return f"numpy {np.__version__}, {blas['name']} {blas['version']}, threads: {threads}"
+
+
+def _worker(side: str, requests, replies) -> None:
+    """Serve (kind, layers, repeats) requests with the step times, until None."""
+    make = _torch if side == "torch" else _ours
+    steps = {}
+    replies.put(_threads(side))
+    while (request := requests.get()) is not None:
+        kind, layers, repeats = request
+        if (kind, layers) not in steps:
+            steps[kind, layers] = make(kind, layers)
+            steps[kind, layers]()  # warm up: first-call allocations, thread start
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            steps[kind, layers]()
+            times.append(time.perf_counter() - start)
+        replies.put(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=12, help="alternations per config")
+    parser.add_argument("--kinds", default=",".join(KINDS))
+    args = parser.parse_args()
+    context = mp.get_context("spawn")
+    sides = {}
+    for side in ("ours", "torch"):
+        requests, replies = context.Queue(), context.Queue()
+        process = context.Process(target=_worker, args=(side, requests, replies), daemon=True)
+        process.start()
+        sides[side] = (requests, replies, process)
+    for side, (_, replies, _) in sides.items():
+        print(f"{side}: {replies.get()}")
+    configs = [(kind, layers) for kind in args.kinds.split(",") for layers in DEPTHS]
+    times = {(c, side): [] for c in configs for side in sides}
+    started = time.perf_counter()
+    for _ in range(args.rounds):
+        for config in configs:
+            for side, (requests, replies, _) in sides.items():
+                # let the other side's idle BLAS/OpenMP threads stop spinning first:
+                # OpenBLAS threads busy-wait about 0.1 s after each product
+                time.sleep(0.5)
+                requests.put((*config, 1))
+                times[config, side] += replies.get()
+    for requests, _, process in sides.values():
+        requests.put(None)
+        process.join()
+    print(f"B={B} T={T} F={F} H={H} out={OUT} float32, one step = forward + backward + Adam;")
+    print(f"medians of {args.rounds} alternated steps ({time.perf_counter() - started:.0f} s)\n")
+    print(f"{'kind':6} {'layers':>6} {'ours ms':>9} {'torch ms':>9} {'ours/torch':>11}")
+    for kind, layers in configs:
+        ours = statistics.median(times[(kind, layers), "ours"]) * 1e3
+        theirs = statistics.median(times[(kind, layers), "torch"]) * 1e3
+        print(f"{kind:6} {layers:6d} {ours:9.1f} {theirs:9.1f} {ours / theirs:11.2f}")
+
+
+if __name__ == "__main__":
+    main()

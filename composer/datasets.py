@@ -1,0 +1,237 @@
+"""Small seeded data sets for the examples that learn, and the embedded Reber grammar.
+
+- `sine`: forecasting a noisy sine (many-to-many with a delay, mean squared error);
+- `running_sum`: the sign of a running sum, read once at the end (many-to-one,
+  cross-entropy with class ids);
+- `reber`: next-symbol prediction on the embedded Reber grammar, the classic test of
+  long-range memory (Hochreiter and Schmidhuber, 1997), padded and masked.
+
+Each returns a dict of arrays keyed as `composer.train` expects. From the shell:
+
+    python -m composer.datasets reber --output specs/data/reber.npz
+    python -m composer.datasets generate specs/reber.yaml reber.weights.npz
+
+Examples
+--------
+>>> accepts("BTBTSSXXTVVETE"), accepts("BTBTSSXXTVVEPE")
+(True, False)
+>>> sorted(reber(count=4, seed=0))
+['next', 'next.mask', 'sym']
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+import numpy as np
+
+from composer.arrays import write_arrays
+
+__all__ = [
+    "SYMBOLS",
+    "sine",
+    "running_sum",
+    "reber",
+    "reber_string",
+    "accepts",
+    "generate",
+    "reber_report",
+    "DATASETS",
+    "main",
+]
+
+SYMBOLS = "BTPSXVE"
+#: Reber's automaton after the leading B: state -> [(symbol, next state)]; None is the end.
+_REBER = {
+    0: (("T", 1), ("P", 2)),
+    1: (("S", 1), ("X", 3)),
+    2: (("T", 2), ("V", 4)),
+    3: (("X", 2), ("S", 5)),
+    4: (("P", 3), ("V", 5)),
+    5: (("E", None),),
+}
+
+
+def sine(count: int = 512, steps: int = 32, delay: int = 3, noise: float = 0.1, seed: int = 0):
+    """Noisy sines with random frequency and phase: `x` holds the noisy values of steps
+    0..T-delay-1; the output at step t (t = delay..T-1) should be the clean value at t + 1,
+    so the last `delay` outputs forecast from the state alone, after the input stops."""
+    rng = np.random.default_rng(seed)
+    frequency = rng.uniform(1 / 16, 1 / 8, (count, 1))  # periods of 8 to 16 steps
+    phase = rng.uniform(0, 2 * np.pi, (count, 1))
+    time = np.arange(steps + 1)
+    clean = np.sin(2 * np.pi * frequency * time + phase)
+    noisy = clean + rng.normal(0, noise, clean.shape)
+    x = noisy[:, : steps - delay, np.newaxis]
+    o = clean[:, delay + 1 : steps + 1, np.newaxis]
+    return {"x": x.astype(np.float32), "o": o.astype(np.float32)}
+
+
+def running_sum(count: int = 1024, steps: int = 20, seed: int = 0):
+    """Values in [-1, 1] read one per step; the class at the end: 1 if their sum is > 0."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (count, steps, 1))
+    sign = (x.sum(axis=(1, 2)) > 0).astype(np.int8)
+    return {"x": x.astype(np.float32), "o": sign[:, np.newaxis]}
+
+
+def reber_string(rng: np.random.Generator) -> str:
+    """One embedded Reber string: B, T or P, a Reber string, the same T or P, E."""
+    inner, state = "B", 0
+    while state is not None:
+        symbol, state = _REBER[state][rng.integers(len(_REBER[state]))]
+        inner += symbol
+    wrap = "TP"[rng.integers(2)]
+    return "B" + wrap + inner + wrap + "E"
+
+
+def _accepts_inner(string: str) -> bool:
+    if not string.startswith("B"):
+        return False
+    state = 0
+    for symbol in string[1:]:
+        moves = dict(_REBER.get(state, ()))  # no moves once the string has ended
+        if symbol not in moves:
+            return False
+        state = moves[symbol]
+    return state is None
+
+
+def accepts(string: str) -> bool:
+    """Whether the embedded Reber grammar generates `string`."""
+    return (
+        len(string) >= 9
+        and string[0] == "B"
+        and string[1] in "TP"
+        and string[-2:] == string[1] + "E"
+        and _accepts_inner(string[2:-2])
+    )
+
+
+def encode(strings: list[str], length: int) -> np.ndarray:
+    """One-hot symbols, (count, length, 7) uint8, zero past each string's end."""
+    out = np.zeros((len(strings), length, len(SYMBOLS)), np.uint8)
+    for row, string in enumerate(strings):
+        out[row, np.arange(len(string[:length])), [SYMBOLS.index(s) for s in string[:length]]] = 1
+    return out
+
+
+def reber(count: int = 1000, max_length: int = 20, seed: int = 0):
+    """Next-symbol data: `sym` one-hot (count, max_length - 1, 7), `next` the class id of
+    the symbol that follows each one, `next.mask` 1 on real steps and 0 on padding."""
+    rng = np.random.default_rng(seed)
+    strings = []
+    while len(strings) < count:
+        string = reber_string(rng)
+        if len(string) <= max_length:  # a few long strings would make every row long
+            strings.append(string)
+    steps = max_length - 1
+    ids = np.zeros((count, steps), np.uint8)
+    mask = np.zeros((count, steps), np.uint8)
+    for row, string in enumerate(strings):
+        ids[row, : len(string) - 1] = [SYMBOLS.index(s) for s in string[1:]]
+        mask[row, : len(string) - 1] = 1
+    return {"sym": encode([s[:-1] for s in strings], steps), "next": ids, "next.mask": mask}
+
+
+def generate(
+    predict: Callable[[np.ndarray], np.ndarray],
+    count: int = 1000,
+    seed: int = 0,
+    greedy: bool = False,
+    max_length: int = 40,
+) -> list[str]:
+    """Strings a next-symbol model writes from `B`, feeding each symbol back as the next input.
+
+    `predict` maps one-hot prefixes (count, t, 7) to next-symbol probabilities
+    (count, t, 7); the last step's are used. Symbols are sampled (seeded) or, with
+    `greedy`, the most likely. A string ends at its second E (the inner Reber string
+    ends with the first) or after `max_length` symbols.
+    """
+
+    def done(string: str) -> bool:
+        return string.count("E") >= 2
+
+    rng = np.random.default_rng(seed)
+    strings = ["B"] * count
+    for length in range(1, max_length):
+        probs = predict(encode(strings, length).astype(np.float64))[:, -1]
+        if greedy:
+            chosen = probs.argmax(axis=1)
+        else:
+            cumulative = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
+            chosen = (rng.uniform(size=(count, 1)) > cumulative).sum(axis=1)
+            chosen = np.minimum(chosen, len(SYMBOLS) - 1)
+        strings = [s if done(s) else s + SYMBOLS[c] for s, c in zip(strings, chosen)]
+        if all(map(done, strings)):
+            break
+    return strings
+
+
+DATASETS = {"sine": sine, "running-sum": running_sum, "reber": reber}
+
+
+def reber_report(spec, weights, count: int = 1000, seed: int = 0, greedy: bool = False):
+    """(acceptance rate, strings) of `count` strings a trained Reber model writes."""
+    from composer.execute import run  # the executor is only needed here
+    from composer.graph import build
+    from composer.load import load_spec
+    from composer.params import load_params
+
+    graph = build(load_spec(spec))
+    params = load_params(weights, graph)
+    (name,) = [n for n, role in graph.nodes(data="role") if role == "input"]
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        (out,) = run(graph, params, {name: x}).values()
+        return out
+
+    strings = generate(predict, count, seed, greedy)
+    return float(np.mean([accepts(s) for s in strings])), strings
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m composer.datasets NAME --output PATH [--seed N] [--count N]` writes a data
+    set; `python -m composer.datasets generate SPEC WEIGHTS [--count N] [--seed N]
+    [--greedy]` lets a trained Reber model write strings and counts the grammatical ones."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["generate"]:
+        return _generate(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="python -m composer.datasets", description="Write an example data set as .npz."
+    )
+    parser.add_argument("name", choices=sorted(DATASETS))
+    parser.add_argument("--output", required=True, help="the .npz file to write")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--count", type=int, default=None, help="sequences (default: each's)")
+    args = parser.parse_args(argv)
+    options = {"seed": args.seed} | ({"count": args.count} if args.count else {})
+    data = DATASETS[args.name](**options)
+    write_arrays(args.output, data)
+    shapes = ", ".join(f"{k} {v.shape} {v.dtype}" for k, v in data.items())
+    print(f"wrote {args.output}: {shapes}", file=sys.stderr)
+    return 0
+
+
+def _generate(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m composer.datasets generate",
+        description="Let a trained next-symbol model write embedded Reber strings.",
+    )
+    parser.add_argument("spec")
+    parser.add_argument("weights")
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--greedy", action="store_true", help="the most likely symbol each step")
+    args = parser.parse_args(argv)
+    rate, strings = reber_report(args.spec, args.weights, args.count, args.seed, args.greedy)
+    how = "greedy" if args.greedy else "sampled"
+    print(f"{rate:.1%} of {len(strings)} {how} strings are embedded Reber strings")
+    print("examples: " + " ".join(strings[:5]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

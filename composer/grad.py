@@ -1,0 +1,434 @@
+"""Gradients: backpropagation through time over the same compiled Plan the executor runs.
+
+`grad` runs a forward pass that keeps every step of every vector (and each cell's gate
+values), computes the loss, then walks the plan's groups backwards: a feedforward group
+(a readout or a dense layer) in one vectorised pass over all its steps, a scan group (a
+recurrent layer) as a reverse time loop with one `dA_t Ws^T` product per step, a general
+group (a feedback loop such as Jordan's) step by step, vector by vector. The inputs of a
+layer are projected in one matrix product per feed in the forward pass, and their weight
+gradients are one product per feed over all steps in the backward pass.
+
+Truncated BPTT (`bptt=K`) is the TBPTT(K, K) scheme, what PyTorch users get by detaching
+the hidden state every K steps: the unrolled steps are cut into blocks of K, [0, K),
+[K, 2K), ... (a backward layer counts its blocks from step T-1 down), and a gradient
+that would flow through a recurrent edge from step t to step t - lag in another block is
+dropped. Recurrent edges are a layer's own recurrence (with the LSTM cell state) and the
+delayed edges inside a feedback loop. The forward pass and the loss are unchanged, the
+weights still get the gradient of every step, and the hand-over of `initial_state` is not
+a recurrence: its gradient always flows.
+
+Examples
+--------
+>>> from composer.graph import build
+>>> from composer.params import init_params
+>>> from composer.plan import compile_plan
+>>> from composer.spec import NetworkSpec
+>>> from composer.unroll import unroll
+>>> spec = NetworkSpec.model_validate({
+...     "inputs": [{"name": "x", "size": 3}],
+...     "layers": [{"name": "rnn", "kind": "elman", "input": "x", "state_size": 4,
+...                 "output": {"size": 2, "activation": "softmax"}}],
+...     "outputs": [{"name": "y", "from": "rnn"}], "alignment": "many-to-one"})
+>>> graph = build(spec)
+>>> plan = compile_plan(unroll(graph, 5))
+>>> x, y = np.ones((2, 5, 3)), np.array([[0], [1]])
+>>> value, grads = grad(plan, init_params(graph, 0, "float64"), {"x": x}, {"y": y},
+...                     loss="cross-entropy")
+>>> sorted(grads), grads["rnn.Ws"].shape
+(['rnn.Ws', 'rnn.Wx', 'rnn.Wy', 'rnn.b', 'rnn.by'], (4, 4))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from composer.cells import ACTIVATIONS
+from composer.errors import DataError
+from composer.grad_cells import (
+    Bound,
+    Track,
+    Workspace,
+    activation_grad,
+    backward_run,
+    factors,
+    forward_run,
+    unprepare,
+)
+from composer.inputs import check_inputs
+from composer.losses import check_targets, cross_entropy, loss_kinds, mse, softmax_source
+from composer.params import check_params, param_shapes
+from composer.plan import Plan, Vector, step_runs
+
+__all__ = ["grad", "evaluate", "Workspace"]
+
+Arrays = Mapping[str, np.ndarray]
+
+
+def grad(
+    plan: Plan,
+    params: Arrays,
+    inputs: Arrays,
+    targets: Arrays | np.ndarray,
+    loss: str | Mapping[str, str] = "mse",
+    mask: Arrays | np.ndarray | None = None,
+    bptt: int | None = None,
+    *,
+    dtype: str | None = None,
+    workspace: Workspace | None = None,
+) -> tuple[float, dict[str, np.ndarray]]:
+    """The loss of a batch and its gradient w.r.t. every weight, by backpropagation.
+
+    `inputs` are (B, T_in, F) by input name; `targets` (B, T_out, size) by output name, or
+    (B, T_out) class ids for cross-entropy (a bare array for a network with one output);
+    `mask` (B, T_out) per output weights the steps (0 leaves a step out). `loss` is `mse`
+    or `cross-entropy` (see `composer.losses`), or a mapping by output. `bptt` truncates
+    backpropagation through recurrences to blocks of that many steps (module docs).
+    Computes in `dtype` (default: float64 if any weight is float64, else float32). A
+    training loop passes the same `Workspace` to every call, to reuse its arrays.
+    """
+    tape, goals, kinds = _start(plan, params, inputs, targets, loss, mask, bptt, dtype, workspace)
+    value = tape.loss(goals, kinds, seed=True)
+    tape.backward()
+    return value, tape.gradients()
+
+
+def evaluate(
+    plan: Plan,
+    params: Arrays,
+    inputs: Arrays,
+    targets: Arrays | np.ndarray,
+    loss: str | Mapping[str, str] = "mse",
+    mask: Arrays | np.ndarray | None = None,
+    *,
+    dtype: str | None = None,
+    workspace: Workspace | None = None,
+) -> float:
+    """The loss `grad` would report, without the backward pass."""
+    tape, goals, kinds = _start(plan, params, inputs, targets, loss, mask, None, dtype, workspace)
+    return tape.loss(goals, kinds, seed=False)
+
+
+def _by_output(plan: Plan, arrays, what: str) -> dict:
+    if arrays is None or isinstance(arrays, Mapping):
+        return dict(arrays or {})
+    if len(plan.outputs) != 1:
+        raise DataError(f"this network has outputs {', '.join(plan.outputs)}; pass {what} by name")
+    return {plan.outputs[0]: arrays}
+
+
+def _start(plan, params, inputs, targets, loss, mask, bptt, dtype, workspace):
+    if bptt is not None and (not isinstance(bptt, (int, np.integer)) or bptt < 1):
+        raise DataError(f"bptt must be a whole number of steps >= 1, got {bptt!r}")
+    check_params(plan.folded, dict(params))
+    batch = check_inputs(plan, inputs)
+    kinds = loss_kinds(plan, loss)
+    targets, masks = _by_output(plan, targets, "targets"), _by_output(plan, mask, "masks")
+    goals = check_targets(plan, targets, masks, kinds, batch)
+    if dtype is None:
+        wide = any(np.asarray(v).dtype == np.float64 for v in params.values())
+        dtype = "float64" if wide else "float32"
+    if str(dtype) not in ("float32", "float64"):
+        raise DataError(f"dtype must be float32 or float64, got {dtype!r}")
+    tape = _Tape(plan, params, np.dtype(str(dtype)), batch, bptt, workspace)
+    tape.forward(inputs)
+    return tape, goals, kinds
+
+
+def _flat(array: np.ndarray) -> np.ndarray:
+    """(steps, B, n) as (steps * B, n): a view, the arrays here being contiguous."""
+    return array.reshape(-1, array.shape[-1])
+
+
+class _Tape:
+    """One forward pass over a plan, kept whole, and its backward pass.
+
+    `tracks[name]` holds each vector's values `h` over its extent (step t at index t - lo),
+    the gradient `g` of those values and `dxw` of its summed pre-activation `xw`.
+    """
+
+    def __init__(self, plan: Plan, params: Arrays, dtype: np.dtype, batch: int, bptt, workspace):
+        self.plan, self.dtype, self.batch = plan, dtype, batch
+        self.bptt = None if bptt is None else int(bptt)
+        self.steps = plan.steps
+        self.bound, self.visible, self.outputs = {}, {}, {}
+        self.dW = {k: np.zeros(s, dtype) for k, s in param_shapes(plan.folded).items()}
+        self.owner = {}  # weight key -> (cell, state size) of the state computing with it
+        workspace = workspace if workspace is not None else Workspace()
+        self.tracks = workspace.tracks(plan, batch, dtype)
+        for name, v in plan.vectors.items():
+            if v.role in ("input", "output"):
+                continue
+            bound = self.bound[name] = Bound(v, params, dtype)
+            if v.role == "state":
+                self.tracks[name].bind(bound)
+                keys = [f.weight for f in v.feeds] + [v.recurrence.weight, *v.biases]
+                self.owner.update(dict.fromkeys(keys, (bound.cell, v.size)))
+
+    def _visible(self, name: str) -> np.ndarray:
+        """Steps 0..T-1 of a finished vector as its readers see it: an initial state that
+        falls inside 0..T-1 (a layer starting late) is zero there, for its recurrence only."""
+        if name not in self.visible:
+            track = self.tracks[name]
+            view = track.h[-track.lo : self.steps - track.lo]
+            inside = [t for t in track.vector.initial if 0 <= t < self.steps]
+            if inside:
+                view = view.copy()
+                view[inside] = 0
+            self.visible[name] = view
+        return self.visible[name]
+
+    # -- forward ------------------------------------------------------------------------
+
+    def forward(self, inputs: Arrays) -> None:
+        for group in self.plan.groups:
+            vectors = [self.plan.vectors[name] for name in group.vectors]
+            v = vectors[0]
+            if group.kind == "input":
+                start, stop = v.window
+                self.tracks[v.name].h[start:stop] = np.asarray(inputs[v.name]).transpose(1, 0, 2)
+            elif group.kind == "output":
+                start, stop = v.window
+                out = self.outputs[v.name] = np.empty(
+                    (self.batch, stop - start, v.size), self.dtype
+                )
+                for feed in v.feeds:
+                    track = self.tracks[feed.source]
+                    values = track.h[start - track.lo : stop - track.lo]
+                    out[:, :, feed.rows[0] : feed.rows[1]] = values.transpose(1, 0, 2)
+            elif group.kind == "feedforward":
+                self._project(v, self.bound[v.name].feeds)
+                self._activate(v, *v.span)
+            elif group.kind == "scan":
+                self._scan_forward(v)
+            else:
+                self._general_forward(vectors)
+
+    def _project(self, v: Vector, feeds) -> None:
+        """xw[t] = bias + sum over feeds of source[t - lag] W, for t in v's span."""
+        (a, b), track, first = v.span, self.tracks[v.name], True
+        part = track.xw[a - track.lo : b - track.lo]
+        for feed, weight in feeds:
+            t0, t1 = max(a, feed.lag), min(b, self.steps + feed.lag)
+            if t0 >= t1:
+                continue
+            source = _flat(self._visible(feed.source)[t0 - feed.lag : t1 - feed.lag])
+            rows = _flat(part[t0 - a : t1 - a])
+            if first and (t0, t1) == (a, b):
+                np.matmul(source, weight, out=rows)  # the common case writes in place
+            else:
+                if first:
+                    part.fill(0)
+                np.add(rows, source @ weight, out=rows)
+            first = False
+        if first:
+            part.fill(0)
+        if self.bound[v.name].bias is not None and v.role != "state":
+            part += self.bound[v.name].bias  # a state adds its own, step by step
+
+    def _activate(self, v: Vector, a: int, b: int) -> None:
+        """A dense vector's values over steps a..b-1 from its pre-activation, in place."""
+        track = self.tracks[v.name]
+        if v.activation == "softmax":
+            track.keep_logits(a, b)
+        ACTIVATIONS[v.activation](track.h[a:b], out=track.h[a:b])
+        holes = np.flatnonzero(~v.present[a:b]) + a
+        track.h[holes] = 0  # the span's steps where it is not computed read as zero
+
+    def _start_state(self, track: Track) -> None:
+        """Initial states: zeros, or the handed-over last state (and LSTM cell) of another."""
+        v = track.vector
+        if v.handover is None:
+            return
+        origin, step = v.handover
+        source = self.tracks[origin]
+        for t in v.initial:
+            track.h[t - track.lo] = source.h[step - source.lo]
+            if track.kind == "lstm" and source.kind == "lstm":
+                track.c[t - track.lo] = source.c[step - source.lo]
+
+    def _scan_forward(self, v: Vector) -> None:
+        track = self.tracks[v.name]
+        self._project(v, self.bound[v.name].feeds)
+        self._start_state(track)
+        reverse, runs = track.lag < 0, step_runs(v.present, *v.span)
+        for a, b in runs[::-1] if reverse else runs:
+            forward_run(track, a - track.lo, b - track.lo, reverse)
+
+    def _split(self, vectors: list[Vector]) -> tuple[dict, dict]:
+        """Each vector's feeds from inside its group, and from outside it."""
+        members = {v.name for v in vectors}
+        inside, outside = {}, {}
+        for v in vectors:
+            feeds = self.bound[v.name].feeds
+            inside[v.name] = [(f, w) for f, w in feeds if f.source in members]
+            outside[v.name] = [(f, w) for f, w in feeds if f.source not in members]
+        return inside, outside
+
+    def _sources(self, feeds, step: int):
+        """(feed, weight, source track, its index) of the feeds computed at step - lag."""
+        for feed, weight in feeds:
+            source = step - feed.lag
+            if 0 <= source < self.steps and self.plan.vectors[feed.source].present[source]:
+                track = self.tracks[feed.source]
+                yield feed, weight, track, source - track.lo
+
+    def _general_forward(self, vectors: list[Vector]) -> None:
+        """Vectors feeding each other across time: step by step, in within-step order."""
+        inside, outside = self._split(vectors)
+        for v in vectors:
+            self._project(v, outside[v.name])
+            if v.role == "state":
+                self._start_state(self.tracks[v.name])
+        for step in range(min(v.span[0] for v in vectors), max(v.span[1] for v in vectors)):
+            for v in (v for v in vectors if v.present[step]):
+                track = self.tracks[v.name]
+                x_t = track.xw[step - track.lo]
+                for _, weight, source, index in self._sources(inside[v.name], step):
+                    x_t += source.h[index] @ weight
+                if v.role == "state":
+                    forward_run(track, step - track.lo, step + 1 - track.lo, False)
+                else:
+                    self._activate(v, step, step + 1)
+
+    # -- loss ---------------------------------------------------------------------------
+
+    def loss(self, goals: dict, kinds: dict, seed: bool) -> float:
+        """The summed loss of every output; with `seed`, their gradients become the start
+        of the backward pass (cross-entropy's p - y goes straight to the logits)."""
+        total = 0.0
+        for name in self.plan.outputs:
+            target, mask = goals[name]
+            if target.dtype.kind == "f":
+                target = target.astype(self.dtype, copy=False)
+            start, stop = self.plan.vectors[name].window
+            if kinds[name] == "cross-entropy":
+                track = self.tracks[softmax_source(self.plan, name)]
+                value, d = cross_entropy(track.logits[start:stop].transpose(1, 0, 2), target, mask)
+                if seed:
+                    track.dlogits[start:stop] += d.transpose(1, 0, 2)
+            else:
+                value, d = mse(self.outputs[name], target, mask)
+                for feed in self.plan.vectors[name].feeds if seed else ():
+                    source = self.tracks[feed.source]
+                    part = d[..., feed.rows[0] : feed.rows[1]].transpose(1, 0, 2)
+                    source.g[start - source.lo : stop - source.lo] += part
+            total += value
+        return total
+
+    # -- backward -----------------------------------------------------------------------
+
+    def backward(self) -> None:
+        for group in reversed(self.plan.groups):
+            vectors = [self.plan.vectors[name] for name in group.vectors]
+            if group.kind in ("input", "output"):
+                continue
+            for v in vectors:  # readers add gradients at every step they read; keep ours
+                track = self.tracks[v.name]
+                track.g[np.flatnonzero(~v.present) - track.lo] = 0
+                if v.role == "state":
+                    factors(track, v.span[0] - track.lo, v.span[1] - track.lo)
+                    self._truncate(track)
+            if group.kind == "feedforward":
+                self._deactivate(vectors[0], *vectors[0].span)
+            elif group.kind == "scan":
+                track = self.tracks[vectors[0].name]
+                reverse, runs = track.lag < 0, step_runs(vectors[0].present, *vectors[0].span)
+                for a, b in runs if reverse else runs[::-1]:
+                    backward_run(track, a - track.lo, b - track.lo, reverse)
+            else:
+                self._general_backward(vectors)
+            inside, outside = self._split(vectors)
+            for v in vectors:
+                self._feeds_backward(v, outside[v.name])
+                self._feeds_backward(v, inside[v.name], propagate=False)  # done step by step
+                self._own_backward(v)
+
+    def _deactivate(self, v: Vector, a: int, b: int) -> None:
+        """dxw over steps a..b-1 of a dense vector, from its values' gradient (and logits')."""
+        track = self.tracks[v.name]
+        track.dxw[a:b] = activation_grad(v.activation, track.h[a:b], track.g[a:b])
+        if track.dlogits is not None:
+            track.dxw[a:b] += track.dlogits[a:b]
+
+    def _general_backward(self, vectors: list[Vector]) -> None:
+        inside, _ = self._split(vectors)
+        steps = range(min(v.span[0] for v in vectors), max(v.span[1] for v in vectors))
+        for step in reversed(steps):
+            for v in reversed([v for v in vectors if v.present[step]]):
+                track = self.tracks[v.name]
+                if v.role == "state":
+                    backward_run(track, step - track.lo, step + 1 - track.lo, False)
+                else:
+                    self._deactivate(v, step, step + 1)
+                da = track.dxw[step - track.lo]
+                for _, weight, source, index in self._sources(inside[v.name], step):
+                    if self._keeps(step, index + source.lo):
+                        source.g[index] += da @ weight.T
+
+    def _block(self, step: int, forward: bool) -> int:
+        return step // self.bptt if forward else (self.steps - 1 - step) // self.bptt
+
+    def _keeps(self, step: int, source: int) -> bool:
+        """Whether a forward feedback edge from `source` to `step` carries gradient."""
+        return self.bptt is None or self._block(step, True) == self._block(source, True)
+
+    def _truncate(self, track: Track) -> None:
+        """Mark the recurrent reads that truncated BPTT cuts (never the initial state's)."""
+        if self.bptt is None:
+            return
+        v, forward = track.vector, track.lag > 0
+        for step in np.flatnonzero(v.present):
+            source = int(step) - track.lag
+            if 0 <= source < self.steps and v.present[source]:
+                same = self._block(int(step), forward) == self._block(source, forward)
+                track.keep[step - track.lo] = same
+
+    def _feeds_backward(self, v: Vector, feeds, propagate: bool = True) -> None:
+        """Weight gradients of a vector's feeds over its span, one product per feed; with
+        `propagate`, the gradient of each feed's source too."""
+        (a, b), track = v.span, self.tracks[v.name]
+        da = track.dxw[a - track.lo : b - track.lo]
+        for feed, weight in feeds:
+            t0, t1 = max(a, feed.lag), min(b, self.steps + feed.lag)
+            if t0 >= t1:
+                continue
+            source = _flat(self._visible(feed.source)[t0 - feed.lag : t1 - feed.lag])
+            d = _flat(da[t0 - a : t1 - a])
+            self.dW[feed.weight][feed.rows[0] : feed.rows[1]] += source.T @ d
+            target = self.tracks[feed.source]
+            if propagate and target.g is not None:
+                lo = target.lo
+                rows = _flat(target.g[t0 - feed.lag - lo : t1 - feed.lag - lo])
+                np.add(rows, d @ weight.T, out=rows)
+
+    def _own_backward(self, v: Vector) -> None:
+        """Gradients of a vector's biases and recurrent weight over its span, and of the
+        initial states it was handed."""
+        (a, b), track = v.span, self.tracks[v.name]
+        lo = track.lo
+        if v.biases:
+            self.dW[v.biases[0]] += _flat(track.dxw[a - lo : b - lo]).sum(axis=0)
+        if v.role != "state":
+            return
+        lag = track.lag
+        d = _flat((track.dgh if track.kind == "gru" else track.dxw)[a - lo : b - lo])
+        self.dW[v.recurrence.weight] += _flat(track.h[a - lag - lo : b - lag - lo]).T @ d
+        if track.kind == "gru":  # bs: its r, z parts act like bx's, its n part on h_prev Ws
+            self.dW[v.biases[1]] += d.sum(axis=0)
+        if v.handover is not None:
+            origin, step = v.handover
+            source = self.tracks[origin]
+            for t in v.initial:
+                source.g[step - source.lo] += track.g[t - lo]
+                if track.kind == "lstm" and source.kind == "lstm":
+                    source.gc[step - source.lo] += track.gc[t - lo]
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        """Every weight's gradient, in the file's layout (gate order and scale)."""
+        out = {}
+        for key, d in self.dW.items():
+            cell, size = self.owner.get(key, (None, 0))
+            out[key] = unprepare(cell, d, size)
+        return out

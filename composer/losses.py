@@ -1,0 +1,194 @@
+"""Losses: mean squared error and softmax cross-entropy, averaged over the emitted steps.
+
+Both losses average over the (batch, step) pairs an output is emitted at, weighted by an
+optional per-step mask of shape (B, T_out) (a padded sequence masks its padding out):
+
+    loss = sum_bt mask_bt * l_bt / sum_bt mask_bt
+
+- `mse`: l_bt = mean over features of (o_bt - y_bt)^2 (PyTorch's `MSELoss` when unmasked);
+- `cross-entropy`: l_bt = -sum_c y_btc log softmax(a_bt)_c over the logits a of a softmax
+  output (PyTorch's `CrossEntropyLoss` when unmasked). It is computed from the logits with
+  log-sum-exp, so no log of zero is ever taken, and its gradient with respect to the
+  logits is mask * (p * sum_c y_c - y) / sum(mask): p - y for one-hot targets.
+
+Targets are (B, T_out, size) floats; for cross-entropy also (B, T_out) integer class ids.
+
+Examples
+--------
+>>> import numpy as np
+>>> value, grad = mse(np.array([[[1.0], [3.0]]]), np.array([[[0.0], [1.0]]]))
+>>> value, grad.ravel().tolist()
+(2.5, [1.0, 2.0])
+>>> value, grad = cross_entropy(np.zeros((1, 1, 2)), np.array([[1]]))
+>>> round(value, 4), grad.ravel().tolist()
+(0.6931, [0.5, -0.5])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from composer.errors import DataError, SpecError
+
+__all__ = [
+    "LOSSES",
+    "mse",
+    "cross_entropy",
+    "log_softmax",
+    "one_hot",
+    "loss_kinds",
+    "softmax_source",
+    "check_targets",
+]
+
+LOSSES = ("mse", "cross-entropy")
+
+
+def _weights(mask: np.ndarray | None, shape: tuple[int, int], dtype) -> tuple[np.ndarray, float]:
+    """The per-step weights (B, T_out, 1) and their total (at least a tiny positive)."""
+    weights = np.ones(shape, dtype) if mask is None else np.asarray(mask, dtype)
+    return weights[..., np.newaxis], float(weights.sum())
+
+
+def mse(
+    outputs: np.ndarray, targets: np.ndarray, mask: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    """Mean squared error over emitted (and unmasked) steps, and its gradient w.r.t. outputs."""
+    weights, total = _weights(mask, outputs.shape[:2], outputs.dtype)
+    if total <= 0:
+        return 0.0, np.zeros_like(outputs)
+    error = outputs - targets
+    size = outputs.shape[-1]
+    value = float(np.sum(weights * error * error) / (total * size))
+    return value, error * weights * (2.0 / (total * size))
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log softmax over the last axis by log-sum-exp: finite for any finite logits."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def one_hot(ids: np.ndarray, classes: int, dtype=np.float64) -> np.ndarray:
+    """(..., classes) one-hot rows of integer class ids."""
+    return np.eye(classes, dtype=dtype)[np.asarray(ids, dtype=np.intp)]
+
+
+def cross_entropy(
+    logits: np.ndarray, targets: np.ndarray, mask: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    """Softmax cross-entropy from logits (B, T_out, C) and its gradient w.r.t. the logits.
+
+    `targets` are (B, T_out, C) probabilities (one-hot or soft) or (B, T_out) class ids.
+    """
+    if targets.ndim == logits.ndim - 1:
+        targets = one_hot(targets, logits.shape[-1], logits.dtype)
+    weights, total = _weights(mask, logits.shape[:2], logits.dtype)
+    if total <= 0:
+        return 0.0, np.zeros_like(logits)
+    logp = log_softmax(logits)
+    value = float(-np.sum(weights * targets * logp) / total)
+    mass = targets.sum(axis=-1, keepdims=True)
+    return value, (np.exp(logp) * mass - targets) * (weights / total)
+
+
+def softmax_source(plan, output: str) -> str | None:
+    """The softmax vector (a readout or a dense layer) an output emits, or None."""
+    feeds = plan.vectors[output].feeds
+    if len(feeds) != 1:
+        return None
+    source = plan.vectors[feeds[0].source]
+    return source.name if source.activation == "softmax" and source.kind == "dense" else None
+
+
+def loss_kinds(plan, loss: str | Mapping[str, str]) -> dict[str, str]:
+    """`{output: loss}` for every output of a plan, checked: cross-entropy needs softmax.
+
+    `loss` is one of LOSSES for every output, or a mapping by output name.
+    """
+    kinds = dict.fromkeys(plan.outputs, loss) if isinstance(loss, str) else dict(loss)
+    unknown = sorted(set(kinds) - set(plan.outputs))
+    missing = [name for name in plan.outputs if name not in kinds]
+    if unknown or missing:
+        raise DataError(
+            f"losses: expected one per output ({', '.join(plan.outputs)}); "
+            f"missing {missing}, unexpected {unknown}"
+        )
+    for name, kind in kinds.items():
+        if kind not in LOSSES:
+            raise DataError(f"loss {kind!r} for output `{name}`: expected one of {LOSSES}")
+        if kind == "cross-entropy" and softmax_source(plan, name) is None:
+            layer = plan.folded.nodes[name]["layer"]
+            raise SpecError(
+                f"cross-entropy on output `{name}` needs a softmax readout: give layer "
+                f"`{layer}` `output: {{activation: softmax}}` (or use --loss mse)",
+                plan.folded.nodes[name]["path"],
+            )
+    return kinds
+
+
+def _check_mask(where: str, mask, shape: tuple[int, int]) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.dtype.kind not in "biuf" or mask.shape != shape:
+        raise DataError(
+            f"{where}: expected a (B, T_out) = {shape} mask of numbers, "
+            f"got {mask.dtype} {mask.shape}"
+        )
+    if mask.dtype.kind == "f" and not np.isfinite(mask).all() or (mask < 0).any():
+        raise DataError(f"{where}: mask values must be finite and >= 0")
+    return mask
+
+
+def _check_target(where: str, target, kind: str, shape: tuple[int, int, int]) -> np.ndarray:
+    target = np.asarray(target)
+    classes = shape[2]
+    if kind == "cross-entropy" and target.dtype.kind in "iu" and target.shape == shape[:2]:
+        if target.size and (target.min() < 0 or target.max() >= classes):
+            raise DataError(
+                f"{where}: class ids must lie in 0..{classes - 1}, "
+                f"got {target.min()}..{target.max()}"
+            )
+        return target
+    ids = f" or (B, T_out) = {shape[:2]} integer class ids" if kind != "mse" else ""
+    if target.dtype.kind != "f" or target.shape != shape:
+        hint = ""
+        if kind == "mse" and target.dtype.kind in "iu" and target.shape == shape[:2]:
+            hint = "; integer class ids need the cross-entropy loss"
+        raise DataError(
+            f"{where}: expected (B, T_out, size) = {shape} floats{ids}, "
+            f"got {target.dtype} {target.shape}{hint}"
+        )
+    if not np.isfinite(target).all():
+        raise DataError(f"{where}: holds NaN or Inf")
+    return target
+
+
+def check_targets(
+    plan,
+    targets: Mapping[str, np.ndarray],
+    masks: Mapping[str, np.ndarray] | None,
+    kinds: Mapping[str, str],
+    batch: int,
+    where: str = "targets",
+) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """`{output: (targets, mask or None)}`, each checked against the plan's output shapes."""
+    masks = dict(masks or {})
+    missing = [name for name in plan.outputs if name not in targets]
+    extra = sorted(set(targets) - set(plan.outputs)) + sorted(set(masks) - set(plan.outputs))
+    if missing or extra:
+        raise DataError(
+            f"{where}: missing {', '.join(map(repr, missing)) or 'nothing'}, unexpected "
+            f"{', '.join(map(repr, extra)) or 'nothing'}; expected one target per output: "
+            f"{', '.join(plan.outputs)}"
+        )
+    checked = {}
+    for name in plan.outputs:
+        shape = (batch, len(plan.window(name)), plan.vectors[name].size)
+        target = _check_target(f"{where}: key {name!r}", targets[name], kinds[name], shape)
+        mask = masks.get(name)
+        if mask is not None:
+            mask = _check_mask(f"{where}: key '{name}.mask'", mask, shape[:2])
+        checked[name] = (target, mask)
+    return checked

@@ -1,0 +1,275 @@
+"""Training: minibatch gradient descent over a data set, keeping the best weights.
+
+Data is a dict of arrays, as read from a `.npz`: each input by its name, (B, T_in, F);
+each output's targets by the output's name, (B, T_out, size) floats or, for
+cross-entropy, (B, T_out) integer class ids; optionally `<output>.mask`, (B, T_out), the
+weight of each emitted step in the loss (0 for padding). T is what the inputs' lengths
+imply through their windows.
+
+A seeded split holds out a `validation` fraction of the sequences; every epoch shuffles
+the rest (seeded), steps through them in minibatches, and measures the held-out loss.
+The best weights by that loss (by the training loss without a validation set) are the
+result, the untrained weights included as epoch 0. Ctrl-C stops cleanly between two
+updates and returns the best weights so far, flagged `interrupted`.
+
+Examples
+--------
+>>> from composer.spec import NetworkSpec
+>>> from composer.graph import build
+>>> from composer.params import init_params
+>>> spec = NetworkSpec.model_validate({
+...     "inputs": [{"name": "x", "size": 1}],
+...     "layers": [{"name": "rnn", "kind": "elman", "input": "x", "state_size": 4,
+...                 "output": {"size": 1}}],
+...     "outputs": [{"name": "o", "from": "rnn"}], "alignment": "many-to-one"})
+>>> x = np.random.default_rng(0).uniform(-1, 1, (64, 5, 1))
+>>> data = {"x": x, "o": x.sum(axis=1, keepdims=True)}
+>>> result = train(spec, init_params(build(spec)), data, epochs=20, batch_size=16,
+...                lr=0.02, optimizer="adam", loss="mse", seed=0)
+>>> result.history[-1].val_loss < result.history[0].val_loss
+True
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+
+from composer.errors import DataError
+from composer.grad import Workspace, evaluate, grad
+from composer.graph import build
+from composer.inputs import check_inputs, infer_steps, input_sizes
+from composer.losses import check_targets, loss_kinds
+from composer.optim import clip_grad_norm, make_optimizer
+from composer.params import DTYPES, check_params
+from composer.plan import Plan, compile_plan
+from composer.spec import NetworkSpec
+from composer.unroll import unroll
+
+__all__ = ["Epoch", "TrainResult", "train", "check_data", "split_data"]
+
+Arrays = Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """One epoch's record: losses (training: the mean over its minibatches, as they were
+    computed during the epoch; epoch 0: the untrained weights'), time, updates so far."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float | None
+    seconds: float
+    updates: int
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What `train` returns: the best weights and how training went."""
+
+    params: dict[str, np.ndarray]
+    history: tuple[Epoch, ...]
+    best_epoch: int
+    best_loss: float
+    steps_per_second: float
+    interrupted: bool = False
+    diverged: bool = False
+
+
+def check_data(
+    plan: Plan, data: Arrays, kinds: Mapping[str, str], where: str = "data"
+) -> tuple[dict, dict, dict, int]:
+    """(inputs, targets, masks, B) of a data dict, every key and shape checked against the
+    plan; errors name `where` (the file), the key, and expected against received."""
+    expected = [*plan.inputs, *plan.outputs]
+    allowed = set(expected) | {f"{name}.mask" for name in plan.outputs}
+    missing = [key for key in expected if key not in data]
+    extra = sorted(key for key in data if key not in allowed)
+    if missing or extra:
+        raise DataError(
+            f"{where}: missing {', '.join(map(repr, missing)) or 'nothing'}, unexpected "
+            f"{', '.join(map(repr, extra)) or 'nothing'}; expected the inputs "
+            f"({', '.join(plan.inputs)}), a target per output ({', '.join(plan.outputs)}) "
+            "and optional `<output>.mask` arrays"
+        )
+    inputs = {name: np.asarray(data[name]) for name in plan.inputs}
+    try:
+        batch = check_inputs(plan, inputs)
+    except DataError as err:
+        raise DataError(f"{where}: {err}") from err
+    for name, array in inputs.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise DataError(f"{where}: key {name!r}: holds NaN or Inf")
+    targets = {name: np.asarray(data[name]) for name in plan.outputs}
+    masks = {n: np.asarray(data[f"{n}.mask"]) for n in plan.outputs if f"{n}.mask" in data}
+    check_targets(plan, targets, masks, kinds, batch, where)
+    return inputs, targets, masks, batch
+
+
+def split_data(batch: int, validation: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (training, validation) indexes: `validation` is the held-out fraction."""
+    if not 0 <= validation < 1:
+        raise DataError(f"validation must be a fraction in [0, 1), got {validation!r}")
+    held = int(round(batch * validation))
+    if validation and batch >= 2:
+        held = min(max(held, 1), batch - 1)
+    order = np.random.default_rng(seed).permutation(batch)
+    return np.sort(order[held:]), np.sort(order[:held])
+
+
+def _plan_for(graph_or_spec, data: Arrays, where: str) -> Plan:
+    graph = build(graph_or_spec) if isinstance(graph_or_spec, NetworkSpec) else graph_or_spec
+    if not isinstance(graph, nx.MultiDiGraph):
+        raise TypeError("train takes a NetworkSpec or a folded graph from composer.graph.build")
+    present = {name: np.asarray(data[name]) for name in input_sizes(graph) if name in data}
+    for name, array in present.items():
+        if array.ndim != 3:
+            raise DataError(f"{where}: key {name!r}: expected (B, T_in, F), got {array.shape}")
+    try:
+        steps = infer_steps(graph, present)
+    except DataError as err:
+        raise DataError(f"{where}: {err}") from err
+    return compile_plan(unroll(graph, steps))
+
+
+def train(
+    graph_or_spec: NetworkSpec | nx.MultiDiGraph,
+    params: Arrays,
+    data: Arrays,
+    *,
+    epochs: int = 10,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    optimizer: str = "adam",
+    loss: str | Mapping[str, str] = "mse",
+    seed: int = 0,
+    bptt: int | None = None,
+    clip: float | None = None,
+    weight_decay: float = 0.0,
+    validation: float = 0.1,
+    on_epoch: Callable[[Epoch], None] | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+    dtype: str = "float32",
+    where: str = "data",
+) -> TrainResult:
+    """Train a network's weights on a data set; the best weights and the history.
+
+    `params` are the starting weights (not changed). `optimizer` is `sgd` (momentum 0.9)
+    or `adam`; `clip` scales each minibatch's gradients to at most that global norm;
+    `bptt` truncates backpropagation through time (see `composer.grad`). `on_epoch` is
+    called with each `Epoch` (epoch 0: the untrained losses), `on_step` with the update
+    count and the minibatch's loss. `where` names the data in error messages.
+    """
+    if epochs < 0 or batch_size < 1:
+        raise DataError(f"epochs must be >= 0 and batch size >= 1, got {epochs}, {batch_size}")
+    if clip is not None and not clip > 0:
+        raise DataError(f"clip must be > 0, got {clip!r}")
+    plan = _plan_for(graph_or_spec, data, where)
+    check_params(plan.folded, dict(params))
+    kinds = loss_kinds(plan, loss)
+    inputs, targets, masks, batch = check_data(plan, data, kinds, where)
+    weights = {key: np.array(value, dtype=DTYPES[dtype]) for key, value in params.items()}
+    run = _Run(plan, weights, (inputs, targets, masks), kinds, dtype, batch_size, bptt, clip)
+    run.opt = make_optimizer(optimizer, weights, lr, weight_decay)
+    fit, held = split_data(batch, validation, seed)
+    rng = np.random.default_rng(seed + 1)
+    started = time.perf_counter()
+    history, best = [], None
+    interrupted = diverged = False
+    try:
+        for epoch in range(epochs + 1):
+            if epoch == 0:  # the untrained weights: the baseline, and a candidate
+                mean = run.measure(fit)
+            elif (mean := run.epoch(rng.permutation(fit), on_step)) is None:
+                diverged = True
+                break
+            val = run.measure(held) if len(held) else None
+            record = Epoch(epoch, mean, val, time.perf_counter() - started, run.opt.steps)
+            history.append(record)
+            best = _best(record, weights, best)
+            if on_epoch:
+                on_epoch(record)
+    except KeyboardInterrupt:
+        interrupted = True
+    if best is None:  # stopped before even the untrained loss was known
+        history.append(Epoch(0, math.nan, None, time.perf_counter() - started, 0))
+        best = ({key: array.copy() for key, array in weights.items()}, 0, math.nan)
+    rate = run.opt.steps / run.busy if run.busy > 0 else 0.0
+    params_out, epoch, value = best
+    return TrainResult(params_out, tuple(history), epoch, value, rate, interrupted, diverged)
+
+
+class _Run:
+    """The state of one training run: the plan, the weights being updated, the data."""
+
+    def __init__(self, plan, weights, sets, kinds, dtype, batch_size, bptt, clip):
+        self.plan, self.weights, self.sets, self.kinds = plan, weights, sets, kinds
+        self.dtype, self.batch_size, self.bptt, self.clip = dtype, batch_size, bptt, clip
+        self.busy = 0.0  # seconds spent in updates, for the rate
+        self.opt = None
+        self.workspace = Workspace()  # arrays reused from minibatch to minibatch
+
+    def _batch(self, index: np.ndarray) -> tuple[dict, dict, dict]:
+        return tuple({k: v[index] for k, v in arrays.items()} for arrays in self.sets)
+
+    def measure(self, index: np.ndarray) -> float:
+        """The loss over the sequences `index`, in chunks, weighted by chunk size."""
+        total, chunk = 0.0, max(self.batch_size, 256)
+        for start in range(0, len(index), chunk):
+            part = index[start : start + chunk]
+            inputs, targets, masks = self._batch(part)
+            value = evaluate(
+                self.plan,
+                self.weights,
+                inputs,
+                targets,
+                self.kinds,
+                masks,
+                dtype=self.dtype,
+                workspace=self.workspace,
+            )
+            total += value * len(part)
+        return total / len(index)
+
+    def epoch(self, order: np.ndarray, on_step) -> float | None:
+        """One pass of updates over `order` in minibatches; their mean loss (None: NaN)."""
+        losses, tick = [], time.perf_counter()
+        try:
+            for start in range(0, len(order), self.batch_size):
+                part = order[start : start + self.batch_size]
+                inputs, targets, masks = self._batch(part)
+                value, grads = grad(
+                    self.plan,
+                    self.weights,
+                    inputs,
+                    targets,
+                    self.kinds,
+                    masks,
+                    self.bptt,
+                    dtype=self.dtype,
+                    workspace=self.workspace,
+                )
+                if not math.isfinite(value):
+                    return None
+                if self.clip is not None:
+                    clip_grad_norm(grads, self.clip)
+                self.opt.step(grads)
+                losses.append((value, len(part)))
+                if on_step:
+                    on_step(self.opt.steps, value)
+        finally:
+            self.busy += time.perf_counter() - tick
+        return sum(v * n for v, n in losses) / sum(n for _, n in losses)
+
+
+def _best(record: Epoch, weights: dict, best):
+    """(params copy, epoch, loss) of the better of `best` and this epoch's weights."""
+    value = record.val_loss if record.val_loss is not None else record.train_loss
+    if best is not None and not value < best[2]:
+        return best
+    return {key: array.copy() for key, array in weights.items()}, record.epoch, value
