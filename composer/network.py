@@ -71,8 +71,13 @@ class Network:
         return run(self.graph, params, inputs, steps, dtype)
 
     def grad(self, params, inputs, targets, steps: int | None = None, **options):
-        """The loss and its gradient for every weight (`composer.grad.grad`'s options)."""
-        arrays, _ = batched(self.graph, inputs)
+        """The loss and its gradient for every weight (`composer.grad.grad`'s options).
+
+        Like `run`, it takes (T, F) inputs for one sequence; targets are then unbatched too.
+        """
+        arrays, flat = batched(self.graph, inputs)
+        if flat:
+            targets = {k: np.asarray(v)[np.newaxis] for k, v in dict(targets).items()}
         plan = compile_plan(
             self.unroll(infer_steps(self.graph, arrays) if steps is None else steps)
         )
