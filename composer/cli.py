@@ -2,39 +2,46 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import sys
-import traceback
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
 from composer.arrays import atomic_write, write_arrays
-from composer.deps import dependencies, format_dependencies, format_steps
+from composer.cli_common import (
+    AsJson,
+    DType,
+    MaxMemory,
+    SpecPath,
+    Steps,
+    check_output,
+    debug,
+    read_checked,
+    reports_errors,
+    unrolled_from,
+)
+from composer.deps import dependencies, format_dependencies
 from composer.errors import ComposerError, SpecError, SpecErrors
 from composer.execute import estimate_bytes, execute
 from composer.graph import build
 from composer.inputs import infer_steps, read_inputs
-from composer.load import SourcedSpec, read_spec, read_spec_text
-from composer.params import init_params, load_params, param_table, save_params
+from composer.load import read_spec_text
+from composer.params import init_params, load_params, save_params
 from composer.plan import compile_plan
 from composer.render import folded_dot, parse_highlight, unfolded_dot, write_diagram
+from composer.report import output_report, summary_data, summary_text
 from composer.resources import (
-    DEFAULT_MAX_MEMORY,
     check_memory,
     deps_bytes,
-    parse_size,
     unroll_bytes,
 )
 from composer.spec import PRESETS, NetworkSpec
 from composer.starters import starter
 from composer.train_cli import train_command
-from composer.unroll import Unrolled, unroll
+from composer.unroll import unroll
 
 __all__ = ["app", "main"]
 
@@ -46,80 +53,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain click errors: one line each, easy to grep
 )
-_state = {"debug": False}
-
-SpecPath = Annotated[
-    Path,
-    typer.Argument(help="A spec file (.yaml, .yml or .json).", exists=True, dir_okay=False),
-]
-Steps = Annotated[
-    int | None, typer.Option("--steps", "-T", min=1, help="Unroll depth T (default: the spec's).")
-]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def _size_option(text: str) -> int:
-    try:
-        return parse_size(text)
-    except ValueError as err:
-        raise typer.BadParameter(str(err)) from None
-
-
-MaxMemory = Annotated[
-    int,
-    typer.Option(
-        "--max-memory",
-        parser=_size_option,
-        metavar="SIZE",
-        help="Refuse work estimated to need more memory than this (e.g. 512M, 8G).",
-    ),
-]
 
 
 @app.callback()
 def _main(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    show_tracebacks: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks on errors.")
+    ] = False,
 ) -> None:
-    _state["debug"] = debug
-
-
-def reports_errors(command):
-    """Turn the tool's own errors into one line per problem on stderr and the exit code."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except ComposerError as err:
-            if _state["debug"]:
-                traceback.print_exc()
-            typer.echo(str(err), err=True)
-            raise typer.Exit(err.exit_code) from None
-
-    return wrapper
-
-
-def _check(path: Path) -> SourcedSpec:
-    """Read a spec and build its graph, every error located in the file."""
-    sourced = read_spec(path)
-    try:
-        build(sourced.spec)
-    except SpecError as err:
-        raise sourced.locate(err) from err
-    return sourced
-
-
-def _unrolled(
-    path: Path, steps: int | None, max_memory: int = DEFAULT_MAX_MEMORY
-) -> tuple[SourcedSpec, Unrolled]:
-    sourced = _check(path)
-    folded = build(sourced.spec)
-    steps = steps or sourced.spec.steps
-    check_memory(unroll_bytes(folded, steps), max_memory, f"unrolling to T = {steps:,}")
-    try:
-        return sourced, unroll(folded, steps)
-    except SpecError as err:
-        raise sourced.locate(err) from err
+    debug["on"] = show_tracebacks
 
 
 @app.command()
@@ -138,7 +80,7 @@ def validate(
     failed: list[SpecError] = []
     for path in specs:
         try:
-            _unrolled(path, steps, max_memory)
+            unrolled_from(path, steps, max_memory)
         except SpecErrors as err:
             failed += err.errors
         except SpecError as err:
@@ -155,115 +97,11 @@ def summary(
     spec: SpecPath, steps: Steps = None, as_json: AsJson = False, max_memory: MaxMemory = "4G"
 ) -> None:
     """Layers, weights and parameter counts (the same for every T)."""
-    sourced, unrolled = _unrolled(spec, steps, max_memory)
-    table = param_table(unrolled.folded)
-    total = sum(info.count for info in table)
-    layers = [_layer_row(unrolled.folded, layer) for layer in sourced.spec.layers]
-    if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "name": sourced.spec.name,
-                    "steps": unrolled.steps,
-                    "total_params": total,
-                    "params": {info.key: list(info.shape) for info in table},
-                    "weights": [
-                        {
-                            "key": i.key,
-                            "layer": i.layer,
-                            "shape": list(i.shape),
-                            "formula": i.formula,
-                            "count": i.count,
-                        }
-                        for i in table
-                    ],
-                    "layers": layers,
-                    "unrolled_nodes": unrolled.node_count(),
-                },
-                indent=2,
-            )
-        )
-        return
-    spec_name = sourced.spec.name or spec.stem
-    typer.echo(f"{spec_name}: {len(layers)} layer(s), alignment {_alignment(sourced.spec)}\n")
-    typer.echo(
-        _table(
-            ["layer", "kind", "input", "state", "output"],
-            [
-                [
-                    r["name"],
-                    r["kind"] + (" x2" if r["directions"] == 2 else ""),
-                    r["input_size"],
-                    r["state_size"] or "-",
-                    r["output_size"],
-                ]
-                for r in layers
-            ],
-        )
-    )
-    typer.echo("")
-    typer.echo(
-        _table(
-            ["weight", "shape", "formula", "count"],
-            [
-                [i.key, " x ".join(map(str, i.shape)), f"{i.formula} = {i.numbers}", f"{i.count:,}"]
-                for i in table
-            ],
-            right={3},
-        )
-    )
-    typer.echo(f"\ntotal parameters: {total:,}")
-    typer.echo(
-        f"unrolled to T = {unrolled.steps}: {unrolled.node_count():,} vector nodes share "
-        f"these {len(table)} weights; the total is {total:,} for every T"
-    )
-
-
-def _alignment(spec: NetworkSpec) -> str:
-    aligned = spec.aligned()
-    ins, outs = aligned.windows()
-    name = aligned.preset or "explicit"
-    if aligned.delay:
-        name += f" (delay {aligned.delay})"
-    return f"{name}, inputs `{ins}`, outputs `{outs}`"
-
-
-def _layer_row(folded, layer) -> dict:
-    inputs = [
-        e
-        for e in folded.in_edges(data=True)
-        if e[2]["role"] == "input" and folded.nodes[e[1]].get("layer") == layer.name
-    ]
-    input_size = inputs[0][2]["shape"][0] if inputs else 0
-    state = getattr(layer, "state_size", None)
-    directions = 2 if getattr(layer, "bidirectional", False) else 1
-    if layer.kind == "dense":
-        out = layer.size
-    elif layer.output is not None:
-        out = layer.output.size
-    else:
-        out = state * directions
-    return {
-        "name": layer.name,
-        "kind": layer.kind,
-        "directions": directions,
-        "input_size": input_size,
-        "state_size": state,
-        "output_size": out,
-    }
-
-
-def _table(header: list[str], rows: list[list], right: set[int] = frozenset()) -> str:
-    cells = [header] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-
-    def line(row):
-        return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))
-        ).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(header), rule] + [line(row) for row in cells[1:]])
+    sourced, unrolled = unrolled_from(spec, steps, max_memory)
+    data = summary_data(sourced.spec, unrolled)
+    if data["name"] is None:
+        data["name"] = spec.stem
+    typer.echo(json.dumps(data, indent=2) if as_json else summary_text(data))
 
 
 @app.command()
@@ -278,7 +116,7 @@ def deps(
     max_memory: MaxMemory = "4G",
 ) -> None:
     """Which input steps each output step depends on, as `o[7] <- x[0..7]`."""
-    _, unrolled = _unrolled(spec, steps, max_memory)
+    _, unrolled = unrolled_from(spec, steps, max_memory)
     check_memory(deps_bytes(unrolled), max_memory, f"the dependencies at T = {unrolled.steps}")
     found = dependencies(unrolled)
     if at is not None:
@@ -308,11 +146,6 @@ def _select(found: dict, at: str) -> dict:
             f"{name} is not emitted at step {t}; emitted at {emitted}", param_hint="--at"
         )
     return {name: {t: found[name][t]}}
-
-
-class DType(str, Enum):
-    float32 = "float32"
-    float64 = "float64"
 
 
 @app.command()
@@ -355,7 +188,7 @@ def run(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
 ) -> None:
     """Run the network forward on input arrays and report or save its outputs."""
-    sourced = _check(spec)
+    sourced = read_checked(spec)
     folded = build(sourced.spec)
     for path in (output, save_weights):
         if path is not None:
@@ -396,24 +229,7 @@ def run(
     origin = f"weights {weights}" if weights else f"seeded weights (seed {seed})"
     typer.echo(f"ran {spec} at T = {unrolled.steps}, batch {batch}, {dtype.value}, {origin}")
     for name, value in outputs.items():
-        typer.echo(report_output(name, value, plan.window(name), flat))
-
-
-def report_output(name: str, value, steps: range, flat: bool) -> str:
-    """A few readable lines about one output array: shape, steps, values of the first item."""
-    first = value if flat else value[0]
-    shape = "x".join(map(str, value.shape))
-    lines = [
-        f"{name}: {shape} ({'steps' if flat else 'batch, steps'}, size), "
-        f"steps {format_steps(list(steps))}" + ("" if flat else "; batch item 0:")
-    ]
-    shown = list(range(len(steps)))
-    if len(shown) > 6:
-        shown = shown[:3] + [None] + shown[-3:]
-    with np.printoptions(precision=4, suppress=True, linewidth=100, threshold=8, edgeitems=3):
-        for i in shown:
-            lines.append("  ..." if i is None else f"  {name}[{steps[i]}] = {first[i]}")
-    return "\n".join(lines)
+        typer.echo(output_report(name, value, plan.window(name), flat))
 
 
 class View(str, Enum):
@@ -456,7 +272,7 @@ def render(
     max_memory: MaxMemory = "4G",
 ) -> None:
     """Draw the folded network and the network unfolded over T steps, with Graphviz."""
-    sourced, unrolled = _unrolled(spec, steps, max_memory)
+    sourced, unrolled = unrolled_from(spec, steps, max_memory)
     target = None
     if highlight is not None:
         try:
@@ -524,26 +340,6 @@ def new(
     check_output(output, force)
     atomic_write(output, lambda handle: handle.write(text.encode()))
     typer.echo(f"wrote {output}", err=True)
-
-
-def check_output(path: Path, force: bool, inputs: tuple[Path | None, ...] = ()) -> None:
-    """Refuse an output path that would lose data or cannot be written (a usage error)."""
-
-    def refuse(message: str):
-        raise typer.BadParameter(message, param_hint="--output")
-
-    if path.is_dir():
-        refuse(f"{path} is a folder; give a file name")
-    for given in inputs:
-        if given is not None and given.exists() and path.exists() and path.samefile(given):
-            refuse(f"{path} is also an input; choose another output file")
-    if path.exists() and not force:
-        refuse(f"{path} exists; pass --force to overwrite it")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        refuse(f"folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        refuse(f"folder {folder} is not writable")
 
 
 app.command("train")(reports_errors(train_command))

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 import composer.train as train_module
 from composer.arrays import read_arrays
-from composer.cli import reports_errors
+from composer.cli_common import reports_errors
+from composer.curve import loss_curve_svg
 from composer.datasets import DATASETS, accepts, generate, main, reber_string
 from composer.errors import DataError
 from composer.execute import run
@@ -22,7 +23,7 @@ from composer.graph import build
 from composer.load import load_spec
 from composer.params import init_params, load_params
 from composer.train import train
-from composer.train_cli import loss_curve_svg, train_command
+from composer.train_cli import train_command
 
 ROOT = Path(__file__).parent.parent
 SPECS, DATA = ROOT / "specs", ROOT / "specs" / "data"

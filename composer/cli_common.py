@@ -1,0 +1,128 @@
+"""What the commands share: option types, error reporting, reading a spec, output checks."""
+
+from __future__ import annotations
+
+import functools
+import os
+import traceback
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from composer.errors import ComposerError, SpecError
+from composer.graph import build
+from composer.load import SourcedSpec, read_spec
+from composer.resources import DEFAULT_MAX_MEMORY, check_memory, parse_size, unroll_bytes
+from composer.unroll import Unrolled, unroll
+
+__all__ = [
+    "SpecPath",
+    "Steps",
+    "AsJson",
+    "MaxMemory",
+    "DType",
+    "debug",
+    "reports_errors",
+    "read_checked",
+    "unrolled_from",
+    "check_output",
+]
+
+#: set by the app's `--debug` option: show tracebacks of the tool's own errors.
+debug = {"on": False}
+
+SpecPath = Annotated[
+    Path,
+    typer.Argument(help="A spec file (.yaml, .yml or .json).", exists=True, dir_okay=False),
+]
+Steps = Annotated[
+    int | None, typer.Option("--steps", "-T", min=1, help="Unroll depth T (default: the spec's).")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _size_option(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+
+
+MaxMemory = Annotated[
+    int,
+    typer.Option(
+        "--max-memory",
+        parser=_size_option,
+        metavar="SIZE",
+        help="Refuse work estimated to need more memory than this (e.g. 512M, 8G).",
+    ),
+]
+
+
+class DType(str, Enum):
+    float32 = "float32"
+    float64 = "float64"
+
+
+def reports_errors(command):
+    """Turn the tool's own errors into one line per problem on stderr and the exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except ComposerError as err:
+            if debug["on"]:
+                traceback.print_exc()
+            typer.echo(str(err), err=True)
+            raise typer.Exit(err.exit_code) from None
+
+    return wrapper
+
+
+def read_checked(path: Path) -> SourcedSpec:
+    """Read a spec and build its graph, every error located in the file."""
+    sourced = read_spec(path)
+    try:
+        build(sourced.spec)
+    except SpecError as err:
+        raise sourced.locate(err) from err
+    return sourced
+
+
+def unrolled_from(
+    path: Path, steps: int | None, max_memory: int = DEFAULT_MAX_MEMORY
+) -> tuple[SourcedSpec, Unrolled]:
+    """Read, build and unroll a spec (T from the spec unless given), errors located."""
+    sourced = read_checked(path)
+    folded = build(sourced.spec)
+    steps = steps or sourced.spec.steps
+    check_memory(unroll_bytes(folded, steps), max_memory, f"unrolling to T = {steps:,}")
+    try:
+        return sourced, unroll(folded, steps)
+    except SpecError as err:
+        raise sourced.locate(err) from err
+
+
+def check_output(
+    path: Path, force: bool, inputs: tuple[Path | None, ...] = (), option: str = "--output"
+) -> None:
+    """Refuse an output path that would lose data or cannot be written (a usage error)."""
+
+    def refuse(message: str):
+        raise typer.BadParameter(message, param_hint=option)
+
+    if path.is_dir():
+        refuse(f"{path} is a folder; give a file name")
+    for given in inputs:
+        if given is not None and given.exists() and path.exists() and path.samefile(given):
+            refuse(f"{path} is also an input; choose another output file")
+    if path.exists() and not force:
+        refuse(f"{path} exists; pass --force to overwrite it")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        refuse(f"folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        refuse(f"folder {folder} is not writable")

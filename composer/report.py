@@ -1,0 +1,138 @@
+"""Text reports for the terminal: the summary table and a short view of output arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from composer.deps import format_steps
+from composer.params import param_table
+from composer.spec import NetworkSpec
+from composer.unroll import Unrolled
+
+__all__ = ["summary_data", "summary_text", "output_report"]
+
+
+def summary_data(spec: NetworkSpec, unrolled: Unrolled) -> dict:
+    """The summary as plain data (what `summary --json` prints)."""
+    table = param_table(unrolled.folded)
+    return {
+        "name": spec.name,
+        "steps": unrolled.steps,
+        "total_params": sum(info.count for info in table),
+        "params": {info.key: list(info.shape) for info in table},
+        "weights": [
+            {
+                "key": i.key,
+                "layer": i.layer,
+                "shape": list(i.shape),
+                "formula": i.formula,
+                "numbers": i.numbers,
+                "count": i.count,
+            }
+            for i in table
+        ],
+        "layers": [_layer_row(unrolled.folded, layer) for layer in spec.layers],
+        "alignment": _alignment(spec),
+        "unrolled_nodes": unrolled.node_count(),
+    }
+
+
+def summary_text(data: dict) -> str:
+    """The summary as tables, like a Keras model summary."""
+    layers, weights, total = data["layers"], data["weights"], data["total_params"]
+    layer_rows = [
+        [
+            r["name"],
+            r["kind"] + (" x2" if r["directions"] == 2 else ""),
+            r["input_size"],
+            r["state_size"] or "-",
+            r["output_size"],
+        ]
+        for r in layers
+    ]
+    weight_rows = [
+        [
+            w["key"],
+            " x ".join(map(str, w["shape"])),
+            f"{w['formula']} = {w['numbers']}",
+            f"{w['count']:,}",
+        ]
+        for w in weights
+    ]
+    return "\n".join(
+        [
+            f"{data['name']}: {len(layers)} layer(s), alignment {data['alignment']}",
+            "",
+            _table(["layer", "kind", "input", "state", "output"], layer_rows),
+            "",
+            _table(["weight", "shape", "formula", "count"], weight_rows, right={3}),
+            "",
+            f"total parameters: {total:,}",
+            f"unrolled to T = {data['steps']}: {data['unrolled_nodes']:,} vector nodes share "
+            f"these {len(weights)} weights; the total is {total:,} for every T",
+        ]
+    )
+
+
+def _alignment(spec: NetworkSpec) -> str:
+    aligned = spec.aligned()
+    ins, outs = aligned.windows()
+    name = aligned.preset or "explicit"
+    if aligned.delay:
+        name += f" (delay {aligned.delay})"
+    return f"{name}, inputs `{ins}`, outputs `{outs}`"
+
+
+def _layer_row(folded, layer) -> dict:
+    inputs = [
+        e
+        for e in folded.in_edges(data=True)
+        if e[2]["role"] == "input" and folded.nodes[e[1]].get("layer") == layer.name
+    ]
+    input_size = inputs[0][2]["shape"][0] if inputs else 0
+    state = getattr(layer, "state_size", None)
+    directions = 2 if getattr(layer, "bidirectional", False) else 1
+    if layer.kind == "dense":
+        out = layer.size
+    elif layer.output is not None:
+        out = layer.output.size
+    else:
+        out = state * directions
+    return {
+        "name": layer.name,
+        "kind": layer.kind,
+        "directions": directions,
+        "input_size": input_size,
+        "state_size": state,
+        "output_size": out,
+    }
+
+
+def _table(header: list[str], rows: list[list], right: set[int] = frozenset()) -> str:
+    cells = [header] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+
+    def line(row):
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))
+        ).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(header), rule] + [line(row) for row in cells[1:]])
+
+
+def output_report(name: str, value, steps: range, flat: bool) -> str:
+    """A few readable lines about one output array: shape, steps, values of the first item."""
+    first = value if flat else value[0]
+    shape = "x".join(map(str, value.shape))
+    lines = [
+        f"{name}: {shape} ({'steps' if flat else 'batch, steps'}, size), "
+        f"steps {format_steps(list(steps))}" + ("" if flat else "; batch item 0:")
+    ]
+    shown = list(range(len(steps)))
+    if len(shown) > 6:
+        shown = shown[:3] + [None] + shown[-3:]
+    with np.printoptions(precision=4, suppress=True, linewidth=100, threshold=8, edgeitems=3):
+        for i in shown:
+            lines.append("  ..." if i is None else f"  {name}[{steps[i]}] = {first[i]}")
+    return "\n".join(lines)
