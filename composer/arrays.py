@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from composer.errors import DataError
+from composer.errors import DataError, WriteError
 
 __all__ = ["read_arrays", "write_arrays", "atomic_write", "MAX_ARRAY_BYTES"]
 
@@ -134,12 +134,18 @@ def atomic_write(path: str | os.PathLike, write) -> None:
     An interrupted write leaves the old file or none, never a partial one.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    except OSError as err:
+        raise WriteError(f"cannot write {path}: {err.strerror or err}") from err
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it a file's usual mode
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise WriteError(f"cannot write {path}: {err.strerror or err}") from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

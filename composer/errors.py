@@ -8,6 +8,7 @@ __all__ = [
     "SpecErrors",
     "DataError",
     "ResourceError",
+    "WriteError",
     "RenderError",
 ]
 
@@ -92,6 +93,13 @@ class ResourceError(ComposerError):
     """A run or an unrolling would exceed a resource limit (exit code 5)."""
 
     exit_code = 5
+
+
+class WriteError(ResourceError):
+    """An output file could not be written (a full disk, a quota, permissions): exit code 5.
+
+    The old file, if any, is untouched: outputs are renamed into place only when whole.
+    """
 
 
 class RenderError(ComposerError):

@@ -36,7 +36,7 @@ from composer.dot_text import (
     node_shape,
     small,
 )
-from composer.errors import ComposerError, RenderError
+from composer.errors import ComposerError, RenderError, WriteError
 from composer.layout import Grid
 from composer.unroll import Unrolled
 
@@ -347,8 +347,8 @@ def write_diagram(dot_text: str, path: Path, fmt: str, *, timeout: float = 30) -
 def _write(path: Path, data: bytes) -> Path:
     try:
         atomic_write(path, lambda handle: handle.write(data))
-    except OSError as err:
-        raise RenderError(f"cannot write {path}: {err.strerror or err}") from err
+    except WriteError as err:
+        raise RenderError(str(err)) from err
     return path
 
 

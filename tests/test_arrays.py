@@ -62,3 +62,22 @@ def test_round_trip_and_no_pickles(tmp_path):
     np.savez(path, x=np.array([{"a": 1}], dtype=object))
     with pytest.raises(DataError, match="not allowed"):
         read_arrays(path)
+
+
+def test_a_full_disk_is_a_write_error_and_keeps_the_old_file(tmp_path):
+    import errno
+
+    from composer.arrays import atomic_write
+    from composer.errors import WriteError
+
+    out = tmp_path / "w.npz"
+    out.write_bytes(b"old")
+
+    def full(handle):
+        handle.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(WriteError, match="cannot write .*w.npz: No space left on device"):
+        atomic_write(out, full)
+    assert out.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["w.npz"]
+    assert WriteError.exit_code == 5
