@@ -36,9 +36,11 @@ demo: setup
 	$(BIN)/rnn-composer render specs/lecture-elman.yaml --format png --output out/lecture-elman.png --force
 	@echo "diagrams: out/lecture-elman.folded.{svg,png} and out/lecture-elman.unfolded.{svg,png}"
 
-# Speed against PyTorch and a hand-written NumPy loop, ratios in one run (not part of test).
+# Speed against PyTorch and a hand-written NumPy loop, ratios in one run (not part of test):
+# the forward pass, then one training step (forward, backward, Adam).
 bench: setup
 	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/bench_train.py
 
 # The gallery of every spec, folded and unfolded (docs/gallery.md).
 docs: setup
