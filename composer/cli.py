@@ -68,7 +68,10 @@ def _main(
 @reports_errors
 def validate(
     specs: Annotated[
-        list[Path], typer.Argument(help="One or more spec files.", exists=True, dir_okay=False)
+        list[Path],
+        typer.Argument(
+            help="One or more spec files.", exists=True, dir_okay=False, metavar="SPEC..."
+        ),
     ],
     steps: Steps = None,
     max_memory: MaxMemory = "4G",
@@ -182,7 +185,7 @@ def run(
     ] = None,
     dtype: Annotated[DType, typer.Option(help="Computation precision.")] = DType.float32,
     allow_nonfinite: Annotated[
-        bool, typer.Option(help="Accept NaN and Inf in inputs and weights.")
+        bool, typer.Option("--allow-nonfinite", help="Accept NaN and Inf in inputs and weights.")
     ] = False,
     max_memory: MaxMemory = "4G",
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
@@ -321,7 +324,7 @@ def spec_schema() -> dict:
 @app.command()
 @reports_errors
 def new(
-    preset: Annotated[str, typer.Argument(help=f"One of: {', '.join(PRESETS)}.")],
+    preset: Annotated[str, typer.Argument(help=f"One of: {', '.join(PRESETS)}.", metavar="PRESET")],
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,

@@ -35,7 +35,9 @@ debug = {"on": False}
 
 SpecPath = Annotated[
     Path,
-    typer.Argument(help="A spec file (.yaml, .yml or .json).", exists=True, dir_okay=False),
+    typer.Argument(
+        help="A spec file (.yaml, .yml or .json).", exists=True, dir_okay=False, metavar="SPEC"
+    ),
 ]
 Steps = Annotated[
     int | None, typer.Option("--steps", "-T", min=1, help="Unroll depth T (default: the spec's).")

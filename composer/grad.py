@@ -61,9 +61,22 @@ from composer.losses import check_targets, cross_entropy, loss_kinds, mse, softm
 from composer.params import check_params, param_shapes
 from composer.plan import Plan, Vector, step_runs
 
-__all__ = ["grad", "evaluate", "Workspace"]
+__all__ = ["tape_bytes", "grad", "evaluate", "Workspace"]
 
 Arrays = Mapping[str, np.ndarray]
+
+
+def tape_bytes(plan: Plan, batch: int, dtype: str = "float32") -> int:
+    """About the bytes one `grad` call keeps for a batch: every value, pre-activation and
+    gradient of every step, what a resource check compares with a limit before training."""
+    extra = {"lstm": 9, "gru": 7}  # c, tanh c, its gradient, gate factors; h Ws_n, r, z, n
+    numbers = 0
+    for v in plan.vectors.values():
+        steps = v.span[1] - v.span[0] + len(v.initial)
+        width = v.size * {"lstm": 4, "gru": 3}.get(v.kind or "", 1)
+        per_step = 3 * v.size + 2 * width + extra.get(v.kind or "", 0) * v.size
+        numbers += steps * batch * per_step
+    return numbers * np.dtype(dtype).itemsize
 
 
 def grad(

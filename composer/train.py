@@ -51,7 +51,7 @@ from composer.plan import Plan, compile_plan
 from composer.spec import NetworkSpec
 from composer.unroll import unroll
 
-__all__ = ["Epoch", "TrainResult", "train", "check_data", "split_data"]
+__all__ = ["plan_for", "Epoch", "TrainResult", "train", "check_data", "split_data"]
 
 Arrays = Mapping[str, np.ndarray]
 
@@ -122,7 +122,8 @@ def split_data(batch: int, validation: float, seed: int) -> tuple[np.ndarray, np
     return np.sort(order[held:]), np.sort(order[:held])
 
 
-def _plan_for(graph_or_spec, data: Arrays, where: str) -> Plan:
+def plan_for(graph_or_spec, data: Arrays, where: str = "data") -> Plan:
+    """The plan a data set trains: T from its inputs' lengths and the windows."""
     graph = build(graph_or_spec) if isinstance(graph_or_spec, NetworkSpec) else graph_or_spec
     if not isinstance(graph, nx.MultiDiGraph):
         raise TypeError("train takes a NetworkSpec or a folded graph from composer.graph.build")
@@ -169,7 +170,7 @@ def train(
         raise DataError(f"epochs must be >= 0 and batch size >= 1, got {epochs}, {batch_size}")
     if clip is not None and not clip > 0:
         raise DataError(f"clip must be > 0, got {clip!r}")
-    plan = _plan_for(graph_or_spec, data, where)
+    plan = plan_for(graph_or_spec, data, where)
     check_params(plan.folded, dict(params))
     kinds = loss_kinds(plan, loss)
     inputs, targets, masks, batch = check_data(plan, data, kinds, where)

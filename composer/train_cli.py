@@ -15,12 +15,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from composer.arrays import atomic_write, read_arrays
-from composer.cli_common import DType, SpecPath, check_output, read_checked
+from composer.cli_common import DType, MaxMemory, SpecPath, check_output, read_checked
 from composer.curve import loss_curve_svg
 from composer.errors import SpecError
+from composer.grad import tape_bytes
 from composer.graph import build
 from composer.params import init_params, load_params, save_params
-from composer.train import Epoch, TrainResult, train
+from composer.resources import check_memory
+from composer.train import Epoch, TrainResult, plan_for, train
 
 __all__ = ["train_command"]
 
@@ -142,6 +144,7 @@ def train_command(
         Path | None, typer.Option("--curve", help="Also write the loss curve as an SVG here.")
     ] = None,
     dtype: Annotated[DType, typer.Option(help="Computation precision.")] = DType.float32,
+    max_memory: MaxMemory = "4G",
 ) -> None:
     """Train a network's weights on a data file and write the best ones (by validation loss).
 
@@ -154,7 +157,15 @@ def train_command(
         check_output(curve, force, (spec, data, weights, output), option="--curve")
     sourced = read_checked(spec)
     graph = build(sourced.spec)
+    check_memory(data.stat().st_size, max_memory, f"reading {data}")
     arrays = read_arrays(data)
+    plan = plan_for(graph, arrays, str(data))
+    batch = min(batch_size, next(iter(arrays.values())).shape[0]) if arrays else batch_size
+    check_memory(
+        tape_bytes(plan, batch, dtype.value),
+        max_memory,
+        f"training {spec} at T = {plan.steps}, batch {batch}",
+    )
     start = (
         load_params(weights, graph, dtype.value)
         if weights

@@ -242,3 +242,49 @@ def test_documented_commands_run(command, tmp_path, monkeypatch):
     out = ["--epochs", "1", "--output", tmp_path / "w.npz", "--curve", tmp_path / "c.svg"]
     result = invoke(*args, *out, "--force")
     assert result.exit_code == 0, result.output
+
+
+def test_training_over_the_memory_limit_is_refused_before_it_starts(tmp_path):
+    from composer.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            str(ROOT / "specs/reber.yaml"),
+            "--data",
+            str(ROOT / "specs/data/reber.npz"),
+            "--max-memory",
+            "2M",
+            "--output",
+            str(tmp_path / "w.npz"),
+        ],
+    )
+    assert (
+        result.exit_code == 5 and "training" in result.stderr and "over the limit" in result.stderr
+    )
+    assert not (tmp_path / "w.npz").exists()
+
+
+def test_tape_estimate_is_close_to_what_a_gradient_pass_allocates():
+    import tracemalloc
+
+    from composer.grad import grad, tape_bytes
+    from composer.train import plan_for
+
+    for kind in ("lstm", "gru", "elman"):
+        spec = {
+            "inputs": [{"name": "x", "size": 8}],
+            "layers": [
+                {"name": "r", "kind": kind, "input": "x", "state_size": 32, "output": {"size": 4}}
+            ],
+            "outputs": [{"name": "o", "from": "r"}],
+        }
+        graph = build(__import__("composer").NetworkSpec.model_validate(spec))
+        x = np.random.default_rng(0).normal(size=(16, 100, 8)).astype("float32")
+        plan = plan_for(graph, {"x": x})
+        tracemalloc.start()
+        grad(plan, init_params(graph), {"x": x}, {"o": np.zeros((16, 100, 4), "float32")})
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert 0.6 < tape_bytes(plan, 16) / peak < 1.6, kind
