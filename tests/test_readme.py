@@ -61,3 +61,11 @@ def test_readme_python_example(monkeypatch):
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["net"].param_count == 131
     assert namespace["y"].shape == (4, 3)
+
+
+@pytest.mark.parametrize("text", re.findall(r"```yaml\n(.*?)```", README, re.S))
+def test_readme_spec_is_valid(text):
+    from composer.graph import build
+    from composer.load import read_spec_text
+
+    build(read_spec_text(text, "README.md", "yaml").spec)
