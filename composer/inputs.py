@@ -183,8 +183,10 @@ def _check_array(where: str, array: np.ndarray, size: int, allow_nonfinite: bool
         raise DataError(f"{where}: empty array of shape {array.shape}")
     if not allow_nonfinite and array.dtype.kind == "f" and not np.isfinite(array).all():
         where_bad = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
-        raise DataError(f"{where}: holds NaN or Inf (first at index {where_bad}); "
-                        "pass --allow-nonfinite to run it anyway")
+        raise DataError(
+            f"{where}: holds NaN or Inf (first at index {where_bad}); "
+            "pass --allow-nonfinite to run it anyway"
+        )
 
 
 def _check_batch(where: str, arrays: Mapping[str, np.ndarray]) -> None:

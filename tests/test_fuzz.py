@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from composer.arrays import read_arrays
-from composer.errors import ComposerError, DataError, SpecError, SpecErrors
+from composer.errors import DataError, SpecError, SpecErrors
 from composer.graph import build
 from composer.load import read_spec_text
 from composer.unroll import unroll
@@ -160,10 +160,6 @@ def test_corrupted_array_files_fail_cleanly(tmp_path_factory, data):
             assert str(path) in str(err) and "\n" not in str(err)
             return
     assert all(isinstance(a, np.ndarray) and not a.dtype.hasobject for a in arrays.values())
-
-
-def test_only_our_error_family_is_used():
-    assert issubclass(SpecErrors, ComposerError) and issubclass(DataError, ComposerError)
 
 
 # -- values from the JSON Schema's types put at random field paths ---------------------------

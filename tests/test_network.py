@@ -34,6 +34,14 @@ def test_network_trains_and_takes_gradients():
     params = net.init_params(0, "float64")
     value, grads = net.grad(params, {"x": x}, {"y": y}, loss="cross-entropy")
     assert value > 0 and set(grads) == set(params)
-    result = net.train(params, {"x": x, "y": y}, epochs=30, lr=0.05, loss="cross-entropy",
-                       batch_size=8, validation=0.25, dtype="float64")
+    result = net.train(
+        params,
+        {"x": x, "y": y},
+        epochs=30,
+        lr=0.05,
+        loss="cross-entropy",
+        batch_size=8,
+        validation=0.25,
+        dtype="float64",
+    )
     assert result.best_loss < value

@@ -17,8 +17,10 @@ from tests.conftest import SPECS
 def _inputs(plan, scale: float, dtype: str) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(7)
     return {
-        name: (scale * rng.choice([-1.0, 1.0], size=(2, len(plan.window(name)),
-                                                     plan.vectors[name].size))).astype(dtype)
+        name: (
+            scale
+            * rng.choice([-1.0, 1.0], size=(2, len(plan.window(name)), plan.vectors[name].size))
+        ).astype(dtype)
         for name in plan.inputs
     }
 
