@@ -41,6 +41,7 @@ demo: setup
 bench: setup
 	$(BIN)/python bench/bench.py
 	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_unroll.py
 
 # The gallery of every spec, folded and unfolded (docs/gallery.md).
 docs: setup
