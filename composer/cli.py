@@ -26,7 +26,6 @@ from composer.cli_common import (
 from composer.deps import dependencies, format_dependencies
 from composer.errors import ComposerError, SpecError, SpecErrors
 from composer.execute import estimate_bytes, execute
-from composer.graph import build
 from composer.inputs import infer_steps, read_inputs
 from composer.load import read_spec_text
 from composer.params import init_params, load_params, save_params
@@ -191,8 +190,7 @@ def run(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
 ) -> None:
     """Run the network forward on input arrays and report or save its outputs."""
-    sourced = read_checked(spec)
-    folded = build(sourced.spec)
+    sourced, folded = read_checked(spec)
     for path in (output, save_weights):
         if path is not None:
             check_output(path, force, (spec, input, weights))

@@ -9,6 +9,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
+import networkx as nx
 import typer
 
 from composer.errors import ComposerError, SpecError
@@ -84,22 +85,20 @@ def reports_errors(command):
     return wrapper
 
 
-def read_checked(path: Path) -> SourcedSpec:
-    """Read a spec and build its graph, every error located in the file."""
+def read_checked(path: Path) -> tuple[SourcedSpec, nx.MultiDiGraph]:
+    """Read a spec and build its folded graph, every error located in the file."""
     sourced = read_spec(path)
     try:
-        build(sourced.spec)
+        return sourced, build(sourced.spec)
     except SpecError as err:
         raise sourced.locate(err) from err
-    return sourced
 
 
 def unrolled_from(
     path: Path, steps: int | None, max_memory: int = DEFAULT_MAX_MEMORY
 ) -> tuple[SourcedSpec, Unrolled]:
     """Read, build and unroll a spec (T from the spec unless given), errors located."""
-    sourced = read_checked(path)
-    folded = build(sourced.spec)
+    sourced, folded = read_checked(path)
     steps = steps or sourced.spec.steps
     check_memory(unroll_bytes(folded, steps), max_memory, f"unrolling to T = {steps:,}")
     try:

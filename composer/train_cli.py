@@ -19,7 +19,6 @@ from composer.cli_common import DType, MaxMemory, SpecPath, check_output, read_c
 from composer.curve import loss_curve_svg
 from composer.errors import SpecError
 from composer.grad import tape_bytes
-from composer.graph import build
 from composer.params import init_params, load_params, save_params
 from composer.resources import check_memory
 from composer.train import Epoch, TrainResult, plan_for, train
@@ -155,8 +154,7 @@ def train_command(
     check_output(output, force, (spec, data))
     if curve is not None:
         check_output(curve, force, (spec, data, weights, output), option="--curve")
-    sourced = read_checked(spec)
-    graph = build(sourced.spec)
+    sourced, graph = read_checked(spec)
     check_memory(data.stat().st_size, max_memory, f"reading {data}")
     arrays = read_arrays(data)
     plan = plan_for(graph, arrays, str(data))
