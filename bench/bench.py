@@ -109,11 +109,11 @@ def numpy_side(kind, sizes, data, repeats, budget):
     """The executor and the hand loop on the same weights: (exec s, hand s, last states)."""
     from loops import LOOPS, arrange
 
-    from composer.execute import bind_params, execute
-    from composer.graph import build
-    from composer.plan import compile_plan
-    from composer.spec import NetworkSpec
-    from composer.unroll import unroll
+    from composer.run.executor import bind_params, execute
+    from composer.graph.folded import build
+    from composer.run.plan import compile_plan
+    from composer.spec.model import NetworkSpec
+    from composer.graph.unrolled import unroll
 
     B, H, T, layers = sizes
     spec = NetworkSpec.model_validate(
@@ -169,12 +169,12 @@ def memory_side(steps_list, H, B):
     """Peak bytes traced during `execute` of a many-to-one LSTM, per T (input excluded)."""
     import tracemalloc
 
-    from composer.execute import execute
-    from composer.graph import build
-    from composer.params import init_params
-    from composer.plan import compile_plan
-    from composer.spec import NetworkSpec
-    from composer.unroll import unroll
+    from composer.run.executor import execute
+    from composer.graph.folded import build
+    from composer.graph.weights import init_params
+    from composer.run.plan import compile_plan
+    from composer.spec.model import NetworkSpec
+    from composer.graph.unrolled import unroll
 
     spec = NetworkSpec.model_validate(
         {

@@ -28,13 +28,13 @@ def _ours(kind: str, layers: int):
     """A step function of our training step, built once per configuration."""
     import numpy as np
 
-    from composer.grad import Workspace, grad
-    from composer.graph import build
-    from composer.optim import Adam
-    from composer.params import init_params
-    from composer.plan import compile_plan
-    from composer.spec import NetworkSpec
-    from composer.unroll import unroll
+    from composer.train.backprop import Workspace, grad
+    from composer.graph.folded import build
+    from composer.train.optim import Adam
+    from composer.graph.weights import init_params
+    from composer.run.plan import compile_plan
+    from composer.spec.model import NetworkSpec
+    from composer.graph.unrolled import unroll
 
     stack = [
         {"name": f"l{i}", "kind": kind, "input": f"l{i - 1}" if i else "x", "state_size": H}
@@ -56,7 +56,7 @@ def _ours(kind: str, layers: int):
     x = {"x": rng.normal(size=(B, T, F)).astype(np.float32)}
     y = {"o": rng.normal(size=(B, T, OUT)).astype(np.float32)}
 
-    workspace = Workspace()  # as composer.train does
+    workspace = Workspace()  # as composer.train.loop does
 
     def step():
         _, grads = grad(plan, params, x, y, workspace=workspace)

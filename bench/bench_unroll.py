@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 
-from composer.graph import build
-from composer.spec import NetworkSpec
-from composer.unroll import unroll, unrolled_graph
+from composer.graph.folded import build
+from composer.spec.model import NetworkSpec
+from composer.graph.unrolled import unroll, unrolled_graph
 
 
 def best(function, repeat: int = 3) -> float:

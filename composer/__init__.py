@@ -1,21 +1,21 @@
 """Compose recurrent neural networks declaratively: validate, unroll, run, draw, explain.
 
-`composer.unroll.unroll`, `composer.execute.execute`, `composer.grad.grad` and
-`composer.train.train` are not re-exported here: their names are their modules' names,
+`composer.graph.unrolled.unroll`, `composer.run.executor.execute`, `composer.train.backprop.grad` and
+`composer.train.loop.train` are not re-exported here: their names are their modules' names,
 and a function would hide the module. `Network` has them as methods.
 """
 
-from composer.deps import dependencies
+from composer.graph.deps import dependencies
 from composer.errors import ComposerError, DataError, RenderError, ResourceError, SpecError
-from composer.execute import run
-from composer.graph import build
-from composer.load import load_spec
+from composer.run.executor import run
+from composer.graph.folded import build
+from composer.spec.reader import load_spec
 from composer.network import Network
-from composer.params import init_params, load_params, save_params
-from composer.plan import compile_plan
-from composer.render import folded_dot, unfolded_dot
-from composer.spec import NetworkSpec
-from composer.unroll import Unrolled, unrolled_graph
+from composer.graph.weights import init_params, load_params, save_params
+from composer.run.plan import compile_plan
+from composer.draw.diagrams import folded_dot, unfolded_dot
+from composer.spec.model import NetworkSpec
+from composer.graph.unrolled import Unrolled, unrolled_graph
 
 __all__ = [
     "Network",

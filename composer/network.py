@@ -9,18 +9,18 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
-from composer.deps import dependencies
-from composer.execute import run
-from composer.grad import grad
-from composer.graph import build
-from composer.inputs import batched, infer_steps
-from composer.load import load_spec
-from composer.params import init_params, param_table
-from composer.plan import compile_plan
-from composer.render import svg
-from composer.spec import NetworkSpec
-from composer.train import TrainResult, train
-from composer.unroll import Unrolled, unroll
+from composer.graph.deps import dependencies
+from composer.run.executor import run
+from composer.train.backprop import grad
+from composer.graph.folded import build
+from composer.run.inputs import batched, infer_steps
+from composer.spec.reader import load_spec
+from composer.graph.weights import init_params, param_table
+from composer.run.plan import compile_plan
+from composer.draw.diagrams import svg
+from composer.spec.model import NetworkSpec
+from composer.train.loop import TrainResult, train
+from composer.graph.unrolled import Unrolled, unroll
 
 __all__ = ["Network"]
 
@@ -71,7 +71,7 @@ class Network:
         return run(self.graph, params, inputs, steps, dtype)
 
     def grad(self, params, inputs, targets, steps: int | None = None, **options):
-        """The loss and its gradient for every weight (`composer.grad.grad`'s options).
+        """The loss and its gradient for every weight (`composer.train.backprop.grad`'s options).
 
         Like `run`, it takes (T, F) inputs for one sequence; targets are then unbatched too.
         """
@@ -84,7 +84,7 @@ class Network:
         return grad(plan, params, arrays, targets, **options)
 
     def train(self, params, data, **options) -> TrainResult:
-        """Train the weights on data by name (`composer.train.train`'s options)."""
+        """Train the weights on data by name (`composer.train.loop.train`'s options)."""
         return train(self.graph, params, data, **options)
 
     def dependencies(self, steps: int | None = None):

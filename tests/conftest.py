@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from composer.spec import NetworkSpec
+from composer.spec.model import NetworkSpec
 
 SPECS = sorted((Path(__file__).parent.parent / "specs").glob("*.yaml"))
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from composer.cells import (
+from composer.kinds.base import (
     ACTIVATIONS,
     CELLS,
     arrange_gates,
@@ -17,7 +17,7 @@ from composer.cells import (
     sigmoid,
     softmax,
 )
-from composer.graph import GATES
+from composer.graph.folded import GATES
 from tests import oracles
 
 B, F, H = 3, 5, 4

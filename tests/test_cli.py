@@ -8,8 +8,8 @@ import textwrap
 import pytest
 from typer.testing import CliRunner
 
-from composer.cli import app
-from composer.spec import PRESETS
+from composer.cli.app import app
+from composer.spec.model import PRESETS
 
 runner = CliRunner()
 

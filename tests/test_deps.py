@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from composer.deps import dependencies, format_dependencies, format_steps
-from composer.graph import build
-from composer.unroll import unroll
+from composer.graph.deps import dependencies, format_dependencies, format_steps
+from composer.graph.folded import build
+from composer.graph.unrolled import unroll
 from tests.conftest import make_spec
 
 

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from composer.arrays import read_arrays
 from composer.errors import DataError, SpecError, SpecErrors
-from composer.graph import build
-from composer.load import read_spec_text
-from composer.unroll import unroll
+from composer.graph.folded import build
+from composer.spec.reader import read_spec_text
+from composer.graph.unrolled import unroll
 from tests.conftest import SPECS
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
@@ -252,7 +252,7 @@ def test_schema_typed_mutations_fail_cleanly(data, fmt):
 def test_cli_on_mutated_specs_exits_with_a_documented_code(tmp_path, text):
     from typer.testing import CliRunner
 
-    from composer.cli import app
+    from composer.cli.app import app
 
     path = tmp_path / "fuzz.yaml"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")

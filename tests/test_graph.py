@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from composer.errors import SpecError
-from composer.graph import build, layer_output
+from composer.graph.folded import build, layer_output
 from tests.conftest import make_spec
 
 

@@ -1,4 +1,4 @@
-"""Tests for composer.load: every bad spec is reported at its file, line, column and field path."""
+"""Tests for composer.spec.reader: every bad spec is reported at its file, line, column and field path."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from composer.errors import SpecError, SpecErrors
-from composer.load import MAX_BYTES, SourcedSpec, load_spec, read_spec, read_spec_text
-from composer.spec import NetworkSpec
+from composer.spec.reader import MAX_BYTES, SourcedSpec, load_spec, read_spec, read_spec_text
+from composer.spec.model import NetworkSpec
 
 # Line numbers below are counted in this text; the comments give the column of each value.
 VALID_YAML = """\

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from composer.execute import execute
-from composer.graph import build
-from composer.load import load_spec
-from composer.params import init_params
-from composer.plan import compile_plan
-from composer.unroll import unroll
+from composer.run.executor import execute
+from composer.graph.folded import build
+from composer.spec.reader import load_spec
+from composer.graph.weights import init_params
+from composer.run.plan import compile_plan
+from composer.graph.unrolled import unroll
 from tests.conftest import SPECS
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from composer.errors import DataError
-from composer.graph import build
-from composer.params import init_params, load_params, param_table, save_params
+from composer.graph.folded import build
+from composer.graph.weights import init_params, load_params, param_table, save_params
 from tests.conftest import make_spec
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from composer.cli import app
+from composer.cli.app import app
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 BLOCKS = re.findall(r"```console\n(.*?)```", README, re.S)
@@ -65,7 +65,7 @@ def test_readme_python_example(monkeypatch):
 
 @pytest.mark.parametrize("text", re.findall(r"```yaml\n(.*?)```", README, re.S))
 def test_readme_spec_is_valid(text):
-    from composer.graph import build
-    from composer.load import read_spec_text
+    from composer.graph.folded import build
+    from composer.spec.reader import read_spec_text
 
     build(read_spec_text(text, "README.md", "yaml").spec)

@@ -15,14 +15,14 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from composer import render
-from composer.diagram import StepTemplate, kept_columns
+from composer.draw import diagrams as render
+from composer.draw.view import StepTemplate, kept_columns
 from composer.errors import ComposerError, RenderError
-from composer.graph import build
-from composer.load import load_spec
-from composer.render import folded_dot, parse_highlight, svg, unfolded_dot, write_diagram
-from composer.spec import NetworkSpec
-from composer.unroll import unroll, unrolled_graph
+from composer.graph.folded import build
+from composer.spec.reader import load_spec
+from composer.draw.diagrams import folded_dot, parse_highlight, svg, unfolded_dot, write_diagram
+from composer.spec.model import NetworkSpec
+from composer.graph.unrolled import unroll, unrolled_graph
 from tests.conftest import SPECS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -219,7 +219,7 @@ def test_dilated_many_to_one_draws_only_the_steps_the_output_needs():
 
 def test_a_huge_sequence_is_drawn_from_the_template_without_the_full_graph(monkeypatch):
     unrolled = unroll(build(NETWORKS["jordan"]), 10_000)
-    monkeypatch.setattr("composer.unroll.unrolled_graph", None)
+    monkeypatch.setattr("composer.graph.unrolled.unrolled_graph", None)
     text = unfolded_dot(unrolled, highlight=("y", 9_999))
     assert text.count("\n") < 300
     assert 'id="s.s@9999"' in text and 'id="s.s@5000"' not in text
@@ -329,8 +329,8 @@ def test_diagrams_are_byte_identical_across_builds(name):
 
 def test_diagrams_do_not_depend_on_hash_seeds():
     code = (
-        "from composer.graph import build; from composer.load import load_spec; "
-        "from composer.render import folded_dot, unfolded_dot; from composer.unroll import "
+        "from composer.graph.folded import build; from composer.spec.reader import load_spec; "
+        "from composer.draw.diagrams import folded_dot, unfolded_dot; from composer.graph.unrolled import "
         "unroll; g = build(load_spec('specs/dilated.yaml')); "
         "print(folded_dot(g) + unfolded_dot(unroll(g, 30), highlight=('o', -1)))"
     )
@@ -493,7 +493,7 @@ def test_the_gallery_and_its_dot_sources_are_current():
     assert {p.stem for p in SPECS} <= {pic.stem for pic in gallery.pictures(ROOT)}
 
 
-@pytest.mark.parametrize("module", ["composer.render", "composer.diagram", "composer.dot_text"])
+@pytest.mark.parametrize("module", ["composer.draw.diagrams", "composer.draw.view", "composer.draw.dot"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from composer.deps import dependencies, format_dependencies
-from composer.graph import build
-from composer.load import load_spec
-from composer.unroll import unroll, unrolled_graph
+from composer.graph.deps import dependencies, format_dependencies
+from composer.graph.folded import build
+from composer.spec.reader import load_spec
+from composer.graph.unrolled import unroll, unrolled_graph
 
 CLAIM = re.compile(r"^# deps --steps (\d+): (.+)$", re.M)
 

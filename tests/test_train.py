@@ -12,18 +12,18 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-import composer.train as train_module
+import composer.train.loop as train_module
 from composer.arrays import read_arrays
-from composer.cli_common import reports_errors
-from composer.curve import loss_curve_svg
-from composer.datasets import DATASETS, accepts, generate, main, reber_string
+from composer.cli.common import reports_errors
+from composer.draw.curve import loss_curve_svg
+from composer.train.datasets import DATASETS, accepts, generate, main, reber_string
 from composer.errors import DataError
-from composer.execute import run
-from composer.graph import build
-from composer.load import load_spec
-from composer.params import init_params, load_params
-from composer.train import train
-from composer.train_cli import train_command
+from composer.run.executor import run
+from composer.graph.folded import build
+from composer.spec.reader import load_spec
+from composer.graph.weights import init_params, load_params
+from composer.train.loop import train
+from composer.cli.train import train_command
 
 ROOT = Path(__file__).parent.parent
 SPECS, DATA = ROOT / "specs", ROOT / "specs" / "data"
@@ -171,7 +171,7 @@ def test_loss_curve_is_an_svg_polyline():
 
 # -- the command ----------------------------------------------------------------------
 
-# composer.cli registers the command the same way; its settings give one-line usage errors
+# composer.cli.app registers the command the same way; its settings give one-line usage errors
 app = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False, add_completion=False)
 app.callback()(lambda: None)
 app.command("train")(reports_errors(train_command))
@@ -245,7 +245,7 @@ def test_documented_commands_run(command, tmp_path, monkeypatch):
 
 
 def test_training_over_the_memory_limit_is_refused_before_it_starts(tmp_path):
-    from composer.cli import app
+    from composer.cli.app import app
 
     result = CliRunner().invoke(
         app,
@@ -273,8 +273,8 @@ def test_training_over_the_memory_limit_is_refused_before_it_starts(tmp_path):
 def test_tape_estimate_is_close_to_what_a_gradient_pass_allocates():
     import tracemalloc
 
-    from composer.grad import grad, tape_bytes
-    from composer.train import plan_for
+    from composer.train.backprop import grad, tape_bytes
+    from composer.train.loop import plan_for
 
     for kind in ("lstm", "gru", "elman"):
         spec = {

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from composer.deps import format_steps
-from composer.params import param_table
-from composer.spec import NetworkSpec
-from composer.unroll import Unrolled
+from composer.graph.deps import format_steps
+from composer.graph.weights import param_table
+from composer.spec.model import NetworkSpec
+from composer.graph.unrolled import Unrolled
 
 __all__ = ["summary_data", "summary_text", "output_report"]
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from composer.unroll import Unrolled
+from composer.graph.unrolled import Unrolled
 
 __all__ = [
     "Column",

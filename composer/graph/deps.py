@@ -5,7 +5,7 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
-from composer.unroll import Unrolled, unrolled_graph
+from composer.graph.unrolled import Unrolled, unrolled_graph
 
 __all__ = ["dependencies", "format_steps", "format_dependencies"]
 
@@ -19,9 +19,9 @@ def dependencies(unrolled: Unrolled) -> dict[str, dict[int, dict[str, list[int]]
 
     Examples
     --------
-    >>> from composer.graph import build
-    >>> from composer.spec import NetworkSpec
-    >>> from composer.unroll import unroll
+    >>> from composer.graph.folded import build
+    >>> from composer.spec.model import NetworkSpec
+    >>> from composer.graph.unrolled import unroll
     >>> spec = NetworkSpec.model_validate({
     ...     "inputs": [{"name": "x", "size": 3}],
     ...     "layers": [{"name": "rnn", "kind": "elman", "input": "x", "state_size": 4}],

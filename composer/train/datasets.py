@@ -6,10 +6,10 @@
 - `reber`: next-symbol prediction on the embedded Reber grammar, the classic test of
   long-range memory (Hochreiter and Schmidhuber, 1997), padded and masked.
 
-Each returns a dict of arrays keyed as `composer.train` expects. From the shell:
+Each returns a dict of arrays keyed as `composer.train.loop` expects. From the shell:
 
-    python -m composer.datasets reber --output specs/data/reber.npz
-    python -m composer.datasets generate specs/reber.yaml reber.weights.npz
+    python -m composer.train.datasets reber --output specs/data/reber.npz
+    python -m composer.train.datasets generate specs/reber.yaml reber.weights.npz
 
 Examples
 --------
@@ -175,10 +175,10 @@ DATASETS = {"sine": sine, "running-sum": running_sum, "reber": reber}
 
 def reber_report(spec, weights, count: int = 1000, seed: int = 0, greedy: bool = False):
     """(acceptance rate, strings) of `count` strings a trained Reber model writes."""
-    from composer.execute import run  # the executor is only needed here
-    from composer.graph import build
-    from composer.load import load_spec
-    from composer.params import load_params
+    from composer.run.executor import run  # the executor is only needed here
+    from composer.graph.folded import build
+    from composer.spec.reader import load_spec
+    from composer.graph.weights import load_params
 
     graph = build(load_spec(spec))
     params = load_params(weights, graph)
@@ -193,14 +193,14 @@ def reber_report(spec, weights, count: int = 1000, seed: int = 0, greedy: bool =
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m composer.datasets NAME --output PATH [--seed N] [--count N]` writes a data
-    set; `python -m composer.datasets generate SPEC WEIGHTS [--count N] [--seed N]
+    """`python -m composer.train.datasets NAME --output PATH [--seed N] [--count N]` writes a data
+    set; `python -m composer.train.datasets generate SPEC WEIGHTS [--count N] [--seed N]
     [--greedy]` lets a trained Reber model write strings and counts the grammatical ones."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["generate"]:
         return _generate(argv[1:])
     parser = argparse.ArgumentParser(
-        prog="python -m composer.datasets", description="Write an example data set as .npz."
+        prog="python -m composer.train.datasets", description="Write an example data set as .npz."
     )
     parser.add_argument("name", choices=sorted(DATASETS))
     parser.add_argument("--output", required=True, help="the .npz file to write")
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _generate(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m composer.datasets generate",
+        prog="python -m composer.train.datasets generate",
         description="Let a trained next-symbol model write embedded Reber strings.",
     )
     parser.add_argument("spec")

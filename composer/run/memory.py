@@ -8,7 +8,7 @@ import networkx as nx
 import numpy as np
 
 from composer.errors import ResourceError
-from composer.unroll import Unrolled
+from composer.graph.unrolled import Unrolled
 
 __all__ = [
     "DEFAULT_MAX_MEMORY",

@@ -65,5 +65,5 @@ _PRESETS = {
 
 
 def starter(preset: str) -> str:
-    """The starter spec text for `preset` (one of `composer.spec.PRESETS`)."""
+    """The starter spec text for `preset` (one of `composer.spec.model.PRESETS`)."""
     return _HEADER.format(preset=preset, name=preset.replace("-", "_"), **_PRESETS[preset])

@@ -25,11 +25,11 @@ from collections.abc import Mapping
 import networkx as nx
 import numpy as np
 
-from composer.cells import ACTIVATIONS, CELLS, elman_step, gru_step, lstm_step
+from composer.kinds.base import ACTIVATIONS, CELLS, elman_step, gru_step, lstm_step
 from composer.errors import DataError
-from composer.graph import build
-from composer.inputs import batched, check_inputs, infer_steps
-from composer.plan import (
+from composer.graph.folded import build
+from composer.run.inputs import batched, check_inputs, infer_steps
+from composer.run.plan import (
     BoundParams,
     Feed,
     Plan,
@@ -39,8 +39,8 @@ from composer.plan import (
     compile_plan,
     step_runs,
 )
-from composer.spec import NetworkSpec
-from composer.unroll import unroll
+from composer.spec.model import NetworkSpec
+from composer.graph.unrolled import unroll
 
 __all__ = [
     "execute",
@@ -105,7 +105,7 @@ def run(
 
     Examples
     --------
-    >>> from composer.params import init_params
+    >>> from composer.graph.weights import init_params
     >>> spec = NetworkSpec.model_validate({
     ...     "inputs": [{"name": "x", "size": 3}],
     ...     "layers": [{"name": "rnn", "kind": "elman", "input": "x", "state_size": 4}],

@@ -11,7 +11,7 @@ import numpy as np
 
 from composer.arrays import read_arrays, write_arrays
 from composer.errors import DataError
-from composer.graph import GATES
+from composer.graph.folded import GATES
 
 __all__ = [
     "ParamInfo",

@@ -10,7 +10,7 @@ import networkx as nx
 import numpy as np
 
 from composer.errors import SpecError
-from composer.spec import parse_window
+from composer.spec.model import parse_window
 
 __all__ = ["Unrolled", "unroll", "unrolled_graph"]
 
@@ -105,8 +105,8 @@ def unroll(graph: nx.MultiDiGraph, steps: int) -> Unrolled:
 
     Examples
     --------
-    >>> from composer.graph import build
-    >>> from composer.spec import NetworkSpec
+    >>> from composer.graph.folded import build
+    >>> from composer.spec.model import NetworkSpec
     >>> spec = NetworkSpec.model_validate({
     ...     "inputs": [{"name": "x", "size": 3}],
     ...     "layers": [{"name": "rnn", "kind": "elman", "input": "x", "state_size": 4}],

@@ -19,11 +19,11 @@ a recurrence: its gradient always flows.
 
 Examples
 --------
->>> from composer.graph import build
->>> from composer.params import init_params
->>> from composer.plan import compile_plan
->>> from composer.spec import NetworkSpec
->>> from composer.unroll import unroll
+>>> from composer.graph.folded import build
+>>> from composer.graph.weights import init_params
+>>> from composer.run.plan import compile_plan
+>>> from composer.spec.model import NetworkSpec
+>>> from composer.graph.unrolled import unroll
 >>> spec = NetworkSpec.model_validate({
 ...     "inputs": [{"name": "x", "size": 3}],
 ...     "layers": [{"name": "rnn", "kind": "elman", "input": "x", "state_size": 4,
@@ -44,9 +44,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from composer.cells import ACTIVATIONS
+from composer.kinds.base import ACTIVATIONS
 from composer.errors import DataError
-from composer.grad_cells import (
+from composer.train.tape import (
     Bound,
     Track,
     Workspace,
@@ -56,10 +56,10 @@ from composer.grad_cells import (
     forward_run,
     unprepare,
 )
-from composer.inputs import check_inputs
-from composer.losses import check_targets, cross_entropy, loss_kinds, mse, softmax_source
-from composer.params import check_params, param_shapes
-from composer.plan import Plan, Vector, step_runs
+from composer.run.inputs import check_inputs
+from composer.train.losses import check_targets, cross_entropy, loss_kinds, mse, softmax_source
+from composer.graph.weights import check_params, param_shapes
+from composer.run.plan import Plan, Vector, step_runs
 
 __all__ = ["tape_bytes", "grad", "evaluate", "Workspace"]
 
@@ -96,7 +96,7 @@ def grad(
     `inputs` are (B, T_in, F) by input name; `targets` (B, T_out, size) by output name, or
     (B, T_out) class ids for cross-entropy (a bare array for a network with one output);
     `mask` (B, T_out) per output weights the steps (0 leaves a step out). `loss` is `mse`
-    or `cross-entropy` (see `composer.losses`), or a mapping by output. `bptt` truncates
+    or `cross-entropy` (see `composer.train.losses`), or a mapping by output. `bptt` truncates
     backpropagation through recurrences to blocks of that many steps (module docs).
     Computes in `dtype` (default: float64 if any weight is float64, else float32). A
     training loop passes the same `Workspace` to every call, to reuse its arrays.

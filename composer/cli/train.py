@@ -1,6 +1,6 @@
 """The `rnn-composer train` command: fit a spec's weights to a data file, keep the best.
 
-Registered by `composer.cli` as `app.command("train")(reports_errors(train_command))`;
+Registered by `composer.cli.app` as `app.command("train")(reports_errors(train_command))`;
 it imports nothing from `cli.py`, so there is no import cycle.
 """
 
@@ -15,13 +15,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from composer.arrays import atomic_write, read_arrays
-from composer.cli_common import DType, MaxMemory, SpecPath, check_output, read_checked
-from composer.curve import loss_curve_svg
+from composer.cli.common import DType, MaxMemory, SpecPath, check_output, read_checked
+from composer.draw.curve import loss_curve_svg
 from composer.errors import SpecError
-from composer.grad import tape_bytes
-from composer.params import init_params, load_params, save_params
-from composer.resources import check_memory
-from composer.train import Epoch, TrainResult, plan_for, train
+from composer.train.backprop import tape_bytes
+from composer.graph.weights import init_params, load_params, save_params
+from composer.run.memory import check_memory
+from composer.train.loop import Epoch, TrainResult, plan_for, train
 
 __all__ = ["train_command"]
 

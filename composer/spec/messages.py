@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from composer.errors import SpecError
-from composer.spec import WINDOW_PATTERN, NetworkSpec
+from composer.spec.model import WINDOW_PATTERN, NetworkSpec
 
 __all__ = ["translate", "describe", "quote"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from xml.sax.saxutils import escape
 
-from composer.train import Epoch
+from composer.train.loop import Epoch
 
 __all__ = ["loss_curve_svg"]
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from composer.cells import ACTIVATIONS, CELLS, Cell, prepare_columns
+from composer.kinds.base import ACTIVATIONS, CELLS, Cell, prepare_columns
 
 __all__ = [
     "Bound",

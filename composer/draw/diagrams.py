@@ -12,7 +12,7 @@ from pathlib import Path
 import networkx as nx
 
 from composer.arrays import atomic_write
-from composer.diagram import (
+from composer.draw.view import (
     Edge,
     Node,
     StepTemplate,
@@ -22,7 +22,7 @@ from composer.diagram import (
     unfolded_view,
     weight_label,
 )
-from composer.dot_text import (
+from composer.draw.dot import (
     CONE,
     CONE_EDGE,
     EDGE_STYLE,
@@ -37,8 +37,8 @@ from composer.dot_text import (
     small,
 )
 from composer.errors import ComposerError, RenderError, WriteError
-from composer.layout import Grid
-from composer.unroll import Unrolled
+from composer.draw.layout import Grid
+from composer.graph.unrolled import Unrolled
 
 __all__ = ["FORMATS", "folded_dot", "unfolded_dot", "write_diagram", "svg", "parse_highlight"]
 
@@ -64,8 +64,8 @@ def folded_dot(graph: nx.MultiDiGraph) -> str:
 
     Examples
     --------
-    >>> from composer.graph import build
-    >>> from composer.spec import NetworkSpec
+    >>> from composer.graph.folded import build
+    >>> from composer.spec.model import NetworkSpec
     >>> spec = NetworkSpec.model_validate({
     ...     "inputs": [{"name": "x", "size": 3}],
     ...     "layers": [{"name": "s", "kind": "elman", "input": "x", "state_size": 4}],
@@ -173,9 +173,9 @@ def unfolded_dot(
 
     Examples
     --------
-    >>> from composer.graph import build
-    >>> from composer.spec import NetworkSpec
-    >>> from composer.unroll import unroll
+    >>> from composer.graph.folded import build
+    >>> from composer.spec.model import NetworkSpec
+    >>> from composer.graph.unrolled import unroll
     >>> spec = NetworkSpec.model_validate({
     ...     "inputs": [{"name": "x", "size": 3}],
     ...     "layers": [{"name": "s", "kind": "elman", "input": "x", "state_size": 4}],

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from composer.arrays import atomic_write, write_arrays
-from composer.cli_common import (
+from composer.cli.common import (
     AsJson,
     DType,
     MaxMemory,
@@ -23,24 +23,24 @@ from composer.cli_common import (
     reports_errors,
     unrolled_from,
 )
-from composer.deps import dependencies, format_dependencies
+from composer.graph.deps import dependencies, format_dependencies
 from composer.errors import ComposerError, SpecError, SpecErrors
-from composer.execute import estimate_bytes, execute
-from composer.inputs import infer_steps, read_inputs
-from composer.load import read_spec_text
-from composer.params import init_params, load_params, save_params
-from composer.plan import compile_plan
-from composer.render import folded_dot, parse_highlight, unfolded_dot, write_diagram
-from composer.report import output_report, summary_data, summary_text
-from composer.resources import (
+from composer.run.executor import estimate_bytes, execute
+from composer.run.inputs import infer_steps, read_inputs
+from composer.spec.reader import read_spec_text
+from composer.graph.weights import init_params, load_params, save_params
+from composer.run.plan import compile_plan
+from composer.draw.diagrams import folded_dot, parse_highlight, unfolded_dot, write_diagram
+from composer.cli.report import output_report, summary_data, summary_text
+from composer.run.memory import (
     check_memory,
     deps_bytes,
     unroll_bytes,
 )
-from composer.spec import PRESETS, NetworkSpec
-from composer.starters import starter
-from composer.train_cli import train_command
-from composer.unroll import unroll
+from composer.spec.model import PRESETS, NetworkSpec
+from composer.spec.starters import starter
+from composer.cli.train import train_command
+from composer.graph.unrolled import unroll
 
 __all__ = ["app", "main"]
 

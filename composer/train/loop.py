@@ -14,9 +14,9 @@ updates and returns the best weights so far, flagged `interrupted`.
 
 Examples
 --------
->>> from composer.spec import NetworkSpec
->>> from composer.graph import build
->>> from composer.params import init_params
+>>> from composer.spec.model import NetworkSpec
+>>> from composer.graph.folded import build
+>>> from composer.graph.weights import init_params
 >>> spec = NetworkSpec.model_validate({
 ...     "inputs": [{"name": "x", "size": 1}],
 ...     "layers": [{"name": "rnn", "kind": "elman", "input": "x", "state_size": 4,
@@ -41,15 +41,15 @@ import networkx as nx
 import numpy as np
 
 from composer.errors import DataError
-from composer.grad import Workspace, evaluate, grad
-from composer.graph import build
-from composer.inputs import check_inputs, infer_steps, input_sizes
-from composer.losses import check_targets, loss_kinds
-from composer.optim import clip_grad_norm, make_optimizer
-from composer.params import DTYPES, check_params
-from composer.plan import Plan, compile_plan
-from composer.spec import NetworkSpec
-from composer.unroll import unroll
+from composer.train.backprop import Workspace, evaluate, grad
+from composer.graph.folded import build
+from composer.run.inputs import check_inputs, infer_steps, input_sizes
+from composer.train.losses import check_targets, loss_kinds
+from composer.train.optim import clip_grad_norm, make_optimizer
+from composer.graph.weights import DTYPES, check_params
+from composer.run.plan import Plan, compile_plan
+from composer.spec.model import NetworkSpec
+from composer.graph.unrolled import unroll
 
 __all__ = ["plan_for", "Epoch", "TrainResult", "train", "check_data", "split_data"]
 
@@ -126,7 +126,7 @@ def plan_for(graph_or_spec, data: Arrays, where: str = "data") -> Plan:
     """The plan a data set trains: T from its inputs' lengths and the windows."""
     graph = build(graph_or_spec) if isinstance(graph_or_spec, NetworkSpec) else graph_or_spec
     if not isinstance(graph, nx.MultiDiGraph):
-        raise TypeError("train takes a NetworkSpec or a folded graph from composer.graph.build")
+        raise TypeError("train takes a NetworkSpec or a folded graph from composer.graph.folded.build")
     present = {name: np.asarray(data[name]) for name in input_sizes(graph) if name in data}
     for name, array in present.items():
         if array.ndim != 3:
@@ -162,7 +162,7 @@ def train(
 
     `params` are the starting weights (not changed). `optimizer` is `sgd` (momentum 0.9)
     or `adam`; `clip` scales each minibatch's gradients to at most that global norm;
-    `bptt` truncates backpropagation through time (see `composer.grad`). `on_epoch` is
+    `bptt` truncates backpropagation through time (see `composer.train.backprop`). `on_epoch` is
     called with each `Epoch` (epoch 0: the untrained losses), `on_step` with the update
     count and the minibatch's loss. `where` names the data in error messages.
     """

@@ -22,9 +22,9 @@ to the run's dtype, gated layers' weights stacked per gate for their cells
 
 Examples
 --------
->>> from composer.graph import build
->>> from composer.spec import NetworkSpec
->>> from composer.unroll import unroll
+>>> from composer.graph.folded import build
+>>> from composer.spec.model import NetworkSpec
+>>> from composer.graph.unrolled import unroll
 >>> spec = NetworkSpec.model_validate({
 ...     "inputs": [{"name": "x", "size": 3}],
 ...     "layers": [{"name": "rnn", "kind": "elman", "input": "x", "state_size": 4,
@@ -46,11 +46,11 @@ from types import MappingProxyType
 import networkx as nx
 import numpy as np
 
-from composer.cells import CELLS, arrange_gates
+from composer.kinds.base import CELLS, arrange_gates
 from composer.errors import DataError
-from composer.params import check_params
-from composer.spec import parse_window
-from composer.unroll import Unrolled
+from composer.graph.weights import check_params
+from composer.spec.model import parse_window
+from composer.graph.unrolled import Unrolled
 
 __all__ = [
     "step_runs",

@@ -13,10 +13,10 @@ import networkx as nx
 import typer
 
 from composer.errors import ComposerError, SpecError
-from composer.graph import build
-from composer.load import SourcedSpec, read_spec
-from composer.resources import DEFAULT_MAX_MEMORY, check_memory, parse_size, unroll_bytes
-from composer.unroll import Unrolled, unroll
+from composer.graph.folded import build
+from composer.spec.reader import SourcedSpec, read_spec
+from composer.run.memory import DEFAULT_MAX_MEMORY, check_memory, parse_size, unroll_bytes
+from composer.graph.unrolled import Unrolled, unroll
 
 __all__ = [
     "SpecPath",

@@ -8,7 +8,7 @@ import itertools
 import networkx as nx
 
 from composer.errors import SpecError
-from composer.spec import DenseLayer, NetworkSpec
+from composer.spec.model import DenseLayer, NetworkSpec
 
 __all__ = ["build", "layer_output", "state_nodes", "GATES"]
 
@@ -28,7 +28,7 @@ def build(spec: NetworkSpec) -> nx.MultiDiGraph:
 
     Examples
     --------
-    >>> from composer.spec import NetworkSpec
+    >>> from composer.spec.model import NetworkSpec
     >>> spec = NetworkSpec.model_validate({
     ...     "inputs": [{"name": "x", "size": 3}],
     ...     "layers": [{"name": "rnn", "kind": "elman", "input": "x", "state_size": 4,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from composer.diagram import Edge, Node, UnfoldedView
+from composer.draw.view import Edge, Node, UnfoldedView
 
 __all__ = ["Grid", "ROW_GAP", "LANE", "AXIS_GAP"]
 

@@ -16,8 +16,8 @@ import yaml
 from pydantic import ValidationError
 
 from composer.errors import SpecError, SpecErrors
-from composer.messages import describe, quote, translate
-from composer.spec import NetworkSpec
+from composer.spec.messages import describe, quote, translate
+from composer.spec.model import NetworkSpec
 
 __all__ = ["MAX_BYTES", "MAX_DEPTH", "SourcedSpec", "load_spec", "read_spec", "read_spec_text"]
 
