@@ -9,18 +9,18 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
-from composer.graph.deps import dependencies
-from composer.run.executor import run
-from composer.train.backprop import grad
-from composer.graph.folded import build
-from composer.run.inputs import batched, infer_steps
-from composer.spec.reader import load_spec
-from composer.graph.weights import init_params, param_table
-from composer.run.plan import compile_plan
 from composer.draw.diagrams import svg
+from composer.graph.deps import dependencies
+from composer.graph.folded import build
+from composer.graph.unrolled import Unrolled
+from composer.graph.weights import init_params, param_table
+from composer.run.executor import run
+from composer.run.inputs import batched, infer_steps
+from composer.run.pipeline import plan_for_steps, unroll_within
 from composer.spec.model import NetworkSpec
+from composer.spec.reader import load_spec
+from composer.train.backprop import grad
 from composer.train.loop import TrainResult, train
-from composer.graph.unrolled import Unrolled, unroll
 
 __all__ = ["Network"]
 
@@ -60,7 +60,7 @@ class Network:
 
     def unroll(self, steps: int | None = None) -> Unrolled:
         """The network unrolled to `steps` (default: the spec's)."""
-        return unroll(self.graph, self.spec.steps if steps is None else steps)
+        return unroll_within(self.graph, steps)
 
     def init_params(self, seed: int = 0, dtype: str = "float32") -> dict[str, np.ndarray]:
         """Seeded initial weights with PyTorch's default ranges."""
@@ -78,9 +78,7 @@ class Network:
         arrays, flat = batched(self.graph, inputs)
         if flat:
             targets = {k: np.asarray(v)[np.newaxis] for k, v in dict(targets).items()}
-        plan = compile_plan(
-            self.unroll(infer_steps(self.graph, arrays) if steps is None else steps)
-        )
+        plan = plan_for_steps(self.graph, infer_steps(self.graph, arrays) if steps is None else steps)
         return grad(plan, params, arrays, targets, **options)
 
     def train(self, params, data, **options) -> TrainResult:

@@ -1,4 +1,4 @@
-"""Cells and activations: one contract table over every cell kind, stability at +-1e4."""
+"""Kinds and activations: one contract table over every layer kind, stability at +-1e4."""
 
 from __future__ import annotations
 
@@ -8,16 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from composer.kinds.base import (
-    ACTIVATIONS,
-    CELLS,
-    arrange_gates,
-    dense_step,
-    prepare_columns,
-    sigmoid,
-    softmax,
-)
-from composer.graph.folded import GATES
+from composer.kinds import ACTIVATIONS, KINDS, gate_stack, prepare
+from composer.kinds.activations import sigmoid, softmax
+from composer.kinds.lstm import lstm_step
 from tests import oracles
 
 B, F, H = 3, 5, 4
@@ -27,34 +20,39 @@ _FINITE = st.floats(-1e4, 1e4, allow_subnormal=False)
 
 
 def _weights(kind: str, dtype, seed: int = 0) -> dict:
-    """PyTorch-order weights for one layer of `kind`, DESIGN keys without the layer name."""
+    """PyTorch-order weights for one layer of `kind`, keys without the layer name."""
     rng = np.random.default_rng(seed)
-    G = CELLS[kind].gates
+    G = KINDS[kind].gates
     draw = lambda *shape: rng.normal(0, 0.5, shape).astype(dtype)  # noqa: E731
-    out = {"Wx": draw(F, G * H), "Ws": draw(H, G * H), "b": draw(G * H)}
-    if kind == "gru":
-        out = {"Wx": out["Wx"], "Ws": out["Ws"], "bx": draw(G * H), "bs": draw(G * H)}
-    return out
+    out = {"Wx": draw(F, G * H), "Ws": draw(H, G * H)}
+    return out | {suffix: draw(G * H) for suffix, _ in KINDS[kind].biases}
 
 
-def _run_step(kind: str, w: dict, x, h_prev, c_prev, dtype):
-    """One step through `CELLS[kind]`, the way the executor arranges its operands."""
-    cell = CELLS[kind]
-    arranged = {k: arrange_gates(cell, v, H) for k, v in w.items()}
-    work = cell.workspace(B, H, dtype)
-    h = np.full((B, H), np.nan, dtype)
-    if kind == "elman":
-        xw = x @ arranged["Wx"] + arranged["b"]
-        return cell.step(xw, h_prev, arranged["Ws"], h), None
-    if kind == "lstm":
-        xw = np.matmul(x, arranged["Wx"]) + arranged["b"]
-        c = np.full((B, H), np.nan, dtype)
-        cell.step(xw, h_prev, c_prev, arranged["Ws"], h, c, work)
-        return h, c
-    bias = arranged["bx"].copy()
-    bias[:2] += arranged["bs"][:2]
-    xw = np.matmul(x, arranged["Wx"]) + bias
-    return cell.step(xw, h_prev, arranged["Ws"], arranged["bs"][2], h, work), None
+def _arranged(kind, w: dict) -> dict:
+    """Weights as the executor holds them: prepared, stacked per gate."""
+    return {k: gate_stack(kind, prepare(kind, v, H), H) for k, v in w.items()}
+
+
+def _run_step(name: str, w: dict, x, h_prev, c_prev, dtype):
+    """One step through `KINDS[name].forward`, the way the executor arranges its operands."""
+    kind = KINDS[name]
+    arranged = _arranged(kind, w)
+    bias, extra = kind.fold_biases([arranged[suffix] for suffix, _ in kind.biases])
+    xw = np.matmul(x, arranged[kind.input_weight]) + bias
+    prev = (h_prev, c_prev)[: len(kind.carries)]
+    out = tuple(np.full((B, H), np.nan, dtype) for _ in kind.carries)
+    work = kind.workspace(B, H, dtype)
+    activation = "tanh" if name == "elman" else None
+    kind.forward(
+        xw[np.newaxis],
+        [p[np.newaxis] for p in prev],
+        [o[np.newaxis] for o in out],
+        arranged["Ws"],
+        extra,
+        work,
+        activation,
+    )
+    return out[0], (out[1] if len(out) > 1 else None)
 
 
 def _oracle_step(kind: str, w: dict, x, h_prev, c_prev):
@@ -68,11 +66,11 @@ def _oracle_step(kind: str, w: dict, x, h_prev, c_prev):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-@pytest.mark.parametrize("kind", sorted(k for k in CELLS if k != "dense"))
-def test_every_recurrent_cell_keeps_the_contract(kind, dtype):
+@pytest.mark.parametrize("kind", sorted(k for k in KINDS if KINDS[k].stateful))
+def test_every_recurrent_kind_keeps_the_contract(kind, dtype):
     """Shape, dtype, no change to its inputs, and the equations (PyTorch's) on random data."""
-    cell = CELLS[kind]
-    assert cell.kind == kind and cell.gates == GATES[kind]
+    cell = KINDS[kind]
+    assert cell.name == kind and cell.carries[0] == "h"
     assert sorted(cell.order) == list(range(cell.gates)) and cell.sigmoid_gates < cell.gates
     rng = np.random.default_rng(1)
     w = _weights(kind, dtype)
@@ -93,34 +91,35 @@ def test_every_recurrent_cell_keeps_the_contract(kind, dtype):
         assert array.dtype == dtype
 
 
-def test_lstm_cell_updates_its_cell_state_in_place():
+def test_lstm_step_updates_its_cell_state_in_place():
     w = _weights("lstm", np.float64)
-    cell = CELLS["lstm"]
-    arranged = {k: arrange_gates(cell, v, H) for k, v in w.items()}
+    cell = KINDS["lstm"]
+    arranged = _arranged(cell, w)
     rng = np.random.default_rng(2)
     x, h_prev, c = rng.normal(size=(B, F)), rng.normal(size=(B, H)), rng.normal(size=(B, H))
     expected_h, expected_c = _oracle_step("lstm", w, x, h_prev, c)
     h = np.empty((B, H))
     xw = np.matmul(x, arranged["Wx"]) + arranged["b"]
-    cell.step(xw, h_prev, c, arranged["Ws"], h, c, cell.workspace(B, H, np.float64))
+    lstm_step(xw, h_prev, c, arranged["Ws"], h, c, cell.workspace(B, H, np.float64))
     np.testing.assert_allclose(h, expected_h, atol=1e-12)
     np.testing.assert_allclose(c, expected_c, atol=1e-12)
 
 
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-def test_dense_step_applies_each_activation_in_place(activation, dtype):
+def test_each_activation_works_in_place(activation, dtype):
     rng = np.random.default_rng(3)
     xw = rng.normal(size=(B, F)).astype(dtype)
     expected = oracles.ACT[activation](xw.astype(np.float64))
-    out = dense_step(xw, ACTIVATIONS[activation])
+    out = ACTIVATIONS[activation](xw, out=xw)
     assert out is xw and out.dtype == dtype
     np.testing.assert_allclose(out, expected, rtol=1e-6 if dtype == np.float32 else 1e-14)
 
 
-def test_dense_cell_is_registered_without_state():
-    cell = CELLS["dense"]
-    assert cell.gates == 1 and cell.carries == () and cell.workspace(2, 3, np.float32) == ()
+def test_dense_kind_is_registered_without_state():
+    cell = KINDS["dense"]
+    assert not cell.stateful and cell.gates == 1 and cell.carries == ()
+    assert cell.workspace(2, 3, np.float32) == () and cell.input_weight == "W"
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
@@ -168,17 +167,22 @@ def test_softmax_rows_are_distributions_close_to_the_textbook_formula(x):
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_arranged_gates_are_the_prepared_columns_stacked(kind):
-    cell = CELLS[kind]
+def test_gate_stacks_are_the_prepared_columns_stacked(kind):
+    cell = KINDS[kind]
     w = np.random.default_rng(4).normal(size=(F, cell.gates * H))
-    stacked, columns = arrange_gates(cell, w, H), prepare_columns(cell, w, H)
+    columns = prepare(cell, w, H)
+    stacked = gate_stack(cell, columns, H)
     assert stacked.shape == (cell.gates, F, H)
     np.testing.assert_array_equal(np.concatenate(list(stacked), axis=-1), columns)
-    bias = arrange_gates(cell, w[0], H)
+    # prepared: PyTorch's blocks in the kind's order, the sigmoid ones halved
+    for position, block in enumerate(cell.order):
+        scale = 0.5 if position < cell.sigmoid_gates else 1.0
+        np.testing.assert_array_equal(stacked[position], w[:, block * H : (block + 1) * H] * scale)
+    bias = gate_stack(cell, prepare(cell, w[0], H), H)
     assert bias.shape == (cell.gates, 1, H)
 
 
 def test_one_gate_weights_are_left_as_they_are():
     w = np.arange(6.0).reshape(2, 3)
-    np.testing.assert_array_equal(arrange_gates(CELLS["elman"], w, 3), w)
-    np.testing.assert_array_equal(prepare_columns(CELLS["dense"], w, 3), w)
+    np.testing.assert_array_equal(gate_stack(KINDS["elman"], prepare(KINDS["elman"], w, 3), 3), w)
+    np.testing.assert_array_equal(prepare(KINDS["dense"], w, 3), w)

@@ -273,7 +273,8 @@ def test_training_over_the_memory_limit_is_refused_before_it_starts(tmp_path):
 def test_tape_estimate_is_close_to_what_a_gradient_pass_allocates():
     import tracemalloc
 
-    from composer.train.backprop import grad, tape_bytes
+    from composer.run.memory import tape_bytes
+    from composer.train.backprop import grad
     from composer.train.loop import plan_for
 
     for kind in ("lstm", "gru", "elman"):

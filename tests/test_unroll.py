@@ -13,7 +13,8 @@ from composer.graph.deps import dependencies
 from composer.errors import SpecError
 from composer.graph.folded import build
 from composer.graph.weights import param_table
-from composer.spec.model import NetworkSpec, parse_window
+from composer.spec.model import NetworkSpec
+from composer.spec.windows import parse_window
 from composer.graph.unrolled import unroll, unrolled_graph
 from tests.conftest import make_spec
 

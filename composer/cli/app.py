@@ -25,22 +25,17 @@ from composer.cli.common import (
 )
 from composer.graph.deps import dependencies, format_dependencies
 from composer.errors import ComposerError, SpecError, SpecErrors
-from composer.run.executor import estimate_bytes, execute
+from composer.run.executor import execute
 from composer.run.inputs import infer_steps, read_inputs
 from composer.spec.reader import read_spec_text
 from composer.graph.weights import init_params, load_params, save_params
-from composer.run.plan import compile_plan
+from composer.run.pipeline import plan_for_steps
 from composer.draw.diagrams import folded_dot, parse_highlight, unfolded_dot, write_diagram
 from composer.cli.report import output_report, summary_data, summary_text
-from composer.run.memory import (
-    check_memory,
-    deps_bytes,
-    unroll_bytes,
-)
+from composer.run.memory import check_memory, deps_bytes, execute_bytes
 from composer.spec.model import PRESETS, NetworkSpec
 from composer.spec.starters import starter
 from composer.cli.train import train_command
-from composer.graph.unrolled import unroll
 
 __all__ = ["app", "main"]
 
@@ -196,18 +191,15 @@ def run(
             check_output(path, force, (spec, input, weights))
     check_memory(input.stat().st_size, max_memory, f"reading {input}")
     arrays, flat = read_inputs(input, folded, allow_nonfinite=allow_nonfinite)
-    steps = steps or infer_steps(folded, arrays)
-    check_memory(unroll_bytes(folded, steps), max_memory, f"unrolling to T = {steps:,}")
     try:
-        unrolled = unroll(folded, steps)
+        plan = plan_for_steps(folded, steps or infer_steps(folded, arrays), max_memory=max_memory)
     except SpecError as err:
         raise sourced.locate(err) from err
-    plan = compile_plan(unrolled)
     batch = next(iter(arrays.values())).shape[0]
     check_memory(
-        estimate_bytes(plan, batch, dtype.value),
+        execute_bytes(plan, batch, dtype.value),
         max_memory,
-        f"running {spec} at T = {unrolled.steps}, B = {batch}",
+        f"running {spec} at T = {plan.steps}, B = {batch}",
     )
     if weights is not None:
         params = load_params(weights, folded, dtype.value, allow_nonfinite=allow_nonfinite)
@@ -228,7 +220,7 @@ def run(
         )
         return
     origin = f"weights {weights}" if weights else f"seeded weights (seed {seed})"
-    typer.echo(f"ran {spec} at T = {unrolled.steps}, batch {batch}, {dtype.value}, {origin}")
+    typer.echo(f"ran {spec} at T = {plan.steps}, batch {batch}, {dtype.value}, {origin}")
     for name, value in outputs.items():
         typer.echo(output_report(name, value, plan.window(name), flat))
 

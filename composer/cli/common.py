@@ -14,9 +14,10 @@ import typer
 
 from composer.errors import ComposerError, SpecError
 from composer.graph.folded import build
+from composer.graph.unrolled import Unrolled
+from composer.run.memory import DEFAULT_MAX_MEMORY, parse_size
+from composer.run.pipeline import unroll_within
 from composer.spec.reader import SourcedSpec, read_spec
-from composer.run.memory import DEFAULT_MAX_MEMORY, check_memory, parse_size, unroll_bytes
-from composer.graph.unrolled import Unrolled, unroll
 
 __all__ = [
     "SpecPath",
@@ -99,10 +100,8 @@ def unrolled_from(
 ) -> tuple[SourcedSpec, Unrolled]:
     """Read, build and unroll a spec (T from the spec unless given), errors located."""
     sourced, folded = read_checked(path)
-    steps = steps or sourced.spec.steps
-    check_memory(unroll_bytes(folded, steps), max_memory, f"unrolling to T = {steps:,}")
     try:
-        return sourced, unroll(folded, steps)
+        return sourced, unroll_within(folded, steps, max_memory=max_memory)
     except SpecError as err:
         raise sourced.locate(err) from err
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from composer.graph.deps import format_steps
 from composer.graph.weights import param_table
+from composer.kinds import KINDS
 from composer.spec.model import NetworkSpec
 from composer.graph.unrolled import Unrolled
 
@@ -92,7 +93,7 @@ def _layer_row(folded, layer) -> dict:
     input_size = inputs[0][2]["shape"][0] if inputs else 0
     state = getattr(layer, "state_size", None)
     directions = 2 if getattr(layer, "bidirectional", False) else 1
-    if layer.kind == "dense":
+    if not KINDS[layer.kind].stateful:
         out = layer.size
     elif layer.output is not None:
         out = layer.output.size

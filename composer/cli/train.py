@@ -18,9 +18,8 @@ from composer.arrays import atomic_write, read_arrays
 from composer.cli.common import DType, MaxMemory, SpecPath, check_output, read_checked
 from composer.draw.curve import loss_curve_svg
 from composer.errors import SpecError
-from composer.train.backprop import tape_bytes
 from composer.graph.weights import init_params, load_params, save_params
-from composer.run.memory import check_memory
+from composer.run.memory import check_memory, tape_bytes
 from composer.train.loop import Epoch, TrainResult, plan_for, train
 
 __all__ = ["train_command"]
@@ -157,7 +156,10 @@ def train_command(
     sourced, graph = read_checked(spec)
     check_memory(data.stat().st_size, max_memory, f"reading {data}")
     arrays = read_arrays(data)
-    plan = plan_for(graph, arrays, str(data))
+    try:
+        plan = plan_for(graph, arrays, str(data), max_memory=max_memory)
+    except SpecError as err:
+        raise sourced.locate(err) from err
     batch = min(batch_size, next(iter(arrays.values())).shape[0]) if arrays else batch_size
     check_memory(
         tape_bytes(plan, batch, dtype.value),

@@ -18,7 +18,6 @@ from composer.draw.view import (
     StepTemplate,
     UnfoldedView,
     display_names,
-    instant_graph,
     unfolded_view,
     weight_label,
 )
@@ -37,6 +36,8 @@ from composer.draw.dot import (
     small,
 )
 from composer.errors import ComposerError, RenderError, WriteError
+from composer.graph.folded import instant_graph
+from composer.kinds import KINDS
 from composer.draw.layout import Grid
 from composer.graph.unrolled import Unrolled
 
@@ -49,7 +50,6 @@ INSTALL_HINT = (
     "install Graphviz, which provides it (Debian/Ubuntu: `apt-get install graphviz`; "
     "macOS: `brew install graphviz`)"
 )
-KIND_TAG = {"elman": "s", "lstm": "LSTM h", "gru": "GRU h"}
 
 
 # -- folded -------------------------------------------------------------------------------
@@ -92,16 +92,21 @@ def folded_dot(graph: nx.MultiDiGraph) -> str:
 def _folded_node(data: dict, name: str) -> dict:
     role, kind, size = data["role"], data.get("kind"), data["size"]
     if role == "state":
-        desc = f"{KIND_TAG[kind]} ({size})"
+        desc = f"{KINDS[kind].picture.tag} ({size})"
     elif role in ("readout", "dense"):
         act = data["activation"]
         desc = ("dense " if role == "dense" else "") + (f"{act} " if act != "identity" else "")
         desc += f"({size})"
     else:
         desc = f"({size})"
-    attrs = node_shape(role, kind)
+    attrs = node_shape(role, _picture(data))
     attrs["label"] = f"<B>{html_text(name)}</B><BR/>{small(html_text(desc))}"
     return attrs
+
+
+def _picture(data: dict):
+    """A state's picture, from its layer kind; None for any other vector."""
+    return KINDS[data["kind"]].picture if data["role"] == "state" else None
 
 
 def _side_by_side(graph: nx.MultiDiGraph) -> list[tuple[str, str]]:
@@ -278,7 +283,7 @@ class _UnfoldedDrawing:
             given = node.vector in self.unrolled.handover
             attrs["label"] = name if given else f"{name} = 0"
         else:
-            attrs |= node_shape(node.role, data.get("kind")) | {"label": name}
+            attrs |= node_shape(node.role, _picture(data)) | {"label": name}
         attrs |= {"margin": "0.04,0.02", "height": 0.36}
         return self._shade(attrs, node)
 

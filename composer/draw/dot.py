@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 
+from composer.kinds import Picture
+
 __all__ = [
     "FONT",
     "FILL",
@@ -39,15 +41,11 @@ EDGE_DEFAULTS = (
 
 FILL = {
     "input": "#dbeafe",
-    "elman": "#fef3c7",
-    "lstm": "#dcfce7",
-    "gru": "#ede9fe",
     "readout": "#ffedd5",
     "dense": "#ffedd5",
     "output": "#fee2e2",
     "init": "#ffffff",
 }
-SHAPE = {"elman": "ellipse", "lstm": "box", "gru": "hexagon"}
 EDGE_STYLE = {
     "connection": {"style": "dashed"},
     "emit": {"color": "#6b7280", "arrowhead": "empty"},
@@ -97,11 +95,11 @@ def header(name: str, kind: str, title: str) -> list[str]:
     ]
 
 
-def node_shape(role: str, kind: str | None) -> dict[str, object]:
-    """Shape and colour of a vector: LSTM boxes, GRU hexagons, doubled outputs."""
+def node_shape(role: str, picture: Picture | None) -> dict[str, object]:
+    """Shape and colour of a vector: a state's from its kind's picture (LSTM boxes, GRU
+    hexagons), doubled outputs."""
     if role == "state":
-        style = "rounded,filled" if kind == "lstm" else "filled"
-        return {"shape": SHAPE[kind], "style": style, "fillcolor": FILL[kind]}
+        return {"shape": picture.shape, "style": picture.style, "fillcolor": picture.fill}
     if role == "output":
         return {"shape": "ellipse", "fillcolor": FILL[role], "peripheries": 2}
     return {"shape": "ellipse", "fillcolor": FILL[role]}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from composer.graph.folded import instant_graph
 from composer.graph.unrolled import Unrolled
 
 __all__ = [
@@ -24,7 +25,6 @@ __all__ = [
     "UnfoldedView",
     "display_names",
     "weight_label",
-    "instant_graph",
     "row_order",
     "kept_columns",
     "StepTemplate",
@@ -118,14 +118,6 @@ def weight_label(folded: nx.MultiDiGraph, weight: str | None) -> str:
     if dot and layers == {layer}:
         return param
     return weight
-
-
-def instant_graph(folded: nx.MultiDiGraph) -> nx.DiGraph:
-    """The zero-lag edges: what each step computes from what, a DAG."""
-    instant = nx.DiGraph()
-    instant.add_nodes_from(folded.nodes)
-    instant.add_edges_from((u, v) for u, v, lag in folded.edges(data="lag") if lag == 0)
-    return instant
 
 
 def row_order(folded: nx.MultiDiGraph) -> list[str]:

@@ -8,12 +8,10 @@ import itertools
 import networkx as nx
 
 from composer.errors import SpecError
-from composer.spec.model import DenseLayer, NetworkSpec
+from composer.kinds import KINDS
+from composer.spec.model import NetworkSpec
 
-__all__ = ["build", "layer_output", "state_nodes", "GATES"]
-
-#: how many gate blocks a kind's state weights hold (Wx is (in, GATES * H)).
-GATES = {"elman": 1, "lstm": 4, "gru": 3}
+__all__ = ["build", "layer_output", "state_nodes", "instant_graph", "check_loops"]
 
 
 def build(spec: NetworkSpec) -> nx.MultiDiGraph:
@@ -37,7 +35,9 @@ def build(spec: NetworkSpec) -> nx.MultiDiGraph:
     >>> sorted(build(spec).nodes)
     ['rnn.s', 'rnn.y', 'x', 'y']
     """
-    graph = nx.MultiDiGraph(name=spec.name or "network", spec=spec)
+    graph = nx.MultiDiGraph(
+        name=spec.name or "network", steps=spec.steps, preset=spec.aligned().preset
+    )
     _check_names(spec)
     ins, outs = spec.aligned().windows()
     for i, inp in enumerate(spec.inputs):
@@ -81,12 +81,6 @@ def _dotted(path: tuple) -> str:
     return SpecError("", path).dotted_path
 
 
-def _layer_size(layer) -> int:
-    if isinstance(layer, DenseLayer):
-        return layer.size
-    return layer.state_size
-
-
 def _add_layer_nodes(graph: nx.MultiDiGraph, i: int, layer) -> None:
     path = ("layers", i)
     common = dict(
@@ -96,7 +90,7 @@ def _add_layer_nodes(graph: nx.MultiDiGraph, i: int, layer) -> None:
         window=layer.active or ":",
         window_path=path + ("active",),
     )
-    if isinstance(layer, DenseLayer):
+    if not KINDS[layer.kind].stateful:
         graph.add_node(
             f"{layer.name}.y",
             role="dense",
@@ -184,7 +178,7 @@ def _add_feed(graph, sources, target_layer, weight_base, lag, role, path):
     width = sum(size for _, size in sources)
     for target, suffix in _targets(graph, target_layer):
         tnode = graph.nodes[target]
-        cols = tnode["size"] * GATES.get(tnode["kind"], 1)
+        cols = KINDS[tnode["kind"]].columns(tnode["size"])
         row = 0
         for source, size in sources:
             graph.add_edge(
@@ -208,11 +202,11 @@ def _add_layer_edges(graph: nx.MultiDiGraph, spec: NetworkSpec, i: int, layer) -
         path = ("layers", i, "input") + ((j,) if not isinstance(layer.input, str) else ())
         sources += _resolve(graph, spec, name, path)
     path = ("layers", i, "input")
-    if isinstance(layer, DenseLayer):
-        _add_feed(graph, sources, layer.name, f"{layer.name}.W", 0, "input", path)
+    kind = KINDS[layer.kind]
+    _add_feed(graph, sources, layer.name, f"{layer.name}.{kind.input_weight}", 0, "input", path)
+    if not kind.stateful:
         return
-    _add_feed(graph, sources, layer.name, f"{layer.name}.Wx", 0, "input", path)
-    H, cols = layer.state_size, layer.state_size * GATES[layer.kind]
+    H, cols = layer.state_size, kind.columns(layer.state_size)
     for state in state_nodes(graph, layer.name):
         node = graph.nodes[state]
         graph.add_edge(
@@ -314,7 +308,7 @@ def _check_initial_states(graph: nx.MultiDiGraph, spec: NetworkSpec) -> None:
             continue
         path = ("layers", i, "initial_state")
         source = layers.get(source_name)
-        if source is None or isinstance(source, DenseLayer):
+        if source is None or not KINDS[source.kind].stateful:
             what = "a dense layer" if source is not None else None
             if what is None:
                 _resolve(graph, spec, source_name, path, what="a recurrent layer")
@@ -342,6 +336,15 @@ def _check_initial_states(graph: nx.MultiDiGraph, spec: NetworkSpec) -> None:
                 path,
             )
         graph.nodes[target]["initial_state"] = origin
+
+
+def instant_graph(folded: nx.MultiDiGraph) -> nx.DiGraph:
+    """The zero-lag edges: what each step computes from what, a DAG (no algebraic loop)
+    that gives the order of the vectors within one step."""
+    instant = nx.DiGraph()
+    instant.add_nodes_from(folded.nodes)
+    instant.add_edges_from((u, v) for u, v, lag in folded.edges(data="lag") if lag == 0)
+    return instant
 
 
 def _cycle_lags(graph: nx.MultiDiGraph, cycle: list[str]) -> set[int]:

@@ -10,7 +10,8 @@ import networkx as nx
 import numpy as np
 
 from composer.errors import SpecError
-from composer.spec.model import parse_window
+from composer.graph.folded import instant_graph
+from composer.spec.windows import parse_window
 
 __all__ = ["Unrolled", "unroll", "unrolled_graph"]
 
@@ -84,8 +85,7 @@ def _close_recurrence(need: np.ndarray, exists: np.ndarray, lag: int) -> np.ndar
 
 
 def _check_alignment(graph: nx.MultiDiGraph, exists: dict, steps: int) -> None:
-    spec = graph.graph["spec"]
-    if spec.aligned().preset == "one-to-one" and steps != 1:
+    if graph.graph["preset"] == "one-to-one" and steps != 1:
         raise SpecError(f"a one-to-one network has exactly 1 step, got T = {steps}", ("alignment",))
     for node, data in graph.nodes(data=True):
         if data["role"] != "output":
@@ -131,7 +131,7 @@ def unroll(graph: nx.MultiDiGraph, steps: int) -> Unrolled:
         for node, data in graph.nodes(data=True)
     }
     states = [n for n, d in graph.nodes(data=True) if d["role"] == "state"]
-    order = list(reversed(list(nx.topological_sort(_instant_graph(graph)))))
+    order = list(reversed(list(nx.topological_sort(instant_graph(graph)))))
     total = -1
     while total != (total := sum(int(m.sum()) for m in need.values())):
         for node in order:
@@ -162,14 +162,6 @@ def _final_step(exists: np.ndarray, lag: int) -> int:
     """The step holding a layer's last state: its last active step (first, if backward)."""
     where = np.flatnonzero(exists)
     return int(where[-1] if lag > 0 else where[0])
-
-
-def _instant_graph(graph: nx.MultiDiGraph) -> nx.DiGraph:
-    """The zero-lag edges: a DAG (no algebraic loop) giving a within-step order."""
-    instant = nx.DiGraph()
-    instant.add_nodes_from(graph.nodes)
-    instant.add_edges_from((u, v) for u, v, lag in graph.edges(data="lag") if lag == 0)
-    return instant
 
 
 def _parallel_edges(folded: nx.MultiDiGraph) -> dict[tuple, list[tuple[str | None, str]]]:

@@ -10,8 +10,9 @@ import networkx as nx
 import numpy as np
 
 from composer.arrays import read_arrays, write_arrays
+from composer.dtypes import check_dtype
 from composer.errors import DataError
-from composer.graph.folded import GATES
+from composer.kinds import KINDS
 
 __all__ = [
     "ParamInfo",
@@ -21,10 +22,8 @@ __all__ = [
     "load_params",
     "save_params",
     "check_params",
-    "DTYPES",
+    "bias_keys",
 ]
-
-DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
 @dataclass(frozen=True)
@@ -49,78 +48,70 @@ def _info(key, layer, shape, formula, sizes, bound, summed=False) -> ParamInfo:
     return ParamInfo(key, layer, tuple(shape), formula, numbers, bound, summed)
 
 
+def _layers(graph: nx.MultiDiGraph) -> dict[str, list[tuple[str, dict]]]:
+    """Each layer's nodes (states, readout or dense output), layers in spec order."""
+    layers: dict[str, list[tuple[str, dict]]] = {}
+    for node, data in sorted(graph.nodes(data=True), key=lambda item: item[1]["order"]):
+        if data["role"] in ("state", "readout", "dense"):
+            layers.setdefault(data["layer"], []).append((node, data))
+    return layers
+
+
 def param_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:
     """Every weight of a folded graph, layer by layer in spec order.
 
     The formulas use `in` (the layer's input size), `H` (its state size), `out` (its readout
-    or dense size) and `k` (a connection's source size); none of them involves T.
+    or dense size) and `k` (a connection's source size); none of them involves T. Each
+    layer's own weights and init ranges are its kind's (`composer.kinds.Kind.weights`).
     """
-    spec = graph.graph["spec"]
-    weights: dict[str, tuple[int, ...]] = {}
-    for _, _, data in graph.edges(data=True):
+    shapes: dict[str, tuple[int, ...]] = {}
+    connections: dict[str, dict[str, tuple]] = {}  # layer -> {weight: spec path}
+    for _, target, data in graph.edges(data=True):
         if data["weight"] is not None:
-            weights[data["weight"]] = data["shape"]
+            shapes[data["weight"]] = data["shape"]
+        if data["role"] == "connection":
+            layer = graph.nodes[target]["layer"]
+            connections.setdefault(layer, {})[data["weight"]] = data["path"]
     rows = []
-    for layer in spec.layers:
-        name = layer.name
-        if layer.kind == "dense":
-            fan_in = weights[f"{name}.W"][0]
-            sizes = {"in": fan_in, "out": layer.size}
-            bound = 1 / math.sqrt(fan_in)
-            rows += [
-                _info(f"{name}.W", name, (fan_in, layer.size), "in*out", sizes, bound),
-                _info(f"{name}.b", name, (layer.size,), "out", sizes, bound),
-            ]
-            rows += _connection_rows(spec, name, weights, sizes, bound, "out")
-            continue
-        H, gates = layer.state_size, GATES[layer.kind]
-        g = {1: "", 4: "4*", 3: "3*"}[gates]
-        sizes = {"in": weights[f"{name}.Wx"][0], "H": H}
-        bound = 1 / math.sqrt(H)
-        for suffix in ["", "_rev"] if layer.bidirectional else [""]:
-            rows += [
-                _info(
-                    f"{name}.Wx{suffix}",
-                    name,
-                    weights[f"{name}.Wx{suffix}"],
-                    f"in*{g}H",
-                    sizes,
-                    bound,
-                ),
-                _info(f"{name}.Ws{suffix}", name, (H, gates * H), f"H*{g}H", sizes, bound),
-            ]
-            if layer.kind == "gru":
-                rows += [
-                    _info(f"{name}.bx{suffix}", name, (3 * H,), "3*H", sizes, bound),
-                    _info(f"{name}.bs{suffix}", name, (3 * H,), "3*H", sizes, bound),
-                ]
-            else:
-                rows.append(
-                    _info(
-                        f"{name}.b{suffix}", name, (gates * H,), f"{g}H", sizes, bound, summed=True
-                    )
-                )
-        rows += _connection_rows(spec, name, weights, sizes, bound, f"{g}H")
-        if layer.output is not None:
-            dirs = 2 if layer.bidirectional else 1
-            sizes = dict(sizes, out=layer.output.size)
-            ybound = 1 / math.sqrt(dirs * H)
+    for name, nodes in _layers(graph).items():
+        kind = KINDS[nodes[0][1]["kind"]]
+        states = [(node, data) for node, data in nodes if data["role"] == "state"]
+        main = states or nodes[:1]  # a dense layer's own weights feed its output
+        size = main[0][1]["size"]
+        fan_in = shapes[f"{name}.{kind.input_weight}{main[0][1].get('suffix', '')}"][0]
+        sizes = {"in": fan_in, "H": size} if kind.stateful else {"in": fan_in, "out": size}
+        infos = kind.weights(fan_in, size)
+        for _, data in main:
+            suffix = data.get("suffix", "")
+            for w in infos:
+                key = f"{name}.{w.suffix}{suffix}"
+                rows.append(_info(key, name, w.shape, w.formula, sizes, w.bound, w.summed))
+        bound = infos[0].bound
+        incoming = connections.get(name, {})
+        for key in sorted(incoming, key=incoming.get):
+            k_sizes = dict(sizes, k=shapes[key][0])
+            rows.append(_info(key, name, shapes[key], f"k*{kind.columns_formula()}", k_sizes, bound))
+        readout = [data for _, data in nodes if data["role"] == "readout"]
+        if readout:
+            dirs, out = len(states), readout[0]["size"]
+            sizes = dict(sizes, out=out)
+            ybound = 1 / math.sqrt(dirs * size)
             formula = "2*H*out" if dirs == 2 else "H*out"
             rows += [
-                _info(f"{name}.Wy", name, (dirs * H, layer.output.size), formula, sizes, ybound),
-                _info(f"{name}.by", name, (layer.output.size,), "out", sizes, ybound),
+                _info(f"{name}.Wy", name, (dirs * size, out), formula, sizes, ybound),
+                _info(f"{name}.by", name, (out,), "out", sizes, ybound),
             ]
     return rows
 
 
-def _connection_rows(spec, target, weights, sizes, bound, cols) -> list[ParamInfo]:
-    rows = []
-    for conn in spec.connections:
-        if conn.target == target:
-            key = f"{target}.W_{conn.source}"
-            k_sizes = dict(sizes, k=weights[key][0])
-            rows.append(_info(key, target, weights[key], f"k*{cols}", k_sizes, bound))
-    return rows
+def bias_keys(data: dict) -> tuple[str, ...]:
+    """The parameter keys of the biases of a folded-graph node, given its attributes."""
+    layer, role = data.get("layer"), data["role"]
+    if role == "state":
+        return tuple(f"{layer}.{b}{data['suffix']}" for b, _ in KINDS[data["kind"]].biases)
+    if role == "dense":
+        return tuple(f"{layer}.{b}" for b, _ in KINDS[data["kind"]].biases)
+    return (f"{layer}.by",) if role == "readout" else ()
 
 
 def param_shapes(graph: nx.MultiDiGraph) -> dict[str, tuple[int, ...]]:
@@ -139,7 +130,7 @@ def init_params(
     for info in param_table(graph):
         draws = 2 if info.summed else 1
         value = sum(rng.uniform(-info.bound, info.bound, info.shape) for _ in range(draws))
-        params[info.key] = np.asarray(value, dtype=DTYPES[dtype])
+        params[info.key] = np.asarray(value, dtype=check_dtype(dtype))
     return params
 
 
@@ -184,7 +175,7 @@ def load_params(
     """Weights from a `.npz`, checked against the graph and cast to `dtype`."""
     params = read_arrays(path)
     check_params(graph, params, str(path), allow_nonfinite=allow_nonfinite)
-    return {k: np.ascontiguousarray(v, dtype=DTYPES[dtype]) for k, v in params.items()}
+    return {k: np.ascontiguousarray(v, dtype=check_dtype(dtype)) for k, v in params.items()}
 
 
 def save_params(path: str | os.PathLike, params: dict[str, np.ndarray]) -> None:

@@ -1,271 +1,216 @@
-"""Cells: one time step of each layer kind, and the activations, all numerically stable.
+"""The contract of a layer kind: what every stage asks of it, and the weight layout it computes in.
 
-A cell is a single step; the time loop belongs to the executor. Steps work on row vectors
-batched as rows, `(B, H)`, write into arrays the caller preallocated (`out=`), and never
-allocate. They take the input side already projected, `xw = x Wx + b`, because the executor
-computes that for many steps in one matrix product; only the recurrent product is left here.
+A kind is one object (`Kind`) in its own module (`composer.kinds.elman`, `lstm`, `gru`,
+`dense`), registered by the spec's `kind` name in `composer.kinds.KINDS`. The stages
+ask it instead of branching on the name:
 
-Gate layout. PyTorch keeps a layer's gates side by side in the columns of Wx (in, G*H),
-LSTM i, f, g, o and GRU r, z, n. `arrange_gates` turns every weight feeding a gated cell
-into a stack of per-gate matrices, (G, in, H), with the sigmoid gates first (LSTM i, f, o,
-g) and halved. The gates of a step are then a (G, B, H) array whose gate blocks are
-contiguous (NumPy is several times slower on column slices of a (B, G*H) array), one
-`tanh` covers all of them, and sigmoid(x) = (tanh(x / 2) + 1) / 2 costs one multiply and
-one add on the sigmoid block.
+- `composer.graph` asks for its gate count, its weight keys with their shapes,
+  formulas and init ranges (`weights`), and its biases;
+- `composer.run` asks it to fold its biases (`fold_biases`), for its scratch arrays
+  (`workspace`) and for its forward steps (`forward`);
+- `composer.train` asks for its training tape (`tape`, `tape_numbers`), the forward
+  steps that keep what the backward needs (`cached_forward`, `factors`) and the backward
+  steps (`backward`, `recurrent_gradient`, `bias_gradients`);
+- `composer.draw` asks for its picture (`picture`).
 
-Examples
---------
->>> import numpy as np
->>> s_prev = np.zeros((1, 2)); xw = np.array([[0.5, -0.5]]); Ws = np.eye(2)
->>> elman_step(xw, s_prev, Ws, np.empty((1, 2))).round(3)
-array([[ 0.462, -0.462]])
+Weight layout. PyTorch keeps a layer's gates side by side in the columns of Wx (in, G*H)
+in its own order (LSTM i, f, g, o; GRU r, z, n). The cells compute in one layout,
+`prepare`: the gate blocks reordered so the sigmoid gates come first (`order`), and
+their columns halved, so that one `tanh` covers every gate and sigmoid(x) =
+(tanh(x / 2) + 1) / 2 costs one multiply and one add. The executor holds the same
+numbers gate-major, `gate_stack(prepare(...))`: a (G, in, H) stack whose gate blocks
+are contiguous, since NumPy is several times slower on column slices of a (B, G*H)
+array. `unprepare` maps a gradient back to the file's layout.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 
 import numpy as np
 
-__all__ = [
-    "identity",
-    "tanh",
-    "relu",
-    "sigmoid",
-    "softmax",
-    "ACTIVATIONS",
-    "Cell",
-    "CELLS",
-    "elman_step",
-    "lstm_step",
-    "gru_step",
-    "dense_step",
-    "prepare_columns",
-    "arrange_gates",
-]
-
-
-def identity(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """psi(x) = x (a copy into `out` when one is given)."""
-    if out is None or out is x:
-        return x
-    np.copyto(out, x)
-    return out
-
-
-def tanh(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """The hyperbolic tangent; saturates to +-1 without overflow."""
-    return np.tanh(x, out=out)
-
-
-def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """max(x, 0)."""
-    return np.maximum(x, 0, out=out)
-
-
-def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """1 / (1 + exp(-x)) computed as (tanh(x / 2) + 1) / 2: no exp, so no overflow at +-1e4."""
-    out = np.multiply(x, 0.5, out=out)
-    np.tanh(out, out=out)
-    out *= 0.5
-    out += 0.5
-    return out
-
-
-def softmax(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """exp(x) / sum(exp(x)) over the last axis, shifted by the maximum so nothing overflows.
-
-    Shifted values are floored at half the log of the smallest normal number, so `exp`
-    never underflows either: the error is below 1e-19 (float32) or 1e-150 (float64).
-    """
-    floor = 0.5 * np.log(np.finfo(x.dtype).tiny)
-    peak = x.max(axis=-1, keepdims=True)
-    out = np.subtract(x, peak, out=out)
-    np.maximum(out, floor, out=out)
-    np.exp(out, out=out)
-    out /= out.sum(axis=-1, keepdims=True)
-    return out
-
-
-#: the activations a spec may name, as functions `f(x, out=None)` that may work in place.
-ACTIVATIONS: Mapping[str, Callable[..., np.ndarray]] = MappingProxyType(
-    {"identity": identity, "tanh": tanh, "relu": relu, "sigmoid": sigmoid, "softmax": softmax}
-)
-
-
-def elman_step(
-    xw: np.ndarray,
-    s_prev: np.ndarray,
-    Ws: np.ndarray,
-    s: np.ndarray,
-    activation: Callable[..., np.ndarray] = np.tanh,
-) -> np.ndarray:
-    """One Elman step, s = phi(xw + s_prev Ws), into `s`; xw = x Wx + b."""
-    np.matmul(s_prev, Ws, out=s)
-    np.add(s, xw, out=s)
-    activation(s, out=s)
-    return s
-
-
-def lstm_step(
-    xw: np.ndarray,
-    h_prev: np.ndarray,
-    c_prev: np.ndarray,
-    Ws: np.ndarray,
-    h: np.ndarray,
-    c: np.ndarray,
-    work: tuple,
-) -> np.ndarray:
-    """One LSTM step (PyTorch's equations) into `h` and `c`; gate-major weights and `xw`.
-
-    `xw` is (4, B, H), `Ws` (4, H, H) from `arrange_gates`; `work` is
-    `CELLS["lstm"].workspace(B, H, dtype)`. `c_prev` may be `c` itself (updated in place).
-
-        i, f, o = sigmoid(.), g = tanh(.)      of xw + h_prev Ws
-        c = f * c_prev + i * g
-        h = o * tanh(c)
-    """
-    gates, sig, i, f, o, g = work
-    np.matmul(h_prev, Ws, out=gates)
-    np.add(gates, xw, out=gates)
-    np.tanh(gates, out=gates)
-    sig *= 0.5  # the sigmoid gates hold tanh(x / 2): sigmoid(x) = (tanh(x / 2) + 1) / 2
-    sig += 0.5
-    np.multiply(f, c_prev, out=c)
-    np.multiply(i, g, out=h)  # h as scratch: it is overwritten below
-    np.add(c, h, out=c)
-    np.tanh(c, out=h)
-    np.multiply(h, o, out=h)
-    return h
-
-
-def gru_step(
-    xw: np.ndarray,
-    h_prev: np.ndarray,
-    Ws: np.ndarray,
-    bs_n: np.ndarray,
-    h: np.ndarray,
-    work: tuple,
-) -> np.ndarray:
-    """One GRU step (PyTorch's equations) into `h`; gate-major weights and `xw`.
-
-    `xw` (3, B, H) holds x Wx + bx with the r and z parts of bs already added (they only
-    ever appear summed); `bs_n` is the n part of bs, which the reset gate multiplies.
-
-        r, z = sigmoid(xw + h_prev Ws)          (their columns)
-        n = tanh(xw_n + r * (h_prev Ws_n + bs_n))
-        h = (1 - z) * n + z * h_prev = n + z * (h_prev - n)
-    """
-    gh, rz, r, z, n = work
-    np.matmul(h_prev, Ws, out=gh)
-    np.add(rz, xw[:2], out=rz)
-    np.tanh(rz, out=rz)
-    rz *= 0.5  # halved weights: sigmoid(x) = (tanh(x / 2) + 1) / 2
-    rz += 0.5
-    np.add(n, bs_n, out=n)
-    np.multiply(n, r, out=n)
-    np.add(n, xw[2], out=n)
-    np.tanh(n, out=n)
-    np.subtract(h_prev, n, out=h)
-    np.multiply(h, z, out=h)
-    np.add(h, n, out=h)
-    return h
-
-
-def dense_step(xw: np.ndarray, activation: Callable[..., np.ndarray]) -> np.ndarray:
-    """A stateless layer or a readout, y = psi(xw) with xw = x W + b, in place in `xw`.
-
-    It works on any number of rows at once: one step of a batch, or many steps.
-    """
-    return activation(xw, out=xw)
-
-
-def _lstm_workspace(batch: int, state_size: int, dtype) -> tuple:
-    gates = np.zeros((4, batch, state_size), dtype=dtype)
-    i, f, o, g = gates
-    return gates, gates[:3], i, f, o, g
-
-
-def _gru_workspace(batch: int, state_size: int, dtype) -> tuple:
-    gh = np.zeros((3, batch, state_size), dtype=dtype)
-    return gh, gh[:2], gh[0], gh[1], gh[2]
-
-
-def _no_workspace(batch: int, state_size: int, dtype) -> tuple:
-    return ()
+__all__ = ["Picture", "WeightInfo", "Kind", "prepare", "gate_stack", "unprepare", "aligned"]
 
 
 @dataclass(frozen=True)
-class Cell:
-    """What the executor needs to know about one layer kind.
+class Picture:
+    """How a kind's state looks in diagrams: a tag in its label (`LSTM h`) and its shape."""
 
-    `gates`: blocks of H columns in Wx and Ws. `order`: the gate blocks' order after
-    `arrange_gates` (indexes into PyTorch's order). `sigmoid_gates`: how many of the
-    reordered blocks, first, are sigmoid gates (their weights are halved).
-    `carries`: the arrays a step carries to the next (`h`, and `c` for an LSTM).
-    `workspace(B, H, dtype)`: the scratch arrays a step needs, allocated once.
+    tag: str
+    shape: str
+    fill: str
+    style: str = "filled"
+
+
+@dataclass(frozen=True)
+class WeightInfo:
+    """One weight of a layer: key suffix, shape, count formula, sizes, init bound.
+
+    `summed`: drawn as the sum of two draws, as PyTorch's bias_ih + bias_hh.
     """
 
-    kind: str
-    gates: int
-    order: tuple[int, ...]
-    sigmoid_gates: int
-    carries: tuple[str, ...]
-    step: Callable[..., np.ndarray]
-    workspace: Callable[[int, int, object], tuple]
+    suffix: str
+    shape: tuple[int, ...]
+    formula: str
+    bound: float
+    summed: bool = False
 
 
-#: one entry per spec `kind`.
-CELLS: Mapping[str, Cell] = MappingProxyType(
-    {
-        "elman": Cell("elman", 1, (0,), 0, ("h",), elman_step, _no_workspace),
-        "lstm": Cell("lstm", 4, (0, 1, 3, 2), 3, ("h", "c"), lstm_step, _lstm_workspace),
-        "gru": Cell("gru", 3, (0, 1, 2), 2, ("h",), gru_step, _gru_workspace),
-        "dense": Cell("dense", 1, (0,), 0, (), dense_step, _no_workspace),
-    }
-)
+class Kind:
+    """One layer kind: the base of every kind's object. A kind overrides what differs.
+
+    Attributes: `name` (the spec's `kind`); `stateful` (False: a dense layer, no state);
+    `gates` (blocks of H columns in Wx and Ws); `order` (the gate blocks' order in the
+    compute layout, as indexes into PyTorch's order); `sigmoid_gates` (how many of the
+    reordered blocks, first, are sigmoid gates, halved); `carries` (the arrays a step hands
+    to the next: `h`, and `c` for an LSTM); `input_weight` and `biases` (key suffixes;
+    a bias is `(suffix, summed)`); `tape_numbers` (numbers per unit and step the training
+    tape keeps beyond the common ones); `picture`.
+    """
+
+    name: str = ""
+    stateful: bool = True
+    gates: int = 1
+    order: tuple[int, ...] = (0,)
+    sigmoid_gates: int = 0
+    carries: tuple[str, ...] = ("h",)
+    input_weight: str = "Wx"
+    biases: tuple[tuple[str, bool], ...] = (("b", True),)
+    tape_numbers: int = 0
+    picture: Picture | None = None
+
+    # -- graph: weights -------------------------------------------------------------------
+
+    def columns(self, size: int) -> int:
+        """Columns of every weight feeding this kind: all gates' blocks of H."""
+        return self.gates * size
+
+    def columns_formula(self) -> str:
+        """The columns of a weight feeding this kind, as a formula: `H`, `4*H` or `out`."""
+        return f"{self.gates}*H" if self.gates > 1 else "H"
+
+    def weights(self, fan_in: int, size: int) -> list[WeightInfo]:
+        """The weights of one copy (one direction) of a layer: its input weight, its
+        recurrent weight and its biases, with PyTorch's default init range U(-k, k),
+        k = 1/sqrt(H)."""
+        cols, formula, bound = self.columns(size), self.columns_formula(), 1 / math.sqrt(size)
+        rows = [
+            WeightInfo(self.input_weight, (fan_in, cols), f"in*{formula}", bound),
+            WeightInfo("Ws", (size, cols), f"H*{formula}", bound),
+        ]
+        return rows + [
+            WeightInfo(suffix, (cols,), formula, bound, summed) for suffix, summed in self.biases
+        ]
+
+    # -- run ------------------------------------------------------------------------------
+
+    def fold_biases(self, biases: Sequence[np.ndarray]) -> tuple[np.ndarray | None, object]:
+        """(the bias added to the projected input, the kind's extra bias or None), from
+        the biases in `biases` order, each gate-major: (G, ..., H) or (H,) for one gate."""
+        return (biases[0] if biases else None), None
+
+    def workspace(self, batch: int, size: int, dtype) -> tuple:
+        """The scratch arrays one step needs, allocated once per pass."""
+        return ()
+
+    def forward(self, xw, prev: tuple, out: tuple, recurrent, extra, work, activation) -> None:
+        """Steps in order: from the projected inputs `xw[i]` (bias included; gate-major,
+        (G, B, H), for a gated kind) and the carried arrays `prev[k][i]` (one per
+        `carries`), write `out[k][i]`. `recurrent` is Ws gate-major, `extra` what
+        `fold_biases` gave, `work` the workspace, `activation` the spec's (or None)."""
+        raise NotImplementedError
+
+    # -- train ----------------------------------------------------------------------------
+
+    def tape(self, track, length: int, batch: int, dtype) -> None:
+        """Add this kind's own arrays to a training track (`composer.train.tape.Track`)."""
+
+    def tape_bias(self, bias: np.ndarray, batch: int) -> np.ndarray:
+        """The bias as the training steps add it, (G*H,) or tiled to (B, G*H)."""
+        return bias
+
+    def cached_forward(self, track, a: int, b: int, reverse: bool) -> None:
+        """Forward steps with indexes a..b-1 of a track, keeping what `backward` needs."""
+        raise NotImplementedError
+
+    def factors(self, track, a: int, b: int) -> None:
+        """The derivative factors of steps a..b-1 from the cached forward values (some
+        kinds make them in `cached_forward` instead)."""
+
+    def backward(self, track, a: int, b: int, reverse: bool) -> None:
+        """The backward of `cached_forward` over the same steps, run in the opposite order:
+        reads `g` (the gradient w.r.t. h), writes `dxw`, and adds what flows through the
+        recurrence to step t - lag where `keep` allows it."""
+        raise NotImplementedError
+
+    def recurrent_gradient(self, track) -> np.ndarray:
+        """The gradient w.r.t. h_prev Ws at every step: what Ws's gradient is made of."""
+        return track.dxw
+
+    def bias_gradients(self, dxw: np.ndarray, drec: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per bias (in `biases` order), the rows whose sum is its gradient."""
+        return (dxw,)
 
 
-def prepare_columns(cell: Cell, weight: np.ndarray, state_size: int) -> np.ndarray:
-    """A weight (or bias) feeding `cell`, its gate columns side by side in the cell's order.
-
-    The last axis holds `cell.gates` blocks of `state_size` columns in PyTorch's order;
-    the result is a new contiguous array with the blocks reordered (sigmoid gates first)
-    and the sigmoid blocks halved: the row layout, (in, G*H), of `arrange_gates`' stack.
+def prepare(kind: Kind, weight: np.ndarray, state_size: int) -> np.ndarray:
+    """A weight (or bias) feeding `kind` in the compute layout: gate blocks in `kind.order`,
+    the sigmoid blocks halved; a new contiguous array, (in, G*H) or (G*H,).
 
     Examples
     --------
+    >>> from composer.kinds import KINDS
     >>> b = np.arange(4.0)  # an LSTM bias with H = 1: i, f, g, o
-    >>> prepare_columns(CELLS["lstm"], b, 1)
+    >>> prepare(KINDS["lstm"], b, 1)
     array([0. , 0.5, 1.5, 2. ])
     """
-    if cell.gates == 1:
+    if kind.gates == 1:
         return np.ascontiguousarray(weight)
     H = state_size
-    out = np.concatenate([weight[..., k * H : (k + 1) * H] for k in cell.order], axis=-1)
-    out[..., : cell.sigmoid_gates * H] *= 0.5
+    out = np.concatenate([weight[..., k * H : (k + 1) * H] for k in kind.order], axis=-1)
+    out[..., : kind.sigmoid_gates * H] *= 0.5
     return out
 
 
-def arrange_gates(cell: Cell, weight: np.ndarray, state_size: int) -> np.ndarray:
-    """A weight or bias feeding `cell`, as a stack of per-gate blocks in the cell's order.
-
-    The last axis of `weight` holds `cell.gates` blocks of `state_size` columns in
-    PyTorch's order. A gated cell gets a new array: (G, in, H) for a matrix, (G, 1, H) for
-    a bias (it broadcasts over rows), sigmoid gates first and halved. A one-gate cell's
-    weight comes back as it is, (in, H) or (H,).
+def gate_stack(kind: Kind, prepared: np.ndarray, state_size: int) -> np.ndarray:
+    """A prepared weight gate-major, for the executor: (G, in, H) for a matrix, (G, 1, H)
+    for a bias (it broadcasts over rows); a one-gate kind's weight as it is.
 
     Examples
     --------
-    >>> b = np.arange(4.0)  # an LSTM bias with H = 1: i, f, g, o
-    >>> arrange_gates(CELLS["lstm"], b, 1).ravel()
-    array([0. , 0.5, 1.5, 2. ])
+    >>> from composer.kinds import KINDS
+    >>> gate_stack(KINDS["lstm"], np.arange(8.0).reshape(2, 4), 1)[:, :, 0]
+    array([[0., 4.],
+           [1., 5.],
+           [2., 6.],
+           [3., 7.]])
     """
-    if cell.gates == 1:
-        return np.ascontiguousarray(weight)
+    if kind.gates == 1:
+        return prepared
+    rows = prepared.shape[:-1] or (1,)
+    stacked = prepared.reshape(*rows, kind.gates, state_size)
+    return np.ascontiguousarray(np.moveaxis(stacked, -2, 0))
+
+
+def unprepare(kind: Kind | None, grad: np.ndarray, state_size: int) -> np.ndarray:
+    """A gradient w.r.t. a prepared weight, as the gradient w.r.t. the file's weight.
+
+    `prepare` reorders gate blocks and halves the sigmoid ones, so the gradient w.r.t. an
+    original sigmoid column is half the prepared one, moved back in place.
+    """
+    if kind is None or kind.gates == 1:
+        return grad
     H = state_size
-    out = np.stack([weight[..., k * H : (k + 1) * H] for k in cell.order])
-    out[: cell.sigmoid_gates] *= 0.5
-    return out[:, np.newaxis] if out.ndim == 2 else out
+    out = np.empty_like(grad)
+    for position, block in enumerate(kind.order):
+        scale = 0.5 if position < kind.sigmoid_gates else 1.0
+        out[..., block * H : (block + 1) * H] = grad[..., position * H : (position + 1) * H] * scale
+    return out
+
+
+def aligned(arrays, a: int, b: int, reverse: bool) -> list:
+    """Per-step slices that line up: each (array, shift) as array[a - shift : b - shift],
+    reversed in time when `reverse`; a kind's step loops zip them."""
+    out = [array[a - shift : b - shift] for array, shift in arrays]
+    return [view[::-1] for view in out] if reverse else out

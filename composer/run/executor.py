@@ -25,37 +25,18 @@ from collections.abc import Mapping
 import networkx as nx
 import numpy as np
 
-from composer.kinds.base import ACTIVATIONS, CELLS, elman_step, gru_step, lstm_step
 from composer.errors import DataError
 from composer.graph.folded import build
+from composer.kinds import ACTIVATIONS, KINDS
 from composer.run.inputs import batched, check_inputs, infer_steps
-from composer.run.plan import (
-    BoundParams,
-    Feed,
-    Plan,
-    Vector,
-    bind_params,
-    check_dtype,
-    compile_plan,
-    step_runs,
-)
+from composer.run.memory import chunk_steps, track_extent
+from composer.run.pipeline import plan_for_steps
+from composer.run.plan import BoundParams, Feed, Plan, Vector, bind_params, step_runs
+from composer.run.walk import Walk, handed_carries
 from composer.spec.model import NetworkSpec
-from composer.graph.unrolled import unroll
+from composer.dtypes import check_dtype
 
-__all__ = [
-    "execute",
-    "run",
-    "bind_params",
-    "BoundParams",
-    "infer_steps",
-    "estimate_bytes",
-    "chunk_steps",
-]
-
-#: a chunk's projection buffer should stay in a core's L2 cache ...
-_CHUNK_BYTES = 1 << 20
-#: ... but a chunk holds enough steps for the projection to be a large product.
-_MIN_CHUNK, _MAX_CHUNK = 16, 256
+__all__ = ["execute", "run"]
 
 
 def execute(
@@ -117,7 +98,7 @@ def run(
     graph = build(graph_or_spec) if isinstance(graph_or_spec, NetworkSpec) else graph_or_spec
     arrays, flat = batched(graph, inputs)
     steps = infer_steps(graph, arrays) if steps is None else operator.index(steps)
-    plan = compile_plan(unroll(graph, steps))
+    plan = plan_for_steps(graph, steps)
     outputs = execute(plan, params, arrays, dtype)
     return {name: out[0] for name, out in outputs.items()} if flat else outputs
 
@@ -126,25 +107,9 @@ def _dtype(dtype) -> np.dtype:
     return np.dtype(check_dtype(dtype))
 
 
-def chunk_steps(plan: Plan, batch: int, dtype) -> int:
-    """Steps per chunk: a projection buffer of about 1 MiB, within 16..256 steps."""
-    width = max((_width(v) for v in plan.vectors.values()), default=1)
-    steps = _CHUNK_BYTES // max(1, batch * width * np.dtype(dtype).itemsize)
-    return int(min(max(steps, _MIN_CHUNK), _MAX_CHUNK, plan.steps))
-
-
-def _gates(vector: Vector) -> int:
-    return CELLS[vector.kind].gates if vector.role == "state" else 1
-
-
-def _width(vector: Vector) -> int:
-    """Numbers per batch row of a vector's pre-activation (all gates of a recurrent layer)."""
-    return vector.size * _gates(vector)
-
-
 def _shape(vector: Vector, rows: int) -> tuple[int, ...]:
     """A pre-activation's shape: (rows, size), or gate-major (G, rows, H) for a gated cell."""
-    gates = _gates(vector)
+    gates = vector.gates
     return (gates, rows, vector.size) if gates > 1 else (rows, vector.size)
 
 
@@ -154,35 +119,6 @@ def _by_step(values: np.ndarray, steps: int) -> np.ndarray:
         return values.reshape(steps, -1, values.shape[-1])
     gates, _, size = values.shape
     return values.reshape(gates, steps, -1, size).transpose(1, 0, 2, 3)
-
-
-def _extent(vector: Vector, streaming: bool, chunk: int, lag: int | None = None) -> tuple:
-    """(first step held, steps held) of a vector's track; `lag` gives its LSTM cell track."""
-    if streaming:
-        back = vector.history if lag is None else abs(lag)
-        return -back, back + chunk
-    lo = min((vector.span[0], *vector.initial))
-    hi = max((vector.span[1], *(t + 1 for t in vector.initial)))
-    return lo, hi - lo
-
-
-def estimate_bytes(plan: Plan, batch: int, dtype: str = "float32") -> int:
-    """The bytes `execute` allocates for its arrays (inputs and weights excluded), known
-    before allocating any: what a resource check compares with a limit."""
-    dt, chunk = _dtype(dtype), chunk_steps(plan, batch, dtype)
-    general = {name for g in plan.groups if g.kind == "general" for name in g.vectors}
-    numbers = 2 * chunk * max((_width(v) for v in plan.vectors.values()), default=1)
-    for v in plan.vectors.values():
-        if v.role == "output":
-            numbers += len(plan.window(v.name)) * v.size
-            continue
-        numbers += _extent(v, plan.streaming, chunk)[1] * v.size
-        numbers += chunk * _width(v) if v.name in general else 0
-        if v.role == "state":  # a step's scratch, and an LSTM's cell track
-            numbers += _width(v)
-        if v.kind == "lstm":
-            numbers += _extent(v, plan.streaming, chunk, v.recurrence.lag)[1] * v.size
-    return numbers * batch * dt.itemsize
 
 
 class _Track:
@@ -213,82 +149,71 @@ class _Track:
         self.base = base
 
 
-class _Executor:
-    """The buffers of one forward pass and the loops that fill them, group by group."""
+class _Executor(Walk):
+    """The buffers of one forward pass and the loops that fill them, group by group.
+
+    `tracks[name][k]` holds a vector's k-th carried array (its values first; an LSTM's
+    cell state second) over the steps it keeps.
+    """
 
     def __init__(self, plan: Plan, weights, inputs, batch: int, dtype: np.dtype, chunk: int):
-        self.plan, self.weights, self.inputs = plan, weights, inputs
-        self.batch, self.dtype, self.chunk, self.steps = batch, dtype, chunk, plan.steps
-        self.tracks, self.cell_tracks, self.work, self.snapshots = {}, {}, {}, {}
-        self.outputs, self.handed = {}, {}
+        super().__init__(plan, {name: w.feeds for name, w in weights.items()})
+        self.weights, self.inputs = weights, inputs
+        self.batch, self.dtype, self.chunk = batch, dtype, chunk
+        self.tracks, self.work, self.snapshots, self.outputs, self.handed = {}, {}, {}, {}, {}
         for name, v in plan.vectors.items():
             if v.role == "output":
                 self.outputs[name] = np.zeros((batch, len(plan.window(name)), v.size), dtype)
                 continue
-            self.tracks[name] = _Track(_extent(v, plan.streaming, chunk), batch, v.size, dtype)
+            carries = KINDS[v.kind].carries if v.role == "state" else ("h",)
+            self.tracks[name] = [
+                _Track(track_extent(v, plan.streaming, chunk, k), batch, v.size, dtype)
+                for k in range(len(carries))
+            ]
             if v.role == "state":
-                self.work[name] = CELLS[v.kind].workspace(batch, v.size, dtype)
-            if v.kind == "lstm":
-                extent = _extent(v, plan.streaming, chunk, v.recurrence.lag)
-                self.cell_tracks[name] = _Track(extent, batch, v.size, dtype)
+                self.work[name] = KINDS[v.kind].workspace(batch, v.size, dtype)
             if v.handover is not None:
                 origin, step = v.handover
                 self.handed[origin] = step
-        width = max((_width(v) for v in plan.vectors.values()), default=1)
+        width = max((v.columns for v in plan.vectors.values()), default=1)
         # two chunk-sized buffers: projections of a scan, and partial products to add up
         self.scratch = np.empty((2, chunk * batch * width), dtype)
-        self.general = {}  # per-vector projection buffers of `general` groups, made lazily
-        self.groups = []  # each group with its vectors and the steps any of them is at
-        for group in plan.groups:
-            vectors = [plan.vectors[name] for name in group.vectors]
-            span = min(v.span[0] for v in vectors), max(v.span[1] for v in vectors)
-            self.groups.append((group, vectors, span))
+        self.general = {}  # per-vector projection buffers of feedback loops, made lazily
+        self.projected = {}  # ... and their steps, one block each
 
     def run(self) -> dict[str, np.ndarray]:
         """Compute every group over all steps; the emitted outputs."""
         if not self.plan.streaming:
-            for group in self.groups:
-                self._group(*group, 0, self.steps)
+            self.forward(0, self.steps)
             return self.outputs
-        tracks = [*self.tracks.values(), *self.cell_tracks.values()]
+        tracks = [track for carried in self.tracks.values() for track in carried]
         for start in range(0, self.steps, self.chunk):
             for track in tracks:
                 track.slide(start - track.back)
-            stop = min(start + self.chunk, self.steps)
-            for group in self.groups:
-                self._group(*group, start, stop)
+            self.forward(start, min(start + self.chunk, self.steps))
         return self.outputs
 
-    def _group(self, group, vectors: list[Vector], span: tuple, start: int, stop: int) -> None:
-        """A group over steps start..stop-1 (in its direction), in pieces of `chunk` steps."""
-        start, stop = max(start, span[0]), min(stop, span[1])
+    def visit(self, group, vectors: list[Vector], start: int, stop: int) -> None:
+        """A group over steps start..stop-1 (in its direction), in pieces of `chunk` steps,
+        keeping the last state of a layer that hands it over."""
         pieces = [(a, min(a + self.chunk, stop)) for a in range(start, stop, self.chunk)]
         for a, b in pieces if group.direction > 0 else pieces[::-1]:
-            if group.kind == "input":
-                self._read_input(vectors[0], a, b)
-            elif group.kind == "output":
-                self._emit(vectors[0], a, b)
-            elif group.kind == "feedforward":
-                self._feedforward(vectors[0], a, b)
-            elif group.kind == "scan":
-                self._scan(vectors[0], a, b, group.direction)
-            else:
-                self._general(vectors, a, b)
+            super().visit(group, vectors, a, b)
             for v in vectors:
                 step = self.handed.get(v.name)
                 if step is not None and a <= step < b:
-                    self._snapshot(v, step)
+                    self.snapshots[v.name] = [t.at(step).copy() for t in self.tracks[v.name]]
 
-    def _read_input(self, v: Vector, start: int, stop: int) -> None:
+    def read_input(self, v: Vector, start: int, stop: int) -> None:
         offset = v.window[0]  # the caller's array holds the window's steps only
         source = self.inputs[v.name][:, start - offset : stop - offset]
-        track = self.tracks[v.name]
+        track = self.tracks[v.name][0]
         np.copyto(track.data[start - track.base : stop - track.base], source.transpose(1, 0, 2))
 
-    def _emit(self, v: Vector, start: int, stop: int) -> None:
+    def emit(self, v: Vector, start: int, stop: int) -> None:
         out, offset = self.outputs[v.name], v.window[0]
         for feed in v.feeds:
-            track = self.tracks[feed.source]
+            track = self.tracks[feed.source][0]
             values = track.data[start - track.base : stop - track.base].transpose(1, 0, 2)
             np.copyto(out[:, start - offset : stop - offset, feed.rows[0] : feed.rows[1]], values)
 
@@ -304,7 +229,7 @@ class _Executor:
             filled = False
             for feed, weight in feeds:
                 for u, w in self._source_runs(feed, a, b):
-                    source = self.tracks[feed.source].rows(u - feed.lag, w - feed.lag)
+                    source = self.tracks[feed.source][0].rows(u - feed.lag, w - feed.lag)
                     target = part[..., (u - a) * batch : (w - a) * batch, :]
                     if not filled and (u, w) == (a, b):
                         np.matmul(source, weight, out=target)
@@ -329,99 +254,70 @@ class _Executor:
         present = self.plan.vectors[feed.source].present
         return [(a + feed.lag, b + feed.lag) for a, b in step_runs(present, lo, hi)]
 
-    def _feedforward(self, v: Vector, start: int, stop: int) -> None:
-        out = self.tracks[v.name].rows(start, stop)
+    def feedforward(self, v: Vector, start: int, stop: int) -> None:
+        out = self.tracks[v.name][0].rows(start, stop)
         activation = ACTIVATIONS[v.activation]
-        for a, b in self._project(v, start, stop, out, self.weights[v.name].feeds):
+        for a, b in self._project(v, start, stop, out, self.feeds[v.name]):
             part = out[(a - start) * self.batch : (b - start) * self.batch]
             activation(part, out=part)
 
-    def _start_state(self, v: Vector, start: int, stop: int, direction: int) -> None:
-        """Write a state's initial values (zeros or a handed-over state) before it starts."""
+    def start_state(self, v: Vector, start: int, stop: int, direction: int) -> None:
         first = v.span[0] if direction > 0 else v.span[1] - 1
         if not v.initial or not start <= first < stop:
             return
-        h0, c0 = self.snapshots[v.handover[0]] if v.handover else (0, None)
-        for step in v.initial:
-            self.tracks[v.name].at(step)[...] = h0
-            if v.kind == "lstm":
-                self.cell_tracks[v.name].at(step)[...] = 0 if c0 is None else c0
+        carries = KINDS[v.kind].carries
+        given = {}
+        if v.handover is not None:
+            origin = self.plan.vectors[v.handover[0]]
+            names = KINDS[origin.kind].carries
+            snapshot = dict(zip(names, self.snapshots[origin.name]))
+            given = {name: snapshot[name] for name in handed_carries(carries, names)}
+        for name, track in zip(carries, self.tracks[v.name]):
+            for step in v.initial:
+                track.at(step)[...] = given.get(name, 0)
 
-    def _snapshot(self, v: Vector, step: int) -> None:
-        cells = self.cell_tracks.get(v.name)
-        c = None if cells is None else cells.at(step).copy()
-        self.snapshots[v.name] = (self.tracks[v.name].at(step).copy(), c)
-
-    def _scan(self, v: Vector, start: int, stop: int, direction: int) -> None:
+    def scan(self, v: Vector, start: int, stop: int, direction: int) -> None:
         """A recurrent layer over steps start..stop-1: one projection, then the time loop."""
         projected = self._buffer(0, _shape(v, (stop - start) * self.batch))
-        runs = self._project(v, start, stop, projected, self.weights[v.name].feeds)
-        self._start_state(v, start, stop, direction)
+        runs = self._project(v, start, stop, projected, self.feeds[v.name])
+        self.start_state(v, start, stop, direction)
         projected = _by_step(projected, stop - start)
         for a, b in runs if direction > 0 else runs[::-1]:
-            self._loop(v, projected[a - start : b - start], a, b, direction)
+            self._steps(v, projected[a - start : b - start], a, b, direction)
 
-    def _loop(self, v: Vector, xw: np.ndarray, start: int, stop: int, direction: int) -> None:
+    def _steps(self, v: Vector, xw: np.ndarray, start: int, stop: int, direction: int) -> None:
         """The recurrence over the steps start..stop-1, all computed: only s_prev Ws here."""
-        lag, bound, work = v.recurrence.lag, self.weights[v.name], self.work[v.name]
-        track = self.tracks[v.name].data
-        base = self.tracks[v.name].base
-        h = track[start - base : stop - base]
-        h_prev = track[start - lag - base : stop - lag - base]
+        lag, bound = v.recurrence.lag, self.weights[v.name]
+        prev, out = [], []
+        for track in self.tracks[v.name]:
+            now = track.data[start - track.base : stop - track.base]
+            before = track.data[start - lag - track.base : stop - lag - track.base]
+            out.append(now[::-1] if direction < 0 else now)
+            prev.append(before[::-1] if direction < 0 else before)
         if direction < 0:
-            xw, h, h_prev = xw[::-1], h[::-1], h_prev[::-1]
-        Ws = bound.recurrent
-        if v.kind == "elman":
-            activation = np.tanh if v.activation == "tanh" else ACTIVATIONS[v.activation]
-            for x_t, s_prev, s in zip(xw, h_prev, h):
-                elman_step(x_t, s_prev, Ws, s, activation)
-        elif v.kind == "gru":
-            bs_n = bound.bias_n
-            for x_t, s_prev, s in zip(xw, h_prev, h):
-                gru_step(x_t, s_prev, Ws, bs_n, s, work)
-        else:
-            cells = self.cell_tracks[v.name]
-            c = cells.data[start - cells.base : stop - cells.base]
-            c_prev = cells.data[start - lag - cells.base : stop - lag - cells.base]
-            if direction < 0:
-                c, c_prev = c[::-1], c_prev[::-1]
-            for x_t, s_prev, cp, s, ct in zip(xw, h_prev, c_prev, h, c):
-                lstm_step(x_t, s_prev, cp, Ws, s, ct, work)
+            xw = xw[::-1]
+        kind = KINDS[v.kind]
+        kind.forward(xw, prev, out, bound.recurrent, bound.extra, self.work[v.name], v.activation)
 
-    def _general(self, vectors: list[Vector], start: int, stop: int) -> None:
-        """Vectors that feed each other across time: step by step, in within-step order."""
-        members = {v.name for v in vectors}
-        inside, projected = {}, {}
-        for v in vectors:
-            bound = self.weights[v.name]
-            outside = [(f, w) for f, w in bound.feeds if f.source not in members]
-            inside[v.name] = [(f, w) for f, w in bound.feeds if f.source in members]
-            buffer = self.general.get(v.name)
-            if buffer is None:
-                buffer = np.empty(_shape(v, self.chunk * self.batch), self.dtype)
-                self.general[v.name] = buffer
-            self._project(v, start, stop, buffer, outside)
-            projected[v.name] = _by_step(buffer, self.chunk)
-            if v.role == "state":
-                self._start_state(v, start, stop, 1)
-        for step in range(start, stop):
-            for v in vectors:
-                if v.present[step]:
-                    x_t = projected[v.name][step - start]
-                    self._add_inside(x_t, inside[v.name], step)
-                    self._step(v, x_t, step)
+    def project(self, v: Vector, start: int, stop: int, feeds) -> None:
+        buffer = self.general.get(v.name)
+        if buffer is None:
+            buffer = np.empty(_shape(v, self.chunk * self.batch), self.dtype)
+            self.general[v.name] = buffer
+        self._project(v, start, stop, buffer, feeds)
+        self.projected[v.name] = _by_step(buffer, self.chunk)
 
-    def _add_inside(self, x_t: np.ndarray, feeds, step: int) -> None:
-        for feed, weight in feeds:
-            source = step - feed.lag
-            if 0 <= source < self.steps and self.plan.vectors[feed.source].present[source]:
-                product = self._buffer(1, x_t.shape)
-                np.matmul(self.tracks[feed.source].at(source), weight, out=product)
-                np.add(x_t, product, out=x_t)
+    def preactivation(self, v: Vector, step: int, start: int) -> np.ndarray:
+        return self.projected[v.name][step - start]
 
-    def _step(self, v: Vector, x_t: np.ndarray, step: int) -> None:
-        out = self.tracks[v.name].at(step)
+    def add_product(self, x_t: np.ndarray, source: str, at: int, weight: np.ndarray) -> None:
+        product = self._buffer(1, x_t.shape)
+        np.matmul(self.tracks[source][0].at(at), weight, out=product)
+        np.add(x_t, product, out=x_t)
+
+    def step(self, v: Vector, x_t: np.ndarray, step: int) -> None:
+        out = self.tracks[v.name][0].at(step)
         if v.role != "state":
             ACTIVATIONS[v.activation](x_t, out=out)
             return
-        self._loop(v, x_t[np.newaxis], step, step + 1, 1)
+        self._steps(v, x_t[np.newaxis], step, step + 1, 1)

@@ -18,6 +18,7 @@ import numpy as np
 
 from composer.arrays import MAX_ARRAY_BYTES, read_arrays
 from composer.errors import DataError
+from composer.spec.windows import MAX_STEPS, fitting_steps
 
 __all__ = [
     "read_inputs",
@@ -25,13 +26,9 @@ __all__ = [
     "read_csv",
     "check_inputs",
     "infer_steps",
-    "fitting_steps",
     "input_sizes",
-    "MAX_STEPS",
 ]
 
-#: the largest unroll depth a spec allows (`NetworkSpec.steps`).
-MAX_STEPS = 10_000_000
 _NPY_MAGIC = b"\x93NUMPY"
 _BLOCK_ROWS = 4096
 
@@ -226,51 +223,6 @@ def check_inputs(plan, arrays: Mapping[str, np.ndarray]) -> int:
     return int(arrays[names[0]].shape[0])
 
 
-def _bounds(window: str) -> tuple[int | None, int | None]:
-    # the spec already matched the window against its pattern
-    start, stop = (p.strip() for p in window.split(":"))
-    return (int(start) if start else None), (int(stop) if stop else None)
-
-
-def _raw_length(start: int | None, stop: int | None, steps: int) -> int:
-    """stop - start of a step-1 slice over range(steps), before flooring at 0."""
-
-    def bound(value: int) -> int:
-        value = value + steps if value < 0 else value
-        return min(max(value, 0), steps)
-
-    return (steps if stop is None else bound(stop)) - (0 if start is None else bound(start))
-
-
-def fitting_steps(window: str, length: int, limit: int = MAX_STEPS) -> list[range]:
-    """Every T in 1..limit at which `window` selects exactly `length` steps, as ranges.
-
-    The selected count is piecewise linear in T, with kinks where a bound stops being
-    clipped, so each piece is solved exactly.
-
-    Examples
-    --------
-    >>> fitting_steps(":-3", 5)
-    [range(8, 9)]
-    >>> fitting_steps("0:1", 1)
-    [range(1, 10000001)]
-    """
-    start, stop = _bounds(window)
-    cuts = {1, limit + 1} | {min(abs(v), limit + 1) for v in (start, stop) if v}
-    cuts = sorted(c for c in cuts if c >= 1)
-    found = []
-    for lo, hi in zip(cuts, cuts[1:]):
-        first = _raw_length(start, stop, lo)
-        slope = _raw_length(start, stop, lo + 1) - first if lo + 1 < hi else 0
-        if slope == 0:
-            if first == length:
-                found.append(range(lo, hi))
-        elif (length - first) % slope == 0 and lo <= lo + (length - first) // slope < hi:
-            steps = lo + (length - first) // slope
-            found.append(range(steps, steps + 1))
-    return found
-
-
 def _intersect(a: Iterable[range], b: Iterable[range]) -> list[range]:
     out = []
     for x in a:
@@ -291,7 +243,7 @@ def infer_steps(graph: nx.MultiDiGraph, arrays: Mapping[str, np.ndarray]) -> int
     --------
     With window `:-3`, an input of 5 steps means T = 8.
     """
-    spec = graph.graph["spec"]
+    default = graph.graph["steps"]
     candidates, shown = [range(1, MAX_STEPS + 1)], []
     for name in input_sizes(graph):
         if name not in arrays:
@@ -306,12 +258,12 @@ def infer_steps(graph: nx.MultiDiGraph, arrays: Mapping[str, np.ndarray]) -> int
         raise DataError(f"inputs disagree on the number of steps T: {'; '.join(shown)}")
     if len(candidates) == 1 and len(candidates[0]) == 1:
         return candidates[0].start
-    if any(spec.steps in r for r in candidates):
-        return spec.steps
+    if any(default in r for r in candidates):
+        return default
     options = ", ".join(
         f"{r.start}..{r.stop - 1}" if len(r) > 1 else str(r.start) for r in candidates
     )
     raise DataError(
         f"cannot tell T from the inputs ({'; '.join(shown)}): T may be {options}, and the "
-        f"spec's steps {spec.steps} is not among them; give the steps explicitly"
+        f"spec's steps {default} is not among them; give the steps explicitly"
     )

@@ -1,4 +1,10 @@
-"""Resource limits: the memory a command would need, estimated before anything is allocated."""
+"""Resource limits: the memory each stage would need, estimated before anything is allocated.
+
+Every estimate lives here, so that a command checks the same figure the stage allocates:
+unrolling (`unroll_bytes`), a materialised unrolled graph (`graph_bytes`, `deps_bytes`),
+a forward pass of the executor (`execute_bytes`, with the chunking and track extents the
+executor itself uses) and the training tape of one gradient (`tape_bytes`).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +15,20 @@ import numpy as np
 
 from composer.errors import ResourceError
 from composer.graph.unrolled import Unrolled
+from composer.kinds import KINDS
+from composer.run.plan import Plan, Vector
 
 __all__ = [
     "DEFAULT_MAX_MEMORY",
     "parse_size",
     "human_size",
+    "unroll_bytes",
     "graph_bytes",
     "deps_bytes",
+    "chunk_steps",
+    "track_extent",
+    "execute_bytes",
+    "tape_bytes",
     "check_memory",
 ]
 
@@ -68,6 +81,61 @@ def deps_bytes(unrolled: Unrolled) -> int:
             inputs += int(unrolled.present[node].sum())
     # a Python int in a list costs about 36 bytes; bit sets cost steps/8 per frontier node
     return graph_bytes(unrolled) + outputs * inputs * 36 + int(np.ceil(inputs / 8)) * outputs
+
+
+#: a chunk's projection buffer should stay in a core's L2 cache ...
+_CHUNK_BYTES = 1 << 20
+#: ... but a chunk holds enough steps for the projection to be a large product.
+_MIN_CHUNK, _MAX_CHUNK = 16, 256
+
+
+def chunk_steps(plan: Plan, batch: int, dtype) -> int:
+    """The executor's steps per chunk: a projection buffer of about 1 MiB, within 16..256."""
+    width = max((v.columns for v in plan.vectors.values()), default=1)
+    steps = _CHUNK_BYTES // max(1, batch * width * np.dtype(dtype).itemsize)
+    return int(min(max(steps, _MIN_CHUNK), _MAX_CHUNK, plan.steps))
+
+
+def track_extent(vector: Vector, streaming: bool, chunk: int, carried: int = 0) -> tuple:
+    """(first step held, steps held) of the executor's track of a vector's `carried`-th
+    array: streaming, the chunk and the steps read back (by readers of h, by its own
+    recurrence for the others); else every step it is computed at and its initial steps."""
+    if streaming:
+        back = vector.history if carried == 0 else abs(vector.recurrence.lag)
+        return -back, back + chunk
+    lo = min((vector.span[0], *vector.initial))
+    hi = max((vector.span[1], *(t + 1 for t in vector.initial)))
+    return lo, hi - lo
+
+
+def execute_bytes(plan: Plan, batch: int, dtype: str = "float32") -> int:
+    """The bytes `execute` allocates for its arrays (inputs and weights excluded)."""
+    itemsize, chunk = np.dtype(dtype).itemsize, chunk_steps(plan, batch, dtype)
+    general = {name for g in plan.groups if g.kind == "general" for name in g.vectors}
+    numbers = 2 * chunk * max((v.columns for v in plan.vectors.values()), default=1)
+    for v in plan.vectors.values():
+        if v.role == "output":
+            numbers += len(plan.window(v.name)) * v.size
+            continue
+        numbers += track_extent(v, plan.streaming, chunk)[1] * v.size
+        numbers += chunk * v.columns if v.name in general else 0
+        if v.role == "state":  # a step's scratch, and the other arrays it carries
+            numbers += v.columns
+            for k in range(1, len(KINDS[v.kind].carries)):
+                numbers += track_extent(v, plan.streaming, chunk, k)[1] * v.size
+    return numbers * batch * itemsize
+
+
+def tape_bytes(plan: Plan, batch: int, dtype: str = "float32") -> int:
+    """About the bytes one gradient keeps for a batch: every value, pre-activation and
+    gradient of every step, with each kind's own (`Kind.tape_numbers`)."""
+    numbers = 0
+    for v in plan.vectors.values():
+        steps = v.span[1] - v.span[0] + len(v.initial)
+        extra = KINDS[v.kind].tape_numbers if v.role == "state" else 0
+        per_step = 3 * v.size + 2 * v.columns + extra * v.size
+        numbers += steps * batch * per_step
+    return numbers * np.dtype(dtype).itemsize
 
 
 def check_memory(estimate: int, limit: int, what: str) -> None:

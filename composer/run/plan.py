@@ -17,8 +17,9 @@ Group kinds:
 - `output`: an emitted output, copied out of its sources.
 
 `bind_params` compiles the weights the same way, once: checked against the graph, cast
-to the run's dtype, gated layers' weights stacked per gate for their cells
-(`cells.arrange_gates`); the result serves every plan unrolled from that graph.
+to the run's dtype, gated layers' weights in their kind's compute layout, stacked per gate
+(`composer.kinds.prepare` and `gate_stack`); the result serves every plan unrolled from
+that graph.
 
 Examples
 --------
@@ -46,11 +47,12 @@ from types import MappingProxyType
 import networkx as nx
 import numpy as np
 
-from composer.kinds.base import CELLS, arrange_gates
-from composer.errors import DataError
-from composer.graph.weights import check_params
-from composer.spec.model import parse_window
+from composer.dtypes import check_dtype
+from composer.graph.folded import instant_graph
 from composer.graph.unrolled import Unrolled
+from composer.graph.weights import bias_keys, check_params
+from composer.kinds import KINDS, gate_stack, prepare
+from composer.spec.windows import parse_window
 
 __all__ = [
     "step_runs",
@@ -62,13 +64,7 @@ __all__ = [
     "BoundParams",
     "VectorWeights",
     "bind_params",
-    "bias_keys",
-    "check_dtype",
-    "GROUP_KINDS",
 ]
-
-GROUP_KINDS = ("input", "feedforward", "scan", "general", "output")
-DTYPES = ("float32", "float64")
 
 
 @dataclass(frozen=True)
@@ -89,9 +85,9 @@ class Feed:
 class Vector:
     """One vector of the folded graph as the executor computes it.
 
-    `kind` is the cell kind (`elman`, `lstm`, `gru`; `dense` for readouts and dense
-    layers; None for inputs and outputs) and `state_size` the H its gate columns come in
-    blocks of. `feeds` are its in-edges except its own recurrence, which is `recurrence`.
+    `kind` is the layer kind of a state (`composer.kinds.KINDS`), `dense` for readouts
+    and dense layers, None for inputs and outputs; `gates` the blocks of `size` columns
+    its pre-activation holds, `columns` their total. `feeds` are its in-edges except its own recurrence, which is `recurrence`.
     `window` is [start, stop) of the steps it exists at; `span` [first, last + 1) of the
     steps it is computed at (`present`, a read-only mask over 0..T-1). `initial` are the
     steps its recurrence reads outside its window, `handover` the (state, step) whose value
@@ -102,7 +98,8 @@ class Vector:
     role: str
     size: int
     kind: str | None
-    state_size: int
+    gates: int
+    columns: int
     activation: str | None
     feeds: tuple[Feed, ...]
     recurrence: Feed | None
@@ -210,16 +207,6 @@ def _span(mask: np.ndarray) -> tuple[int, int]:
     return first, last
 
 
-def bias_keys(data: dict) -> tuple[str, ...]:
-    """The parameter keys of the biases of a folded-graph node, given its attributes."""
-    layer, role, suffix = data.get("layer"), data["role"], data.get("suffix", "")
-    if role == "state":
-        if data["kind"] == "gru":
-            return f"{layer}.bx{suffix}", f"{layer}.bs{suffix}"
-        return (f"{layer}.b{suffix}",)
-    return {"readout": (f"{layer}.by",), "dense": (f"{layer}.b",)}.get(role, ())
-
-
 def _vector(unrolled: Unrolled, node: str, kept: list[str], history: int) -> Vector:
     folded, steps = unrolled.folded, unrolled.steps
     data = folded.nodes[node]
@@ -235,13 +222,15 @@ def _vector(unrolled: Unrolled, node: str, kept: list[str], history: int) -> Vec
     kind = data.get("kind") if data["role"] == "state" else None
     if data["role"] in ("readout", "dense"):
         kind = "dense"
+    gates = KINDS[kind].gates if data["role"] == "state" else 1
     handover = unrolled.handover.get(node)
     return Vector(
         name=node,
         role=data["role"],
         size=data["size"],
         kind=kind,
-        state_size=data["size"],
+        gates=gates,
+        columns=gates * data["size"],
         activation=data.get("activation"),
         feeds=tuple(feeds),
         recurrence=recurrence,
@@ -269,12 +258,7 @@ def _groups(folded: nx.MultiDiGraph, unrolled: Unrolled, kept: list[str]) -> lis
     first = {c: min(order[n] for n in members[c]) for c in components}
     groups = []
     for component in nx.lexicographical_topological_sort(components, key=first.__getitem__):
-        nodes = members[component]
-        instant = nx.DiGraph()
-        instant.add_nodes_from(nodes)
-        instant.add_edges_from(
-            (u, v) for u, v, lag in folded.subgraph(nodes).edges(data="lag") if lag == 0
-        )
+        instant = instant_graph(folded.subgraph(members[component]))
         ordered = tuple(nx.lexicographical_topological_sort(instant, key=order.__getitem__))
         groups.append(Group(_kind(folded, ordered), ordered, _direction(folded, ordered)))
     return groups
@@ -300,10 +284,11 @@ def _direction(folded: nx.MultiDiGraph, nodes: tuple[str, ...]) -> int:
 
 @dataclass(frozen=True)
 class BoundParams:
-    """Weights checked, cast to `dtype` and arranged for their cells, once.
+    """Weights checked, cast to `dtype` and arranged for their kinds, once.
 
-    `arrays[key]` is the weight `key`, a gated layer's as a stack of per-gate blocks in
-    cell order (`cells.arrange_gates`). Reusable by every plan unrolled from `folded`.
+    `arrays[key]` is the weight `key`, a gated layer's in its kind's compute layout as a
+    stack of per-gate blocks (`composer.kinds.gate_stack`). Reusable by every plan
+    unrolled from `folded`.
     """
 
     folded: nx.MultiDiGraph
@@ -311,7 +296,7 @@ class BoundParams:
     arrays: Mapping[str, np.ndarray]
 
     def weights(self, vector: Vector) -> VectorWeights:
-        """One vector's weights: views of `arrays`, and its GRU biases combined."""
+        """One vector's weights: views of `arrays`, and its biases folded by its kind."""
         feeds = tuple(
             (feed, self.arrays[feed.weight][..., feed.rows[0] : feed.rows[1], :])
             for feed in vector.feeds
@@ -319,51 +304,35 @@ class BoundParams:
         )
         recurrent = self.arrays[vector.recurrence.weight] if vector.recurrence else None
         biases = [self.arrays[key] for key in vector.biases]
-        bias = bias_n = None
-        if vector.kind == "gru":
-            bx, bs = biases
-            bias = bx.copy()
-            bias[:2] += bs[:2]  # bs's r and z parts always appear summed with bx's
-            bias_n = bs[2]
-        elif biases:
-            (bias,) = biases
-        return VectorWeights(feeds, recurrent, bias, bias_n)
+        bias, extra = KINDS[vector.kind].fold_biases(biases) if vector.kind else (None, None)
+        return VectorWeights(feeds, recurrent, bias, extra)
 
 
 @dataclass(frozen=True)
 class VectorWeights:
     """A vector's weights as the executor uses them: (feed, W[rows]) pairs, the recurrent
-    weight, and the bias added to its projection (GRU: `bias_n` is the part of bs the
-    reset gate multiplies; the rest is folded into `bias`)."""
+    weight, the bias added to its projection, and what else its kind's step needs
+    (`Kind.fold_biases`: a GRU's n part of bs, which the reset gate multiplies)."""
 
     feeds: tuple[tuple[Feed, np.ndarray], ...]
     recurrent: np.ndarray | None
     bias: np.ndarray | None
-    bias_n: np.ndarray | None
+    extra: object
 
 
 def bind_params(
     graph: nx.MultiDiGraph, params: Mapping[str, np.ndarray], dtype: str = "float32"
 ) -> BoundParams:
-    """Check weights against a folded graph (`params.check_params`), cast and arrange them."""
+    """Check weights against a folded graph (`check_params`), cast and arrange them."""
     dt = np.dtype(check_dtype(dtype))
     check_params(graph, dict(params))
     arrays = {}
     for node, data in graph.nodes(data=True):
-        cell = CELLS[data["kind"]] if data["role"] == "state" else None
+        kind = KINDS[data["kind"]] if data["role"] == "state" else None
         keys = [w for _, _, w in graph.in_edges(node, data="weight") if w is not None]
         for key in keys + list(bias_keys(data)):
             value = np.asarray(params[key], dtype=dt)
-            arrays[key] = arrange_gates(cell, value, data["size"]) if cell else value
+            if kind is not None:
+                value = gate_stack(kind, prepare(kind, value, data["size"]), data["size"])
+            arrays[key] = value
     return BoundParams(graph, dt, MappingProxyType(arrays))
-
-
-def check_dtype(dtype) -> str:
-    """The name of a float dtype the executor runs in: `float32` or `float64`, else refused."""
-    try:
-        name = np.dtype(dtype).name
-    except TypeError:
-        name = None
-    if name not in DTYPES:
-        raise DataError(f"dtype must be float32 or float64, got {dtype!r}")
-    return name

@@ -13,7 +13,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from composer.errors import SpecError
-from composer.spec.model import WINDOW_PATTERN, NetworkSpec
+from composer.spec.model import NetworkSpec
+from composer.spec.windows import WINDOW_PATTERN
 
 __all__ = ["translate", "describe", "quote"]
 

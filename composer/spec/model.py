@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from composer.spec.windows import MAX_STEPS, WINDOW_PATTERN
 
 __all__ = [
     "Name",
@@ -22,8 +23,6 @@ __all__ = [
     "NetworkSpec",
     "PRESETS",
     "STATEFUL_KINDS",
-    "parse_window",
-    "WINDOW_PATTERN",
 ]
 
 PRESETS = ("one-to-one", "one-to-many", "many-to-one", "many-to-many")
@@ -35,7 +34,6 @@ Name = Annotated[
     Field(description="An identifier: letters, digits and `_`, not starting with a digit."),
 ]
 Size = Annotated[int, Field(gt=0, le=1_000_000, description="A vector size, > 0.")]
-WINDOW_PATTERN = r"^\s*(-?\d+)?\s*:\s*(-?\d+)?\s*$"
 Window = Annotated[
     str,
     StringConstraints(pattern=WINDOW_PATTERN, max_length=32),
@@ -46,23 +44,6 @@ Window = Annotated[
         )
     ),
 ]
-
-
-def parse_window(window: str, steps: int) -> range:
-    """The steps a window string selects out of 0..steps-1.
-
-    Examples
-    --------
-    >>> parse_window("-1:", 5)
-    range(4, 5)
-    >>> parse_window(":-2", 5)
-    range(0, 3)
-    """
-    match = re.match(WINDOW_PATTERN, window)
-    if match is None:
-        raise ValueError(f"not a window {window!r}; expected `start:stop` such as `0:5` or `-1:`")
-    start, stop = (int(g) if g is not None else None for g in match.groups())
-    return range(steps)[slice(start, stop)]
 
 
 class _Model(BaseModel):
@@ -224,7 +205,7 @@ class NetworkSpec(_Model):
     version: Literal[1] = Field(1, description="The spec format's version.")
     name: Name | None = Field(None, description="The network's name.")
     description: str | None = Field(None, description="Free text for readers.")
-    steps: int = Field(8, ge=1, le=10_000_000, description="Default unroll depth T.")
+    steps: int = Field(8, ge=1, le=MAX_STEPS, description="Default unroll depth T.")
     inputs: list[InputSpec] = Field(min_length=1, description="The input sequences.")
     layers: list[Layer] = Field(min_length=1, description="The layers, by name.")
     outputs: list[OutputSpec] = Field(min_length=1, description="The emitted outputs.")

@@ -44,39 +44,20 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from composer.kinds.base import ACTIVATIONS
+from composer.dtypes import check_dtype
 from composer.errors import DataError
-from composer.train.tape import (
-    Bound,
-    Track,
-    Workspace,
-    activation_grad,
-    backward_run,
-    factors,
-    forward_run,
-    unprepare,
-)
-from composer.run.inputs import check_inputs
-from composer.train.losses import check_targets, cross_entropy, loss_kinds, mse, softmax_source
 from composer.graph.weights import check_params, param_shapes
+from composer.kinds import ACTIVATIONS, unprepare
+from composer.kinds.activations import activation_grad
+from composer.run.inputs import check_inputs
 from composer.run.plan import Plan, Vector, step_runs
+from composer.run.walk import Walk, handed_carries
+from composer.train.losses import check_targets, cross_entropy, loss_kinds, mse, softmax_source
+from composer.train.tape import Bound, Track, Workspace
 
-__all__ = ["tape_bytes", "grad", "evaluate", "Workspace"]
+__all__ = ["grad", "evaluate", "Workspace"]
 
 Arrays = Mapping[str, np.ndarray]
-
-
-def tape_bytes(plan: Plan, batch: int, dtype: str = "float32") -> int:
-    """About the bytes one `grad` call keeps for a batch: every value, pre-activation and
-    gradient of every step, what a resource check compares with a limit before training."""
-    extra = {"lstm": 9, "gru": 7}  # c, tanh c, its gradient, gate factors; h Ws_n, r, z, n
-    numbers = 0
-    for v in plan.vectors.values():
-        steps = v.span[1] - v.span[0] + len(v.initial)
-        width = v.size * {"lstm": 4, "gru": 3}.get(v.kind or "", 1)
-        per_step = 3 * v.size + 2 * width + extra.get(v.kind or "", 0) * v.size
-        numbers += steps * batch * per_step
-    return numbers * np.dtype(dtype).itemsize
 
 
 def grad(
@@ -142,10 +123,9 @@ def _start(plan, params, inputs, targets, loss, mask, bptt, dtype, workspace):
     if dtype is None:
         wide = any(np.asarray(v).dtype == np.float64 for v in params.values())
         dtype = "float64" if wide else "float32"
-    if str(dtype) not in ("float32", "float64"):
-        raise DataError(f"dtype must be float32 or float64, got {dtype!r}")
-    tape = _Tape(plan, params, np.dtype(str(dtype)), batch, bptt, workspace)
-    tape.forward(inputs)
+    tape = _Tape(plan, params, np.dtype(check_dtype(dtype)), batch, bptt, workspace)
+    tape.inputs = inputs
+    tape.forward(0, plan.steps)
     return tape, goals, kinds
 
 
@@ -154,7 +134,7 @@ def _flat(array: np.ndarray) -> np.ndarray:
     return array.reshape(-1, array.shape[-1])
 
 
-class _Tape:
+class _Tape(Walk):
     """One forward pass over a plan, kept whole, and its backward pass.
 
     `tracks[name]` holds each vector's values `h` over its extent (step t at index t - lo),
@@ -162,12 +142,11 @@ class _Tape:
     """
 
     def __init__(self, plan: Plan, params: Arrays, dtype: np.dtype, batch: int, bptt, workspace):
-        self.plan, self.dtype, self.batch = plan, dtype, batch
+        self.dtype, self.batch = dtype, batch
         self.bptt = None if bptt is None else int(bptt)
-        self.steps = plan.steps
-        self.bound, self.visible, self.outputs = {}, {}, {}
+        self.bound, self.visible, self.outputs, self.inputs = {}, {}, {}, {}
         self.dW = {k: np.zeros(s, dtype) for k, s in param_shapes(plan.folded).items()}
-        self.owner = {}  # weight key -> (cell, state size) of the state computing with it
+        self.owner = {}  # weight key -> (kind, state size) of the state computing with it
         workspace = workspace if workspace is not None else Workspace()
         self.tracks = workspace.tracks(plan, batch, dtype)
         for name, v in plan.vectors.items():
@@ -177,7 +156,8 @@ class _Tape:
             if v.role == "state":
                 self.tracks[name].bind(bound)
                 keys = [f.weight for f in v.feeds] + [v.recurrence.weight, *v.biases]
-                self.owner.update(dict.fromkeys(keys, (bound.cell, v.size)))
+                self.owner.update(dict.fromkeys(keys, (bound.kind, v.size)))
+        super().__init__(plan, {name: bound.feeds for name, bound in self.bound.items()})
 
     def _visible(self, name: str) -> np.ndarray:
         """Steps 0..T-1 of a finished vector as its readers see it: an initial state that
@@ -192,33 +172,25 @@ class _Tape:
             self.visible[name] = view
         return self.visible[name]
 
-    # -- forward ------------------------------------------------------------------------
+    # -- forward: the walk's hooks, each over a vector's whole span ---------------------
 
-    def forward(self, inputs: Arrays) -> None:
-        for group in self.plan.groups:
-            vectors = [self.plan.vectors[name] for name in group.vectors]
-            v = vectors[0]
-            if group.kind == "input":
-                start, stop = v.window
-                self.tracks[v.name].h[start:stop] = np.asarray(inputs[v.name]).transpose(1, 0, 2)
-            elif group.kind == "output":
-                start, stop = v.window
-                out = self.outputs[v.name] = np.empty(
-                    (self.batch, stop - start, v.size), self.dtype
-                )
-                for feed in v.feeds:
-                    track = self.tracks[feed.source]
-                    values = track.h[start - track.lo : stop - track.lo]
-                    out[:, :, feed.rows[0] : feed.rows[1]] = values.transpose(1, 0, 2)
-            elif group.kind == "feedforward":
-                self._project(v, self.bound[v.name].feeds)
-                self._activate(v, *v.span)
-            elif group.kind == "scan":
-                self._scan_forward(v)
-            else:
-                self._general_forward(vectors)
+    def read_input(self, v: Vector, start: int, stop: int) -> None:
+        start, stop = v.window
+        self.tracks[v.name].h[start:stop] = np.asarray(self.inputs[v.name]).transpose(1, 0, 2)
 
-    def _project(self, v: Vector, feeds) -> None:
+    def emit(self, v: Vector, start: int, stop: int) -> None:
+        start, stop = v.window
+        out = self.outputs[v.name] = np.empty((self.batch, stop - start, v.size), self.dtype)
+        for feed in v.feeds:
+            track = self.tracks[feed.source]
+            values = track.h[start - track.lo : stop - track.lo]
+            out[:, :, feed.rows[0] : feed.rows[1]] = values.transpose(1, 0, 2)
+
+    def feedforward(self, v: Vector, start: int, stop: int) -> None:
+        self.project(v, start, stop, self.feeds[v.name])
+        self._activate(v, *v.span)
+
+    def project(self, v: Vector, start: int, stop: int, feeds) -> None:
         """xw[t] = bias + sum over feeds of source[t - lag] W, for t in v's span."""
         (a, b), track, first = v.span, self.tracks[v.name], True
         part = track.xw[a - track.lo : b - track.lo]
@@ -249,61 +221,40 @@ class _Tape:
         holes = np.flatnonzero(~v.present[a:b]) + a
         track.h[holes] = 0  # the span's steps where it is not computed read as zero
 
-    def _start_state(self, track: Track) -> None:
-        """Initial states: zeros, or the handed-over last state (and LSTM cell) of another."""
-        v = track.vector
+    def start_state(self, v: Vector, start: int, stop: int, direction: int) -> None:
+        """Initial states: zeros, or the handed-over last state (and what else both carry)."""
         if v.handover is None:
             return
+        track = self.tracks[v.name]
         origin, step = v.handover
         source = self.tracks[origin]
-        for t in v.initial:
-            track.h[t - track.lo] = source.h[step - source.lo]
-            if track.kind == "lstm" and source.kind == "lstm":
-                track.c[t - track.lo] = source.c[step - source.lo]
+        for name in handed_carries(track.kind.carries, source.kind.carries):
+            values, given = getattr(track, name), getattr(source, name)
+            for t in v.initial:
+                values[t - track.lo] = given[step - source.lo]
 
-    def _scan_forward(self, v: Vector) -> None:
+    def scan(self, v: Vector, start: int, stop: int, direction: int) -> None:
         track = self.tracks[v.name]
-        self._project(v, self.bound[v.name].feeds)
-        self._start_state(track)
+        self.project(v, start, stop, self.feeds[v.name])
+        self.start_state(v, start, stop, direction)
         reverse, runs = track.lag < 0, step_runs(v.present, *v.span)
         for a, b in runs[::-1] if reverse else runs:
-            forward_run(track, a - track.lo, b - track.lo, reverse)
+            track.kind.cached_forward(track, a - track.lo, b - track.lo, reverse)
 
-    def _split(self, vectors: list[Vector]) -> tuple[dict, dict]:
-        """Each vector's feeds from inside its group, and from outside it."""
-        members = {v.name for v in vectors}
-        inside, outside = {}, {}
-        for v in vectors:
-            feeds = self.bound[v.name].feeds
-            inside[v.name] = [(f, w) for f, w in feeds if f.source in members]
-            outside[v.name] = [(f, w) for f, w in feeds if f.source not in members]
-        return inside, outside
+    def preactivation(self, v: Vector, step: int, start: int) -> np.ndarray:
+        track = self.tracks[v.name]
+        return track.xw[step - track.lo]
 
-    def _sources(self, feeds, step: int):
-        """(feed, weight, source track, its index) of the feeds computed at step - lag."""
-        for feed, weight in feeds:
-            source = step - feed.lag
-            if 0 <= source < self.steps and self.plan.vectors[feed.source].present[source]:
-                track = self.tracks[feed.source]
-                yield feed, weight, track, source - track.lo
+    def add_product(self, x_t: np.ndarray, source: str, at: int, weight: np.ndarray) -> None:
+        track = self.tracks[source]
+        x_t += track.h[at - track.lo] @ weight
 
-    def _general_forward(self, vectors: list[Vector]) -> None:
-        """Vectors feeding each other across time: step by step, in within-step order."""
-        inside, outside = self._split(vectors)
-        for v in vectors:
-            self._project(v, outside[v.name])
-            if v.role == "state":
-                self._start_state(self.tracks[v.name])
-        for step in range(min(v.span[0] for v in vectors), max(v.span[1] for v in vectors)):
-            for v in (v for v in vectors if v.present[step]):
-                track = self.tracks[v.name]
-                x_t = track.xw[step - track.lo]
-                for _, weight, source, index in self._sources(inside[v.name], step):
-                    x_t += source.h[index] @ weight
-                if v.role == "state":
-                    forward_run(track, step - track.lo, step + 1 - track.lo, False)
-                else:
-                    self._activate(v, step, step + 1)
+    def step(self, v: Vector, x_t: np.ndarray, step: int) -> None:
+        track = self.tracks[v.name]
+        if v.role == "state":
+            track.kind.cached_forward(track, step - track.lo, step + 1 - track.lo, False)
+        else:
+            self._activate(v, step, step + 1)
 
     # -- loss ---------------------------------------------------------------------------
 
@@ -341,7 +292,7 @@ class _Tape:
                 track = self.tracks[v.name]
                 track.g[np.flatnonzero(~v.present) - track.lo] = 0
                 if v.role == "state":
-                    factors(track, v.span[0] - track.lo, v.span[1] - track.lo)
+                    track.kind.factors(track, v.span[0] - track.lo, v.span[1] - track.lo)
                     self._truncate(track)
             if group.kind == "feedforward":
                 self._deactivate(vectors[0], *vectors[0].span)
@@ -349,10 +300,10 @@ class _Tape:
                 track = self.tracks[vectors[0].name]
                 reverse, runs = track.lag < 0, step_runs(vectors[0].present, *vectors[0].span)
                 for a, b in runs if reverse else runs[::-1]:
-                    backward_run(track, a - track.lo, b - track.lo, reverse)
+                    track.kind.backward(track, a - track.lo, b - track.lo, reverse)
             else:
-                self._general_backward(vectors)
-            inside, outside = self._split(vectors)
+                self._loop_backward(vectors)
+            inside, outside = self.split(vectors)
             for v in vectors:
                 self._feeds_backward(v, outside[v.name])
                 self._feeds_backward(v, inside[v.name], propagate=False)  # done step by step
@@ -365,20 +316,23 @@ class _Tape:
         if track.dlogits is not None:
             track.dxw[a:b] += track.dlogits[a:b]
 
-    def _general_backward(self, vectors: list[Vector]) -> None:
-        inside, _ = self._split(vectors)
+    def _loop_backward(self, vectors: list[Vector]) -> None:
+        """The backward of `Walk.loop`: steps and vectors in the reverse order."""
+        inside, _ = self.split(vectors)
         steps = range(min(v.span[0] for v in vectors), max(v.span[1] for v in vectors))
         for step in reversed(steps):
             for v in reversed([v for v in vectors if v.present[step]]):
                 track = self.tracks[v.name]
                 if v.role == "state":
-                    backward_run(track, step - track.lo, step + 1 - track.lo, False)
+                    track.kind.backward(track, step - track.lo, step + 1 - track.lo, False)
                 else:
                     self._deactivate(v, step, step + 1)
                 da = track.dxw[step - track.lo]
-                for _, weight, source, index in self._sources(inside[v.name], step):
-                    if self._keeps(step, index + source.lo):
-                        source.g[index] += da @ weight.T
+                for feed, weight in inside[v.name]:
+                    at = step - feed.lag
+                    if self.computed(feed.source, at) and self._keeps(step, at):
+                        source = self.tracks[feed.source]
+                        source.g[at - source.lo] += da @ weight.T
 
     def _block(self, step: int, forward: bool) -> int:
         return step // self.bptt if forward else (self.steps - 1 - step) // self.bptt
@@ -421,27 +375,28 @@ class _Tape:
         initial states it was handed."""
         (a, b), track = v.span, self.tracks[v.name]
         lo = track.lo
-        if v.biases:
-            self.dW[v.biases[0]] += _flat(track.dxw[a - lo : b - lo]).sum(axis=0)
+        dxw = _flat(track.dxw[a - lo : b - lo])
         if v.role != "state":
+            if v.biases:
+                self.dW[v.biases[0]] += dxw.sum(axis=0)
             return
         lag = track.lag
-        d = _flat((track.dgh if track.kind == "gru" else track.dxw)[a - lo : b - lo])
+        d = _flat(track.kind.recurrent_gradient(track)[a - lo : b - lo])
+        for key, rows in zip(v.biases, track.kind.bias_gradients(dxw, d)):
+            self.dW[key] += rows.sum(axis=0)
         self.dW[v.recurrence.weight] += _flat(track.h[a - lag - lo : b - lag - lo]).T @ d
-        if track.kind == "gru":  # bs: its r, z parts act like bx's, its n part on h_prev Ws
-            self.dW[v.biases[1]] += d.sum(axis=0)
         if v.handover is not None:
             origin, step = v.handover
             source = self.tracks[origin]
-            for t in v.initial:
-                source.g[step - source.lo] += track.g[t - lo]
-                if track.kind == "lstm" and source.kind == "lstm":
-                    source.gc[step - source.lo] += track.gc[t - lo]
+            for name in handed_carries(track.kind.carries, source.kind.carries):
+                grads, given = track.gradient(name), source.gradient(name)
+                for t in v.initial:
+                    given[step - source.lo] += grads[t - lo]
 
     def gradients(self) -> dict[str, np.ndarray]:
         """Every weight's gradient, in the file's layout (gate order and scale)."""
         out = {}
         for key, d in self.dW.items():
-            cell, size = self.owner.get(key, (None, 0))
-            out[key] = unprepare(cell, d, size)
+            kind, size = self.owner.get(key, (None, 0))
+            out[key] = unprepare(kind, d, size)
         return out

@@ -40,16 +40,16 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
+from composer.dtypes import check_dtype
 from composer.errors import DataError
-from composer.train.backprop import Workspace, evaluate, grad
-from composer.graph.folded import build
+from composer.graph.weights import check_params
 from composer.run.inputs import check_inputs, infer_steps, input_sizes
+from composer.run.pipeline import folded_graph, plan_for_steps
+from composer.run.plan import Plan
+from composer.spec.model import NetworkSpec
+from composer.train.backprop import Workspace, evaluate, grad
 from composer.train.losses import check_targets, loss_kinds
 from composer.train.optim import clip_grad_norm, make_optimizer
-from composer.graph.weights import DTYPES, check_params
-from composer.run.plan import Plan, compile_plan
-from composer.spec.model import NetworkSpec
-from composer.graph.unrolled import unroll
 
 __all__ = ["plan_for", "Epoch", "TrainResult", "train", "check_data", "split_data"]
 
@@ -122,11 +122,11 @@ def split_data(batch: int, validation: float, seed: int) -> tuple[np.ndarray, np
     return np.sort(order[held:]), np.sort(order[:held])
 
 
-def plan_for(graph_or_spec, data: Arrays, where: str = "data") -> Plan:
+def plan_for(
+    graph_or_spec, data: Arrays, where: str = "data", *, max_memory: int | None = None
+) -> Plan:
     """The plan a data set trains: T from its inputs' lengths and the windows."""
-    graph = build(graph_or_spec) if isinstance(graph_or_spec, NetworkSpec) else graph_or_spec
-    if not isinstance(graph, nx.MultiDiGraph):
-        raise TypeError("train takes a NetworkSpec or a folded graph from composer.graph.folded.build")
+    graph = folded_graph(graph_or_spec)
     present = {name: np.asarray(data[name]) for name in input_sizes(graph) if name in data}
     for name, array in present.items():
         if array.ndim != 3:
@@ -135,7 +135,7 @@ def plan_for(graph_or_spec, data: Arrays, where: str = "data") -> Plan:
         steps = infer_steps(graph, present)
     except DataError as err:
         raise DataError(f"{where}: {err}") from err
-    return compile_plan(unroll(graph, steps))
+    return plan_for_steps(graph, steps, max_memory=max_memory)
 
 
 def train(
@@ -174,7 +174,7 @@ def train(
     check_params(plan.folded, dict(params))
     kinds = loss_kinds(plan, loss)
     inputs, targets, masks, batch = check_data(plan, data, kinds, where)
-    weights = {key: np.array(value, dtype=DTYPES[dtype]) for key, value in params.items()}
+    weights = {key: np.array(value, dtype=check_dtype(dtype)) for key, value in params.items()}
     run = _Run(plan, weights, (inputs, targets, masks), kinds, dtype, batch_size, bptt, clip)
     run.opt = make_optimizer(optimizer, weights, lr, weight_decay)
     fit, held = split_data(batch, validation, seed)

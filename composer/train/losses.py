@@ -100,7 +100,8 @@ def softmax_source(plan, output: str) -> str | None:
     if len(feeds) != 1:
         return None
     source = plan.vectors[feeds[0].source]
-    return source.name if source.activation == "softmax" and source.kind == "dense" else None
+    dense = source.role in ("readout", "dense")
+    return source.name if source.activation == "softmax" and dense else None
 
 
 def loss_kinds(plan, loss: str | Mapping[str, str]) -> dict[str, str]:
