@@ -109,9 +109,9 @@ def numpy_side(kind, sizes, data, repeats, budget):
     """The executor and the hand loop on the same weights: (exec s, hand s, last states)."""
     from loops import LOOPS, arrange
 
-    from composer.run.executor import bind_params, execute
+    from composer.engine.executor import bind_params, execute
     from composer.graph.folded import build
-    from composer.run.plan import compile_plan
+    from composer.engine.plan import compile_plan
     from composer.spec.model import NetworkSpec
     from composer.graph.unrolled import unroll
 
@@ -169,10 +169,10 @@ def memory_side(steps_list, H, B):
     """Peak bytes traced during `execute` of a many-to-one LSTM, per T (input excluded)."""
     import tracemalloc
 
-    from composer.run.executor import execute
+    from composer.engine.executor import execute
     from composer.graph.folded import build
     from composer.graph.weights import init_params
-    from composer.run.plan import compile_plan
+    from composer.engine.plan import compile_plan
     from composer.spec.model import NetworkSpec
     from composer.graph.unrolled import unroll
 

@@ -28,11 +28,11 @@ def _ours(kind: str, layers: int):
     """A step function of our training step, built once per configuration."""
     import numpy as np
 
-    from composer.train.backprop import Workspace, grad
+    from composer.training.backprop import Workspace, grad
     from composer.graph.folded import build
-    from composer.train.optim import Adam
+    from composer.training.optim import Adam
     from composer.graph.weights import init_params
-    from composer.run.plan import compile_plan
+    from composer.engine.plan import compile_plan
     from composer.spec.model import NetworkSpec
     from composer.graph.unrolled import unroll
 
@@ -56,7 +56,7 @@ def _ours(kind: str, layers: int):
     x = {"x": rng.normal(size=(B, T, F)).astype(np.float32)}
     y = {"o": rng.normal(size=(B, T, OUT)).astype(np.float32)}
 
-    workspace = Workspace()  # as composer.train.loop does
+    workspace = Workspace()  # as composer.training.loop does
 
     def step():
         _, grads = grad(plan, params, x, y, workspace=workspace)

@@ -1,31 +1,39 @@
 """Compose recurrent neural networks declaratively: validate, unroll, run, draw, explain.
 
-`composer.graph.unrolled.unroll`, `composer.run.executor.execute`, `composer.train.backprop.grad` and
-`composer.train.loop.train` are not re-exported here: their names are their modules' names,
-and a function would hide the module. `Network` has them as methods.
+The stages are plain functions, re-exported here from their subpackages, left to right:
+`load_spec` -> `build` (the folded graph) -> `unroll` -> `compile_plan` -> `execute`
+(`run` does all of it in one call); `grad` and `train` learn the weights; `dependencies`,
+`folded_dot` and `unfolded_dot` read the graphs. `Network` holds a spec and offers them
+as methods.
 """
 
-from composer.graph.deps import dependencies
-from composer.errors import ComposerError, DataError, RenderError, ResourceError, SpecError
-from composer.run.executor import run
-from composer.graph.folded import build
-from composer.spec.reader import load_spec
-from composer.network import Network
-from composer.graph.weights import init_params, load_params, save_params
-from composer.run.plan import compile_plan
 from composer.draw.diagrams import folded_dot, unfolded_dot
+from composer.engine.executor import execute, run
+from composer.engine.plan import compile_plan
+from composer.errors import ComposerError, DataError, RenderError, ResourceError, SpecError
+from composer.graph.deps import dependencies
+from composer.graph.folded import build
+from composer.graph.unrolled import Unrolled, unroll, unrolled_graph
+from composer.graph.weights import init_params, load_params, save_params
+from composer.network import Network
 from composer.spec.model import NetworkSpec
-from composer.graph.unrolled import Unrolled, unrolled_graph
+from composer.spec.reader import load_spec
+from composer.training.backprop import grad
+from composer.training.loop import train
 
 __all__ = [
     "Network",
     "NetworkSpec",
     "load_spec",
     "build",
+    "unroll",
     "Unrolled",
     "unrolled_graph",
     "compile_plan",
+    "execute",
     "run",
+    "grad",
+    "train",
     "init_params",
     "load_params",
     "save_params",

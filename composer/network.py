@@ -14,13 +14,13 @@ from composer.graph.deps import dependencies
 from composer.graph.folded import build
 from composer.graph.unrolled import Unrolled
 from composer.graph.weights import init_params, param_table
-from composer.run.executor import run
-from composer.run.inputs import batched, infer_steps
-from composer.run.pipeline import plan_for_steps, unroll_within
+from composer.engine.executor import run
+from composer.engine.inputs import batched, infer_steps
+from composer.engine.pipeline import plan_for_steps, unroll_within
 from composer.spec.model import NetworkSpec
 from composer.spec.reader import load_spec
-from composer.train.backprop import grad
-from composer.train.loop import TrainResult, train
+from composer.training.backprop import grad
+from composer.training.loop import TrainResult, train
 
 __all__ = ["Network"]
 
@@ -71,7 +71,7 @@ class Network:
         return run(self.graph, params, inputs, steps, dtype)
 
     def grad(self, params, inputs, targets, steps: int | None = None, **options):
-        """The loss and its gradient for every weight (`composer.train.backprop.grad`'s options).
+        """The loss and its gradient for every weight (`composer.training.backprop.grad`'s options).
 
         Like `run`, it takes (T, F) inputs for one sequence; targets are then unbatched too.
         """
@@ -82,7 +82,7 @@ class Network:
         return grad(plan, params, arrays, targets, **options)
 
     def train(self, params, data, **options) -> TrainResult:
-        """Train the weights on data by name (`composer.train.loop.train`'s options)."""
+        """Train the weights on data by name (`composer.training.loop.train`'s options)."""
         return train(self.graph, params, data, **options)
 
     def dependencies(self, steps: int | None = None):

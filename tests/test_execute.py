@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 from composer.errors import DataError
-from composer.run.executor import execute, run
-from composer.run.inputs import infer_steps
-from composer.run.memory import execute_bytes
-from composer.run.plan import bind_params
+from composer.engine.executor import execute, run
+from composer.engine.inputs import infer_steps
+from composer.engine.memory import execute_bytes
+from composer.engine.plan import bind_params
 from composer.graph.folded import build
-from composer.run.inputs import read_csv, read_inputs
+from composer.engine.inputs import read_csv, read_inputs
 from composer.spec.windows import fitting_steps
 from composer.graph.weights import init_params
-from composer.run.plan import compile_plan
+from composer.engine.plan import compile_plan
 from composer.spec.model import NetworkSpec
 from composer.graph.unrolled import unroll, unrolled_graph
 from tests.oracles import SCENARIOS, lstm

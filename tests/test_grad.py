@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from composer.errors import DataError, SpecError
-from composer.run.executor import execute
-from composer.train.backprop import Workspace, evaluate, grad
+from composer.engine.executor import execute
+from composer.training.backprop import Workspace, evaluate, grad
 from composer.graph.folded import build
-from composer.train.losses import cross_entropy, mse, one_hot
-from composer.train.optim import SGD, Adam, clip_grad_norm
+from composer.training.losses import cross_entropy, mse, one_hot
+from composer.training.optim import SGD, Adam, clip_grad_norm
 from composer.graph.weights import init_params
-from composer.run.plan import compile_plan
+from composer.engine.plan import compile_plan
 from composer.spec.model import NetworkSpec
 from composer.graph.unrolled import unroll
 
@@ -226,7 +226,7 @@ _LOSS = {"mse": "mse", "ce": "cross-entropy"}
 
 
 def oracle_loss(plan, params, inputs, targets, kinds, masks) -> float:
-    """The loss from the executor's outputs, computed here independently of composer.train.backprop."""
+    """The loss from the executor's outputs, computed here independently of composer.training.backprop."""
     outputs = execute(plan, params, inputs, "float64")
     total = 0.0
     for name, out in outputs.items():

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from composer.run.executor import execute
+from composer.engine.executor import execute
 from composer.graph.folded import build
 from composer.spec.reader import load_spec
 from composer.graph.weights import init_params
-from composer.run.plan import compile_plan
+from composer.engine.plan import compile_plan
 from composer.graph.unrolled import unroll
 from tests.conftest import SPECS
 

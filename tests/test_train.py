@@ -12,17 +12,18 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-import composer.train.loop as train_module
+import composer.training.loop as train_module
 from composer.arrays import read_arrays
 from composer.cli.common import reports_errors
 from composer.draw.curve import loss_curve_svg
-from composer.train.datasets import DATASETS, accepts, generate, main, reber_string
+from composer.cli.datasets import main
+from composer.training.datasets import DATASETS, accepts, generate, reber_string
 from composer.errors import DataError
-from composer.run.executor import run
+from composer.engine.executor import run
 from composer.graph.folded import build
 from composer.spec.reader import load_spec
 from composer.graph.weights import init_params, load_params
-from composer.train.loop import train
+from composer.training.loop import train
 from composer.cli.train import train_command
 
 ROOT = Path(__file__).parent.parent
@@ -273,9 +274,9 @@ def test_training_over_the_memory_limit_is_refused_before_it_starts(tmp_path):
 def test_tape_estimate_is_close_to_what_a_gradient_pass_allocates():
     import tracemalloc
 
-    from composer.run.memory import tape_bytes
-    from composer.train.backprop import grad
-    from composer.train.loop import plan_for
+    from composer.engine.memory import tape_bytes
+    from composer.training.backprop import grad
+    from composer.training.loop import plan_for
 
     for kind in ("lstm", "gru", "elman"):
         spec = {

@@ -25,14 +25,14 @@ from composer.cli.common import (
 )
 from composer.graph.deps import dependencies, format_dependencies
 from composer.errors import ComposerError, SpecError, SpecErrors
-from composer.run.executor import execute
-from composer.run.inputs import infer_steps, read_inputs
+from composer.engine.executor import execute
+from composer.engine.inputs import infer_steps, read_inputs
 from composer.spec.reader import read_spec_text
 from composer.graph.weights import init_params, load_params, save_params
-from composer.run.pipeline import plan_for_steps
+from composer.engine.pipeline import plan_for_steps
 from composer.draw.diagrams import folded_dot, parse_highlight, unfolded_dot, write_diagram
 from composer.cli.report import output_report, summary_data, summary_text
-from composer.run.memory import check_memory, deps_bytes, execute_bytes
+from composer.engine.memory import check_memory, deps_bytes, execute_bytes
 from composer.spec.model import PRESETS, NetworkSpec
 from composer.spec.starters import starter
 from composer.cli.train import train_command

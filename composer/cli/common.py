@@ -15,8 +15,8 @@ import typer
 from composer.errors import ComposerError, SpecError
 from composer.graph.folded import build
 from composer.graph.unrolled import Unrolled
-from composer.run.memory import DEFAULT_MAX_MEMORY, parse_size
-from composer.run.pipeline import unroll_within
+from composer.engine.memory import DEFAULT_MAX_MEMORY, parse_size
+from composer.engine.pipeline import unroll_within
 from composer.spec.reader import SourcedSpec, read_spec
 
 __all__ = [

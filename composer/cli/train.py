@@ -19,8 +19,8 @@ from composer.cli.common import DType, MaxMemory, SpecPath, check_output, read_c
 from composer.draw.curve import loss_curve_svg
 from composer.errors import SpecError
 from composer.graph.weights import init_params, load_params, save_params
-from composer.run.memory import check_memory, tape_bytes
-from composer.train.loop import Epoch, TrainResult, plan_for, train
+from composer.engine.memory import check_memory, tape_bytes
+from composer.training.loop import Epoch, TrainResult, plan_for, train
 
 __all__ = ["train_command"]
 

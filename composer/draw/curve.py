@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Protocol
 from xml.sax.saxutils import escape
 
-from composer.train.loop import Epoch
+__all__ = ["EpochLosses", "loss_curve_svg"]
 
-__all__ = ["loss_curve_svg"]
+
+class EpochLosses(Protocol):
+    """What the curve reads of an epoch's record (`composer.training.loop.Epoch`)."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float | None
 
 
 def _nice(span: float, count: int) -> float:
@@ -98,7 +106,7 @@ def _ticks(chart: _Chart) -> list[str]:
     return parts
 
 
-def loss_curve_svg(history: tuple[Epoch, ...] | list[Epoch], title: str = "") -> str:
+def loss_curve_svg(history: Sequence[EpochLosses], title: str = "") -> str:
     """An SVG line chart of the training and validation losses per epoch: a polyline for
     each, axes with round ticks, a legend. The loss axis is logarithmic when the losses
     span more than a factor of 20."""

@@ -6,9 +6,9 @@ ask it instead of branching on the name:
 
 - `composer.graph` asks for its gate count, its weight keys with their shapes,
   formulas and init ranges (`weights`), and its biases;
-- `composer.run` asks it to fold its biases (`fold_biases`), for its scratch arrays
+- `composer.engine` asks it to fold its biases (`fold_biases`), for its scratch arrays
   (`workspace`) and for its forward steps (`forward`);
-- `composer.train` asks for its training tape (`tape`, `tape_numbers`), the forward
+- `composer.training` asks for its training tape (`tape`, `tape_numbers`), the forward
   steps that keep what the backward needs (`cached_forward`, `factors`) and the backward
   steps (`backward`, `recurrent_gradient`, `bias_gradients`);
 - `composer.draw` asks for its picture (`picture`).
@@ -125,7 +125,7 @@ class Kind:
     # -- train ----------------------------------------------------------------------------
 
     def tape(self, track, length: int, batch: int, dtype) -> None:
-        """Add this kind's own arrays to a training track (`composer.train.tape.Track`)."""
+        """Add this kind's own arrays to a training track (`composer.training.tape.Track`)."""
 
     def tape_bias(self, bias: np.ndarray, batch: int) -> np.ndarray:
         """The bias as the training steps add it, (G*H,) or tiled to (B, G*H)."""

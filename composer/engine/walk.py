@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from composer.run.plan import Feed, Group, Plan, Vector
+from composer.engine.plan import Feed, Group, Plan, Vector
 
 __all__ = ["Walk", "Weighted", "handed_carries"]
 

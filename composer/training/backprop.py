@@ -21,7 +21,7 @@ Examples
 --------
 >>> from composer.graph.folded import build
 >>> from composer.graph.weights import init_params
->>> from composer.run.plan import compile_plan
+>>> from composer.engine.plan import compile_plan
 >>> from composer.spec.model import NetworkSpec
 >>> from composer.graph.unrolled import unroll
 >>> spec = NetworkSpec.model_validate({
@@ -49,11 +49,11 @@ from composer.errors import DataError
 from composer.graph.weights import check_params, param_shapes
 from composer.kinds import ACTIVATIONS, unprepare
 from composer.kinds.activations import activation_grad
-from composer.run.inputs import check_inputs
-from composer.run.plan import Plan, Vector, step_runs
-from composer.run.walk import Walk, handed_carries
-from composer.train.losses import check_targets, cross_entropy, loss_kinds, mse, softmax_source
-from composer.train.tape import Bound, Track, Workspace
+from composer.engine.inputs import check_inputs
+from composer.engine.plan import Plan, Vector, step_runs
+from composer.engine.walk import Walk, handed_carries
+from composer.training.losses import check_targets, cross_entropy, loss_kinds, mse, softmax_source
+from composer.training.tape import Bound, Track, Workspace
 
 __all__ = ["grad", "evaluate", "Workspace"]
 
@@ -77,7 +77,7 @@ def grad(
     `inputs` are (B, T_in, F) by input name; `targets` (B, T_out, size) by output name, or
     (B, T_out) class ids for cross-entropy (a bare array for a network with one output);
     `mask` (B, T_out) per output weights the steps (0 leaves a step out). `loss` is `mse`
-    or `cross-entropy` (see `composer.train.losses`), or a mapping by output. `bptt` truncates
+    or `cross-entropy` (see `composer.training.losses`), or a mapping by output. `bptt` truncates
     backpropagation through recurrences to blocks of that many steps (module docs).
     Computes in `dtype` (default: float64 if any weight is float64, else float32). A
     training loop passes the same `Workspace` to every call, to reuse its arrays.

@@ -16,7 +16,7 @@ import numpy as np
 from composer.errors import ResourceError
 from composer.graph.unrolled import Unrolled
 from composer.kinds import KINDS
-from composer.run.plan import Plan, Vector
+from composer.engine.plan import Plan, Vector
 
 __all__ = [
     "DEFAULT_MAX_MEMORY",

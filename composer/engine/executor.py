@@ -28,11 +28,11 @@ import numpy as np
 from composer.errors import DataError
 from composer.graph.folded import build
 from composer.kinds import ACTIVATIONS, KINDS
-from composer.run.inputs import batched, check_inputs, infer_steps
-from composer.run.memory import chunk_steps, track_extent
-from composer.run.pipeline import plan_for_steps
-from composer.run.plan import BoundParams, Feed, Plan, Vector, bind_params, step_runs
-from composer.run.walk import Walk, handed_carries
+from composer.engine.inputs import batched, check_inputs, infer_steps
+from composer.engine.memory import chunk_steps, track_extent
+from composer.engine.pipeline import plan_for_steps
+from composer.engine.plan import BoundParams, Feed, Plan, Vector, bind_params, step_runs
+from composer.engine.walk import Walk, handed_carries
 from composer.spec.model import NetworkSpec
 from composer.dtypes import check_dtype
 

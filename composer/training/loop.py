@@ -43,13 +43,13 @@ import numpy as np
 from composer.dtypes import check_dtype
 from composer.errors import DataError
 from composer.graph.weights import check_params
-from composer.run.inputs import check_inputs, infer_steps, input_sizes
-from composer.run.pipeline import folded_graph, plan_for_steps
-from composer.run.plan import Plan
+from composer.engine.inputs import check_inputs, infer_steps, input_sizes
+from composer.engine.pipeline import folded_graph, plan_for_steps
+from composer.engine.plan import Plan
 from composer.spec.model import NetworkSpec
-from composer.train.backprop import Workspace, evaluate, grad
-from composer.train.losses import check_targets, loss_kinds
-from composer.train.optim import clip_grad_norm, make_optimizer
+from composer.training.backprop import Workspace, evaluate, grad
+from composer.training.losses import check_targets, loss_kinds
+from composer.training.optim import clip_grad_norm, make_optimizer
 
 __all__ = ["plan_for", "Epoch", "TrainResult", "train", "check_data", "split_data"]
 
@@ -162,7 +162,7 @@ def train(
 
     `params` are the starting weights (not changed). `optimizer` is `sgd` (momentum 0.9)
     or `adam`; `clip` scales each minibatch's gradients to at most that global norm;
-    `bptt` truncates backpropagation through time (see `composer.train.backprop`). `on_epoch` is
+    `bptt` truncates backpropagation through time (see `composer.training.backprop`). `on_epoch` is
     called with each `Epoch` (epoch 0: the untrained losses), `on_step` with the update
     count and the minibatch's loss. `where` names the data in error messages.
     """

@@ -196,7 +196,7 @@ def _check_batch(where: str, arrays: Mapping[str, np.ndarray]) -> None:
 def check_inputs(plan, arrays: Mapping[str, np.ndarray]) -> int:
     """Check arrays against a plan (names, (B, T_in, F) shapes, one B); return B.
 
-    `plan` is a `composer.run.plan.Plan`; T_in must be the number of steps of the input's
+    `plan` is a `composer.engine.plan.Plan`; T_in must be the number of steps of the input's
     window at the plan's T.
     """
     names = list(plan.inputs)
