@@ -110,10 +110,10 @@ def numpy_side(kind, sizes, data, repeats, budget):
     from loops import LOOPS, arrange
 
     from composer.engine.executor import bind_params, execute
-    from composer.graph.folded import build
     from composer.engine.plan import compile_plan
-    from composer.spec.model import NetworkSpec
+    from composer.graph.folded import build
     from composer.graph.unrolled import unroll
+    from composer.spec.model import NetworkSpec
 
     B, H, T, layers = sizes
     spec = NetworkSpec.model_validate(
@@ -170,11 +170,11 @@ def memory_side(steps_list, H, B):
     import tracemalloc
 
     from composer.engine.executor import execute
-    from composer.graph.folded import build
-    from composer.graph.weights import init_params
     from composer.engine.plan import compile_plan
-    from composer.spec.model import NetworkSpec
+    from composer.graph.folded import build
     from composer.graph.unrolled import unroll
+    from composer.graph.weights import init_params
+    from composer.spec.model import NetworkSpec
 
     spec = NetworkSpec.model_validate(
         {

@@ -28,13 +28,13 @@ def _ours(kind: str, layers: int):
     """A step function of our training step, built once per configuration."""
     import numpy as np
 
-    from composer.training.backprop import Workspace, grad
-    from composer.graph.folded import build
-    from composer.training.optim import Adam
-    from composer.graph.weights import init_params
     from composer.engine.plan import compile_plan
-    from composer.spec.model import NetworkSpec
+    from composer.graph.folded import build
     from composer.graph.unrolled import unroll
+    from composer.graph.weights import init_params
+    from composer.spec.model import NetworkSpec
+    from composer.training.backprop import Workspace, grad
+    from composer.training.optim import Adam
 
     stack = [
         {"name": f"l{i}", "kind": kind, "input": f"l{i - 1}" if i else "x", "state_size": H}

@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 
 from composer.graph.folded import build
-from composer.spec.model import NetworkSpec
 from composer.graph.unrolled import unroll, unrolled_graph
+from composer.spec.model import NetworkSpec
 
 
 def best(function, repeat: int = 3) -> float:

@@ -1,5 +1,5 @@
 """`python -m composer` runs the `rnn-composer` command line."""
 
-from composer.cli.app import main
+from composer.cli import main
 
 main()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 __all__ = [
     "ComposerError",
     "SpecError",
@@ -10,11 +12,13 @@ __all__ = [
     "ResourceError",
     "WriteError",
     "RenderError",
+    "key_mismatch",
 ]
 
 
 class ComposerError(ValueError):
-    """Base of every error the tool reports to a user; `exit_code` is DESIGN section 5."""
+    """Base of every error the tool reports to a user; `exit_code` is the documented code
+    (docs/errors.md)."""
 
     exit_code = 1
 
@@ -106,3 +110,27 @@ class RenderError(ComposerError):
     """Rendering a diagram failed; the `.dot` file is still written (exit code 6)."""
 
     exit_code = 6
+
+
+def key_mismatch(
+    expected: Iterable[str],
+    received: Iterable[str],
+    show: Callable[[str], str] = repr,
+    show_extra: Callable[[str], str] | None = None,
+) -> str:
+    """`missing 'a', 'b'; unexpected 'c'`: the keys expected but not received (in order)
+    and received but not expected (sorted), each shown by `show`; empty when they agree.
+
+    Examples
+    --------
+    >>> key_mismatch(["x", "y"], ["y", "z"])
+    "missing 'x'; unexpected 'z'"
+    >>> key_mismatch(["x"], ["x"])
+    ''
+    """
+    expected, received = list(expected), list(received)
+    missing = [key for key in expected if key not in received]
+    extra = sorted(key for key in received if key not in expected)
+    parts = [f"missing {', '.join(map(show, missing))}"] if missing else []
+    parts += [f"unexpected {', '.join(map(show_extra or show, extra))}"] if extra else []
+    return "; ".join(parts)

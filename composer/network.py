@@ -10,13 +10,13 @@ import networkx as nx
 import numpy as np
 
 from composer.draw.diagrams import svg
+from composer.engine.executor import run
+from composer.engine.inputs import batched, infer_steps
+from composer.engine.pipeline import plan_for_steps, unroll_within
 from composer.graph.deps import dependencies
 from composer.graph.folded import build
 from composer.graph.unrolled import Unrolled
 from composer.graph.weights import init_params, param_table
-from composer.engine.executor import run
-from composer.engine.inputs import batched, infer_steps
-from composer.engine.pipeline import plan_for_steps, unroll_within
 from composer.spec.model import NetworkSpec
 from composer.spec.reader import load_spec
 from composer.training.backprop import grad
@@ -78,7 +78,9 @@ class Network:
         arrays, flat = batched(self.graph, inputs)
         if flat:
             targets = {k: np.asarray(v)[np.newaxis] for k, v in dict(targets).items()}
-        plan = plan_for_steps(self.graph, infer_steps(self.graph, arrays) if steps is None else steps)
+        plan = plan_for_steps(
+            self.graph, infer_steps(self.graph, arrays) if steps is None else steps
+        )
         return grad(plan, params, arrays, targets, **options)
 
     def train(self, params, data, **options) -> TrainResult:

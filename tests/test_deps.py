@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from composer.graph.deps import dependencies, format_dependencies, format_steps
+from composer.cli.report import format_dependencies
+from composer.graph.deps import dependencies
 from composer.graph.folded import build
 from composer.graph.unrolled import unroll
+from composer.text import format_steps
 from tests.conftest import make_spec
 
 

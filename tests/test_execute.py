@@ -8,18 +8,16 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from composer.errors import DataError
 from composer.engine.executor import execute, run
-from composer.engine.inputs import infer_steps
+from composer.engine.inputs import infer_steps, read_csv, read_inputs
 from composer.engine.memory import execute_bytes
-from composer.engine.plan import bind_params
+from composer.engine.plan import bind_params, compile_plan
+from composer.errors import DataError
 from composer.graph.folded import build
-from composer.engine.inputs import read_csv, read_inputs
-from composer.spec.windows import fitting_steps
-from composer.graph.weights import init_params
-from composer.engine.plan import compile_plan
-from composer.spec.model import NetworkSpec
 from composer.graph.unrolled import unroll, unrolled_graph
+from composer.graph.weights import init_params
+from composer.spec.model import NetworkSpec
+from composer.spec.windows import fitting_steps
 from tests.oracles import SCENARIOS, lstm
 
 TORCH_KINDS = [("elman", "tanh"), ("elman", "relu"), ("lstm", None), ("gru", None)]

@@ -11,16 +11,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from composer.errors import DataError, SpecError
 from composer.engine.executor import execute
-from composer.training.backprop import Workspace, evaluate, grad
+from composer.engine.plan import compile_plan
+from composer.errors import DataError, SpecError
 from composer.graph.folded import build
+from composer.graph.unrolled import unroll
+from composer.graph.weights import init_params
+from composer.spec.model import NetworkSpec
+from composer.training.backprop import Workspace, evaluate, grad
 from composer.training.losses import cross_entropy, mse, one_hot
 from composer.training.optim import SGD, Adam, clip_grad_norm
-from composer.graph.weights import init_params
-from composer.engine.plan import compile_plan
-from composer.spec.model import NetworkSpec
-from composer.graph.unrolled import unroll
 
 
 def net(layers, inputs=(("x", 3),), outputs=(("o", None),), steps=6, **extra):

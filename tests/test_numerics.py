@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from composer.engine.executor import execute
-from composer.graph.folded import build
-from composer.spec.reader import load_spec
-from composer.graph.weights import init_params
 from composer.engine.plan import compile_plan
+from composer.graph.folded import build
 from composer.graph.unrolled import unroll
+from composer.graph.weights import init_params
+from composer.spec.reader import load_spec
 from tests.conftest import SPECS
 
 

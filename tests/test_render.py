@@ -16,13 +16,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from composer.draw import diagrams as render
+from composer.draw.diagrams import folded_dot, parse_highlight, svg, unfolded_dot, write_diagram
 from composer.draw.view import StepTemplate, kept_columns
 from composer.errors import ComposerError, RenderError
 from composer.graph.folded import build
-from composer.spec.reader import load_spec
-from composer.draw.diagrams import folded_dot, parse_highlight, svg, unfolded_dot, write_diagram
-from composer.spec.model import NetworkSpec
 from composer.graph.unrolled import unroll, unrolled_graph
+from composer.spec.model import NetworkSpec
+from composer.spec.reader import load_spec
 from tests.conftest import SPECS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -493,7 +493,9 @@ def test_the_gallery_and_its_dot_sources_are_current():
     assert {p.stem for p in SPECS} <= {pic.stem for pic in gallery.pictures(ROOT)}
 
 
-@pytest.mark.parametrize("module", ["composer.draw.diagrams", "composer.draw.view", "composer.draw.dot"])
+@pytest.mark.parametrize(
+    "module", ["composer.draw.diagrams", "composer.draw.view", "composer.draw.dot"]
+)
 def test_docstring_examples_run(module):
     import doctest
     import importlib

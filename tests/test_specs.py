@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 
-from composer.graph.deps import dependencies, format_dependencies
+from composer.cli.report import format_dependencies
+from composer.graph.deps import dependencies
 from composer.graph.folded import build
-from composer.spec.reader import load_spec
 from composer.graph.unrolled import unroll, unrolled_graph
+from composer.spec.reader import load_spec
 
 CLAIM = re.compile(r"^# deps --steps (\d+): (.+)$", re.M)
 

@@ -9,22 +9,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
 from typer.testing import CliRunner
 
 import composer.training.loop as train_module
 from composer.arrays import read_arrays
-from composer.cli.common import reports_errors
-from composer.draw.curve import loss_curve_svg
+from composer.cli import app
 from composer.cli.datasets import main
-from composer.training.datasets import DATASETS, accepts, generate, reber_string
-from composer.errors import DataError
+from composer.draw.curve import loss_curve_svg
 from composer.engine.executor import run
+from composer.errors import DataError
 from composer.graph.folded import build
-from composer.spec.reader import load_spec
 from composer.graph.weights import init_params, load_params
+from composer.spec.reader import load_spec
+from composer.training.datasets import DATASETS, accepts, generate, reber_string
 from composer.training.loop import train
-from composer.cli.train import train_command
 
 ROOT = Path(__file__).parent.parent
 SPECS, DATA = ROOT / "specs", ROOT / "specs" / "data"
@@ -172,10 +170,6 @@ def test_loss_curve_is_an_svg_polyline():
 
 # -- the command ----------------------------------------------------------------------
 
-# composer.cli.app registers the command the same way; its settings give one-line usage errors
-app = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False, add_completion=False)
-app.callback()(lambda: None)
-app.command("train")(reports_errors(train_command))
 runner = CliRunner()
 
 

@@ -12,10 +12,10 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from composer.graph.folded import build
-from composer.spec.reader import load_spec
 from composer.draw.diagrams import folded_dot, unfolded_dot, write_diagram
+from composer.graph.folded import build
 from composer.graph.unrolled import unroll
+from composer.spec.reader import load_spec
 
 __all__ = ["Picture", "pictures", "sources", "main"]
 

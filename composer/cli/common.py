@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import traceback
 from enum import Enum
@@ -12,11 +13,11 @@ from typing import Annotated
 import networkx as nx
 import typer
 
+from composer.engine.memory import DEFAULT_MAX_MEMORY, parse_size
+from composer.engine.pipeline import unroll_within
 from composer.errors import ComposerError, SpecError
 from composer.graph.folded import build
 from composer.graph.unrolled import Unrolled
-from composer.engine.memory import DEFAULT_MAX_MEMORY, parse_size
-from composer.engine.pipeline import unroll_within
 from composer.spec.reader import SourcedSpec, read_spec
 
 __all__ = [
@@ -25,15 +26,11 @@ __all__ = [
     "AsJson",
     "MaxMemory",
     "DType",
-    "debug",
     "reports_errors",
     "read_checked",
     "unrolled_from",
     "check_output",
 ]
-
-#: set by the app's `--debug` option: show tracebacks of the tool's own errors.
-debug = {"on": False}
 
 SpecPath = Annotated[
     Path,
@@ -71,18 +68,25 @@ class DType(str, Enum):
 
 
 def reports_errors(command):
-    """Turn the tool's own errors into one line per problem on stderr and the exit code."""
+    """Turn the tool's own errors into one line per problem on stderr and the exit code;
+    with the app's `--debug` (kept in Typer's context), show the traceback too."""
+    signature = inspect.signature(command, eval_str=True)
 
     @functools.wraps(command)
-    def wrapper(*args, **kwargs):
+    def wrapper(_ctx: typer.Context, *args, **kwargs):
         try:
             return command(*args, **kwargs)
         except ComposerError as err:
-            if debug["on"]:
+            if (_ctx.find_root().obj or {}).get("debug"):
                 traceback.print_exc()
             typer.echo(str(err), err=True)
             raise typer.Exit(err.exit_code) from None
 
+    # Typer passes the context to a parameter annotated with it
+    context = inspect.Parameter(
+        "_ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context
+    )
+    wrapper.__signature__ = signature.replace(parameters=[context, *signature.parameters.values()])
     return wrapper
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from composer.graph.deps import format_steps
+from composer.graph.unrolled import Unrolled
 from composer.graph.weights import param_table
 from composer.kinds import KINDS
 from composer.spec.model import NetworkSpec
-from composer.graph.unrolled import Unrolled
+from composer.text import format_steps
 
-__all__ = ["summary_data", "summary_text", "output_report"]
+__all__ = ["summary_data", "summary_text", "output_report", "format_dependencies"]
 
 
 def summary_data(spec: NetworkSpec, unrolled: Unrolled) -> dict:
@@ -137,3 +137,13 @@ def output_report(name: str, value, steps: range, flat: bool) -> str:
         for i in shown:
             lines.append("  ..." if i is None else f"  {name}[{steps[i]}] = {first[i]}")
     return "\n".join(lines)
+
+
+def format_dependencies(deps: dict[str, dict[int, dict[str, list[int]]]]) -> list[str]:
+    """One line per emitted output step, such as `o[7] <- x[0..7]`."""
+    lines = []
+    for output, per_step in deps.items():
+        for t, found in per_step.items():
+            parts = [f"{name}[{format_steps(steps)}]" for name, steps in found.items()]
+            lines.append(f"{output}[{t}] <- {', '.join(parts) or '(no input)'}")
+    return lines

@@ -1,8 +1,4 @@
-"""The `rnn-composer train` command: fit a spec's weights to a data file, keep the best.
-
-Registered by `composer.cli.app` as `app.command("train")(reports_errors(train_command))`;
-it imports nothing from `cli.py`, so there is no import cycle.
-"""
+"""The `rnn-composer train` command: fit a spec's weights to a data file, keep the best."""
 
 from __future__ import annotations
 
@@ -15,11 +11,19 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from composer.arrays import atomic_write, read_arrays
-from composer.cli.common import DType, MaxMemory, SpecPath, check_output, read_checked
+from composer.cli.app import app
+from composer.cli.common import (
+    DType,
+    MaxMemory,
+    SpecPath,
+    check_output,
+    read_checked,
+    reports_errors,
+)
 from composer.draw.curve import loss_curve_svg
+from composer.engine.memory import check_memory, tape_bytes
 from composer.errors import SpecError
 from composer.graph.weights import init_params, load_params, save_params
-from composer.engine.memory import check_memory, tape_bytes
 from composer.training.loop import Epoch, TrainResult, plan_for, train
 
 __all__ = ["train_command"]
@@ -82,6 +86,8 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
+@app.command("train")
+@reports_errors
 def train_command(
     spec: SpecPath,
     data: Annotated[

@@ -12,15 +12,6 @@ from pathlib import Path
 import networkx as nx
 
 from composer.arrays import atomic_write
-from composer.draw.view import (
-    Edge,
-    Node,
-    StepTemplate,
-    UnfoldedView,
-    display_names,
-    unfolded_view,
-    weight_label,
-)
 from composer.draw.dot import (
     CONE,
     CONE_EDGE,
@@ -35,11 +26,21 @@ from composer.draw.dot import (
     node_shape,
     small,
 )
+from composer.draw.layout import Grid
+from composer.draw.view import (
+    Edge,
+    Node,
+    StepTemplate,
+    UnfoldedView,
+    display_names,
+    unfolded_view,
+    weight_label,
+)
 from composer.errors import ComposerError, RenderError, WriteError
 from composer.graph.folded import instant_graph
-from composer.kinds import KINDS
-from composer.draw.layout import Grid
 from composer.graph.unrolled import Unrolled
+from composer.kinds import KINDS
+from composer.text import format_steps
 
 __all__ = ["FORMATS", "folded_dot", "unfolded_dot", "write_diagram", "svg", "parse_highlight"]
 
@@ -206,20 +207,12 @@ def _target(unrolled: Unrolled, highlight: tuple[str, int]) -> tuple[str, int]:
     outputs = sorted(n for n, role in folded.nodes(data="role") if role == "output")
     where = ""
     if name in folded:
-        where = f"; `{name}` is computed at steps {_step_list(unrolled.steps_of(name))}"
+        steps = format_steps(unrolled.steps_of(name), limit=3) or "none"
+        where = f"; `{name}` is computed at steps {steps}"
     raise ComposerError(
         f"cannot highlight {name}[{t}]: not a node of the network unrolled to "
         f"T = {unrolled.steps}{where} (outputs: {', '.join(outputs)})"
     )
-
-
-def _step_list(steps) -> str:
-    steps = [int(s) for s in steps]
-    if len(steps) > 2 and steps == list(range(steps[0], steps[-1] + 1)):
-        return f"{steps[0]}..{steps[-1]}"
-    if len(steps) > 6:
-        return ", ".join(map(str, steps[:3])) + f", ... ({len(steps)} steps)"
-    return ", ".join(map(str, steps)) or "none"
 
 
 class _UnfoldedDrawing:

@@ -25,16 +25,16 @@ from collections.abc import Mapping
 import networkx as nx
 import numpy as np
 
-from composer.errors import DataError
-from composer.graph.folded import build
-from composer.kinds import ACTIVATIONS, KINDS
+from composer.dtypes import check_dtype
 from composer.engine.inputs import batched, check_inputs, infer_steps
 from composer.engine.memory import chunk_steps, track_extent
 from composer.engine.pipeline import plan_for_steps
 from composer.engine.plan import BoundParams, Feed, Plan, Vector, bind_params, step_runs
 from composer.engine.walk import Walk, handed_carries
+from composer.errors import DataError
+from composer.graph.folded import build
+from composer.kinds import ACTIVATIONS, KINDS
 from composer.spec.model import NetworkSpec
-from composer.dtypes import check_dtype
 
 __all__ = ["execute", "run"]
 

@@ -17,7 +17,7 @@ import networkx as nx
 import numpy as np
 
 from composer.arrays import MAX_ARRAY_BYTES, read_arrays
-from composer.errors import DataError
+from composer.errors import DataError, key_mismatch
 from composer.spec.windows import MAX_STEPS, fitting_steps
 
 __all__ = [
@@ -58,14 +58,9 @@ def read_inputs(
         arrays = read_arrays(path, default_key=names[0])
         if _is_npy(path):
             _one_input(path, names, ".npy")
-    missing = [n for n in names if n not in arrays]
-    extra = sorted(k for k in arrays if k not in sizes)
-    if missing or extra:
-        parts = [f"missing {', '.join(map(repr, missing))}"] if missing else []
-        parts += [f"unexpected {', '.join(map(repr, extra))}"] if extra else []
-        raise DataError(
-            f"{path}: {'; '.join(parts)}; expected one array per input: {', '.join(names)}"
-        )
+    mismatch = key_mismatch(names, arrays)
+    if mismatch:
+        raise DataError(f"{path}: {mismatch}; expected one array per input: {', '.join(names)}")
     ranks = {key: arrays[key].ndim for key in names}
     if set(ranks.values()) - {2, 3} or len(set(ranks.values())) > 1:
         shown = ", ".join(f"{k!r} {arrays[k].shape}" for k in names)
@@ -200,12 +195,9 @@ def check_inputs(plan, arrays: Mapping[str, np.ndarray]) -> int:
     window at the plan's T.
     """
     names = list(plan.inputs)
-    missing = [n for n in names if n not in arrays]
-    extra = sorted(k for k in arrays if k not in names)
-    if missing or extra:
-        parts = [f"missing {', '.join(map(repr, missing))}"] if missing else []
-        parts += [f"unexpected {', '.join(map(repr, extra))}"] if extra else []
-        raise DataError(f"inputs: {'; '.join(parts)}; expected {', '.join(names)}")
+    mismatch = key_mismatch(names, arrays)
+    if mismatch:
+        raise DataError(f"inputs: {mismatch}; expected {', '.join(names)}")
     arrays = {name: np.asarray(arrays[name]) for name in names}
     for name in names:
         array, size = arrays[name], plan.folded.nodes[name]["size"]

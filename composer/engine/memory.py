@@ -13,10 +13,10 @@ import re
 import networkx as nx
 import numpy as np
 
+from composer.engine.plan import Plan, Vector
 from composer.errors import ResourceError
 from composer.graph.unrolled import Unrolled
 from composer.kinds import KINDS
-from composer.engine.plan import Plan, Vector
 
 __all__ = [
     "DEFAULT_MAX_MEMORY",

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import networkx as nx
 
-from composer.graph.folded import build
-from composer.graph.unrolled import Unrolled, unroll
 from composer.engine.memory import check_memory, unroll_bytes
 from composer.engine.plan import Plan, compile_plan
+from composer.graph.folded import build
+from composer.graph.unrolled import Unrolled, unroll
 from composer.spec.model import NetworkSpec
 
 __all__ = ["folded_graph", "unroll_within", "plan_for_steps"]

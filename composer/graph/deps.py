@@ -7,7 +7,7 @@ import numpy as np
 
 from composer.graph.unrolled import Unrolled, unrolled_graph
 
-__all__ = ["dependencies", "format_steps", "format_dependencies"]
+__all__ = ["dependencies"]
 
 
 def dependencies(unrolled: Unrolled) -> dict[str, dict[int, dict[str, list[int]]]]:
@@ -65,25 +65,3 @@ def _decode(value: int, inputs: list[str], offset: dict[str, int], steps: int):
             raw = np.frombuffer(chunk.to_bytes((steps + 7) // 8, "little"), dtype=np.uint8)
             found[name] = np.flatnonzero(np.unpackbits(raw, bitorder="little")).tolist()
     return found
-
-
-def format_steps(steps: list[int]) -> str:
-    """Steps as readable ranges: `[0, 1, 2, 5]` -> `0..2, 5`."""
-    runs, start = [], None
-    for i, t in enumerate(steps):
-        if start is None:
-            start = t
-        if i + 1 == len(steps) or steps[i + 1] != t + 1:
-            runs.append(str(start) if start == t else f"{start}..{t}")
-            start = None
-    return ", ".join(runs)
-
-
-def format_dependencies(deps: dict[str, dict[int, dict[str, list[int]]]]) -> list[str]:
-    """One line per emitted output step, such as `o[7] <- x[0..7]`."""
-    lines = []
-    for output, per_step in deps.items():
-        for t, found in per_step.items():
-            parts = [f"{name}[{format_steps(steps)}]" for name, steps in found.items()]
-            lines.append(f"{output}[{t}] <- {', '.join(parts) or '(no input)'}")
-    return lines

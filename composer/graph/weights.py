@@ -11,7 +11,7 @@ import numpy as np
 
 from composer.arrays import read_arrays, write_arrays
 from composer.dtypes import check_dtype
-from composer.errors import DataError
+from composer.errors import DataError, key_mismatch
 from composer.kinds import KINDS
 
 __all__ = [
@@ -90,7 +90,9 @@ def param_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:
         incoming = connections.get(name, {})
         for key in sorted(incoming, key=incoming.get):
             k_sizes = dict(sizes, k=shapes[key][0])
-            rows.append(_info(key, name, shapes[key], f"k*{kind.columns_formula()}", k_sizes, bound))
+            rows.append(
+                _info(key, name, shapes[key], f"k*{kind.columns_formula()}", k_sizes, bound)
+            )
         readout = [data for _, data in nodes if data["role"] == "readout"]
         if readout:
             dirs, out = len(states), readout[0]["size"]
@@ -143,15 +145,11 @@ def check_params(
 ) -> None:
     """Refuse missing, extra or mis-shaped keys, non-float arrays and NaN/Inf, naming them."""
     shapes = param_shapes(graph)
-    missing = [k for k in shapes if k not in params]
-    extra = sorted(k for k in params if k not in shapes)
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append("missing " + ", ".join(f"{k} {shapes[k]}" for k in missing))
-        if extra:
-            parts.append("unexpected " + ", ".join(f"{k} {np.shape(params[k])}" for k in extra))
-        raise DataError(f"{where}: {'; '.join(parts)}")
+    mismatch = key_mismatch(
+        shapes, params, lambda k: f"{k} {shapes[k]}", lambda k: f"{k} {np.shape(params[k])}"
+    )
+    if mismatch:
+        raise DataError(f"{where}: {mismatch}")
     for key, shape in shapes.items():
         value = np.asarray(params[key])
         if tuple(value.shape) != shape:

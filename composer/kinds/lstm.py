@@ -1,8 +1,8 @@
 """The LSTM layer, PyTorch's equations; gates i, f, g, o in the file, i, f, o, g in the cells.
 
-    i, f, o = sigmoid(.), g = tanh(.)      of x Wx + b + h_prev Ws
-    c = f * c_prev + i * g
-    h = o * tanh(c)
+i, f, o = sigmoid(.), g = tanh(.)      of x Wx + b + h_prev Ws
+c = f * c_prev + i * g
+h = o * tanh(c)
 """
 
 from __future__ import annotations

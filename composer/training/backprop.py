@@ -45,13 +45,13 @@ from collections.abc import Mapping
 import numpy as np
 
 from composer.dtypes import check_dtype
+from composer.engine.inputs import check_inputs
+from composer.engine.plan import Plan, Vector, step_runs
+from composer.engine.walk import Walk, handed_carries
 from composer.errors import DataError
 from composer.graph.weights import check_params, param_shapes
 from composer.kinds import ACTIVATIONS, unprepare
 from composer.kinds.activations import activation_grad
-from composer.engine.inputs import check_inputs
-from composer.engine.plan import Plan, Vector, step_runs
-from composer.engine.walk import Walk, handed_carries
 from composer.training.losses import check_targets, cross_entropy, loss_kinds, mse, softmax_source
 from composer.training.tape import Bound, Track, Workspace
 

@@ -27,7 +27,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-
 __all__ = [
     "SYMBOLS",
     "sine",

@@ -41,11 +41,11 @@ import networkx as nx
 import numpy as np
 
 from composer.dtypes import check_dtype
-from composer.errors import DataError
-from composer.graph.weights import check_params
 from composer.engine.inputs import check_inputs, infer_steps, input_sizes
 from composer.engine.pipeline import folded_graph, plan_for_steps
 from composer.engine.plan import Plan
+from composer.errors import DataError, key_mismatch
+from composer.graph.weights import check_params
 from composer.spec.model import NetworkSpec
 from composer.training.backprop import Workspace, evaluate, grad
 from composer.training.losses import check_targets, loss_kinds
@@ -87,15 +87,12 @@ def check_data(
     """(inputs, targets, masks, B) of a data dict, every key and shape checked against the
     plan; errors name `where` (the file), the key, and expected against received."""
     expected = [*plan.inputs, *plan.outputs]
-    allowed = set(expected) | {f"{name}.mask" for name in plan.outputs}
-    missing = [key for key in expected if key not in data]
-    extra = sorted(key for key in data if key not in allowed)
-    if missing or extra:
+    optional = {f"{name}.mask" for name in plan.outputs}
+    mismatch = key_mismatch(expected, [key for key in data if key not in optional])
+    if mismatch:
         raise DataError(
-            f"{where}: missing {', '.join(map(repr, missing)) or 'nothing'}, unexpected "
-            f"{', '.join(map(repr, extra)) or 'nothing'}; expected the inputs "
-            f"({', '.join(plan.inputs)}), a target per output ({', '.join(plan.outputs)}) "
-            "and optional `<output>.mask` arrays"
+            f"{where}: {mismatch}; expected the inputs ({', '.join(plan.inputs)}), a target "
+            f"per output ({', '.join(plan.outputs)}) and optional `<output>.mask` arrays"
         )
     inputs = {name: np.asarray(data[name]) for name in plan.inputs}
     try:

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from composer.errors import DataError, SpecError
+from composer.errors import DataError, SpecError, key_mismatch
 
 __all__ = [
     "LOSSES",
@@ -110,13 +110,9 @@ def loss_kinds(plan, loss: str | Mapping[str, str]) -> dict[str, str]:
     `loss` is one of LOSSES for every output, or a mapping by output name.
     """
     kinds = dict.fromkeys(plan.outputs, loss) if isinstance(loss, str) else dict(loss)
-    unknown = sorted(set(kinds) - set(plan.outputs))
-    missing = [name for name in plan.outputs if name not in kinds]
-    if unknown or missing:
-        raise DataError(
-            f"losses: expected one per output ({', '.join(plan.outputs)}); "
-            f"missing {missing}, unexpected {unknown}"
-        )
+    mismatch = key_mismatch(plan.outputs, kinds)
+    if mismatch:
+        raise DataError(f"losses: expected one per output ({', '.join(plan.outputs)}); {mismatch}")
     for name, kind in kinds.items():
         if kind not in LOSSES:
             raise DataError(f"loss {kind!r} for output `{name}`: expected one of {LOSSES}")
@@ -176,13 +172,11 @@ def check_targets(
 ) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
     """`{output: (targets, mask or None)}`, each checked against the plan's output shapes."""
     masks = dict(masks or {})
-    missing = [name for name in plan.outputs if name not in targets]
-    extra = sorted(set(targets) - set(plan.outputs)) + sorted(set(masks) - set(plan.outputs))
-    if missing or extra:
+    stray_masks = [name for name in masks if name not in plan.outputs]
+    mismatch = key_mismatch(plan.outputs, [*targets, *stray_masks])
+    if mismatch:
         raise DataError(
-            f"{where}: missing {', '.join(map(repr, missing)) or 'nothing'}, unexpected "
-            f"{', '.join(map(repr, extra)) or 'nothing'}; expected one target per output: "
-            f"{', '.join(plan.outputs)}"
+            f"{where}: {mismatch}; expected one target per output: {', '.join(plan.outputs)}"
         )
     checked = {}
     for name in plan.outputs:

@@ -1,0 +1,316 @@
+"""The commands that read a spec: validate, summary, deps, run, render, schema, new."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from composer.arrays import atomic_write, write_arrays
+from composer.cli.app import app
+from composer.cli.common import (
+    AsJson,
+    DType,
+    MaxMemory,
+    SpecPath,
+    Steps,
+    check_output,
+    read_checked,
+    reports_errors,
+    unrolled_from,
+)
+from composer.cli.report import format_dependencies, output_report, summary_data, summary_text
+from composer.draw.diagrams import folded_dot, parse_highlight, unfolded_dot, write_diagram
+from composer.engine.executor import execute
+from composer.engine.inputs import infer_steps, read_inputs
+from composer.engine.memory import check_memory, deps_bytes, execute_bytes
+from composer.engine.pipeline import plan_for_steps
+from composer.errors import ComposerError, SpecError, SpecErrors
+from composer.graph.deps import dependencies
+from composer.graph.weights import init_params, load_params, save_params
+from composer.spec.model import PRESETS, NetworkSpec
+from composer.spec.reader import read_spec_text
+from composer.spec.starters import starter
+
+__all__ = ["validate", "summary", "deps", "run", "render", "schema", "new", "spec_schema"]
+
+
+@app.command()
+@reports_errors
+def validate(
+    specs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="One or more spec files.", exists=True, dir_okay=False, metavar="SPEC..."
+        ),
+    ],
+    steps: Steps = None,
+    max_memory: MaxMemory = "4G",
+) -> None:
+    """Check specs and report every problem with its location.
+
+    Each problem is one line `file:line:col: path: message` on stderr (exit code 3).
+    """
+    failed: list[SpecError] = []
+    for path in specs:
+        try:
+            unrolled_from(path, steps, max_memory)
+        except SpecErrors as err:
+            failed += err.errors
+        except SpecError as err:
+            failed.append(err)
+        else:
+            typer.echo(f"{path}: ok")
+    if failed:
+        raise SpecErrors(failed)
+
+
+@app.command()
+@reports_errors
+def summary(
+    spec: SpecPath, steps: Steps = None, as_json: AsJson = False, max_memory: MaxMemory = "4G"
+) -> None:
+    """Layers, weights and parameter counts (the same for every T)."""
+    sourced, unrolled = unrolled_from(spec, steps, max_memory)
+    data = summary_data(sourced.spec, unrolled)
+    if data["name"] is None:
+        data["name"] = spec.stem
+    typer.echo(json.dumps(data, indent=2) if as_json else summary_text(data))
+
+
+@app.command()
+@reports_errors
+def deps(
+    spec: SpecPath,
+    steps: Steps = None,
+    as_json: AsJson = False,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Only this output step, such as `o[7]`.")
+    ] = None,
+    max_memory: MaxMemory = "4G",
+) -> None:
+    """Which input steps each output step depends on, as `o[7] <- x[0..7]`."""
+    _, unrolled = unrolled_from(spec, steps, max_memory)
+    check_memory(deps_bytes(unrolled), max_memory, f"the dependencies at T = {unrolled.steps}")
+    found = dependencies(unrolled)
+    if at is not None:
+        found = _select(found, at)
+    if as_json:
+        typer.echo(json.dumps({o: {str(t): d for t, d in s.items()} for o, s in found.items()}))
+        return
+    for line in format_dependencies(found):
+        typer.echo(line)
+
+
+def _select(found: dict, at: str) -> dict:
+    name, _, rest = at.partition("[")
+    try:
+        t = int(rest.rstrip("]"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected NAME[t] such as o[7], got {at!r}", param_hint="--at"
+        ) from None
+    if name not in found:
+        raise typer.BadParameter(
+            f"no output {name!r}; outputs: {', '.join(found)}", param_hint="--at"
+        )
+    if t not in found[name]:
+        emitted = ", ".join(map(str, found[name])) or "none"
+        raise typer.BadParameter(
+            f"{name} is not emitted at step {t}; emitted at {emitted}", param_hint="--at"
+        )
+    return {name: {t: found[name][t]}}
+
+
+@app.command()
+@reports_errors
+def run(
+    spec: SpecPath,
+    input: Annotated[
+        Path,
+        typer.Option(
+            "--input",
+            "-i",
+            exists=True,
+            dir_okay=False,
+            help="Inputs: .npy (B, T_in, F) or (T_in, F), .npz by input name, .csv.",
+        ),
+    ],
+    weights: Annotated[
+        Path | None,
+        typer.Option(
+            "--weights",
+            "-w",
+            exists=True,
+            dir_okay=False,
+            help="Weights .npz (keys `layer.param`); default: seeded initial weights.",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the initial weights (without --weights).")] = 0,
+    steps: Steps = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the outputs to this .npz.")
+    ] = None,
+    save_weights: Annotated[
+        Path | None, typer.Option(help="Also write the weights used to this .npz.")
+    ] = None,
+    dtype: Annotated[DType, typer.Option(help="Computation precision.")] = DType.float32,
+    allow_nonfinite: Annotated[
+        bool, typer.Option("--allow-nonfinite", help="Accept NaN and Inf in inputs and weights.")
+    ] = False,
+    max_memory: MaxMemory = "4G",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+) -> None:
+    """Run the network forward on input arrays and report or save its outputs."""
+    sourced, folded = read_checked(spec)
+    for path in (output, save_weights):
+        if path is not None:
+            check_output(path, force, (spec, input, weights))
+    check_memory(input.stat().st_size, max_memory, f"reading {input}")
+    arrays, flat = read_inputs(input, folded, allow_nonfinite=allow_nonfinite)
+    try:
+        plan = plan_for_steps(folded, steps or infer_steps(folded, arrays), max_memory=max_memory)
+    except SpecError as err:
+        raise sourced.locate(err) from err
+    batch = next(iter(arrays.values())).shape[0]
+    check_memory(
+        execute_bytes(plan, batch, dtype.value),
+        max_memory,
+        f"running {spec} at T = {plan.steps}, B = {batch}",
+    )
+    if weights is not None:
+        params = load_params(weights, folded, dtype.value, allow_nonfinite=allow_nonfinite)
+    else:
+        params = init_params(folded, seed, dtype.value)
+    outputs = execute(plan, params, arrays, dtype.value)
+    if flat:
+        outputs = {name: value[0] for name, value in outputs.items()}
+    if save_weights is not None:
+        save_params(save_weights, params)
+        typer.echo(f"wrote {save_weights} ({len(params)} weights)", err=True)
+    if output is not None:
+        write_arrays(output, outputs)
+        typer.echo(
+            f"wrote {output}: "
+            + ", ".join(f"{name} {tuple(value.shape)}" for name, value in outputs.items()),
+            err=True,
+        )
+        return
+    origin = f"weights {weights}" if weights else f"seeded weights (seed {seed})"
+    typer.echo(f"ran {spec} at T = {plan.steps}, batch {batch}, {dtype.value}, {origin}")
+    for name, value in outputs.items():
+        typer.echo(output_report(name, value, plan.window(name), flat))
+
+
+class View(str, Enum):
+    folded = "folded"
+    unfolded = "unfolded"
+    both = "both"
+
+
+class Format(str, Enum):
+    svg = "svg"
+    png = "png"
+    pdf = "pdf"
+    dot = "dot"
+
+
+@app.command()
+@reports_errors
+def render(
+    spec: SpecPath,
+    steps: Steps = None,
+    view: Annotated[View, typer.Option(help="Which picture to draw.")] = View.both,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="The file format.")] = Format.svg,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The file to write (default: SPEC.VIEW.FORMAT "
+            "here); with --view both, `.folded` and `.unfolded` go before the suffix.",
+        ),
+    ] = None,
+    highlight: Annotated[
+        str | None,
+        typer.Option(help="Shade the dependency cone of one output step, such as `o[7]`."),
+    ] = None,
+    max_columns: Annotated[
+        int, typer.Option(min=3, help="Unfolded: above this many steps, elide the middle.")
+    ] = 12,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    max_memory: MaxMemory = "4G",
+) -> None:
+    """Draw the folded network and the network unfolded over T steps, with Graphviz."""
+    sourced, unrolled = unrolled_from(spec, steps, max_memory)
+    target = None
+    if highlight is not None:
+        try:
+            target = parse_highlight(highlight)
+        except ComposerError as err:
+            raise typer.BadParameter(str(err), param_hint="--highlight") from None
+    views = ["folded", "unfolded"] if view is View.both else [view.value]
+    paths = {v: _diagram_path(spec, output, v, fmt.value, len(views) > 1) for v in views}
+    for path in paths.values():
+        check_output(path, force, (spec,))
+    texts = {}  # every picture is drawn before any file is written
+    for name in views:
+        if name == "folded":
+            texts[name] = folded_dot(unrolled.folded)
+            continue
+        try:
+            texts[name] = unfolded_dot(unrolled, max_columns=max_columns, highlight=target)
+        except ComposerError as err:
+            raise typer.BadParameter(str(err), param_hint="--highlight") from None
+    for name, path in paths.items():
+        typer.echo(f"wrote {write_diagram(texts[name], path, fmt.value)}")
+
+
+def _diagram_path(spec: Path, output: Path | None, view: str, fmt: str, several: bool) -> Path:
+    if output is None:
+        return Path(f"{spec.stem}.{view}.{fmt}")
+    if several:
+        return output.with_name(f"{output.stem}.{view}{output.suffix or '.' + fmt}")
+    return output
+
+
+@app.command()
+def schema() -> None:
+    """Print the spec's JSON Schema, for editors and their YAML language server."""
+    typer.echo(json.dumps(spec_schema(), indent=2))
+
+
+def spec_schema() -> dict:
+    """The JSON Schema of a spec file."""
+    document = NetworkSpec.model_json_schema(by_alias=True)
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    document["title"] = "rnn-composer spec"
+    return document
+
+
+@app.command()
+@reports_errors
+def new(
+    preset: Annotated[str, typer.Argument(help=f"One of: {', '.join(PRESETS)}.", metavar="PRESET")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented starter spec for an alignment preset."""
+    if preset not in PRESETS:
+        raise typer.BadParameter(
+            f"{preset!r} is not a preset; choose one of {', '.join(PRESETS)}", param_hint="PRESET"
+        )
+    text = starter(preset)
+    read_spec_text(text, f"<new {preset}>", "yaml")  # a starter that does not load is our bug
+    if output is None:
+        sys.stdout.write(text)
+        return
+    check_output(output, force)
+    atomic_write(output, lambda handle: handle.write(text.encode()))
+    typer.echo(f"wrote {output}", err=True)
