@@ -8,7 +8,8 @@ import pytest
 
 from composer.spec.model import NetworkSpec
 
-SPECS = sorted((Path(__file__).parent.parent / "specs").glob("*.yaml"))
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 
 
 def make_spec(**overrides) -> NetworkSpec:

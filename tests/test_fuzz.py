@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from composer.arrays import read_arrays
 from composer.errors import DataError, SpecError, SpecErrors
 from composer.graph.folded import build
-from composer.spec.reader import read_spec_text
 from composer.graph.unrolled import unroll
+from composer.spec.reader import read_spec_text
 from tests.conftest import SPECS
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from composer.run.executor import execute
 from composer.graph.folded import build
-from composer.spec.reader import load_spec
-from composer.graph.weights import init_params
-from composer.run.plan import compile_plan
 from composer.graph.unrolled import unroll
+from composer.graph.weights import init_params
+from composer.run.executor import execute
+from composer.run.plan import compile_plan
+from composer.spec.reader import load_spec
 from tests.conftest import SPECS
 
 

@@ -6,8 +6,8 @@ import re
 
 from composer.graph.deps import dependencies, format_dependencies
 from composer.graph.folded import build
-from composer.spec.reader import load_spec
 from composer.graph.unrolled import unroll, unrolled_graph
+from composer.spec.reader import load_spec
 
 CLAIM = re.compile(r"^# deps --steps (\d+): (.+)$", re.M)
 

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from composer.errors import SpecError, SpecErrors
-from composer.spec.reader import MAX_BYTES, SourcedSpec, load_spec, read_spec, read_spec_text
 from composer.spec.model import NetworkSpec
+from composer.spec.reader import MAX_BYTES, SourcedSpec, load_spec, read_spec, read_spec_text
 
 # Line numbers below are counted in this text; the comments give the column of each value.
 VALID_YAML = """\

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import shlex
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,17 +14,17 @@ from typer.testing import CliRunner
 import composer.train.loop as train_module
 from composer.arrays import read_arrays
 from composer.cli.common import reports_errors
-from composer.draw.curve import loss_curve_svg
-from composer.train.datasets import DATASETS, accepts, generate, main, reber_string
-from composer.errors import DataError
-from composer.run.executor import run
-from composer.graph.folded import build
-from composer.spec.reader import load_spec
-from composer.graph.weights import init_params, load_params
-from composer.train.loop import train
 from composer.cli.train import train_command
+from composer.draw.curve import loss_curve_svg
+from composer.errors import DataError
+from composer.graph.folded import build
+from composer.graph.weights import init_params, load_params
+from composer.run.executor import run
+from composer.spec.reader import load_spec
+from composer.train.datasets import DATASETS, accepts, generate, main, reber_string
+from composer.train.loop import train
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).parent.parent
 SPECS, DATA = ROOT / "specs", ROOT / "specs" / "data"
 
 

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from composer.errors import DataError
-from composer.run.executor import bind_params, estimate_bytes, execute, infer_steps, run
 from composer.graph.folded import build
-from composer.run.inputs import fitting_steps, read_csv, read_inputs
+from composer.graph.unrolled import unroll, unrolled_graph
 from composer.graph.weights import init_params
+from composer.run.executor import bind_params, estimate_bytes, execute, infer_steps, run
+from composer.run.inputs import fitting_steps, read_csv, read_inputs
 from composer.run.plan import compile_plan
 from composer.spec.model import NetworkSpec
-from composer.graph.unrolled import unroll, unrolled_graph
 from tests.oracles import SCENARIOS, lstm
 
 TORCH_KINDS = [("elman", "tanh"), ("elman", "relu"), ("lstm", None), ("gru", None)]

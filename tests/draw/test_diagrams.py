@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import networkx as nx
 import pytest
@@ -16,16 +15,15 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from composer.draw import diagrams as render
+from composer.draw.diagrams import folded_dot, parse_highlight, svg, unfolded_dot, write_diagram
 from composer.draw.view import StepTemplate, kept_columns
 from composer.errors import ComposerError, RenderError
 from composer.graph.folded import build
-from composer.spec.reader import load_spec
-from composer.draw.diagrams import folded_dot, parse_highlight, svg, unfolded_dot, write_diagram
-from composer.spec.model import NetworkSpec
 from composer.graph.unrolled import unroll, unrolled_graph
-from tests.conftest import SPECS
+from composer.spec.model import NetworkSpec
+from composer.spec.reader import load_spec
+from tests.conftest import ROOT, SPECS
 
-ROOT = Path(__file__).resolve().parent.parent
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is missing")
 
 

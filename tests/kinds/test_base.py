@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from composer.graph.folded import GATES
 from composer.kinds.base import (
     ACTIVATIONS,
     CELLS,
@@ -17,7 +18,6 @@ from composer.kinds.base import (
     sigmoid,
     softmax,
 )
-from composer.graph.folded import GATES
 from tests import oracles
 
 B, F, H = 3, 5, 4

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 
 from composer.errors import DataError, SpecError
-from composer.run.executor import execute
-from composer.train.backprop import Workspace, evaluate, grad
 from composer.graph.folded import build
-from composer.train.losses import cross_entropy, mse, one_hot
-from composer.train.optim import SGD, Adam, clip_grad_norm
+from composer.graph.unrolled import unroll
 from composer.graph.weights import init_params
+from composer.run.executor import execute
 from composer.run.plan import compile_plan
 from composer.spec.model import NetworkSpec
-from composer.graph.unrolled import unroll
+from composer.train.backprop import Workspace, evaluate, grad
+from composer.train.losses import cross_entropy, mse, one_hot
+from composer.train.optim import SGD, Adam, clip_grad_norm
 
 
 def net(layers, inputs=(("x", 3),), outputs=(("o", None),), steps=6, **extra):

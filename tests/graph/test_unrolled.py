@@ -9,12 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from composer.graph.deps import dependencies
 from composer.errors import SpecError
+from composer.graph.deps import dependencies
 from composer.graph.folded import build
+from composer.graph.unrolled import unroll, unrolled_graph
 from composer.graph.weights import param_table
 from composer.spec.model import NetworkSpec, parse_window
-from composer.graph.unrolled import unroll, unrolled_graph
 from tests.conftest import make_spec
 
 
