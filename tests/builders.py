@@ -102,9 +102,7 @@ def lecture(**fields) -> NetworkSpec:
     return spec(**parts)
 
 
-def write_spec(
-    directory: Path, content: NetworkSpec | str | bytes, name: str = "net.yaml"
-) -> Path:
+def write_spec(directory: Path, content: NetworkSpec | str | bytes, name: str = "net.yaml") -> Path:
     """Write `content` to `directory / name` and return the path.
 
     A `NetworkSpec` is written as YAML, or as JSON when `name` ends in `.json`, with its
