@@ -441,14 +441,3 @@ def test_parse_highlight_refuses_other_text(text):
 def test_max_columns_must_be_positive():
     with pytest.raises(ComposerError, match="max_columns"):
         unfolded_dot(unroll(build(NETWORKS["lecture"]), 3), max_columns=0)
-
-
-@pytest.mark.parametrize(
-    "module", ["composer.draw.diagrams", "composer.draw.view", "composer.draw.dot"]
-)
-def test_docstring_examples_run(module):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module))
-    assert result.failed == 0
