@@ -1,4 +1,4 @@
-"""Shared fixtures: spec builders used across the test modules."""
+"""Shared fixtures and paths: the repository root and the example specs in `specs/`."""
 
 from __future__ import annotations
 
@@ -6,28 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from composer.spec.model import NetworkSpec
-
-SPECS = sorted((Path(__file__).parent.parent / "specs").glob("*.yaml"))
-
-
-def make_spec(**overrides) -> NetworkSpec:
-    """The lecture's Elman network as a spec, with top-level fields replaced."""
-    data = {
-        "inputs": [{"name": "x", "size": 3}],
-        "layers": [
-            {
-                "name": "rnn",
-                "kind": "elman",
-                "input": "x",
-                "state_size": 4,
-                "output": {"size": 2, "activation": "softmax"},
-            }
-        ],
-        "outputs": [{"name": "y", "from": "rnn"}],
-    }
-    data.update(overrides)
-    return NetworkSpec.model_validate(data)
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 
 
 @pytest.fixture(params=SPECS, ids=[p.stem for p in SPECS])

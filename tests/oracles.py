@@ -1,16 +1,20 @@
 """Hand-written reference loops: what the executor must compute, straight from the equations.
 
-Written independently of `composer.kinds.base`, `composer.engine.plan` and `composer.engine.executor`: plain
-per-step loops over PyTorch-order weights as the DESIGN's parameter table names them,
-with sigmoid and softmax written the textbook way. Arrays are (B, T, F) like the
-executor's; an absent input (outside its window) is simply not added.
+Written independently of `composer.kinds.base`, `composer.engine.plan` and
+`composer.engine.executor`: plain per-step loops over PyTorch-order weights as the DESIGN's
+parameter table names them, with sigmoid and softmax written the textbook way. Arrays are
+(B, T, F) like the executor's; an absent input (outside its window) is simply not added.
 
-`SCENARIOS` pairs each spec (a dict) that PyTorch cannot express with its loop.
+`SCENARIOS` pairs each spec that PyTorch cannot express with its loop.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from composer.spec.model import NetworkSpec
+from tests import builders
+from tests.builders import connection, input_, layer, output, spec
 
 __all__ = ["sigmoid", "softmax", "ACT", "elman", "lstm", "gru", "readout", "SCENARIOS"]
 
@@ -249,194 +253,171 @@ def _delayed_input(p, x, T):
     return {"o": np.stack(outs, 1)}
 
 
-def _layer(name, kind, inputs, size, **extra):
-    key = "size" if kind == "dense" else "state_size"
-    return {"name": name, "kind": kind, "input": inputs, key: size, **extra}
+_SOFTMAX4 = builders.readout(4, "softmax")
 
 
-def _net(layers, outputs, inputs=None, **extra):
-    return {
-        "inputs": inputs or [{"name": "x", "size": 3}],
-        "layers": layers,
-        "outputs": outputs,
-        **extra,
-    }
+def _encoder_decoder_spec(enc: str = "lstm", dec: str = "lstm") -> NetworkSpec:
+    return spec(
+        [
+            layer("enc", enc, "x", 4, active="0:4"),
+            layer("dec", dec, "d", 4, active="4:7", initial_state="enc", output=_SOFTMAX4),
+        ],
+        inputs=[input_("x", 3), input_("d", 2, window="4:7")],
+        outputs=[output("o", "dec")],
+        alignment={"inputs": "0:4", "outputs": "4:7"},
+    )
 
 
-_SOFTMAX4 = {"size": 4, "activation": "softmax"}
-_ENC_DEC = _net(
-    [
-        _layer("enc", "lstm", "x", 4, active="0:4"),
-        _layer("dec", "lstm", "d", 4, active="4:7", initial_state="enc", output=_SOFTMAX4),
-    ],
-    [{"name": "o", "from": "dec"}],
-    inputs=[{"name": "x", "size": 3}, {"name": "d", "size": 2, "window": "4:7"}],
-    alignment={"inputs": "0:4", "outputs": "4:7"},
-)
-
-
-def _variant(spec, **kinds):
-    spec = {**spec, "layers": [dict(layer) for layer in spec["layers"]]}
-    for layer in spec["layers"]:
-        layer["kind"] = kinds.get(layer["name"], layer["kind"])
-    return spec
-
-
-#: name -> (spec dict, T, oracle(params, inputs, T) -> {output: (B, T_out, size)}).
+#: name -> (spec, T, oracle(params, inputs, T) -> {output: (B, T_out, size)}).
 SCENARIOS = {
     "softmax-readout": (
-        _net([_layer("rnn", "elman", "x", 5, output=_SOFTMAX4)], [{"name": "y", "from": "rnn"}]),
+        spec([layer("rnn", "elman", "x", 5, output=_SOFTMAX4)]),
         6,
         _softmax_readout,
     ),
     "jordan": (
-        _net(
-            [_layer("rnn", "elman", "x", 5, output=_SOFTMAX4)],
-            [{"name": "y", "from": "rnn"}],
-            connections=[{"from": "rnn", "to": "rnn", "delay": 1}],
+        spec(
+            [layer("rnn", "elman", "x", 5, output=_SOFTMAX4)],
+            connections=[connection("rnn", "rnn", 1)],
         ),
         6,
         _jordan,
     ),
     "jordan-two-layers": (
-        _net(
+        spec(
             [
-                _layer("a", "elman", "x", 4, activation="relu"),
-                _layer("b", "lstm", "a", 3, output={"size": 2, "activation": "sigmoid"}),
+                layer("a", "elman", "x", 4, activation="relu"),
+                layer("b", "lstm", "a", 3, output=builders.readout(2, "sigmoid")),
             ],
-            [{"name": "o", "from": "b"}],
-            connections=[{"from": "b", "to": "a", "delay": 1}],
+            outputs=[output("o", "b")],
+            connections=[connection("b", "a", 1)],
         ),
         5,
         _jordan_two,
     ),
     "dilation": (
-        _net(
-            [_layer("e", "elman", "x", 4, delay=2), _layer("l", "lstm", "e", 3, delay=3)],
-            [{"name": "o", "from": "l", "window": "-1:"}, {"name": "s", "from": "e"}],
+        spec(
+            [layer("e", "elman", "x", 4, delay=2), layer("l", "lstm", "e", 3, delay=3)],
+            outputs=[output("o", "l", "-1:"), output("s", "e")],
         ),
         7,
         _dilation,
     ),
     "many-to-many-delay-3": (
-        _net(
-            [_layer("g", "gru", "x", 4)],
-            [{"name": "o", "from": "g"}],
+        spec(
+            [layer("g", "gru", "x", 4)],
+            outputs=[output("o", "g")],
             alignment={"preset": "many-to-many", "delay": 3},
         ),
         8,
         _delayed_m2m,
     ),
     "one-to-many": (
-        _net(
-            [_layer("rnn", "elman", "x", 4, output={"size": 2})],
-            [{"name": "y", "from": "rnn"}],
-            alignment="one-to-many",
-        ),
+        spec([layer("rnn", "elman", "x", 4, output=builders.readout(2))], alignment="one-to-many"),
         5,
         _one_to_many,
     ),
-    "encoder-decoder-lstm-lstm": (_ENC_DEC, 7, _encoder_decoder),
+    "encoder-decoder-lstm-lstm": (_encoder_decoder_spec(), 7, _encoder_decoder),
     "encoder-decoder-gru-lstm": (
-        _variant(_ENC_DEC, enc="gru"),
+        _encoder_decoder_spec(enc="gru"),
         7,
         lambda p, x, T: _encoder_decoder(p, x, T, enc="gru"),
     ),
     "encoder-decoder-lstm-elman": (
-        _variant(_ENC_DEC, dec="elman"),
+        _encoder_decoder_spec(dec="elman"),
         7,
         lambda p, x, T: _encoder_decoder(p, x, T, dec="elman"),
     ),
     "backward": (
-        _net(
-            [_layer("rnn", "elman", "x", 4, direction="backward")],
-            [{"name": "all", "from": "rnn"}, {"name": "first", "from": "rnn", "window": "0:1"}],
+        spec(
+            [layer("rnn", "elman", "x", 4, direction="backward")],
+            outputs=[output("all", "rnn"), output("first", "rnn", "0:1")],
         ),
         6,
         _backward,
     ),
     "skip-connections": (
-        _net(
+        spec(
             [
-                _layer("l1", "elman", "x", 4),
-                _layer("l2", "gru", "l1", 3),
-                _layer("d", "dense", "l2", 2, activation="tanh"),
+                layer("l1", "elman", "x", 4),
+                layer("l2", "gru", "l1", 3),
+                layer("d", "dense", "l2", 2, activation="tanh"),
             ],
-            [{"name": "o", "from": "d"}],
+            outputs=[output("o", "d")],
             connections=[
-                {"from": "x", "to": "l2", "delay": 0},
-                {"from": "l1", "to": "l2", "delay": 2},
-                {"from": "l1", "to": "d", "delay": 0},
+                connection("x", "l2", 0),
+                connection("l1", "l2", 2),
+                connection("l1", "d", 0),
             ],
         ),
         6,
         _skips,
     ),
     "generated-output-fed-back": (
-        _net(
+        spec(
             [
-                _layer("l", "elman", "x", 4),
-                _layer("d", "dense", "l", 3, activation="softmax"),
+                layer("l", "elman", "x", 4),
+                layer("d", "dense", "l", 3, activation="softmax"),
             ],
-            [{"name": "o", "from": "d"}],
-            connections=[{"from": "d", "to": "l", "delay": 1}],
+            outputs=[output("o", "d")],
+            connections=[connection("d", "l", 1)],
         ),
         6,
         _generated_feedback,
     ),
     "bidirectional-readout": (
-        _net(
-            [_layer("bi", "gru", "x", 3, bidirectional=True, output=_SOFTMAX4)],
-            [{"name": "o", "from": "bi"}],
+        spec(
+            [layer("bi", "gru", "x", 3, bidirectional=True, output=_SOFTMAX4)],
+            outputs=[output("o", "bi")],
         ),
         5,
         _bidirectional_readout,
     ),
     "concatenated-inputs": (
-        _net(
-            [_layer("l", "elman", ["a", "b"], 4, activation="sigmoid")],
-            [{"name": "o", "from": "l"}],
-            inputs=[{"name": "a", "size": 2}, {"name": "b", "size": 3, "window": "2:"}],
+        spec(
+            [layer("l", "elman", ["a", "b"], 4, activation="sigmoid")],
+            inputs=[input_("a", 2), input_("b", 3, window="2:")],
+            outputs=[output("o", "l")],
         ),
         6,
         _concatenated,
     ),
     "self-connection": (
-        _net(
-            [_layer("rnn", "elman", "x", 4, activation="identity")],
-            [{"name": "o", "from": "rnn"}],
-            connections=[{"from": "rnn", "to": "rnn", "delay": 2}],
+        spec(
+            [layer("rnn", "elman", "x", 4, activation="identity")],
+            outputs=[output("o", "rnn")],
+            connections=[connection("rnn", "rnn", 2)],
         ),
         6,
         _self_connection,
     ),
     "active-window": (
-        _net(
-            [_layer("g", "gru", "x", 4, active="2:")],
-            [{"name": "o", "from": "g"}],
+        spec(
+            [layer("g", "gru", "x", 4, active="2:")],
+            outputs=[output("o", "g")],
             alignment="many-to-one",
         ),
         6,
         _active_window,
     ),
     "delayed-input": (
-        _net(
-            [_layer("rnn", "elman", "x", 4)],
-            [{"name": "o", "from": "rnn"}],
-            inputs=[{"name": "x", "size": 3, "window": "1:"}],
-            connections=[{"from": "x", "to": "rnn", "delay": 3}],
+        spec(
+            [layer("rnn", "elman", "x", 4)],
+            inputs=[input_("x", 3, window="1:")],
+            outputs=[output("o", "rnn")],
+            connections=[connection("x", "rnn", 3)],
         ),
         7,
         _delayed_input,
     ),
     "dense-stack": (
-        _net(
+        spec(
             [
-                _layer("d", "dense", "x", 5, activation="relu"),
-                _layer("e", "elman", "d", 4),
-                _layer("out", "dense", "e", 2, activation="sigmoid"),
+                layer("d", "dense", "x", 5, activation="relu"),
+                layer("e", "elman", "d", 4),
+                layer("out", "dense", "e", 2, activation="sigmoid"),
             ],
-            [{"name": "o", "from": "out"}],
+            outputs=[output("o", "out")],
         ),
         5,
         _dense_stack,

@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from composer.arrays import read_arrays, write_arrays
+from composer.arrays import atomic_write, read_arrays, write_arrays
 from composer.errors import DataError
 
 
@@ -67,7 +67,6 @@ def test_round_trip_and_no_pickles(tmp_path):
 def test_a_full_disk_is_a_write_error_and_keeps_the_old_file(tmp_path):
     import errno
 
-    from composer.arrays import atomic_write
     from composer.errors import WriteError
 
     out = tmp_path / "w.npz"
@@ -81,3 +80,16 @@ def test_a_full_disk_is_a_write_error_and_keeps_the_old_file(tmp_path):
         atomic_write(out, full)
     assert out.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["w.npz"]
     assert WriteError.exit_code == 5
+
+
+def test_an_interrupted_write_keeps_the_old_file(tmp_path):
+    out = tmp_path / "start.yaml"
+    out.write_text("old")
+
+    def interrupted(handle):
+        handle.write(b"half a fi")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(out, interrupted)
+    assert out.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["start.yaml"]

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from composer import Network
-from tests.conftest import make_spec
+from tests.builders import lecture
 
 
 def test_network_runs_and_counts():
-    net = Network.from_spec(make_spec())
+    net = Network.from_spec(lecture())
     assert net.param_count == 42
     out = net.run(net.init_params(1, "float64"), np.ones((5, 3)), dtype="float64")
     assert out["y"].shape == (5, 2) and out["y"].dtype == np.float64
@@ -22,12 +22,12 @@ def test_network_runs_and_counts():
 @pytest.mark.dot
 @pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot")
 def test_network_shows_itself_as_its_folded_diagram():
-    picture = Network.from_spec(make_spec())._repr_svg_()
+    picture = Network.from_spec(lecture())._repr_svg_()
     assert picture.lstrip().startswith("<?xml") and "<svg" in picture and "Ws" in picture
 
 
 def test_network_trains_and_takes_gradients():
-    net = Network.from_spec(make_spec(alignment="many-to-one"))
+    net = Network.from_spec(lecture(alignment="many-to-one"))
     rng = np.random.default_rng(0)
     x = rng.normal(size=(16, 5, 3))
     y = np.eye(2)[(x[:, :, 0].sum(axis=1) > 0).astype(int)][:, None, :]

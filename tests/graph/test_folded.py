@@ -6,15 +6,11 @@ import pytest
 
 from composer.errors import SpecError
 from composer.graph.folded import build, layer_output
-from tests.conftest import make_spec
-
-
-def elman(name, input, H=4, **extra):
-    return {"name": name, "kind": "elman", "input": input, "state_size": H, **extra}
+from tests.builders import connection, input_, layer, lecture, output, readout
 
 
 def test_lecture_network_has_x_s_y_with_shared_weights():
-    graph = build(make_spec())
+    graph = build(lecture())
     assert sorted(graph.nodes) == ["rnn.s", "rnn.y", "x", "y"]
     weights = {(u, v): d["weight"] for u, v, d in graph.edges(data=True)}
     assert weights == {
@@ -28,9 +24,9 @@ def test_lecture_network_has_x_s_y_with_shared_weights():
 
 def test_concatenated_inputs_split_the_rows_of_one_weight():
     graph = build(
-        make_spec(
-            inputs=[{"name": "a", "size": 3}, {"name": "b", "size": 5}],
-            layers=[elman("rnn", ["a", "b"], H=6)],
+        lecture(
+            inputs=[input_("a", 3), input_("b", 5)],
+            layers=[layer("rnn", input=["a", "b"], size=6)],
         )
     )
     rows = {u: d["rows"] for u, v, d in graph.in_edges("rnn.s", data=True) if d["role"] == "input"}
@@ -39,7 +35,7 @@ def test_concatenated_inputs_split_the_rows_of_one_weight():
 
 
 def test_bidirectional_layer_has_two_states_with_opposite_lags():
-    graph = build(make_spec(layers=[elman("rnn", "x", bidirectional=True)]))
+    graph = build(lecture(layers=[layer("rnn", bidirectional=True)]))
     assert graph.nodes["rnn.s"]["lag"] == 1 and graph.nodes["rnn.s_rev"]["lag"] == -1
     assert layer_output(graph, "rnn") == [("rnn.s", 4), ("rnn.s_rev", 4)]
     assert graph.nodes["y"]["size"] == 8
@@ -47,9 +43,9 @@ def test_bidirectional_layer_has_two_states_with_opposite_lags():
 
 def test_stacking_feeds_the_readout_not_the_state():
     graph = build(
-        make_spec(
-            layers=[elman("r1", "x", output={"size": 5}), elman("r2", "r1")],
-            outputs=[{"name": "o", "from": "r2"}],
+        lecture(
+            layers=[layer("r1", output=readout(5)), layer("r2", input="r1")],
+            outputs=[output("o", "r2")],
         )
     )
     assert graph.has_edge("r1.y", "r2.s")
@@ -59,46 +55,49 @@ def test_stacking_feeds_the_readout_not_the_state():
 @pytest.mark.parametrize(
     ("overrides", "path", "message"),
     [
-        ({"layers": [elman("rnn", "z")]}, ("layers", 0, "input"), "unknown name `z`"),
-        ({"layers": [elman("rnn", "rn")]}, ("layers", 0, "input"), "did you mean `rnn`"),
-        ({"layers": [elman("x", "x")]}, ("layers", 0, "name"), "duplicate name `x`"),
-        ({"layers": [elman("rnn", "y")]}, ("layers", 0, "input"), "`y` is an output"),
-        ({"outputs": [{"name": "o", "from": "x"}]}, ("outputs", 0, "from"), "is an input"),
+        ({"layers": [layer("rnn", input="z")]}, ("layers", 0, "input"), "unknown name `z`"),
+        ({"layers": [layer("rnn", input="rn")]}, ("layers", 0, "input"), "did you mean `rnn`"),
+        ({"layers": [layer("x", input="x")]}, ("layers", 0, "name"), "duplicate name `x`"),
+        ({"layers": [layer("rnn", input="y")]}, ("layers", 0, "input"), "`y` is an output"),
+        ({"outputs": [output("o", "x")]}, ("outputs", 0, "from"), "is an input"),
         (
-            {"layers": [elman("a", "b"), elman("b", "a")], "outputs": [{"name": "o", "from": "b"}]},
+            {
+                "layers": [layer("a", input="b"), layer("b", input="a")],
+                "outputs": [output("o", "b")],
+            },
             ("layers", 0, "input"),
             "algebraic loop",
         ),
         (
-            {"connections": [{"from": "rnn", "to": "rnn", "delay": 0}]},
+            {"connections": [connection("rnn", "rnn", 0)]},
             ("connections", 0),
             "algebraic loop",
         ),
         (
-            {"connections": [{"from": "rnn", "to": "x", "delay": 1}]},
+            {"connections": [connection("rnn", "x", 1)]},
             ("connections", 0, "to"),
             "goes into a layer",
         ),
         (
             {
-                "layers": [elman("rnn", "x", direction="backward", output={"size": 2})],
-                "connections": [{"from": "rnn", "to": "rnn", "delay": 1}],
+                "layers": [layer("rnn", direction="backward", output=readout(2))],
+                "connections": [connection("rnn", "rnn", 1)],
             },
             ("connections", 0),
             "backward",
         ),
         (
             {
-                "layers": [elman("a", "x"), elman("b", "a", H=5, initial_state="a")],
-                "outputs": [{"name": "o", "from": "b"}],
+                "layers": [layer("a"), layer("b", input="a", size=5, initial_state="a")],
+                "outputs": [output("o", "b")],
             },
             ("layers", 1, "initial_state"),
             "state_size 4 but `b` has state_size 5",
         ),
         (
             {
-                "layers": [elman("a", "x", initial_state="a")],
-                "outputs": [{"name": "o", "from": "a"}],
+                "layers": [layer("a", initial_state="a")],
+                "outputs": [output("o", "a")],
             },
             ("layers", 0, "initial_state"),
             "its own last state",
@@ -107,20 +106,20 @@ def test_stacking_feeds_the_readout_not_the_state():
 )
 def test_invalid_graphs_name_the_field(overrides, path, message):
     with pytest.raises(SpecError) as caught:
-        build(make_spec(**overrides))
+        build(lecture(**overrides))
     assert caught.value.path == path
     assert message in caught.value.message
 
 
 def test_mixed_direction_loop_is_refused_even_with_nonzero_delays():
-    spec = make_spec(
-        layers=[elman("rnn", "x", direction="backward", output={"size": 2})],
-        connections=[{"from": "rnn", "to": "rnn", "delay": 3}],
+    spec = lecture(
+        layers=[layer("rnn", direction="backward", output=readout(2))],
+        connections=[connection("rnn", "rnn", 3)],
     )
     with pytest.raises(SpecError, match="runs forward in time"):
         build(spec)
 
 
 def test_connection_with_delay_makes_a_legal_loop():
-    graph = build(make_spec(connections=[{"from": "rnn", "to": "rnn", "delay": 1}]))
+    graph = build(lecture(connections=[connection("rnn", "rnn", 1)]))
     assert graph.edges["rnn.y", "rnn.s", "rnn.W_rnn[0]"]["lag"] == 1

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-import textwrap
 
 import pytest
 from typer.testing import CliRunner
 
 from composer.cli.app import app
 from composer.spec.model import PRESETS
+from tests.builders import lecture, write_spec
 
 runner = CliRunner()
 
+# The lecture's network as file text, for the error locations below; the other tests write
+# `LECTURE` with `write_spec`.
 GOOD = """\
 inputs: [{name: x, size: 3}]
 layers:
@@ -24,20 +26,15 @@ layers:
 outputs: [{name: y, from: rnn}]
 alignment: many-to-one
 """
+LECTURE = lecture(alignment="many-to-one")
 
 
 def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-def write(tmp_path, text, name="net.yaml"):
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
 def test_validate_ok(tmp_path):
-    result = invoke("validate", write(tmp_path, GOOD))
+    result = invoke("validate", write_spec(tmp_path, LECTURE))
     assert result.exit_code == 0, result.output
     assert result.stdout.endswith(": ok\n")
 
@@ -95,7 +92,7 @@ INVALID = [
 
 @pytest.mark.parametrize(("text", "where", "message"), INVALID)
 def test_invalid_specs_exit_3_with_their_location(tmp_path, text, where, message):
-    path = write(tmp_path, text)
+    path = write_spec(tmp_path, text)
     result = invoke("validate", path)
     assert result.exit_code == 3, result.output
     lines = result.stderr.splitlines()
@@ -104,8 +101,8 @@ def test_invalid_specs_exit_3_with_their_location(tmp_path, text, where, message
 
 
 def test_validate_reports_every_file(tmp_path):
-    bad = write(tmp_path, GOOD.replace("input: x", "input: z"), "bad.yaml")
-    good = write(tmp_path, GOOD, "good.yaml")
+    bad = write_spec(tmp_path, GOOD.replace("input: x", "input: z"), "bad.yaml")
+    good = write_spec(tmp_path, LECTURE, "good.yaml")
     result = invoke("validate", good, bad)
     assert result.exit_code == 3
     assert f"{good}: ok" in result.stdout and f"{bad}:5:12:" in result.stderr
@@ -121,7 +118,8 @@ def test_missing_file_or_folder_is_a_usage_error(tmp_path, command):
 
 
 def test_output_paths_that_would_lose_data_are_refused(tmp_path):
-    spec = write(tmp_path, GOOD)
+    spec = write_spec(tmp_path, LECTURE)
+    text = spec.read_text()
     cases = [
         (tmp_path, "is a folder"),
         (spec, "exists; pass --force"),
@@ -130,11 +128,11 @@ def test_output_paths_that_would_lose_data_are_refused(tmp_path):
     for out, message in cases:
         result = invoke("new", "many-to-one", "--output", out)
         assert result.exit_code == 2 and message in result.output, result.output
-    assert spec.read_text() == GOOD
+    assert spec.read_text() == text
 
 
 def test_summary_total_is_the_same_for_any_steps(tmp_path):
-    path = write(tmp_path, GOOD)
+    path = write_spec(tmp_path, LECTURE)
     totals = set()
     for steps in (3, 3000):
         result = invoke("summary", path, "--steps", steps, "--json")
@@ -146,7 +144,7 @@ def test_summary_total_is_the_same_for_any_steps(tmp_path):
 
 
 def test_summary_table(tmp_path):
-    result = invoke("summary", write(tmp_path, GOOD))
+    result = invoke("summary", write_spec(tmp_path, LECTURE))
     assert result.exit_code == 0, result.output
     assert "rnn.Ws" in result.stdout and "H*H" in result.stdout
     assert "total parameters: 42" in result.stdout
@@ -154,7 +152,7 @@ def test_summary_table(tmp_path):
 
 
 def test_deps_text_and_json(tmp_path):
-    path = write(tmp_path, GOOD)
+    path = write_spec(tmp_path, LECTURE)
     result = invoke("deps", path, "--steps", 5)
     assert result.exit_code == 0 and result.stdout == "y[4] <- x[0..4]\n"
     data = json.loads(invoke("deps", path, "--steps", 5, "--json").stdout)
@@ -308,18 +306,3 @@ def test_huge_steps_are_refused_before_allocating(command):
     result = invoke(command, "specs/lecture-elman.yaml", "--steps", 10**12)
     assert result.exit_code == 5
     assert "unrolling to T = 1,000,000,000,000 would need about" in result.stderr
-
-
-def test_an_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
-    from composer import arrays
-
-    out = tmp_path / "start.yaml"
-    out.write_text("old")
-
-    def interrupted(handle):
-        handle.write(b"half a fi")
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        arrays.atomic_write(out, interrupted)
-    assert out.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["start.yaml"]

@@ -1,4 +1,4 @@
-"""Tests for composer.spec.reader: every bad spec is reported at its file, line, column and field path."""
+"""The spec reader: every bad spec is reported at its file, line, column and field path."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from composer.errors import SpecError, SpecErrors
 from composer.spec.model import NetworkSpec
 from composer.spec.reader import MAX_BYTES, SourcedSpec, load_spec, read_spec, read_spec_text
+from tests.builders import write_spec
 
 # Line numbers below are counted in this text; the comments give the column of each value.
 VALID_YAML = """\
@@ -169,14 +170,6 @@ JSON_CASES = [
 ]
 
 
-def write(tmp_path, text: str | bytes, name: str = "spec.yaml"):
-    path = tmp_path / name
-    if isinstance(text, str):
-        text = text.encode("utf-8")
-    path.write_bytes(text)
-    return path
-
-
 def errors_of(path) -> list[str]:
     with pytest.raises(SpecErrors) as info:
         read_spec(path)
@@ -193,14 +186,14 @@ def assert_reported(errors: list[str], prefix: str, message: str) -> None:
 @pytest.mark.parametrize(("old", "new", "where", "message"), YAML_CASES)
 def test_bad_yaml_is_reported_at_its_line_column_and_path(tmp_path, old, new, where, message):
     assert old in VALID_YAML
-    path = write(tmp_path, VALID_YAML.replace(old, new, 1))
+    path = write_spec(tmp_path, VALID_YAML.replace(old, new, 1))
     assert_reported(errors_of(path), f"{path}:{where}", message)
 
 
 @pytest.mark.parametrize(("old", "new", "where", "message"), JSON_CASES)
 def test_bad_json_is_reported_at_its_line_column_and_path(tmp_path, old, new, where, message):
     assert old in VALID_JSON
-    path = write(tmp_path, VALID_JSON.replace(old, new, 1), "spec.json")
+    path = write_spec(tmp_path, VALID_JSON.replace(old, new, 1), "spec.json")
     assert_reported(errors_of(path), f"{path}:{where}", message)
 
 
@@ -219,25 +212,25 @@ def test_bad_json_is_reported_at_its_line_column_and_path(tmp_path, old, new, wh
     ],
 )
 def test_a_document_that_is_not_a_spec_is_refused(tmp_path, text, name, where, message):
-    path = write(tmp_path, text, name)
+    path = write_spec(tmp_path, text, name)
     assert_reported(errors_of(path), f"{path}:{where}", message)
 
 
 def test_a_valid_spec_loads_and_round_trips(tmp_path):
-    sourced = read_spec(write(tmp_path, VALID_YAML))
+    sourced = read_spec(write_spec(tmp_path, VALID_YAML))
     assert isinstance(sourced, SourcedSpec)
     assert sourced.spec.layers[0].state_size == 4
     assert sourced.locations[("layers", 0, "state_size")] == (10, 17)
     assert sourced.key_locations[("layers", 0, "state_size")] == (10, 5)
     dumped = sourced.spec.model_dump(mode="json", by_alias=True)
-    as_json = write(tmp_path, json.dumps(dumped, indent=2), "again.json")
-    as_yaml = write(tmp_path, yaml.safe_dump(dumped), "again.yml")
+    as_json = write_spec(tmp_path, json.dumps(dumped, indent=2), "again.json")
+    as_yaml = write_spec(tmp_path, yaml.safe_dump(dumped), "again.yml")
     assert load_spec(as_json) == load_spec(as_yaml) == sourced.spec
     assert read_spec_text(VALID_JSON, "s.json", "json").spec.outputs[0].source == "rnn"
 
 
 def test_locate_places_later_errors_at_the_nearest_value(tmp_path):
-    path = write(tmp_path, VALID_YAML)
+    path = write_spec(tmp_path, VALID_YAML)
     sourced = read_spec(path)
     unknown = SpecError("unknown layer `rnn2`", ("outputs", 0, "from"))
     assert str(sourced.locate(unknown)) == f"{path}:14:11: outputs[0].from: unknown layer `rnn2`"
@@ -250,7 +243,7 @@ def test_locate_places_later_errors_at_the_nearest_value(tmp_path):
 
 def test_all_errors_are_reported_in_file_order(tmp_path):
     text = VALID_YAML.replace("version: 1", "version: 2").replace("state_size: 4", "state_size: 0")
-    path = write(tmp_path, text.replace("from: rnn", "frm: rnn"))
+    path = write_spec(tmp_path, text.replace("from: rnn", "frm: rnn"))
     errors = errors_of(path)
     assert [err.split(": ")[0] for err in errors] == [
         f"{path}:1:10",
@@ -280,7 +273,7 @@ def test_plain_scalars_follow_yaml_1_2(old, new, field, value):
 def test_a_python_tag_runs_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     text = VALID_YAML.replace("name: net", 'name: !!python/object/apply:os.system ["touch MARKER"]')
-    path = write(tmp_path, text)
+    path = write_spec(tmp_path, text)
     assert_reported(errors_of(path), f"{path}:2:7: name:", "YAML tag `!!python/object/apply")
     assert not (tmp_path / "MARKER").exists()
 
@@ -289,7 +282,7 @@ def test_a_billion_laughs_is_refused_at_once(tmp_path):
     lines = ["a: &a [" + ", ".join(["lol"] * 9) + "]"]
     for name, previous in zip("bcdefghij", "abcdefghi"):
         lines.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
-    path = write(tmp_path, "\n".join(lines) + "\n")
+    path = write_spec(tmp_path, "\n".join(lines) + "\n")
     started = time.perf_counter()
     errors = errors_of(path)
     assert time.perf_counter() - started < 5  # refusing takes well under a second
@@ -303,7 +296,7 @@ def test_a_billion_laughs_is_refused_at_once(tmp_path):
 )
 def test_deep_nesting_is_an_error_not_a_recursion_error(tmp_path, depth, name, opening, closing):
     prefix, bracket = opening[:-1], opening[-1]
-    path = write(tmp_path, prefix + bracket * depth + closing * depth, name)
+    path = write_spec(tmp_path, prefix + bracket * depth + closing * depth, name)
     # The top-level mapping is level 1, so the 50th bracket opens level 51.
     column = len(prefix) + 50
     assert_reported(errors_of(path), f"{path}:1:{column}:", "nested deeper than 50 levels")
@@ -314,17 +307,17 @@ def test_deep_nesting_is_an_error_not_a_recursion_error(tmp_path, depth, name, o
     [("spec.yaml", VALID_YAML, (8, 11)), ("spec.json", VALID_JSON, (4, 29))],
 )
 def test_a_byte_order_mark_is_accepted(tmp_path, name, text, kind_at):
-    path = write(tmp_path, codecs.BOM_UTF8 + text.encode("utf-8"), name)
+    path = write_spec(tmp_path, codecs.BOM_UTF8 + text.encode("utf-8"), name)
     assert read_spec(path).locations[("layers", 0, "kind")] == kind_at
 
 
 def test_text_that_is_not_utf8_is_refused_with_its_offset(tmp_path):
-    path = write(tmp_path, b"version: 1\nname: caf\xe9\n")
+    path = write_spec(tmp_path, b"version: 1\nname: caf\xe9\n")
     assert_reported(errors_of(path), f"{path}:2:10:", "not UTF-8: byte 0xe9 at byte offset 20")
 
 
 def test_a_file_over_the_size_cap_is_refused(tmp_path):
-    path = write(tmp_path, VALID_YAML + "#" * MAX_BYTES)
+    path = write_spec(tmp_path, VALID_YAML + "#" * MAX_BYTES)
     assert_reported(errors_of(path), f"{path}:", "larger than the 256 KiB limit")
 
 
@@ -334,8 +327,8 @@ def test_a_missing_file_is_a_spec_error(tmp_path):
 
 
 def test_other_extensions_are_read_as_yaml(tmp_path):
-    assert isinstance(load_spec(write(tmp_path, VALID_YAML, "spec.txt")), NetworkSpec)
-    assert isinstance(load_spec(write(tmp_path, VALID_JSON, "spec")), NetworkSpec)
+    assert isinstance(load_spec(write_spec(tmp_path, VALID_YAML, "spec.txt")), NetworkSpec)
+    assert isinstance(load_spec(write_spec(tmp_path, VALID_JSON, "spec")), NetworkSpec)
 
 
 # Pieces of YAML and JSON syntax, so that random text often gets past the first character.

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from composer.cli.report import format_dependencies
 from composer.graph.deps import dependencies
+from composer.text import format_steps
 from composer.graph.folded import build
 from composer.graph.unrolled import unroll
-from composer.text import format_steps
-from tests.conftest import make_spec
+from tests.builders import input_, layer, lecture, random_networks
 
 
 @pytest.mark.parametrize(
@@ -21,7 +23,7 @@ def test_format_steps(steps, text):
 
 
 def test_lecture_output_depends_on_all_previous_inputs():
-    deps = dependencies(unroll(build(make_spec()), 4))
+    deps = dependencies(unroll(build(lecture()), 4))
     assert format_dependencies(deps) == [
         "y[0] <- x[0]",
         "y[1] <- x[0..1]",
@@ -31,28 +33,35 @@ def test_lecture_output_depends_on_all_previous_inputs():
 
 
 def test_backward_layer_depends_on_the_future():
-    spec = make_spec(
-        layers=[
-            {"name": "rnn", "kind": "gru", "input": "x", "state_size": 2, "direction": "backward"}
-        ]
-    )
+    spec = lecture(layers=[layer("rnn", "gru", size=2, direction="backward")])
     assert dependencies(unroll(build(spec), 3))["y"][0] == {"x": [0, 1, 2]}
     assert dependencies(unroll(build(spec), 3))["y"][2] == {"x": [2]}
 
 
 def test_dilation_skips_steps():
-    spec = make_spec(
-        layers=[{"name": "rnn", "kind": "elman", "input": "x", "state_size": 2, "delay": 3}],
+    spec = lecture(
+        layers=[layer("rnn", size=2, delay=3)],
         alignment="many-to-one",
     )
     assert dependencies(unroll(build(spec), 8))["y"] == {7: {"x": [1, 4, 7]}}
 
 
 def test_two_inputs_and_an_input_free_output():
-    spec = make_spec(
-        inputs=[{"name": "a", "size": 1}, {"name": "b", "size": 1, "window": "1:2"}],
-        layers=[{"name": "rnn", "kind": "elman", "input": ["a", "b"], "state_size": 2}],
+    spec = lecture(
+        inputs=[input_("a", 1), input_("b", 1, window="1:2")],
+        layers=[layer("rnn", input=["a", "b"], size=2)],
         alignment={"inputs": "0:1", "outputs": ":"},
     )
     deps = dependencies(unroll(build(spec), 3))
     assert deps["y"] == {0: {"a": [0]}, 1: {"a": [0], "b": [1]}, 2: {"a": [0], "b": [1]}}
+
+
+@settings(max_examples=40, deadline=None)
+@given(random_networks(), st.integers(2, 8))
+def test_deps_of_a_causal_network_only_reach_back(generated, steps_count):
+    spec, causal = generated
+    for per_step in dependencies(unroll(build(spec), steps_count)).values():
+        for t, found in per_step.items():
+            for input_steps in found.values():
+                if causal:
+                    assert max(input_steps) <= t

@@ -8,7 +8,7 @@ import pytest
 from composer.errors import DataError
 from composer.graph.folded import build
 from composer.graph.weights import init_params, load_params, param_table, save_params
-from tests.conftest import make_spec
+from tests.builders import layer, lecture, readout
 
 
 @pytest.mark.parametrize(
@@ -20,13 +20,13 @@ from tests.conftest import make_spec
     ],
 )
 def test_shapes_follow_the_design_table(kind, expected):
-    layer = {"name": "rnn", "kind": kind, "input": "x", "state_size": 4, "output": {"size": 2}}
-    table = {i.key: i.shape for i in param_table(build(make_spec(layers=[layer])))}
+    spec = lecture(layers=[layer("rnn", kind, output=readout(2))])
+    table = {i.key: i.shape for i in param_table(build(spec))}
     assert table == {**expected, "rnn.Wy": (4, 2), "rnn.by": (2,)}
 
 
 def test_counts_match_shapes_and_the_lecture_total():
-    table = param_table(build(make_spec()))
+    table = param_table(build(lecture()))
     assert [(i.key, i.formula, i.count) for i in table] == [
         ("rnn.Wx", "in*H", 12),
         ("rnn.Ws", "H*H", 16),
@@ -37,7 +37,7 @@ def test_counts_match_shapes_and_the_lecture_total():
 
 
 def test_init_is_seeded_and_within_pytorch_ranges():
-    graph = build(make_spec())
+    graph = build(lecture())
     first, again, other = init_params(graph, 3), init_params(graph, 3), init_params(graph, 4)
     assert all(np.array_equal(first[k], again[k]) for k in first)
     assert not np.array_equal(first["rnn.Wx"], other["rnn.Wx"])
@@ -48,7 +48,7 @@ def test_init_is_seeded_and_within_pytorch_ranges():
 
 
 def test_npz_round_trip_and_checks(tmp_path):
-    graph = build(make_spec())
+    graph = build(lecture())
     params = init_params(graph, 0, "float64")
     path = tmp_path / "w.npz"
     save_params(path, params)

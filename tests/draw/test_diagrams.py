@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import networkx as nx
 import pytest
@@ -21,71 +19,45 @@ from composer.draw.view import StepTemplate, kept_columns
 from composer.errors import ComposerError, RenderError
 from composer.graph.folded import build
 from composer.graph.unrolled import unroll, unrolled_graph
-from composer.spec.model import NetworkSpec
 from composer.spec.reader import load_spec
-from tests.conftest import SPECS
+from tests.builders import connection, input_, layer, output, readout, spec
+from tests.conftest import ROOT, SPECS
 
-ROOT = Path(__file__).resolve().parent.parent
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is missing")
 
 
-def elman(name, input, H=4, **extra):
-    return {"name": name, "kind": "elman", "input": input, "state_size": H, **extra}
-
-
-def network(layers, outputs=None, inputs=None, **extra) -> NetworkSpec:
-    return NetworkSpec.model_validate(
-        {
-            "inputs": inputs or [{"name": "x", "size": 3}],
-            "layers": layers,
-            "outputs": outputs or [{"name": "y", "from": layers[-1]["name"]}],
-            **extra,
-        }
-    )
-
-
-SOFTMAX = {"size": 2, "activation": "softmax"}
+SOFTMAX = readout(2, "softmax")
 NETWORKS = {
-    "lecture": network([elman("s", "x", output=SOFTMAX)]),
-    "stack": network(
-        [elman("s1", "x", output={"size": 5}), elman("s2", "s1", output=SOFTMAX)],
-        outputs=[{"name": "o", "from": "s2"}],
+    "lecture": spec([layer("s", output=SOFTMAX)]),
+    "stack": spec(
+        [layer("s1", output=readout(5)), layer("s2", input="s1", output=SOFTMAX)],
+        outputs=[output("o", "s2")],
     ),
-    "many-to-one": network([elman("rnn", "x", output=SOFTMAX)], alignment="many-to-one"),
-    "delay-2": network(
-        [elman("rnn", "x", output=SOFTMAX)], alignment={"preset": "many-to-many", "delay": 2}
+    "many-to-one": spec([layer("rnn", output=SOFTMAX)], alignment="many-to-one"),
+    "delay-2": spec(
+        [layer("rnn", output=SOFTMAX)], alignment={"preset": "many-to-many", "delay": 2}
     ),
-    "one-to-many": network([elman("rnn", "x", output=SOFTMAX)], alignment="one-to-many"),
-    "bidirectional": network([elman("bi", "x", bidirectional=True, output=SOFTMAX)]),
-    "backward": network([elman("back", "x", direction="backward")]),
-    "lstm": network([{"name": "lstm", "kind": "lstm", "input": "x", "state_size": 6}]),
-    "gru": network(
-        [
-            {"name": "gru", "kind": "gru", "input": "x", "state_size": 6},
-            {"name": "head", "kind": "dense", "input": "gru", "size": 2},
-        ]
-    ),
-    "dilated": network(
-        [elman("d1", "x"), elman("d2", "d1", delay=2), elman("d4", "d2", delay=4)],
+    "one-to-many": spec([layer("rnn", output=SOFTMAX)], alignment="one-to-many"),
+    "bidirectional": spec([layer("bi", bidirectional=True, output=SOFTMAX)]),
+    "backward": spec([layer("back", direction="backward")]),
+    "lstm": spec([layer("lstm", "lstm", size=6)]),
+    "gru": spec([layer("gru", "gru", size=6), layer("head", "dense", "gru", 2)]),
+    "dilated": spec(
+        [layer("d1"), layer("d2", input="d1", delay=2), layer("d4", input="d2", delay=4)],
         alignment="many-to-one",
     ),
-    "encoder-decoder": network(
+    "encoder-decoder": spec(
         [
-            elman("enc", "src", active=":-3"),
-            elman("dec", "prev", active="-3:", initial_state="enc", output=SOFTMAX),
+            layer("enc", input="src", active=":-3"),
+            layer("dec", input="prev", active="-3:", initial_state="enc", output=SOFTMAX),
         ],
-        inputs=[
-            {"name": "src", "size": 3, "window": ":-3"},
-            {"name": "prev", "size": 2, "window": "-3:"},
-        ],
+        inputs=[input_("src", 3, ":-3"), input_("prev", 2, "-3:")],
         alignment={"inputs": ":", "outputs": "-3:"},
     ),
-    "jordan": network(
-        [elman("s", "x", output=SOFTMAX)], connections=[{"from": "s", "to": "s", "delay": 1}]
-    ),
-    "skip": network(
-        [elman("r1", "x"), elman("r2", "r1")],
-        connections=[{"from": "x", "to": "r2", "delay": 0}],
+    "jordan": spec([layer("s", output=SOFTMAX)], connections=[connection("s", "s", 1)]),
+    "skip": spec(
+        [layer("r1"), layer("r2", input="r1")],
+        connections=[connection("x", "r2", 0)],
     ),
 }
 MIN_STEPS = {"delay-2": 3, "encoder-decoder": 4}
@@ -157,21 +129,21 @@ def stacks(draw):
     """Elman stacks with random delays, directions, readouts, connections and alignment."""
     layers, source = [], "x"
     for i in range(draw(st.integers(1, 3))):
-        layer = elman(f"r{i}", source, delay=draw(st.integers(1, 3)))
+        fields = {"delay": draw(st.integers(1, 3))}
         if draw(st.booleans()):
-            layer["bidirectional"] = True
+            fields["bidirectional"] = True
         elif draw(st.booleans()):
-            layer["direction"] = "backward"
+            fields["direction"] = "backward"
         if draw(st.booleans()):
-            layer["output"] = {"size": 2}
-        layers.append(layer)
-        source = layer["name"]
+            fields["output"] = readout(2)
+        layers.append(layer(f"r{i}", input=source, **fields))
+        source = f"r{i}"
     extra = {"alignment": draw(st.sampled_from(["many-to-many", "many-to-one", "one-to-many"]))}
     last = layers[-1]
     if draw(st.booleans()) and not last.get("bidirectional"):
         back = last.get("direction") == "backward"
-        extra["connections"] = [{"from": "x", "to": last["name"], "delay": 0 if back else 2}]
-    return network(layers, **extra)
+        extra["connections"] = [connection("x", last["name"], 0 if back else 2)]
+    return spec(layers, **extra)
 
 
 @given(spec=stacks(), steps=st.integers(1, 20), max_columns=st.integers(1, 12))
@@ -330,8 +302,8 @@ def test_diagrams_are_byte_identical_across_builds(name):
 def test_diagrams_do_not_depend_on_hash_seeds():
     code = (
         "from composer.graph.folded import build; from composer.spec.reader import load_spec; "
-        "from composer.draw.diagrams import folded_dot, unfolded_dot; from composer.graph.unrolled import "
-        "unroll; g = build(load_spec('specs/dilated.yaml')); "
+        "from composer.draw.diagrams import folded_dot, unfolded_dot; "
+        "from composer.graph.unrolled import unroll; g = build(load_spec('specs/dilated.yaml')); "
         "print(folded_dot(g) + unfolded_dot(unroll(g, 30), highlight=('o', -1)))"
     )
     outputs = {
@@ -469,36 +441,3 @@ def test_parse_highlight_refuses_other_text(text):
 def test_max_columns_must_be_positive():
     with pytest.raises(ComposerError, match="max_columns"):
         unfolded_dot(unroll(build(NETWORKS["lecture"]), 3), max_columns=0)
-
-
-# -- the gallery ------------------------------------------------------------------------
-
-
-def load_gallery():
-    location = ROOT / "tools" / "gallery.py"
-    module_spec = importlib.util.spec_from_file_location("gallery", location)
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules.setdefault("gallery", module)  # its dataclass looks itself up there
-    module_spec.loader.exec_module(module)
-    return module
-
-
-def test_the_gallery_and_its_dot_sources_are_current():
-    gallery = load_gallery()
-    texts = gallery.sources(ROOT)
-    stale = [rel for rel, text in texts.items() if gallery._read(ROOT / rel) != text]
-    assert not stale, "the gallery is stale; run `make docs`"
-    committed = {f"docs/gallery/{p.name}" for p in (ROOT / "docs/gallery").glob("*.dot")}
-    assert committed == {rel for rel in texts if rel.endswith(".dot")}
-    assert {p.stem for p in SPECS} <= {pic.stem for pic in gallery.pictures(ROOT)}
-
-
-@pytest.mark.parametrize(
-    "module", ["composer.draw.diagrams", "composer.draw.view", "composer.draw.dot"]
-)
-def test_docstring_examples_run(module):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module))
-    assert result.failed == 0

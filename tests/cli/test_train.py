@@ -1,0 +1,106 @@
+"""The `train` command of the real app, through Typer's CliRunner: it writes the best weights
+(and a loss curve) the way the docs say, and turns errors into one line and an exit code."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import pytest
+from typer.testing import CliRunner
+
+import composer.training.loop as train_module
+from composer.cli.app import app
+from composer.graph.folded import build
+from composer.graph.weights import load_params
+from composer.spec.reader import load_spec
+from tests.conftest import ROOT
+
+SPECS, DATA = ROOT / "specs", ROOT / "specs" / "data"
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, ["train", *map(str, args)])
+
+
+def test_command_writes_best_weights_and_curve(tmp_path):
+    out, curve = tmp_path / "w.npz", tmp_path / "c.svg"
+    args = (SPECS / "sine.yaml", "--data", DATA / "sine.npz", "--epochs", 2, "--lr", 0.01)
+    result = invoke(*args, "--output", out, "--curve", curve)
+    assert result.exit_code == 0, result.output
+    assert "untrained, best" in result.output and f"wrote {out}" in result.output
+    load_params(out, build(load_spec(SPECS / "sine.yaml")))
+    assert curve.read_text().startswith("<svg")
+    again = invoke(*args, "--output", out)
+    assert again.exit_code == 2 and "exists; pass --force" in again.output
+    assert invoke(*args, "--output", out, "--force", "--weights", out).exit_code == 0
+
+
+def test_command_exits_130_after_writing_on_ctrl_c(tmp_path, monkeypatch):
+    real = train_module.grad
+    calls = {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 20:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "grad", interrupted)
+    out = tmp_path / "w.npz"
+    result = invoke(SPECS / "sine.yaml", "--data", DATA / "sine.npz", "--output", out)
+    assert result.exit_code == 130 and "interrupted" in result.output and out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("sine.yaml", "reber.npz"), 4, "missing 'x', 'o'"),
+        (("sine.yaml", "sine.npz", "--loss", "cross-entropy"), 3, "needs a softmax readout"),
+        (("reber.yaml", "reber.npz", "--loss", "mse"), 4, "expected (B, T_out, size)"),
+    ],
+)
+def test_command_errors_are_one_line_with_exit_codes(args, code, message, tmp_path):
+    spec, data, *rest = args
+    result = invoke(SPECS / spec, "--data", DATA / data, "--output", tmp_path / "w.npz", *rest)
+    assert result.exit_code == code, result.output
+    assert message in result.output
+
+
+def _documented_commands() -> list[str]:
+    text = (ROOT / "docs" / "training.md").read_text()
+    return re.findall(r"^\$ (rnn-composer train .+)$", text, re.M)
+
+
+def test_docs_have_commands():
+    assert len(_documented_commands()) >= 3
+
+
+@pytest.mark.parametrize("command", _documented_commands())
+def test_documented_commands_run(command, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    args = shlex.split(command)[2:]  # after `rnn-composer train`
+    out = ["--epochs", "1", "--output", tmp_path / "w.npz", "--curve", tmp_path / "c.svg"]
+    result = invoke(*args, *out, "--force")
+    assert result.exit_code == 0, result.output
+
+
+def test_training_over_the_memory_limit_is_refused_before_it_starts(tmp_path):
+    result = invoke(
+        SPECS / "reber.yaml",
+        "--data",
+        DATA / "reber.npz",
+        "--max-memory",
+        "1M",
+        "--loss",
+        "cross-entropy",
+        "--batch-size",
+        "1000",
+        "--output",
+        tmp_path / "w.npz",
+    )
+    assert (
+        result.exit_code == 5 and "training" in result.stderr and "over the limit" in result.stderr
+    )
+    assert not (tmp_path / "w.npz").exists()

@@ -1,0 +1,34 @@
+"""Datasets: the Reber grammar's acceptor, and the shipped data is what the generator writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from composer.arrays import read_arrays
+from composer.cli.datasets import main
+from composer.training.datasets import DATASETS, accepts, reber_string
+from tests.conftest import ROOT
+
+DATA = ROOT / "specs" / "data"
+
+
+def test_reber_acceptor():
+    rng = np.random.default_rng(0)
+    strings = [reber_string(rng) for _ in range(200)]
+    assert all(map(accepts, strings))
+    for string in strings[:50]:
+        assert not accepts(string[:-1])
+        wrong_end = string[:-2] + ("P" if string[1] == "T" else "T") + "E"
+        assert not accepts(wrong_end)
+    assert accepts("BTBTXXVVETE") and not accepts("BTBTSSETE")  # no E right after S
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_shipped_data_is_what_the_generator_writes(name, tmp_path):
+    assert main([name, "--output", str(tmp_path / "d.npz")]) == 0
+    written, shipped = read_arrays(tmp_path / "d.npz"), read_arrays(DATA / f"{name}.npz")
+    assert sorted(written) == sorted(shipped)
+    for key in shipped:
+        np.testing.assert_array_equal(written[key], shipped[key])
+    assert (DATA / f"{name}.npz").stat().st_size < 400_000
