@@ -52,7 +52,7 @@ test: setup
 
 # A longer fuzz run than `make test` does: thousands of mutated specs and array files.
 fuzz: setup
-	FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest tests/test_fuzz.py tests/test_load.py -k "fuzz or random or fail_cleanly"
+	FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest tests/test_fuzz.py tests/spec/test_reader.py -k "fuzz or random or fail_cleanly"
 
 lint: setup
 	$(BIN)/ruff check .

@@ -87,7 +87,8 @@ class Vector:
 
     `kind` is the layer kind of a state (`composer.kinds.KINDS`), `dense` for readouts
     and dense layers, None for inputs and outputs; `gates` the blocks of `size` columns
-    its pre-activation holds, `columns` their total. `feeds` are its in-edges except its own recurrence, which is `recurrence`.
+    its pre-activation holds, `columns` their total. `feeds` are its in-edges except its
+    own recurrence, which is `recurrence`.
     `window` is [start, stop) of the steps it exists at; `span` [first, last + 1) of the
     steps it is computed at (`present`, a read-only mask over 0..T-1). `initial` are the
     steps its recurrence reads outside its window, `handover` the (state, step) whose value

@@ -9,14 +9,13 @@ import networkx as nx
 import numpy as np
 import pytest
 
+from composer.engine.executor import execute, run
+from composer.engine.memory import execute_bytes
+from composer.engine.plan import bind_params, compile_plan
 from composer.errors import DataError
 from composer.graph.folded import build
 from composer.graph.unrolled import unroll, unrolled_graph
 from composer.graph.weights import init_params
-from composer.engine.executor import execute, run
-from composer.engine.memory import execute_bytes
-from composer.engine.plan import bind_params
-from composer.engine.plan import compile_plan
 from composer.spec.model import NetworkSpec
 from composer.spec.reader import load_spec
 from tests.builders import input_, layer, lecture, output, readout, spec

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from composer.engine.inputs import infer_steps, read_csv, read_inputs
 from composer.errors import DataError
 from composer.graph.folded import build
-from composer.engine.inputs import infer_steps, read_csv, read_inputs
 from composer.spec.windows import fitting_steps
 from tests.builders import input_, layer, lecture, output, spec
 

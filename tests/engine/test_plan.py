@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from composer.engine.plan import compile_plan
 from composer.graph.folded import build
 from composer.graph.unrolled import unroll
-from composer.engine.plan import compile_plan
 from tests.oracles import SCENARIOS
 
 

@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 
 from composer.cli.report import format_dependencies
 from composer.graph.deps import dependencies
-from composer.text import format_steps
 from composer.graph.folded import build
 from composer.graph.unrolled import unroll
+from composer.text import format_steps
 from tests.builders import input_, layer, lecture, random_networks
 
 

@@ -14,13 +14,13 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from composer.engine.executor import execute
+from composer.engine.memory import tape_bytes
+from composer.engine.plan import compile_plan
 from composer.errors import DataError, SpecError
 from composer.graph.folded import build
 from composer.graph.unrolled import unroll
 from composer.graph.weights import init_params
-from composer.engine.executor import execute
-from composer.engine.plan import compile_plan
-from composer.engine.memory import tape_bytes
 from composer.training.backprop import Workspace, evaluate, grad
 from composer.training.loop import plan_for
 from tests.builders import connection, input_, layer, output, readout, spec

@@ -7,10 +7,10 @@ import pytest
 
 import composer.training.loop as train_module
 from composer.arrays import read_arrays
+from composer.engine.executor import run
 from composer.errors import DataError
 from composer.graph.folded import build
 from composer.graph.weights import init_params
-from composer.engine.executor import run
 from composer.spec.reader import load_spec
 from composer.training.datasets import accepts, generate
 from composer.training.loop import train
