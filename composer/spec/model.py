@@ -12,6 +12,8 @@ __all__ = [
     "Name",
     "InputSpec",
     "Readout",
+    "LayerBase",
+    "RecurrentLayer",
     "ElmanLayer",
     "LSTMLayer",
     "GRULayer",
@@ -22,11 +24,9 @@ __all__ = [
     "Alignment",
     "NetworkSpec",
     "PRESETS",
-    "STATEFUL_KINDS",
 ]
 
 PRESETS = ("one-to-one", "one-to-many", "many-to-one", "many-to-many")
-STATEFUL_KINDS = ("elman", "lstm", "gru")
 
 Name = Annotated[
     str,
@@ -73,7 +73,9 @@ class Readout(_Model):
 LayerInput = Union[Name, Annotated[list[Name], Field(min_length=1)]]
 
 
-class _LayerBase(_Model):
+class LayerBase(_Model):
+    """What every layer has: a name, its input, the steps where it is active."""
+
     name: Name = Field(description="The layer's name, unique across inputs, layers and outputs.")
     input: LayerInput = Field(
         description="An input or layer name, or a list of them (concatenated in that order)."
@@ -84,7 +86,9 @@ class _LayerBase(_Model):
     description: str | None = Field(None, description="Free text for readers.")
 
 
-class _RecurrentBase(_LayerBase):
+class RecurrentLayer(LayerBase):
+    """What every recurrent kind's layer has: a state, a readout, direction and delay."""
+
     state_size: Size = Field(description="H, the size of the state vector s.")
     output: Readout | None = Field(
         None, description="Optional readout y = psi(s Wy + by); consumers then see y, not s."
@@ -107,7 +111,7 @@ class _RecurrentBase(_LayerBase):
         return self
 
 
-class ElmanLayer(_RecurrentBase):
+class ElmanLayer(RecurrentLayer):
     """s_t = phi(x_t Wx + s_{t-k} Ws + b): the lecture's simple recurrent layer."""
 
     kind: Literal["elman"]
@@ -116,19 +120,19 @@ class ElmanLayer(_RecurrentBase):
     )
 
 
-class LSTMLayer(_RecurrentBase):
+class LSTMLayer(RecurrentLayer):
     """A long short-term memory layer, PyTorch's equations, gate order i, f, g, o."""
 
     kind: Literal["lstm"]
 
 
-class GRULayer(_RecurrentBase):
+class GRULayer(RecurrentLayer):
     """A gated recurrent unit layer, PyTorch's equations, gate order r, z, n."""
 
     kind: Literal["gru"]
 
 
-class DenseLayer(_LayerBase):
+class DenseLayer(LayerBase):
     """A stateless layer y = psi(x W + b), applied at every step."""
 
     kind: Literal["dense"]
