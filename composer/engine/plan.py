@@ -52,6 +52,7 @@ from composer.graph.folded import instant_graph
 from composer.graph.unrolled import Unrolled
 from composer.graph.weights import bias_keys, check_params
 from composer.kinds import KINDS, gate_stack, prepare
+from composer.kinds.dense import DENSE
 from composer.spec.windows import parse_window
 
 __all__ = [
@@ -221,8 +222,8 @@ def _vector(unrolled: Unrolled, node: str, kept: list[str], history: int) -> Vec
             feeds.append(feed)
     window = parse_window(data["window"], steps)
     kind = data.get("kind") if data["role"] == "state" else None
-    if data["role"] in ("readout", "dense"):
-        kind = "dense"
+    if data["role"] in ("readout", "dense"):  # a readout computes as a dense layer does
+        kind = DENSE.name
     gates = KINDS[kind].gates if data["role"] == "state" else 1
     handover = unrolled.handover.get(node)
     return Vector(

@@ -1,0 +1,144 @@
+"""The package's layout keeps its rules: imports flow one way through the stages, the
+graphs hold plain data, each subpackage names its public functions, and no stage outside
+`composer.kinds` knows a layer kind by name."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+from composer.graph.folded import build
+from composer.spec.reader import load_spec
+from tests.conftest import ROOT, SPECS
+
+PACKAGE = ROOT / "composer"
+
+#: each module's stage, left to right: a module may import from its own stage and those
+#: before it, never from a later one. `base` holds what every stage uses (errors, files).
+STAGES = ["base", "spec", "kinds", "graph", "draw", "engine", "training", "network", "cli", "top"]
+BASE = {"errors", "arrays", "dtypes", "text"}
+
+
+def _stage(module: str) -> str:
+    """The stage of a module given as `composer.x.y`."""
+    parts = module.split(".")
+    if len(parts) == 1 or parts[1] in ("__init__", "__main__"):
+        return "top"
+    if parts[1] in BASE:
+        return "base"
+    return parts[1]
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = path
+    return found
+
+
+def _imports(path: Path) -> set[str]:
+    """Every `composer...` module a file imports, at the top or inside functions."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    modules = _modules()
+    return {name for name in names if name in modules and name != "composer"}
+
+
+def test_every_module_has_a_stage():
+    for module in _modules():
+        assert _stage(module) in STAGES, module
+
+
+@pytest.mark.parametrize("module", sorted(_modules()))
+def test_imports_flow_one_way(module):
+    rank = STAGES.index(_stage(module))
+    against = [name for name in _imports(_modules()[module]) if STAGES.index(_stage(name)) > rank]
+    assert not against, f"{module} ({_stage(module)}) imports from later stages: {against}"
+
+
+def test_the_rule_catches_an_arrow_against_the_flow(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from composer.engine.executor import run\n")
+    assert "composer.engine.executor" in _imports(bad)
+    assert STAGES.index(_stage("composer.engine.executor")) > STAGES.index("graph")
+
+
+def test_datasets_and_the_loss_curve_need_nothing_of_the_pipeline():
+    modules = _modules()
+    assert {_stage(n) for n in _imports(modules["composer.training.datasets"])} <= {"base"}
+    assert {_stage(n) for n in _imports(modules["composer.draw.curve"])} <= {"base"}
+
+
+def _plain(value) -> bool:
+    if isinstance(value, (tuple, list)):
+        return all(_plain(item) for item in value)
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_the_folded_graph_holds_plain_data(path):
+    graph = build(load_spec(path))
+    assert all(_plain(value) for value in graph.graph.values()), graph.graph
+    for node, data in graph.nodes(data=True):
+        assert all(_plain(value) for value in data.values()), node
+    for tail, head, data in graph.edges(data=True):
+        assert all(_plain(value) for value in data.values()), (tail, head)
+
+
+SUBPACKAGES = ["spec", "kinds", "graph", "engine", "training", "draw", "cli"]
+
+
+@pytest.mark.parametrize("name", SUBPACKAGES)
+def test_each_subpackage_names_its_public_functions(name):
+    package = importlib.import_module(f"composer.{name}")
+    source = (PACKAGE / name / "__init__.py").read_text()
+    assert package.__doc__ and package.__all__, name
+    assert all(hasattr(package, item) for item in package.__all__), name
+    assert len(source.splitlines()) <= 60, f"composer/{name}/__init__.py is not short"
+
+
+def test_the_package_re_exports_the_stage_functions():
+    import composer
+
+    for name in [
+        "load_spec",
+        "build",
+        "unroll",
+        "compile_plan",
+        "execute",
+        "run",
+        "grad",
+        "train",
+        "dependencies",
+        "folded_dot",
+        "unfolded_dot",
+    ]:
+        assert callable(getattr(composer, name)), name
+
+
+KIND_NAMES = {"elman", "lstm", "gru"}
+
+
+@pytest.mark.parametrize("module", sorted(_modules()))
+def test_no_stage_outside_the_kinds_knows_a_kind_by_name(module):
+    """`dense` is also a vector's role, so only the recurrent kinds' names are looked for;
+    the spec's models name every kind, and that is where a new kind's model goes."""
+    if _stage(module) in ("kinds", "spec"):
+        return
+    tree = ast.parse(_modules()[module].read_text())
+    named = [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and node.value in KIND_NAMES
+    ]
+    assert not named, f"{module} names the kinds {named}"
