@@ -1,7 +1,7 @@
 """Hand-written reference loops: what the executor must compute, straight from the equations.
 
 Written independently of `composer.kinds.base`, `composer.engine.plan` and
-`composer.engine.executor`: plain per-step loops over PyTorch-order weights as the DESIGN's
+`composer.engine.executor`: plain per-step loops over PyTorch-order weights as our
 parameter table names them, with sigmoid and softmax written the textbook way. Arrays are
 (B, T, F) like the executor's; an absent input (outside its window) is simply not added.
 

@@ -1,4 +1,4 @@
-"""The spec: Pydantic models of a network description (DESIGN section 3), no I/O."""
+"""The spec: Pydantic models of a network description (docs/architecture.md), no I/O."""
 
 from __future__ import annotations
 

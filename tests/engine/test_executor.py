@@ -47,7 +47,7 @@ def normal_inputs(graph, steps: int, batch: int = 2, seed: int = 1) -> dict:
 
 
 def _torch_network(kind, activation, layers, bidirectional, F, H, seed):
-    """A PyTorch RNN with random normal weights, and the same weights under DESIGN keys."""
+    """A PyTorch RNN with random normal weights, and the same weights under our keys."""
     torch = pytest.importorskip("torch")
     cls = {"elman": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind]
     extra = {"nonlinearity": activation} if kind == "elman" else {}

@@ -429,7 +429,8 @@ def _torch_net(torch, kind, nonlinearity, bidirectional, F, H, C):
 
 
 def _from_torch(rnn, linear, kind):
-    """Our weights from PyTorch's (DESIGN section 4); `l0`, `l1` are our layer names."""
+    """Our weights from PyTorch's (the weight keys of docs/architecture.md); `l0`, `l1` are our
+    layer names."""
     params = {}
     for index in range(2):
         for torch_suffix, ours in (("", ""), ("_reverse", "_rev")):
