@@ -8,7 +8,8 @@ as methods.
 """
 
 from composer.draw.diagrams import folded_dot, unfolded_dot
-from composer.engine.executor import execute, run
+from composer.engine.batches import run
+from composer.engine.executor import execute
 from composer.engine.plan import compile_plan
 from composer.errors import ComposerError, DataError, RenderError, ResourceError, SpecError
 from composer.graph.deps import dependencies

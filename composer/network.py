@@ -10,7 +10,7 @@ import networkx as nx
 import numpy as np
 
 from composer.draw.diagrams import svg
-from composer.engine.executor import run
+from composer.engine.batches import run
 from composer.engine.inputs import batched, infer_steps
 from composer.engine.pipeline import plan_for_steps, unroll_within
 from composer.graph.deps import dependencies

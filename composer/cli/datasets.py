@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from composer.arrays import write_arrays
-from composer.engine.executor import run
+from composer.engine.batches import run
 from composer.graph.folded import build
 from composer.graph.weights import load_params
 from composer.spec.reader import load_spec

@@ -1,6 +1,8 @@
-"""The engine: the plan compiled from an unrolling, the walk over it, and the executor."""
+"""The engine: the plan compiled from an unrolling, the walk over it, the executor, and
+forward passes in one call over whole or padded batches."""
 
-from composer.engine.executor import execute, run
+from composer.engine.batches import run, run_padded
+from composer.engine.executor import execute
 from composer.engine.inputs import batched, check_inputs, infer_steps, read_inputs
 from composer.engine.memory import check_memory, execute_bytes, tape_bytes
 from composer.engine.pipeline import plan_for_steps, unroll_within
@@ -14,6 +16,7 @@ __all__ = [
     "Walk",
     "execute",
     "run",
+    "run_padded",
     "read_inputs",
     "batched",
     "check_inputs",

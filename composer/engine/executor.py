@@ -19,24 +19,36 @@ reader starts) every vector keeps all the steps it is computed at.
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-import networkx as nx
 import numpy as np
 
 from composer.dtypes import check_dtype
-from composer.engine.inputs import batched, check_inputs, infer_steps
+from composer.engine.inputs import check_inputs
 from composer.engine.memory import chunk_steps, track_extent
-from composer.engine.pipeline import plan_for_steps
 from composer.engine.plan import BoundParams, Feed, Plan, Vector, bind_params, step_runs
 from composer.engine.walk import Walk, handed_carries
 from composer.errors import DataError
-from composer.graph.folded import build
 from composer.kinds import ACTIVATIONS, KINDS
-from composer.spec.model import NetworkSpec
 
-__all__ = ["execute", "run"]
+__all__ = ["execute", "Packing"]
+
+
+@dataclass(frozen=True)
+class Packing:
+    """A padded batch run as PyTorch runs packed sequences: items sorted by length, the
+    longest first, and each step computed for a shrinking leading slice of the batch.
+
+    `active[name][t]` is how many leading items vector `name` is computed for at step t
+    (an input's later items read as zero there: padding); `gather[output][t]` is the
+    (items, positions) whose output takes step t's value; `out_steps[output]` is the
+    longest item's output length.
+    """
+
+    active: Mapping[str, np.ndarray]
+    gather: Mapping[str, list]
+    out_steps: Mapping[str, int]
 
 
 def execute(
@@ -46,6 +58,7 @@ def execute(
     dtype: str = "float32",
     *,
     chunk: int | None = None,
+    packing: Packing | None = None,
 ) -> dict[str, np.ndarray]:
     """Run a plan: `{output name: (B, T_out, size) array}` from `{input name: (B, T_in, F)}`.
 
@@ -53,6 +66,7 @@ def execute(
     (a mapping, or `bind_params`'s result to skip checking and arranging them again) and
     inputs are cast to `dtype` (`float32` or `float64`) once; every array computed is of
     that dtype. `chunk` (steps per chunk) only tunes speed and memory, never results.
+    `packing` runs a sorted padded batch (`composer.engine.batches`).
     """
     dt = _dtype(dtype)
     if not isinstance(params, BoundParams):
@@ -68,39 +82,7 @@ def execute(
     arrays = {name: np.asarray(array) for name, array in inputs.items()}
     weights = {name: params.weights(vector) for name, vector in plan.vectors.items()}
     steps = chunk or chunk_steps(plan, batch, dt)
-    return _Executor(plan, weights, arrays, batch, dt, steps).run()
-
-
-def run(
-    graph_or_spec: NetworkSpec | nx.MultiDiGraph,
-    params: Mapping[str, np.ndarray],
-    inputs: Mapping[str, np.ndarray] | np.ndarray,
-    steps: int | None = None,
-    dtype: str = "float32",
-) -> dict[str, np.ndarray]:
-    """Build, unroll, plan and execute in one call.
-
-    `inputs` maps input names to (B, T_in, F) arrays, or to (T_in, F) arrays (then the
-    outputs are 2-D too); a network with one input also takes the bare array. `steps`
-    defaults to what the inputs' lengths imply through their windows (`infer_steps`).
-
-    Examples
-    --------
-    >>> from composer.graph.weights import init_params
-    >>> spec = NetworkSpec.model_validate({
-    ...     "inputs": [{"name": "x", "size": 3}],
-    ...     "layers": [{"name": "rnn", "kind": "elman", "input": "x", "state_size": 4}],
-    ...     "outputs": [{"name": "o", "from": "rnn"}], "alignment": "many-to-one"})
-    >>> graph = build(spec)
-    >>> run(graph, init_params(graph), np.ones((5, 3)))["o"].shape
-    (1, 4)
-    """
-    graph = build(graph_or_spec) if isinstance(graph_or_spec, NetworkSpec) else graph_or_spec
-    arrays, flat = batched(graph, inputs)
-    steps = infer_steps(graph, arrays) if steps is None else operator.index(steps)
-    plan = plan_for_steps(graph, steps)
-    outputs = execute(plan, params, arrays, dtype)
-    return {name: out[0] for name, out in outputs.items()} if flat else outputs
+    return _Executor(plan, weights, arrays, batch, dt, steps, packing).run()
 
 
 def _dtype(dtype) -> np.dtype:
@@ -111,6 +93,15 @@ def _shape(vector: Vector, rows: int) -> tuple[int, ...]:
     """A pre-activation's shape: (rows, size), or gate-major (G, rows, H) for a gated cell."""
     gates = vector.gates
     return (gates, rows, vector.size) if gates > 1 else (rows, vector.size)
+
+
+def _leading(values: np.ndarray, steps: int, batch: int, n: int) -> np.ndarray:
+    """Rows of `steps` steps, (steps * B, size) or (G, steps * B, H), as the leading `n`
+    items of each step: (steps, n, size) or (G, steps, n, H) views."""
+    if values.ndim == 2:
+        return values.reshape(steps, batch, values.shape[-1])[:, :n]
+    gates, _, size = values.shape
+    return values.reshape(gates, steps, batch, size)[:, :, :n]
 
 
 def _by_step(values: np.ndarray, steps: int) -> np.ndarray:
@@ -156,14 +147,16 @@ class _Executor(Walk):
     cell state second) over the steps it keeps.
     """
 
-    def __init__(self, plan: Plan, weights, inputs, batch: int, dtype: np.dtype, chunk: int):
+    def __init__(self, plan: Plan, weights, inputs, batch, dtype, chunk, packing=None):
         super().__init__(plan, {name: w.feeds for name, w in weights.items()})
-        self.weights, self.inputs = weights, inputs
+        self.weights, self.inputs, self.packing = weights, inputs, packing
         self.batch, self.dtype, self.chunk = batch, dtype, chunk
+        self.active = packing.active if packing else {}
         self.tracks, self.work, self.snapshots, self.outputs, self.handed = {}, {}, {}, {}, {}
         for name, v in plan.vectors.items():
             if v.role == "output":
-                self.outputs[name] = np.zeros((batch, len(plan.window(name)), v.size), dtype)
+                steps = packing.out_steps[name] if packing else len(plan.window(name))
+                self.outputs[name] = np.zeros((batch, steps, v.size), dtype)
                 continue
             carries = KINDS[v.kind].carries if v.role == "state" else ("h",)
             self.tracks[name] = [
@@ -209,9 +202,21 @@ class _Executor(Walk):
         source = self.inputs[v.name][:, start - offset : stop - offset]
         track = self.tracks[v.name][0]
         np.copyto(track.data[start - track.base : stop - track.base], source.transpose(1, 0, 2))
+        active = self.active.get(v.name)
+        for t in range(start, stop) if active is not None else ():
+            track.at(t)[active[t] :] = 0  # padding reads as an absent input: zero
 
     def emit(self, v: Vector, start: int, stop: int) -> None:
         out, offset = self.outputs[v.name], v.window[0]
+        if self.packing is not None:  # each item's own steps of its own window
+            gather = self.packing.gather[v.name]
+            for feed in v.feeds:
+                track, (a, b) = self.tracks[feed.source][0], feed.rows
+                for t in range(start, stop):
+                    items, positions = gather[t]
+                    if len(items):
+                        out[items, positions, a:b] = track.at(t)[items]
+            return
         for feed in v.feeds:
             track = self.tracks[feed.source][0]
             values = track.data[start - track.base : stop - track.base].transpose(1, 0, 2)
@@ -224,6 +229,10 @@ class _Executor(Walk):
         """Fill `out` (rows of steps start..stop-1) with bias + sum of src[t - lag] W over
         `feeds`, at the steps `v` is computed at; return those steps as runs."""
         runs, bias, batch = step_runs(v.present, start, stop), self.weights[v.name].bias, self.batch
+        active = self.active.get(v.name)
+        if active is not None and active[start:stop].max() < batch:
+            self._project_leading(v, start, stop, out, feeds, runs, int(active[start:stop].max()))
+            return runs
         for a, b in runs:
             part = out[..., (a - start) * batch : (b - start) * batch, :]
             filled = False
@@ -246,6 +255,38 @@ class _Executor(Walk):
                 np.add(part, bias, out=part)
         return runs
 
+    def _project_leading(self, v, start, stop, out, feeds, runs, n: int) -> None:
+        """`_project` for the leading `n` items only (a packed batch's later items are done):
+        the same sums, over (steps, n, columns) views."""
+        bias, batch, steps = self.weights[v.name].bias, self.batch, stop - start
+        gated = out.ndim == 3
+        view = _leading(out[..., : steps * batch, :], steps, batch, n)
+        for a, b in runs:
+            part = view[..., a - start : b - start, :, :]
+            filled = False
+            for feed, weight in feeds:
+                track = self.tracks[feed.source][0]
+                for u, w in self._source_runs(feed, a, b):
+                    source = track.data[u - feed.lag - track.base : w - feed.lag - track.base, :n]
+                    target = part[..., u - a : w - a, :, :]
+                    if gated:
+                        source, weight_ = source[np.newaxis], weight[:, np.newaxis]
+                    else:
+                        weight_ = weight
+                    if not filled and (u, w) == (a, b):
+                        np.matmul(source, weight_, out=target)
+                    else:
+                        if not filled:
+                            part.fill(0)
+                        product = self._buffer(1, target.shape)
+                        np.matmul(source, weight_, out=product)
+                        np.add(target, product, out=target)
+                    filled = True
+            if not filled:
+                part.fill(0)
+            if bias is not None:
+                np.add(part, bias[:, np.newaxis] if gated else bias, out=part)
+
     def _source_runs(self, feed: Feed, start: int, stop: int) -> list:
         """Runs of steps t in start..stop-1 where the feed's source exists at t - lag."""
         lo, hi = max(start - feed.lag, 0), min(stop - feed.lag, self.steps)
@@ -257,8 +298,11 @@ class _Executor(Walk):
     def feedforward(self, v: Vector, start: int, stop: int) -> None:
         out = self.tracks[v.name][0].rows(start, stop)
         activation = ACTIVATIONS[v.activation]
+        active = self.active.get(v.name)
         for a, b in self._project(v, start, stop, out, self.feeds[v.name]):
             part = out[(a - start) * self.batch : (b - start) * self.batch]
+            if active is not None:  # only the items still running
+                part = _leading(part, b - a, self.batch, int(active[a:b].max()))
             activation(part, out=part)
 
     def start_state(self, v: Vector, start: int, stop: int, direction: int) -> None:
@@ -296,6 +340,12 @@ class _Executor(Walk):
             prev.append(before[::-1] if direction < 0 else before)
         if direction < 0:
             xw = xw[::-1]
+        active = self.active.get(v.name)
+        if active is not None:  # each step for the leading items still running, as lists
+            counts = active[start:stop][::-1] if direction < 0 else active[start:stop]
+            xw = [x_t[..., :n, :] for x_t, n in zip(xw, counts)]
+            prev = [[p_t[:n] for p_t, n in zip(p, counts)] for p in prev]
+            out = [[o_t[:n] for o_t, n in zip(o, counts)] for o in out]
         kind = KINDS[v.kind]
         kind.forward(xw, prev, out, bound.recurrent, bound.extra, self.work[v.name], v.activation)
 
@@ -307,16 +357,21 @@ class _Executor(Walk):
         self._project(v, start, stop, buffer, feeds)
         self.projected[v.name] = _by_step(buffer, self.chunk)
 
+    def _rows(self, name: str, step: int) -> int:
+        active = self.active.get(name)
+        return self.batch if active is None else int(active[step])
+
     def preactivation(self, v: Vector, step: int, start: int) -> np.ndarray:
-        return self.projected[v.name][step - start]
+        return self.projected[v.name][step - start][..., : self._rows(v.name, step), :]
 
     def add_product(self, x_t: np.ndarray, source: str, at: int, weight: np.ndarray) -> None:
         product = self._buffer(1, x_t.shape)
-        np.matmul(self.tracks[source][0].at(at), weight, out=product)
+        rows = x_t.shape[-2]
+        np.matmul(self.tracks[source][0].at(at)[:rows], weight, out=product)
         np.add(x_t, product, out=x_t)
 
     def step(self, v: Vector, x_t: np.ndarray, step: int) -> None:
-        out = self.tracks[v.name][0].at(step)
+        out = self.tracks[v.name][0].at(step)[: x_t.shape[-2]]
         if v.role != "state":
             ACTIVATIONS[v.activation](x_t, out=out)
             return

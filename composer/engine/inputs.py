@@ -27,6 +27,7 @@ __all__ = [
     "check_inputs",
     "infer_steps",
     "input_sizes",
+    "steps_for_lengths",
 ]
 
 _NPY_MAGIC = b"\x93NUMPY"
@@ -235,12 +236,21 @@ def infer_steps(graph: nx.MultiDiGraph, arrays: Mapping[str, np.ndarray]) -> int
     --------
     With window `:-3`, an input of 5 steps means T = 8.
     """
+    lengths = {
+        name: int(np.shape(arrays[name])[-2]) for name in input_sizes(graph) if name in arrays
+    }
+    return steps_for_lengths(graph, lengths)
+
+
+def steps_for_lengths(
+    graph: nx.MultiDiGraph, lengths: Mapping[str, int], steps: int | None = None
+) -> int:
+    """The T at which each input's window holds `lengths[input]` steps: `steps` if given
+    and it fits, else the only T that fits, else the spec's steps if it fits."""
     default = graph.graph["steps"]
     candidates, shown = [range(1, MAX_STEPS + 1)], []
-    for name in input_sizes(graph):
-        if name not in arrays:
-            continue
-        window, length = graph.nodes[name]["window"], int(np.shape(arrays[name])[-2])
+    for name, length in lengths.items():
+        window = graph.nodes[name]["window"]
         shown.append(f"{name!r} has {length} steps in window `{window}`")
         fits = fitting_steps(window, length)
         if not fits:
@@ -248,6 +258,10 @@ def infer_steps(graph: nx.MultiDiGraph, arrays: Mapping[str, np.ndarray]) -> int
         candidates = _intersect(candidates, fits)
     if not candidates:
         raise DataError(f"inputs disagree on the number of steps T: {'; '.join(shown)}")
+    if steps is not None:
+        if any(steps in r for r in candidates):
+            return steps
+        raise DataError(f"at T = {steps}: {'; '.join(shown)}, which T = {steps} does not give")
     if len(candidates) == 1 and len(candidates[0]) == 1:
         return candidates[0].start
     if any(default in r for r in candidates):

@@ -115,11 +115,17 @@ class Kind:
         """The scratch arrays one step needs, allocated once per pass."""
         return ()
 
+    def leading(self, work: tuple, rows: int) -> tuple:
+        """The workspace for the first `rows` batch items only (views of `work`)."""
+        return work
+
     def forward(self, xw, prev: tuple, out: tuple, recurrent, extra, work, activation) -> None:
         """Steps in order: from the projected inputs `xw[i]` (bias included; gate-major,
         (G, B, H), for a gated kind) and the carried arrays `prev[k][i]` (one per
         `carries`), write `out[k][i]`. `recurrent` is Ws gate-major, `extra` what
-        `fold_biases` gave, `work` the workspace, `activation` the spec's (or None)."""
+        `fold_biases` gave, `work` the workspace, `activation` the spec's (or None).
+        A step may hold fewer rows than the workspace (a packed batch's leading items):
+        then it computes with `leading(work, rows)`."""
         raise NotImplementedError
 
     # -- train ----------------------------------------------------------------------------

@@ -70,9 +70,16 @@ class _GRU(Kind):
         gh = np.zeros((3, batch, size), dtype=dtype)
         return gh, gh[:2], gh[0], gh[1], gh[2]
 
+    def leading(self, work: tuple, rows: int) -> tuple:
+        gh = work[0][:, :rows]
+        return gh, gh[:2], gh[0], gh[1], gh[2]
+
     def forward(self, xw, prev, out, recurrent, extra, work, activation) -> None:
+        batch = work[0].shape[1]
         for x_t, s_prev, s in zip(xw, prev[0], out[0]):
-            gru_step(x_t, s_prev, recurrent, extra, s, work)
+            rows = len(s)
+            scratch = work if rows == batch else self.leading(work, rows)
+            gru_step(x_t, s_prev, recurrent, extra, s, scratch)
 
     def tape(self, track, length: int, batch: int, dtype) -> None:
         H = track.size

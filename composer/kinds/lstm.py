@@ -58,9 +58,17 @@ class _LSTM(Kind):
         i, f, o, g = gates
         return gates, gates[:3], i, f, o, g
 
+    def leading(self, work: tuple, rows: int) -> tuple:
+        gates = work[0][:, :rows]
+        i, f, o, g = gates
+        return gates, gates[:3], i, f, o, g
+
     def forward(self, xw, prev, out, recurrent, extra, work, activation) -> None:
+        batch = work[0].shape[1]
         for x_t, h_prev, c_prev, h, c in zip(xw, prev[0], prev[1], out[0], out[1]):
-            lstm_step(x_t, h_prev, c_prev, recurrent, h, c, work)
+            rows = len(h)
+            scratch = work if rows == batch else self.leading(work, rows)
+            lstm_step(x_t, h_prev, c_prev, recurrent, h, c, scratch)
 
     def tape(self, track, length: int, batch: int, dtype) -> None:
         H = track.size

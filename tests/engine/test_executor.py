@@ -9,7 +9,8 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from composer.engine.executor import execute, run
+from composer.engine.batches import run
+from composer.engine.executor import execute
 from composer.engine.memory import execute_bytes
 from composer.engine.plan import bind_params, compile_plan
 from composer.errors import DataError

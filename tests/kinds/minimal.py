@@ -54,8 +54,8 @@ class _Minimal(Kind):
         return (np.zeros((2, batch, size), dtype=dtype),)
 
     def forward(self, xw, prev, out, recurrent, extra, work, activation) -> None:
-        (gates,) = work
         for x_t, h_prev, h in zip(xw, prev[0], out[0]):
+            gates = work[0][:, : len(h)]
             np.matmul(h_prev, recurrent, out=gates)  # (2, B, H): z and n blocks
             gates += x_t
             np.tanh(gates, out=gates)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from composer.draw.diagrams import folded_dot, unfolded_dot
-from composer.engine.executor import run
+from composer.engine.batches import run
 from composer.engine.pipeline import plan_for_steps
 from composer.graph.folded import build
 from composer.graph.unrolled import unroll

@@ -7,7 +7,7 @@ import pytest
 
 import composer.training.loop as train_module
 from composer.arrays import read_arrays
-from composer.engine.executor import run
+from composer.engine.batches import run
 from composer.errors import DataError
 from composer.graph.folded import build
 from composer.graph.weights import init_params

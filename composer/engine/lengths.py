@@ -1,0 +1,138 @@
+"""Sequences of different lengths in one padded batch: the lengths, checked, and each item's T.
+
+A padded batch holds, for each input, a (B, T_in, F) array whose item b has only
+`lengths[b]` real steps, the rest padding. Item b means exactly what its arrays cut to
+their lengths mean alone: its own number of steps T_b, inferred through the windows as
+for a single run (`infer_steps`), its windows resolved against T_b.
+
+Examples
+--------
+>>> import numpy as np
+>>> from composer.spec.model import NetworkSpec
+>>> from composer.graph.folded import build
+>>> graph = build(NetworkSpec.model_validate({
+...     "inputs": [{"name": "x", "size": 1}],
+...     "layers": [{"name": "rnn", "kind": "gru", "input": "x", "state_size": 2}],
+...     "outputs": [{"name": "o", "from": "rnn"}],
+...     "alignment": {"preset": "many-to-many", "delay": 2}}))
+>>> x = np.zeros((3, 10, 1))
+>>> item_steps(graph, {"x": x}, check_lengths(graph, {"x": x}, {"x": [10, 7, 4]}))
+array([12,  9,  6])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import networkx as nx
+import numpy as np
+
+from composer.engine.inputs import input_sizes, steps_for_lengths
+from composer.errors import DataError
+
+__all__ = ["LENGTHS_SUFFIX", "split_lengths", "check_lengths", "item_steps", "parse_lengths"]
+
+#: an inputs or data file's key `<input>.lengths` holds that input's lengths
+LENGTHS_SUFFIX = ".lengths"
+
+
+def split_lengths(arrays: Mapping[str, np.ndarray]) -> tuple[dict, dict]:
+    """(the arrays, `{input: lengths}`) of a file's keys: `x.lengths` gives x's lengths."""
+    plain, lengths = {}, {}
+    for key, value in arrays.items():
+        if key.endswith(LENGTHS_SUFFIX):
+            lengths[key[: -len(LENGTHS_SUFFIX)]] = value
+        else:
+            plain[key] = value
+    return plain, lengths
+
+
+def parse_lengths(text: str) -> np.ndarray:
+    """`"10,7,4"` as lengths; refused (DataError) unless whole numbers separated by commas.
+
+    Examples
+    --------
+    >>> parse_lengths("10, 7,4").tolist()
+    [10, 7, 4]
+    """
+    try:
+        return np.array([int(part) for part in text.split(",")], dtype=np.int64)
+    except ValueError:
+        raise DataError(
+            f"--lengths: expected whole numbers separated by commas, such as 10,7,4, or a "
+            f".npy file, got {text!r}"
+        ) from None
+
+
+def check_lengths(
+    graph: nx.MultiDiGraph,
+    arrays: Mapping[str, np.ndarray],
+    lengths: Mapping[str, object],
+    where: str = "lengths",
+) -> dict[str, np.ndarray]:
+    """Each input's lengths as int64 (B,), checked against its (B, T_in, F) array.
+
+    Inputs without lengths are whole. Refused, naming the key and the item: an unknown
+    input, numbers that are not integers, a shape other than (B,), a length below 1 or
+    longer than the array.
+    """
+    names = list(input_sizes(graph))
+    checked = {}
+    for name, given in lengths.items():
+        key = f"{where}: key {name}{LENGTHS_SUFFIX!r}" if where != "lengths" else f"{name} lengths"
+        if name not in names:
+            raise DataError(f"{key}: `{name}` is not an input; inputs: {', '.join(names)}")
+        values = np.asarray(given)
+        if values.dtype.kind not in "iu":
+            raise DataError(f"{key}: expected integers, got {_describe(values)}")
+        array = np.asarray(arrays[name])
+        batch, steps = array.shape[0], array.shape[-2]
+        if values.shape != (batch,):
+            raise DataError(
+                f"{key}: expected one length per batch item, shape ({batch},), got {values.shape}"
+            )
+        for item, length in enumerate(values.tolist()):
+            if length < 1:
+                raise DataError(f"{key}: item {item} has length {length}; a length is >= 1")
+            if length > steps:
+                raise DataError(
+                    f"{key}: item {item} has length {length}, longer than the array's {steps} steps"
+                )
+        checked[name] = values.astype(np.int64)
+    return checked
+
+
+def _describe(values: np.ndarray) -> str:
+    if values.dtype.kind == "b":
+        return "booleans"
+    return f"dtype {values.dtype}"
+
+
+def item_steps(
+    graph: nx.MultiDiGraph,
+    arrays: Mapping[str, np.ndarray],
+    lengths: Mapping[str, np.ndarray],
+    steps: int | None = None,
+) -> np.ndarray:
+    """Each batch item's own T, (B,) int64: what its inputs' lengths imply through their
+    windows, as for a single run (`steps`, or the spec's, where the lengths fit several T).
+
+    Refused (DataError, naming the item and the inputs) when no T fits an item's lengths,
+    or its inputs imply different T.
+    """
+    names = [name for name in input_sizes(graph) if name in arrays]
+    batch = np.asarray(arrays[names[0]]).shape[0]
+    per_input = {
+        name: lengths[name] if name in lengths else np.full(batch, np.shape(arrays[name])[-2])
+        for name in names
+    }
+    table = np.stack([per_input[name] for name in names], axis=1)
+    unique, inverse = np.unique(table, axis=0, return_inverse=True)
+    found = np.empty(len(unique), dtype=np.int64)
+    for row, values in enumerate(unique):
+        item = int(np.flatnonzero(inverse.ravel() == row)[0])
+        try:
+            found[row] = steps_for_lengths(graph, dict(zip(names, values.tolist())), steps)
+        except DataError as err:
+            raise DataError(f"batch item {item}: {err}") from None
+    return found[inverse.ravel()]
