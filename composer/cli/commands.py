@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from composer.arrays import atomic_write, write_arrays
+from composer.arrays import atomic_write, read_arrays, write_arrays
 from composer.cli.app import app
 from composer.cli.common import (
     AsJson,
@@ -25,16 +25,19 @@ from composer.cli.common import (
 )
 from composer.cli.report import format_dependencies, output_report, summary_data, summary_text
 from composer.draw.diagrams import folded_dot, parse_highlight, unfolded_dot, write_diagram
+from composer.engine.batches import output_steps, run_padded
 from composer.engine.executor import execute
 from composer.engine.inputs import infer_steps, read_inputs
+from composer.engine.lengths import check_lengths, item_steps, parse_lengths
 from composer.engine.memory import check_memory, deps_bytes, execute_bytes
 from composer.engine.pipeline import plan_for_steps
-from composer.errors import ComposerError, SpecError, SpecErrors
+from composer.errors import ComposerError, DataError, SpecError, SpecErrors
 from composer.graph.deps import dependencies
 from composer.graph.weights import init_params, load_params, save_params
 from composer.spec.model import PRESETS, NetworkSpec
 from composer.spec.reader import read_spec_text
 from composer.spec.starters import starter
+from composer.text import format_steps
 
 __all__ = ["validate", "summary", "deps", "run", "render", "schema", "new", "spec_schema"]
 
@@ -158,6 +161,15 @@ def run(
     save_weights: Annotated[
         Path | None, typer.Option(help="Also write the weights used to this .npz.")
     ] = None,
+    lengths: Annotated[
+        str | None,
+        typer.Option(
+            "--lengths",
+            metavar="N,N,...|FILE.npy",
+            help="A padded batch's real lengths, one per item, for a network with one input "
+            "(an inputs .npz says `<input>.lengths` instead).",
+        ),
+    ] = None,
     dtype: Annotated[DType, typer.Option(help="Computation precision.")] = DType.float32,
     allow_nonfinite: Annotated[
         bool, typer.Option("--allow-nonfinite", help="Accept NaN and Inf in inputs and weights.")
@@ -165,14 +177,28 @@ def run(
     max_memory: MaxMemory = "4G",
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
 ) -> None:
-    """Run the network forward on input arrays and report or save its outputs."""
+    """Run the network forward on input arrays and report or save its outputs.
+
+    A padded batch of sequences of different lengths gives each item what it gives alone.
+    """
     sourced, folded = read_checked(spec)
     for path in (output, save_weights):
         if path is not None:
             check_output(path, force, (spec, input, weights))
     check_memory(input.stat().st_size, max_memory, f"reading {input}")
-    arrays, flat = read_inputs(input, folded, allow_nonfinite=allow_nonfinite)
+    arrays, flat, given = read_inputs(input, folded, allow_nonfinite=allow_nonfinite)
+    if lengths is not None:
+        given = _lengths_option(lengths, list(arrays), given)
+    padded = bool(given)
+    if padded and flat:
+        raise DataError(f"{input}: lengths describe a batch; give (B, T_in, F) inputs with them")
     try:
+        if padded:
+            given = check_lengths(
+                folded, arrays, given, str(input) if lengths is None else "lengths"
+            )
+            per_item = item_steps(folded, arrays, given, steps)
+            steps = int(per_item.max())
         plan = plan_for_steps(folded, steps or infer_steps(folded, arrays), max_memory=max_memory)
     except SpecError as err:
         raise sourced.locate(err) from err
@@ -186,7 +212,10 @@ def run(
         params = load_params(weights, folded, dtype.value, allow_nonfinite=allow_nonfinite)
     else:
         params = init_params(folded, seed, dtype.value)
-    outputs = execute(plan, params, arrays, dtype.value)
+    if padded:
+        outputs = run_padded(folded, params, arrays, given, None, dtype.value)
+    else:
+        outputs = execute(plan, params, arrays, dtype.value)
     if flat:
         outputs = {name: value[0] for name, value in outputs.items()}
     if save_weights is not None:
@@ -201,9 +230,39 @@ def run(
         )
         return
     origin = f"weights {weights}" if weights else f"seeded weights (seed {seed})"
+    if padded:
+        typer.echo(
+            f"ran {spec} on a padded batch of {batch} (T = {format_steps(sorted(set(per_item)))}"
+            f" per item), {dtype.value}, {origin}"
+        )
+        for name in plan.outputs:
+            first = output_steps(folded, name, per_item[:1])[0]
+            typer.echo(output_report(name, outputs[name], first, flat))
+            typer.echo(f"  {name}.lengths = {outputs[f'{name}.lengths'].tolist()}")
+        return
     typer.echo(f"ran {spec} at T = {plan.steps}, batch {batch}, {dtype.value}, {origin}")
     for name, value in outputs.items():
         typer.echo(output_report(name, value, plan.window(name), flat))
+
+
+def _lengths_option(text: str, inputs: list[str], given: dict) -> dict:
+    """`--lengths` for the one input: `10,7,4`, or a .npy file of them."""
+    if len(inputs) != 1:
+        raise typer.BadParameter(
+            f"this network has inputs {', '.join(inputs)}; put each one's lengths in the "
+            "inputs .npz as `<input>.lengths`",
+            param_hint="--lengths",
+        )
+    if given:
+        raise typer.BadParameter(
+            "the inputs file already holds lengths; give them once", param_hint="--lengths"
+        )
+    path = Path(text)
+    if path.suffix == ".npy":
+        values = read_arrays(path, default_key="lengths")["lengths"]
+    else:
+        values = parse_lengths(text)
+    return {inputs[0]: values}
 
 
 class View(str, Enum):

@@ -28,9 +28,13 @@ __all__ = [
     "infer_steps",
     "input_sizes",
     "steps_for_lengths",
+    "split_lengths",
+    "LENGTHS_SUFFIX",
 ]
 
 _NPY_MAGIC = b"\x93NUMPY"
+#: an inputs or data file's key `<input>.lengths` holds a padded batch's lengths
+LENGTHS_SUFFIX = ".lengths"
 _BLOCK_ROWS = 4096
 
 
@@ -42,8 +46,9 @@ def input_sizes(graph: nx.MultiDiGraph) -> dict[str, int]:
 
 def read_inputs(
     path: str | os.PathLike, graph: nx.MultiDiGraph, *, allow_nonfinite: bool = False
-) -> tuple[dict[str, np.ndarray], bool]:
-    """The input arrays in a file, as (B, T_in, F), and whether the file held 2-D arrays.
+) -> tuple[dict[str, np.ndarray], bool, dict[str, np.ndarray]]:
+    """The input arrays in a file, as (B, T_in, F), whether the file held 2-D arrays, and
+    the lengths it holds for a padded batch (`<input>.lengths`, unchecked).
 
     `.npy`: one array, for a network with one input. `.npz`: one array per input name.
     `.csv`: rows are steps, columns features, for a network with one input. Keys, ranks,
@@ -59,6 +64,7 @@ def read_inputs(
         arrays = read_arrays(path, default_key=names[0])
         if _is_npy(path):
             _one_input(path, names, ".npy")
+    arrays, lengths = split_lengths(arrays)
     mismatch = key_mismatch(names, arrays)
     if mismatch:
         raise DataError(f"{path}: {mismatch}; expected one array per input: {', '.join(names)}")
@@ -73,7 +79,18 @@ def read_inputs(
     for key in names:
         _check_array(f"{path}: key {key!r}", batched[key], sizes[key], allow_nonfinite)
     _check_batch(str(path), batched)
-    return batched, was_2d
+    return batched, was_2d, lengths
+
+
+def split_lengths(arrays: Mapping[str, np.ndarray]) -> tuple[dict, dict]:
+    """(the arrays, `{input: lengths}`) of a file's keys: `x.lengths` gives x's lengths."""
+    plain, lengths = {}, {}
+    for key, value in arrays.items():
+        if key.endswith(LENGTHS_SUFFIX):
+            lengths[key[: -len(LENGTHS_SUFFIX)]] = value
+        else:
+            plain[key] = value
+    return plain, lengths
 
 
 def batched(

@@ -27,24 +27,10 @@ from collections.abc import Mapping
 import networkx as nx
 import numpy as np
 
-from composer.engine.inputs import input_sizes, steps_for_lengths
+from composer.engine.inputs import LENGTHS_SUFFIX, input_sizes, split_lengths, steps_for_lengths
 from composer.errors import DataError
 
 __all__ = ["LENGTHS_SUFFIX", "split_lengths", "check_lengths", "item_steps", "parse_lengths"]
-
-#: an inputs or data file's key `<input>.lengths` holds that input's lengths
-LENGTHS_SUFFIX = ".lengths"
-
-
-def split_lengths(arrays: Mapping[str, np.ndarray]) -> tuple[dict, dict]:
-    """(the arrays, `{input: lengths}`) of a file's keys: `x.lengths` gives x's lengths."""
-    plain, lengths = {}, {}
-    for key, value in arrays.items():
-        if key.endswith(LENGTHS_SUFFIX):
-            lengths[key[: -len(LENGTHS_SUFFIX)]] = value
-        else:
-            plain[key] = value
-    return plain, lengths
 
 
 def parse_lengths(text: str) -> np.ndarray:

@@ -57,13 +57,13 @@ def test_reads_npy_npz_and_csv(tmp_path):
     graph = _lecture_graph()
     x = np.arange(18.0).reshape(6, 3)
     np.save(tmp_path / "x.npy", x)
-    arrays, flat = read_inputs(tmp_path / "x.npy", graph)
+    arrays, flat, _ = read_inputs(tmp_path / "x.npy", graph)
     assert flat and arrays["x"].shape == (1, 6, 3)
     np.savez(tmp_path / "x.npz", x=np.stack([x, x]))
-    arrays, flat = read_inputs(tmp_path / "x.npz", graph)
+    arrays, flat, _ = read_inputs(tmp_path / "x.npz", graph)
     assert not flat and arrays["x"].shape == (2, 6, 3)
     (tmp_path / "x.csv").write_text("\n".join(",".join(map(str, row)) for row in x) + "\n\n")
-    arrays, flat = read_inputs(tmp_path / "x.csv", graph)
+    arrays, flat, _ = read_inputs(tmp_path / "x.csv", graph)
     assert flat
     np.testing.assert_array_equal(arrays["x"][0], x)
 
