@@ -21,6 +21,7 @@ from composer.spec.model import NetworkSpec
 from composer.spec.reader import load_spec
 from composer.training.backprop import grad
 from composer.training.loop import TrainResult, train
+from composer.training.padded import grad_padded
 
 __all__ = ["Network"]
 
@@ -66,25 +67,37 @@ class Network:
         """Seeded initial weights with PyTorch's default ranges."""
         return init_params(self.graph, seed, dtype)
 
-    def run(self, params, inputs, steps: int | None = None, dtype: str = "float32"):
-        """Outputs by name for inputs by name (or one array for a one-input network)."""
-        return run(self.graph, params, inputs, steps, dtype)
+    def run(self, params, inputs, steps: int | None = None, dtype: str = "float32", lengths=None):
+        """Outputs by name for inputs by name (or one array for a one-input network).
 
-    def grad(self, params, inputs, targets, steps: int | None = None, **options):
-        """The loss and its gradient for every weight (`composer.training.backprop.grad`'s options).
+        `lengths={"x": [10, 7, 4]}` runs a padded batch: each item as if alone, and the
+        result also holds `<output>.lengths`.
+        """
+        return run(self.graph, params, inputs, steps, dtype, lengths=lengths)
+
+    def grad(self, params, inputs, targets, steps: int | None = None, lengths=None, **options):
+        """The loss and its gradient for every weight (`composer.grad`'s options).
 
         Like `run`, it takes (T, F) inputs for one sequence; targets are then unbatched too.
+        With `lengths`, the loss covers each item's real steps only.
         """
         arrays, flat = batched(self.graph, inputs)
         if flat:
             targets = {k: np.asarray(v)[np.newaxis] for k, v in dict(targets).items()}
+        if lengths is not None:
+            loss, mask, bptt = (
+                options.pop(k, d) for k, d in (("loss", "mse"), ("mask", None), ("bptt", None))
+            )
+            return grad_padded(
+                self.graph, params, arrays, targets, lengths, loss, mask, bptt, steps, **options
+            )
         plan = plan_for_steps(
             self.graph, infer_steps(self.graph, arrays) if steps is None else steps
         )
         return grad(plan, params, arrays, targets, **options)
 
     def train(self, params, data, **options) -> TrainResult:
-        """Train the weights on data by name (`composer.training.loop.train`'s options)."""
+        """Train the weights on data by name (`composer.train`'s options, `lengths=` too)."""
         return train(self.graph, params, data, **options)
 
     def dependencies(self, steps: int | None = None):

@@ -71,6 +71,7 @@ def grad(
     *,
     dtype: str | None = None,
     workspace: Workspace | None = None,
+    totals: Mapping[str, float] | None = None,
 ) -> tuple[float, dict[str, np.ndarray]]:
     """The loss of a batch and its gradient w.r.t. every weight, by backpropagation.
 
@@ -81,9 +82,11 @@ def grad(
     backpropagation through recurrences to blocks of that many steps (module docs).
     Computes in `dtype` (default: float64 if any weight is float64, else float32). A
     training loop passes the same `Workspace` to every call, to reuse its arrays.
+    `totals[output]` divides that output's loss instead of its mask's sum: a part of a
+    larger batch (`composer.training.padded`) divides by the whole batch's.
     """
     tape, goals, kinds = _start(plan, params, inputs, targets, loss, mask, bptt, dtype, workspace)
-    value = tape.loss(goals, kinds, seed=True)
+    value = tape.loss(goals, kinds, seed=True, totals=totals)
     tape.backward()
     return value, tape.gradients()
 
@@ -98,10 +101,11 @@ def evaluate(
     *,
     dtype: str | None = None,
     workspace: Workspace | None = None,
+    totals: Mapping[str, float] | None = None,
 ) -> float:
     """The loss `grad` would report, without the backward pass."""
     tape, goals, kinds = _start(plan, params, inputs, targets, loss, mask, None, dtype, workspace)
-    return tape.loss(goals, kinds, seed=False)
+    return tape.loss(goals, kinds, seed=False, totals=totals)
 
 
 def _by_output(plan: Plan, arrays, what: str) -> dict:
@@ -258,22 +262,24 @@ class _Tape(Walk):
 
     # -- loss ---------------------------------------------------------------------------
 
-    def loss(self, goals: dict, kinds: dict, seed: bool) -> float:
+    def loss(self, goals: dict, kinds: dict, seed: bool, totals=None) -> float:
         """The summed loss of every output; with `seed`, their gradients become the start
         of the backward pass (cross-entropy's p - y goes straight to the logits)."""
-        total = 0.0
+        total, totals = 0.0, totals or {}
         for name in self.plan.outputs:
             target, mask = goals[name]
+            divisor = totals.get(name)
             if target.dtype.kind == "f":
                 target = target.astype(self.dtype, copy=False)
             start, stop = self.plan.vectors[name].window
             if kinds[name] == "cross-entropy":
                 track = self.tracks[softmax_source(self.plan, name)]
-                value, d = cross_entropy(track.logits[start:stop].transpose(1, 0, 2), target, mask)
+                logits = track.logits[start:stop].transpose(1, 0, 2)
+                value, d = cross_entropy(logits, target, mask, divisor)
                 if seed:
                     track.dlogits[start:stop] += d.transpose(1, 0, 2)
             else:
-                value, d = mse(self.outputs[name], target, mask)
+                value, d = mse(self.outputs[name], target, mask, divisor)
                 for feed in self.plan.vectors[name].feeds if seed else ():
                     source = self.tracks[feed.source]
                     part = d[..., feed.rows[0] : feed.rows[1]].transpose(1, 0, 2)

@@ -4,7 +4,8 @@
 - `running_sum`: the sign of a running sum, read once at the end (many-to-one,
   cross-entropy with class ids);
 - `reber`: next-symbol prediction on the embedded Reber grammar, the classic test of
-  long-range memory (Hochreiter and Schmidhuber, 1997), padded and masked.
+  long-range memory (Hochreiter and Schmidhuber, 1997), padded, with each string's
+  length.
 
 Each returns a dict of arrays keyed as `composer.training.loop` expects. This module needs
 nothing of the pipeline; `python -m composer.cli.datasets` writes the data sets and lets a
@@ -18,7 +19,7 @@ Examples
 >>> accepts("BTBTSSXXTVVETE"), accepts("BTBTSSXXTVVEPE")
 (True, False)
 >>> sorted(reber(count=4, seed=0))
-['next', 'next.mask', 'sym']
+['next', 'sym', 'sym.lengths']
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ def encode(strings: list[str], length: int) -> np.ndarray:
 
 def reber(count: int = 1000, max_length: int = 20, seed: int = 0):
     """Next-symbol data: `sym` one-hot (count, max_length - 1, 7), `next` the class id of
-    the symbol that follows each one, `next.mask` 1 on real steps and 0 on padding."""
+    the symbol that follows each one, and `sym.lengths`, each string's real steps (the
+    rest is padding, which the loss leaves out)."""
     rng = np.random.default_rng(seed)
     strings = []
     while len(strings) < count:
@@ -125,11 +127,11 @@ def reber(count: int = 1000, max_length: int = 20, seed: int = 0):
             strings.append(string)
     steps = max_length - 1
     ids = np.zeros((count, steps), np.uint8)
-    mask = np.zeros((count, steps), np.uint8)
+    lengths = np.zeros(count, np.int64)
     for row, string in enumerate(strings):
         ids[row, : len(string) - 1] = [SYMBOLS.index(s) for s in string[1:]]
-        mask[row, : len(string) - 1] = 1
-    return {"sym": encode([s[:-1] for s in strings], steps), "next": ids, "next.mask": mask}
+        lengths[row] = len(string) - 1
+    return {"sym": encode([s[:-1] for s in strings], steps), "next": ids, "sym.lengths": lengths}
 
 
 def generate(

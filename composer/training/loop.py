@@ -41,7 +41,8 @@ import networkx as nx
 import numpy as np
 
 from composer.dtypes import check_dtype
-from composer.engine.inputs import check_inputs, infer_steps, input_sizes
+from composer.engine.inputs import check_inputs, infer_steps, input_sizes, split_lengths
+from composer.engine.lengths import check_lengths, item_steps
 from composer.engine.pipeline import folded_graph, plan_for_steps
 from composer.engine.plan import Plan
 from composer.errors import DataError, key_mismatch
@@ -50,6 +51,7 @@ from composer.spec.model import NetworkSpec
 from composer.training.backprop import Workspace, evaluate, grad
 from composer.training.losses import check_targets, loss_kinds
 from composer.training.optim import clip_grad_norm, make_optimizer
+from composer.training.padded import evaluate_padded, grad_padded
 
 __all__ = ["plan_for", "Epoch", "TrainResult", "train", "check_data", "split_data"]
 
@@ -154,25 +156,37 @@ def train(
     on_step: Callable[[int, float], None] | None = None,
     dtype: str = "float32",
     where: str = "data",
+    lengths: Mapping[str, object] | None = None,
 ) -> TrainResult:
     """Train a network's weights on a data set; the best weights and the history.
 
-    `params` are the starting weights (not changed). `optimizer` is `sgd` (momentum 0.9)
-    or `adam`; `clip` scales each minibatch's gradients to at most that global norm;
-    `bptt` truncates backpropagation through time (see `composer.training.backprop`). `on_epoch` is
-    called with each `Epoch` (epoch 0: the untrained losses), `on_step` with the update
-    count and the minibatch's loss. `where` names the data in error messages.
+    A padded data set gives each input's (B,) real lengths as `<input>.lengths` in `data`
+    or in `lengths`: the loss then covers each sequence's real steps only
+    (`composer.training.padded`). `params` are the starting weights (not changed).
+    `optimizer` is `sgd` (momentum 0.9) or `adam`; `clip` scales each minibatch's
+    gradients to at most that global norm; `bptt` truncates backpropagation through time
+    (see `composer.training.backprop`). `on_epoch` is called with each `Epoch` (epoch 0:
+    the untrained losses), `on_step` with the update count and the minibatch's loss.
+    `where` names the data in error messages.
     """
     if epochs < 0 or batch_size < 1:
         raise DataError(f"epochs must be >= 0 and batch size >= 1, got {epochs}, {batch_size}")
     if clip is not None and not clip > 0:
         raise DataError(f"clip must be > 0, got {clip!r}")
+    data, given = split_lengths(data)
+    if lengths is not None and given:
+        raise DataError(f"{where}: holds lengths, and lengths were passed too; give them once")
+    given = dict(lengths or given)
     plan = plan_for(graph_or_spec, data, where)
     check_params(plan.folded, dict(params))
     kinds = loss_kinds(plan, loss)
     inputs, targets, masks, batch = check_data(plan, data, kinds, where)
+    if given:  # refused now, not at the first minibatch
+        given = check_lengths(plan.folded, inputs, given, where)
+        item_steps(plan.folded, inputs, given)
     weights = {key: np.array(value, dtype=check_dtype(dtype)) for key, value in params.items()}
-    run = _Run(plan, weights, (inputs, targets, masks), kinds, dtype, batch_size, bptt, clip)
+    sets = (inputs, targets, masks, given)
+    run = _Run(plan, weights, sets, kinds, dtype, batch_size, bptt, clip)
     run.opt = make_optimizer(optimizer, weights, lr, weight_decay)
     fit, held = split_data(batch, validation, seed)
     rng = np.random.default_rng(seed + 1)
@@ -212,25 +226,34 @@ class _Run:
         self.opt = None
         self.workspace = Workspace()  # arrays reused from minibatch to minibatch
 
-    def _batch(self, index: np.ndarray) -> tuple[dict, dict, dict]:
+    def _batch(self, index: np.ndarray) -> tuple[dict, dict, dict, dict]:
         return tuple({k: v[index] for k, v in arrays.items()} for arrays in self.sets)
+
+    def _loss(self, inputs, targets, masks, lengths, backward: bool):
+        """The loss of a minibatch (and its gradients when `backward`), padded or not."""
+        common = dict(dtype=self.dtype, workspace=self.workspace)
+        if lengths:
+            graph = self.plan.folded
+            if backward:
+                return grad_padded(
+                    graph, self.weights, inputs, targets, lengths, self.kinds, masks,
+                    self.bptt, **common,
+                )  # fmt: skip
+            return evaluate_padded(
+                graph, self.weights, inputs, targets, lengths, self.kinds, masks, **common
+            )
+        if backward:
+            return grad(
+                self.plan, self.weights, inputs, targets, self.kinds, masks, self.bptt, **common
+            )
+        return evaluate(self.plan, self.weights, inputs, targets, self.kinds, masks, **common)
 
     def measure(self, index: np.ndarray) -> float:
         """The loss over the sequences `index`, in chunks, weighted by chunk size."""
         total, chunk = 0.0, max(self.batch_size, 256)
         for start in range(0, len(index), chunk):
             part = index[start : start + chunk]
-            inputs, targets, masks = self._batch(part)
-            value = evaluate(
-                self.plan,
-                self.weights,
-                inputs,
-                targets,
-                self.kinds,
-                masks,
-                dtype=self.dtype,
-                workspace=self.workspace,
-            )
+            value = self._loss(*self._batch(part), backward=False)
             total += value * len(part)
         return total / len(index)
 
@@ -240,18 +263,7 @@ class _Run:
         try:
             for start in range(0, len(order), self.batch_size):
                 part = order[start : start + self.batch_size]
-                inputs, targets, masks = self._batch(part)
-                value, grads = grad(
-                    self.plan,
-                    self.weights,
-                    inputs,
-                    targets,
-                    self.kinds,
-                    masks,
-                    self.bptt,
-                    dtype=self.dtype,
-                    workspace=self.workspace,
-                )
+                value, grads = self._loss(*self._batch(part), backward=True)
                 if not math.isfinite(value):
                     return None
                 if self.clip is not None:

@@ -46,17 +46,24 @@ __all__ = [
 LOSSES = ("mse", "cross-entropy")
 
 
-def _weights(mask: np.ndarray | None, shape: tuple[int, int], dtype) -> tuple[np.ndarray, float]:
-    """The per-step weights (B, T_out, 1) and their total (at least a tiny positive)."""
+def _weights(
+    mask: np.ndarray | None, shape: tuple[int, int], dtype, total: float | None = None
+) -> tuple[np.ndarray, float]:
+    """The per-step weights (B, T_out, 1) and what the loss is divided by: their total, or
+    `total` when given (a part of a larger batch divides by the whole batch's)."""
     weights = np.ones(shape, dtype) if mask is None else np.asarray(mask, dtype)
-    return weights[..., np.newaxis], float(weights.sum())
+    return weights[..., np.newaxis], float(weights.sum()) if total is None else float(total)
 
 
 def mse(
-    outputs: np.ndarray, targets: np.ndarray, mask: np.ndarray | None = None
+    outputs: np.ndarray,
+    targets: np.ndarray,
+    mask: np.ndarray | None = None,
+    total: float | None = None,
 ) -> tuple[float, np.ndarray]:
-    """Mean squared error over emitted (and unmasked) steps, and its gradient w.r.t. outputs."""
-    weights, total = _weights(mask, outputs.shape[:2], outputs.dtype)
+    """Mean squared error over emitted (and unmasked) steps, and its gradient w.r.t. outputs;
+    `total` replaces the mask's sum as the divisor."""
+    weights, total = _weights(mask, outputs.shape[:2], outputs.dtype, total)
     if total <= 0:
         return 0.0, np.zeros_like(outputs)
     error = outputs - targets
@@ -77,15 +84,19 @@ def one_hot(ids: np.ndarray, classes: int, dtype=np.float64) -> np.ndarray:
 
 
 def cross_entropy(
-    logits: np.ndarray, targets: np.ndarray, mask: np.ndarray | None = None
+    logits: np.ndarray,
+    targets: np.ndarray,
+    mask: np.ndarray | None = None,
+    total: float | None = None,
 ) -> tuple[float, np.ndarray]:
     """Softmax cross-entropy from logits (B, T_out, C) and its gradient w.r.t. the logits.
 
-    `targets` are (B, T_out, C) probabilities (one-hot or soft) or (B, T_out) class ids.
+    `targets` are (B, T_out, C) probabilities (one-hot or soft) or (B, T_out) class ids;
+    `total` replaces the mask's sum as the divisor.
     """
     if targets.ndim == logits.ndim - 1:
         targets = one_hot(targets, logits.shape[-1], logits.dtype)
-    weights, total = _weights(mask, logits.shape[:2], logits.dtype)
+    weights, total = _weights(mask, logits.shape[:2], logits.dtype, total)
     if total <= 0:
         return 0.0, np.zeros_like(logits)
     logp = log_softmax(logits)

@@ -1,0 +1,240 @@
+"""Training on padded batches: the loss and its gradients over each item's real steps only.
+
+A padded batch's loss is what the losses say of any batch, a mean over the emitted
+(batch, step) pairs, over each item's real output steps only (those within its own
+lengths, `composer.engine.batches`), weighted by an optional mask as well. So its gradient
+is the sum of each item's gradient alone, each weighted by its share of the real steps.
+
+Two ways to get it, the same numbers:
+
+- a network whose layers all run forward in time (and that could run packed) is one
+  pass over the longest T: padding reads as zero, every output step of every item is
+  kept, and the mask keeps only each item's own steps. Nothing computed past an item's
+  end reaches its real steps, so nothing flows back from there;
+- any other network (a backward layer starts at each item's own end) is grouped by T,
+  each group one pass of its own plan, every group's loss divided by the whole batch's
+  real steps (`grad(..., totals=...)`).
+
+Examples
+--------
+>>> from composer.spec.model import NetworkSpec
+>>> from composer.graph.folded import build
+>>> from composer.graph.weights import init_params
+>>> graph = build(NetworkSpec.model_validate({
+...     "inputs": [{"name": "x", "size": 2}],
+...     "layers": [{"name": "rnn", "kind": "gru", "input": "x", "state_size": 3,
+...                 "output": {"size": 1}}],
+...     "outputs": [{"name": "o", "from": "rnn"}], "alignment": "many-to-one"}))
+>>> params, rng = init_params(graph, dtype="float64"), np.random.default_rng(0)
+>>> x, y = rng.normal(size=(2, 5, 2)), rng.normal(size=(2, 1, 1))
+>>> value, grads = grad_padded(graph, params, {"x": x}, {"o": y}, {"x": [5, 3]})
+>>> alone = [grad_padded(graph, params, {"x": x[b:b + 1, :n]}, {"o": y[b:b + 1]}, {})
+...          for b, n in enumerate([5, 3])]
+>>> bool(np.isclose(value, (alone[0][0] + alone[1][0]) / 2))
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+
+from composer.engine.batches import output_steps, packable
+from composer.engine.inputs import input_sizes
+from composer.engine.lengths import check_lengths, item_steps
+from composer.engine.pipeline import plan_for_steps
+from composer.engine.plan import Plan
+from composer.errors import DataError
+from composer.spec.windows import parse_window
+from composer.training.backprop import Workspace, evaluate, grad
+
+__all__ = ["Part", "padded_parts", "grad_padded", "evaluate_padded"]
+
+Arrays = Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Part:
+    """A plan and the arrays it takes: the whole padded batch, or the items of one T."""
+
+    plan: Plan
+    inputs: dict
+    targets: dict
+    masks: dict
+
+
+def _outputs(graph: nx.MultiDiGraph) -> list[str]:
+    nodes = sorted(graph.nodes(data=True), key=lambda item: item[1]["order"])
+    return [name for name, data in nodes if data["role"] == "output"]
+
+
+def _by_output(outputs: list[str], arrays, what: str) -> dict:
+    if arrays is None or isinstance(arrays, Mapping):
+        return {name: np.asarray(value) for name, value in dict(arrays or {}).items()}
+    if len(outputs) != 1:
+        raise DataError(f"this network has outputs {', '.join(outputs)}; pass {what} by name")
+    return {outputs[0]: np.asarray(arrays)}
+
+
+def padded_parts(
+    graph: nx.MultiDiGraph,
+    inputs: Arrays,
+    targets,
+    lengths: Mapping[str, object],
+    mask=None,
+    steps: int | None = None,
+    where: str = "lengths",
+) -> tuple[list[Part], dict[str, float]]:
+    """The passes a padded batch's loss is made of, and each output's divisor: the weight
+    of all its items' real steps. Targets and masks are (B, T_out, ...) with each item's
+    real output steps first."""
+    arrays = {name: np.asarray(array) for name, array in inputs.items()}
+    checked = check_lengths(graph, arrays, lengths, where)
+    per_item = item_steps(graph, arrays, checked, steps)
+    outputs = _outputs(graph)
+    targets, masks = _by_output(outputs, targets, "targets"), _by_output(outputs, mask, "masks")
+    real, totals = {}, {}
+    for name in outputs:
+        if name not in targets:
+            raise DataError(f"targets: missing {name!r}")
+        counts = np.array([len(r) for r in output_steps(graph, name, per_item)])
+        width = targets[name].shape[1] if targets[name].ndim >= 2 else 0
+        if counts.max() > width:
+            item = int(np.argmax(counts > width))
+            raise DataError(
+                f"targets: key {name!r}: batch item {item} has {counts[item]} output steps, "
+                f"but the targets hold {width}"
+            )
+        weight = (np.arange(width)[np.newaxis] < counts[:, np.newaxis]).astype(np.float64)
+        if name in masks:
+            weight = weight * masks[name]
+        real[name], totals[name] = weight, float(weight.sum())
+    if packable(graph) and all(lag > 0 for _, role, lag in _states(graph) if role == "state"):
+        return [_whole(graph, arrays, targets, real, per_item)], totals
+    return _grouped(graph, arrays, targets, real, per_item), totals
+
+
+def _states(graph: nx.MultiDiGraph):
+    return [(n, d["role"], d.get("lag")) for n, d in graph.nodes(data=True)]
+
+
+def _input_steps(graph: nx.MultiDiGraph, name: str, steps: int) -> int:
+    return len(parse_window(graph.nodes[name]["window"], steps))
+
+
+def _whole(graph, arrays, targets, real, per_item) -> Part:
+    """The whole batch at the longest T: padding zeroed, every output step kept, each
+    item's targets and weights moved to the steps of its own window."""
+    longest = int(per_item.max())
+    packed = graph.copy()
+    for name in _outputs(graph):
+        packed.nodes[name]["window"] = ":"
+    plan = plan_for_steps(packed, longest)
+    inputs = {}
+    for name in input_sizes(graph):
+        cut = arrays[name][:, : _input_steps(graph, name, longest)].copy()
+        for item, steps in enumerate(per_item.tolist()):
+            cut[item, _input_steps(graph, name, steps) :] = 0  # padding reads as absent
+        inputs[name] = cut
+    moved_targets, moved_masks = {}, {}
+    for name in _outputs(graph):
+        target = targets[name]
+        moved = np.zeros((target.shape[0], longest, *target.shape[2:]), target.dtype)
+        weight = np.zeros((target.shape[0], longest))
+        for item, steps in enumerate(output_steps(graph, name, per_item)):
+            moved[item, steps.start : steps.stop] = target[item, : len(steps)]
+            weight[item, steps.start : steps.stop] = real[name][item, : len(steps)]
+        moved_targets[name], moved_masks[name] = moved, weight
+    return Part(plan, inputs, moved_targets, moved_masks)
+
+
+def _grouped(graph, arrays, targets, real, per_item) -> list[Part]:
+    """The items of each T apart, their arrays cut to that T's windows."""
+    parts = []
+    for steps in np.unique(per_item).tolist():
+        items = np.flatnonzero(per_item == steps)
+        plan = plan_for_steps(graph, steps)
+        inputs = {
+            name: arrays[name][items, : _input_steps(graph, name, steps)]
+            for name in input_sizes(graph)
+        }
+        cut = {name: len(plan.window(name)) for name in plan.outputs}
+        part_targets = {name: targets[name][items, : cut[name]] for name in plan.outputs}
+        masks = {name: real[name][items, : cut[name]] for name in plan.outputs}
+        parts.append(Part(plan, inputs, part_targets, masks))
+    return parts
+
+
+def grad_padded(
+    graph: nx.MultiDiGraph,
+    params: Arrays,
+    inputs: Arrays,
+    targets,
+    lengths: Mapping[str, object],
+    loss: str | Mapping[str, str] = "mse",
+    mask=None,
+    bptt: int | None = None,
+    steps: int | None = None,
+    *,
+    dtype: str | None = None,
+    workspace: Workspace | None = None,
+    where: str = "lengths",
+) -> tuple[float, dict[str, np.ndarray]]:
+    """`grad` of a padded batch: the loss over each item's real steps, and its gradient."""
+    parts, totals = padded_parts(graph, inputs, targets, lengths, mask, steps, where)
+    value, grads = 0.0, None
+    for part in parts:
+        part_value, part_grads = grad(
+            part.plan,
+            params,
+            part.inputs,
+            part.targets,
+            loss,
+            part.masks,
+            bptt,
+            dtype=dtype,
+            workspace=workspace,
+            totals=totals,
+        )
+        value += part_value
+        if grads is None:
+            grads = part_grads
+        else:
+            for key, array in part_grads.items():
+                grads[key] += array
+    return value, grads
+
+
+def evaluate_padded(
+    graph: nx.MultiDiGraph,
+    params: Arrays,
+    inputs: Arrays,
+    targets,
+    lengths: Mapping[str, object],
+    loss: str | Mapping[str, str] = "mse",
+    mask=None,
+    steps: int | None = None,
+    *,
+    dtype: str | None = None,
+    workspace: Workspace | None = None,
+    where: str = "lengths",
+) -> float:
+    """The loss `grad_padded` would report, without the backward pass."""
+    parts, totals = padded_parts(graph, inputs, targets, lengths, mask, steps, where)
+    return sum(
+        evaluate(
+            part.plan,
+            params,
+            part.inputs,
+            part.targets,
+            loss,
+            part.masks,
+            dtype=dtype,
+            workspace=workspace,
+            totals=totals,
+        )
+        for part in parts
+    )
