@@ -31,17 +31,21 @@ demo: setup
 	$(BIN)/rnn-composer summary specs/lecture-elman.yaml
 	$(BIN)/rnn-composer deps specs/lecture-elman.yaml
 	$(BIN)/rnn-composer run specs/lecture-elman.yaml --input specs/data/lecture-x.csv
+	@echo "a padded batch of three sentences (10, 7 and 4 words), then the third one alone:"
+	$(BIN)/rnn-composer run specs/sentiment.yaml --input specs/data/sentences.npz
+	$(BIN)/rnn-composer run specs/sentiment.yaml --input specs/data/sentence-2.npy
 	mkdir -p out
 	$(BIN)/rnn-composer render specs/lecture-elman.yaml --format svg --output out/lecture-elman.svg --force
 	$(BIN)/rnn-composer render specs/lecture-elman.yaml --format png --output out/lecture-elman.png --force
 	@echo "diagrams: out/lecture-elman.folded.{svg,png} and out/lecture-elman.unfolded.{svg,png}"
 
 # Speed against PyTorch and a hand-written NumPy loop, ratios in one run (not part of test):
-# the forward pass, then one training step (forward, backward, Adam).
+# the forward pass, then one training step (forward, backward, Adam), then padded batches.
 bench: setup
 	$(BIN)/python bench/bench.py
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_unroll.py
+	$(BIN)/python bench/bench_lengths.py
 
 # The gallery of every spec, folded and unfolded (docs/gallery.md).
 docs: setup

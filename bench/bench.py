@@ -109,7 +109,8 @@ def numpy_side(kind, sizes, data, repeats, budget):
     """The executor and the hand loop on the same weights: (exec s, hand s, last states)."""
     from loops import LOOPS, arrange
 
-    from composer.engine.executor import bind_params, execute
+    from composer.engine.executor import execute
+    from composer.engine.plan import bind_params
     from composer.engine.plan import compile_plan
     from composer.graph.folded import build
     from composer.graph.unrolled import unroll
@@ -225,12 +226,13 @@ def _worker(connection):
 
 
 class Worker:
-    """A spawned process that runs one side of the benchmark."""
+    """A spawned process that runs one side of a benchmark: `serve` answers its requests
+    (default: this file's `_worker`)."""
 
-    def __init__(self):
+    def __init__(self, serve=None):
         context = mp.get_context("spawn")
         self.connection, child = context.Pipe()
-        self.process = context.Process(target=_worker, args=(child,), daemon=True)
+        self.process = context.Process(target=serve or _worker, args=(child,), daemon=True)
         self.process.start()
 
     def __call__(self, name, *args):

@@ -23,7 +23,13 @@ from composer.cli.common import (
     reports_errors,
     unrolled_from,
 )
-from composer.cli.report import format_dependencies, output_report, summary_data, summary_text
+from composer.cli.report import (
+    format_dependencies,
+    output_report,
+    padded_report,
+    summary_data,
+    summary_text,
+)
 from composer.draw.diagrams import folded_dot, parse_highlight, unfolded_dot, write_diagram
 from composer.engine.batches import output_steps, run_padded
 from composer.engine.executor import execute
@@ -236,9 +242,9 @@ def run(
             f" per item), {dtype.value}, {origin}"
         )
         for name in plan.outputs:
-            first = output_steps(folded, name, per_item[:1])[0]
-            typer.echo(output_report(name, outputs[name], first, flat))
-            typer.echo(f"  {name}.lengths = {outputs[f'{name}.lengths'].tolist()}")
+            steps_of = output_steps(folded, name, per_item)
+            lengths_of = outputs[f"{name}.lengths"]
+            typer.echo(padded_report(name, outputs[name], lengths_of, steps_of))
         return
     typer.echo(f"ran {spec} at T = {plan.steps}, batch {batch}, {dtype.value}, {origin}")
     for name, value in outputs.items():

@@ -10,7 +10,13 @@ from composer.kinds import KINDS
 from composer.spec.model import NetworkSpec
 from composer.text import format_steps
 
-__all__ = ["summary_data", "summary_text", "output_report", "format_dependencies"]
+__all__ = [
+    "summary_data",
+    "summary_text",
+    "output_report",
+    "padded_report",
+    "format_dependencies",
+]
 
 
 def summary_data(spec: NetworkSpec, unrolled: Unrolled) -> dict:
@@ -136,6 +142,23 @@ def output_report(name: str, value, steps: range, flat: bool) -> str:
     with np.printoptions(precision=4, suppress=True, linewidth=100, threshold=8, edgeitems=3):
         for i in shown:
             lines.append("  ..." if i is None else f"  {name}[{steps[i]}] = {first[i]}")
+    return "\n".join(lines)
+
+
+def padded_report(name: str, value, lengths, item_steps: list[range], items: int = 4) -> str:
+    """A padded batch's output: its shape and lengths, then each of the first `items`
+    items' last real step (a many-to-one output's only one)."""
+    shape = "x".join(map(str, value.shape))
+    lines = [f"{name}: {shape} (batch, steps, size); {name}.lengths = {list(map(int, lengths))}"]
+    with np.printoptions(precision=4, suppress=True, linewidth=100, threshold=8, edgeitems=3):
+        for item, steps in enumerate(item_steps[:items]):
+            count = len(steps)
+            lines.append(
+                f"  item {item}: {count} step{'s' if count != 1 else ''}, "
+                f"{name}[{steps[-1]}] = {value[item, count - 1]}"
+            )
+    if len(item_steps) > items:
+        lines.append(f"  ... ({len(item_steps) - items} more items)")
     return "\n".join(lines)
 
 
