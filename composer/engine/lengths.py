@@ -28,7 +28,8 @@ import networkx as nx
 import numpy as np
 
 from composer.engine.inputs import LENGTHS_SUFFIX, input_sizes, split_lengths, steps_for_lengths
-from composer.errors import DataError
+from composer.errors import DataError, SpecError
+from composer.graph.unrolled import unroll
 
 __all__ = ["LENGTHS_SUFFIX", "split_lengths", "check_lengths", "item_steps", "parse_lengths"]
 
@@ -65,7 +66,8 @@ def check_lengths(
     names = list(input_sizes(graph))
     checked = {}
     for name, given in lengths.items():
-        key = f"{where}: key {name}{LENGTHS_SUFFIX!r}" if where != "lengths" else f"{name} lengths"
+        label = name + LENGTHS_SUFFIX
+        key = f"{where}: key {label!r}" if where != "lengths" else f"{name} lengths"
         if name not in names:
             raise DataError(f"{key}: `{name}` is not an input; inputs: {', '.join(names)}")
         values = np.asarray(given)
@@ -119,6 +121,7 @@ def item_steps(
         item = int(np.flatnonzero(inverse.ravel() == row)[0])
         try:
             found[row] = steps_for_lengths(graph, dict(zip(names, values.tolist())), steps)
-        except DataError as err:
+            unroll(graph, int(found[row]))  # every window must hold a step at that T
+        except (DataError, SpecError) as err:
             raise DataError(f"batch item {item}: {err}") from None
     return found[inverse.ravel()]
