@@ -225,6 +225,7 @@ class _Run:
         self.busy = 0.0  # seconds spent in updates, for the rate
         self.opt = None
         self.workspace = Workspace()  # arrays reused from minibatch to minibatch
+        self.plans = {}  # a padded data set's plans by T, made once
 
     def _batch(self, index: np.ndarray) -> tuple[dict, dict, dict, dict]:
         return tuple({k: v[index] for k, v in arrays.items()} for arrays in self.sets)
@@ -233,7 +234,7 @@ class _Run:
         """The loss of a minibatch (and its gradients when `backward`), padded or not."""
         common = dict(dtype=self.dtype, workspace=self.workspace)
         if lengths:
-            graph = self.plan.folded
+            graph, common = self.plan.folded, dict(common, plans=self.plans)
             if backward:
                 return grad_padded(
                     graph, self.weights, inputs, targets, lengths, self.kinds, masks,

@@ -87,10 +87,12 @@ def padded_parts(
     mask=None,
     steps: int | None = None,
     where: str = "lengths",
+    plans: dict | None = None,
 ) -> tuple[list[Part], dict[str, float]]:
     """The passes a padded batch's loss is made of, and each output's divisor: the weight
     of all its items' real steps. Targets and masks are (B, T_out, ...) with each item's
-    real output steps first."""
+    real output steps first. `plans` keeps the plans made, by T, for the next call (a
+    training loop's minibatches share them, and with them their workspace)."""
     arrays = {name: np.asarray(array) for name, array in inputs.items()}
     checked = check_lengths(graph, arrays, lengths, where)
     per_item = item_steps(graph, arrays, checked, steps)
@@ -113,8 +115,23 @@ def padded_parts(
             weight = weight * masks[name]
         real[name], totals[name] = weight, float(weight.sum())
     if packable(graph) and all(lag > 0 for _, role, lag in _states(graph) if role == "state"):
-        return [_whole(graph, arrays, targets, real, per_item)], totals
-    return _grouped(graph, arrays, targets, real, per_item), totals
+        return [_whole(graph, arrays, targets, real, per_item, plans)], totals
+    return _grouped(graph, arrays, targets, real, per_item, plans), totals
+
+
+def _plan(graph: nx.MultiDiGraph, steps: int, whole: bool, plans: dict | None) -> Plan:
+    """The plan at `steps`; `whole`: every output step kept (each item takes its own)."""
+    key = (whole, steps)
+    if plans is not None and key in plans:
+        return plans[key]
+    if whole:
+        graph = graph.copy()
+        for name in _outputs(graph):
+            graph.nodes[name]["window"] = ":"
+    plan = plan_for_steps(graph, steps)
+    if plans is not None:
+        plans[key] = plan
+    return plan
 
 
 def _states(graph: nx.MultiDiGraph):
@@ -125,14 +142,11 @@ def _input_steps(graph: nx.MultiDiGraph, name: str, steps: int) -> int:
     return len(parse_window(graph.nodes[name]["window"], steps))
 
 
-def _whole(graph, arrays, targets, real, per_item) -> Part:
+def _whole(graph, arrays, targets, real, per_item, plans) -> Part:
     """The whole batch at the longest T: padding zeroed, every output step kept, each
     item's targets and weights moved to the steps of its own window."""
     longest = int(per_item.max())
-    packed = graph.copy()
-    for name in _outputs(graph):
-        packed.nodes[name]["window"] = ":"
-    plan = plan_for_steps(packed, longest)
+    plan = _plan(graph, longest, True, plans)
     inputs = {}
     for name in input_sizes(graph):
         cut = arrays[name][:, : _input_steps(graph, name, longest)].copy()
@@ -151,12 +165,12 @@ def _whole(graph, arrays, targets, real, per_item) -> Part:
     return Part(plan, inputs, moved_targets, moved_masks)
 
 
-def _grouped(graph, arrays, targets, real, per_item) -> list[Part]:
+def _grouped(graph, arrays, targets, real, per_item, plans) -> list[Part]:
     """The items of each T apart, their arrays cut to that T's windows."""
     parts = []
     for steps in np.unique(per_item).tolist():
         items = np.flatnonzero(per_item == steps)
-        plan = plan_for_steps(graph, steps)
+        plan = _plan(graph, steps, False, plans)
         inputs = {
             name: arrays[name][items, : _input_steps(graph, name, steps)]
             for name in input_sizes(graph)
@@ -182,9 +196,10 @@ def grad_padded(
     dtype: str | None = None,
     workspace: Workspace | None = None,
     where: str = "lengths",
+    plans: dict | None = None,
 ) -> tuple[float, dict[str, np.ndarray]]:
     """`grad` of a padded batch: the loss over each item's real steps, and its gradient."""
-    parts, totals = padded_parts(graph, inputs, targets, lengths, mask, steps, where)
+    parts, totals = padded_parts(graph, inputs, targets, lengths, mask, steps, where, plans)
     value, grads = 0.0, None
     for part in parts:
         part_value, part_grads = grad(
@@ -221,9 +236,10 @@ def evaluate_padded(
     dtype: str | None = None,
     workspace: Workspace | None = None,
     where: str = "lengths",
+    plans: dict | None = None,
 ) -> float:
     """The loss `grad_padded` would report, without the backward pass."""
-    parts, totals = padded_parts(graph, inputs, targets, lengths, mask, steps, where)
+    parts, totals = padded_parts(graph, inputs, targets, lengths, mask, steps, where, plans)
     return sum(
         evaluate(
             part.plan,
