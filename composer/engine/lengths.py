@@ -79,7 +79,7 @@ def check_lengths(
     names = list(input_sizes(graph))
     checked = {}
     for name, given in lengths.items():
-        key = f"{where}: key {name}{LENGTHS_SUFFIX!r}" if where != "lengths" else f"{name} lengths"
+        key = f"{where}: key {name + LENGTHS_SUFFIX!r}" if where != "lengths" else f"{name} lengths"
         if name not in names:
             raise DataError(f"{key}: `{name}` is not an input; inputs: {', '.join(names)}")
         values = np.asarray(given)

@@ -100,7 +100,7 @@ def test_bad_lengths_are_data_errors_naming_the_key_and_the_item(graph, steps, l
 
 def test_a_file_key_names_the_file():
     arrays = _inputs(LECTURE, {"x": 6})
-    with pytest.raises(DataError, match=r"^data.npz: key x'.lengths': item 1 has length 0"):
+    with pytest.raises(DataError, match=r"^data.npz: key 'x.lengths': item 1 has length 0"):
         check_lengths(LECTURE, arrays, {"x": [6, 0, 2]}, where="data.npz")
 
 
