@@ -215,6 +215,18 @@ def test_small_chunks_change_nothing_in_a_packed_batch(name, monkeypatch):
         np.testing.assert_allclose(out[key], values, atol=SAME, rtol=0, err_msg=key)
 
 
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_the_padding_never_matters_even_nan(name):
+    graph, params, arrays, lengths = _random_batch(name, seed=3)
+    expected = run(graph, params, arrays, dtype="float64", lengths=lengths)
+    for key, array in arrays.items():
+        for item, count in enumerate(lengths[key]):
+            array[item, count:] = np.nan
+    out = run(graph, params, arrays, dtype="float64", lengths=lengths)
+    for key, values in expected.items():
+        np.testing.assert_array_equal(out[key], values, err_msg=key)
+
+
 def test_lengths_equal_to_the_arrays_change_nothing():
     graph, params, arrays, _ = _random_batch("spec:bidirectional-tagger")
     whole = {"words": np.full(5, arrays["words"].shape[1])}
