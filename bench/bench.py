@@ -110,8 +110,7 @@ def numpy_side(kind, sizes, data, repeats, budget):
     from loops import LOOPS, arrange
 
     from composer.engine.executor import execute
-    from composer.engine.plan import bind_params
-    from composer.engine.plan import compile_plan
+    from composer.engine.plan import bind_params, compile_plan
     from composer.graph.folded import build
     from composer.graph.unrolled import unroll
     from composer.spec.model import NetworkSpec

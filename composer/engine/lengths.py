@@ -115,12 +115,12 @@ def item_steps(
         for name in names
     }
     table = np.stack([per_input[name] for name in names], axis=1)
-    unique, inverse = np.unique(table, axis=0, return_inverse=True)
+    unique, first, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
     found = np.empty(len(unique), dtype=np.int64)
-    for row, values in enumerate(unique):
-        item = int(np.flatnonzero(inverse.ravel() == row)[0])
+    for row in np.argsort(first).tolist():  # in batch order: an error names the first bad item
+        item = int(first[row])
         try:
-            found[row] = steps_for_lengths(graph, dict(zip(names, values.tolist())), steps)
+            found[row] = steps_for_lengths(graph, dict(zip(names, unique[row].tolist())), steps)
             unroll(graph, int(found[row]))  # every window must hold a step at that T
         except (DataError, SpecError) as err:
             raise DataError(f"batch item {item}: {err}") from None
