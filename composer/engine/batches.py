@@ -196,24 +196,29 @@ def _packed(graph, params, arrays, per_item, dtype) -> dict[str, np.ndarray]:
             active[name] = running(ascending)
     gather, out_steps = {}, {}
     for name in plan.outputs:
-        per_step = [[] for _ in range(longest)]
         ranges = output_steps(graph, name, steps_sorted)
-        for item, steps in enumerate(ranges):
-            for position, t in enumerate(steps):
-                per_step[t].append((item, position))
-        gather[name] = [
-            tuple(np.array(column, dtype=np.intp) for column in zip(*pairs)) if pairs else ((), ())
-            for pairs in per_step
-        ]
+        gather[name] = _gather(ranges, order, longest)
         out_steps[name] = max(len(r) for r in ranges)
     inputs = {
-        name: array[order, : _input_steps(graph, name, longest)] for name, array in arrays.items()
+        name: array[:, : _input_steps(graph, name, longest)] for name, array in arrays.items()
     }
     check_inputs(plan, inputs)
     bound = bind_params(packed, params, dtype)
-    result = execute(plan, bound, inputs, dtype, packing=Packing(active, gather, out_steps))
-    outputs = {}
-    for name, values in result.items():
-        outputs[name] = np.empty_like(values)
-        outputs[name][order] = values
-    return outputs
+    packing = Packing(order, active, gather, out_steps)
+    return execute(plan, bound, inputs, dtype, packing=packing)
+
+
+def _gather(ranges: list[range], order: np.ndarray, longest: int) -> list[tuple]:
+    """Per step t, (rows, items, positions): the sorted rows whose own window holds t,
+    their items in the caller's order, and their positions in their own outputs."""
+    counts = np.array([len(r) for r in ranges])
+    rows = np.repeat(np.arange(len(ranges)), counts)
+    positions = np.concatenate([np.arange(n) for n in counts]) if len(rows) else rows
+    steps = np.concatenate([np.arange(r.start, r.stop) for r in ranges]) if len(rows) else rows
+    by_step = np.argsort(steps, kind="stable")
+    bounds = np.searchsorted(steps[by_step], np.arange(longest + 1))
+    found = []
+    for t in range(longest):
+        picked = by_step[bounds[t] : bounds[t + 1]]
+        found.append((rows[picked], order[rows[picked]], positions[picked]))
+    return found

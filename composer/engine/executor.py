@@ -40,12 +40,15 @@ class Packing:
     """A padded batch run as PyTorch runs packed sequences: items sorted by length, the
     longest first, and each step computed for a shrinking leading slice of the batch.
 
-    `active[name][t]` is how many leading items vector `name` is computed for at step t
-    (an input's later items read as zero there: padding); `gather[output][t]` is the
-    (items, positions) whose output takes step t's value; `out_steps[output]` is the
-    longest item's output length.
+    `order[row]` is the caller's item computed at that row (the inputs and outputs stay in
+    the caller's order; only the executor's own arrays are sorted). `active[name][t]` is
+    how many leading rows vector `name` is computed for at step t (an input's later rows
+    read as zero there: padding); `gather[output][t]` is the (rows, items, positions)
+    whose output takes step t's value; `out_steps[output]` is the longest item's output
+    length.
     """
 
+    order: np.ndarray
     active: Mapping[str, np.ndarray]
     gather: Mapping[str, list]
     out_steps: Mapping[str, int]
@@ -201,9 +204,14 @@ class _Executor(Walk):
         offset = v.window[0]  # the caller's array holds the window's steps only
         source = self.inputs[v.name][:, start - offset : stop - offset]
         track = self.tracks[v.name][0]
-        np.copyto(track.data[start - track.base : stop - track.base], source.transpose(1, 0, 2))
-        active = self.active.get(v.name)
-        for t in range(start, stop) if active is not None else ():
+        if self.packing is None:
+            np.copyto(
+                track.data[start - track.base : stop - track.base], source.transpose(1, 0, 2)
+            )
+            return
+        order, active = self.packing.order, self.active[v.name]
+        for i, t in enumerate(range(start, stop)):  # step by step: no copy of the chunk
+            np.take(source[:, i], order, axis=0, out=track.at(t))
             track.at(t)[active[t] :] = 0  # padding reads as an absent input: zero
 
     def emit(self, v: Vector, start: int, stop: int) -> None:
@@ -213,9 +221,9 @@ class _Executor(Walk):
             for feed in v.feeds:
                 track, (a, b) = self.tracks[feed.source][0], feed.rows
                 for t in range(start, stop):
-                    items, positions = gather[t]
-                    if len(items):
-                        out[items, positions, a:b] = track.at(t)[items]
+                    rows, items, positions = gather[t]
+                    if len(rows):
+                        out[items, positions, a:b] = track.at(t)[rows]
             return
         for feed in v.feeds:
             track = self.tracks[feed.source][0]
