@@ -205,9 +205,7 @@ class _Executor(Walk):
         source = self.inputs[v.name][:, start - offset : stop - offset]
         track = self.tracks[v.name][0]
         if self.packing is None:
-            np.copyto(
-                track.data[start - track.base : stop - track.base], source.transpose(1, 0, 2)
-            )
+            np.copyto(track.data[start - track.base : stop - track.base], source.transpose(1, 0, 2))
             return
         order, active = self.packing.order, self.active[v.name]
         for i, t in enumerate(range(start, stop)):  # step by step: no copy of the chunk

@@ -215,8 +215,16 @@ def unprepare(kind: Kind | None, grad: np.ndarray, state_size: int) -> np.ndarra
     return out
 
 
-def aligned(arrays, a: int, b: int, reverse: bool) -> list:
+def aligned(arrays, a: int, b: int, reverse: bool, rows=None) -> list:
     """Per-step slices that line up: each (array, shift) as array[a - shift : b - shift],
-    reversed in time when `reverse`; a kind's step loops zip them."""
-    out = [array[a - shift : b - shift] for array, shift in arrays]
-    return [view[::-1] for view in out] if reverse else out
+    reversed in time when `reverse`; a kind's step loops zip them. With `rows` (a training
+    track's count of items still running at each index, the longest first), each step
+    holds only those leading items."""
+    if rows is None:
+        out = [array[a - shift : b - shift] for array, shift in arrays]
+        return [view[::-1] for view in out] if reverse else out
+    steps = range(b - 1, a - 1, -1) if reverse else range(a, b)
+    return [
+        [array[i - shift][: rows[i]] if array.ndim > 1 else array[i - shift] for i in steps]
+        for array, shift in arrays
+    ]

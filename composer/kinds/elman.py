@@ -55,7 +55,7 @@ class Elman(Kind):
     def cached_forward(self, track, a: int, b: int, reverse: bool) -> None:
         act, lag, Ws, bias = _activation(track.vector.activation), track.lag, track.Ws, track.bias
         views = [(track.xw, 0), (track.h, lag), (track.h, 0)]
-        for x_t, s_prev, s in zip(*aligned(views, a, b, reverse)):
+        for x_t, s_prev, s in zip(*aligned(views, a, b, reverse, track.rows)):
             np.matmul(s_prev, Ws, out=s)
             np.add(s, x_t, out=s)
             np.add(s, bias, out=s)
@@ -70,11 +70,12 @@ class Elman(Kind):
     def backward(self, track, a: int, b: int, reverse: bool) -> None:
         lag, WsT, tmp = track.lag, track.WsT, track.tmp
         views = [(track.g, 0), (track.g, lag), (track.dxw, 0), (track.factor, 0), (track.keep, 0)]
-        for dh, dh_prev, da, slope, keep in zip(*aligned(views, a, b, not reverse)):
+        for dh, dh_prev, da, slope, keep in zip(*aligned(views, a, b, not reverse, track.rows)):
             np.multiply(dh, slope, out=da)
             if keep:
-                np.matmul(da, WsT, out=tmp)
-                np.add(dh_prev, tmp, out=dh_prev)
+                product = tmp[: len(da)]
+                np.matmul(da, WsT, out=product)
+                np.add(dh_prev, product, out=dh_prev)
 
 
 ELMAN = Elman()

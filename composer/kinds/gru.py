@@ -91,7 +91,8 @@ class _GRU(Kind):
         tr = track
         lag, Ws, H, gh, bs_n = tr.lag, tr.Ws, tr.size, tr.tmp, tr.extra
         views = [(tr.xw, 0), (tr.h, lag), (tr.h, 0), (tr.hn, 0)]
-        for x_t, h_prev, h, hn in zip(*aligned(views, a, b, reverse)):
+        for x_t, h_prev, h, hn in zip(*aligned(views, a, b, reverse, tr.rows)):
+            gh = tr.tmp[: len(h)]
             np.add(x_t, tr.bias, out=x_t)
             np.matmul(h_prev, Ws, out=gh)
             rz = x_t[:, : 2 * H]  # x_t becomes the cache [r, z, n]
@@ -141,7 +142,9 @@ class _GRU(Kind):
         k4 = tr.factor  # [dA_n/dh, dA_z/dh, dA_r/dA_n, r] per step
         views = [(tr.g, 0), (tr.g, lag), (tr.dgh, 0), (dgh4, 0), (tr.dxw, 0), (k4, 0)]
         views += [(tr.xw[:, :, H : 2 * H], 0), (tr.keep, 0)]
-        for dh, dh_prev, dgh, dgh4_t, dxw, k, z, keep in zip(*aligned(views, a, b, not reverse)):
+        steps = aligned(views, a, b, not reverse, tr.rows)
+        for dh, dh_prev, dgh, dgh4_t, dxw, k, z, keep in zip(*steps):
+            tmp_h = tr.tmp_h[: len(dh)]
             dan = dxw[:, 2 * H :]
             np.multiply(dh, k[:, 0], out=dan)
             np.multiply(dh, k[:, 1], out=dgh4_t[:, 1])

@@ -99,7 +99,17 @@ class _LSTM(Kind):
         factor2d = tr.factor.reshape(len(tr.factor), -1, 4 * H)
         views = [(tr.xw, 0), (tr.h, lag), (tr.h, 0), (tr.c, lag), (tr.c, 0), (tr.tc, 0)]
         views += [(tr.factor, 0), (factor2d, 0), (tr.cell_slope, 0)]
-        for gates, h_prev, h, c_prev, c, tc, m, m2, slope in zip(*aligned(views, a, b, reverse)):
+        steps = aligned(views, a, b, reverse, tr.rows)
+        for gates, h_prev, h, c_prev, c, tc, m, m2, slope in zip(*steps):
+            if len(h) != len(tmp):  # a packed batch's leading items only
+                n = len(h)
+                tmp, bias, scale, offset = (
+                    tr.tmp[:n],
+                    tr.bias[:n],
+                    tr.slope_scale[:n],
+                    tr.slope_offset[:n],
+                )
+                sig_scale, sig_shift = tr.sig_scale[:n], tr.sig_shift[:n]
             np.matmul(h_prev, Ws, out=tmp)
             np.add(gates, tmp, out=gates)
             np.add(gates, bias, out=gates)
@@ -134,8 +144,9 @@ class _LSTM(Kind):
         views = [(tr.g, 0), (tr.g, lag), (tr.gc, 0), (tr.gc, lag), (tr.dxw, 0), (dxw4, 0)]
         views += [(tr.factor, 0), (tr.cell_slope, 0), (tr.forget, 0), (tr.keep, 0)]
         for dh, dh_prev, dc, dc_prev, da, da4, m4, slope, f, keep in zip(
-            *aligned(views, a, b, not reverse)
+            *aligned(views, a, b, not reverse, tr.rows)
         ):
+            tmp_h = tr.tmp_h[: len(dh)]
             np.multiply(dh, slope, out=tmp_h)  # dc += dh * o * (1 - tanh(c)^2)
             np.add(dc, tmp_h, out=dc)
             np.multiply(dc[:, np.newaxis], m4[:, :2], out=da4[:, :2])  # i, f

@@ -72,6 +72,7 @@ def grad(
     dtype: str | None = None,
     workspace: Workspace | None = None,
     totals: Mapping[str, float] | None = None,
+    active: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[float, dict[str, np.ndarray]]:
     """The loss of a batch and its gradient w.r.t. every weight, by backpropagation.
 
@@ -83,9 +84,14 @@ def grad(
     Computes in `dtype` (default: float64 if any weight is float64, else float32). A
     training loop passes the same `Workspace` to every call, to reuse its arrays.
     `totals[output]` divides that output's loss instead of its mask's sum: a part of a
-    larger batch (`composer.training.padded`) divides by the whole batch's.
+    larger batch (`composer.training.padded`) divides by the whole batch's. `active[name]`
+    (per step of 0..T-1, of a batch sorted longest first) runs each recurrent layer of a
+    padded batch for the leading items still running only, as the executor's `Packing`
+    does; what runs past an item's end must be masked out of the loss.
     """
-    tape, goals, kinds = _start(plan, params, inputs, targets, loss, mask, bptt, dtype, workspace)
+    tape, goals, kinds = _start(
+        plan, params, inputs, targets, loss, mask, bptt, dtype, workspace, active
+    )
     value = tape.loss(goals, kinds, seed=True, totals=totals)
     tape.backward()
     return value, tape.gradients()
@@ -102,9 +108,12 @@ def evaluate(
     dtype: str | None = None,
     workspace: Workspace | None = None,
     totals: Mapping[str, float] | None = None,
+    active: Mapping[str, np.ndarray] | None = None,
 ) -> float:
     """The loss `grad` would report, without the backward pass."""
-    tape, goals, kinds = _start(plan, params, inputs, targets, loss, mask, None, dtype, workspace)
+    tape, goals, kinds = _start(
+        plan, params, inputs, targets, loss, mask, None, dtype, workspace, active
+    )
     return tape.loss(goals, kinds, seed=False, totals=totals)
 
 
@@ -116,7 +125,7 @@ def _by_output(plan: Plan, arrays, what: str) -> dict:
     return {plan.outputs[0]: arrays}
 
 
-def _start(plan, params, inputs, targets, loss, mask, bptt, dtype, workspace):
+def _start(plan, params, inputs, targets, loss, mask, bptt, dtype, workspace, active=None):
     if bptt is not None and (not isinstance(bptt, (int, np.integer)) or bptt < 1):
         raise DataError(f"bptt must be a whole number of steps >= 1, got {bptt!r}")
     check_params(plan.folded, dict(params))
@@ -128,6 +137,7 @@ def _start(plan, params, inputs, targets, loss, mask, bptt, dtype, workspace):
         wide = any(np.asarray(v).dtype == np.float64 for v in params.values())
         dtype = "float64" if wide else "float32"
     tape = _Tape(plan, params, np.dtype(check_dtype(dtype)), batch, bptt, workspace)
+    tape.pack(active or {})
     tape.inputs = inputs
     tape.forward(0, plan.steps)
     return tape, goals, kinds
@@ -162,6 +172,18 @@ class _Tape(Walk):
                 keys = [f.weight for f in v.feeds] + [v.recurrence.weight, *v.biases]
                 self.owner.update(dict.fromkeys(keys, (bound.kind, v.size)))
         super().__init__(plan, {name: bound.feeds for name, bound in self.bound.items()})
+
+    def pack(self, active: Mapping[str, np.ndarray]) -> None:
+        """Each recurrent track's items still running per index (its initial steps: all)."""
+        for name, counts in active.items():
+            track = self.tracks.get(name)
+            if isinstance(track, Track):
+                rows = np.full(len(track.h), self.batch, dtype=np.intp)
+                rows[-track.lo : -track.lo + len(counts)] = counts
+                track.rows = rows
+        for track in self.tracks.values():
+            if isinstance(track, Track) and track.vector.name not in active:
+                track.rows = None
 
     def _visible(self, name: str) -> np.ndarray:
         """Steps 0..T-1 of a finished vector as its readers see it: an initial state that
@@ -307,6 +329,12 @@ class _Tape(Walk):
                 reverse, runs = track.lag < 0, step_runs(vectors[0].present, *vectors[0].span)
                 for a, b in runs if reverse else runs[::-1]:
                     track.kind.backward(track, a - track.lo, b - track.lo, reverse)
+                if track.rows is not None:  # nothing flows from items past their end
+                    for gradient in {
+                        id(a): a for a in (track.dxw, track.kind.recurrent_gradient(track))
+                    }.values():
+                        for index, rows in enumerate(track.rows):
+                            gradient[index, rows:] = 0
             else:
                 self._loop_backward(vectors)
             inside, outside = self.split(vectors)

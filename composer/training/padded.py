@@ -58,12 +58,14 @@ Arrays = Mapping[str, np.ndarray]
 
 @dataclass(frozen=True)
 class Part:
-    """A plan and the arrays it takes: the whole padded batch, or the items of one T."""
+    """A plan and the arrays it takes: the whole padded batch (its items sorted longest
+    first, `active` the items still running at each step), or the items of one T."""
 
     plan: Plan
     inputs: dict
     targets: dict
     masks: dict
+    active: dict | None = None
 
 
 def _outputs(graph: nx.MultiDiGraph) -> list[str]:
@@ -143,26 +145,31 @@ def _input_steps(graph: nx.MultiDiGraph, name: str, steps: int) -> int:
 
 
 def _whole(graph, arrays, targets, real, per_item, plans) -> Part:
-    """The whole batch at the longest T: padding zeroed, every output step kept, each
-    item's targets and weights moved to the steps of its own window."""
-    longest = int(per_item.max())
+    """The whole batch at the longest T, its items sorted longest first: padding zeroed,
+    every output step kept, each item's targets and weights moved to the steps of its own
+    window, and each recurrent layer run for the items still running only."""
+    order = np.argsort(-per_item, kind="stable")
+    per_item = per_item[order]
+    longest = int(per_item[0])
     plan = _plan(graph, longest, True, plans)
     inputs = {}
     for name in input_sizes(graph):
-        cut = arrays[name][:, : _input_steps(graph, name, longest)].copy()
+        cut = arrays[name][order, : _input_steps(graph, name, longest)]
         for item, steps in enumerate(per_item.tolist()):
             cut[item, _input_steps(graph, name, steps) :] = 0  # padding reads as absent
         inputs[name] = cut
     moved_targets, moved_masks = {}, {}
     for name in _outputs(graph):
-        target = targets[name]
+        target, weight_of = targets[name][order], real[name][order]
         moved = np.zeros((target.shape[0], longest, *target.shape[2:]), target.dtype)
         weight = np.zeros((target.shape[0], longest))
         for item, steps in enumerate(output_steps(graph, name, per_item)):
             moved[item, steps.start : steps.stop] = target[item, : len(steps)]
-            weight[item, steps.start : steps.stop] = real[name][item, : len(steps)]
+            weight[item, steps.start : steps.stop] = weight_of[item, : len(steps)]
         moved_targets[name], moved_masks[name] = moved, weight
-    return Part(plan, inputs, moved_targets, moved_masks)
+    running = len(per_item) - np.searchsorted(per_item[::-1], np.arange(longest), side="right")
+    active = {name: running for name, v in plan.vectors.items() if v.role == "state"}
+    return Part(plan, inputs, moved_targets, moved_masks, active)
 
 
 def _grouped(graph, arrays, targets, real, per_item, plans) -> list[Part]:
@@ -213,6 +220,7 @@ def grad_padded(
             dtype=dtype,
             workspace=workspace,
             totals=totals,
+            active=part.active,
         )
         value += part_value
         if grads is None:
@@ -251,6 +259,7 @@ def evaluate_padded(
             dtype=dtype,
             workspace=workspace,
             totals=totals,
+            active=part.active,
         )
         for part in parts
     )

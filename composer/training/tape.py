@@ -97,6 +97,7 @@ class Track:
         self.tmp = np.empty((batch, width), dtype)
         self.tmp_h = np.empty((batch, H), dtype)
         self.keep = np.ones(length, dtype=bool)
+        self.rows = None  # a packed batch: the items still running at each index
         self.factor = np.empty((length, batch, H), dtype)
         self.kind.tape(self, length, batch, dtype)
 
