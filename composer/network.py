@@ -85,12 +85,7 @@ class Network:
         if flat:
             targets = {k: np.asarray(v)[np.newaxis] for k, v in dict(targets).items()}
         if lengths is not None:
-            loss, mask, bptt = (
-                options.pop(k, d) for k, d in (("loss", "mse"), ("mask", None), ("bptt", None))
-            )
-            return grad_padded(
-                self.graph, params, arrays, targets, lengths, loss, mask, bptt, steps, **options
-            )
+            return grad_padded(self.graph, params, arrays, targets, lengths, steps=steps, **options)
         plan = plan_for_steps(
             self.graph, infer_steps(self.graph, arrays) if steps is None else steps
         )

@@ -45,3 +45,21 @@ def test_network_trains_and_takes_gradients():
         dtype="float64",
     )
     assert result.best_loss < value
+
+
+def test_network_runs_grads_and_trains_a_padded_batch():
+    net = Network.from_file("specs/sentiment.yaml")
+    params = net.init_params(seed=0, dtype="float64")
+    x = np.random.default_rng(0).normal(size=(3, 10, 50))
+    lengths = {"x": [10, 7, 4]}
+    out = net.run(params, x, lengths=lengths, dtype="float64")
+    alone = net.run(params, x[2, :4], dtype="float64")["o"]
+    np.testing.assert_allclose(out["o"][2], alone, atol=1e-12)
+    assert out["o.lengths"].tolist() == [1, 1, 1]
+    ids = np.array([[0], [1], [2]])
+    value, grads = net.grad(params, x, {"o": ids}, lengths=lengths, loss="cross-entropy")
+    single, _ = net.grad(params, x[2:, :4], {"o": ids[2:]}, loss="cross-entropy")
+    assert np.isfinite(value) and set(grads) == set(params) and np.isfinite(single)
+    data = {"x": x, "o": ids, "x.lengths": np.array(lengths["x"])}
+    result = net.train(params, data, epochs=1, batch_size=2, loss="cross-entropy")
+    assert len(result.history) == 2
