@@ -213,9 +213,14 @@ def memory_side(steps_list, H, B):
     return peaks
 
 
-def _worker(connection):
+def _worker(connection, functions=None):
     """Serve (function name, args) requests until told to stop."""
-    functions = {"numpy": numpy_side, "torch": torch_side, "memory": memory_side, "blas": blas_info}
+    functions = functions or {
+        "numpy": numpy_side,
+        "torch": torch_side,
+        "memory": memory_side,
+        "blas": blas_info,
+    }
     while True:
         request = connection.recv()
         if request is None:
@@ -225,13 +230,13 @@ def _worker(connection):
 
 
 class Worker:
-    """A spawned process that runs one side of a benchmark: `serve` answers its requests
-    (default: this file's `_worker`)."""
+    """A spawned process that runs one side of a benchmark: `functions` by name (default:
+    this file's sides)."""
 
-    def __init__(self, serve=None):
+    def __init__(self, functions=None):
         context = mp.get_context("spawn")
         self.connection, child = context.Pipe()
-        self.process = context.Process(target=serve or _worker, args=(child,), daemon=True)
+        self.process = context.Process(target=_worker, args=(child, functions), daemon=True)
         self.process.start()
 
     def __call__(self, name, *args):

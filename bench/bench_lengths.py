@@ -119,23 +119,14 @@ def torch_side(kind, data, lengths, repeats, budget, threads):
     return times, out, torch.get_num_threads()
 
 
-def _serve(connection):
-    functions = {"ours": ours, "torch": torch_side}
-    while True:
-        request = connection.recv()
-        if request is None:
-            return
-        name, args = request
-        connection.send(functions[name](*args))
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15, help="calls per side and case")
     parser.add_argument("--budget", type=float, default=8.0, help="max seconds per side, case")
     args = parser.parse_args(argv)
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    numpy_worker, torch_worker = Worker(_serve), Worker(_serve)
+    functions = {"ours": ours, "torch": torch_side}
+    numpy_worker, torch_worker = Worker(functions), Worker(functions)
     lengths = _lengths()
     print(f"B={B} H={H} T={T}, lengths uniform in 1..{T}: mean {lengths.mean():.1f}")
     rows = []

@@ -209,19 +209,8 @@ def grad_padded(
     parts, totals = padded_parts(graph, inputs, targets, lengths, mask, steps, where, plans)
     value, grads = 0.0, None
     for part in parts:
-        part_value, part_grads = grad(
-            part.plan,
-            params,
-            part.inputs,
-            part.targets,
-            loss,
-            part.masks,
-            bptt,
-            dtype=dtype,
-            workspace=workspace,
-            totals=totals,
-            active=part.active,
-        )
+        options = dict(dtype=dtype, workspace=workspace, totals=totals, active=part.active)
+        part_value, part_grads = grad(*_arrays(part, params, loss), bptt, **options)
         value += part_value
         if grads is None:
             grads = part_grads
@@ -248,18 +237,12 @@ def evaluate_padded(
 ) -> float:
     """The loss `grad_padded` would report, without the backward pass."""
     parts, totals = padded_parts(graph, inputs, targets, lengths, mask, steps, where, plans)
+    options = dict(dtype=dtype, workspace=workspace, totals=totals)
     return sum(
-        evaluate(
-            part.plan,
-            params,
-            part.inputs,
-            part.targets,
-            loss,
-            part.masks,
-            dtype=dtype,
-            workspace=workspace,
-            totals=totals,
-            active=part.active,
-        )
-        for part in parts
+        evaluate(*_arrays(part, params, loss), active=part.active, **options) for part in parts
     )
+
+
+def _arrays(part: Part, params: Arrays, loss) -> tuple:
+    """A part's leading arguments of `grad` and `evaluate`."""
+    return part.plan, params, part.inputs, part.targets, loss, part.masks
