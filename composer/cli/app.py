@@ -11,6 +11,11 @@ from typing import Annotated
 import typer
 
 from composer.arrays import atomic_write, write_arrays
+from composer.cli.outputs import check_outputs
+from composer.cli.streams import check_stdout
+from composer.signals import Terminated
+from composer.signals import install as install_signals
+from composer.outputs import shown
 from composer.cli.common import (
     AsJson,
     DType,
@@ -28,7 +33,7 @@ from composer.errors import ComposerError, SpecError, SpecErrors
 from composer.run.executor import estimate_bytes, execute
 from composer.run.inputs import infer_steps, read_inputs
 from composer.spec.reader import read_spec_text
-from composer.graph.weights import init_params, load_params, save_params
+from composer.graph.weights import init_params, load_params
 from composer.run.plan import compile_plan
 from composer.draw.diagrams import folded_dot, parse_highlight, unfolded_dot, write_diagram
 from composer.cli.report import output_report, summary_data, summary_text
@@ -88,7 +93,7 @@ def validate(
         except SpecError as err:
             failed.append(err)
         else:
-            typer.echo(f"{path}: ok")
+            typer.echo(f"{shown(path)}: ok")
     if failed:
         raise SpecErrors(failed)
 
@@ -174,7 +179,9 @@ def run(
             help="Weights .npz (keys `layer.param`); default: seeded initial weights.",
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the initial weights (without --weights).")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Seed of the initial weights (without --weights).")
+    ] = 0,
     steps: Steps = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the outputs to this .npz.")
@@ -191,9 +198,8 @@ def run(
 ) -> None:
     """Run the network forward on input arrays and report or save its outputs."""
     sourced, folded = read_checked(spec)
-    for path in (output, save_weights):
-        if path is not None:
-            check_output(path, force, (spec, input, weights))
+    outputs_named = {"--output": output, "--save-weights": save_weights}
+    check_outputs(outputs_named, force, (spec, input, weights))
     check_memory(input.stat().st_size, max_memory, f"reading {input}")
     arrays, flat = read_inputs(input, folded, allow_nonfinite=allow_nonfinite)
     steps = steps or infer_steps(folded, arrays)
@@ -217,12 +223,12 @@ def run(
     if flat:
         outputs = {name: value[0] for name, value in outputs.items()}
     if save_weights is not None:
-        save_params(save_weights, params)
-        typer.echo(f"wrote {save_weights} ({len(params)} weights)", err=True)
+        write_arrays(save_weights, params, overwrite=force)
+        typer.echo(f"wrote {shown(save_weights)} ({len(params)} weights)", err=True)
     if output is not None:
-        write_arrays(output, outputs)
+        write_arrays(output, outputs, overwrite=force)
         typer.echo(
-            f"wrote {output}: "
+            f"wrote {shown(output)}: "
             + ", ".join(f"{name} {tuple(value.shape)}" for name, value in outputs.items()),
             err=True,
         )
@@ -281,9 +287,12 @@ def render(
         except ComposerError as err:
             raise typer.BadParameter(str(err), param_hint="--highlight") from None
     views = ["folded", "unfolded"] if view is View.both else [view.value]
+    if output is not None and not _names_a_file(output):
+        raise typer.BadParameter(
+            f"{shown(output)!r} is a folder; give a file name", param_hint="--output"
+        )
     paths = {v: _diagram_path(spec, output, v, fmt.value, len(views) > 1) for v in views}
-    for path in paths.values():
-        check_output(path, force, (spec,))
+    check_outputs([("--output", path) for path in paths.values()], force, (spec,))
     texts = {}  # every picture is drawn before any file is written
     for name in views:
         if name == "folded":
@@ -293,8 +302,14 @@ def render(
             texts[name] = unfolded_dot(unrolled, max_columns=max_columns, highlight=target)
         except ComposerError as err:
             raise typer.BadParameter(str(err), param_hint="--highlight") from None
+    keep = (spec, *paths.values())  # a `.dot` fallback must not land on one of these
     for name, path in paths.items():
-        typer.echo(f"wrote {write_diagram(texts[name], path, fmt.value)}")
+        written = write_diagram(texts[name], path, fmt.value, overwrite=force, keep=keep)
+        typer.echo(f"wrote {shown(written)}")
+
+
+def _names_a_file(output: Path) -> bool:
+    return output.name not in ("", ".", "..") and not output.is_dir()
 
 
 def _diagram_path(spec: Path, output: Path | None, view: str, fmt: str, several: bool) -> Path:
@@ -339,8 +354,8 @@ def new(
         sys.stdout.write(text)
         return
     check_output(output, force)
-    atomic_write(output, lambda handle: handle.write(text.encode()))
-    typer.echo(f"wrote {output}", err=True)
+    atomic_write(output, lambda handle: handle.write(text.encode()), overwrite=force)
+    typer.echo(f"wrote {shown(output)}", err=True)
 
 
 app.command("train")(reports_errors(train_command))
@@ -348,4 +363,13 @@ app.command("train")(reports_errors(train_command))
 
 def main() -> None:
     """Entry point of the `rnn-composer` script."""
-    app()
+    install_signals()
+    check_stdout()
+    try:
+        app()
+    except ComposerError as err:  # raised outside a command's own reporting (stdout)
+        typer.echo(shown(str(err)), err=True)
+        sys.exit(err.exit_code)
+    except Terminated as err:
+        typer.echo(str(err), err=True)
+        sys.exit(err.exit_code)

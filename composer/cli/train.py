@@ -14,13 +14,16 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from composer.arrays import atomic_write, read_arrays
+from composer.arrays import atomic_write, read_arrays, write_arrays
 from composer.cli.common import DType, MaxMemory, SpecPath, check_output, read_checked
+from composer.cli.outputs import check_outputs
 from composer.draw.curve import loss_curve_svg
 from composer.errors import SpecError
 from composer.train.backprop import tape_bytes
-from composer.graph.weights import init_params, load_params, save_params
+from composer.graph.weights import init_params, load_params
 from composer.run.memory import check_memory
+from composer.outputs import shown
+from composer.signals import interrupt_once, shielded
 from composer.train.loop import Epoch, TrainResult, plan_for, train
 
 __all__ = ["train_command"]
@@ -115,7 +118,9 @@ def train_command(
     loss: Annotated[
         LossName, typer.Option("--loss", help="mse, or cross-entropy (softmax outputs).")
     ] = LossName.mse,
-    seed: Annotated[int, typer.Option("--seed", help="Seeds the init, split and shuffling.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, help="Seeds the init, split and shuffling.")
+    ] = 0,
     bptt: Annotated[
         int | None,
         typer.Option("--bptt", min=1, help="Truncate backpropagation to blocks of K steps."),
@@ -153,7 +158,7 @@ def train_command(
     # --weights W --output W --force resumes in place: W is read whole before it is replaced
     check_output(output, force, (spec, data))
     if curve is not None:
-        check_output(curve, force, (spec, data, weights, output), option="--curve")
+        check_outputs([("--output", output), ("--curve", curve)], force, (spec, data, weights))
     sourced, graph = read_checked(spec)
     check_memory(data.stat().st_size, max_memory, f"reading {data}")
     arrays = read_arrays(data)
@@ -184,30 +189,32 @@ def train_command(
         where=str(data),
     )
     bar = _Bar(Console(stderr=True), epochs)
-    try:
-        result = train(graph, start, arrays, on_epoch=bar.epoch, on_step=bar.step, **options)
-    except SpecError as err:
-        raise sourced.locate(err) from err
-    finally:
-        bar.close()
-    _finish(result, output, curve, sourced.spec.name or spec.stem)
+    with interrupt_once():
+        try:
+            result = train(graph, start, arrays, on_epoch=bar.epoch, on_step=bar.step, **options)
+        except SpecError as err:
+            raise sourced.locate(err) from err
+        finally:
+            bar.close()
+        _finish(result, output, curve, sourced.spec.name or spec.stem, force)
 
 
-def _finish(result: TrainResult, output: Path, curve: Path | None, title: str) -> None:
+def _finish(result: TrainResult, output: Path, curve: Path | None, title: str, force: bool) -> None:
     """Write the best weights (and the curve), say what happened; exit 130 if interrupted."""
-    save_params(output, result.params)
-    if curve is not None:
-        svg = loss_curve_svg(result.history, title)
-        atomic_write(curve, lambda handle: handle.write(svg.encode()))
+    with shielded():  # a second Ctrl-C must not cost the weights the first one kept
+        write_arrays(output, result.params, overwrite=force)
+        if curve is not None:
+            svg = loss_curve_svg(result.history, title)
+            atomic_write(curve, lambda handle: handle.write(svg.encode()), overwrite=force)
     first = result.history[0]
     which = "validation" if first.val_loss is not None else "training"
     untrained = first.val_loss if first.val_loss is not None else first.train_loss
     summary = (
         f"{which} loss {untrained:.4g} untrained, best {result.best_loss:.4g} at epoch "
-        f"{result.best_epoch} ({result.steps_per_second:.0f} updates/s); wrote {output}"
+        f"{result.best_epoch} ({result.steps_per_second:.0f} updates/s); wrote {shown(output)}"
     )
     if curve is not None:
-        summary += f" and {curve}"
+        summary += f" and {shown(curve)}"
     if result.diverged:
         typer.echo("warning: the loss became NaN or infinite; training stopped early", err=True)
     if result.interrupted:

@@ -12,6 +12,7 @@ from pathlib import Path
 import networkx as nx
 
 from composer.arrays import atomic_write
+from composer.outputs import output_problem, shown
 from composer.draw.view import (
     Edge,
     Node,
@@ -325,28 +326,42 @@ class _UnfoldedDrawing:
 # -- files --------------------------------------------------------------------------------
 
 
-def write_diagram(dot_text: str, path: Path, fmt: str, *, timeout: float = 30) -> Path:
+def write_diagram(
+    dot_text: str,
+    path: Path,
+    fmt: str,
+    *,
+    timeout: float = 30,
+    overwrite: bool = True,
+    keep: Iterable[Path] = (),
+) -> Path:
     """Write a diagram: the DOT text itself (`fmt="dot"`), or `dot -T<fmt>`'s drawing.
 
-    The file is written atomically. When `dot` is missing, fails or times out, the DOT
-    text is written beside `path` (same name, suffix `.dot`) and a RenderError says why.
+    The file is written atomically; with `overwrite=False`, never over an existing file.
+    When `dot` is missing, fails or times out, the DOT text is written beside `path`
+    (same name, suffix `.dot`), checked as any output is (never over a file in `keep`,
+    nor over an existing file without `overwrite`), and a RenderError says why.
     """
     path = Path(path)
     if fmt not in FORMATS:
         raise RenderError(f"unknown format {fmt!r}; expected one of: {', '.join(FORMATS)}")
     if fmt == "dot":
-        return _write(path, dot_text.encode())
+        return _write(path, dot_text.encode(), overwrite)
     try:
         image = _run_dot(dot_text, fmt, timeout=timeout)
     except RenderError as err:
-        beside = _write(path.with_suffix(".dot"), dot_text.encode())
-        raise RenderError(f"{err}; the DOT source is in {beside}") from err
-    return _write(path, image)
+        beside = path.with_suffix(".dot")
+        problem = output_problem(beside, overwrite, [p for p in keep if p != path])
+        if problem is not None:
+            raise RenderError(f"{err}; the DOT source was not written: {problem}") from err
+        _write(beside, dot_text.encode(), overwrite)
+        raise RenderError(f"{err}; the DOT source is in {shown(beside)}") from err
+    return _write(path, image, overwrite)
 
 
-def _write(path: Path, data: bytes) -> Path:
+def _write(path: Path, data: bytes, overwrite: bool = True) -> Path:
     try:
-        atomic_write(path, lambda handle: handle.write(data))
+        atomic_write(path, lambda handle: handle.write(data), overwrite=overwrite)
     except WriteError as err:
         raise RenderError(str(err)) from err
     return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 import networkx as nx
 import numpy as np
@@ -23,15 +24,21 @@ DEFAULT_MAX_MEMORY = 4 << 30
 # What networkx spends per node and per edge of an unrolled graph, measured on CPython 3.11
 # (dicts of attributes included), rounded up.
 _NODE_BYTES, _EDGE_BYTES = 700, 500
+_MAX_SIZE = 1 << 60  # 1 EiB: more than any machine, and safe in every integer type
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
 def parse_size(text: str) -> int:
     """Bytes from a size such as `512M`, `4G`, `2.5GiB` or `1000000`."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgtb]?)(?:i?b)?\s*", text.lower())
+    match = re.fullmatch(
+        r"\s*(\d{1,30}(?:\.\d{1,30})?)\s*(?:([kmgt])(?:i?b)?|(b))?\s*", text.lower()
+    )
     if match is None:
-        raise ValueError(f"not a size: {text!r}; expected a number with K, M or G, like 4G")
-    return int(float(match.group(1)) * _UNITS[match.group(2)])
+        raise ValueError(f"not a size: {text[:40]!r}; expected a number with K, M or G, like 4G")
+    size = int(Fraction(match.group(1)) * _UNITS[match.group(2) or ""])
+    if size > _MAX_SIZE:
+        raise ValueError(f"size {text!r} is over the largest limit, {human_size(_MAX_SIZE)}")
+    return size
 
 
 def human_size(size: float) -> str:
