@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from composer.arrays import atomic_write, write_arrays
+from composer.arrays import atomic_write, read_arrays, write_arrays
 from composer.cli.outputs import check_outputs
 from composer.cli.streams import check_stdout
 from composer.signals import Terminated
@@ -31,6 +31,7 @@ from composer.cli.common import (
 from composer.graph.deps import dependencies, format_dependencies
 from composer.errors import ComposerError, SpecError, SpecErrors
 from composer.run.executor import estimate_bytes, execute
+from composer.run.finite import check_representable
 from composer.run.inputs import infer_steps, read_inputs
 from composer.spec.reader import read_spec_text
 from composer.graph.weights import init_params, load_params
@@ -127,7 +128,7 @@ def deps(
     check_memory(deps_bytes(unrolled), max_memory, f"the dependencies at T = {unrolled.steps}")
     found = dependencies(unrolled)
     if at is not None:
-        found = _select(found, at)
+        found = _select(found, at, unrolled.steps)
     if as_json:
         typer.echo(json.dumps({o: {str(t): d for t, d in s.items()} for o, s in found.items()}))
         return
@@ -135,14 +136,14 @@ def deps(
         typer.echo(line)
 
 
-def _select(found: dict, at: str) -> dict:
-    name, _, rest = at.partition("[")
+def _select(found: dict, at: str, steps: int) -> dict:
     try:
-        t = int(rest.rstrip("]"))
-    except ValueError:
+        name, t = parse_highlight(at)  # the same syntax as --highlight: y[-1] is the last step
+    except ComposerError:
         raise typer.BadParameter(
-            f"expected NAME[t] such as o[7], got {at!r}", param_hint="--at"
+            f"expected NAME[t] such as o[7] or o[-1], got {at!r}", param_hint="--at"
         ) from None
+    t = t + steps if t < 0 else t
     if name not in found:
         raise typer.BadParameter(
             f"no output {name!r}; outputs: {', '.join(found)}", param_hint="--at"
@@ -202,6 +203,7 @@ def run(
     check_outputs(outputs_named, force, (spec, input, weights))
     check_memory(input.stat().st_size, max_memory, f"reading {input}")
     arrays, flat = read_inputs(input, folded, allow_nonfinite=allow_nonfinite)
+    check_representable(arrays, dtype.value, shown(input))
     steps = steps or infer_steps(folded, arrays)
     check_memory(unroll_bytes(folded, steps), max_memory, f"unrolling to T = {steps:,}")
     try:
@@ -216,6 +218,7 @@ def run(
         f"running {spec} at T = {unrolled.steps}, B = {batch}",
     )
     if weights is not None:
+        check_representable(read_arrays(weights), dtype.value, shown(weights))
         params = load_params(weights, folded, dtype.value, allow_nonfinite=allow_nonfinite)
     else:
         params = init_params(folded, seed, dtype.value)

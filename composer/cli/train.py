@@ -216,7 +216,7 @@ def _finish(result: TrainResult, output: Path, curve: Path | None, title: str, f
     if curve is not None:
         summary += f" and {shown(curve)}"
     if result.diverged:
-        typer.echo("warning: the loss became NaN or infinite; training stopped early", err=True)
+        typer.echo("warning: the loss or the weights became NaN or infinite; training stopped early", err=True)
     if result.interrupted:
         typer.echo(f"interrupted: {summary}", err=True)
         raise typer.Exit(130)

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import bisect
+import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 import networkx as nx
 
 from composer.arrays import atomic_write
-from composer.outputs import output_problem, shown
-from composer.draw.view import (
-    Edge,
-    Node,
-    StepTemplate,
-    UnfoldedView,
-    display_names,
-    instant_graph,
-    unfolded_view,
-    weight_label,
-)
 from composer.draw.dot import (
     CONE,
     CONE_EDGE,
@@ -37,9 +28,20 @@ from composer.draw.dot import (
     node_shape,
     small,
 )
-from composer.errors import ComposerError, RenderError, WriteError
 from composer.draw.layout import Grid
+from composer.draw.view import (
+    Edge,
+    Node,
+    StepTemplate,
+    UnfoldedView,
+    display_names,
+    instant_graph,
+    unfolded_view,
+    weight_label,
+)
+from composer.errors import ComposerError, RenderError, WriteError
 from composer.graph.unrolled import Unrolled
+from composer.outputs import output_problem, shown
 
 __all__ = ["FORMATS", "folded_dot", "unfolded_dot", "write_diagram", "svg", "parse_highlight"]
 
@@ -356,7 +358,19 @@ def write_diagram(
             raise RenderError(f"{err}; the DOT source was not written: {problem}") from err
         _write(beside, dot_text.encode(), overwrite)
         raise RenderError(f"{err}; the DOT source is in {shown(beside)}") from err
-    return _write(path, image, overwrite)
+    return _write(path, _fixed_dates(image) if fmt == "pdf" else image, overwrite)
+
+
+_PDF_DATE = re.compile(rb"/(CreationDate|ModDate) \(D:(\d{14})")
+
+
+def _fixed_dates(pdf: bytes) -> bytes:
+    """A PDF with its dates set to SOURCE_DATE_EPOCH (default 0): the same drawing gives
+    the same bytes. The replacement has the same length, so the offsets still hold."""
+    given = os.environ.get("SOURCE_DATE_EPOCH", "")
+    epoch = int(given) if given.isdigit() and len(given) < 12 else 0
+    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(epoch)).encode()
+    return _PDF_DATE.sub(lambda m: b"/" + m.group(1) + b" (D:" + stamp, pdf)
 
 
 def _write(path: Path, data: bytes, overwrite: bool = True) -> Path:

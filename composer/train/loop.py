@@ -43,6 +43,7 @@ import numpy as np
 from composer.errors import DataError
 from composer.train.backprop import Workspace, evaluate, grad
 from composer.graph.folded import build
+from composer.run.finite import check_representable
 from composer.run.inputs import check_inputs, infer_steps, input_sizes
 from composer.train.losses import check_targets, loss_kinds
 from composer.train.optim import clip_grad_norm, make_optimizer
@@ -108,7 +109,16 @@ def check_data(
     targets = {name: np.asarray(data[name]) for name in plan.outputs}
     masks = {n: np.asarray(data[f"{n}.mask"]) for n in plan.outputs if f"{n}.mask" in data}
     check_targets(plan, targets, masks, kinds, batch, where)
+    if masks and len(masks) == len(plan.outputs) and not any(m.any() for m in masks.values()):
+        raise DataError(
+            f"{where}: every mask is 0 everywhere ({', '.join(map(repr, _mask_keys(masks)))}), "
+            "so no step counts toward the loss and nothing can be learned"
+        )
     return inputs, targets, masks, batch
+
+
+def _mask_keys(masks: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {f"{name}.mask": mask for name, mask in masks.items()}
 
 
 def split_data(batch: int, validation: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +136,9 @@ def plan_for(graph_or_spec, data: Arrays, where: str = "data") -> Plan:
     """The plan a data set trains: T from its inputs' lengths and the windows."""
     graph = build(graph_or_spec) if isinstance(graph_or_spec, NetworkSpec) else graph_or_spec
     if not isinstance(graph, nx.MultiDiGraph):
-        raise TypeError("train takes a NetworkSpec or a folded graph from composer.graph.folded.build")
+        raise TypeError(
+            "train takes a NetworkSpec or a folded graph from composer.graph.folded.build"
+        )
     present = {name: np.asarray(data[name]) for name in input_sizes(graph) if name in data}
     for name, array in present.items():
         if array.ndim != 3:
@@ -174,6 +186,8 @@ def train(
     check_params(plan.folded, dict(params))
     kinds = loss_kinds(plan, loss)
     inputs, targets, masks, batch = check_data(plan, data, kinds, where)
+    check_representable({**inputs, **targets, **_mask_keys(masks)}, dtype, where)
+    check_representable(params, dtype, "weights")
     weights = {key: np.array(value, dtype=DTYPES[dtype]) for key, value in params.items()}
     run = _Run(plan, weights, (inputs, targets, masks), kinds, dtype, batch_size, bptt, clip)
     run.opt = make_optimizer(optimizer, weights, lr, weight_decay)
@@ -238,7 +252,8 @@ class _Run:
         return total / len(index)
 
     def epoch(self, order: np.ndarray, on_step) -> float | None:
-        """One pass of updates over `order` in minibatches; their mean loss (None: NaN)."""
+        """One pass of updates over `order` in minibatches; their mean loss (None: a NaN or
+        infinite loss, or weights that overflowed)."""
         losses, tick = [], time.perf_counter()
         try:
             for start in range(0, len(order), self.batch_size):
@@ -259,7 +274,10 @@ class _Run:
                     return None
                 if self.clip is not None:
                     clip_grad_norm(grads, self.clip)
-                self.opt.step(grads)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    self.opt.step(grads)
+                if not all(np.isfinite(w).all() for w in self.weights.values()):
+                    return None  # diverged to Inf (a huge rate or decay): as a NaN loss
                 losses.append((value, len(part)))
                 if on_step:
                     on_step(self.opt.steps, value)
