@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from composer.arrays import atomic_write, read_arrays, write_arrays
+from composer.arrays import atomic_write, declared_bytes, read_arrays, write_arrays
 from composer.cli.outputs import check_outputs
 from composer.cli.streams import check_stdout
 from composer.signals import Terminated
@@ -32,7 +32,8 @@ from composer.graph.deps import dependencies, format_dependencies
 from composer.errors import ComposerError, SpecError, SpecErrors
 from composer.run.executor import estimate_bytes, execute
 from composer.run.finite import check_representable
-from composer.run.inputs import infer_steps, read_inputs
+from composer.run.estimates import deps_json_bytes, drawing_bytes, params_bytes
+from composer.run.inputs import infer_steps, input_bytes, read_inputs
 from composer.spec.reader import read_spec_text
 from composer.graph.weights import init_params, load_params
 from composer.run.plan import compile_plan
@@ -125,7 +126,8 @@ def deps(
 ) -> None:
     """Which input steps each output step depends on, as `o[7] <- x[0..7]`."""
     _, unrolled = unrolled_from(spec, steps, max_memory)
-    check_memory(deps_bytes(unrolled), max_memory, f"the dependencies at T = {unrolled.steps}")
+    need = deps_bytes(unrolled) + (deps_json_bytes(unrolled) if as_json else 0)
+    check_memory(need, max_memory, f"the dependencies at T = {unrolled.steps}")
     found = dependencies(unrolled)
     if at is not None:
         found = _select(found, at, unrolled.steps)
@@ -201,7 +203,7 @@ def run(
     sourced, folded = read_checked(spec)
     outputs_named = {"--output": output, "--save-weights": save_weights}
     check_outputs(outputs_named, force, (spec, input, weights))
-    check_memory(input.stat().st_size, max_memory, f"reading {input}")
+    check_memory(input_bytes(input), max_memory, f"reading {shown(input)}")
     arrays, flat = read_inputs(input, folded, allow_nonfinite=allow_nonfinite)
     check_representable(arrays, dtype.value, shown(input))
     steps = steps or infer_steps(folded, arrays)
@@ -212,8 +214,11 @@ def run(
         raise sourced.locate(err) from err
     plan = compile_plan(unrolled)
     batch = next(iter(arrays.values())).shape[0]
+    weights_need = params_bytes(folded, dtype.value)  # as made, or as read and cast
+    if weights is not None:
+        weights_need += declared_bytes(weights)
     check_memory(
-        estimate_bytes(plan, batch, dtype.value),
+        estimate_bytes(plan, batch, dtype.value) + weights_need,
         max_memory,
         f"running {spec} at T = {unrolled.steps}, B = {batch}",
     )
@@ -296,6 +301,12 @@ def render(
         )
     paths = {v: _diagram_path(spec, output, v, fmt.value, len(views) > 1) for v in views}
     check_outputs([("--output", path) for path in paths.values()], force, (spec,))
+    if "unfolded" in views:
+        check_memory(
+            drawing_bytes(unrolled, max_columns, highlight is not None),
+            max_memory,
+            f"drawing {shown(spec)} unfolded to T = {unrolled.steps:,}",
+        )
     texts = {}  # every picture is drawn before any file is written
     for name in views:
         if name == "folded":

@@ -14,13 +14,14 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from composer.arrays import atomic_write, read_arrays, write_arrays
+from composer.arrays import atomic_write, declared_bytes, read_arrays, write_arrays
 from composer.cli.common import DType, MaxMemory, SpecPath, check_output, read_checked
 from composer.cli.outputs import check_outputs
 from composer.draw.curve import loss_curve_svg
 from composer.errors import SpecError
 from composer.train.backprop import tape_bytes
 from composer.graph.weights import init_params, load_params
+from composer.run.estimates import params_bytes
 from composer.run.memory import check_memory
 from composer.outputs import shown
 from composer.signals import interrupt_once, shielded
@@ -160,12 +161,13 @@ def train_command(
     if curve is not None:
         check_outputs([("--output", output), ("--curve", curve)], force, (spec, data, weights))
     sourced, graph = read_checked(spec)
-    check_memory(data.stat().st_size, max_memory, f"reading {data}")
+    check_memory(declared_bytes(data), max_memory, f"reading {shown(data)}")
     arrays = read_arrays(data)
     plan = plan_for(graph, arrays, str(data))
-    batch = min(batch_size, next(iter(arrays.values())).shape[0]) if arrays else batch_size
+    sequences = next(iter(arrays.values())).shape[0] if arrays else batch_size
+    batch = min(batch_size, sequences)
     check_memory(
-        tape_bytes(plan, batch, dtype.value),
+        training_bytes(plan, graph, batch, sequences, dtype.value) + declared_bytes(data),
         max_memory,
         f"training {spec} at T = {plan.steps}, batch {batch}",
     )
@@ -199,6 +201,16 @@ def train_command(
         _finish(result, output, curve, sourced.spec.name or spec.stem, force)
 
 
+def training_bytes(plan, graph, batch: int, sequences: int, dtype: str) -> int:
+    """The tapes of a minibatch and of a validation chunk (`train` measures the held-out
+    loss in chunks of at least 256 sequences; the workspace may keep both), and the
+    weights six times over: as trained, the best so far, the gradients, two optimizer
+    moments, and the start."""
+    chunk = min(max(batch, 256), sequences)
+    tapes = tape_bytes(plan, batch, dtype) + tape_bytes(plan, chunk, dtype)
+    return tapes + 6 * params_bytes(graph, dtype)
+
+
 def _finish(result: TrainResult, output: Path, curve: Path | None, title: str, force: bool) -> None:
     """Write the best weights (and the curve), say what happened; exit 130 if interrupted."""
     with shielded():  # a second Ctrl-C must not cost the weights the first one kept
@@ -216,7 +228,10 @@ def _finish(result: TrainResult, output: Path, curve: Path | None, title: str, f
     if curve is not None:
         summary += f" and {shown(curve)}"
     if result.diverged:
-        typer.echo("warning: the loss or the weights became NaN or infinite; training stopped early", err=True)
+        typer.echo(
+            "warning: the loss or the weights became NaN or infinite; training stopped early",
+            err=True,
+        )
     if result.interrupted:
         typer.echo(f"interrupted: {summary}", err=True)
         raise typer.Exit(130)

@@ -24,6 +24,7 @@ DEFAULT_MAX_MEMORY = 4 << 30
 # What networkx spends per node and per edge of an unrolled graph, measured on CPython 3.11
 # (dicts of attributes included), rounded up.
 _NODE_BYTES, _EDGE_BYTES = 700, 500
+_INITIAL_BYTES = 48  # an int in a tuple, and the list it was made from
 _MAX_SIZE = 1 << 60  # 1 EiB: more than any machine, and safe in every integer type
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
@@ -56,8 +57,11 @@ def _edge_count(unrolled: Unrolled) -> int:
 
 
 def unroll_bytes(folded: nx.MultiDiGraph, steps: int) -> int:
-    """The memory `unroll` needs: a few boolean masks over the steps for every vector."""
-    return 4 * (len(folded) + 1) * steps
+    """The memory `unroll` needs: a few boolean masks over the steps for every vector, and
+    the initial-state steps a delay-k recurrence reads (up to k Python ints in a tuple)."""
+    lags = (abs(lag or 0) for _, lag in folded.nodes(data="lag"))
+    initial = sum(min(lag, steps) for lag in lags)
+    return 4 * (len(folded) + 1) * steps + _INITIAL_BYTES * initial
 
 
 def graph_bytes(unrolled: Unrolled) -> int:
