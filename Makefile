@@ -50,9 +50,12 @@ docs: setup
 test: setup
 	$(BIN)/python -m pytest
 
-# A longer fuzz run than `make test` does: thousands of mutated specs and array files.
+# A longer fuzz run than `make test` does: thousands of mutated specs and array files, and
+# the memory limits measured on runs that fit them (`make fuzz FUZZ_EXAMPLES=10000`).
+FUZZ_EXAMPLES ?= 5000
 fuzz: setup
-	FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest tests/test_fuzz.py tests/test_load.py -k "fuzz or random or fail_cleanly"
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_fuzz.py tests/test_load.py \
+	  tests/test_memory_limits.py -k "fuzz or random or fail_cleanly or limit"
 
 lint: setup
 	$(BIN)/ruff check .
