@@ -89,8 +89,11 @@ def _gib(nbytes: int) -> str:
 
 
 def _short(shape: tuple[int, ...]) -> str:
-    text = str(shape)
-    return text if len(text) <= 200 else text[:200] + "...)"
+    sides = [
+        str(side) if len(str(side)) <= 12 else f"{str(side)[:4]}...({len(str(side))} digits)"
+        for side in shape
+    ]
+    return f"({', '.join(sides)}{',' if len(sides) == 1 else ''})"
 
 
 def _load_npy(handle, where: str, size: int | None) -> np.ndarray:
