@@ -198,3 +198,39 @@ def test_the_named_loop_does_not_depend_on_the_hash_seed(tmp_path):
 
 def test_a_mesh_without_zero_delay_loops_is_valid():
     build(make_spec(**_dense_mesh(8, set())))
+
+
+def _lag_graph(edges):
+    import networkx as nx
+
+    graph = nx.MultiDiGraph()
+    for i, name in enumerate("abcd"):
+        graph.add_node(name, order=i)
+    for i, (u, v, lag) in enumerate(edges):
+        graph.add_edge(u, v, lag=lag, path=("connections", i))
+    return graph
+
+
+@pytest.mark.parametrize(
+    ("edges", "refused"),
+    [
+        ([("a", "b", 1), ("b", "a", 1), ("a", "a", 1)], False),
+        ([("a", "b", -1), ("b", "a", -2)], False),
+        ([("a", "b", 1), ("b", "a", -1)], True),  # sums to 0
+        ([("a", "a", 1), ("a", "b", 0), ("b", "b", -1), ("b", "a", 0)], True),  # both ways
+        ([("a", "b", 2), ("b", "c", -1), ("c", "a", -1)], True),
+        ([("a", "b", 2), ("b", "c", -1), ("c", "a", 0)], False),
+    ],
+)
+def test_signs_are_decided_without_enumerating_cycles(edges, refused):
+    import networkx as nx
+
+    from composer.graph import folded
+
+    graph = _lag_graph(edges)
+    components = [frozenset(c) for c in nx.strongly_connected_components(graph)]
+    if refused:
+        with pytest.raises(SpecError, match="run both ways in time"):
+            folded._check_signs(graph, components)
+    else:
+        folded._check_signs(graph, components)

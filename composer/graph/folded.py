@@ -469,8 +469,8 @@ def _check_signs(graph: nx.MultiDiGraph, components: list[frozenset]) -> None:
             continue
         part = graph.subgraph(component).copy()  # negative_edge_cycle adds a node
         scale = len(component) + 1  # a cycle of k <= n edges and total lag d: d * scale - k
-        at_most_zero = nx.negative_edge_cycle(part, lambda u, v, d: _lag(d) * scale - 1)
-        at_least_zero = nx.negative_edge_cycle(part, lambda u, v, d: -_lag(d, max) * scale - 1)
+        at_most_zero = nx.negative_edge_cycle(part, lambda u, v, d, n=scale: _lag(d) * n - 1)
+        at_least_zero = nx.negative_edge_cycle(part, lambda u, v, d, n=scale: -_lag(d, max) * n - 1)
         if at_most_zero and at_least_zero:
             names = sorted(component, key=key)
             shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
