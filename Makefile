@@ -55,7 +55,8 @@ test: setup
 FUZZ_EXAMPLES ?= 5000
 fuzz: setup
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_fuzz.py tests/test_load.py \
-	  tests/test_memory_limits.py -k "fuzz or random or fail_cleanly or limit"
+	  tests/test_memory_limits.py tests/test_signals.py \
+	  -k "fuzz or random or fail_cleanly or limit or ctrl_c"
 
 lint: setup
 	$(BIN)/ruff check .

@@ -24,7 +24,7 @@ from tests.conftest import SPECS
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 #: issue 18's generators run whole commands or large graphs: a few examples in `make test`,
 #: FUZZ_EXAMPLES of them in `make fuzz`.
-HEAVY = int(os.environ.get("FUZZ_EXAMPLES", "8"))
+HEAVY = int(os.environ.get("FUZZ_EXAMPLES", "5"))
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,

@@ -122,6 +122,7 @@ def test_a_second_ctrl_c_does_not_abort_writing_the_best_weights(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["w.npz"]
 
 
+@pytest.mark.skipif(not os.environ.get("FUZZ_EXAMPLES"), reason="slow; runs under `make fuzz`")
 def test_two_ctrl_c_at_once_still_write_the_weights(tmp_path):
     out = tmp_path / "w.npz"
     body = """
