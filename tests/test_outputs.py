@@ -124,6 +124,21 @@ def test_dot_fallback_with_force_replaces_an_old_source(tmp_path, monkeypatch):
 # -- 4: special files are never replaced -----------------------------------------------
 
 
+def private_device(folder: Path) -> Path:
+    """A character device of our own (a copy of /dev/null's numbers) when we may make one,
+    else a Unix socket: never the system's /dev/null, which a broken check would replace."""
+    device = folder / "null"
+    try:
+        os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except (PermissionError, OSError, AttributeError):
+        import socket
+
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(device))
+        server.close()
+    return device
+
+
 def _special_files(tmp_path: Path) -> dict[str, Path]:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
@@ -131,7 +146,8 @@ def _special_files(tmp_path: Path) -> dict[str, Path]:
     dangling.symlink_to("nowhere.npz")
     loop = tmp_path / "loop.npz"
     loop.symlink_to("loop.npz")
-    return {"device": Path("/dev/null"), "fifo": fifo, "dangling": dangling, "loop": loop}
+    device = private_device(tmp_path)
+    return {"device": device, "fifo": fifo, "dangling": dangling, "loop": loop}
 
 
 @pytest.mark.parametrize("kind", ["device", "fifo", "dangling", "loop"])
@@ -144,6 +160,7 @@ def test_special_outputs_are_refused(tmp_path, kind, force):
     after = os.lstat(target)
     assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    assert not stat.S_ISREG(os.stat(target).st_mode) if kind in ("device", "fifo") else True
 
 
 @pytest.mark.parametrize("kind", ["device", "fifo", "dangling", "loop"])
