@@ -147,7 +147,6 @@ def measured(tmp_path_factory):
         + (["-o", folder / f"{name}.out"] if args[0] in ("train", "render") else [])
         for name, (args, _) in CASES.items()
     }
-    commands["baseline"] = ["validate", LECTURE]
     return rss.measure_all(commands, cwd=folder)
 
 

@@ -1,16 +1,14 @@
 """Signals: every catchable termination signal cleans up; a second Ctrl-C keeps the weights.
 
-Issue 18, items 7 and 8. Each case runs the command line in a subprocess whose write
-sends the signal to its own process at a chosen moment, so the timing is exact.
+Issue 18, items 7 and 8. Each command-line case runs in a forked child whose write sends
+the signal to its own process at a chosen moment, so the timing is exact.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -26,41 +24,52 @@ SINE = ROOT / "specs" / "sine.yaml"
 SINE_DATA = ROOT / "specs" / "data" / "sine.npz"
 
 
-def _run_script(body: str, argv: list, cwd: Path) -> subprocess.CompletedProcess:
-    script = (
-        textwrap.dedent(
-            """
-        import os, signal, sys
-        import composer.arrays as arrays
-        from composer.cli.app import main
-        """
-        )
-        + textwrap.dedent(body)
-        + f"\nsys.argv = {['rnn-composer', *map(str, argv)]!r}\nmain()\n"
-    )
-    return subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-    )
+def _run_forked(patch, argv: list, cwd: Path) -> tuple[int, str]:
+    """Run the command line in a forked child (its own process, for its own signals),
+    after `patch()` there; its exit code and stderr."""
+    log = cwd.parent / f"{cwd.name}.stderr"
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 0
+        try:
+            os.chdir(cwd)
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the child exits below
+            sys.stderr = open(log, "w")  # noqa: SIM115
+            patch()
+            sys.argv = ["rnn-composer", *map(str, argv)]
+            from composer.cli.app import main
+
+            main()
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+            code = 99
+        sys.stderr.flush()
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), log.read_text()
 
 
 def test_sigterm_during_a_write_exits_143_and_leaves_no_temporary_file(tmp_path):
-    body = """
-    real = arrays._savez
-    def interrupted(handle, data):
-        handle.write(b"half")
-        os.kill(os.getpid(), signal.SIGTERM)
-        real(handle, data)
-    arrays._savez = interrupted
-    """
-    done = _run_script(body, ["run", SPEC, "-i", X, "-o", tmp_path / "big.npz"], tmp_path)
-    assert done.returncode == 128 + signal.SIGTERM, done.stderr
+    from composer import arrays
+
+    def patch():
+        real = arrays._savez
+
+        def interrupted(handle, data):
+            handle.write(b"half")
+            os.kill(os.getpid(), signal.SIGTERM)
+            real(handle, data)
+
+        arrays._savez = interrupted
+
+    code, stderr = _run_forked(patch, ["run", SPEC, "-i", X, "-o", tmp_path / "big.npz"], tmp_path)
+    assert code == 128 + signal.SIGTERM, stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
-    assert done.stderr.strip() == "stopped by SIGTERM"
+    assert stderr.strip() == "stopped by SIGTERM"
 
 
 @pytest.fixture
@@ -103,37 +112,44 @@ def test_a_signal_while_publishing_is_delivered_after_it(tmp_path, handlers):
 
 
 def test_a_second_ctrl_c_does_not_abort_writing_the_best_weights(tmp_path):
+    from composer import arrays
+    from composer.train import loop
+
+    def patch():
+        real_epoch, real_savez = loop._Run.epoch, arrays._savez
+
+        def first(self, *args):  # the first Ctrl-C, in the first epoch
+            os.kill(os.getpid(), signal.SIGINT)
+            return real_epoch(self, *args)
+
+        def second(handle, data):  # the second, while the best weights are written
+            os.kill(os.getpid(), signal.SIGINT)
+            real_savez(handle, data)
+
+        loop._Run.epoch, arrays._savez = first, second
+
     out = tmp_path / "w.npz"
-    body = """
-    import composer.train.loop as loop
-    real_epoch, real_savez = loop._Run.epoch, arrays._savez
-    def first(self, *args):  # the first Ctrl-C, in the first epoch
-        os.kill(os.getpid(), signal.SIGINT)
-        return real_epoch(self, *args)
-    def second(handle, data):  # the second, while the best weights are written
-        os.kill(os.getpid(), signal.SIGINT)
-        real_savez(handle, data)
-    loop._Run.epoch, arrays._savez = first, second
-    """
     argv = ["train", SINE, "--data", SINE_DATA, "--epochs", 1, "--output", out]
-    done = _run_script(body, argv, tmp_path)
-    assert done.returncode == 130, done.stderr
-    assert "interrupted:" in done.stderr and out.exists()
+    code, stderr = _run_forked(patch, argv, tmp_path)
+    assert code == 130, stderr
+    assert "interrupted:" in stderr and out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["w.npz"]
 
 
-@pytest.mark.skipif(not os.environ.get("FUZZ_EXAMPLES"), reason="slow; runs under `make fuzz`")
 def test_two_ctrl_c_at_once_still_write_the_weights(tmp_path):
+    from composer.train import loop
+
+    def patch():
+        real_epoch = loop._Run.epoch
+
+        def twice(self, *args):
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            return real_epoch(self, *args)
+
+        loop._Run.epoch = twice
+
     out = tmp_path / "w.npz"
-    body = """
-    import composer.train.loop as loop
-    real_epoch = loop._Run.epoch
-    def twice(self, *args):
-        os.kill(os.getpid(), signal.SIGINT)
-        os.kill(os.getpid(), signal.SIGINT)
-        return real_epoch(self, *args)
-    loop._Run.epoch = twice
-    """
     argv = ["train", SINE, "--data", SINE_DATA, "--epochs", 1, "--output", out]
-    done = _run_script(body, argv, tmp_path)
-    assert done.returncode == 130 and out.exists(), done.stderr
+    code, stderr = _run_forked(patch, argv, tmp_path)
+    assert code == 130 and out.exists(), stderr
