@@ -54,9 +54,13 @@ docs: setup
 test: setup
 	$(BIN)/python -m pytest
 
-# A longer fuzz run than `make test` does: thousands of mutated specs and array files.
+# A longer fuzz run than `make test` does: thousands of mutated specs and array files, and
+# the memory limits measured on runs that fit them (`make fuzz FUZZ_EXAMPLES=10000`).
+FUZZ_EXAMPLES ?= 5000
 fuzz: setup
-	FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest tests/test_fuzz.py tests/spec/test_reader.py -k "fuzz or random or fail_cleanly"
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_fuzz.py tests/spec/test_reader.py \
+	  tests/cli/test_memory_limits.py tests/cli/test_signals.py \
+	  -k "fuzz or random or fail_cleanly or limit or ctrl_c"
 
 lint: setup
 	$(BIN)/ruff check .

@@ -11,6 +11,7 @@ __all__ = [
     "DataError",
     "ResourceError",
     "WriteError",
+    "OutputExistsError",
     "RenderError",
     "key_mismatch",
 ]
@@ -104,6 +105,13 @@ class WriteError(ResourceError):
 
     The old file, if any, is untouched: outputs are renamed into place only when whole.
     """
+
+
+class OutputExistsError(ComposerError):
+    """An output file appeared while the command ran, and `--force` was not given: the
+    result is not written over it (exit code 2, like an output that existed before)."""
+
+    exit_code = 2
 
 
 class RenderError(ComposerError):

@@ -93,3 +93,72 @@ def test_an_interrupted_write_keeps_the_old_file(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         atomic_write(out, interrupted)
     assert out.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["start.yaml"]
+
+
+# -- headers that overflow, bombs of valid members (issue 18, items 12 and 19) -----------
+
+
+def _npy_with_header(shape_text: str) -> bytes:
+    header = f"{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_text}, }}"
+    header += " " * (63 - len(header) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode()
+
+
+@pytest.mark.parametrize(
+    "shape", ["(10**200, 10**200)", f"({10**200}, {10**200})", f"({2**64}, 2)", "(-1, 4)"]
+)
+def test_absurd_declared_shapes_are_data_errors(tmp_path, shape):
+    path = tmp_path / "huge.npy"
+    try:
+        path.write_bytes(_npy_with_header(str(eval(shape))))
+    except ValueError:
+        return
+    with pytest.raises(DataError):
+        read_arrays(path)
+    zipped = tmp_path / "huge.npz"
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.writestr("x.npy", path.read_bytes())
+    with pytest.raises(DataError):
+        read_arrays(zipped)
+    from composer.arrays import declared_bytes
+
+    with pytest.raises(DataError):
+        declared_bytes(path)
+
+
+def _bomb(path, members: int = 3, size: int = 16 << 20):
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for i in range(members):
+            with archive.open(f"m{i}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array_header_1_0(
+                    member, {"descr": "<f8", "fortran_order": False, "shape": (size // 8,)}
+                )
+                zeros = bytes(1 << 20)
+                for _ in range(size >> 20):
+                    member.write(zeros)
+    return path
+
+
+def test_declared_bytes_reads_headers_only(tmp_path):
+    from composer.arrays import declared_bytes
+
+    path = _bomb(tmp_path / "bomb.npz")
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        assert declared_bytes(path) == 3 * (16 << 20)
+        assert tracemalloc.get_traced_memory()[1] < 4 << 20
+    finally:
+        tracemalloc.stop()
+
+
+def test_too_many_members_are_refused(tmp_path, monkeypatch):
+    from composer import arrays
+
+    monkeypatch.setattr(arrays, "MAX_MEMBERS", 5)
+    path = tmp_path / "many.npz"
+    write_arrays(path, {f"k{i}": np.zeros(1) for i in range(6)})
+    with pytest.raises(DataError, match="over the limit of 5"):
+        read_arrays(path)
+    with pytest.raises(DataError, match="over the limit of 5"):
+        arrays.declared_bytes(path)

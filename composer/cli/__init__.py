@@ -1,15 +1,33 @@
 """The command line, `rnn-composer`: thin commands that parse, call the library and report.
 
-Every command registers on `app` (`composer.cli.app`) in its module: `commands` (validate,
+Every command registers on `app` (`composer.cli.root`) in its module: `commands` (validate,
 summary, deps, run, render, schema, new) and `train`.
 """
 
+import sys
+
+import typer
+
 from composer.cli import commands, train  # noqa: F401  (registers the commands)
-from composer.cli.app import app
+from composer.cli.root import app
+from composer.cli.streams import check_stdout
+from composer.errors import ComposerError
+from composer.outputs import shown
+from composer.signals import Terminated
+from composer.signals import install as install_signals
 
 __all__ = ["app", "main"]
 
 
 def main() -> None:
     """Entry point of the `rnn-composer` script."""
-    app()
+    install_signals()
+    check_stdout()
+    try:
+        app()
+    except ComposerError as err:  # raised outside a command's own reporting (stdout)
+        typer.echo(shown(str(err)), err=True)
+        sys.exit(err.exit_code)
+    except Terminated as err:
+        typer.echo(str(err), err=True)
+        sys.exit(err.exit_code)

@@ -10,8 +10,7 @@ from typing import Annotated
 
 import typer
 
-from composer.arrays import atomic_write, read_arrays, write_arrays
-from composer.cli.app import app
+from composer.arrays import atomic_write, declared_bytes, read_arrays, write_arrays
 from composer.cli.common import (
     AsJson,
     DType,
@@ -23,6 +22,7 @@ from composer.cli.common import (
     reports_errors,
     unrolled_from,
 )
+from composer.cli.outputs import check_outputs
 from composer.cli.report import (
     format_dependencies,
     output_report,
@@ -30,16 +30,26 @@ from composer.cli.report import (
     summary_data,
     summary_text,
 )
+from composer.cli.root import app
 from composer.draw.diagrams import folded_dot, parse_highlight, unfolded_dot, write_diagram
 from composer.engine.batches import output_steps, run_padded
 from composer.engine.executor import execute
-from composer.engine.inputs import infer_steps, read_inputs
+from composer.engine.finite import check_representable
+from composer.engine.inputs import infer_steps, input_bytes, read_inputs
 from composer.engine.lengths import check_lengths, item_steps, parse_lengths
-from composer.engine.memory import check_memory, deps_bytes, execute_bytes
+from composer.engine.memory import (
+    check_memory,
+    deps_bytes,
+    deps_json_bytes,
+    drawing_bytes,
+    execute_bytes,
+    params_bytes,
+)
 from composer.engine.pipeline import plan_for_steps
 from composer.errors import ComposerError, DataError, SpecError, SpecErrors
 from composer.graph.deps import dependencies
-from composer.graph.weights import init_params, load_params, save_params
+from composer.graph.weights import init_params, load_params
+from composer.outputs import shown
 from composer.spec.model import PRESETS, NetworkSpec
 from composer.spec.reader import read_spec_text
 from composer.spec.starters import starter
@@ -73,7 +83,7 @@ def validate(
         except SpecError as err:
             failed.append(err)
         else:
-            typer.echo(f"{path}: ok")
+            typer.echo(f"{shown(path)}: ok")
     if failed:
         raise SpecErrors(failed)
 
@@ -104,10 +114,11 @@ def deps(
 ) -> None:
     """Which input steps each output step depends on, as `o[7] <- x[0..7]`."""
     _, unrolled = unrolled_from(spec, steps, max_memory)
-    check_memory(deps_bytes(unrolled), max_memory, f"the dependencies at T = {unrolled.steps}")
+    need = deps_bytes(unrolled) + (deps_json_bytes(unrolled) if as_json else 0)
+    check_memory(need, max_memory, f"the dependencies at T = {unrolled.steps}")
     found = dependencies(unrolled)
     if at is not None:
-        found = _select(found, at)
+        found = _select(found, at, unrolled.steps)
     if as_json:
         typer.echo(json.dumps({o: {str(t): d for t, d in s.items()} for o, s in found.items()}))
         return
@@ -115,14 +126,14 @@ def deps(
         typer.echo(line)
 
 
-def _select(found: dict, at: str) -> dict:
-    name, _, rest = at.partition("[")
+def _select(found: dict, at: str, steps: int) -> dict:
     try:
-        t = int(rest.rstrip("]"))
-    except ValueError:
+        name, t = parse_highlight(at)  # the same syntax as --highlight: y[-1] is the last step
+    except ComposerError:
         raise typer.BadParameter(
-            f"expected NAME[t] such as o[7], got {at!r}", param_hint="--at"
+            f"expected NAME[t] such as o[7] or o[-1], got {at!r}", param_hint="--at"
         ) from None
+    t = t + steps if t < 0 else t
     if name not in found:
         raise typer.BadParameter(
             f"no output {name!r}; outputs: {', '.join(found)}", param_hint="--at"
@@ -159,7 +170,9 @@ def run(
             help="Weights .npz (keys `layer.param`); default: seeded initial weights.",
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the initial weights (without --weights).")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Seed of the initial weights (without --weights).")
+    ] = 0,
     steps: Steps = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the outputs to this .npz.")
@@ -188,11 +201,11 @@ def run(
     A padded batch of sequences of different lengths gives each item what it gives alone.
     """
     sourced, folded = read_checked(spec)
-    for path in (output, save_weights):
-        if path is not None:
-            check_output(path, force, (spec, input, weights))
-    check_memory(input.stat().st_size, max_memory, f"reading {input}")
+    outputs_named = {"--output": output, "--save-weights": save_weights}
+    check_outputs(outputs_named, force, (spec, input, weights))
+    check_memory(input_bytes(input), max_memory, f"reading {shown(input)}")
     arrays, flat, given = read_inputs(input, folded, allow_nonfinite=allow_nonfinite)
+    check_representable(arrays, dtype.value, shown(input))
     if lengths is not None:
         given = _lengths_option(lengths, list(arrays), given)
     padded = bool(given)
@@ -209,12 +222,16 @@ def run(
     except SpecError as err:
         raise sourced.locate(err) from err
     batch = next(iter(arrays.values())).shape[0]
+    weights_need = params_bytes(folded, dtype.value)  # as made, or as read and cast
+    if weights is not None:
+        weights_need += declared_bytes(weights)
     check_memory(
-        execute_bytes(plan, batch, dtype.value),
+        execute_bytes(plan, batch, dtype.value) + weights_need,
         max_memory,
         f"running {spec} at T = {plan.steps}, B = {batch}",
     )
     if weights is not None:
+        check_representable(read_arrays(weights), dtype.value, shown(weights))
         params = load_params(weights, folded, dtype.value, allow_nonfinite=allow_nonfinite)
     else:
         params = init_params(folded, seed, dtype.value)
@@ -225,12 +242,12 @@ def run(
     if flat:
         outputs = {name: value[0] for name, value in outputs.items()}
     if save_weights is not None:
-        save_params(save_weights, params)
-        typer.echo(f"wrote {save_weights} ({len(params)} weights)", err=True)
+        write_arrays(save_weights, params, overwrite=force)
+        typer.echo(f"wrote {shown(save_weights)} ({len(params)} weights)", err=True)
     if output is not None:
-        write_arrays(output, outputs)
+        write_arrays(output, outputs, overwrite=force)
         typer.echo(
-            f"wrote {output}: "
+            f"wrote {shown(output)}: "
             + ", ".join(f"{name} {tuple(value.shape)}" for name, value in outputs.items()),
             err=True,
         )
@@ -319,9 +336,18 @@ def render(
         except ComposerError as err:
             raise typer.BadParameter(str(err), param_hint="--highlight") from None
     views = ["folded", "unfolded"] if view is View.both else [view.value]
+    if output is not None and not _names_a_file(output):
+        raise typer.BadParameter(
+            f"{shown(output)!r} is a folder; give a file name", param_hint="--output"
+        )
     paths = {v: _diagram_path(spec, output, v, fmt.value, len(views) > 1) for v in views}
-    for path in paths.values():
-        check_output(path, force, (spec,))
+    check_outputs([("--output", path) for path in paths.values()], force, (spec,))
+    if "unfolded" in views:
+        check_memory(
+            drawing_bytes(unrolled, max_columns, highlight is not None),
+            max_memory,
+            f"drawing {shown(spec)} unfolded to T = {unrolled.steps:,}",
+        )
     texts = {}  # every picture is drawn before any file is written
     for name in views:
         if name == "folded":
@@ -331,8 +357,14 @@ def render(
             texts[name] = unfolded_dot(unrolled, max_columns=max_columns, highlight=target)
         except ComposerError as err:
             raise typer.BadParameter(str(err), param_hint="--highlight") from None
+    keep = (spec, *paths.values())  # a `.dot` fallback must not land on one of these
     for name, path in paths.items():
-        typer.echo(f"wrote {write_diagram(texts[name], path, fmt.value)}")
+        written = write_diagram(texts[name], path, fmt.value, overwrite=force, keep=keep)
+        typer.echo(f"wrote {shown(written)}")
+
+
+def _names_a_file(output: Path) -> bool:
+    return output.name not in ("", ".", "..") and not output.is_dir()
 
 
 def _diagram_path(spec: Path, output: Path | None, view: str, fmt: str, several: bool) -> Path:
@@ -377,5 +409,5 @@ def new(
         sys.stdout.write(text)
         return
     check_output(output, force)
-    atomic_write(output, lambda handle: handle.write(text.encode()))
-    typer.echo(f"wrote {output}", err=True)
+    atomic_write(output, lambda handle: handle.write(text.encode()), overwrite=force)
+    typer.echo(f"wrote {shown(output)}", err=True)

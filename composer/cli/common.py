@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
 import traceback
 from enum import Enum
 from pathlib import Path
@@ -15,9 +14,10 @@ import typer
 
 from composer.engine.memory import DEFAULT_MAX_MEMORY, parse_size
 from composer.engine.pipeline import unroll_within
-from composer.errors import ComposerError, SpecError
+from composer.errors import ComposerError, SpecError, SpecErrors
 from composer.graph.folded import build
 from composer.graph.unrolled import Unrolled
+from composer.outputs import output_problem, shown
 from composer.spec.reader import SourcedSpec, read_spec
 
 __all__ = [
@@ -79,7 +79,9 @@ def reports_errors(command):
         except ComposerError as err:
             if (_ctx.find_root().obj or {}).get("debug"):
                 traceback.print_exc()
-            typer.echo(str(err), err=True)
+            problems = err.errors if isinstance(err, SpecErrors) else [err]
+            for problem in problems:  # one line each: a file name cannot forge another
+                typer.echo(shown(str(problem)), err=True)
             raise typer.Exit(err.exit_code) from None
 
     # Typer passes the context to a parameter annotated with it
@@ -114,19 +116,6 @@ def check_output(
     path: Path, force: bool, inputs: tuple[Path | None, ...] = (), option: str = "--output"
 ) -> None:
     """Refuse an output path that would lose data or cannot be written (a usage error)."""
-
-    def refuse(message: str):
-        raise typer.BadParameter(message, param_hint=option)
-
-    if path.is_dir():
-        refuse(f"{path} is a folder; give a file name")
-    for given in inputs:
-        if given is not None and given.exists() and path.exists() and path.samefile(given):
-            refuse(f"{path} is also an input; choose another output file")
-    if path.exists() and not force:
-        refuse(f"{path} exists; pass --force to overwrite it")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        refuse(f"folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        refuse(f"folder {folder} is not writable")
+    problem = output_problem(path, force, inputs)
+    if problem is not None:
+        raise typer.BadParameter(problem, param_hint=option)

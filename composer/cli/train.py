@@ -10,8 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from composer.arrays import atomic_write, read_arrays
-from composer.cli.app import app
+from composer.arrays import atomic_write, declared_bytes, read_arrays, write_arrays
 from composer.cli.common import (
     DType,
     MaxMemory,
@@ -20,10 +19,14 @@ from composer.cli.common import (
     read_checked,
     reports_errors,
 )
+from composer.cli.outputs import check_outputs
+from composer.cli.root import app
 from composer.draw.curve import loss_curve_svg
-from composer.engine.memory import check_memory, tape_bytes
+from composer.engine.memory import check_memory, params_bytes, tape_bytes
 from composer.errors import SpecError
-from composer.graph.weights import init_params, load_params, save_params
+from composer.graph.weights import init_params, load_params
+from composer.outputs import shown
+from composer.signals import interrupt_once, shielded
 from composer.training.loop import Epoch, TrainResult, plan_for, train
 
 __all__ = ["train_command"]
@@ -120,7 +123,9 @@ def train_command(
     loss: Annotated[
         LossName, typer.Option("--loss", help="mse, or cross-entropy (softmax outputs).")
     ] = LossName.mse,
-    seed: Annotated[int, typer.Option("--seed", help="Seeds the init, split and shuffling.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, help="Seeds the init, split and shuffling.")
+    ] = 0,
     bptt: Annotated[
         int | None,
         typer.Option("--bptt", min=1, help="Truncate backpropagation to blocks of K steps."),
@@ -158,17 +163,18 @@ def train_command(
     # --weights W --output W --force resumes in place: W is read whole before it is replaced
     check_output(output, force, (spec, data))
     if curve is not None:
-        check_output(curve, force, (spec, data, weights, output), option="--curve")
+        check_outputs([("--output", output), ("--curve", curve)], force, (spec, data, weights))
     sourced, graph = read_checked(spec)
-    check_memory(data.stat().st_size, max_memory, f"reading {data}")
+    check_memory(declared_bytes(data), max_memory, f"reading {shown(data)}")
     arrays = read_arrays(data)
     try:
         plan = plan_for(graph, arrays, str(data), max_memory=max_memory)
     except SpecError as err:
         raise sourced.locate(err) from err
-    batch = min(batch_size, next(iter(arrays.values())).shape[0]) if arrays else batch_size
+    sequences = next(iter(arrays.values())).shape[0] if arrays else batch_size
+    batch = min(batch_size, sequences)
     check_memory(
-        tape_bytes(plan, batch, dtype.value),
+        training_bytes(plan, graph, batch, sequences, dtype.value) + declared_bytes(data),
         max_memory,
         f"training {spec} at T = {plan.steps}, batch {batch}",
     )
@@ -192,32 +198,47 @@ def train_command(
         where=str(data),
     )
     bar = _Bar(Console(stderr=True), epochs)
-    try:
-        result = train(graph, start, arrays, on_epoch=bar.epoch, on_step=bar.step, **options)
-    except SpecError as err:
-        raise sourced.locate(err) from err
-    finally:
-        bar.close()
-    _finish(result, output, curve, sourced.spec.name or spec.stem)
+    with interrupt_once():
+        try:
+            result = train(graph, start, arrays, on_epoch=bar.epoch, on_step=bar.step, **options)
+        except SpecError as err:
+            raise sourced.locate(err) from err
+        finally:
+            bar.close()
+        _finish(result, output, curve, sourced.spec.name or spec.stem, force)
 
 
-def _finish(result: TrainResult, output: Path, curve: Path | None, title: str) -> None:
+def training_bytes(plan, graph, batch: int, sequences: int, dtype: str) -> int:
+    """The tapes of a minibatch and of a validation chunk (`train` measures the held-out
+    loss in chunks of at least 256 sequences; the workspace may keep both), and the
+    weights six times over: as trained, the best so far, the gradients, two optimizer
+    moments, and the start."""
+    chunk = min(max(batch, 256), sequences)
+    tapes = tape_bytes(plan, batch, dtype) + tape_bytes(plan, chunk, dtype)
+    return tapes + 6 * params_bytes(graph, dtype)
+
+
+def _finish(result: TrainResult, output: Path, curve: Path | None, title: str, force: bool) -> None:
     """Write the best weights (and the curve), say what happened; exit 130 if interrupted."""
-    save_params(output, result.params)
-    if curve is not None:
-        svg = loss_curve_svg(result.history, title)
-        atomic_write(curve, lambda handle: handle.write(svg.encode()))
+    with shielded():  # a second Ctrl-C must not cost the weights the first one kept
+        write_arrays(output, result.params, overwrite=force)
+        if curve is not None:
+            svg = loss_curve_svg(result.history, title)
+            atomic_write(curve, lambda handle: handle.write(svg.encode()), overwrite=force)
     first = result.history[0]
     which = "validation" if first.val_loss is not None else "training"
     untrained = first.val_loss if first.val_loss is not None else first.train_loss
     summary = (
         f"{which} loss {untrained:.4g} untrained, best {result.best_loss:.4g} at epoch "
-        f"{result.best_epoch} ({result.steps_per_second:.0f} updates/s); wrote {output}"
+        f"{result.best_epoch} ({result.steps_per_second:.0f} updates/s); wrote {shown(output)}"
     )
     if curve is not None:
-        summary += f" and {curve}"
+        summary += f" and {shown(curve)}"
     if result.diverged:
-        typer.echo("warning: the loss became NaN or infinite; training stopped early", err=True)
+        typer.echo(
+            "warning: the loss or the weights became NaN or infinite; training stopped early",
+            err=True,
+        )
     if result.interrupted:
         typer.echo(f"interrupted: {summary}", err=True)
         raise typer.Exit(130)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import bisect
+import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -40,6 +42,7 @@ from composer.errors import ComposerError, RenderError, WriteError
 from composer.graph.folded import instant_graph
 from composer.graph.unrolled import Unrolled
 from composer.kinds import KINDS
+from composer.outputs import output_problem, shown
 from composer.text import format_steps
 
 __all__ = ["FORMATS", "folded_dot", "unfolded_dot", "write_diagram", "svg", "parse_highlight"]
@@ -323,28 +326,54 @@ class _UnfoldedDrawing:
 # -- files --------------------------------------------------------------------------------
 
 
-def write_diagram(dot_text: str, path: Path, fmt: str, *, timeout: float = 30) -> Path:
+def write_diagram(
+    dot_text: str,
+    path: Path,
+    fmt: str,
+    *,
+    timeout: float = 30,
+    overwrite: bool = True,
+    keep: Iterable[Path] = (),
+) -> Path:
     """Write a diagram: the DOT text itself (`fmt="dot"`), or `dot -T<fmt>`'s drawing.
 
-    The file is written atomically. When `dot` is missing, fails or times out, the DOT
-    text is written beside `path` (same name, suffix `.dot`) and a RenderError says why.
+    The file is written atomically; with `overwrite=False`, never over an existing file.
+    When `dot` is missing, fails or times out, the DOT text is written beside `path`
+    (same name, suffix `.dot`), checked as any output is (never over a file in `keep`,
+    nor over an existing file without `overwrite`), and a RenderError says why.
     """
     path = Path(path)
     if fmt not in FORMATS:
         raise RenderError(f"unknown format {fmt!r}; expected one of: {', '.join(FORMATS)}")
     if fmt == "dot":
-        return _write(path, dot_text.encode())
+        return _write(path, dot_text.encode(), overwrite)
     try:
         image = _run_dot(dot_text, fmt, timeout=timeout)
     except RenderError as err:
-        beside = _write(path.with_suffix(".dot"), dot_text.encode())
-        raise RenderError(f"{err}; the DOT source is in {beside}") from err
-    return _write(path, image)
+        beside = path.with_suffix(".dot")
+        problem = output_problem(beside, overwrite, [p for p in keep if p != path])
+        if problem is not None:
+            raise RenderError(f"{err}; the DOT source was not written: {problem}") from err
+        _write(beside, dot_text.encode(), overwrite)
+        raise RenderError(f"{err}; the DOT source is in {shown(beside)}") from err
+    return _write(path, _fixed_dates(image) if fmt == "pdf" else image, overwrite)
 
 
-def _write(path: Path, data: bytes) -> Path:
+_PDF_DATE = re.compile(rb"/(CreationDate|ModDate) \(D:(\d{14})")
+
+
+def _fixed_dates(pdf: bytes) -> bytes:
+    """A PDF with its dates set to SOURCE_DATE_EPOCH (default 0): the same drawing gives
+    the same bytes. The replacement has the same length, so the offsets still hold."""
+    given = os.environ.get("SOURCE_DATE_EPOCH", "")
+    epoch = int(given) if given.isdigit() and len(given) < 12 else 0
+    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(epoch)).encode()
+    return _PDF_DATE.sub(lambda m: b"/" + m.group(1) + b" (D:" + stamp, pdf)
+
+
+def _write(path: Path, data: bytes, overwrite: bool = True) -> Path:
     try:
-        atomic_write(path, lambda handle: handle.write(data))
+        atomic_write(path, lambda handle: handle.write(data), overwrite=overwrite)
     except WriteError as err:
         raise RenderError(str(err)) from err
     return path

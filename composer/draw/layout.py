@@ -29,7 +29,12 @@ class Grid:
         """`names`: vectors as drawn; `lags`: each state's recurrence lag; `label_chars`:
         the longest edge label, which the gap between columns must hold."""
         self.view, self.names = view, names
-        self.lanes = {v: _lanes(view, v, abs(lags.get(v) or 1)) for v in view.rows}
+        steps: dict[str, list[int]] = {v: [] for v in view.rows}
+        for n in view.nodes:
+            if n.step is not None:
+                steps.setdefault(n.vector, []).append(n.step)
+        self.lanes = {v: _lanes(sorted(steps[v]), abs(lags.get(v) or 1)) for v in view.rows}
+        self.rank = {v: i for i, v in enumerate(view.rows)}
         self.xs = self._column_x(gap=0.35 + 0.07 * label_chars)
         ys = self._row_y()
         self.where = {
@@ -53,19 +58,25 @@ class Grid:
         return 0.3 + 0.105 * chars
 
     def crossing(self) -> bool:
-        """Whether some edge drawn straight would pass through a node other than its ends."""
-        boxes = [
-            (self.where[n.vector, n.column], self.width(n) / 2, (n.vector, n.column))
-            for n in self.view.nodes
-        ]
+        """Whether some edge drawn straight would pass through a node other than its ends.
+
+        Each edge is sampled at 23 points; a point is tested only against the nodes in its
+        cell of a coarse grid, so the work grows with the edges, not edges times nodes.
+        """
+        buckets: dict[tuple[int, int], list] = {}
+        for n in self.view.nodes:
+            (x, y), half = self.where[n.vector, n.column], self.width(n) / 2
+            box = (x, y, half, (n.vector, n.column))
+            for cell in _cells(x - half, x + half, y - _HALF_HEIGHT, y + _HALF_HEIGHT):
+                buckets.setdefault(cell, []).append(box)
         for edge in self.view.edges:
             ends = _cell(edge.tail), _cell(edge.head)
             (x0, y0), (x1, y1) = self.where[ends[0]], self.where[ends[1]]
-            points = [(x0 + (x1 - x0) * k / 24, y0 + (y1 - y0) * k / 24) for k in range(1, 24)]
-            for (x, y), half, cell in boxes:
-                inside = any(abs(px - x) < half and abs(py - y) < 0.2 for px, py in points)
-                if inside and cell not in ends:
-                    return True
+            for k in range(1, 24):
+                px, py = x0 + (x1 - x0) * k / 24, y0 + (y1 - y0) * k / 24
+                for x, y, half, cell in buckets.get(_bucket(px, py), ()):
+                    if abs(px - x) < half and abs(py - y) < _HALF_HEIGHT and cell not in ends:
+                        return True
         return False
 
     def midway(self, edge: Edge) -> dict[str, float]:
@@ -82,8 +93,7 @@ class Grid:
         column = edge.tail.column
         if column != edge.head.column:
             return False
-        rank = {v: i for i, v in enumerate(self.view.rows)}
-        low, high = sorted((rank[edge.tail.vector], rank[edge.head.vector]))
+        low, high = sorted((self.rank[edge.tail.vector], self.rank[edge.head.vector]))
         return any((v, column) in self.where for v in self.view.rows[low + 1 : high])
 
     def _lane(self, node: Node) -> int:
@@ -108,12 +118,24 @@ class Grid:
         return xs
 
 
+_HALF_HEIGHT = 0.2  # inches above and below a node's centre that an edge must not cross
+_BUCKET = 1.0  # inches: the side of a square of `crossing`'s grid
+
+
+def _bucket(x: float, y: float) -> tuple[int, int]:
+    return math.floor(x / _BUCKET), math.floor(y / _BUCKET)
+
+
+def _cells(x0: float, x1: float, y0: float, y1: float):
+    (i0, j0), (i1, j1) = _bucket(x0, y0), _bucket(x1, y1)
+    return ((i, j) for i in range(i0, i1 + 1) for j in range(j0, j1 + 1))
+
+
 def _cell(node: Node) -> tuple[str, int]:
     return node.vector, node.column
 
 
-def _lanes(view: UnfoldedView, vector: str, lag: int) -> int:
-    steps = sorted(n.step for n in view.nodes if n.vector == vector and n.step is not None)
+def _lanes(steps: list[int], lag: int) -> int:
     if lag == 1 or all(b - a >= lag for a, b in zip(steps, steps[1:])):
         return 1
     return lag

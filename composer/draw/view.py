@@ -10,6 +10,7 @@ values into DOT text. The unfolded collection reads the per-step template of an
 from __future__ import annotations
 
 import bisect
+import weakref
 from collections import Counter
 from dataclasses import dataclass
 
@@ -113,11 +114,23 @@ def weight_label(folded: nx.MultiDiGraph, weight: str | None) -> str:
     """A weight's name as drawn: `Wx` when the network has one layer, else `rnn1.Wx`."""
     if weight is None:
         return ""
-    layers = {data["layer"] for _, data in folded.nodes(data=True) if "layer" in data}
+    layers = _layer_names(folded)
     layer, dot, param = weight.partition(".")
     if dot and layers == {layer}:
         return param
     return weight
+
+
+_LAYER_NAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _layer_names(folded: nx.MultiDiGraph) -> frozenset[str]:
+    """The layers of a graph, computed once per graph (every edge label asks)."""
+    names = _LAYER_NAMES.get(folded)
+    if names is None:
+        names = frozenset(data["layer"] for _, data in folded.nodes(data=True) if "layer" in data)
+        _LAYER_NAMES[folded] = names
+    return names
 
 
 def row_order(folded: nx.MultiDiGraph) -> list[str]:

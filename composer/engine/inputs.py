@@ -16,7 +16,7 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
-from composer.arrays import MAX_ARRAY_BYTES, read_arrays
+from composer.arrays import MAX_ARRAY_BYTES, declared_bytes, read_arrays
 from composer.errors import DataError, key_mismatch
 from composer.spec.windows import MAX_STEPS, fitting_steps
 
@@ -24,6 +24,9 @@ __all__ = [
     "read_inputs",
     "batched",
     "read_csv",
+    "csv_shape",
+    "csv_bytes",
+    "input_bytes",
     "check_inputs",
     "infer_steps",
     "input_sizes",
@@ -35,7 +38,7 @@ __all__ = [
 _NPY_MAGIC = b"\x93NUMPY"
 #: an inputs or data file's key `<input>.lengths` holds a padded batch's lengths
 LENGTHS_SUFFIX = ".lengths"
-_BLOCK_ROWS = 4096
+_CHUNK_BYTES = 1 << 22
 
 
 def input_sizes(graph: nx.MultiDiGraph) -> dict[str, int]:
@@ -129,13 +132,18 @@ def _one_input(path: Path, names: list[str], what: str) -> None:
 
 def read_csv(path: str | os.PathLike) -> np.ndarray:
     """A `.csv` of numbers as a (T_in, F) float64 array: one row per step, one column per
-    feature, no header. Errors name the row and column."""
+    feature, no header. Errors name the row and column.
+
+    The rows are parsed one at a time into an array sized from a first pass over the bytes
+    (`csv_shape`), so the memory is the result and one row, as `csv_bytes` estimates.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
     if path.stat().st_size > MAX_ARRAY_BYTES:
         raise DataError(f"{path}: over the {MAX_ARRAY_BYTES >> 30} GiB limit")
-    blocks, block, width, first = [], [], None, None
+    lines, _, _ = csv_shape(path)
+    out, count, width, first = None, 0, None, None
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
@@ -146,21 +154,63 @@ def read_csv(path: str | os.PathLike) -> np.ndarray:
                 values = _csv_row(path, row, cells, header=first is None)
                 if width is None:
                     width, first = len(values), row
+                    out = np.empty((lines, width), dtype=np.float64)
                 elif len(values) != width:
                     raise DataError(
                         f"{path}: row {row} has {len(values)} columns, expected {width} "
                         f"like row {first}"
                     )
-                block.append(values)
-                if len(block) == _BLOCK_ROWS:
-                    blocks.append(np.array(block, dtype=np.float64))
-                    block = []
+                out[count] = values
+                count += 1
     except (UnicodeDecodeError, csv.Error) as err:
         raise DataError(f"{path}: not a text .csv file ({err})") from err
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read ({err.strerror or err})") from err
     if width is None:
         raise DataError(f"{path}: empty; expected rows of numbers, one row per step")
-    blocks.append(np.array(block, dtype=np.float64).reshape(-1, width))
-    return np.concatenate(blocks)
+    return out[:count]
+
+
+def csv_shape(path: str | os.PathLike) -> tuple[int, int, int]:
+    """(lines, cells, longest line in bytes) of a text file, counted in bounded chunks:
+    an upper bound on a CSV's rows, on its numbers, and on the text one row holds."""
+    lines = cells = longest = 0
+    run = 0  # bytes of the line that runs over the chunk boundary
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(_CHUNK_BYTES):
+                data = np.frombuffer(chunk, dtype=np.uint8)
+                ends = np.flatnonzero(data == 10)
+                cells += int(np.count_nonzero(data == 44))
+                if len(ends):
+                    longest = max(longest, run + int(ends[0]) + 1)
+                    if len(ends) > 1:
+                        longest = max(longest, int(np.diff(ends).max()))
+                    run = len(data) - int(ends[-1]) - 1
+                else:
+                    run += len(data)
+                lines += len(ends)
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read ({err.strerror or err})") from err
+    longest = max(longest, run)
+    lines += run > 0
+    return lines, cells + lines, longest
+
+
+def input_bytes(path: str | os.PathLike) -> int:
+    """The memory reading an input file takes: `csv_bytes` for a `.csv`, else the arrays
+    its headers declare (`composer.arrays.declared_bytes`)."""
+    if Path(path).suffix.lower() == ".csv":
+        return csv_bytes(path)
+    return declared_bytes(path)
+
+
+def csv_bytes(path: str | os.PathLike) -> int:
+    """The memory `read_csv` needs: the float64 result and the Python objects of its
+    longest row (a string, a float and two list slots per number: about 120 bytes for
+    the shortest number `0,`), and the first pass's chunk."""
+    lines, cells, longest = csv_shape(path)
+    return 8 * cells + 60 * longest + 3 * _CHUNK_BYTES  # the chunk, and a mask of it
 
 
 def _csv_row(path: Path, row: int, cells: list[str], header: bool) -> list[float]:

@@ -3,12 +3,16 @@
 Every estimate lives here, so that a command checks the same figure the stage allocates:
 unrolling (`unroll_bytes`), a materialised unrolled graph (`graph_bytes`, `deps_bytes`),
 a forward pass of the executor (`execute_bytes`, with the chunking and track extents the
-executor itself uses) and the training tape of one gradient (`tape_bytes`).
+executor itself uses), the training tape of one gradient (`tape_bytes`), the weights
+(`params_bytes`), the unfolded picture (`drawing_bytes`) and the JSON of the
+dependencies (`deps_json_bytes`).
 """
 
 from __future__ import annotations
 
+import math
 import re
+from fractions import Fraction
 
 import networkx as nx
 import numpy as np
@@ -16,6 +20,7 @@ import numpy as np
 from composer.engine.plan import Plan, Vector
 from composer.errors import ResourceError
 from composer.graph.unrolled import Unrolled
+from composer.graph.weights import param_table
 from composer.kinds import KINDS
 
 __all__ = [
@@ -29,6 +34,9 @@ __all__ = [
     "track_extent",
     "execute_bytes",
     "tape_bytes",
+    "params_bytes",
+    "drawing_bytes",
+    "deps_json_bytes",
     "check_memory",
 ]
 
@@ -36,15 +44,22 @@ DEFAULT_MAX_MEMORY = 4 << 30
 # What networkx spends per node and per edge of an unrolled graph, measured on CPython 3.11
 # (dicts of attributes included), rounded up.
 _NODE_BYTES, _EDGE_BYTES = 700, 500
+_INITIAL_BYTES = 48  # an int in a tuple, and the list it was made from
+_MAX_SIZE = 1 << 60  # 1 EiB: more than any machine, and safe in every integer type
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
 def parse_size(text: str) -> int:
     """Bytes from a size such as `512M`, `4G`, `2.5GiB` or `1000000`."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgtb]?)(?:i?b)?\s*", text.lower())
+    match = re.fullmatch(
+        r"\s*(\d{1,30}(?:\.\d{1,30})?)\s*(?:([kmgt])(?:i?b)?|(b))?\s*", text.lower()
+    )
     if match is None:
-        raise ValueError(f"not a size: {text!r}; expected a number with K, M or G, like 4G")
-    return int(float(match.group(1)) * _UNITS[match.group(2)])
+        raise ValueError(f"not a size: {text[:40]!r}; expected a number with K, M or G, like 4G")
+    size = int(Fraction(match.group(1)) * _UNITS[match.group(2) or ""])
+    if size > _MAX_SIZE:
+        raise ValueError(f"size {text!r} is over the largest limit, {human_size(_MAX_SIZE)}")
+    return size
 
 
 def human_size(size: float) -> str:
@@ -62,8 +77,11 @@ def _edge_count(unrolled: Unrolled) -> int:
 
 
 def unroll_bytes(folded: nx.MultiDiGraph, steps: int) -> int:
-    """The memory `unroll` needs: a few boolean masks over the steps for every vector."""
-    return 4 * (len(folded) + 1) * steps
+    """The memory `unroll` needs: a few boolean masks over the steps for every vector, and
+    the initial-state steps a delay-k recurrence reads (up to k Python ints in a tuple)."""
+    lags = (abs(lag or 0) for _, lag in folded.nodes(data="lag"))
+    initial = sum(min(lag, steps) for lag in lags)
+    return 4 * (len(folded) + 1) * steps + _INITIAL_BYTES * initial
 
 
 def graph_bytes(unrolled: Unrolled) -> int:
@@ -136,6 +154,43 @@ def tape_bytes(plan: Plan, batch: int, dtype: str = "float32") -> int:
         per_step = 3 * v.size + 2 * v.columns + extra * v.size
         numbers += steps * batch * per_step
     return numbers * np.dtype(dtype).itemsize
+
+
+# Measured on CPython 3.11 (peak RSS over the interpreter's baseline), rounded up: a drawn
+# node or edge (its view object, grid entry and DOT line); a cell of a shaded cone (a
+# (vector, step) tuple in a set); a JSON list entry and its copy.
+_DRAWN_BYTES, _CONE_BYTES, _JSON_ENTRY_BYTES = 1500, 160, 16
+
+
+def params_bytes(folded: nx.MultiDiGraph, dtype: str = "float32") -> int:
+    """The weights in `dtype`, plus the float64 draws that seed the largest one (a summed
+    bias: two draws and their sum): what `init_params`, or reading and casting a weights
+    file, holds at its peak."""
+    table = param_table(folded)
+    kept = sum(math.prod(info.shape) for info in table) * np.dtype(dtype).itemsize
+    draws = (math.prod(info.shape) * 8 * (3 if info.summed else 1) for info in table)
+    return kept + max(draws, default=0)
+
+
+def drawing_bytes(unrolled: Unrolled, max_columns: int, highlight: bool) -> int:
+    """The unfolded picture: every drawn node and edge, and the shaded cone's cells."""
+    folded = unrolled.folded
+    columns = min(unrolled.steps, max_columns) + 2  # an ellipsis, initial states
+    drawn = (len(folded) + 1) * columns + 2 * folded.number_of_edges() * columns
+    cone = unrolled.node_count() * _CONE_BYTES if highlight else 0
+    return drawn * _DRAWN_BYTES + cone
+
+
+def deps_json_bytes(unrolled: Unrolled) -> int:
+    """The text of `deps --json`: an entry per (output step, input step), at most 16 bytes
+    (`1234567, `), and the copy the encoder makes on the way to stdout."""
+    outputs = inputs = 0
+    for node, role in unrolled.folded.nodes(data="role"):
+        if role == "output":
+            outputs += int(unrolled.present[node].sum())
+        elif role == "input":
+            inputs += int(unrolled.present[node].sum())
+    return outputs * inputs * _JSON_ENTRY_BYTES
 
 
 def check_memory(estimate: int, limit: int, what: str) -> None:

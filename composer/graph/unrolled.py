@@ -73,15 +73,18 @@ def _shift(mask: np.ndarray, lag: int) -> np.ndarray:
 
 def _close_recurrence(need: np.ndarray, exists: np.ndarray, lag: int) -> np.ndarray:
     """Steps a recurrence s_t <- s_{t-lag} needs, from the steps `need`, within `exists`."""
-    period = abs(lag)
-    out = need.copy()
-    for start in range(period):
-        view = out[start::period]
-        if lag > 0:  # forward: every needed step needs all earlier ones of its chain
-            view[:] = np.maximum.accumulate(view[::-1])[::-1]
-        else:
-            view[:] = np.maximum.accumulate(view)
-    return out & exists
+    period, steps = abs(lag), len(need)
+    # the chains t = c, c + period, ... are the columns of a (rows, period) grid: one
+    # accumulation down the columns closes them all, however many residues there are
+    rows = -(-steps // period)
+    grid = np.zeros(rows * period, dtype=bool)
+    grid[:steps] = need
+    grid = grid.reshape(rows, period)
+    if lag > 0:  # forward: every needed step needs all earlier ones of its chain
+        np.logical_or.accumulate(grid[::-1], axis=0, out=grid[::-1])
+    else:
+        np.logical_or.accumulate(grid, axis=0, out=grid)
+    return grid.reshape(-1)[:steps] & exists
 
 
 def _check_alignment(graph: nx.MultiDiGraph, exists: dict, steps: int) -> None:
@@ -149,7 +152,7 @@ def unroll(graph: nx.MultiDiGraph, steps: int) -> Unrolled:
         reads = np.flatnonzero(need[node]) - lag
         inside = (reads >= 0) & (reads < steps)
         inside[inside] = exists[node][reads[inside]]
-        initial[node] = tuple(int(t) for t in reads[~inside])
+        initial[node] = tuple(reads[~inside].tolist())  # Python ints, made in C
         origin = graph.nodes[node]["initial_state"]
         if origin is not None and initial[node]:
             handover[node] = (origin, _final_step(exists[origin], graph.nodes[origin]["lag"]))

@@ -162,12 +162,32 @@ class _SpecLoader(yaml.SafeLoader):
     def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
         tag = super().resolve(kind, value, implicit)
         if kind is yaml.ScalarNode and implicit[0]:
-            # Plain scalars follow YAML 1.2: PyYAML's 1.1 rules would read `no` as false,
-            # `5:8` as the integer 308 and a date as a timestamp; here they stay text.
-            yaml11_bool = tag == _BOOL and value.lower() not in ("true", "false")
-            if yaml11_bool or (tag in (_INT, _FLOAT) and ":" in value) or tag not in _SCALAR_TAGS:
-                return _STR
+            return _core_schema_tag(value)
         return tag
+
+
+# Plain scalars follow YAML 1.2's core schema, not PyYAML's 1.1 rules (which read `no` as
+# false, `5:8` as 308, `1_000` and `0b101` as integers, `1e3` and `0o10` as strings).
+_CORE_SCHEMA = (
+    (_NULL, re.compile(r"(?:~|null|Null|NULL|)")),
+    (_BOOL, re.compile(r"(?:true|True|TRUE|false|False|FALSE)")),
+    (_INT, re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")),
+    (
+        _FLOAT,
+        re.compile(
+            r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+            r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
+        ),
+    ),
+)
+
+
+def _core_schema_tag(value: str) -> str:
+    """The tag YAML 1.2's core schema gives a plain scalar."""
+    for tag, pattern in _CORE_SCHEMA:
+        if pattern.fullmatch(value):
+            return tag
+    return _STR
 
 
 def _marked(mark: Any, message: str, path: Path = ()) -> SpecError:

@@ -41,6 +41,7 @@ import networkx as nx
 import numpy as np
 
 from composer.dtypes import check_dtype
+from composer.engine.finite import check_representable
 from composer.engine.inputs import check_inputs, infer_steps, input_sizes, split_lengths
 from composer.engine.lengths import check_lengths, item_steps
 from composer.engine.pipeline import folded_graph, plan_for_steps
@@ -107,7 +108,16 @@ def check_data(
     targets = {name: np.asarray(data[name]) for name in plan.outputs}
     masks = {n: np.asarray(data[f"{n}.mask"]) for n in plan.outputs if f"{n}.mask" in data}
     check_targets(plan, targets, masks, kinds, batch, where)
+    if masks and len(masks) == len(plan.outputs) and not any(m.any() for m in masks.values()):
+        raise DataError(
+            f"{where}: every mask is 0 everywhere ({', '.join(map(repr, _mask_keys(masks)))}), "
+            "so no step counts toward the loss and nothing can be learned"
+        )
     return inputs, targets, masks, batch
+
+
+def _mask_keys(masks: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {f"{name}.mask": mask for name, mask in masks.items()}
 
 
 def split_data(batch: int, validation: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -184,6 +194,8 @@ def train(
     if given:  # refused now, not at the first minibatch
         given = check_lengths(plan.folded, inputs, given, where)
         item_steps(plan.folded, inputs, given)
+    check_representable({**inputs, **targets, **_mask_keys(masks)}, dtype, where)
+    check_representable(params, dtype, "weights")
     weights = {key: np.array(value, dtype=check_dtype(dtype)) for key, value in params.items()}
     sets = (inputs, targets, masks, given)
     run = _Run(plan, weights, sets, kinds, dtype, batch_size, bptt, clip)
@@ -259,7 +271,8 @@ class _Run:
         return total / len(index)
 
     def epoch(self, order: np.ndarray, on_step) -> float | None:
-        """One pass of updates over `order` in minibatches; their mean loss (None: NaN)."""
+        """One pass of updates over `order` in minibatches; their mean loss (None: a NaN or
+        infinite loss, or weights that overflowed)."""
         losses, tick = [], time.perf_counter()
         try:
             for start in range(0, len(order), self.batch_size):
@@ -269,7 +282,10 @@ class _Run:
                     return None
                 if self.clip is not None:
                     clip_grad_norm(grads, self.clip)
-                self.opt.step(grads)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    self.opt.step(grads)
+                if not all(np.isfinite(w).all() for w in self.weights.values()):
+                    return None  # diverged to Inf (a huge rate or decay): as a NaN loss
                 losses.append((value, len(part)))
                 if on_step:
                     on_step(self.opt.steps, value)

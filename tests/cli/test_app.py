@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from composer.cli.app import app
+from composer.cli import app
 from composer.spec.model import PRESETS
 from tests.builders import lecture, write_spec
 

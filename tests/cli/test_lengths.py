@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from composer.cli.app import app
+from composer.cli import app
 from tests.builders import input_, layer, output, readout, spec, write_spec
 from tests.conftest import SPECS
 

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 import composer.training.loop as train_module
-from composer.cli.app import app
+from composer.cli import app
 from composer.graph.folded import build
 from composer.graph.weights import load_params
 from composer.spec.reader import load_spec

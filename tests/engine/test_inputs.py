@@ -108,3 +108,28 @@ def test_input_file_errors_name_file_key_expected_and_received(tmp_path):
     np.save(tmp_path / "one.npy", np.zeros((2, 2, 4, 3)))
     with pytest.raises(DataError, match=r"\(2, 2, 4, 3\)"):
         read_inputs(tmp_path / "one.npy", _lecture_graph())
+
+
+# -- a CSV's parse within its estimate (issue 18, item 20) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rows", "columns", "cell"),
+    [(20_000, 1, "1"), (5_000, 4, "0.25"), (1, 40_000, "0"), (300, 300, "-1.5e-3")],
+)
+def test_reading_a_csv_stays_within_its_estimate(tmp_path, rows, columns, cell):
+    import tracemalloc
+
+    from composer.engine.inputs import csv_bytes, read_csv
+
+    path = tmp_path / "x.csv"
+    path.write_text(("\n".join([",".join([cell] * columns)] * rows)) + "\n\n")
+    tracemalloc.start()
+    try:
+        array = read_csv(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert array.shape == (rows, columns) and array[0, 0] == float(cell)
+    assert peak <= csv_bytes(path), (peak, csv_bytes(path))
+    assert csv_bytes(path) < 16 * path.stat().st_size + (16 << 20)

@@ -61,8 +61,12 @@ YAML_CASES = [
     ("state_size: 4", "state_size: 2.5", "10:17: layers[0].state_size:", "integer, got 2.5"),
     ("state_size: 4", "state_size: .nan", "10:17: layers[0].state_size:", "integer, got .nan"),
     ("state_size: 4", "state_size: 1.0e+400", "10:17: layers[0].state_size:", "got infinity"),
-    # YAML 1.1 needs a dot in a float, so `1e400` is text.
-    ("state_size: 4", "state_size: 1e400", "10:17: layers[0].state_size:", "string '1e400'"),
+    # YAML 1.2's core schema: `1e400` is a float (infinity); `1_000` and `0b101` are text.
+    ("state_size: 4", "state_size: 1e400", "10:17: layers[0].state_size:", "got infinity"),
+    ("state_size: 4", "state_size: 1e3", "10:17: layers[0].state_size:", "integer, got 1000.0"),
+    ("state_size: 4", "state_size: 1_000", "10:17: layers[0].state_size:", "string '1_000'"),
+    ("state_size: 4", "state_size: 0b101", "10:17: layers[0].state_size:", "string '0b101'"),
+    ("state_size: 4", "state_size: 0x_1_0", "10:17: layers[0].state_size:", "string '0x_1_0'"),
     (
         "state_size: 4",
         "state_sze: 4",
@@ -261,7 +265,10 @@ def test_all_errors_are_reported_in_file_order(tmp_path):
         ("name: x", "name: no", "name", "no"),
         ("size: 3", "size: 0x10", "size", 16),
         ("size: 3", "size: 010", "size", 10),
-        ("size: 3", "size: 1_000", "size", 1000),
+        ("size: 3", "size: 0o10", "size", 8),
+        ("size: 3", "size: +7", "size", 7),
+        ("size: 3", "size: 3\n    description: 1_000", "description", "1_000"),
+        ("size: 3", "size: 3\n    description: 0b101", "description", "0b101"),
         ("size: 3", "size: 3\n    description: 2020-01-01", "description", "2020-01-01"),
     ],
 )

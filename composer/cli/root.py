@@ -1,4 +1,5 @@
-"""The `rnn-composer` Typer app: its settings and its global options; commands register on it."""
+"""The root of the command line: the `rnn-composer` Typer app, its settings and its global
+options; every command registers on it."""
 
 from __future__ import annotations
 

@@ -1,0 +1,32 @@
+"""The output checks of a command: every output path at once, as usage errors (exit 2)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import typer
+
+from composer.outputs import output_problem
+
+__all__ = ["check_outputs"]
+
+
+def check_outputs(
+    outputs: Mapping[str, Path | None] | Iterable[tuple[str, Path | None]],
+    force: bool,
+    inputs: Iterable[Path | None] = (),
+) -> None:
+    """Refuse outputs that would lose data: each checked as `check_output` does, and no two
+    naming one file (through links). `outputs` pairs an option (`--output`) with its path.
+    """
+    pairs = list(outputs.items() if isinstance(outputs, Mapping) else outputs)
+    inputs = tuple(inputs)
+    earlier: list[Path] = []
+    for option, path in pairs:
+        if path is None:
+            continue
+        problem = output_problem(path, force, inputs, earlier)
+        if problem is not None:
+            raise typer.BadParameter(problem, param_hint=option)
+        earlier.append(path)
