@@ -46,11 +46,11 @@ from composer.engine.inputs import batched, check_inputs, infer_steps
 from composer.engine.lengths import LENGTHS_SUFFIX, check_lengths, item_steps
 from composer.engine.pipeline import folded_graph, plan_for_steps
 from composer.engine.plan import bind_params
-from composer.errors import DataError
+from composer.errors import DataError, SpecError
 from composer.spec.model import NetworkSpec
 from composer.spec.windows import parse_window, window_bounds
 
-__all__ = ["run", "run_padded", "packable", "output_steps"]
+__all__ = ["run", "run_padded", "packable", "output_steps", "plan_for_item"]
 
 
 def run(
@@ -161,13 +161,21 @@ def _grouped(graph, params, arrays, per_item, dtype) -> dict[str, np.ndarray]:
     outputs = _outputs(graph, per_item, bound.dtype)
     for steps in np.unique(per_item).tolist():
         items = np.flatnonzero(per_item == steps)
-        plan = plan_for_steps(graph, steps)
+        plan = plan_for_item(graph, steps, int(items[0]))
         group = {
             name: array[items, : _input_steps(graph, name, steps)] for name, array in arrays.items()
         }
         for name, values in execute(plan, bound, group, dtype).items():
             outputs[name][items, : values.shape[1]] = values
     return outputs
+
+
+def plan_for_item(graph: nx.MultiDiGraph, steps: int, item: int):
+    """The plan at an item's T; a T the spec cannot unroll to is that item's data error."""
+    try:
+        return plan_for_steps(graph, steps)
+    except SpecError as err:
+        raise DataError(f"batch item {item}: {err}") from None
 
 
 def _packed(graph, params, arrays, per_item, dtype) -> dict[str, np.ndarray]:

@@ -29,7 +29,7 @@ import numpy as np
 
 from composer.engine.inputs import LENGTHS_SUFFIX, input_sizes, split_lengths, steps_for_lengths
 from composer.errors import DataError, SpecError
-from composer.graph.unrolled import unroll
+from composer.spec.windows import parse_window
 
 __all__ = ["LENGTHS_SUFFIX", "split_lengths", "check_lengths", "item_steps", "parse_lengths"]
 
@@ -90,6 +90,20 @@ def check_lengths(
     return checked
 
 
+def _check_windows(graph: nx.MultiDiGraph, steps: int) -> None:
+    """Refuse a T at which some window holds no step (SpecError, located in the spec), as
+    unrolling to it would: checked for every item's T without unrolling to each."""
+    if graph.graph["preset"] == "one-to-one" and steps != 1:
+        raise SpecError(f"a one-to-one network has exactly 1 step, got T = {steps}", ("alignment",))
+    for node, data in graph.nodes(data=True):
+        if len(parse_window(data["window"], steps)) == 0:
+            raise SpecError(
+                f"window `{data['window']}` of `{node}` selects no step of 0..{steps - 1} "
+                f"(T = {steps})",
+                data["window_path"],
+            )
+
+
 def _describe(values: np.ndarray) -> str:
     if values.dtype.kind == "b":
         return "booleans"
@@ -121,7 +135,7 @@ def item_steps(
         item = int(first[row])
         try:
             found[row] = steps_for_lengths(graph, dict(zip(names, unique[row].tolist())), steps)
-            unroll(graph, int(found[row]))  # every window must hold a step at that T
+            _check_windows(graph, int(found[row]))
         except (DataError, SpecError) as err:
             raise DataError(f"batch item {item}: {err}") from None
     return found[inverse.ravel()]

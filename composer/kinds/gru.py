@@ -71,7 +71,9 @@ class _GRU(Kind):
         return gh, gh[:2], gh[0], gh[1], gh[2]
 
     def leading(self, work: tuple, rows: int) -> tuple:
-        gh = work[0][:, :rows]
+        # the same memory as a contiguous (3, rows, H) block: a step's gates do not outlive it
+        full = work[0]
+        gh = full.reshape(-1)[: 3 * rows * full.shape[2]].reshape(3, rows, full.shape[2])
         return gh, gh[:2], gh[0], gh[1], gh[2]
 
     def forward(self, xw, prev, out, recurrent, extra, work, activation) -> None:

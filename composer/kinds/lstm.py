@@ -59,7 +59,9 @@ class _LSTM(Kind):
         return gates, gates[:3], i, f, o, g
 
     def leading(self, work: tuple, rows: int) -> tuple:
-        gates = work[0][:, :rows]
+        # the same memory as a contiguous (4, rows, H) block: a step's gates do not outlive it
+        full = work[0]
+        gates = full.reshape(-1)[: 4 * rows * full.shape[2]].reshape(4, rows, full.shape[2])
         i, f, o, g = gates
         return gates, gates[:3], i, f, o, g
 

@@ -42,10 +42,9 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
-from composer.engine.batches import output_steps, packable
+from composer.engine.batches import output_steps, packable, plan_for_item
 from composer.engine.inputs import input_sizes
 from composer.engine.lengths import check_lengths, item_steps
-from composer.engine.pipeline import plan_for_steps
 from composer.engine.plan import Plan
 from composer.errors import DataError
 from composer.spec.windows import parse_window
@@ -121,7 +120,9 @@ def padded_parts(
     return _grouped(graph, arrays, targets, real, per_item, plans), totals
 
 
-def _plan(graph: nx.MultiDiGraph, steps: int, whole: bool, plans: dict | None) -> Plan:
+def _plan(
+    graph: nx.MultiDiGraph, steps: int, whole: bool, plans: dict | None, item: int = 0
+) -> Plan:
     """The plan at `steps`; `whole`: every output step kept (each item takes its own)."""
     key = (whole, steps)
     if plans is not None and key in plans:
@@ -130,7 +131,7 @@ def _plan(graph: nx.MultiDiGraph, steps: int, whole: bool, plans: dict | None) -
         graph = graph.copy()
         for name in _outputs(graph):
             graph.nodes[name]["window"] = ":"
-    plan = plan_for_steps(graph, steps)
+    plan = plan_for_item(graph, steps, item)
     if plans is not None:
         plans[key] = plan
     return plan
@@ -177,7 +178,7 @@ def _grouped(graph, arrays, targets, real, per_item, plans) -> list[Part]:
     parts = []
     for steps in np.unique(per_item).tolist():
         items = np.flatnonzero(per_item == steps)
-        plan = _plan(graph, steps, False, plans)
+        plan = _plan(graph, steps, False, plans, int(items[0]))
         inputs = {
             name: arrays[name][items, : _input_steps(graph, name, steps)]
             for name in input_sizes(graph)
