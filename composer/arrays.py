@@ -8,6 +8,7 @@ import stat
 import struct
 import tempfile
 import tokenize
+import warnings
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -66,8 +67,10 @@ def _read_npy_header(handle, where: str) -> tuple[tuple[int, ...], np.dtype]:
             if version == (1, 0)
             else np.lib.format.read_array_header_2_0
         )
-        shape, _, dtype = read_header(handle, max_header_size=10_000)
-    except (*_BROKEN, SyntaxError, TypeError, tokenize.TokenError) as err:  # a Python literal
+        with warnings.catch_warnings():  # a header only Python 2's parsing reads is broken
+            warnings.simplefilter("error", UserWarning)
+            shape, _, dtype = read_header(handle, max_header_size=10_000)
+    except (*_BROKEN, SyntaxError, TypeError, tokenize.TokenError, UserWarning) as err:
         raise DataError(f"{where}: not a valid .npy array ({err})") from err
     if dtype.hasobject or dtype.kind not in "biuf":
         raise DataError(f"{where}: dtype {dtype} is not allowed; expected numbers (float)")

@@ -162,3 +162,15 @@ def test_too_many_members_are_refused(tmp_path, monkeypatch):
         read_arrays(path)
     with pytest.raises(DataError, match="over the limit of 5"):
         arrays.declared_bytes(path)
+
+
+def test_a_header_only_python_2_parsing_reads_is_refused_without_a_warning(tmp_path):
+    import warnings
+
+    path = tmp_path / "py2.npy"
+    header = b"{'\x01descr': '<f4', 'fortran_order': False, 'shape': (2, 5, 3), }\n"
+    path.write_bytes(b"\x93NUMPY\x01\x00v\x00" + header + b" " * 54)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DataError, match="not a valid .npy array"):
+            read_arrays(path)
