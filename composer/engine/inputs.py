@@ -38,7 +38,7 @@ __all__ = [
 _NPY_MAGIC = b"\x93NUMPY"
 #: an inputs or data file's key `<input>.lengths` holds a padded batch's lengths
 LENGTHS_SUFFIX = ".lengths"
-_CHUNK_BYTES = 1 << 22
+_CHUNK_BYTES = 1 << 20  # the first pass holds a few of these: keep it under small limits
 
 
 def input_sizes(graph: nx.MultiDiGraph) -> dict[str, int]:
@@ -172,7 +172,7 @@ def read_csv(path: str | os.PathLike) -> np.ndarray:
 
 
 def csv_shape(path: str | os.PathLike) -> tuple[int, int, int]:
-    """(lines, cells, longest line in bytes) of a text file, counted in bounded chunks:
+    """(lines, cells, longest line in bytes) of a text file, counted in 1 MiB chunks:
     an upper bound on a CSV's rows, on its numbers, and on the text one row holds."""
     lines = cells = longest = 0
     run = 0  # bytes of the line that runs over the chunk boundary
@@ -210,7 +210,7 @@ def csv_bytes(path: str | os.PathLike) -> int:
     longest row (a string, a float and two list slots per number: about 120 bytes for
     the shortest number `0,`), and the first pass's chunk."""
     lines, cells, longest = csv_shape(path)
-    return 8 * cells + 60 * longest + 3 * _CHUNK_BYTES  # the chunk, and a mask of it
+    return 8 * cells + 60 * longest + 16 * _CHUNK_BYTES  # the chunk, its masks, line ends
 
 
 def _csv_row(path: Path, row: int, cells: list[str], header: bool) -> list[float]:

@@ -81,7 +81,8 @@ def unroll_bytes(folded: nx.MultiDiGraph, steps: int) -> int:
     the initial-state steps a delay-k recurrence reads (up to k Python ints in a tuple)."""
     lags = (abs(lag or 0) for _, lag in folded.nodes(data="lag"))
     initial = sum(min(lag, steps) for lag in lags)
-    return 4 * (len(folded) + 1) * steps + _INITIAL_BYTES * initial
+    # and, one vector at a time, the int64 step indexes its initial reads are found from
+    return 4 * (len(folded) + 1) * steps + _INITIAL_BYTES * initial + 32 * steps
 
 
 def graph_bytes(unrolled: Unrolled) -> int:
