@@ -112,9 +112,8 @@ def test_a_signal_while_publishing_is_delivered_after_it(tmp_path, handlers):
 
 
 def test_a_second_ctrl_c_does_not_abort_writing_the_best_weights(tmp_path):
-    from composer.training import loop
-
     from composer import arrays
+    from composer.training import loop
 
     def patch():
         real_epoch, real_savez = loop._Run.epoch, arrays._savez
