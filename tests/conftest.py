@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,3 +14,21 @@ SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 @pytest.fixture(params=SPECS, ids=[p.stem for p in SPECS])
 def spec_path(request) -> Path:
     return request.param
+
+
+def operations(work, *args) -> int:
+    """How many calls (Python and C, generator resumptions included) `work(*args)` makes:
+    a measure of work that a busy machine cannot change, for tests of how work grows."""
+    count = 0
+
+    def profile(frame, event, arg):
+        nonlocal count
+        if event in ("call", "c_call"):
+            count += 1
+
+    sys.setprofile(profile)
+    try:
+        work(*args)
+    finally:
+        sys.setprofile(None)
+    return count
