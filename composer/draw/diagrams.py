@@ -39,7 +39,7 @@ from composer.draw.view import (
     weight_label,
 )
 from composer.errors import ComposerError, RenderError, WriteError
-from composer.graph.folded import instant_graph
+from composer.graph.loops import instant_graph
 from composer.graph.unrolled import Unrolled
 from composer.kinds import KINDS
 from composer.outputs import output_problem, shown

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from composer.graph.folded import instant_graph
+from composer.graph.loops import instant_graph
 from composer.graph.unrolled import Unrolled
 
 __all__ = [

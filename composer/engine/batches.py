@@ -50,7 +50,15 @@ from composer.errors import DataError, SpecError
 from composer.spec.model import NetworkSpec
 from composer.spec.windows import parse_window, window_bounds
 
-__all__ = ["run", "run_padded", "packable", "output_steps", "plan_for_item"]
+__all__ = [
+    "run",
+    "run_padded",
+    "packable",
+    "output_steps",
+    "input_steps",
+    "running",
+    "plan_for_item",
+]
 
 
 def run(
@@ -142,7 +150,8 @@ def run_padded(
     return outputs
 
 
-def _input_steps(graph: nx.MultiDiGraph, name: str, steps: int) -> int:
+def input_steps(graph: nx.MultiDiGraph, name: str, steps: int) -> int:
+    """How many steps input `name` holds at T = `steps`: its window's."""
     return len(parse_window(graph.nodes[name]["window"], steps))
 
 
@@ -163,7 +172,7 @@ def _grouped(graph, params, arrays, per_item, dtype) -> dict[str, np.ndarray]:
         items = np.flatnonzero(per_item == steps)
         plan = plan_for_item(graph, steps, int(items[0]))
         group = {
-            name: array[items, : _input_steps(graph, name, steps)] for name, array in arrays.items()
+            name: array[items, : input_steps(graph, name, steps)] for name, array in arrays.items()
         }
         for name, values in execute(plan, bound, group, dtype).items():
             outputs[name][items, : values.shape[1]] = values
@@ -191,29 +200,29 @@ def _packed(graph, params, arrays, per_item, dtype) -> dict[str, np.ndarray]:
     plan = plan_for_steps(packed, longest)
     ascending = steps_sorted[::-1]
 
-    def running(stops: np.ndarray) -> np.ndarray:
-        """Per step t of the longest T, how many leading items run past t."""
-        return len(stops) - np.searchsorted(stops, np.arange(longest), side="right")
-
     active = {}
     for name, v in plan.vectors.items():
         if v.role == "input":
-            stops = np.array([_input_steps(graph, name, t) for t in ascending.tolist()])
-            active[name] = running(stops)
+            stops = np.array([input_steps(graph, name, t) for t in ascending.tolist()])
+            active[name] = running(stops, longest)
         elif v.role != "output":
-            active[name] = running(ascending)
+            active[name] = running(ascending, longest)
     gather, out_steps = {}, {}
     for name in plan.outputs:
         ranges = output_steps(graph, name, steps_sorted)
         gather[name] = _gather(ranges, order, longest)
         out_steps[name] = max(len(r) for r in ranges)
-    inputs = {
-        name: array[:, : _input_steps(graph, name, longest)] for name, array in arrays.items()
-    }
+    inputs = {name: array[:, : input_steps(graph, name, longest)] for name, array in arrays.items()}
     check_inputs(plan, inputs)
     bound = bind_params(packed, params, dtype)
     packing = Packing(order, active, gather, out_steps)
     return execute(plan, bound, inputs, dtype, packing=packing)
+
+
+def running(stops: np.ndarray, longest: int) -> np.ndarray:
+    """Per step t of 0..longest-1, how many items run past t, given each item's number of
+    steps in ascending order (the items themselves sorted longest first)."""
+    return len(stops) - np.searchsorted(stops, np.arange(longest), side="right")
 
 
 def _gather(ranges: list[range], order: np.ndarray, longest: int) -> list[tuple]:

@@ -235,63 +235,60 @@ class _Executor(Walk):
         """Fill `out` (rows of steps start..stop-1) with bias + sum of src[t - lag] W over
         `feeds`, at the steps `v` is computed at; return those steps as runs."""
         runs, bias, batch = step_runs(v.present, start, stop), self.weights[v.name].bias, self.batch
-        active = self.active.get(v.name)
-        if active is not None and active[start:stop].max() < batch:
-            self._project_leading(v, start, stop, out, feeds, runs, int(active[start:stop].max()))
+        steps, active = stop - start, self.active.get(v.name)
+        leading = int(active[start:stop].max()) if active is not None else batch
+        if leading < batch:  # a packed batch whose later items are done: (steps, n, ...) views
+            view = _leading(out[..., : steps * batch, :], steps, batch, leading)
+            gated = out.ndim == 3
+            for a, b in runs:
+                part = view[..., a - start : b - start, :, :]
+                self._sum_into(part, self._leading_products(part, a, b, feeds, leading, gated))
+                if bias is not None:
+                    np.add(part, bias[:, np.newaxis] if gated else bias, out=part)
             return runs
         for a, b in runs:
             part = out[..., (a - start) * batch : (b - start) * batch, :]
-            filled = False
-            for feed, weight in feeds:
-                for u, w in self._source_runs(feed, a, b):
-                    source = self.tracks[feed.source][0].rows(u - feed.lag, w - feed.lag)
-                    target = part[..., (u - a) * batch : (w - a) * batch, :]
-                    if not filled and (u, w) == (a, b):
-                        np.matmul(source, weight, out=target)
-                    else:
-                        if not filled:
-                            part.fill(0)
-                        product = self._buffer(1, target.shape)
-                        np.matmul(source, weight, out=product)
-                        np.add(target, product, out=target)
-                    filled = True
-            if not filled:
-                part.fill(0)
+            self._sum_into(part, self._products(part, a, b, feeds))
             if bias is not None:
                 np.add(part, bias, out=part)
         return runs
 
-    def _project_leading(self, v, start, stop, out, feeds, runs, n: int) -> None:
-        """`_project` for the leading `n` items only (a packed batch's later items are done):
-        the same sums, over (steps, n, columns) views."""
-        bias, batch, steps = self.weights[v.name].bias, self.batch, stop - start
-        gated = out.ndim == 3
-        view = _leading(out[..., : steps * batch, :], steps, batch, n)
-        for a, b in runs:
-            part = view[..., a - start : b - start, :, :]
-            filled = False
-            for feed, weight in feeds:
-                track = self.tracks[feed.source][0]
-                for u, w in self._source_runs(feed, a, b):
-                    source = track.data[u - feed.lag - track.base : w - feed.lag - track.base, :n]
-                    target = part[..., u - a : w - a, :, :]
-                    if gated:
-                        source, weight_ = source[np.newaxis], weight[:, np.newaxis]
-                    else:
-                        weight_ = weight
-                    if not filled and (u, w) == (a, b):
-                        np.matmul(source, weight_, out=target)
-                    else:
-                        if not filled:
-                            part.fill(0)
-                        product = self._buffer(1, target.shape)
-                        np.matmul(source, weight_, out=product)
-                        np.add(target, product, out=target)
-                    filled = True
-            if not filled:
-                part.fill(0)
-            if bias is not None:
-                np.add(part, bias[:, np.newaxis] if gated else bias, out=part)
+    def _products(self, part, a: int, b: int, feeds):
+        """(source rows, weight, target rows, whole run?) of every feed over steps a..b-1."""
+        batch = self.batch
+        for feed, weight in feeds:
+            for u, w in self._source_runs(feed, a, b):
+                source = self.tracks[feed.source][0].rows(u - feed.lag, w - feed.lag)
+                target = part[..., (u - a) * batch : (w - a) * batch, :]
+                yield source, weight, target, (u, w) == (a, b)
+
+    def _leading_products(self, part, a: int, b: int, feeds, leading: int, gated: bool):
+        """`_products` for the first `leading` items of each step, as (steps, n, ...) views."""
+        for feed, weight in feeds:
+            track = self.tracks[feed.source][0]
+            for u, w in self._source_runs(feed, a, b):
+                source = track.data[u - feed.lag - track.base : w - feed.lag - track.base, :leading]
+                target = part[..., u - a : w - a, :, :]
+                if gated:  # (1, steps, n, F) @ (G, 1, F, H): every gate of every step
+                    source, weight = source[np.newaxis], weight[:, np.newaxis]
+                yield source, weight, target, (u, w) == (a, b)
+
+    def _sum_into(self, part: np.ndarray, products) -> None:
+        """`part` = the sum of source @ weight, each product into its target rows; zero
+        where no source exists."""
+        filled = False
+        for source, weight, target, whole in products:
+            if not filled and whole:
+                np.matmul(source, weight, out=target)  # the common case writes in place
+            else:
+                if not filled:
+                    part.fill(0)
+                product = self._buffer(1, target.shape)
+                np.matmul(source, weight, out=product)
+                np.add(target, product, out=target)
+            filled = True
+        if not filled:
+            part.fill(0)
 
     def _source_runs(self, feed: Feed, start: int, stop: int) -> list:
         """Runs of steps t in start..stop-1 where the feed's source exists at t - lag."""

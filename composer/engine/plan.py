@@ -48,7 +48,7 @@ import networkx as nx
 import numpy as np
 
 from composer.dtypes import check_dtype
-from composer.graph.folded import instant_graph
+from composer.graph.loops import instant_graph
 from composer.graph.unrolled import Unrolled
 from composer.graph.weights import bias_keys, check_params
 from composer.kinds import KINDS, gate_stack, prepare

@@ -1,7 +1,8 @@
 """The graphs: the folded network, its unrolling in time, its weights, its dependencies."""
 
 from composer.graph.deps import dependencies
-from composer.graph.folded import build, check_loops, instant_graph
+from composer.graph.folded import build
+from composer.graph.loops import check_loops, instant_graph
 from composer.graph.unrolled import Unrolled, unroll, unrolled_graph
 from composer.graph.weights import (
     check_params,

@@ -10,7 +10,7 @@ import networkx as nx
 import numpy as np
 
 from composer.errors import SpecError
-from composer.graph.folded import instant_graph
+from composer.graph.loops import instant_graph
 from composer.spec.windows import parse_window
 
 __all__ = ["Unrolled", "unroll", "unrolled_graph"]

@@ -330,9 +330,8 @@ class _Tape(Walk):
                 for a, b in runs if reverse else runs[::-1]:
                     track.kind.backward(track, a - track.lo, b - track.lo, reverse)
                 if track.rows is not None:  # nothing flows from items past their end
-                    for gradient in {
-                        id(a): a for a in (track.dxw, track.kind.recurrent_gradient(track))
-                    }.values():
+                    gradients = [track.dxw, track.kind.recurrent_gradient(track)]
+                    for gradient in gradients[: 1 if gradients[1] is track.dxw else 2]:
                         for index, rows in enumerate(track.rows):
                             gradient[index, rows:] = 0
             else:

@@ -42,12 +42,11 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
-from composer.engine.batches import output_steps, packable, plan_for_item
+from composer.engine.batches import input_steps, output_steps, packable, plan_for_item, running
 from composer.engine.inputs import input_sizes
 from composer.engine.lengths import check_lengths, item_steps
 from composer.engine.plan import Plan
 from composer.errors import DataError
-from composer.spec.windows import parse_window
 from composer.training.backprop import Workspace, evaluate, grad
 
 __all__ = ["Part", "padded_parts", "grad_padded", "evaluate_padded"]
@@ -115,7 +114,8 @@ def padded_parts(
         if name in masks:
             weight = weight * masks[name]
         real[name], totals[name] = weight, float(weight.sum())
-    if packable(graph) and all(lag > 0 for _, role, lag in _states(graph) if role == "state"):
+    forward = all(lag > 0 for _, lag in graph.nodes(data="lag") if lag is not None)
+    if packable(graph) and forward:
         return [_whole(graph, arrays, targets, real, per_item, plans)], totals
     return _grouped(graph, arrays, targets, real, per_item, plans), totals
 
@@ -137,14 +137,6 @@ def _plan(
     return plan
 
 
-def _states(graph: nx.MultiDiGraph):
-    return [(n, d["role"], d.get("lag")) for n, d in graph.nodes(data=True)]
-
-
-def _input_steps(graph: nx.MultiDiGraph, name: str, steps: int) -> int:
-    return len(parse_window(graph.nodes[name]["window"], steps))
-
-
 def _whole(graph, arrays, targets, real, per_item, plans) -> Part:
     """The whole batch at the longest T, its items sorted longest first: padding zeroed,
     every output step kept, each item's targets and weights moved to the steps of its own
@@ -155,9 +147,9 @@ def _whole(graph, arrays, targets, real, per_item, plans) -> Part:
     plan = _plan(graph, longest, True, plans)
     inputs = {}
     for name in input_sizes(graph):
-        cut = arrays[name][order, : _input_steps(graph, name, longest)]
+        cut = arrays[name][order, : input_steps(graph, name, longest)]
         for item, steps in enumerate(per_item.tolist()):
-            cut[item, _input_steps(graph, name, steps) :] = 0  # padding reads as absent
+            cut[item, input_steps(graph, name, steps) :] = 0  # padding reads as absent
         inputs[name] = cut
     moved_targets, moved_masks = {}, {}
     for name in _outputs(graph):
@@ -168,8 +160,8 @@ def _whole(graph, arrays, targets, real, per_item, plans) -> Part:
             moved[item, steps.start : steps.stop] = target[item, : len(steps)]
             weight[item, steps.start : steps.stop] = weight_of[item, : len(steps)]
         moved_targets[name], moved_masks[name] = moved, weight
-    running = len(per_item) - np.searchsorted(per_item[::-1], np.arange(longest), side="right")
-    active = {name: running for name, v in plan.vectors.items() if v.role == "state"}
+    counts = running(per_item[::-1], longest)
+    active = {name: counts for name, v in plan.vectors.items() if v.role == "state"}
     return Part(plan, inputs, moved_targets, moved_masks, active)
 
 
@@ -180,7 +172,7 @@ def _grouped(graph, arrays, targets, real, per_item, plans) -> list[Part]:
         items = np.flatnonzero(per_item == steps)
         plan = _plan(graph, steps, False, plans, int(items[0]))
         inputs = {
-            name: arrays[name][items, : _input_steps(graph, name, steps)]
+            name: arrays[name][items, : input_steps(graph, name, steps)]
             for name in input_sizes(graph)
         }
         cut = {name: len(plan.window(name)) for name in plan.outputs}

@@ -223,12 +223,12 @@ def _lag_graph(edges):
 def test_signs_are_decided_without_enumerating_cycles(edges, refused):
     import networkx as nx
 
-    from composer.graph import folded
+    from composer.graph import loops
 
     graph = _lag_graph(edges)
     components = [frozenset(c) for c in nx.strongly_connected_components(graph)]
     if refused:
         with pytest.raises(SpecError, match="run both ways in time"):
-            folded._check_signs(graph, components)
+            loops._check_signs(graph, components)
     else:
-        folded._check_signs(graph, components)
+        loops._check_signs(graph, components)
