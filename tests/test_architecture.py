@@ -18,7 +18,19 @@ PACKAGE = ROOT / "composer"
 
 #: each module's stage, left to right: a module may import from its own stage and those
 #: before it, never from a later one. `base` holds what every stage uses (errors, files).
-STAGES = ["base", "spec", "kinds", "graph", "draw", "engine", "training", "network", "cli", "top"]
+STAGES = [
+    "base",
+    "spec",
+    "kinds",
+    "graph",
+    "draw",
+    "engine",
+    "training",
+    "interop",
+    "network",
+    "cli",
+    "top",
+]
 BASE = {"errors", "arrays", "dtypes", "text", "outputs", "signals"}
 
 

@@ -1,0 +1,105 @@
+"""`export`: a network and its weights written for another engine. Each format is one
+entry of `EXPORTERS`, a function in `composer.interop` imported only when used."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from composer.arrays import read_arrays
+from composer.cli.common import DType, SpecPath, Steps, read_checked, reports_errors
+from composer.cli.outputs import check_outputs
+from composer.cli.root import app
+from composer.engine.finite import check_representable
+from composer.graph.weights import load_params
+from composer.outputs import shown
+
+__all__ = ["export", "ExportRequest", "EXPORTERS"]
+
+
+class ExportFormat(str, Enum):
+    torch = "torch"
+    onnx = "onnx"
+
+
+#: format -> "module:function"; the function takes an ExportRequest, writes
+#: `request.output` (atomically) and returns the line to report
+EXPORTERS = {
+    ExportFormat.torch: "composer.interop.torch:export",
+    ExportFormat.onnx: "composer.interop.onnx:export",
+}
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """Everything an exporter may use; options a format does not take are refused by it."""
+
+    graph: object  # the folded graph
+    params: dict
+    output: Path
+    spec_path: Path
+    spec_text: str
+    weights_path: Path
+    dtype: str
+    steps: int | None
+    lengths: bool
+    opset: int | None
+    force: bool
+
+
+@app.command()
+@reports_errors
+def export(
+    spec: SpecPath,
+    weights: Annotated[
+        Path,
+        typer.Option(
+            "--weights", "-w", exists=True, dir_okay=False, help="Weights .npz to export."
+        ),
+    ],
+    format: Annotated[ExportFormat, typer.Option("--format", "-f", help="What to write.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The file to write: .safetensors or .pt for torch, .onnx for onnx.",
+        ),
+    ],
+    steps: Steps = None,
+    lengths: Annotated[
+        bool,
+        typer.Option("--lengths", help="Take each input's real lengths (onnx: `<input>.lengths`)."),
+    ] = False,
+    opset: Annotated[
+        int | None, typer.Option(min=1, help="ONNX opset (default: the newest supported).")
+    ] = None,
+    dtype: Annotated[DType, typer.Option(help="Precision of the written weights.")] = DType.float32,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write the network with its weights for another engine: PyTorch or ONNX."""
+    sourced, folded = read_checked(spec)
+    check_outputs({"--output": output}, force, (spec, weights))
+    check_representable(read_arrays(weights), dtype.value, shown(weights))
+    params = load_params(weights, folded, dtype.value)
+    module, function = EXPORTERS[format].split(":")
+    exporter = getattr(importlib.import_module(module), function)
+    request = ExportRequest(
+        graph=folded,
+        params=params,
+        output=output,
+        spec_path=spec,
+        spec_text=spec.read_text(),
+        weights_path=weights,
+        dtype=dtype.value,
+        steps=steps,
+        lengths=lengths,
+        opset=opset,
+        force=force,
+    )
+    typer.echo(exporter(request), err=True)
