@@ -90,7 +90,6 @@ def test_the_tutorial_has_commands_for_each_step():
     for verb in ("validate", "render", "summary", "deps", "run", "train"):
         assert any(c.startswith(f"rnn-composer {verb} ") for c in shown), verb
     assert "--steps 3000" in " ".join(shown)
-    assert not any(p.startswith("docs/reference") for p, _, _ in EXAMPLES if p in NOT_RUN)
 
 
 def test_the_tutorials_specs_are_the_files_themselves():
