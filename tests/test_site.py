@@ -16,17 +16,20 @@ import yaml
 from tests.conftest import ROOT
 from tests.test_readme import check_command, console_examples
 
-#: pages whose commands are not run here, and why
+#: pages whose console blocks this file runs, each command in a fresh directory
+RUN_HERE = ("docs/index.md", "docs/tutorial.md")
+#: pages whose commands build on each other, run in order by a test of their own
+RUN_ELSEWHERE = {
+    "docs/interop.md": ("tests/interop/test_torch_docs.py", "tests/interop/test_onnx_cli.py"),
+}
+#: pages whose commands are run by no test, and why
 NOT_RUN = {
-    # its training runs take minutes (the examples' recorded losses); the training tests
-    # check the trainer itself
-    "docs/training.md",
+    "docs/training.md": "its training runs take minutes; tests/training checks the trainer",
 }
 PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").rglob("*.md"))
 EXAMPLES = [
     (page, command, output)
-    for page in PAGES
-    if page not in NOT_RUN
+    for page in RUN_HERE
     for command, output in console_examples((ROOT / page).read_text(encoding="utf-8"))
 ]
 
@@ -83,6 +86,18 @@ def test_a_documented_command_prints_what_the_page_shows(
     page, command, output, tmp_path, monkeypatch
 ):
     check_command(command, output, tmp_path, monkeypatch)
+
+
+def test_every_pages_commands_are_run_somewhere_or_say_why_not():
+    """A page with commands and their output is run here, by a named test, or listed with
+    the reason it is not."""
+    for page in PAGES:
+        shown = [o for _, o in console_examples((ROOT / page).read_text(encoding="utf-8")) if o]
+        if not shown or page in RUN_HERE or page in NOT_RUN:
+            continue
+        tests = [ROOT / t for t in RUN_ELSEWHERE.get(page, ())]
+        named = [t for t in tests if t.exists() and page in t.read_text(encoding="utf-8")]
+        assert named, f"{page} shows commands; add it to RUN_HERE, RUN_ELSEWHERE or NOT_RUN"
 
 
 def test_the_tutorial_has_commands_for_each_step():
