@@ -117,7 +117,7 @@ def _layers(folded: nx.MultiDiGraph) -> list[list[str]]:
     return list(layers.values())
 
 
-def _sources(folded, node, roles=("input", "readout", "connection")) -> list[tuple]:
+def _sources(folded, node, roles=("input", "readout")) -> list[tuple]:
     """(source, weight key, rows) of a node's weighted in-edges, by rows."""
     edges = [
         (source, data["weight"], tuple(data["rows"]))
@@ -247,7 +247,10 @@ def _emit(g: Builder, folded, name: str, values, item_steps, steps) -> tuple:
     start = start or 0
     out_steps = len(parse_window(data["window"], steps)) if steps else f"T_{name}"
     if item_steps is None:
-        return g.slice(value, 1, start), out_steps, None
+        if start >= 0:
+            return g.slice(value, 1, start), out_steps, None
+        last = g.const(np.arange(start, 0))  # many-to-one: a Gather of the last step(s)
+        return g.op("Gather", [value, last], axis=1), out_steps, None
     if start >= 0:
         value, lengths = g.slice(value, 1, start), g.sub(item_steps, g.const([start]))
     else:  # the last k steps of each item's own T
