@@ -107,8 +107,9 @@ def _check_kinds(folded: nx.MultiDiGraph) -> None:
 
 
 def export_mode(folded: nx.MultiDiGraph, dtype: str, steps: int | None, lengths: bool) -> str:
-    """How a network is written: `operators` (ONNX's RNN/LSTM/GRU), `scan` (float64 plain
-    stacks: ONNX Runtime's recurrent operators run float32 only) or `unrolled`; refused
+    """How a network is written: `operators` (ONNX's RNN/LSTM/GRU where they fit), `scan`
+    (float64 plain stacks: ONNX Runtime's recurrent operators run float32 only) or
+    `unrolled`; refused
     when it needs a T and has none, or lengths it cannot take."""
     _check_kinds(folded)
     reasons = fixed_t_reasons(folded)
@@ -160,7 +161,7 @@ def build_model(
         inputs, outputs = plain_graph(
             g, folded, params, lengths=lengths, steps=steps, native=mode == "operators"
         )
-        how = {"operators": "ONNX recurrent operators", "scan": "Scan loops"}[mode]
+        how = _written_as({node.op_type for node in g.nodes})
         how += ", dynamic batch and T" if steps is None else f", T = {steps}"
     name = folded.graph["name"]
     doc = f"{name}: a recurrent network composed with rnn-composer ({how})."
@@ -169,6 +170,16 @@ def build_model(
     onnx.helper.set_model_props(model, props)
     onnx.checker.check_model(model, full_check=True)
     return model, how
+
+
+def _written_as(op_types: set[str]) -> str:
+    """How a plain stack's recurrent layers were written, from its graph's operators."""
+    forms = []
+    if op_types & {kind.onnx_operator for kind in KINDS.values()}:
+        forms.append("ONNX recurrent operators")
+    if "Scan" in op_types:
+        forms.append("Scan loops")
+    return " and ".join(forms) or "feedforward operators"
 
 
 def _opset(opset: int | None) -> int:

@@ -157,9 +157,11 @@ class Builder:
     def cast(self, x: str, element: str) -> str:
         return self.op("Cast", [x], to=_ELEMENT[element])
 
-    def zeros(self, rows: str, size: int) -> str:
-        """A (rows, size) block of zeros of the graph's dtype; `rows` a (1,) int64 value."""
-        shape = self.op("Concat", [rows, self.const([size])], axis=0)
+    def zeros(self, rows: str, size: int, lead: Sequence[int] = ()) -> str:
+        """A (*lead, rows, size) block of zeros of the graph's dtype; `rows` a (1,) int64
+        value (the batch)."""
+        parts = [self.const(list(lead))] if lead else []
+        shape = self.op("Concat", [*parts, rows, self.const([size])], axis=0)
         zero = self.onnx.numpy_helper.from_array(np.zeros(1, dtype=self.dtype))
         return self.op("ConstantOfShape", [shape], value=zero)
 

@@ -1,11 +1,12 @@
 """Plain stacks in ONNX with a dynamic batch and T: each recurrent layer as one ONNX
 `RNN`, `LSTM` or `GRU` node (float32), or as a `Scan` over its kind's step (float64, which
-ONNX Runtime's recurrent operators do not run).
+ONNX Runtime's recurrent operators do not run, and dilated layers, which they cannot
+express).
 
 A plain stack is recurrent and dense layers with readouts, forward, backward or
-bidirectional, with no dilation, connection, hand-over or window of their own; its inputs
-cover the steps from the first (`:` or `:-d`), its outputs end at the last (`d:` or `-k:`).
-`fixed_t_reasons` names what keeps a network from being one.
+bidirectional, dilated or not, with no connection, hand-over or window of their own; its
+inputs cover the steps from the first (`:` or `:-d`), its outputs end at the last (`d:` or
+`-k:`). `fixed_t_reasons` names what keeps a network from being one.
 
 Inside, values are time-major, (T, B, size), as ONNX's recurrent operators take them;
 inputs and outputs are batch-first, (B, T, size), as `run` reads and writes them.
@@ -36,8 +37,6 @@ def fixed_t_reasons(folded: nx.MultiDiGraph) -> list[str]:
     for node, data in folded.nodes(data=True):
         start, stop = window_bounds(data["window"])
         if data["role"] == "state":
-            if data["delay"] != 1:
-                reasons.append(f"the dilation of `{data['layer']}` (delay: {data['delay']})")
             if data["initial_state"] is not None:
                 origin = data["initial_state"].split(".")[0]
                 reasons.append(f"`{data['layer']}` starting from `{origin}`'s last state")
@@ -155,7 +154,7 @@ def _recurrent(g: Builder, folded, params, states, values, item_steps, native, b
     data = folded.nodes[states[0]]
     kind = KINDS[data["kind"]]
     x = _layer_input(g, folded, states[0], values)
-    if native and kind.onnx_operator is not None:
+    if native and kind.onnx_operator is not None and data["delay"] == 1:
         return _operator(g, params, states, folded, kind, x, item_steps)
     return {
         state: _scan(g, params, folded.nodes[state], kind, x, item_steps, batch) for state in states
@@ -193,8 +192,9 @@ def _operator(g: Builder, params, states, folded, kind, x, item_steps) -> dict:
 
 def _scan(g: Builder, params, data, kind, x, item_steps, batch) -> str:
     """One direction of a layer as a Scan over time whose body is the kind's step; the
-    inputs' products and biases are added ahead, outside the loop."""
-    layer, suffix, H = data["layer"], data["suffix"], data["size"]
+    inputs' products and biases are added ahead, outside the loop. A layer with `delay: k`
+    carries its last k states (oldest first) and reads the oldest."""
+    layer, suffix, H, delay = data["layer"], data["suffix"], data["size"], data["delay"]
     key = f"{layer}.{kind.input_weight}{suffix}"
     projected = g.matmul(x, g.weight(key, params[key]))
     ws = g.weight(f"{layer}.Ws{suffix}", params[f"{layer}.Ws{suffix}"])
@@ -204,23 +204,31 @@ def _scan(g: Builder, params, data, kind, x, item_steps, batch) -> str:
     body = g.child()
     carried = [body.fresh(f"{layer}.{name}_prev") for name in kind.carries]
     xw_t, mask_t = body.fresh(f"{layer}.xw_t"), body.fresh(f"{layer}.live_t")
-    new = list(kind.onnx_step(body, xw_t, tuple(carried), ws, biases, data.get("activation")))
-    if item_steps is not None:  # past an item's end its state stays as it was: the initial zeros
-        new = [body.op("Where", [mask_t, n, p]) for n, p in zip(new, carried)]
+    prev = carried
+    if delay > 1:
+        prev = [body.op("Gather", [ring, body.const(0)], axis=0) for ring in carried]
+    new = list(kind.onnx_step(body, xw_t, tuple(prev), ws, biases, data.get("activation")))
+    if item_steps is not None:  # zero past an item's end: a backward layer starts from zeros
+        new = [body.op("Where", [mask_t, n, body.scalar(0.0)]) for n in new]
     out_names = [body.fresh(f"{layer}.{name}") for name in [*kind.carries, "y_t"]]
-    for value, name in zip([*new, new[0]], out_names):
+    for value, name, ring in zip([*new, new[0]], out_names, [*carried, None]):
+        if delay > 1 and ring is not None:
+            value = body.concat([body.slice(ring, 0, 1), body.unsqueeze(value, [0])], axis=0)
         body.name_as(value, name)
-    body_inputs = [body.value_info(name, ["B", H]) for name in carried]
+    held = ["B", H] if delay == 1 else [delay, "B", H]
+    body_inputs = [body.value_info(name, held) for name in carried]
     body_inputs.append(body.value_info(xw_t, ["B", kind.gates * H]))
     scan_inputs = [projected]
     if item_steps is not None:
         body_inputs.append(body.value_info(mask_t, ["B", 1], "bool"))
         live = g.steps_mask(g.dim(x, 0), item_steps)  # (B, T)
         scan_inputs.append(g.op("Transpose", [g.unsqueeze(live, [2])], perm=[1, 0, 2]))
-    body_outputs = [body.value_info(name, ["B", H]) for name in out_names]
+    body_outputs = [body.value_info(name, held) for name in out_names[:-1]]
+    body_outputs.append(body.value_info(out_names[-1], ["B", H]))
     graph = g.onnx.helper.make_graph(body.nodes, f"{layer}{suffix}_step", body_inputs, body_outputs)
     reverse = int(data["direction"] == "backward")
-    zeros = [g.zeros(batch, H) for _ in kind.carries]
+    lead = () if delay == 1 else (delay,)
+    zeros = [g.zeros(batch, H, lead) for _ in kind.carries]
     results = g.op(
         "Scan",
         zeros + scan_inputs,

@@ -23,7 +23,7 @@ from tests.conftest import ROOT
 from tests.kinds.minimal import MINIMAL, MinimalSpec
 
 SENTIMENT = ROOT / "specs" / "sentiment.yaml"
-DILATED = ROOT / "specs" / "dilated.yaml"
+JORDAN = ROOT / "specs" / "jordan.yaml"
 DOC = (ROOT / "docs" / "interop.md").read_text()
 ONNX_SECTION = DOC[DOC.index("## ONNX") :]
 
@@ -42,7 +42,7 @@ def one_line(result) -> str:
 def files(tmp_path_factory):
     """Weights for two example specs, an input batch, and the sentiment model exported."""
     where = tmp_path_factory.mktemp("onnx")
-    for path in (SENTIMENT, DILATED):
+    for path in (SENTIMENT, JORDAN):
         graph = build(load_spec(path))
         save_params(where / f"{path.stem}.npz", init_params(graph, seed=4))
     rng = np.random.default_rng(0)
@@ -115,30 +115,29 @@ def test_an_opset_outside_the_range_is_a_usage_error(files, opset):
 
 def test_a_network_that_needs_a_fixed_t_says_which_feature_and_asks_for_steps(files):
     out = files / "d.onnx"
-    result = invoke("export", DILATED, "-w", files / "dilated.npz", "-f", "onnx", "-o", out)
+    result = invoke("export", JORDAN, "-w", files / "jordan.npz", "-f", "onnx", "-o", out)
     assert result.exit_code == 2
     line = one_line(result)
-    assert "--steps T" in line and "the dilation of `d2` (delay: 2)" in line
-    assert "the dilation of `d4` (delay: 4)" in line
+    assert "--steps T" in line and "the connection from `s` to `s`" in line
     assert not out.exists()
     result = invoke(
-        "export", DILATED, "-w", files / "dilated.npz", "-f", "onnx", "-o", out, "--steps", 8
+        "export", JORDAN, "-w", files / "jordan.npz", "-f", "onnx", "-o", out, "--steps", 8
     )
     assert result.exit_code == 0 and "unrolled at T = 8" in one_line(result)
-    ran = invoke("run", DILATED, "-i", files / "x4.npy", "--engine", "onnx", "--model", out,
+    ran = invoke("run", JORDAN, "-i", files / "x4.npy", "--engine", "onnx", "--model", out,
                  "-o", files / "d_onnx.npz")  # fmt: skip
-    ours = invoke("run", DILATED, "-i", files / "x4.npy", "-w", files / "dilated.npz",
+    ours = invoke("run", JORDAN, "-i", files / "x4.npy", "-w", files / "jordan.npz",
                   "-o", files / "d_ours.npz")  # fmt: skip
     assert ran.exit_code == ours.exit_code == 0, ran.output + ours.output
     np.testing.assert_allclose(
-        np.load(files / "d_onnx.npz")["o"], np.load(files / "d_ours.npz")["o"], atol=1e-5
+        np.load(files / "d_onnx.npz")["y"], np.load(files / "d_ours.npz")["y"], atol=1e-5
     )
 
 
 def test_lengths_on_an_unrolled_network_are_refused_as_an_unsupported_feature(files):
     out = files / "dl.onnx"
     result = invoke(
-        "export", DILATED, "-w", files / "dilated.npz", "-f", "onnx", "-o", out,
+        "export", JORDAN, "-w", files / "jordan.npz", "-f", "onnx", "-o", out,
         "--steps", 8, "--lengths",
     )  # fmt: skip
     assert result.exit_code == 3

@@ -11,10 +11,16 @@ import pytest
 from composer import build, init_params, run
 from composer.errors import SpecError
 from composer.interop.onnx import build_model, run_model
-from tests.builders import input_, layer, output, readout, spec
+from tests.builders import connection, input_, layer, output, readout, spec
 
 LENGTHS = np.array([7, 1, 4, 6, 7])  # length 1, the full length and between
-WAYS = {"forward": {}, "backward": {"direction": "backward"}, "bi": {"bidirectional": True}}
+WAYS = {
+    "forward": {},
+    "backward": {"direction": "backward"},
+    "bi": {"bidirectional": True},
+    "dilated": {"delay": 2},
+    "dilated-backward": {"delay": 3, "direction": "backward"},
+}
 ALIGNMENTS = {
     "many-to-many": "many-to-many",
     "many-to-one": "many-to-one",
@@ -94,6 +100,12 @@ def test_without_lengths_the_whole_array_is_each_item(exported):
 
 
 def test_an_unrolled_network_refuses_lengths_naming_why():
-    graph = build(spec([layer("d", "elman", "x", 3, delay=2)], outputs=[output("o")]))
-    with pytest.raises(SpecError, match=r"plain stacks only.*dilation of `d` \(delay: 2\)"):
+    graph = build(
+        spec(
+            [layer("d", "elman", "x", 3)],
+            outputs=[output("o")],
+            connections=[connection("d", "d", 2)],
+        )
+    )
+    with pytest.raises(SpecError, match=r"plain stacks only.*the connection from `d` to `d`"):
         build_model(graph, init_params(graph), steps=5, lengths=True)
