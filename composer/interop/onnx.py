@@ -118,12 +118,13 @@ def export_mode(folded: nx.MultiDiGraph, dtype: str, steps: int | None, lengths:
     if lengths:
         raise SpecError(
             "--lengths is exported for plain stacks only, and this network is exported "
-            f"unrolled because of {_listed(reasons)}"
+            f"unrolled because of {_listed(list(reasons))}",
+            next(iter(reasons.values())),
         )
     if steps is None and folded.graph["preset"] != "one-to-one":
         raise NeedsSteps(
             f"`{folded.graph['name']}` exports to ONNX only unrolled at a fixed T, so give "
-            f"--steps T: {_listed(reasons)} need{'s' if len(reasons) == 1 else ''} a fixed "
+            f"--steps T: {_listed(list(reasons))} need{'s' if len(reasons) == 1 else ''} a fixed "
             "number of steps"
         )
     return "unrolled"

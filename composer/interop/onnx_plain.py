@@ -31,27 +31,29 @@ def sorted_nodes(folded: nx.MultiDiGraph, role: str) -> list[str]:
     return sorted(nodes, key=lambda n: folded.nodes[n]["order"])
 
 
-def fixed_t_reasons(folded: nx.MultiDiGraph) -> list[str]:
-    """What in a network needs a fixed T in ONNX, in words (empty: a plain stack)."""
-    reasons = []
+def fixed_t_reasons(folded: nx.MultiDiGraph) -> dict[str, tuple]:
+    """What in a network needs a fixed T in ONNX, in words, each with its spec path
+    (empty: a plain stack)."""
+    reasons = {}
     for node, data in folded.nodes(data=True):
         start, stop = window_bounds(data["window"])
-        if data["role"] == "state":
-            if data["initial_state"] is not None:
-                origin = data["initial_state"].split(".")[0]
-                reasons.append(f"`{data['layer']}` starting from `{origin}`'s last state")
+        if data["role"] == "state" and data["initial_state"] is not None:
+            origin = data["initial_state"].split(".")[0]
+            text = f"`{data['layer']}` starting from `{origin}`'s last state"
+            reasons[text] = data["path"] + ("initial_state",)
         if data["role"] in ("state", "dense") and (start, stop) not in ((None, None), (0, None)):
-            reasons.append(f"the active steps of `{data['layer']}` (`{data['window']}`)")
+            reasons[f"the active steps of `{data['layer']}` (`{data['window']}`)"] = data[
+                "window_path"
+            ]
         if data["role"] == "input" and (start not in (None, 0) or (stop or -1) >= 0):
-            reasons.append(f"the window `{data['window']}` of input `{node}`")
+            reasons[f"the window `{data['window']}` of input `{node}`"] = data["window_path"]
         if data["role"] == "output" and stop is not None:
-            reasons.append(f"the window `{data['window']}` of output `{node}`")
+            reasons[f"the window `{data['window']}` of output `{node}`"] = data["window_path"]
     for source, target, data in folded.edges(data=True):
         if data["role"] == "connection":
-            reasons.append(
-                f"the connection from `{source.split('.')[0]}` to `{target.split('.')[0]}`"
-            )
-    return list(dict.fromkeys(reasons))
+            ends = source.split(".")[0], target.split(".")[0]
+            reasons[f"the connection from `{ends[0]}` to `{ends[1]}`"] = data["path"]
+    return reasons
 
 
 def _tail(window: str) -> int:

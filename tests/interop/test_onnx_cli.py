@@ -141,7 +141,12 @@ def test_lengths_on_an_unrolled_network_are_refused_as_an_unsupported_feature(fi
         "--steps", 8, "--lengths",
     )  # fmt: skip
     assert result.exit_code == 3
-    assert one_line(result).startswith("--lengths is exported for plain stacks only")
+    assert re.fullmatch(
+        rf"{re.escape(str(JORDAN))}:\d+:\d+: connections\[0\]: --lengths is exported for plain "
+        r"stacks only, and this network is exported unrolled because of the connection "
+        r"from `s` to `s`",
+        one_line(result),
+    )
     assert not out.exists()
 
 
