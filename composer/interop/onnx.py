@@ -18,7 +18,8 @@ import networkx as nx
 import numpy as np
 
 from composer.arrays import atomic_write
-from composer.errors import ComposerError, DataError, SpecError
+from composer.engine.pipeline import unroll_within
+from composer.errors import ComposerError, DataError, ResourceError, SpecError
 from composer.interop import need
 from composer.interop.onnx_graph import Builder
 from composer.interop.onnx_plain import fixed_t_reasons, plain_graph
@@ -38,6 +39,10 @@ __all__ = [
 
 #: the oldest opset we write: Split, Squeeze and Unsqueeze take their sizes and axes as inputs
 MIN_OPSET = 17
+#: protobuf's limit on one serialized message: a model must fit in it (no external data)
+MAX_MODEL_BYTES = 2**31 - 1
+#: what one unrolled (vector, step) costs in the file, at most: its nodes and constants
+UNROLLED_NODE_BYTES = 1024
 #: metadata keys of a written model
 META = ("rnn-composer.version", "rnn-composer.spec", "rnn-composer.weights.sha256")
 
@@ -153,6 +158,7 @@ def build_model(
     onnx = need("onnx")
     opset = _opset(opset)
     mode = export_mode(folded, dtype, steps, lengths)
+    _check_size(folded, params, dtype, steps if mode == "unrolled" else None)
     g = Builder(dtype, opset)
     if mode == "unrolled":
         steps = 1 if steps is None else steps  # only a one-to-one network gets here without
@@ -171,6 +177,21 @@ def build_model(
     onnx.helper.set_model_props(model, props)
     onnx.checker.check_model(model, full_check=True)
     return model, how
+
+
+def _check_size(folded, params, dtype: str, steps: int | None) -> None:
+    """Refuse (ResourceError) a model that cannot fit in one protobuf message, before
+    building it: its weights, and for an unrolled one a bound on its nodes."""
+    weights = sum(np.size(value) for value in params.values()) * np.dtype(dtype).itemsize
+    nodes = 0
+    if steps is not None:
+        nodes = unroll_within(folded, steps).node_count() * UNROLLED_NODE_BYTES
+    if weights + nodes > MAX_MODEL_BYTES:
+        what = f"unrolled at T = {steps:,} " if steps else ""
+        raise ResourceError(
+            f"the ONNX model {what}would take about {(weights + nodes) / 2**30:.1f} GiB, more "
+            f"than the 2 GiB an ONNX file holds; export fewer steps or smaller layers"
+        )
 
 
 def _written_as(op_types: set[str]) -> str:

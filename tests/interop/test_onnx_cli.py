@@ -276,3 +276,14 @@ def test_the_docs_table_agrees_with_the_kinds():
         written = [renamed.get(ours[k], ours[k]) for k in KINDS[kind].onnx_gates]
         assert written == onnx_order, (kind, written, onnx_order)
     assert [KINDS[k].onnx_operator for k in ("elman", "lstm", "gru")] == ["RNN", "LSTM", "GRU"]
+
+
+def test_a_model_too_large_for_one_file_is_refused_before_it_is_built(files):
+    out = files / "huge.onnx"
+    result = invoke(
+        "export", JORDAN, "-w", files / "jordan.npz", "-f", "onnx", "-o", out,
+        "--steps", 3_000_000,
+    )  # fmt: skip
+    assert result.exit_code == 5
+    assert one_line(result).startswith("the ONNX model unrolled at T = 3,000,000 would take")
+    assert not out.exists()
