@@ -1,10 +1,10 @@
 """ONNX export, and running an exported model with ONNX Runtime.
 
-`build_model` writes a network with its weights as an ONNX model: a plain stack natively
-with a dynamic batch and T (`composer.interop.onnx_plain`), anything else unrolled at a
-fixed T (`composer.interop.onnx_unrolled`). `export` is the `export --format onnx` entry;
-`run_model` runs a model through ONNX Runtime on our input arrays, and `run_onnx` is
-`run --engine onnx`.
+`build_model` writes a network with its weights as an ONNX model: with a dynamic batch
+and T when nothing in it depends on T (`composer.interop.onnx_plain`: ONNX's recurrent
+operators and Scan loops), else unrolled at a fixed T (`composer.interop.onnx_unrolled`).
+`export` is the `export --format onnx` entry; `run_model` runs a model through ONNX
+Runtime on our input arrays, and `run_onnx` is `run --engine onnx`.
 """
 
 from __future__ import annotations
@@ -112,9 +112,9 @@ def _check_kinds(folded: nx.MultiDiGraph) -> None:
 
 
 def export_mode(folded: nx.MultiDiGraph, dtype: str, steps: int | None, lengths: bool) -> str:
-    """How a network is written: `operators` (ONNX's RNN/LSTM/GRU where they fit), `scan`
-    (float64 plain stacks: ONNX Runtime's recurrent operators run float32 only) or
-    `unrolled`; refused
+    """How a network is written: `operators` (ONNX's RNN/LSTM/GRU where they fit, Scan
+    loops elsewhere), `scan` (float64: ONNX Runtime's recurrent operators run float32
+    only) or `unrolled`; refused
     when it needs a T and has none, or lengths it cannot take."""
     _check_kinds(folded)
     reasons = fixed_t_reasons(folded)
@@ -122,7 +122,7 @@ def export_mode(folded: nx.MultiDiGraph, dtype: str, steps: int | None, lengths:
         return "operators" if dtype == "float32" else "scan"
     if lengths:
         raise SpecError(
-            "--lengths is exported for plain stacks only, and this network is exported "
+            "--lengths is exported only with a dynamic T, and this network is exported "
             f"unrolled because of {_listed(list(reasons))}",
             next(iter(reasons.values())),
         )
@@ -195,7 +195,7 @@ def _check_size(folded, params, dtype: str, steps: int | None) -> None:
 
 
 def _written_as(op_types: set[str]) -> str:
-    """How a plain stack's recurrent layers were written, from its graph's operators."""
+    """How a network's recurrent layers were written, from its graph's operators."""
     forms = []
     if op_types & {kind.onnx_operator for kind in KINDS.values()}:
         forms.append("ONNX recurrent operators")

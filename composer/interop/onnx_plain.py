@@ -1,12 +1,12 @@
-"""Plain stacks in ONNX with a dynamic batch and T: each recurrent layer as one ONNX
-`RNN`, `LSTM` or `GRU` node (float32), or as a `Scan` over its kind's step (float64, which
-ONNX Runtime's recurrent operators do not run, and dilated layers, which they cannot
-express).
+"""Networks in ONNX with a dynamic batch and T, grouped as the executor groups them:
+each recurrent layer as one ONNX `RNN`, `LSTM` or `GRU` node (float32), else (float64,
+which ONNX Runtime's recurrent operators do not run, dilated layers, which they cannot
+express, and feedback loops through connections) as a `Scan` whose body is the kinds'
+steps; readouts and dense layers over all steps at once.
 
-A plain stack is recurrent and dense layers with readouts, forward, backward or
-bidirectional, dilated or not, with no connection, hand-over or window of their own; its
-inputs cover the steps from the first (`:` or `:-d`), its outputs end at the last (`d:` or
-`-k:`). `fixed_t_reasons` names what keeps a network from being one.
+That takes every network whose layers exist at every step, whose inputs cover the steps
+from the first (`:` or `:-d`) and whose outputs end at the last (`d:` or `-k:`), with no
+hand-over of a state: what else there is, `fixed_t_reasons` names.
 
 Inside, values are time-major, (T, B, size), as ONNX's recurrent operators take them;
 inputs and outputs are batch-first, (B, T, size), as `run` reads and writes them.
@@ -17,6 +17,8 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
+from composer.errors import SpecError
+from composer.graph.folded import state_nodes
 from composer.graph.loops import instant_graph
 from composer.interop.onnx_graph import Builder
 from composer.kinds import KINDS
@@ -33,7 +35,7 @@ def sorted_nodes(folded: nx.MultiDiGraph, role: str) -> list[str]:
 
 def fixed_t_reasons(folded: nx.MultiDiGraph) -> dict[str, tuple]:
     """What in a network needs a fixed T in ONNX, in words, each with its spec path
-    (empty: a plain stack)."""
+    (empty: it exports with a dynamic T)."""
     reasons = {}
     for node, data in folded.nodes(data=True):
         start, stop = window_bounds(data["window"])
@@ -49,10 +51,6 @@ def fixed_t_reasons(folded: nx.MultiDiGraph) -> dict[str, tuple]:
             reasons[f"the window `{data['window']}` of input `{node}`"] = data["window_path"]
         if data["role"] == "output" and stop is not None:
             reasons[f"the window `{data['window']}` of output `{node}`"] = data["window_path"]
-    for source, target, data in folded.edges(data=True):
-        if data["role"] == "connection":
-            ends = source.split(".")[0], target.split(".")[0]
-            reasons[f"the connection from `{ends[0]}` to `{ends[1]}`"] = data["path"]
     return reasons
 
 
@@ -70,7 +68,7 @@ def input_dims(folded: nx.MultiDiGraph, name: str, steps: int | None) -> list:
 
 
 def plain_graph(g: Builder, folded: nx.MultiDiGraph, params, *, lengths: bool, steps, native):
-    """Fill `g` with a plain stack; its graph inputs and outputs as value infos."""
+    """Fill `g` with a network that keeps a dynamic T; its graph inputs and outputs."""
     inputs, outputs = [], []
     values, first = {}, sorted_nodes(folded, "input")
     item_steps = None
@@ -88,13 +86,19 @@ def plain_graph(g: Builder, folded: nx.MultiDiGraph, params, *, lengths: bool, s
             x = g.op("Pad", [x, g.const([0, 0, 0, 0, tail, 0])])
         values[name] = g.op("Transpose", [x], perm=[1, 0, 2], hint=f"{name}.tm")
     batch = g.dim(first[0], 0)
-    for layer_nodes in _layers(folded):
-        states = [n for n in layer_nodes if folded.nodes[n]["role"] == "state"]
-        if states:
+    done: set[str] = set()
+    for group in _groups(folded):
+        head = folded.nodes[group[0]]
+        if group[0] in done:
+            continue
+        if _is_loop(folded, group):
+            values.update(_loop(g, folded, params, group, values, item_steps, batch))
+        elif head["role"] == "state":
+            states = state_nodes(folded, head["layer"])  # both directions at once
             values.update(_recurrent(g, folded, params, states, values, item_steps, native, batch))
-        for node in layer_nodes:
-            if folded.nodes[node]["role"] in ("readout", "dense"):
-                values[node] = _affine(g, folded, params, node, values)
+            done.update(states)
+        else:
+            values[group[0]] = _affine(g, folded, params, group[0], values)
     for name in sorted_nodes(folded, "output"):
         result = _emit(g, folded, name, values, item_steps, steps)
         outputs.append(g.value_info(name, ["B", result[1], folded.nodes[name]["size"]]))
@@ -105,45 +109,77 @@ def plain_graph(g: Builder, folded: nx.MultiDiGraph, params, *, lengths: bool, s
     return inputs, outputs
 
 
-def _layers(folded: nx.MultiDiGraph) -> list[list[str]]:
-    """Each layer's nodes (states, then its readout or dense output), in an order where
-    every layer's sources come first."""
+def _groups(folded: nx.MultiDiGraph) -> list[list[str]]:
+    """The vectors in groups computed together, every group's sources first: a vector
+    alone, or a feedback loop (vectors that feed each other across time), each group in
+    within-step order. As the executor's plan groups them, at any T."""
     order = nx.get_node_attributes(folded, "order")
-    ranked = nx.lexicographical_topological_sort(instant_graph(folded), key=order.__getitem__)
-    layers: dict[str, list[str]] = {}
-    for node in ranked:
-        layer = folded.nodes[node].get("layer")
-        if folded.nodes[node]["role"] not in ("input", "output"):
-            layers.setdefault(layer, []).append(node)
-    return list(layers.values())
+    inner = [n for n, d in folded.nodes(data=True) if d["role"] not in ("input", "output")]
+    components = nx.condensation(nx.DiGraph(folded.subgraph(inner)))
+    members = nx.get_node_attributes(components, "members")
+    first = {c: min(order[n] for n in members[c]) for c in components}
+    groups = []
+    for component in nx.lexicographical_topological_sort(components, key=first.__getitem__):
+        instant = instant_graph(folded.subgraph(members[component]))
+        groups.append(list(nx.lexicographical_topological_sort(instant, key=order.__getitem__)))
+    return groups
 
 
-def _sources(folded, node, roles=("input", "readout")) -> list[tuple]:
-    """(source, weight key, rows) of a node's weighted in-edges, by rows."""
+def _is_loop(folded: nx.MultiDiGraph, group: list[str]) -> bool:
+    """Whether a group is a feedback loop: several vectors, or one that reads its own past
+    through more than its recurrence (a connection to itself)."""
+    (node, *others) = group
+    roles = [role for _, target, role in folded.out_edges(node, data="role") if target == node]
+    return bool(others) or any(role != "recurrent" for role in roles)
+
+
+def _feeds(folded, node: str) -> list[tuple]:
+    """(source, weight key, rows, lag) of a node's weighted in-edges but its recurrence, in
+    one order for both directions of a layer."""
+    suffix = folded.nodes[node].get("suffix") or ""
     edges = [
-        (source, data["weight"], tuple(data["rows"]))
+        (source, data["weight"], tuple(data["rows"]), data["lag"])
         for source, _, data in folded.in_edges(node, data=True)
-        if data["role"] in roles and source != node
+        if data["role"] != "recurrent"
     ]
-    return sorted(edges, key=lambda edge: edge[2])
+    return sorted(edges, key=lambda e: (e[1].removesuffix(suffix), e[2], e[3]))
+
+
+def _rows(g: Builder, params, key: str, rows: tuple[int, int]) -> str:
+    """The rows of a weight that one source multiplies, stored once."""
+    weight = params[key]
+    if rows == (0, len(weight)):
+        return g.weight(key, weight)
+    return g.weight(f"{key}[{rows[0]}:{rows[1]}]", weight[rows[0] : rows[1]])
+
+
+def _shifted(g: Builder, value: str, lag: int) -> str:
+    """A (T, B, F) value read `lag` steps back: zeros before step 0 (a source absent)."""
+    if lag == 0:
+        return value
+    padded = g.op("Pad", [value, g.const([lag, 0, 0, 0, 0, 0])])
+    return g.slice(padded, 0, g.const([0]), g.dim(value, 0))
+
+
+def _project(g: Builder, params, feeds, values) -> str | None:
+    """The sum over `feeds` of source[t - lag] W[rows], at every step; None without feeds."""
+    total = None
+    for source, key, rows, lag in feeds:
+        product = g.matmul(_shifted(g, values[source], lag), _rows(g, params, key, rows))
+        total = product if total is None else g.add(total, product)
+    return total
+
+
+def _bias(data) -> str:
+    return f"{data['layer']}.by" if data["role"] == "readout" else f"{data['layer']}.b"
 
 
 def _affine(g: Builder, folded, params, node: str, values) -> str:
     """A readout or dense layer at every step: psi(sum of source W[rows] + b)."""
     data = folded.nodes[node]
-    total = None
-    for source, key, rows in _sources(folded, node):
-        weight = params[key]
-        name = key if rows == (0, len(weight)) else f"{key}[{rows[0]}:{rows[1]}]"
-        product = g.matmul(values[source], g.weight(name, weight[rows[0] : rows[1]]))
-        total = product if total is None else g.add(total, product)
-    bias = f"{data['layer']}.by" if data["role"] == "readout" else f"{data['layer']}.b"
-    pre = g.add(total, g.weight(bias, params[bias]))
+    pre = _project(g, params, _feeds(folded, node), values)
+    pre = g.add(pre, g.weight(_bias(data), params[_bias(data)]))
     return g.activation(data["activation"], pre)
-
-
-def _layer_input(g: Builder, folded, node: str, values) -> str:
-    return g.concat([values[source] for source, _, _ in _sources(folded, node)], axis=-1)
 
 
 def _gate_rows(kind, array: np.ndarray, size: int) -> np.ndarray:
@@ -155,22 +191,25 @@ def _recurrent(g: Builder, folded, params, states, values, item_steps, native, b
     """A recurrent layer's state(s) at every step, (T, B, H) each."""
     data = folded.nodes[states[0]]
     kind = KINDS[data["kind"]]
-    x = _layer_input(g, folded, states[0], values)
     if native and kind.onnx_operator is not None and data["delay"] == 1:
-        return _operator(g, params, states, folded, kind, x, item_steps)
-    return {
-        state: _scan(g, params, folded.nodes[state], kind, x, item_steps, batch) for state in states
-    }
+        return _operator(g, params, states, folded, kind, values, item_steps)
+    found = {}
+    for state in states:
+        found.update(_loop(g, folded, params, [state], values, item_steps, batch))
+    return found
 
 
-def _operator(g: Builder, params, states, folded, kind, x, item_steps) -> dict:
+def _operator(g: Builder, params, states, folded, kind, values, item_steps) -> dict:
     """The layer as one ONNX RNN, LSTM or GRU node."""
     first = folded.nodes[states[0]]
     layer, H = first["layer"], first["size"]
+    feeds = _feeds(folded, states[0])
+    x = g.concat([_shifted(g, values[source], lag) for source, _, _, lag in feeds], axis=-1)
     W, R, B = [], [], []
     for state in states:
         suffix = folded.nodes[state]["suffix"]
-        W.append(_gate_rows(kind, params[f"{layer}.{kind.input_weight}{suffix}"].T, H))
+        rows = [params[key][a:b] for _, key, (a, b), _ in _feeds(folded, state)]
+        W.append(_gate_rows(kind, np.concatenate(rows).T, H))
         R.append(_gate_rows(kind, params[f"{layer}.Ws{suffix}"].T, H))
         biases = [params[f"{layer}.{b}{suffix}"] for b, _ in kind.biases]
         Wb, Rb = kind.onnx_biases(biases)
@@ -192,56 +231,109 @@ def _operator(g: Builder, params, states, folded, kind, x, item_steps) -> dict:
     return {state: g.op("Gather", [y, g.const(k)], axis=1) for k, state in enumerate(states)}
 
 
-def _scan(g: Builder, params, data, kind, x, item_steps, batch) -> str:
-    """One direction of a layer as a Scan over time whose body is the kind's step; the
-    inputs' products and biases are added ahead, outside the loop. A layer with `delay: k`
-    carries its last k states (oldest first) and reads the oldest."""
-    layer, suffix, H, delay = data["layer"], data["suffix"], data["size"], data["delay"]
-    key = f"{layer}.{kind.input_weight}{suffix}"
-    projected = g.matmul(x, g.weight(key, params[key]))
-    ws = g.weight(f"{layer}.Ws{suffix}", params[f"{layer}.Ws{suffix}"])
-    biases = tuple(
-        g.weight(f"{layer}.{b}{suffix}", params[f"{layer}.{b}{suffix}"]) for b, _ in kind.biases
-    )
+def _loop(g: Builder, folded, params, members, values, item_steps, batch) -> dict:
+    """Vectors that run step by step, as one Scan over time: a recurrent layer (with any
+    dilation), or a feedback loop. Feeds from outside are projected ahead, for all steps;
+    the body (each state's step is its kind's `onnx_step`) adds those from inside, read
+    from rings that carry each vector's last k values (k its longest lag inside the
+    loop), oldest first. With lengths, every value is zero past an item's end, so a
+    backward layer starts there from its initial zeros."""
+    nodes = {m: folded.nodes[m] for m in members}
+    inside = set(members)
+    reverse = int(any(d["role"] == "state" and d["lag"] < 0 for d in nodes.values()))
+    depth = dict.fromkeys(members, 0)
+    for m in members:
+        for source, _, lag in folded.in_edges(m, data="lag"):
+            if source in inside:
+                depth[source] = max(depth[source], abs(lag))
     body = g.child()
-    carried = [body.fresh(f"{layer}.{name}_prev") for name in kind.carries]
-    xw_t, mask_t = body.fresh(f"{layer}.xw_t"), body.fresh(f"{layer}.live_t")
-    prev = carried
-    if delay > 1:
-        prev = [body.op("Gather", [ring, body.const(0)], axis=0) for ring in carried]
-    new = list(kind.onnx_step(body, xw_t, tuple(prev), ws, biases, data.get("activation")))
-    if item_steps is not None:  # zero past an item's end: a backward layer starts from zeros
-        new = [body.op("Where", [mask_t, n, body.scalar(0.0)]) for n in new]
-    out_names = [body.fresh(f"{layer}.{name}") for name in [*kind.carries, "y_t"]]
-    for value, name, ring in zip([*new, new[0]], out_names, [*carried, None]):
-        if delay > 1 and ring is not None:
-            value = body.concat([body.slice(ring, 0, 1), body.unsqueeze(value, [0])], axis=0)
-        body.name_as(value, name)
-    held = ["B", H] if delay == 1 else [delay, "B", H]
-    body_inputs = [body.value_info(name, held) for name in carried]
-    body_inputs.append(body.value_info(xw_t, ["B", kind.gates * H]))
-    scan_inputs = [projected]
+    carries = {
+        m: KINDS[d["kind"]].carries if d["role"] == "state" else ("y",) for m, d in nodes.items()
+    }
+    rings = {m: [body.fresh(f"{m}.{c}_ring") for c in carries[m]] for m in members if depth[m]}
+    state_inputs = [
+        body.value_info(ring, [depth[m], "B", nodes[m]["size"]])
+        for m, names in rings.items()
+        for ring in names
+    ]
+    initial = [
+        g.zeros(batch, nodes[m]["size"], (depth[m],)) for m, names in rings.items() for _ in names
+    ]
+    scan_inputs, element_inputs, projected = [], [], {}
+    for m in members:
+        total = _project(g, params, [f for f in _feeds(folded, m) if f[0] not in inside], values)
+        if total is not None:
+            projected[m] = body.fresh(f"{m}.xw_t")
+            columns = KINDS[nodes[m]["kind"]].columns(nodes[m]["size"])
+            scan_inputs.append(total)
+            element_inputs.append(body.value_info(projected[m], ["B", columns]))
+    if not scan_inputs:  # the spec's rules give every loop a feed from outside it
+        raise SpecError(f"`{members[0]}` reads nothing from outside its loop; export --steps T")
+    live = None
     if item_steps is not None:
-        body_inputs.append(body.value_info(mask_t, ["B", 1], "bool"))
-        live = g.steps_mask(g.dim(x, 0), item_steps)  # (B, T)
-        scan_inputs.append(g.op("Transpose", [g.unsqueeze(live, [2])], perm=[1, 0, 2]))
-    body_outputs = [body.value_info(name, held) for name in out_names[:-1]]
-    body_outputs.append(body.value_info(out_names[-1], ["B", H]))
-    graph = g.onnx.helper.make_graph(body.nodes, f"{layer}{suffix}_step", body_inputs, body_outputs)
-    reverse = int(data["direction"] == "backward")
-    lead = () if delay == 1 else (delay,)
-    zeros = [g.zeros(batch, H, lead) for _ in kind.carries]
+        live = body.fresh("live_t")
+        mask = g.steps_mask(g.dim(scan_inputs[0], 0), item_steps)
+        scan_inputs.append(g.op("Transpose", [g.unsqueeze(mask, [2])], perm=[1, 0, 2]))
+        element_inputs.append(body.value_info(live, ["B", 1], "bool"))
+
+    now: dict[str, tuple] = {}
+
+    def read(source: str, lag: int, carry: int = 0) -> str:
+        if lag == 0:
+            return now[source][carry]
+        back = body.const(depth[source] - abs(lag))  # the ring's oldest value is `depth` back
+        return body.op("Gather", [rings[source][carry], back], axis=0)
+
+    for m in members:
+        data = nodes[m]
+        xw = projected.get(m)
+        for source, key, rows, lag in _feeds(folded, m):
+            if source in inside:
+                product = body.matmul(read(source, lag), _rows(g, params, key, rows))
+                xw = product if xw is None else body.add(xw, product)
+        if data["role"] == "state":
+            kind, lag = KINDS[data["kind"]], data["lag"]
+            prev = tuple(read(m, lag, k) for k in range(len(kind.carries)))
+            layer, suffix = data["layer"], data["suffix"]
+            ws = _rows(g, params, f"{layer}.Ws{suffix}", (0, data["size"]))
+            biases = tuple(
+                _rows(g, params, key, (0, len(params[key])))
+                for key in (f"{layer}.{b}{suffix}" for b, _ in kind.biases)
+            )
+            new = tuple(kind.onnx_step(body, xw, prev, ws, biases, data.get("activation")))
+        else:
+            bias = g.weight(_bias(data), params[_bias(data)])
+            new = (body.activation(data["activation"], body.add(xw, bias)),)
+        if live is not None:
+            new = tuple(body.op("Where", [live, value, body.scalar(0.0)]) for value in new)
+        now[m] = new
+    state_outputs, element_outputs = [], []
+    for m, names in rings.items():
+        for ring, value in zip(names, now[m]):
+            latest = body.unsqueeze(value, [0])
+            if depth[m] > 1:
+                latest = body.concat([body.slice(ring, 0, 1), latest], axis=0)
+            out = body.name_as(latest, body.fresh(f"{ring}_next"))
+            state_outputs.append(body.value_info(out, [depth[m], "B", nodes[m]["size"]]))
+    for m in members:
+        out = body.name_as(now[m][0], body.fresh(f"{m}_t"))
+        element_outputs.append(body.value_info(out, ["B", nodes[m]["size"]]))
+    name = "_".join(m.replace(".", "_") for m in members) + "_step"
+    graph = g.onnx.helper.make_graph(
+        body.nodes, name, state_inputs + element_inputs, state_outputs + element_outputs
+    )
     results = g.op(
         "Scan",
-        zeros + scan_inputs,
-        hint=f"{layer}.scan",
-        outputs=len(kind.carries) + 1,
+        initial + scan_inputs,
+        hint="scan",
+        outputs=len(state_outputs) + len(members),
         body=graph,
         num_scan_inputs=len(scan_inputs),
         scan_input_directions=[reverse] * len(scan_inputs),
-        scan_output_directions=[reverse],
+        scan_output_directions=[reverse] * len(members),
     )
-    return results[-1]
+    results = results if isinstance(results, list) else [results]
+    return dict(zip(members, results[len(state_outputs) :]))
 
 
 def _emit(g: Builder, folded, name: str, values, item_steps, steps) -> tuple:

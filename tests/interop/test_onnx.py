@@ -233,7 +233,7 @@ def test_random_networks_export_and_run_the_same(drawn):
 
 
 def test_unrolled_weights_are_stored_once_so_the_file_grows_by_nodes_only():
-    graph = build(load_spec(next(p for p in SPECS if p.stem == "jordan")))
+    graph = build(load_spec(next(p for p in SPECS if p.stem == "generate")))
     params = init_params(graph, 0)
     sizes = {}
     for steps in (10, 100):

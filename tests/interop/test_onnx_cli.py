@@ -24,6 +24,8 @@ from tests.kinds.minimal import MINIMAL, MinimalSpec
 
 SENTIMENT = ROOT / "specs" / "sentiment.yaml"
 JORDAN = ROOT / "specs" / "jordan.yaml"
+SEQ2SEQ = ROOT / "specs" / "encoder-decoder.yaml"
+GENERATE = ROOT / "specs" / "generate.yaml"
 DOC = (ROOT / "docs" / "interop.md").read_text()
 ONNX_SECTION = DOC[DOC.index("## ONNX") :]
 
@@ -42,7 +44,7 @@ def one_line(result) -> str:
 def files(tmp_path_factory):
     """Weights for two example specs, an input batch, and the sentiment model exported."""
     where = tmp_path_factory.mktemp("onnx")
-    for path in (SENTIMENT, JORDAN):
+    for path in (SENTIMENT, JORDAN, SEQ2SEQ, GENERATE):
         graph = build(load_spec(path))
         save_params(where / f"{path.stem}.npz", init_params(graph, seed=4))
     rng = np.random.default_rng(0)
@@ -114,37 +116,60 @@ def test_an_opset_outside_the_range_is_a_usage_error(files, opset):
 
 
 def test_a_network_that_needs_a_fixed_t_says_which_feature_and_asks_for_steps(files):
-    out = files / "d.onnx"
-    result = invoke("export", JORDAN, "-w", files / "jordan.npz", "-f", "onnx", "-o", out)
+    out = files / "s2s.onnx"
+    result = invoke("export", SEQ2SEQ, "-w", files / "encoder-decoder.npz", "-f", "onnx", "-o", out)
     assert result.exit_code == 2
     line = one_line(result)
-    assert "--steps T" in line and "the connection from `s` to `s`" in line
+    assert "--steps T" in line and "`dec` starting from `enc`'s last state" in line
+    assert "the active steps of `enc` (`0:5`)" in line
     assert not out.exists()
     result = invoke(
-        "export", JORDAN, "-w", files / "jordan.npz", "-f", "onnx", "-o", out, "--steps", 8
-    )
+        "export", SEQ2SEQ, "-w", files / "encoder-decoder.npz", "-f", "onnx", "-o", out,
+        "--steps", 8,
+    )  # fmt: skip
     assert result.exit_code == 0 and "unrolled at T = 8" in one_line(result)
-    ran = invoke("run", JORDAN, "-i", files / "x4.npy", "--engine", "onnx", "--model", out,
-                 "-o", files / "d_onnx.npz")  # fmt: skip
-    ours = invoke("run", JORDAN, "-i", files / "x4.npy", "-w", files / "jordan.npz",
-                  "-o", files / "d_ours.npz")  # fmt: skip
+    rng = np.random.default_rng(6)
+    src, prev = rng.normal(size=(2, 5, 16)), rng.normal(size=(2, 3, 12))
+    np.savez(files / "s2s_in.npz", src=src, prev=prev)
+    ran = invoke("run", SEQ2SEQ, "-i", files / "s2s_in.npz", "--engine", "onnx", "--model", out,
+                 "-o", files / "s2s_onnx.npz")  # fmt: skip
+    ours = invoke("run", SEQ2SEQ, "-i", files / "s2s_in.npz", "-w", files / "encoder-decoder.npz",
+                  "-o", files / "s2s_ours.npz")  # fmt: skip
     assert ran.exit_code == ours.exit_code == 0, ran.output + ours.output
     np.testing.assert_allclose(
-        np.load(files / "d_onnx.npz")["y"], np.load(files / "d_ours.npz")["y"], atol=1e-5
+        np.load(files / "s2s_onnx.npz")["y"], np.load(files / "s2s_ours.npz")["y"], atol=1e-5
     )
+
+
+def test_a_feedback_loop_keeps_a_dynamic_t(files):
+    out = files / "jordan.onnx"
+    result = invoke("export", JORDAN, "-w", files / "jordan.npz", "-f", "onnx", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "Scan loops, dynamic batch and T" in one_line(result)
+    for steps in (1, 3, 8):
+        np.save(files / "xj.npy", np.random.default_rng(steps).normal(size=(2, steps, 4)))
+        outputs = {}
+        for engine in ("numpy", "onnx"):
+            target = files / f"j_{engine}.npz"
+            extra = ["--model", out] if engine == "onnx" else ["-w", files / "jordan.npz"]
+            ran = invoke("run", JORDAN, "-i", files / "xj.npy", "--engine", engine, *extra,
+                         "-o", target, "--force")  # fmt: skip
+            assert ran.exit_code == 0, ran.output
+            outputs[engine] = np.load(target)["y"]
+        np.testing.assert_allclose(outputs["onnx"], outputs["numpy"], atol=1e-5, rtol=0)
 
 
 def test_lengths_on_an_unrolled_network_are_refused_as_an_unsupported_feature(files):
     out = files / "dl.onnx"
     result = invoke(
-        "export", JORDAN, "-w", files / "jordan.npz", "-f", "onnx", "-o", out,
+        "export", SEQ2SEQ, "-w", files / "encoder-decoder.npz", "-f", "onnx", "-o", out,
         "--steps", 8, "--lengths",
     )  # fmt: skip
     assert result.exit_code == 3
     assert re.fullmatch(
-        rf"{re.escape(str(JORDAN))}:\d+:\d+: connections\[0\]: --lengths is exported for plain "
-        r"stacks only, and this network is exported unrolled because of the connection "
-        r"from `s` to `s`",
+        rf"{re.escape(str(SEQ2SEQ))}:\d+:\d+: inputs\[0\]\.window: --lengths is exported only "
+        r"with a dynamic T, and this network is exported unrolled because of the window "
+        r"`0:5` of input `src`, .*",
         one_line(result),
     )
     assert not out.exists()
@@ -281,7 +306,7 @@ def test_the_docs_table_agrees_with_the_kinds():
 def test_a_model_too_large_for_one_file_is_refused_before_it_is_built(files):
     out = files / "huge.onnx"
     result = invoke(
-        "export", JORDAN, "-w", files / "jordan.npz", "-f", "onnx", "-o", out,
+        "export", GENERATE, "-w", files / "generate.npz", "-f", "onnx", "-o", out,
         "--steps", 3_000_000,
     )  # fmt: skip
     assert result.exit_code == 5

@@ -20,6 +20,7 @@ WAYS = {
     "bi": {"bidirectional": True},
     "dilated": {"delay": 2},
     "dilated-backward": {"delay": 3, "direction": "backward"},
+    "feedback": None,
 }
 ALIGNMENTS = {
     "many-to-many": "many-to-many",
@@ -30,16 +31,20 @@ CASES = list(itertools.product(["elman", "lstm", "gru"], WAYS, ALIGNMENTS))
 
 
 def stack(kind: str, way: str, alignment: str):
+    fields = WAYS[way] if way != "feedback" else {}
     layers = [
-        layer("a", kind, "x", 4, **WAYS[way]),
-        layer("b", kind, "a", 3, **WAYS[way], output=readout(2, "tanh")),
+        layer("a", kind, "x", 4, **fields),
+        layer("b", kind, "a", 3, **fields, output=readout(2, "tanh")),
     ]
+    # feedback: b's output two steps back into a, and a skip from the input into b
+    loops = [connection("b", "a", 2), connection("x", "b", 1)] if way == "feedback" else []
     return build(
         spec(
             layers,
             inputs=[input_("x", 3)],
             outputs=[output("o", "b")],
             alignment=ALIGNMENTS[alignment],
+            connections=loops,
         )
     )
 
@@ -100,12 +105,6 @@ def test_without_lengths_the_whole_array_is_each_item(exported):
 
 
 def test_an_unrolled_network_refuses_lengths_naming_why():
-    graph = build(
-        spec(
-            [layer("d", "elman", "x", 3)],
-            outputs=[output("o")],
-            connections=[connection("d", "d", 2)],
-        )
-    )
-    with pytest.raises(SpecError, match=r"plain stacks only.*the connection from `d` to `d`"):
+    graph = build(spec([layer("d", "elman", "x", 3, active="1:")], outputs=[output("o")]))
+    with pytest.raises(SpecError, match=r"only with a dynamic T.*the active steps of `d` \(`1:`\)"):
         build_model(graph, init_params(graph), steps=5, lengths=True)
