@@ -70,9 +70,9 @@ def input_dims(folded: nx.MultiDiGraph, name: str, steps: int | None) -> list:
 def plain_graph(g: Builder, folded: nx.MultiDiGraph, params, *, lengths: bool, steps, native):
     """Fill `g` with a network that keeps a dynamic T; its graph inputs and outputs."""
     inputs, outputs = [], []
-    values, first = {}, sorted_nodes(folded, "input")
+    values, names = {}, sorted_nodes(folded, "input")
     item_steps = None
-    for name in first:
+    for name in names:
         inputs.append(g.value_info(name, input_dims(folded, name, steps)))
         x, tail = name, _tail(folded.nodes[name]["window"])
         if lengths:
@@ -85,7 +85,7 @@ def plain_graph(g: Builder, folded: nx.MultiDiGraph, params, *, lengths: bool, s
         if tail:
             x = g.op("Pad", [x, g.const([0, 0, 0, 0, tail, 0])])
         values[name] = g.op("Transpose", [x], perm=[1, 0, 2], hint=f"{name}.tm")
-    batch = g.dim(first[0], 0)
+    batch = g.dim(names[0], 0)
     done: set[str] = set()
     for group in _groups(folded):
         head = folded.nodes[group[0]]
@@ -350,7 +350,7 @@ def _emit(g: Builder, folded, name: str, values, item_steps, steps) -> tuple:
     out_steps = len(parse_window(data["window"], steps)) if steps else f"T_{name}"
     if item_steps is None:
         if start >= 0:
-            return g.slice(value, 1, start), out_steps, None
+            return (g.slice(value, 1, start) if start else value), out_steps, None
         last = g.const(np.arange(start, 0))  # many-to-one: a Gather of the last step(s)
         return g.op("Gather", [value, last], axis=1), out_steps, None
     if start >= 0:
