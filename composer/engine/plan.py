@@ -289,8 +289,8 @@ class BoundParams:
     """Weights checked, cast to `dtype` and arranged for their kinds, once.
 
     `arrays[key]` is the weight `key`, a gated layer's in its kind's compute layout as a
-    stack of per-gate blocks (`composer.kinds.gate_stack`). Reusable by every plan
-    unrolled from `folded`.
+    stack of per-gate blocks (`composer.kinds.gate_stack`), an embedding as it is.
+    Reusable by every plan unrolled from `folded`.
     """
 
     folded: nx.MultiDiGraph
@@ -337,4 +337,6 @@ def bind_params(
             if kind is not None:
                 value = gate_stack(kind, prepare(kind, value, data["size"]), data["size"])
             arrays[key] = value
+        if data["role"] == "input" and data.get("embed"):
+            arrays[f"{node}.E"] = np.asarray(params[f"{node}.E"], dtype=dt)
     return BoundParams(graph, dt, MappingProxyType(arrays))

@@ -45,7 +45,10 @@ def build(spec: NetworkSpec) -> nx.MultiDiGraph:
         graph.add_node(
             inp.name,
             role="input",
-            size=inp.size,
+            size=inp.width,
+            vocab=inp.vocab,
+            embed=inp.embed,
+            padding_id=inp.padding_id,
             window=inp.window or ins,
             window_path=path,
             order=len(graph),

@@ -47,6 +47,7 @@ import numpy as np
 from composer.dtypes import check_dtype
 from composer.engine.inputs import check_inputs
 from composer.engine.plan import Plan, Vector, step_runs
+from composer.engine.tokens import embedding_grads, encode_tokens
 from composer.engine.walk import Walk, handed_carries
 from composer.errors import DataError
 from composer.graph.weights import check_params, param_shapes
@@ -138,7 +139,8 @@ def _start(plan, params, inputs, targets, loss, mask, bptt, dtype, workspace, ac
         dtype = "float64" if wide else "float32"
     tape = _Tape(plan, params, np.dtype(check_dtype(dtype)), batch, bptt, workspace)
     tape.pack(active or {})
-    tape.inputs = inputs
+    tape.ids = inputs
+    tape.inputs = encode_tokens(plan.folded, inputs, params, tape.dtype)
     tape.forward(0, plan.steps)
     return tape, goals, kinds
 
@@ -432,4 +434,11 @@ class _Tape(Walk):
         for key, d in self.dW.items():
             kind, size = self.owner.get(key, (None, 0))
             out[key] = unprepare(kind, d, size)
+        vectors = {}  # each embedded input's gradient, (B, T_in, E)
+        for name in self.plan.inputs:
+            track = self.tracks[name]
+            if track.g is not None:
+                start, stop = self.plan.vectors[name].window
+                vectors[name] = track.g[start:stop].transpose(1, 0, 2)
+        out.update(embedding_grads(self.plan.folded, self.ids, vectors))
         return out

@@ -138,8 +138,10 @@ def plan_for(
     graph = folded_graph(graph_or_spec)
     present = {name: np.asarray(data[name]) for name in input_sizes(graph) if name in data}
     for name, array in present.items():
-        if array.ndim != 3:
-            raise DataError(f"{where}: key {name!r}: expected (B, T_in, F), got {array.shape}")
+        token = graph.nodes[name].get("vocab")
+        rank, shape = (2, "(B, T_in) ids") if token else (3, "(B, T_in, F)")
+        if array.ndim != rank:
+            raise DataError(f"{where}: key {name!r}: expected {shape}, got {array.shape}")
     try:
         steps = infer_steps(graph, present)
     except DataError as err:

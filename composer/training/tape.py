@@ -145,6 +145,8 @@ class Workspace:
             if v.role == "state":
                 tracks[name] = Track(v, plan.steps, batch, dtype)
             elif v.role != "output":
-                tracks[name] = Values(v, plan.steps, batch, dtype, trained=v.role != "input")
+                embedded = bool(plan.folded.nodes[name].get("embed"))
+                trained = v.role != "input" or embedded  # an embedding learns from its input
+                tracks[name] = Values(v, plan.steps, batch, dtype, trained=trained)
         self._entries = [(plan, key, tracks), *self._entries[:1]]
         return tracks
