@@ -31,6 +31,7 @@ from composer.cli.report import (
     summary_text,
 )
 from composer.cli.root import app
+from composer.cli.state import StateIn, StateOut, run_with_state
 from composer.draw.diagrams import folded_dot, parse_highlight, unfolded_dot, write_diagram
 from composer.engine.batches import output_steps, run_padded
 from composer.engine.executor import execute
@@ -195,13 +196,15 @@ def run(
     ] = False,
     max_memory: MaxMemory = "4G",
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    state_in: StateIn = None,
+    state_out: StateOut = None,
 ) -> None:
     """Run the network forward on input arrays and report or save its outputs.
 
     A padded batch of sequences of different lengths gives each item what it gives alone.
     """
     sourced, folded = read_checked(spec)
-    outputs_named = {"--output": output, "--save-weights": save_weights}
+    outputs_named = {"--output": output, "--save-weights": save_weights, "--state-out": state_out}
     check_outputs(outputs_named, force, (spec, input, weights))
     check_memory(input_bytes(input), max_memory, f"reading {shown(input)}")
     arrays, flat, given = read_inputs(input, folded, allow_nonfinite=allow_nonfinite)
@@ -235,7 +238,9 @@ def run(
         params = load_params(weights, folded, dtype.value, allow_nonfinite=allow_nonfinite)
     else:
         params = init_params(folded, seed, dtype.value)
-    if padded:
+    if state_in is not None or state_out is not None:
+        outputs = run_with_state(folded, params, arrays, state_in, state_out, dtype.value, force)
+    elif padded:
         outputs = run_padded(folded, params, arrays, given, None, dtype.value)
     else:
         outputs = execute(plan, params, arrays, dtype.value)

@@ -17,7 +17,7 @@ import networkx as nx
 import numpy as np
 
 from composer.arrays import MAX_ARRAY_BYTES, declared_bytes, read_arrays
-from composer.engine.tokens import check_ids, token_vocab
+from composer.engine.tokens import check_ids, padding_lengths, token_vocab
 from composer.errors import DataError, key_mismatch
 from composer.spec.windows import MAX_STEPS, fitting_steps
 
@@ -102,7 +102,7 @@ def read_inputs(
         else:
             _check_array(where, batched[key], sizes[key], allow_nonfinite)
     _check_batch(str(path), batched)
-    return batched, was_2d, lengths
+    return batched, was_2d, lengths or padding_lengths(graph, batched)
 
 
 def split_lengths(arrays: Mapping[str, np.ndarray]) -> tuple[dict, dict]:

@@ -50,7 +50,7 @@ from composer.errors import DataError, SpecError
 from composer.kinds import ACTIVATIONS, KINDS
 from composer.spec.windows import window_bounds
 
-__all__ = ["Stepper", "state_keys", "check_steppable"]
+__all__ = ["Stepper", "state_keys", "check_steppable", "run_stepped"]
 
 
 def check_steppable(graph: nx.MultiDiGraph) -> None:
@@ -359,3 +359,31 @@ class _OneStep(Walk):
                 v.activation,
             )
         self.now[v.name] = out
+
+
+def run_stepped(
+    graph: nx.MultiDiGraph,
+    params: Mapping[str, np.ndarray],
+    inputs: Mapping[str, np.ndarray],
+    state: Mapping[str, np.ndarray] | None = None,
+    dtype: str = "float32",
+    where: str = "state",
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(outputs, final state) of (B, T, ...) inputs run step by step from `state` (zeros
+    when None): every input and output at every step, so running a sequence in pieces,
+    each starting from the state the last one ended with, gives what running it whole
+    does. Outputs are (B, T, size)."""
+    stepper = Stepper(graph, params, dtype)
+    if state is not None:
+        stepper.load_state(state, where)
+    lengths = {np.shape(a)[1] for a in inputs.values()}
+    if len(lengths) != 1:
+        raise DataError("inputs: every input needs the same number of steps to run step by step")
+    (steps,) = lengths
+    vocab = token_vocab(graph)
+    out: dict[str, list] = {}
+    for t in range(steps):
+        step = {n: a[:, t] if n in vocab else a[:, t, :] for n, a in inputs.items()}
+        for name, value in stepper.step(step).items():
+            out.setdefault(name, []).append(value)
+    return {name: np.stack(values, axis=1) for name, values in out.items()}, stepper.state
