@@ -56,7 +56,7 @@ __all__ = ["Stepper", "state_keys", "check_steppable", "run_stepped"]
 def check_steppable(graph: nx.MultiDiGraph) -> None:
     """Refuse (SpecError) a network that cannot run one step at a time: a backward or
     bidirectional layer, a layer present at some steps only, a hand-over of a state."""
-    for node, data in graph.nodes(data=True):
+    for _, data in graph.nodes(data=True):
         if data["role"] in ("input", "output"):
             continue
         path = data.get("path", ())
