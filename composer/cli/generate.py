@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +15,10 @@ from composer.engine.generation import beam_search, find_feedback, generate
 from composer.engine.stepper import Stepper, check_steppable
 from composer.errors import DataError, SpecError
 from composer.graph.weights import load_params
+from composer.training.datasets import ACCEPTORS
 from composer.training.text import decode_ids, encode_text, read_vocab
+
+Grammar = Enum("Grammar", {name: name for name in ACCEPTORS}, type=str)
 
 __all__ = ["generate_text"]
 
@@ -48,6 +52,10 @@ def generate_text(
     seed: Annotated[int | None, typer.Option(min=0, help="Seed: the same text each run.")] = None,
     count: Annotated[int, typer.Option(min=1, help="How many texts to sample.")] = 1,
     dtype: Annotated[DType, typer.Option(help="Computation precision.")] = DType.float32,
+    accept: Annotated[
+        Grammar | None,
+        typer.Option(help="End each text where the grammar does, and count the ones it accepts."),
+    ] = None,
 ) -> None:
     """Generate text: the prompt, then one token at a time, each fed back in (the text
     appears as it is written). Each token costs one step of the network."""
@@ -69,9 +77,13 @@ def generate_text(
     if feedback.input is not None and not ids:
         raise typer.BadParameter("give at least one token to start from", param_hint="--prompt")
     stepper = Stepper(folded, params, dtype.value)
+    options = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
     if beam is not None:
         for tokens, logp in beam_search(stepper, feedback, ids, length, beam):
             typer.echo(f"{logp:10.3f}  {prompt + decode_ids(tokens, table)!r}")
+        return
+    if accept is not None:
+        _accepted(stepper, feedback, ids, length, table, prompt, accept.value, count, options)
         return
     if count == 1:  # stream: each token as it comes
         sys.stdout.write(prompt)
@@ -81,20 +93,25 @@ def generate_text(
             sys.stdout.write(decode_ids(tokens, table))
             sys.stdout.flush()
 
-        options = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
         generate(stepper, feedback, ids, length, on_token=show, **options)
         sys.stdout.write("\n")
         return
-    texts = generate(
-        stepper,
-        feedback,
-        ids,
-        length,
-        count=count,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        seed=seed,
-    )
-    for tokens in texts:
+    for tokens in generate(stepper, feedback, ids, length, count=count, **options):
         typer.echo(prompt + decode_ids(tokens, table))
+
+
+def _accepted(stepper, feedback, ids, length, table, prompt, grammar, count, options) -> None:
+    """Texts cut where the grammar ends them, and the share it accepts."""
+    accepts, complete = ACCEPTORS[grammar]
+    texts = []
+    for tokens in generate(stepper, feedback, ids, length, count=count, **options):
+        text = prompt
+        for token in tokens:
+            if complete(text):
+                break
+            text += decode_ids([token], table)
+        texts.append(text)
+    rate = sum(map(accepts, texts)) / len(texts)
+    how = "greedy" if options["temperature"] == 0 else "sampled"
+    typer.echo(f"{rate:.1%} of {len(texts)} {how} strings are {grammar} strings")
+    typer.echo("examples: " + " ".join(texts[:5]))

@@ -3,8 +3,8 @@
 Built on `composer.engine.stepper.Stepper`, so each token costs one step, whatever came
 before. The chosen token goes back in one of two ways (`feedback`):
 
-- **through an input**: the output (a softmax over N) and a token input with `vocab: N`;
-  the token is that input's next id;
+- **through an input**: the output (a softmax over N) and a token input with `vocab: N`
+  (the token is its next id), or else an input of N features (the token's one-hot vector);
 - **through a connection**: the output's layer reads its own output back in time (a
   `connections` edge, the lecture's one-to-many generator); the token's one-hot vector
   takes the place of the probabilities it fed back.
@@ -39,6 +39,7 @@ class Feedback:
     vocab: int
     input: str | None = None
     node: str | None = None
+    one_hot: bool = False  # the input takes N features, not ids
 
 
 def find_feedback(graph: nx.MultiDiGraph) -> Feedback:
@@ -54,14 +55,20 @@ def find_feedback(graph: nx.MultiDiGraph) -> Feedback:
         same = [name for name, n in vocab.items() if n == size]
         if same:
             return Feedback(out, size, input=same[0])
+        features = [
+            n for n, d in graph.nodes(data=True)
+            if d["role"] == "input" and not d.get("vocab") and d["size"] == size
+        ]  # fmt: skip
+        if features:
+            return Feedback(out, size, input=features[0], one_hot=True)
         read_back = [lag for _, _, lag in graph.out_edges(sources[0], data="lag") if lag > 0]
         if read_back:
             return Feedback(out, size, node=sources[0])
     shown = ", ".join(f"`{name}` (vocab {n})" for name, n in vocab.items()) or "none"
     raise SpecError(
         "nothing to feed a generated token back into: generation needs a softmax output "
-        f"whose size equals a token input's `vocab` (token inputs: {shown}), or a "
-        "connection that reads that output back",
+        f"whose size equals a token input's `vocab` (token inputs: {shown}) or an input's "
+        "size, or a connection that reads that output back",
         ("outputs",),
     )
 
@@ -101,7 +108,8 @@ def sample_next(
 def _feed(stepper: Stepper, feedback: Feedback, tokens: np.ndarray, inputs) -> np.ndarray:
     """One step with `tokens` (B,) going back in; the output's (B, N) probabilities."""
     if feedback.input is not None:
-        return stepper.step({**inputs, feedback.input: tokens})[feedback.output]
+        value = np.eye(feedback.vocab)[tokens] if feedback.one_hot else tokens
+        return stepper.step({**inputs, feedback.input: value})[feedback.output]
     stepper.replace_last(feedback.node, np.eye(feedback.vocab, dtype=np.float64)[tokens])
     return stepper.step(inputs)[feedback.output]
 
