@@ -19,6 +19,7 @@ from composer.training.text import (
     encode_text,
     read_text,
     text_windows,
+    unigram_bits,
     vocab_json,
 )
 
@@ -82,3 +83,4 @@ def text(
         err=True,
     )
     typer.echo(f"vocab: {len(table['tokens'])}")
+    typer.echo(f"unigram baseline: {unigram_bits(table):.3f} bits per token")

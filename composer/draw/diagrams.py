@@ -101,6 +101,10 @@ def _folded_node(data: dict, name: str) -> dict:
         act = data["activation"]
         desc = ("dense " if role == "dense" else "") + (f"{act} " if act != "identity" else "")
         desc += f"({size})"
+    elif data.get("embed"):  # token ids read through the embedding weight <input>.E
+        desc = f"ids ({data['vocab']}), {name}.E {data['vocab']}x{size}"
+    elif data.get("vocab"):
+        desc = f"ids, one-hot ({size})"
     else:
         desc = f"({size})"
     attrs = node_shape(role, _picture(data))

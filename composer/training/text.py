@@ -36,6 +36,7 @@ __all__ = [
     "text_windows",
     "read_vocab",
     "vocab_json",
+    "unigram_bits",
 ]
 
 LEVELS = ("char", "word")
@@ -134,6 +135,14 @@ def text_windows(ids: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray,
     lengths = np.full(count, seq_len, dtype=np.int64)
     lengths[-1] = len(inputs) - seq_len * (count - 1)
     return x, y, lengths
+
+
+def unigram_bits(vocab: dict) -> float:
+    """Bits per token of the unigram model (each token's frequency, nothing else) on the
+    text the vocabulary counted: the baseline a language model must beat."""
+    counts = np.asarray(vocab["counts"], dtype=np.float64)
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log2(p)).sum())
 
 
 def vocab_json(vocab: dict) -> str:
