@@ -13,6 +13,7 @@ from composer.cli import app
 from composer.graph.folded import build
 from composer.graph.weights import init_params, save_params
 from composer.spec.model import NetworkSpec
+from composer.spec.reader import load_spec
 from composer.training.text import decode_ids, read_vocab
 from tests.conftest import ROOT
 
@@ -141,3 +142,14 @@ def test_bad_input_gets_its_exit_code_and_one_line(lm, tmp_path):
 def test_init_params_of_a_token_spec_has_the_embedding():
     graph = build(NetworkSpec.model_validate(_spec(9)))
     assert init_params(graph)["x.E"].shape == (9, 5)
+
+
+def test_char_lm_spec_fits_the_data_make_char_lm_builds(tmp_path):
+    docs = sorted((ROOT / "docs").glob("*.md"))
+    code, out = invoke("data", "text", ROOT / "README.md", *docs, "-o", tmp_path / "d.npz",
+                       "--names", "chars,next", "--vocab-size", 80)  # fmt: skip
+    assert code == 0, out
+    spec = load_spec(ROOT / "specs" / "char-lm.yaml")
+    assert spec.inputs[0].vocab == 80 and "unigram baseline" in out
+    data = np.load(tmp_path / "d.npz")
+    assert set(data) >= {"chars", "next"} and data["chars"].max() < 80
