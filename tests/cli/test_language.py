@@ -153,3 +153,10 @@ def test_char_lm_spec_fits_the_data_make_char_lm_builds(tmp_path):
     assert spec.inputs[0].vocab == 80 and "unigram baseline" in out
     data = np.load(tmp_path / "d.npz")
     assert set(data) >= {"chars", "next"} and data["chars"].max() < 80
+
+
+def test_export_refuses_token_inputs_until_the_formats_carry_them(lm, tmp_path):
+    code, out = invoke("export", lm / "lm.json", "-w", lm / "w.npz", "-f", "onnx",
+                       "-o", tmp_path / "m.onnx")  # fmt: skip
+    assert code == 3 and "inputs[0].vocab: `x` takes token ids" in out
+    assert not (tmp_path / "m.onnx").exists()
