@@ -281,7 +281,10 @@ class _UnfoldedDrawing:
         if node.role == "init":
             attrs |= {"shape": "ellipse", "style": "dashed,filled", "fillcolor": FILL["init"]}
             given = node.vector in self.unrolled.handover
-            attrs["label"] = name if given else f"{name} = 0"
+            learned = data.get("learned")
+            attrs["label"] = (
+                name if given else f"{name} = {html_text(learned)}" if learned else f"{name} = 0"
+            )
         else:
             attrs |= node_shape(node.role, _picture(data)) | {"label": name}
         attrs |= {"margin": "0.04,0.02", "height": 0.36}

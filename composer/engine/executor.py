@@ -321,6 +321,8 @@ class _Executor(Walk):
             names = KINDS[origin.kind].carries
             snapshot = dict(zip(names, self.snapshots[origin.name]))
             given = {name: snapshot[name] for name in handed_carries(carries, names)}
+        if v.learned:
+            given = {"h": self.weights[v.name].initial}
         for name, track in zip(carries, self.tracks[v.name]):
             for step in v.initial:
                 track.at(step)[...] = given.get(name, 0)

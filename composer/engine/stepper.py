@@ -348,6 +348,8 @@ class _OneStep(Walk):
             prev = self._back(v.name, v.recurrence.lag)
             if prev is None:
                 prev = [np.zeros((self.batch, v.size), self.dtype) for _ in out]
+                if v.learned:  # before its first step, a trained initial state
+                    prev[0] = prev[0] + self.weights[v.name].initial
             bound = self.weights[v.name]
             KINDS[v.kind].forward(
                 x_t[np.newaxis],

@@ -88,6 +88,9 @@ def param_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:
             for w in infos:
                 key = f"{name}.{w.suffix}{suffix}"
                 rows.append(_info(key, name, w.shape, w.formula, sizes, w.bound, w.summed))
+        for _, data in states:
+            if data.get("learned"):  # the initial state it starts from, trained; init zeros
+                rows.append(_info(data["learned"], name, (size,), "H", sizes, 0.0))
         bound = infos[0].bound
         incoming = connections.get(name, {})
         for key in sorted(incoming, key=incoming.get):

@@ -133,7 +133,11 @@ class RecurrentLayer(LayerBase):
     )
     delay: int = Field(1, ge=1, le=1_000_000, description="k in s_t = f(s_{t-k}): dilation.")
     initial_state: Name | None = Field(
-        None, description="Start from this layer's last state instead of zeros (seq2seq)."
+        None,
+        description=(
+            "Start from this layer's last state instead of zeros (seq2seq), or `learn`: "
+            "from a trained vector `<layer>.s0`."
+        ),
     )
 
     @model_validator(mode="after")

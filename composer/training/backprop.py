@@ -250,10 +250,14 @@ class _Tape(Walk):
         track.h[holes] = 0  # the span's steps where it is not computed read as zero
 
     def start_state(self, v: Vector, start: int, stop: int, direction: int) -> None:
-        """Initial states: zeros, or the handed-over last state (and what else both carry)."""
+        """Initial states: zeros, the trained one, or the handed-over last state (and what
+        else both carry)."""
+        track = self.tracks[v.name]
+        if v.learned:
+            for t in v.initial:
+                track.h[t - track.lo] = self.bound[v.name].initial
         if v.handover is None:
             return
-        track = self.tracks[v.name]
         origin, step = v.handover
         source = self.tracks[origin]
         for name in handed_carries(track.kind.carries, source.kind.carries):
@@ -420,6 +424,9 @@ class _Tape(Walk):
         for key, rows in zip(v.biases, track.kind.bias_gradients(dxw, d)):
             self.dW[key] += rows.sum(axis=0)
         self.dW[v.recurrence.weight] += _flat(track.h[a - lag - lo : b - lag - lo]).T @ d
+        if v.learned:  # every item's initial state is the one trained vector
+            for t in v.initial:
+                self.dW[v.learned] += track.g[t - lo].sum(axis=0)
         if v.handover is not None:
             origin, step = v.handover
             source = self.tracks[origin]

@@ -34,6 +34,8 @@ class Bound:
             return prepare(kind, value, vector.size) if kind else np.ascontiguousarray(value)
 
         self.kind = kind
+        learned = getattr(vector, "learned", None)
+        self.initial = np.asarray(params[learned], dtype) if learned else None
         self.feeds = tuple(
             (feed, prepared(feed.weight)[feed.rows[0] : feed.rows[1]]) for feed in vector.feeds
         )
