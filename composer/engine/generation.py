@@ -97,6 +97,7 @@ def sample_next(
     if top_p is not None:  # the smallest prefix whose mass reaches top_p
         before = np.cumsum(ranked, axis=-1) - ranked
         keep &= before < top_p
+        keep[:, 0] = True  # the likeliest token always stays
     ranked = np.where(keep, ranked, 0)
     ranked /= ranked.sum(axis=-1, keepdims=True)
     draws = rng.random(len(ranked))[:, np.newaxis]

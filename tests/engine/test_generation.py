@@ -68,6 +68,7 @@ def test_top_k_and_top_p_keep_the_likeliest_tokens():
     assert set(sample_next(probs, rng, 1.0, top_p=0.7).tolist()) == {0, 1}
     assert set(sample_next(probs, rng, 1.0).tolist()) == {0, 1, 2, 3}
     assert sample_next(probs[:1], rng, 0).tolist() == [0]
+    assert set(sample_next(probs, rng, 1.0, top_p=0.0).tolist()) == {0}  # the likeliest stays
 
 
 def test_generation_through_a_feedback_connection():
