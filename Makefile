@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench docs fuzz lint clean dot char-lm
+.PHONY: setup demo test bench docs site serve fuzz lint clean dot char-lm
 
 setup: $(STAMP) dot
 
@@ -61,9 +61,19 @@ char-lm: setup
 	$(BIN)/rnn-composer generate specs/char-lm.yaml --weights out/char-lm.weights.npz \
 	  --vocab out/char-lm.vocab.json --prompt "The " --length 300 --seed 0
 
-# The gallery of every spec, folded and unfolded (docs/gallery.md).
+# The gallery of every spec, folded and unfolded (docs/gallery.md), then the site's
+# generated pages: the spec, CLI, API and weight-key references and the tutorial's pictures.
 docs: setup
 	$(BIN)/python tools/gallery.py
+	$(BIN)/python tools/site.py
+
+# The documentation site (mkdocs.yml), offline: built into site/, or served with live
+# reload at http://127.0.0.1:8000 (`make serve`).
+site: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+serve: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 test: setup
 	$(BIN)/python -m pytest
@@ -81,4 +91,4 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build site *.egg-info .pytest_cache .hypothesis
