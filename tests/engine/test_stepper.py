@@ -1,5 +1,5 @@
 """Stepping: one step at a time equals the whole run; state carried over pieces equals the
-whole run in float64 (to the last bit on all but one example); a step's work does not grow
+whole run in float64 (to the last bit on all but two examples); a step's work does not grow
 with the steps before it."""
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ def test_pieces_with_state_carried_equal_the_whole_run(path, chunk):
         window = plan.window(name)
         stepped = np.concatenate([p[name] for p in pieces], axis=1)
         # equal to the last bit but for BLAS, which may round a product of a few rows
-        # (one step) and of many (a chunk) differently by an ulp: forecast's 1-column readout
+        # (one step) and of many (a chunk) differently by an ulp: forecast's and sine's
+        # one-column readouts
         np.testing.assert_allclose(stepped[:, window.start : window.stop], value, 1e-12, 1e-14)
 
 
