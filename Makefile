@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench docs site serve fuzz lint clean dot
+.PHONY: setup demo test bench docs site serve fuzz lint clean dot char-lm
 
 setup: $(STAMP) dot
 
@@ -47,6 +47,20 @@ bench: setup
 	$(BIN)/python bench/bench_unroll.py
 	$(BIN)/python bench/bench_lengths.py
 	$(BIN)/python bench/bench_onnx.py
+	$(BIN)/python bench/bench_generate.py
+
+# A character-level language model of this project's own documentation: the text as ids
+# (80 tokens: the 79 commonest characters and one for the rest), a short training run,
+# then 300 characters of generated text, streamed (docs/training.md, "Language models").
+CHAR_LM_EPOCHS ?= 3
+char-lm: setup
+	mkdir -p out
+	$(BIN)/rnn-composer data text README.md docs/*.md --output out/char-lm.npz \
+	  --vocab out/char-lm.vocab.json --names chars,next --seq-len 64 --vocab-size 80 --force
+	$(BIN)/rnn-composer train specs/char-lm.yaml --data out/char-lm.npz --loss cross-entropy \
+	  --epochs $(CHAR_LM_EPOCHS) --lr 0.01 --clip 5 --output out/char-lm.weights.npz --force
+	$(BIN)/rnn-composer generate specs/char-lm.yaml --weights out/char-lm.weights.npz \
+	  --vocab out/char-lm.vocab.json --prompt "The " --length 300 --seed 0
 
 # The gallery of every spec, folded and unfolded (docs/gallery.md), then the site's
 # generated pages: the spec, CLI, API and weight-key references and the tutorial's pictures.

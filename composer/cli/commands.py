@@ -31,6 +31,7 @@ from composer.cli.report import (
     summary_text,
 )
 from composer.cli.root import app
+from composer.cli.state import StateIn, StateOut, run_with_state
 from composer.draw.diagrams import folded_dot, parse_highlight, unfolded_dot, write_diagram
 from composer.engine.batches import output_steps, run_padded
 from composer.engine.executor import execute
@@ -213,18 +214,24 @@ def run(
             help="With --engine onnx: an exported .onnx to run (default: export SPEC now).",
         ),
     ] = None,
+    state_in: StateIn = None,
+    state_out: StateOut = None,
 ) -> None:
     """Run the network forward on input arrays and report or save its outputs.
 
     A padded batch of sequences of different lengths gives each item what it gives alone.
     """
     sourced, folded = read_checked(spec)
+    if engine is not Engine.numpy and (state_in is not None or state_out is not None):
+        raise typer.BadParameter(
+            "states are carried over on the numpy engine only", param_hint="--state-in/--state-out"
+        )
     if model is not None and (engine is not Engine.onnx or weights is not None):
         raise typer.BadParameter(
             "a model file runs with --engine onnx, and holds its own weights: drop --weights",
             param_hint="--model",
         )
-    outputs_named = {"--output": output, "--save-weights": save_weights}
+    outputs_named = {"--output": output, "--save-weights": save_weights, "--state-out": state_out}
     check_outputs(outputs_named, force, (spec, input, weights))
     check_memory(input_bytes(input), max_memory, f"reading {shown(input)}")
     arrays, flat, given = read_inputs(input, folded, allow_nonfinite=allow_nonfinite)
@@ -261,7 +268,12 @@ def run(
     if engine is Engine.onnx:
         from composer.interop.onnx import run_onnx
 
-        outputs = run_onnx(folded, params, arrays, given, dtype.value, plan.steps, model)
+        try:
+            outputs = run_onnx(folded, params, arrays, given, dtype.value, plan.steps, model)
+        except SpecError as err:
+            raise sourced.locate(err) from err
+    elif state_in is not None or state_out is not None:
+        outputs = run_with_state(folded, params, arrays, state_in, state_out, dtype.value, force)
     elif padded:
         outputs = run_padded(folded, params, arrays, given, None, dtype.value)
     else:

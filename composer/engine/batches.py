@@ -46,6 +46,7 @@ from composer.engine.inputs import batched, check_inputs, infer_steps
 from composer.engine.lengths import LENGTHS_SUFFIX, check_lengths, item_steps
 from composer.engine.pipeline import folded_graph, plan_for_steps
 from composer.engine.plan import bind_params
+from composer.engine.tokens import padding_lengths
 from composer.errors import DataError, SpecError
 from composer.spec.model import NetworkSpec
 from composer.spec.windows import parse_window, window_bounds
@@ -92,6 +93,8 @@ def run(
     """
     graph = folded_graph(graph_or_spec)
     arrays, flat = batched(graph, inputs)
+    if lengths is None and not flat:
+        lengths = padding_lengths(graph, arrays) or None  # `padding_id` ends each item
     if lengths is not None:
         if flat:
             raise DataError("lengths describe a batch: give (B, T_in, F) inputs with them")

@@ -46,6 +46,7 @@ from composer.engine.inputs import check_inputs, infer_steps, input_sizes, split
 from composer.engine.lengths import check_lengths, item_steps
 from composer.engine.pipeline import folded_graph, plan_for_steps
 from composer.engine.plan import Plan
+from composer.engine.tokens import padding_lengths
 from composer.errors import DataError, key_mismatch
 from composer.graph.weights import check_params
 from composer.spec.model import NetworkSpec
@@ -138,8 +139,10 @@ def plan_for(
     graph = folded_graph(graph_or_spec)
     present = {name: np.asarray(data[name]) for name in input_sizes(graph) if name in data}
     for name, array in present.items():
-        if array.ndim != 3:
-            raise DataError(f"{where}: key {name!r}: expected (B, T_in, F), got {array.shape}")
+        token = graph.nodes[name].get("vocab")
+        rank, shape = (2, "(B, T_in) ids") if token else (3, "(B, T_in, F)")
+        if array.ndim != rank:
+            raise DataError(f"{where}: key {name!r}: expected {shape}, got {array.shape}")
     try:
         steps = infer_steps(graph, present)
     except DataError as err:
@@ -191,6 +194,7 @@ def train(
     check_params(plan.folded, dict(params))
     kinds = loss_kinds(plan, loss)
     inputs, targets, masks, batch = check_data(plan, data, kinds, where)
+    given = given or padding_lengths(plan.folded, inputs)  # `padding_id` gives them too
     if given:  # refused now, not at the first minibatch
         given = check_lengths(plan.folded, inputs, given, where)
         item_steps(plan.folded, inputs, given)
