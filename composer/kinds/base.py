@@ -11,7 +11,10 @@ ask it instead of branching on the name:
 - `composer.training` asks for its training tape (`tape`, `tape_numbers`), the forward
   steps that keep what the backward needs (`cached_forward`, `factors`) and the backward
   steps (`backward`, `recurrent_gradient`, `bias_gradients`);
-- `composer.draw` asks for its picture (`picture`).
+- `composer.draw` asks for its picture (`picture`);
+- `composer.interop` asks for the PyTorch module that holds its weights (`torch_class`,
+  `torch_options`), how its biases map to PyTorch's (`torch_biases`), and one step on
+  tensors for the cell loop (`tensor_step`).
 
 Weight layout. PyTorch keeps a layer's gates side by side in the columns of Wx (in, G*H)
 in its own order (LSTM i, f, g, o; GRU r, z, n). The cells compute in one layout,
@@ -80,6 +83,11 @@ class Kind:
     biases: tuple[tuple[str, bool], ...] = (("b", True),)
     tape_numbers: int = 0
     picture: Picture | None = None
+    #: the `torch.nn` module that holds this kind's weights (`RNN`, `LSTM`, `GRU`), or ""
+    torch_class: str = ""
+    #: each bias suffix with the PyTorch biases it stands for; two names are PyTorch's two
+    #: biases summed (exported exactly as bias_ih = b, bias_hh = 0)
+    torch_biases: tuple[tuple[str, tuple[str, ...]], ...] = (("b", ("bias_ih", "bias_hh")),)
 
     # -- graph: weights -------------------------------------------------------------------
 
@@ -126,6 +134,20 @@ class Kind:
         `fold_biases` gave, `work` the workspace, `activation` the spec's (or None).
         A step may hold fewer rows than the workspace (a packed batch's leading items):
         then it computes with `leading(work, rows)`."""
+        raise NotImplementedError
+
+    # -- interop: PyTorch ------------------------------------------------------------------
+
+    def torch_options(self, activation: str | None) -> dict | None:
+        """Keyword options of `torch_class` for a layer with `activation`, or None when that
+        module cannot compute it (it then only holds the weights, and a cell loop runs)."""
+        return {}
+
+    def tensor_step(self, xw, prev: tuple, Ws, biases: tuple, activation: str | None) -> tuple:
+        """One step on tensors, through their methods only (so any tensor library that has
+        `@`, `chunk`, `sigmoid` and `tanh` serves): from `xw`, the summed projections of the
+        inputs without bias, the carries `prev` (one per `carries`), Ws and the biases in
+        `biases` order, all in the file's layout; the new carries."""
         raise NotImplementedError
 
     # -- train ----------------------------------------------------------------------------

@@ -52,6 +52,13 @@ class _LSTM(Kind):
     carries = ("h", "c")
     tape_numbers = 9  # c, tanh c, its gradient, the cell slope and four gate factors
     picture = Picture(tag="LSTM h", shape="box", fill="#dcfce7", style="rounded,filled")
+    torch_class = "LSTM"
+
+    def tensor_step(self, xw, prev, Ws, biases, activation) -> tuple:
+        h_prev, c_prev = prev
+        i, f, g, o = (xw + h_prev @ Ws + biases[0]).chunk(4, -1)
+        c = f.sigmoid() * c_prev + i.sigmoid() * g.tanh()
+        return o.sigmoid() * c.tanh(), c
 
     def workspace(self, batch: int, size: int, dtype) -> tuple:
         gates = np.zeros((4, batch, size), dtype=dtype)
