@@ -70,7 +70,7 @@ class ComposerModule(nn.Module):
     def __init__(self, graph: nx.MultiDiGraph, dtype=None):
         super().__init__()
         self.graph = graph
-        self._plans: dict[int, Plan] = {}
+        self._plans: dict[tuple[int, bool], Plan] = {}
         self._keys = torch_keys(graph)
         layers = {}
         for _, data in graph.nodes(data=True):
@@ -152,10 +152,15 @@ class ComposerModule(nn.Module):
 
     # -- calling --------------------------------------------------------------------------
 
-    def forward(self, inputs, lengths=None, steps: int | None = None, bptt: int | None = None):
-        """`{output: (B, T_out, size)}` for `{input: (B, T_in, F)}` (or one tensor)."""
-        outputs, _ = self.run(inputs, lengths, steps, bptt)
-        return outputs
+    def forward(self, inputs, lengths=None, steps=None, bptt=None, logits: bool = False):
+        """`{output: (B, T_out, size)}` for `{input: (B, T_in, F)}` (or one tensor).
+
+        `bptt=K` detaches the carried states every K steps (truncated BPTT, as training
+        does); `logits=True` returns (outputs, the pre-softmax values of outputs read from
+        a softmax), what a cross-entropy needs.
+        """
+        outputs, found = self.run(inputs, lengths, steps, bptt, logits)
+        return (outputs, found) if logits else outputs
 
     def run(self, inputs, lengths=None, steps=None, bptt=None, logits: bool = False):
         """(outputs, the logits of outputs read from a softmax when `logits`)."""
@@ -182,10 +187,18 @@ class ComposerModule(nn.Module):
             result = tuple({k: v[0] for k, v in part.items()} for part in result)
         return result
 
-    def _plan(self, steps: int) -> Plan:
-        if steps not in self._plans:
-            self._plans[steps] = plan_for_steps(self.graph, int(steps))
-        return self._plans[steps]
+    def _plan(self, steps: int, every_step: bool = False) -> Plan:
+        """The plan at T = `steps`; `every_step`: with every output emitted at every step
+        (a packed pass, whose items each take their own window's steps)."""
+        if (steps, every_step) not in self._plans:
+            graph = self.graph
+            if every_step:
+                graph = graph.copy()
+                for name, role in graph.nodes(data="role"):
+                    if role == "output":
+                        graph.nodes[name]["window"] = ":"
+            self._plans[steps, every_step] = plan_for_steps(graph, int(steps))
+        return self._plans[steps, every_step]
 
     def _padded(self, arrays, shapes, lengths, steps, bptt, logits):
         """A padded batch: packed when every layer runs natively, else grouped by T."""
@@ -206,8 +219,9 @@ class ComposerModule(nn.Module):
             outputs[name] = arrays[plan.inputs[0]].new_zeros(shape)
             found[name] = outputs[name].clone() if logits else None
             outputs[f"{name}{LENGTHS_SUFFIX}"] = torch.tensor([len(r) for r in ranges])
-        if packable(self.graph) and bptt is None and _Pass.all_native(self, plan):
-            result = _Pass(self, plan, arrays, None, logits, per_item=per_item).outputs()
+        packed = self._plan(longest, every_step=True) if packable(self.graph) else None
+        if packed is not None and bptt is None and _Pass.all_native(self, packed):
+            result = _Pass(self, packed, arrays, None, logits, per_item=per_item).outputs()
             for name in plan.outputs:  # the packed pass emitted every step: take each item's
                 for item, steps_b in enumerate(output_steps(self.graph, name, per_item)):
                     for part, values in zip((outputs, found), result):
