@@ -22,6 +22,7 @@ from composer.cli.common import (
     reports_errors,
     unrolled_from,
 )
+from composer.cli.engines import DeviceOption, EngineName, EngineOption, check_device
 from composer.cli.outputs import check_outputs
 from composer.cli.report import (
     format_dependencies,
@@ -195,11 +196,14 @@ def run(
     ] = False,
     max_memory: MaxMemory = "4G",
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    engine: EngineOption = EngineName.numpy,
+    device: DeviceOption = None,
 ) -> None:
     """Run the network forward on input arrays and report or save its outputs.
 
     A padded batch of sequences of different lengths gives each item what it gives alone.
     """
+    check_device(engine, device)
     sourced, folded = read_checked(spec)
     outputs_named = {"--output": output, "--save-weights": save_weights}
     check_outputs(outputs_named, force, (spec, input, weights))
@@ -235,7 +239,14 @@ def run(
         params = load_params(weights, folded, dtype.value, allow_nonfinite=allow_nonfinite)
     else:
         params = init_params(folded, seed, dtype.value)
-    if padded:
+    if engine is EngineName.torch:
+        from composer.interop.torch_engine import run_torch
+
+        outputs = run_torch(
+            folded, params, arrays, None if padded else plan.steps, dtype.value, device,
+            lengths=given if padded else None,
+        )  # fmt: skip
+    elif padded:
         outputs = run_padded(folded, params, arrays, given, None, dtype.value)
     else:
         outputs = execute(plan, params, arrays, dtype.value)

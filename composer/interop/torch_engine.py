@@ -112,7 +112,9 @@ def loss_of(outputs, logits, targets, kinds, weights, totals):
     for name, kind in kinds.items():
         if totals[name] <= 0:
             continue
-        out, target, weight = outputs[name], targets[name], weights[name][..., None]
+        out = outputs[name]
+        steps = out.shape[1]  # a padded minibatch's longest item may be shorter than the data's
+        target, weight = targets[name][:, :steps], weights[name][:, :steps, None]
         if kind == "mse":
             value = value + (weight * (out - target) ** 2).sum() / (totals[name] * out.shape[-1])
         else:
@@ -177,20 +179,19 @@ class TorchEngine:
             if not torch.is_tensor(value):  # nothing counted: a zero that autograd accepts
                 value = sum(p.sum() * 0 for p in self.module.parameters())
         if not backward:
-            return float(value)
+            return float(value.detach())
         self.module.zero_grad(set_to_none=True)
         value.backward()
         if self.distributed:  # the sum of the ranks' shares; DDP averaged the gradients
-            total = value.detach().clone()
-            torch.distributed.all_reduce(total)
-            value = total
+            value = value.detach().clone()
+            torch.distributed.all_reduce(value)
         grads = {
             name: p.grad.detach().cpu().numpy() * self.world
             for name, p in self.module.named_parameters()
             if p.grad is not None
         }
         ours = grads_from_state(self.graph, grads)
-        return float(value), {k: v.astype(weights[k].dtype) for k, v in ours.items()}
+        return float(value.detach()), {k: v.astype(weights[k].dtype) for k, v in ours.items()}
 
     def _forward(self, model, inputs, index, lengths, bptt):
         return model(self._tensors(inputs, index), lengths=lengths, bptt=bptt, logits=True)
