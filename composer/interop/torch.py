@@ -9,6 +9,7 @@ anything but tensors and plain containers: nothing in the file runs. Keys are ma
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -56,7 +57,9 @@ def read_state(path: str | Path) -> dict[str, np.ndarray]:
             ) from None
     torch = need("torch")
     try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # its notes on pickle protocols are not the user's
+            warnings.simplefilter("ignore")
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as err:  # an UnpicklingError for code, others for broken files
         raise DataError(
             f"{shown(path)}: refused: torch.load(weights_only=True) reads tensors and plain "

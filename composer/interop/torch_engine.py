@@ -140,9 +140,7 @@ class TorchEngine:
         self.model = self.module
         if self.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.model = torch.nn.parallel.DistributedDataParallel(
-                self.module, device_ids=ids, find_unused_parameters=True
-            )
+            self.model = torch.nn.parallel.DistributedDataParallel(self.module, device_ids=ids)
 
     def _tensors(self, arrays: Mapping[str, np.ndarray], index=None) -> dict:
         out = {}
@@ -176,8 +174,9 @@ class TorchEngine:
                 self._tensors(step_weights, index),
                 totals,
             )
-            if not torch.is_tensor(value):  # nothing counted: a zero that autograd accepts
-                value = sum(p.sum() * 0 for p in self.module.parameters())
+            # every parameter takes part, with a zero where the loss does not reach it (a
+            # layer no output needs): DDP then waits for every gradient, every step
+            value = value + sum(p.sum() for p in self.module.parameters()) * 0
         if not backward:
             return float(value.detach())
         self.module.zero_grad(set_to_none=True)

@@ -211,16 +211,17 @@ def remap(
                     f"{where}: no key {theirs!r} (mapped to {name}, for {key.ours}, expected a "
                     f"tensor of shape {key.torch_shape()})"
                 )
+    try:
+        params = from_state(graph, renamed, where)
+    except DataError as err:  # name the user's key, not ours, in the message
+        message = str(err)
+        for ours, theirs in renames.items():
+            message = message.replace(f"{ours!r}", f"{theirs!r}")
+        raise DataError(message) from None
     unused = [name for name in state if name not in used]
     if unused and not allow_unused:
         raise DataError(
             f"{where}: keys not used by the spec: {', '.join(unused)} (map them with "
             "--map, or pass --allow-unused to leave them out)"
         )
-    try:
-        return from_state(graph, renamed, where)
-    except DataError as err:  # name the user's key, not ours, in the message
-        message = str(err)
-        for ours, theirs in renames.items():
-            message = message.replace(f"{ours!r}", f"{theirs!r}")
-        raise DataError(message) from None
+    return params
