@@ -226,7 +226,7 @@ def test_a_pickle_that_runs_code_is_refused_and_never_runs(lstm_case, tmp_path):
     planted = tmp_path / "planted"
     evil = tmp_path / "evil.pt"
     evil.write_bytes(pickle.dumps({"l0.rnn.weight_ih_l0": _Plant(str(planted))}))
-    torch.save({"x": _Plant(str(planted))}, tmp_path / "evil2.pt", _use_new_zipfile_serialization=True)
+    torch.save({"x": _Plant(str(planted))}, tmp_path / "evil2.pt")
     assert not planted.exists()  # saving did not load it
     for path in (evil, tmp_path / "evil2.pt"):
         result = invoke("import-weights", spec_path, path, "-o", tmp_path / "w.npz")
