@@ -46,6 +46,7 @@ bench: setup
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_unroll.py
 	$(BIN)/python bench/bench_lengths.py
+	$(BIN)/python bench/bench_torch_engine.py
 
 # The gallery of every spec, folded and unfolded (docs/gallery.md).
 docs: setup

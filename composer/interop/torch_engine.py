@@ -88,7 +88,7 @@ def _weights(
     graph: nx.MultiDiGraph, targets, masks, lengths: Mapping, inputs
 ) -> dict[str, np.ndarray]:
     """Per output, the (B, T_out) weight of each step in the loss: its mask, and with
-    lengths zero past each item's own output steps."""
+    lengths zero past each item's own output steps; left out where every step weighs 1."""
     out = {}
     per_item = None
     if lengths:
@@ -101,7 +101,8 @@ def _weights(
         if per_item is not None:
             counts = np.array([len(r) for r in output_steps(graph, name, per_item)])
             weight = weight * (np.arange(weight.shape[1])[None, :] < counts[:, None])
-        out[name] = weight
+        if name in masks or per_item is not None:
+            out[name] = weight
     return out
 
 
@@ -114,7 +115,8 @@ def loss_of(outputs, logits, targets, kinds, weights, totals):
             continue
         out = outputs[name]
         steps = out.shape[1]  # a padded minibatch's longest item may be shorter than the data's
-        target, weight = targets[name][:, :steps], weights[name][:, :steps, None]
+        target = targets[name][:, :steps]
+        weight = weights[name][:, :steps, None] if name in weights else 1.0
         if kind == "mse":
             value = value + (weight * (out - target) ** 2).sum() / (totals[name] * out.shape[-1])
         else:
@@ -153,9 +155,12 @@ class TorchEngine:
     def __call__(self, weights, inputs, targets, masks, lengths, kinds, bptt, backward):
         """The loss (and with `backward` the gradients in our layout) of a minibatch."""
         inputs, _ = split_lengths(inputs)
-        self.module.load_params(weights)
+        self.module.load_params(weights, check=False)  # checked by `train`
         step_weights = _weights(self.graph, targets, masks, lengths, inputs)
-        totals = {name: float(w.sum()) for name, w in step_weights.items()}
+        totals = {
+            name: float(step_weights[name].sum()) if name in step_weights else np.prod(t.shape[:2])
+            for name, t in targets.items()
+        }
         batch = len(next(iter(inputs.values())))
         index, scale = np.arange(batch), 1.0
         if backward and self.distributed:  # this rank's share of the minibatch
@@ -174,9 +179,10 @@ class TorchEngine:
                 self._tensors(step_weights, index),
                 totals,
             )
-            # every parameter takes part, with a zero where the loss does not reach it (a
-            # layer no output needs): DDP then waits for every gradient, every step
-            value = value + sum(p.sum() for p in self.module.parameters()) * 0
+            if self.distributed or not torch.is_tensor(value):
+                # every parameter takes part, with a zero where the loss does not reach it
+                # (a layer no output needs): DDP then waits for every gradient, every step
+                value = value + sum(p.sum() for p in self.module.parameters()) * 0
         if not backward:
             return float(value.detach())
         self.module.zero_grad(set_to_none=True)
@@ -189,7 +195,7 @@ class TorchEngine:
             for name, p in self.module.named_parameters()
             if p.grad is not None
         }
-        ours = grads_from_state(self.graph, grads)
+        ours = grads_from_state(self.graph, grads, self.module._keys)
         return float(value.detach()), {k: v.astype(weights[k].dtype) for k, v in ours.items()}
 
     def _forward(self, model, inputs, index, lengths, bptt):

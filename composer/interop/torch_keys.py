@@ -136,12 +136,13 @@ def from_state(
 
 
 def grads_from_state(
-    graph: nx.MultiDiGraph, grads: Mapping[str, np.ndarray]
+    graph: nx.MultiDiGraph, grads: Mapping[str, np.ndarray], keys: list[TorchKey] | None = None
 ) -> dict[str, np.ndarray]:
     """Gradients w.r.t. our weights from those w.r.t. the module's parameters: a summed
-    bias's gradient is either of its two (they are equal), a missing one is zero."""
+    bias's gradient is either of its two (they are equal), a missing one is zero.
+    `keys`: `torch_keys(graph)`, when already made."""
     out = {}
-    for key in torch_keys(graph):
+    for key in torch_keys(graph) if keys is None else keys:
         value = grads.get(key.names[0])
         if value is None:
             out[key.ours] = np.zeros(key.shape)

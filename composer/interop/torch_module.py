@@ -123,9 +123,11 @@ class ComposerModule(nn.Module):
 
     # -- weights --------------------------------------------------------------------------
 
-    def load_params(self, params: Mapping[str, np.ndarray]) -> None:
-        """Copy our weights (keys `<layer>.<param>`, checked) into the parameters."""
-        check_params(self.graph, dict(params))
+    def load_params(self, params: Mapping[str, np.ndarray], check: bool = True) -> None:
+        """Copy our weights (keys `<layer>.<param>`, checked unless `check` is False) into
+        the parameters."""
+        if check:
+            check_params(self.graph, dict(params))
         state = to_state(self.graph, params)
         own = self.state_dict()
         with torch.no_grad():
