@@ -35,7 +35,7 @@ from composer.engine.walk import handed_carries
 from composer.errors import DataError, SpecError
 from composer.graph.weights import check_params
 from composer.interop import need
-from composer.interop.torch_keys import to_state, torch_keys
+from composer.interop.torch_keys import from_state, to_state, torch_keys
 from composer.kinds import KINDS
 from composer.training.losses import softmax_source
 
@@ -136,8 +136,6 @@ class ComposerModule(nn.Module):
 
     def params(self) -> dict[str, np.ndarray]:
         """Our weights from the parameters (`<layer>.<param>` arrays, on the CPU)."""
-        from composer.interop.torch_keys import from_state
-
         state = {k: v.detach().cpu().numpy() for k, v in self.state_dict().items()}
         return from_state(self.graph, state)
 
@@ -243,6 +241,35 @@ class ComposerModule(nn.Module):
         return outputs, {k: v for k, v in found.items() if v is not None}
 
 
+def native_layer(
+    graph: nx.MultiDiGraph, plan: Plan, v: Vector, bptt: int | None = None
+) -> tuple[str, ...] | None:
+    """The state vectors of `v`'s layer, forward first, when the layer runs through its
+    `torch.nn` module (see the module's notes), else None. With truncated BPTT only a
+    forward layer does (it runs in blocks, its state detached in between)."""
+    if v.role != "state":
+        return None
+    layer = graph.nodes[v.name]["layer"]
+    states = [n for n in plan.vectors if graph.nodes[n].get("layer") == layer]
+    states = [n for n in states if plan.vectors[n].role == "state"]
+    kind = KINDS[v.kind]
+    if kind.torch_options(v.activation) is None:
+        return None
+    own = {f"{layer}.{kind.input_weight}", f"{layer}.{kind.input_weight}_rev"}
+    lags = sorted(graph.nodes[n]["lag"] for n in states)
+    if lags not in ([1], [-1, 1]) or (bptt is not None and lags != [1]):
+        return None
+    for name in states:
+        s = plan.vectors[name]
+        if not s.present.all() or s.handover is not None or s.window != (0, plan.steps):
+            return None
+        for feed in s.feeds:
+            source = plan.vectors[feed.source]
+            if feed.weight not in own or feed.lag != 0 or not source.present.all():
+                return None
+    return tuple(sorted(states, key=lambda n: graph.nodes[n]["lag"], reverse=True))
+
+
 def _shape_only(tensor) -> np.ndarray:
     """A zero-memory array with a tensor's shape, for the shape checks of the engine."""
     return np.broadcast_to(np.zeros((), np.float64), tuple(tensor.shape))
@@ -303,41 +330,16 @@ class _Pass:
     @staticmethod
     def all_native(module, plan) -> bool:
         """Whether every recurrent layer of the plan runs natively."""
-        probe = _Pass.__new__(_Pass)
-        probe.module, probe.plan, probe.T, probe.bptt = module, plan, plan.steps, None
         groups = [g for g in plan.groups if g.kind not in ("input", "output", "feedforward")]
         return all(
-            g.kind == "scan" and probe._native_layer(plan.vectors[g.vectors[0]]) for g in groups
+            g.kind == "scan" and native_layer(module.graph, plan, plan.vectors[g.vectors[0]])
+            for g in groups
         )
 
     # -- native ---------------------------------------------------------------------------
 
     def _native_layer(self, v: Vector) -> tuple[str, ...] | None:
-        """The state vectors of `v`'s layer when the layer runs natively, else None."""
-        if v.role != "state":
-            return None
-        graph, plan = self.module.graph, self.plan
-        layer = graph.nodes[v.name]["layer"]
-        states = [n for n in plan.vectors if graph.nodes[n].get("layer") == layer]
-        states = [n for n in states if plan.vectors[n].role == "state"]
-        kind = KINDS[v.kind]
-        if kind.torch_options(v.activation) is None:
-            return None
-        if self.bptt is not None and len(states) > 1:
-            return None
-        own = {f"{layer}.{kind.input_weight}", f"{layer}.{kind.input_weight}_rev"}
-        lags = sorted(graph.nodes[n]["lag"] for n in states)
-        if lags not in ([1], [-1, 1]) or (self.bptt is not None and lags != [1]):
-            return None
-        for name in states:
-            s = plan.vectors[name]
-            if not s.present.all() or s.handover is not None or s.window != (0, self.T):
-                return None
-            for feed in s.feeds:
-                source = plan.vectors[feed.source]
-                if feed.weight not in own or feed.lag != 0 or not source.present.all():
-                    return None
-        return tuple(sorted(states, key=lambda n: graph.nodes[n]["lag"], reverse=True))
+        return native_layer(self.module.graph, self.plan, v, self.bptt)
 
     def _native(self, states: tuple[str, ...]) -> None:
         """A layer through its `torch.nn` module, over all steps (packed with lengths)."""
