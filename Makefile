@@ -48,6 +48,7 @@ bench: setup
 	$(BIN)/python bench/bench_lengths.py
 	$(BIN)/python bench/bench_onnx.py
 	$(BIN)/python bench/bench_generate.py
+	$(BIN)/python bench/bench_torch_engine.py
 
 # A character-level language model of this project's own documentation: the text as ids
 # (80 tokens: the 79 commonest characters and one for the rest), a short training run,

@@ -101,6 +101,16 @@ class Network:
         `.state` by key (`composer.engine.stepper`); each step costs the same."""
         return Stepper(self.graph, params, dtype)
 
+    def to_torch(self, params=None, dtype: str = "float32"):
+        """The network as a PyTorch `nn.Module` with these weights (None: PyTorch's init).
+
+        Called like `run` (tensors in, `lengths=` too), it returns `{output: tensor}`; its
+        parameter names are PyTorch's (`docs/interop.md`). Needs the `[torch]` extra.
+        """
+        from composer.interop.torch_module import to_torch
+
+        return to_torch(self.graph, params, dtype)
+
     def dependencies(self, steps: int | None = None):
         """`{output: {t: {input: [steps]}}}` at `steps`."""
         return dependencies(self.unroll(steps))

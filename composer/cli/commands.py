@@ -22,6 +22,7 @@ from composer.cli.common import (
     reports_errors,
     unrolled_from,
 )
+from composer.cli.engines import DeviceOption, RunEngineName, RunEngineOption, check_device
 from composer.cli.outputs import check_outputs
 from composer.cli.report import (
     format_dependencies,
@@ -147,11 +148,6 @@ def _select(found: dict, at: str, steps: int) -> dict:
     return {name: {t: found[name][t]}}
 
 
-class Engine(str, Enum):
-    numpy = "numpy"
-    onnx = "onnx"
-
-
 @app.command()
 @reports_errors
 def run(
@@ -201,10 +197,6 @@ def run(
     ] = False,
     max_memory: MaxMemory = "4G",
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
-    engine: Annotated[
-        Engine,
-        typer.Option(help="numpy (built in), or onnx: ONNX Runtime on the exported network."),
-    ] = Engine.numpy,
     model: Annotated[
         Path | None,
         typer.Option(
@@ -216,17 +208,20 @@ def run(
     ] = None,
     state_in: StateIn = None,
     state_out: StateOut = None,
+    engine: RunEngineOption = RunEngineName.numpy,
+    device: DeviceOption = None,
 ) -> None:
     """Run the network forward on input arrays and report or save its outputs.
 
     A padded batch of sequences of different lengths gives each item what it gives alone.
     """
+    check_device(engine, device)
     sourced, folded = read_checked(spec)
-    if engine is not Engine.numpy and (state_in is not None or state_out is not None):
+    if engine is not RunEngineName.numpy and (state_in is not None or state_out is not None):
         raise typer.BadParameter(
             "states are carried over on the numpy engine only", param_hint="--state-in/--state-out"
         )
-    if model is not None and (engine is not Engine.onnx or weights is not None):
+    if model is not None and (engine is not RunEngineName.onnx or weights is not None):
         raise typer.BadParameter(
             "a model file runs with --engine onnx, and holds its own weights: drop --weights",
             param_hint="--model",
@@ -265,7 +260,14 @@ def run(
         params = load_params(weights, folded, dtype.value, allow_nonfinite=allow_nonfinite)
     else:
         params = init_params(folded, seed, dtype.value)
-    if engine is Engine.onnx:
+    if engine is RunEngineName.torch:
+        from composer.interop.torch_engine import run_torch
+
+        outputs = run_torch(
+            folded, params, arrays, None if padded else plan.steps, dtype.value, device,
+            lengths=given if padded else None,
+        )  # fmt: skip
+    elif engine is RunEngineName.onnx:
         from composer.interop.onnx import run_onnx
 
         try:
@@ -292,7 +294,7 @@ def run(
         )
         return
     origin = f"weights {weights}" if weights else f"seeded weights (seed {seed})"
-    if engine is Engine.onnx:
+    if engine is RunEngineName.onnx:
         origin = f"model {model}" if model else origin + ", exported"
         origin += ", on ONNX Runtime"
     if padded:

@@ -16,6 +16,10 @@ ask it instead of branching on the name:
   (`onnx_operator`), that operator's gate order (`onnx_gates`), attributes and biases,
   and one step written as ONNX nodes (`onnx_step`) for the step-by-step exports.
 
+- `composer.interop` asks for the PyTorch module that holds its weights (`torch_class`,
+  `torch_options`), how its biases map to PyTorch's (`torch_biases`), and one step on
+  tensors for the cell loop (`tensor_step`).
+
 Weight layout. PyTorch keeps a layer's gates side by side in the columns of Wx (in, G*H)
 in its own order (LSTM i, f, g, o; GRU r, z, n). The cells compute in one layout,
 `prepare`: the gate blocks reordered so the sigmoid gates come first (`order`), and
@@ -95,6 +99,12 @@ class Kind:
     onnx_operator: str | None = None
     onnx_gates: tuple[int, ...] = (0,)
 
+    #: the `torch.nn` module that holds this kind's weights (`RNN`, `LSTM`, `GRU`), or ""
+    torch_class: str = ""
+    #: each bias suffix with the PyTorch biases it stands for; two names are PyTorch's two
+    #: biases summed (exported exactly as bias_ih = b, bias_hh = 0)
+    torch_biases: tuple[tuple[str, tuple[str, ...]], ...] = (("b", ("bias_ih", "bias_hh")),)
+
     # -- graph: weights -------------------------------------------------------------------
 
     def columns(self, size: int) -> int:
@@ -160,6 +170,19 @@ class Kind:
         carried values `prev` (one per `carries`), the names of Ws and of the biases,
         return the carried values of this step (h first). A kind without it has no ONNX
         export yet."""
+
+    # -- interop: PyTorch ------------------------------------------------------------------
+
+    def torch_options(self, activation: str | None) -> dict | None:
+        """Keyword options of `torch_class` for a layer with `activation`, or None when that
+        module cannot compute it (it then only holds the weights, and a cell loop runs)."""
+        return {}
+
+    def tensor_step(self, xw, prev: tuple, Ws, biases: tuple, activation: str | None) -> tuple:
+        """One step on tensors, through their methods only (so any tensor library that has
+        `@`, `chunk`, `sigmoid` and `tanh` serves): from `xw`, the summed projections of the
+        inputs without bias, the carries `prev` (one per `carries`), Ws and the biases in
+        `biases` order, all in the file's layout; the new carries."""
         raise NotImplementedError
 
     # -- train ----------------------------------------------------------------------------

@@ -67,6 +67,16 @@ class Elman(Kind):
             pre = g.add(pre, xw)
         return (g.activation(activation or "tanh", pre),)
 
+    torch_class = "RNN"
+
+    def torch_options(self, activation: str | None) -> dict | None:
+        # nn.RNN knows tanh and relu; sigmoid and identity run in the cell loop
+        return {"nonlinearity": activation} if activation in ("tanh", "relu") else None
+
+    def tensor_step(self, xw, prev, Ws, biases, activation) -> tuple:
+        s = xw + prev[0] @ Ws + biases[0]
+        return (s if activation == "identity" else getattr(s, activation)(),)
+
     def forward(self, xw, prev, out, recurrent, extra, work, activation) -> None:
         act = _activation(activation)
         for x_t, s_prev, s in zip(xw, prev[0], out[0]):

@@ -57,6 +57,8 @@ class _GRU(Kind):
     order = (0, 1, 2)
     sigmoid_gates = 2
     biases = (("bx", False), ("bs", False))
+    torch_class = "GRU"
+    torch_biases = (("bx", ("bias_ih",)), ("bs", ("bias_hh",)))
     tape_numbers = 7  # h_prev Ws_n + bs_n, and the four gate factors, r, z, n
     picture = Picture(tag="GRU h", shape="hexagon", fill="#ede9fe")
     onnx_operator = "GRU"
@@ -80,6 +82,14 @@ class _GRU(Kind):
         r, z = g.sigmoid(g.add(x_r, h_r)), g.sigmoid(g.add(x_z, h_z))
         n = g.tanh(g.add(x_n, g.mul(r, h_n)))
         return (g.add(n, g.mul(z, g.sub(h_prev, n))),)
+
+    def tensor_step(self, xw, prev, Ws, biases, activation) -> tuple:
+        (h_prev,) = prev
+        x_r, x_z, x_n = (xw + biases[0]).chunk(3, -1)
+        h_r, h_z, h_n = (h_prev @ Ws + biases[1]).chunk(3, -1)
+        r, z = (x_r + h_r).sigmoid(), (x_z + h_z).sigmoid()
+        n = (x_n + r * h_n).tanh()
+        return ((1 - z) * n + z * h_prev,)
 
     def fold_biases(self, biases):
         bx, bs = biases

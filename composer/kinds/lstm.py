@@ -64,6 +64,14 @@ class _LSTM(Kind):
         c = g.add(g.mul(g.sigmoid(f), c_prev), g.mul(g.sigmoid(i), g.tanh(cell)))
         return g.mul(g.sigmoid(o), g.tanh(c)), c
 
+    torch_class = "LSTM"
+
+    def tensor_step(self, xw, prev, Ws, biases, activation) -> tuple:
+        h_prev, c_prev = prev
+        i, f, g, o = (xw + h_prev @ Ws + biases[0]).chunk(4, -1)
+        c = f.sigmoid() * c_prev + i.sigmoid() * g.tanh()
+        return o.sigmoid() * c.tanh(), c
+
     def workspace(self, batch: int, size: int, dtype) -> tuple:
         gates = np.zeros((4, batch, size), dtype=dtype)
         i, f, o, g = gates

@@ -170,6 +170,7 @@ def train(
     dtype: str = "float32",
     where: str = "data",
     lengths: Mapping[str, object] | None = None,
+    engine: Callable | None = None,
 ) -> TrainResult:
     """Train a network's weights on a data set; the best weights and the history.
 
@@ -180,7 +181,11 @@ def train(
     gradients to at most that global norm; `bptt` truncates backpropagation through time
     (see `composer.training.backprop`). `on_epoch` is called with each `Epoch` (epoch 0:
     the untrained losses), `on_step` with the update count and the minibatch's loss.
-    `where` names the data in error messages.
+    `where` names the data in error messages. `engine`, when given, computes each
+    minibatch's loss and gradients instead of the NumPy passes: called as
+    `engine(weights, inputs, targets, masks, lengths, kinds, bptt, backward)`, it returns
+    the loss, and with `backward` also the gradients by key (the PyTorch engine,
+    `composer.interop.torch_engine.TorchEngine`).
     """
     if epochs < 0 or batch_size < 1:
         raise DataError(f"epochs must be >= 0 and batch size >= 1, got {epochs}, {batch_size}")
@@ -203,6 +208,7 @@ def train(
     weights = {key: np.array(value, dtype=check_dtype(dtype)) for key, value in params.items()}
     sets = (inputs, targets, masks, given)
     run = _Run(plan, weights, sets, kinds, dtype, batch_size, bptt, clip)
+    run.engine = engine
     run.opt = make_optimizer(optimizer, weights, lr, weight_decay)
     fit, held = split_data(batch, validation, seed)
     rng = np.random.default_rng(seed + 1)
@@ -240,6 +246,7 @@ class _Run:
         self.dtype, self.batch_size, self.bptt, self.clip = dtype, batch_size, bptt, clip
         self.busy = 0.0  # seconds spent in updates, for the rate
         self.opt = None
+        self.engine = None  # another engine's loss and gradients (see `train`)
         self.workspace = Workspace()  # arrays reused from minibatch to minibatch
         self.plans = {}  # a padded data set's plans by T, made once
 
@@ -248,6 +255,10 @@ class _Run:
 
     def _loss(self, inputs, targets, masks, lengths, backward: bool):
         """The loss of a minibatch (and its gradients when `backward`), padded or not."""
+        if self.engine is not None:
+            return self.engine(
+                self.weights, inputs, targets, masks, lengths, self.kinds, self.bptt, backward
+            )
         common = dict(dtype=self.dtype, workspace=self.workspace)
         if lengths:
             graph, common = self.plan.folded, dict(common, plans=self.plans)

@@ -142,7 +142,7 @@ def test_gradients_match_pytorch_autograd_through_packed_sequences(
     value.backward()
     graph = build(network)
     ours, grads = grad_padded(
-        graph, _from_torch(rnn, linear, kind), {"x": x}, {"o": y}, {"x": lengths}
+        graph, _from_torch(rnn, linear, graph), {"x": x}, {"o": y}, {"x": lengths}
     )
     assert ours == pytest.approx(value.item(), rel=1e-12)
     expected = _torch_grads(rnn, linear)
