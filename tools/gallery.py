@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from composer.draw.diagrams import folded_dot, unfolded_dot, write_diagram
+from composer.draw.diagrams import folded_dot, render_options, unfolded_dot, write_diagram
 from composer.graph.folded import build
 from composer.graph.unrolled import unroll
 from composer.spec.reader import load_spec
@@ -47,7 +47,9 @@ EXTRAS = [
 LEGEND = """\
 How to read the pictures: inputs are blue, Elman states amber ellipses, LSTM states
 green boxes, GRU states purple hexagons, readouts and dense layers orange, emitted
-outputs red with a double border. Each edge is named by its weight (`Wx`, `Ws`, `Wy`;
+outputs red with a double border (an output that emits its readout unchanged is drawn as
+that one node, as the lecture does; `--readout both` draws the two). Each edge is named
+by its weight (`Wx`, `Ws`, `Wy`;
 `layer.Wx` when there are several layers); a recurrence reaching further back than one
 step says so (`Ws, t-2`), and a backward one reads `t+1`. Dashed edges are extra
 `connections`, the dotted edge hands a last state over (`initial_state`). Unfolded,
@@ -165,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         write_diagram(text, ROOT / rel, "dot")  # the text as it is, written atomically
         if rel.endswith(".dot"):
             for fmt in ("svg", "png"):
-                write_diagram(text, (ROOT / rel).with_suffix(f".{fmt}"), fmt)
+                path = (ROOT / rel).with_suffix(f".{fmt}")
+                write_diagram(text, path, fmt, options=render_options(fmt))
     for old in sorted((ROOT / FOLDER).iterdir()):
         if f"{FOLDER}/{old.stem}.dot" not in texts:
             old.unlink()  # a picture of a spec that is gone

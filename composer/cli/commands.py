@@ -31,7 +31,16 @@ from composer.cli.report import (
     summary_text,
 )
 from composer.cli.root import app
-from composer.draw.diagrams import folded_dot, parse_highlight, unfolded_dot, write_diagram
+from composer.draw.diagrams import (
+    FORMATS,
+    folded_cone,
+    folded_dot,
+    parse_highlight,
+    render_options,
+    unfolded_dot,
+    write_diagrams,
+)
+from composer.draw.style import Style, parse_weight_names
 from composer.engine.batches import output_steps, run_padded
 from composer.engine.executor import execute
 from composer.engine.finite import check_representable
@@ -301,13 +310,31 @@ class Format(str, Enum):
     dot = "dot"
 
 
+class Labels(str, Enum):
+    none = "none"
+    weights = "weights"
+    full = "full"
+
+
+class Readout(str, Enum):
+    merged = "merged"
+    both = "both"
+
+
 @app.command()
 @reports_errors
 def render(
     spec: SpecPath,
     steps: Steps = None,
     view: Annotated[View, typer.Option(help="Which picture to draw.")] = View.both,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="The file format.")] = Format.svg,
+    fmt: Annotated[
+        Format | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="The file format (default: the output's suffix, else svg).",
+        ),
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -319,15 +346,54 @@ def render(
     ] = None,
     highlight: Annotated[
         str | None,
-        typer.Option(help="Shade the dependency cone of one output step, such as `o[7]`."),
+        typer.Option(
+            help="Shade what one output step depends on, such as `o[7]` (folded: the "
+            "vectors and weights it uses)."
+        ),
     ] = None,
     max_columns: Annotated[
         int, typer.Option(min=3, help="Unfolded: above this many steps, elide the middle.")
     ] = 12,
+    dpi: Annotated[
+        int | None, typer.Option(min=10, max=1200, help="PNG resolution (default 150).")
+    ] = None,
+    size: Annotated[
+        str | None,
+        typer.Option(
+            metavar="W,H", help="Largest drawing size in inches, such as `8,6` (scaled down)."
+        ),
+    ] = None,
+    legend: Annotated[
+        bool, typer.Option("--legend", help="Add a key of node shapes and edge styles.")
+    ] = False,
+    labels: Annotated[
+        Labels, typer.Option(help="Edge labels: none, the weights' names, or with shapes.")
+    ] = Labels.weights,
+    weight_names: Annotated[
+        str | None,
+        typer.Option(
+            metavar="U,W,V|KEY=NAME,...",
+            help="Draw weights under other names: `U,W,V` for Wx, Ws, Wy (the lecture's "
+            "letters), or pairs such as `Wx=U,rnn.Ws=W`.",
+        ),
+    ] = None,
+    readout: Annotated[
+        Readout,
+        typer.Option(
+            help="`merged`: an output that emits its readout unchanged is one node; "
+            "`both`: the readout and the output apart."
+        ),
+    ] = Readout.merged,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
     max_memory: MaxMemory = "4G",
 ) -> None:
     """Draw the folded network and the network unfolded over T steps, with Graphviz."""
+    fmt_value = _render_format(fmt, output)
+    try:
+        options = render_options(fmt_value, dpi, size)
+    except ComposerError as err:
+        raise typer.BadParameter(str(err), param_hint="--size" if size else "--dpi") from None
+    style = _style(labels, weight_names, readout, legend)
     sourced, unrolled = unrolled_from(spec, steps, max_memory)
     target = None
     if highlight is not None:
@@ -340,7 +406,7 @@ def render(
         raise typer.BadParameter(
             f"{shown(output)!r} is a folder; give a file name", param_hint="--output"
         )
-    paths = {v: _diagram_path(spec, output, v, fmt.value, len(views) > 1) for v in views}
+    paths = {v: _diagram_path(spec, output, v, fmt_value, len(views) > 1) for v in views}
     check_outputs([("--output", path) for path in paths.values()], force, (spec,))
     if "unfolded" in views:
         check_memory(
@@ -349,18 +415,57 @@ def render(
             f"drawing {shown(spec)} unfolded to T = {unrolled.steps:,}",
         )
     texts = {}  # every picture is drawn before any file is written
-    for name in views:
-        if name == "folded":
-            texts[name] = folded_dot(unrolled.folded)
-            continue
-        try:
-            texts[name] = unfolded_dot(unrolled, max_columns=max_columns, highlight=target)
-        except ComposerError as err:
-            raise typer.BadParameter(str(err), param_hint="--highlight") from None
+    try:
+        for name in views:
+            if name == "folded":
+                cone = folded_cone(unrolled, target) if target else None
+                texts[name] = folded_dot(
+                    unrolled.folded, style=style, cone=cone, title=_title(target, unrolled.steps)
+                )
+                continue
+            texts[name] = unfolded_dot(
+                unrolled, max_columns=max_columns, highlight=target, style=style
+            )
+    except ComposerError as err:
+        raise typer.BadParameter(str(err), param_hint="--highlight") from None
     keep = (spec, *paths.values())  # a `.dot` fallback must not land on one of these
-    for name, path in paths.items():
-        written = write_diagram(texts[name], path, fmt.value, overwrite=force, keep=keep)
+    for written in write_diagrams(
+        texts, paths, fmt_value, overwrite=force, keep=keep, options=options
+    ):
         typer.echo(f"wrote {shown(written)}")
+
+
+def _title(target, steps: int) -> str:
+    if target is None:
+        return "folded"
+    name, t = target
+    return f"folded; shaded: what {name}[{t + steps if t < 0 else t}] depends on"
+
+
+def _render_format(fmt: Format | None, output: Path | None) -> str:
+    """The format: --format, else the output's suffix when it names one, else svg; a
+    suffix naming another format than --format is a usage error."""
+    suffix = output.suffix.lstrip(".").lower() if output is not None else ""
+    known = suffix if suffix in FORMATS else None
+    if fmt is None:
+        return known or "svg"
+    if known is not None and known != fmt.value:
+        raise typer.BadParameter(
+            f"--format {fmt.value} but the output {shown(output)} ends in .{known}; "
+            "give one or make them agree",
+            param_hint="--format",
+        )
+    return fmt.value
+
+
+def _style(labels: Labels, weight_names: str | None, readout: Readout, legend: bool) -> Style:
+    names = {}
+    if weight_names is not None:
+        try:
+            names = parse_weight_names(weight_names)
+        except ComposerError as err:
+            raise typer.BadParameter(str(err), param_hint="--weight-names") from None
+    return Style(readout=readout.value, labels=labels.value, weight_names=names, legend=legend)
 
 
 def _names_a_file(output: Path) -> bool:

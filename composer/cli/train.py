@@ -150,7 +150,7 @@ def train_command(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
     curve: Annotated[
-        Path | None, typer.Option("--curve", help="Also write the loss curve as an SVG here.")
+        Path | None, typer.Option("--curve", help="Also write the loss curve here (an .svg file).")
     ] = None,
     dtype: Annotated[DType, typer.Option(help="Computation precision.")] = DType.float32,
     max_memory: MaxMemory = "4G",
@@ -162,6 +162,11 @@ def train_command(
     output = output or Path(f"{spec.stem}.weights.npz")
     # --weights W --output W --force resumes in place: W is read whole before it is replaced
     check_output(output, force, (spec, data))
+    if curve is not None and curve.suffix.lower() != ".svg":
+        raise typer.BadParameter(
+            f"the loss curve is drawn as SVG; give a file ending in .svg, got {shown(curve)}",
+            param_hint="--curve",
+        )
     if curve is not None:
         check_outputs([("--output", output), ("--curve", curve)], force, (spec, data, weights))
     sourced, graph = read_checked(spec)
