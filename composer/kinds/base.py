@@ -80,6 +80,8 @@ class Kind:
     biases: tuple[tuple[str, bool], ...] = (("b", True),)
     tape_numbers: int = 0
     picture: Picture | None = None
+    #: the gates' names in the compute layout's order (`order`), for traces
+    gate_names: tuple[str, ...] = ()
 
     # -- graph: weights -------------------------------------------------------------------
 
@@ -127,6 +129,21 @@ class Kind:
         A step may hold fewer rows than the workspace (a packed batch's leading items):
         then it computes with `leading(work, rows)`."""
         raise NotImplementedError
+
+    # -- trace ----------------------------------------------------------------------------
+
+    def traced(self, track) -> dict[str, np.ndarray]:
+        """What a trace shows of a training track beside h, each (L, B, H): the gates'
+        values after their activations (`gates.i`, ...; the cached forward leaves them
+        in `xw`) and the carried arrays other than h (an LSTM's cell state `c`)."""
+        H = track.size
+        found = {
+            f"gates.{name}": track.xw[..., k * H : (k + 1) * H]
+            for k, name in enumerate(self.gate_names)
+        }
+        for name in self.carries[1:]:
+            found[name] = getattr(track, name)
+        return found
 
     # -- train ----------------------------------------------------------------------------
 

@@ -59,6 +59,7 @@ class _GRU(Kind):
     biases = (("bx", False), ("bs", False))
     tape_numbers = 7  # h_prev Ws_n + bs_n, and the four gate factors, r, z, n
     picture = Picture(tag="GRU h", shape="hexagon", fill="#ede9fe")
+    gate_names = ("r", "z", "n")
 
     def fold_biases(self, biases):
         bx, bs = biases

@@ -52,6 +52,7 @@ class _LSTM(Kind):
     carries = ("h", "c")
     tape_numbers = 9  # c, tanh c, its gradient, the cell slope and four gate factors
     picture = Picture(tag="LSTM h", shape="box", fill="#dcfce7", style="rounded,filled")
+    gate_names = ("i", "f", "o", "g")
 
     def workspace(self, batch: int, size: int, dtype) -> tuple:
         gates = np.zeros((4, batch, size), dtype=dtype)
