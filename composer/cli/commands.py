@@ -63,6 +63,7 @@ from composer.spec.model import PRESETS, NetworkSpec
 from composer.spec.reader import read_spec_text
 from composer.spec.starters import starter
 from composer.text import format_steps
+from composer.training.trace import write_trace
 
 __all__ = ["validate", "summary", "deps", "run", "render", "schema", "new", "spec_schema"]
 
@@ -204,13 +205,21 @@ def run(
     ] = False,
     max_memory: MaxMemory = "4G",
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    trace_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--trace",
+            help="Also write every vector at every step, with gates and cell states, to "
+            "this .npz (keys in docs/diagrams.md).",
+        ),
+    ] = None,
 ) -> None:
     """Run the network forward on input arrays and report or save its outputs.
 
     A padded batch of sequences of different lengths gives each item what it gives alone.
     """
     sourced, folded = read_checked(spec)
-    outputs_named = {"--output": output, "--save-weights": save_weights}
+    outputs_named = {"--output": output, "--save-weights": save_weights, "--trace": trace_path}
     check_outputs(outputs_named, force, (spec, input, weights))
     check_memory(input_bytes(input), max_memory, f"reading {shown(input)}")
     arrays, flat, given = read_inputs(input, folded, allow_nonfinite=allow_nonfinite)
@@ -244,6 +253,12 @@ def run(
         params = load_params(weights, folded, dtype.value, allow_nonfinite=allow_nonfinite)
     else:
         params = init_params(folded, seed, dtype.value)
+    if trace_path is not None:
+        if padded:
+            raise typer.BadParameter("a padded batch has no one trace; run items alone",
+                                     param_hint="--trace")  # fmt: skip
+        written = write_trace(trace_path, plan, params, arrays, dtype.value, flat, force)
+        typer.echo(f"wrote {shown(trace_path)} ({written} arrays)", err=True)
     if padded:
         outputs = run_padded(folded, params, arrays, given, None, dtype.value)
     else:

@@ -16,12 +16,13 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from composer.arrays import write_arrays
 from composer.engine.plan import Plan
 from composer.errors import DataError
 from composer.kinds import KINDS
 from composer.training.backprop import backward_pass, forward_pass
 
-__all__ = ["trace", "trace_keys", "gradient_norms", "step_mask"]
+__all__ = ["trace", "trace_keys", "write_trace", "gradient_norms", "step_mask"]
 
 
 def trace(plan: Plan, params: Mapping, inputs: Mapping, dtype: str | None = None) -> dict:
@@ -41,6 +42,16 @@ def trace(plan: Plan, params: Mapping, inputs: Mapping, dtype: str | None = None
             for key, array in track.kind.traced(track).items():
                 found[_extra_key(plan, name, key)] = _steps(array, track.lo, plan.steps, v.present)
     return found
+
+
+def write_trace(path, plan: Plan, params, inputs, dtype: str, flat: bool, overwrite: bool) -> int:
+    """`run --trace`: the trace written to an .npz, atomically; (T, size) arrays for a
+    flat input. Returns how many arrays were written."""
+    found = trace(plan, params, inputs, dtype)
+    if flat:
+        found = {key: value[0] for key, value in found.items()}
+    write_arrays(path, found, overwrite=overwrite)
+    return len(found)
 
 
 def trace_keys(plan: Plan) -> list[str]:
