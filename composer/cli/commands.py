@@ -23,6 +23,7 @@ from composer.cli.common import (
     unrolled_from,
 )
 from composer.cli.outputs import check_outputs
+from composer.cli.pictures import page_values, write_page
 from composer.cli.report import (
     format_dependencies,
     output_report,
@@ -323,6 +324,7 @@ class Format(str, Enum):
     png = "png"
     pdf = "pdf"
     dot = "dot"
+    html = "html"
 
 
 class Labels(str, Enum):
@@ -399,11 +401,49 @@ def render(
             "`both`: the readout and the output apart."
         ),
     ] = Readout.merged,
+    weights: Annotated[
+        Path | None,
+        typer.Option(
+            "--weights",
+            "-w",
+            exists=True,
+            dir_okay=False,
+            help="html: weights for the values shown (default: seeded initial weights).",
+        ),
+    ] = None,
+    input: Annotated[
+        Path | None,
+        typer.Option(
+            "--input",
+            "-i",
+            exists=True,
+            dir_okay=False,
+            help="html: show each vector's values at each step, run on this input.",
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
     max_memory: MaxMemory = "4G",
 ) -> None:
-    """Draw the folded network and the network unfolded over T steps, with Graphviz."""
+    """Draw the folded network and the network unfolded over T steps, with Graphviz.
+
+    `--format html` writes one self-contained interactive page with both.
+    """
     fmt_value = _render_format(fmt, output)
+    if fmt_value == "html":
+        _render_page(
+            spec,
+            steps,
+            output,
+            style_options=(labels, weight_names, readout, legend),
+            weights=weights,
+            input=input,
+            force=force,
+            max_memory=max_memory,
+        )
+        return
+    if weights is not None or input is not None:
+        raise typer.BadParameter("--weights and --input show values on the html page; add "
+                                 "--format html", param_hint="--input")  # fmt: skip
     try:
         options = render_options(fmt_value, dpi, size)
     except ComposerError as err:
@@ -450,6 +490,22 @@ def render(
         typer.echo(f"wrote {shown(written)}")
 
 
+def _render_page(spec, steps, output, style_options, weights, input, force, max_memory):
+    style = _style(*style_options)
+    path = output or Path(f"{spec.stem}.html")
+    check_outputs([("--output", path)], force, (spec, weights, input))
+    sourced, folded = read_checked(spec)
+    values = None
+    if input is not None:
+        check_memory(input_bytes(input), max_memory, f"reading {shown(input)}")
+        given, values = page_values(folded, weights, input, 0)
+        steps = steps or given
+    if steps is None:
+        steps = unrolled_from(spec, None, max_memory)[1].steps
+    write_page(sourced, folded, steps, path, style, force, max_memory, values)
+    typer.echo(f"wrote {shown(path)}")
+
+
 def _title(target, steps: int) -> str:
     if target is None:
         return "folded"
@@ -461,7 +517,7 @@ def _render_format(fmt: Format | None, output: Path | None) -> str:
     """The format: --format, else the output's suffix when it names one, else svg; a
     suffix naming another format than --format is a usage error."""
     suffix = output.suffix.lstrip(".").lower() if output is not None else ""
-    known = suffix if suffix in FORMATS else None
+    known = suffix if suffix in (*FORMATS, "html") else None
     if fmt is None:
         return known or "svg"
     if known is not None and known != fmt.value:

@@ -56,6 +56,7 @@ __all__ = [
     "write_diagram",
     "write_diagrams",
     "render_options",
+    "dot_svg",
     "svg",
     "parse_highlight",
 ]
@@ -634,6 +635,11 @@ def _run_dot(dot_text: str, fmt: str, *, timeout: float, options: tuple[str, ...
         cause = lines[0] if lines else f"exit status {done.returncode}"
         raise RenderError(f"`dot -T{fmt}` failed: {cause}")
     return done.stdout
+
+
+def dot_svg(dot_text: str, timeout: float = 30) -> str:
+    """`dot -Tsvg` of DOT text, as text; RenderError when it cannot be had."""
+    return _run_dot(dot_text, "svg", timeout=timeout).decode()
 
 
 def svg(graph: nx.MultiDiGraph | Unrolled) -> str:
