@@ -23,7 +23,12 @@ from composer.cli.common import (
     unrolled_from,
 )
 from composer.cli.outputs import check_outputs
-from composer.cli.pictures import page_values, write_page
+from composer.cli.pictures import (
+    page_values,
+    write_gradient_view,
+    write_page,
+    write_trace_view,
+)
 from composer.cli.report import (
     format_dependencies,
     output_report,
@@ -317,6 +322,12 @@ class View(str, Enum):
     folded = "folded"
     unfolded = "unfolded"
     both = "both"
+    trace = "trace"
+
+
+class Loss(str, Enum):
+    mse = "mse"
+    cross_entropy = "cross-entropy"
 
 
 class Format(str, Enum):
@@ -421,14 +432,67 @@ def render(
             help="html: show each vector's values at each step, run on this input.",
         ),
     ] = None,
+    trace_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--trace",
+            exists=True,
+            dir_okay=False,
+            help="With --view trace: heatmaps of this `run --trace` file.",
+        ),
+    ] = None,
+    gradients: Annotated[
+        bool,
+        typer.Option(
+            "--gradients",
+            help="Shade each unrolled state by the norm of the loss's gradient w.r.t. it, "
+            "with a chart per step (needs --weights and --data).",
+        ),
+    ] = False,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            exists=True,
+            dir_okay=False,
+            help="--gradients: inputs and targets (.npz, as `train` reads).",
+        ),
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at", help="--gradients: the loss of this output step only, such as `o[-1]`."
+        ),
+    ] = None,
+    loss: Annotated[Loss, typer.Option(help="--gradients: the loss.")] = Loss.mse,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
     max_memory: MaxMemory = "4G",
 ) -> None:
     """Draw the folded network and the network unfolded over T steps, with Graphviz.
 
-    `--format html` writes one self-contained interactive page with both.
+    `--format html` writes one self-contained interactive page with both; `--view trace
+    --trace T.npz` draws a trace's heatmaps; `--gradients` the gradient through time.
     """
     fmt_value = _render_format(fmt, output)
+    if view is View.trace or trace_file is not None or gradients:
+        _render_numbers(
+            spec,
+            view,
+            fmt_value,
+            output,
+            trace_file,
+            gradients,
+            weights,
+            data,
+            at,
+            loss.value,
+            (dpi, size),
+            _style(labels, weight_names, readout, legend),
+            max_columns,
+            force,
+            max_memory,
+        )
+        return
     if fmt_value == "html":
         _render_page(
             spec,
@@ -441,6 +505,9 @@ def render(
             max_memory=max_memory,
         )
         return
+    if data is not None or at is not None:
+        raise typer.BadParameter("--data and --at are read by --gradients",
+                                 param_hint="--data" if data else "--at")  # fmt: skip
     if weights is not None or input is not None:
         raise typer.BadParameter("--weights and --input show values on the html page; add "
                                  "--format html", param_hint="--input")  # fmt: skip
@@ -488,6 +555,47 @@ def render(
         texts, paths, fmt_value, overwrite=force, keep=keep, options=options
     ):
         typer.echo(f"wrote {shown(written)}")
+
+
+def _render_numbers(spec, view, fmt, output, trace_file, gradients, weights, data, at, loss,
+                    sizes, style, max_columns, force, max_memory):  # fmt: skip
+    """`--view trace` and `--gradients`: pictures of numbers, one file each."""
+    if fmt == "html":
+        raise typer.BadParameter("traces and gradients are drawn as svg, png, pdf or dot",
+                                 param_hint="--format")  # fmt: skip
+    if gradients and (view is View.trace or trace_file is not None):
+        raise typer.BadParameter("draw a trace or the gradients, not both",
+                                 param_hint="--gradients")  # fmt: skip
+    try:
+        options = render_options(fmt, *sizes)
+    except ComposerError as err:
+        raise typer.BadParameter(str(err), param_hint="--size") from None
+    sourced, folded = read_checked(spec)
+    if not gradients:
+        if view is not View.trace:
+            raise typer.BadParameter("--trace draws with --view trace", param_hint="--view")
+        if trace_file is None:
+            raise typer.BadParameter("--view trace draws a `run --trace` file; give --trace",
+                                     param_hint="--trace")  # fmt: skip
+        path = output or Path(f"{spec.stem}.trace.{fmt}")
+        check_outputs([("--output", path)], force, (spec, trace_file))
+        written = write_trace_view(sourced, folded, trace_file, path, fmt, options, force)
+    else:
+        for option, value in (("--weights", weights), ("--data", data)):
+            if value is None:
+                raise typer.BadParameter(f"--gradients needs {option}", param_hint=option)
+        target = None
+        if at is not None:
+            try:
+                target = parse_highlight(at)
+            except ComposerError as err:
+                raise typer.BadParameter(str(err), param_hint="--at") from None
+        path = output or Path(f"{spec.stem}.gradients.{fmt}")
+        check_outputs([("--output", path)], force, (spec, weights, data))
+        written = write_gradient_view(sourced, folded, weights, data, target, loss, path, fmt,
+                                      options, style, max_columns, force, max_memory)  # fmt: skip
+    for path in written:
+        typer.echo(f"wrote {shown(path)}")
 
 
 def _render_page(spec, steps, output, style_options, weights, input, force, max_memory):

@@ -9,17 +9,22 @@ import numpy as np
 import typer
 
 from composer.arrays import atomic_write, read_arrays
-from composer.draw.diagrams import dot_svg
+from composer.draw.diagrams import dot_svg, unfolded_dot, write_diagrams
+from composer.draw.heatmap import gradient_chart, gradient_shades, trace_dot
 from composer.draw.page import page_html, page_steps
 from composer.draw.style import Style
+from composer.draw.view import display_names
 from composer.engine.inputs import infer_steps, read_inputs
+from composer.engine.memory import check_memory, tape_bytes
 from composer.engine.pipeline import plan_for_steps, unroll_within
 from composer.errors import DataError, SpecError
 from composer.graph.weights import init_params, load_params
 from composer.outputs import shown
-from composer.training.trace import trace
+from composer.training.loop import check_data, plan_for
+from composer.training.losses import loss_kinds
+from composer.training.trace import gradient_norms, trace
 
-__all__ = ["write_page", "page_values"]
+__all__ = ["write_page", "page_values", "read_trace", "write_trace_view", "write_gradient_view"]
 
 
 def write_page(
@@ -78,3 +83,48 @@ def read_trace(path: Path) -> dict[str, np.ndarray]:
     if not found:
         raise DataError(f"{shown(path)}: no arrays; write one with `run --trace`")
     return found
+
+
+def write_trace_view(sourced, folded, trace_path: Path, path: Path, fmt: str, options, force):
+    """`render --view trace`: the trace's heatmaps, drawn by Graphviz."""
+    arrays = read_trace(trace_path)
+    name = sourced.spec.name or path.stem
+    try:
+        text = trace_dot(name, folded, arrays)
+    except DataError as err:
+        raise DataError(f"{shown(trace_path)}: {err}") from err
+    return write_diagrams({"trace": text}, {"trace": path}, fmt, overwrite=force,
+                          keep=(trace_path,), options=options)  # fmt: skip
+
+
+def write_gradient_view(
+    sourced, folded, weights: Path, data: Path, at, loss: str, path: Path, fmt: str,
+    options, style: Style, max_columns: int, force: bool, max_memory,
+):  # fmt: skip
+    """`render --gradients`: the unfolded network, each state shaded by ‖∂L/∂s_t‖ of the
+    loss on `data` (of one output step with `at`), and a strip chart of the norms."""
+    arrays = read_arrays(data)
+    try:
+        plan = plan_for(folded, arrays, shown(data), max_memory=max_memory)
+    except SpecError as err:
+        raise sourced.locate(err) from err
+    kinds = loss_kinds(plan, loss)
+    inputs, targets, masks, batch = check_data(plan, arrays, kinds, shown(data))
+    check_memory(tape_bytes(plan, batch, "float64"), max_memory,
+                 f"the gradient of {shown(data)} at T = {plan.steps}, B = {batch}")  # fmt: skip
+    params = load_params(weights, folded, "float64")
+    if at is not None:
+        name, t = at
+        at = (name, t + plan.steps if t < 0 else t)
+    _, norms = gradient_norms(plan, params, inputs, targets, loss, masks or None, at, "float64")
+    what = (
+        "‖∂L/∂s_t‖ per step, "
+        + (f"of the loss at {at[0]}[{at[1]}]" if at else "of the whole loss")
+        + f", over {batch} sequences of {data.name}"
+    )
+    unrolled = unroll_within(folded, plan.steps, max_memory=max_memory)
+    chart = gradient_chart(norms, display_names(folded), what)
+    text = unfolded_dot(unrolled, max_columns=max_columns, style=style,
+                        shades=gradient_shades(norms), extra=chart)  # fmt: skip
+    return write_diagrams({"gradients": text}, {"gradients": path}, fmt, overwrite=force,
+                          keep=(weights, data), options=options)  # fmt: skip

@@ -301,6 +301,8 @@ def unfolded_dot(
     max_columns: int = 12,
     highlight: tuple[str, int] | None = None,
     style: Style = DEFAULT,
+    shades: dict[tuple[str, int], str] | None = None,
+    extra: str | None = None,
 ) -> str:
     """The network unfolded in time: one column per step, the folded picture in each.
 
@@ -310,7 +312,9 @@ def unfolded_dot(
     stretch in between as one `⋯` column. `highlight=(name, t)` shades that node and
     everything it depends on; a negative t counts from T. With `style.readout` `merged`
     (the default), an output that emits its readout unchanged at the same steps is one
-    node, the output's (`vector@t` of the output, fed as the readout is).
+    node, the output's (`vector@t` of the output, fed as the readout is). `shades` fills
+    nodes, by (vector, t), with a colour of their own (the gradient view); `extra` is an
+    HTML-like table drawn under the title.
 
     Examples
     --------
@@ -330,7 +334,9 @@ def unfolded_dot(
     target = _target(unrolled, highlight) if highlight is not None else None
     merge = merged_readouts(unrolled.folded) if style.readout == "merged" else {}
     view = unfolded_view(unrolled, max_columns, keep=(target[1],) if target else (), merge=merge)
-    return _UnfoldedDrawing(unrolled, view, target, style, same_steps(unrolled, merge)).dot()
+    drawing = _UnfoldedDrawing(unrolled, view, target, style, same_steps(unrolled, merge))
+    drawing.shades, drawing.extra = shades or {}, extra
+    return drawing.dot()
 
 
 def _target(unrolled: Unrolled, highlight: tuple[str, int]) -> tuple[str, int]:
@@ -367,6 +373,8 @@ class _UnfoldedDrawing:
         self.shapes = {d["weight"]: _block_shape(d) for _, _, d in self.folded.edges(data=True)
                        if d["shape"] is not None}  # fmt: skip
         self.labelled = self._labelled()
+        self.shades: dict = {}
+        self.extra: str | None = None
         labels = [len(self._label(e)) for e in view.edges]
         lags = dict(self.folded.nodes(data="lag"))
         self.grid = Grid(view, self.names, lags, max(labels, default=0))
@@ -418,6 +426,7 @@ class _UnfoldedDrawing:
             "unfolded",
             title,
             _legend(self.folded, self.style),
+            self.extra,
         )
         # routing edges around nodes is slow: only when a straight edge would cross one
         splines = "true" if self.grid.crossing() else "false"
@@ -456,6 +465,8 @@ class _UnfoldedDrawing:
         else:
             attrs |= node_shape(node.role, _picture(data)) | {"label": name}
         attrs |= {"margin": "0.04,0.02", "height": 0.36}
+        if (node.vector, node.step) in self.shades:
+            attrs["fillcolor"] = self.shades[node.vector, node.step]
         return self._shade(attrs, node)
 
     def _shade(self, attrs: dict, node: Node) -> dict:

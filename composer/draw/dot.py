@@ -86,13 +86,21 @@ def small(text: str, color: str = "#555555") -> str:
 
 
 def header(
-    name: str, kind: str, title: str, legend: list[tuple[str, str]] | None = None
+    name: str,
+    kind: str,
+    title: str,
+    legend: list[tuple[str, str]] | None = None,
+    extra: str | None = None,
 ) -> list[str]:
     """The opening lines of a diagram: drawn bottom to top, titled `name: title`; a
-    legend (("node", "text|fill|shape") and ("edge", text) entries) goes under the title."""
+    legend (("node", "text|fill|shape") and ("edge", text) entries) goes under the title,
+    and `extra` (an HTML-like table, such as a chart) under that."""
     label = f"<B>{html_text(name)}</B>: {title}"
     if legend:
         label = _legend_table(label, legend)
+    if extra:
+        label = f'<TABLE BORDER="0"><TR><TD>{label}</TD></TR><TR><TD>{extra}</TD></TR></TABLE>'
+
     return [
         f"digraph {kind} {{",
         f"  graph [rankdir=BT, fontname={quoted(FONT)}, labelloc=t, fontsize=13, label=<{label}>];",
