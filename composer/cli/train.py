@@ -162,13 +162,13 @@ def train_command(
     output = output or Path(f"{spec.stem}.weights.npz")
     # --weights W --output W --force resumes in place: W is read whole before it is replaced
     check_output(output, force, (spec, data))
-    if curve is not None and curve.suffix.lower() != ".svg":
-        raise typer.BadParameter(
-            f"the loss curve is drawn as SVG; give a file ending in .svg, got {shown(curve)}",
-            param_hint="--curve",
-        )
     if curve is not None:
         check_outputs([("--output", output), ("--curve", curve)], force, (spec, data, weights))
+        if curve.suffix.lower() != ".svg":
+            raise typer.BadParameter(
+                f"the loss curve is drawn as SVG; give a file ending in .svg, got {shown(curve)}",
+                param_hint="--curve",
+            )
     sourced, graph = read_checked(spec)
     check_memory(declared_bytes(data), max_memory, f"reading {shown(data)}")
     arrays = read_arrays(data)

@@ -556,17 +556,21 @@ def write_diagrams(
     """Write several diagrams (`write_diagram` each). When `dot` is missing, every
     picture's DOT source is written beside its path first, then one RenderError says so."""
     if fmt != "dot" and shutil.which("dot") is None:
-        written = []
+        written, problems = [], []
         for name, path in paths.items():
             beside = Path(path).with_suffix(".dot")
             problem = output_problem(beside, overwrite, [p for p in keep if p != path])
             if problem is None:
-                written.append(_write(beside, texts[name].encode(), overwrite))
-        where = ", ".join(shown(p) for p in written) or "nowhere (see above)"
-        raise RenderError(
-            f"Graphviz's `dot` program was not found; {INSTALL_HINT}; the DOT sources are "
-            f"in {where}"
-        )
+                written.append(shown(_write(beside, texts[name].encode(), overwrite)))
+            else:
+                problems.append(problem)
+        said = f"Graphviz's `dot` program was not found; {INSTALL_HINT}"
+        if written:
+            said += "; the DOT source" + (" is in " if len(written) == 1 else "s are in ")
+            said += ", ".join(written)
+        if problems:
+            said += "; the DOT source was not written: " + "; ".join(problems)
+        raise RenderError(said)
     return [
         write_diagram(texts[name], path, fmt, overwrite=overwrite, keep=keep, options=options)
         for name, path in paths.items()
