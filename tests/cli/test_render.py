@@ -8,6 +8,7 @@ import shutil
 import struct
 import subprocess
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -229,3 +230,27 @@ def test_the_folded_stack_is_drawn_straight_up(tmp_path):
             xs[ids[parts[1]]] = float(parts[2])
     stack = [xs[name] for name in ("x", "l1.s", "l2.s", "l3.s", "y")]
     assert max(stack) - min(stack) < 0.05, xs
+
+
+# -- the interactive page ----------------------------------------------------------------
+
+
+@needs_dot
+def test_render_html_writes_one_self_contained_page(tmp_path):
+    out = tmp_path / "net.html"
+    x = tmp_path / "x.npy"
+    np.save(x, np.eye(4)[:3])
+    result = invoke(LECTURE, "-o", out, "--input", x)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.html", "x.npy"]
+    text = out.read_text()
+    assert text.startswith("<!DOCTYPE html>") and "default-src 'none'" in text
+    assert text.count("<svg") == 1 + 3  # the folded picture and T = 1..3, the input's T
+    assert '"values":{"T":3' in text and not re.search(r"""(src|href)=["']?https?:""", text)
+    again = invoke(LECTURE, "-o", out)
+    assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_values_need_the_page(tmp_path):
+    result = invoke(LECTURE, "-o", tmp_path / "n.svg", "--input", LECTURE)
+    assert result.exit_code == 2 and "--format html" in result.output
