@@ -372,12 +372,13 @@ class _UnfoldedDrawing:
         self.rank = {v: i for i, v in enumerate(view.rows)}
         self.shapes = {d["weight"]: _block_shape(d) for _, _, d in self.folded.edges(data=True)
                        if d["shape"] is not None}  # fmt: skip
-        self.labelled = self._labelled()
-        self.shades: dict = {}
-        self.extra: str | None = None
+        self.labelled = set(view.edges)  # every label counts for the gap between columns
         labels = [len(self._label(e)) for e in view.edges]
         lags = dict(self.folded.nodes(data="lag"))
         self.grid = Grid(view, self.names, lags, max(labels, default=0))
+        self.labelled = self._labelled()
+        self.shades: dict = {}
+        self.extra: str | None = None
 
     def _cone(self, target) -> set[tuple[str, int]]:
         """The drawn cells, (vector, column), of the target and all it depends on."""
@@ -394,19 +395,12 @@ class _UnfoldedDrawing:
             if edge.weight is None or edge.role == "elided":
                 continue
             keys = {(edge.weight, edge.head.column)}
-            if self.grid_passed(edge):
+            if self.grid.passed(edge):
                 keys.add((edge.weight, edge.tail.vector))
             if not keys & seen:
                 found.add(edge)
             seen |= keys
         return found
-
-    def grid_passed(self, edge: Edge) -> bool:
-        """Whether an edge goes up a column past rows between its ends (as `Grid.passed`)."""
-        if edge.tail.column != edge.head.column:
-            return False
-        low, high = sorted((self.rank[edge.tail.vector], self.rank[edge.head.vector]))
-        return high - low > 1
 
     def _label(self, edge: Edge) -> str:
         if self.style.labels == "none" or edge not in self.labelled:

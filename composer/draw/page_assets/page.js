@@ -130,8 +130,11 @@ function selectFolded(g) {
 function showTip(event, text) {
   tip.textContent = text;
   tip.hidden = false;
-  tip.style.left = `${event.clientX + 14}px`;
-  tip.style.top = `${event.clientY + 14}px`;
+  const box = tip.getBoundingClientRect();  // kept inside the window
+  const x = event.clientX + 14 + box.width > window.innerWidth ? event.clientX - 14 - box.width : event.clientX + 14;
+  const y = event.clientY + 14 + box.height > window.innerHeight ? event.clientY - 14 - box.height : event.clientY + 14;
+  tip.style.left = `${Math.max(0, x)}px`;
+  tip.style.top = `${Math.max(0, y)}px`;
 }
 
 function label(g, text) {
