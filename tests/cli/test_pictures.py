@@ -117,3 +117,10 @@ def test_render_gradients_shades_states_by_the_norms(tmp_path):
     png = tmp_path / "g.png"
     again = invoke(*args, "--data", tmp_path / "d.npz", "-o", png)
     assert again.exit_code == 0 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_run_trace_refuses_a_padded_batch(tmp_path):
+    args = ("run", "specs/sentiment.yaml", "--input", "specs/data/sentences.npz")
+    result = invoke(*args, "--trace", tmp_path / "t.npz")
+    assert result.exit_code == 2 and "a padded batch has no one trace" in result.output
+    assert list(tmp_path.iterdir()) == []
