@@ -4,9 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench docs site serve fuzz lint clean dot char-lm
+.PHONY: setup demo test bench docs site serve fuzz lint clean dot chromium char-lm
 
-setup: $(STAMP) dot
+setup: $(STAMP) dot chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,18 @@ dot:
 	   (apt-get update -qq && apt-get install -y -qq graphviz >/dev/null)); \
 	else \
 	  echo "note: Graphviz's 'dot' is missing; install it (Debian: sudo apt-get install graphviz)"; \
+	fi
+
+# Chromium for the interactive page's browser tests (Playwright drives the system's browser):
+# apt-get when missing and root, else the tests skip and say why.
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Chromium with apt-get (for the browser tests)"; \
+	  (apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	   (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)); \
+	else \
+	  echo "note: Chromium is missing; the browser tests will skip (Debian: sudo apt-get install chromium)"; \
 	fi
 
 # The lecture's network: its weights, what each output depends on, a run on a

@@ -23,6 +23,7 @@ from composer.spec.reader import load_spec
 from composer.training.backprop import grad
 from composer.training.loop import TrainResult, train
 from composer.training.padded import grad_padded
+from composer.training.trace import gradient_norms, trace
 
 __all__ = ["Network"]
 
@@ -91,6 +92,33 @@ class Network:
             self.graph, infer_steps(self.graph, arrays) if steps is None else steps
         )
         return grad(plan, params, arrays, targets, **options)
+
+    def trace(self, params, inputs, steps: int | None = None, dtype: str | None = None):
+        """Every vector at every step, with each cell's gates and cell state, by key
+        (`composer.training.trace`): arrays (B, T, size), NaN where not computed; (T, size)
+        for (T, F) inputs."""
+        arrays, flat = batched(self.graph, inputs)
+        plan = plan_for_steps(
+            self.graph, infer_steps(self.graph, arrays) if steps is None else steps
+        )
+        found = trace(plan, params, arrays, dtype)
+        return {k: v[0] for k, v in found.items()} if flat else found
+
+    def gradient_norms(
+        self, params, inputs, targets, at=None, steps: int | None = None, **options
+    ) -> dict[str, np.ndarray]:
+        """‖∂L/∂s_t‖ for each state and step t, (T,) by state name; `at=("y", 7)` takes the
+        loss of that output step alone. Options as `grad`'s (`loss`, `mask`, `dtype`)."""
+        arrays, flat = batched(self.graph, inputs)
+        if flat:
+            targets = {k: np.asarray(v)[np.newaxis] for k, v in dict(targets).items()}
+        plan = plan_for_steps(
+            self.graph, infer_steps(self.graph, arrays) if steps is None else steps
+        )
+        if at is not None:
+            name, t = at
+            at = (name, t + plan.steps if t < 0 else t)
+        return gradient_norms(plan, params, arrays, targets, at=at, **options)[1]
 
     def train(self, params, data, **options) -> TrainResult:
         """Train the weights on data by name (`composer.train`'s options, `lengths=` too)."""

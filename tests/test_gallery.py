@@ -25,3 +25,10 @@ def test_the_gallery_and_its_dot_sources_are_current():
     committed = {f"docs/gallery/{p.name}" for p in (ROOT / "docs/gallery").glob("*.dot")}
     assert committed == {rel for rel in texts if rel.endswith(".dot")}
     assert {p.stem for p in SPECS} <= {pic.stem for pic in gallery.pictures(ROOT)}
+
+
+def test_the_interactive_pages_are_current():
+    gallery = load_gallery()
+    assert gallery.stale_pages(ROOT) == [], "the gallery's pages are stale; run `make docs`"
+    committed = {f"docs/gallery/{p.name}" for p in (ROOT / "docs/gallery").glob("*.html")}
+    assert committed == set(gallery.pages(ROOT)) and len(committed) == len(SPECS)

@@ -1,8 +1,9 @@
 """Regenerate the gallery: every spec in specs/, folded and unfolded, as DOT, SVG and PNG.
 
 Usage: `.venv/bin/python tools/gallery.py` (what `make docs` runs) writes
-docs/gallery.md and docs/gallery/; `--check` only compares the DOT sources and the
-page with what is committed and exits 1 when they are stale.
+docs/gallery.md and docs/gallery/, with an interactive page (`.html`) per spec; `--check`
+only compares the DOT sources, the Markdown page and the interactive pages' source digests
+with what is committed and exits 1 when they are stale.
 """
 
 from __future__ import annotations
@@ -12,12 +13,19 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from composer.draw.diagrams import folded_dot, unfolded_dot, write_diagram
+from composer.draw.diagrams import (
+    dot_svg,
+    folded_dot,
+    render_options,
+    unfolded_dot,
+    write_diagram,
+)
+from composer.draw.page import fingerprint, page_data, page_html, page_stamp, page_steps
 from composer.graph.folded import build
 from composer.graph.unrolled import unroll
 from composer.spec.reader import load_spec
 
-__all__ = ["Picture", "pictures", "sources", "main"]
+__all__ = ["Picture", "pictures", "sources", "pages", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,7 +55,9 @@ EXTRAS = [
 LEGEND = """\
 How to read the pictures: inputs are blue, Elman states amber ellipses, LSTM states
 green boxes, GRU states purple hexagons, readouts and dense layers orange, emitted
-outputs red with a double border. Each edge is named by its weight (`Wx`, `Ws`, `Wy`;
+outputs red with a double border (an output that emits its readout unchanged is drawn as
+that one node, as the lecture does; `--readout both` draws the two). Each edge is named
+by its weight (`Wx`, `Ws`, `Wy`;
 `layer.Wx` when there are several layers); a recurrence reaching further back than one
 step says so (`Ws, t-2`), and a backward one reads `t+1`. Dashed edges are extra
 `connections`, the dotted edge hands a last state over (`initial_state`). Unfolded,
@@ -98,6 +108,36 @@ def sources(root: Path = ROOT) -> dict[str, str]:
     return texts
 
 
+def pages(root: Path = ROOT) -> dict[str, tuple[str, object]]:
+    """Relative path -> (source digest, a function writing the HTML) of each spec's
+    interactive page; the digest needs no Graphviz (`composer.draw.page.fingerprint`)."""
+    found = {}
+    for picture in pictures(root):
+        if not picture.folded:
+            continue
+        network = load_spec(root / picture.spec_file)
+        graph = build(network)
+        unrollings = page_steps(picture.steps, lambda t, graph=graph: unroll(graph, t))
+        name = network.name or picture.stem
+        stamp = fingerprint(page_data(name, unrollings))
+
+        def make(name=name, unrollings=unrollings) -> str:
+            return page_html(name, unrollings, dot_svg)
+
+        found[f"{FOLDER}/{picture.stem}.html"] = (stamp, make)
+    return found
+
+
+def stale_pages(root: Path = ROOT) -> list[str]:
+    """The interactive pages missing or drawn from other sources than the current ones."""
+    stale = []
+    for rel, (stamp, _) in pages(root).items():
+        text = _read(root / rel)
+        if text is None or page_stamp(text) != stamp:
+            stale.append(rel)
+    return stale
+
+
 def page(root: Path = ROOT) -> str:
     """docs/gallery.md: each picture with its spec's own comment as the caption."""
     lines = [
@@ -117,6 +157,8 @@ def page(root: Path = ROOT) -> str:
         links = ", ".join(
             f"{view}: [PNG]({base}.{view}.png), [DOT]({base}.{view}.dot)" for view in views
         )
+        if picture.folded:
+            links += f", [interactive page]({base}.html)"
         lines += [f"## {picture.stem}", "", caption, ""]
         lines += [
             f"From [`{picture.spec_file}`](../{picture.spec_file}), unfolded at "
@@ -156,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     texts = sources(ROOT)
     stale = [rel for rel, text in texts.items() if _read(ROOT / rel) != text]
+    stale += stale_pages(ROOT)
     if args.check:
         for rel in stale:
             print(f"stale: {rel} (run `make docs`)")
@@ -165,11 +208,16 @@ def main(argv: list[str] | None = None) -> int:
         write_diagram(text, ROOT / rel, "dot")  # the text as it is, written atomically
         if rel.endswith(".dot"):
             for fmt in ("svg", "png"):
-                write_diagram(text, (ROOT / rel).with_suffix(f".{fmt}"), fmt)
+                path = (ROOT / rel).with_suffix(f".{fmt}")
+                write_diagram(text, path, fmt, options=render_options(fmt))
+    made = pages(ROOT)
+    for rel, (_, make) in made.items():
+        html = make()
+        write_diagram(html, ROOT / rel, "dot")  # text written atomically, as it is
     for old in sorted((ROOT / FOLDER).iterdir()):
-        if f"{FOLDER}/{old.stem}.dot" not in texts:
+        if f"{FOLDER}/{old.stem}.dot" not in texts and f"{FOLDER}/{old.name}" not in made:
             old.unlink()  # a picture of a spec that is gone
-    print(f"wrote {PAGE} and {len(texts) - 1} pictures in {FOLDER}/")
+    print(f"wrote {PAGE}, {len(texts) - 1} pictures and {len(made)} pages in {FOLDER}/")
     return 0
 
 

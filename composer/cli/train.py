@@ -157,7 +157,7 @@ def train_command(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
     curve: Annotated[
-        Path | None, typer.Option("--curve", help="Also write the loss curve as an SVG here.")
+        Path | None, typer.Option("--curve", help="Also write the loss curve here (an .svg file).")
     ] = None,
     dtype: Annotated[DType, typer.Option(help="Computation precision.")] = DType.float32,
     max_memory: MaxMemory = "4G",
@@ -176,6 +176,11 @@ def train_command(
     check_output(output, force, (spec, data))
     if curve is not None:
         check_outputs([("--output", output), ("--curve", curve)], force, (spec, data, weights))
+        if curve.suffix.lower() != ".svg":
+            raise typer.BadParameter(
+                f"the loss curve is drawn as SVG; give a file ending in .svg, got {shown(curve)}",
+                param_hint="--curve",
+            )
     sourced, graph = read_checked(spec)
     check_memory(declared_bytes(data), max_memory, f"reading {shown(data)}")
     arrays = read_arrays(data)

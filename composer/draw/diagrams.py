@@ -17,6 +17,7 @@ from composer.arrays import atomic_write
 from composer.draw.dot import (
     CONE,
     CONE_EDGE,
+    EDGE_KEY,
     EDGE_STYLE,
     FADED,
     FADED_LINE,
@@ -29,12 +30,14 @@ from composer.draw.dot import (
     small,
 )
 from composer.draw.layout import Grid
+from composer.draw.style import Style, merged_readouts
 from composer.draw.view import (
     Edge,
     Node,
     StepTemplate,
     UnfoldedView,
     display_names,
+    same_steps,
     unfolded_view,
     weight_label,
 )
@@ -45,10 +48,23 @@ from composer.kinds import KINDS
 from composer.outputs import output_problem, shown
 from composer.text import format_steps
 
-__all__ = ["FORMATS", "folded_dot", "unfolded_dot", "write_diagram", "svg", "parse_highlight"]
+__all__ = [
+    "FORMATS",
+    "folded_dot",
+    "folded_cone",
+    "unfolded_dot",
+    "write_diagram",
+    "write_diagrams",
+    "render_options",
+    "dot_svg",
+    "svg",
+    "parse_highlight",
+]
 
 #: the formats `write_diagram` writes; `dot` is the DOT text itself.
 FORMATS = ("dot", "svg", "png", "pdf")
+
+DEFAULT = Style()
 
 INSTALL_HINT = (
     "install Graphviz, which provides it (Debian/Ubuntu: `apt-get install graphviz`; "
@@ -59,12 +75,21 @@ INSTALL_HINT = (
 # -- folded -------------------------------------------------------------------------------
 
 
-def folded_dot(graph: nx.MultiDiGraph) -> str:
+def folded_dot(
+    graph: nx.MultiDiGraph,
+    *,
+    style: Style = DEFAULT,
+    cone: set[tuple[str, int]] | None = None,
+    title: str = "folded",
+) -> str:
     """The folded network as the lecture draws it: x at the bottom, loops on the states.
 
     Edges carry their weight's name (`Wx`, `Ws`, `Wy`; `rnn1.Wx` when there are several
     layers); a recurrence with a delay other than 1 says so (`Ws, t-2`), extra
     connections are dashed with their delay, an `initial_state` hand-over is dotted.
+    An output that emits a readout unchanged is drawn as one node (`style.readout`).
+    `cone`, unrolled nodes (vector, t), shades the vectors among them and the weights
+    that carry values between them (`folded_cone`).
 
     Examples
     --------
@@ -78,28 +103,80 @@ def folded_dot(graph: nx.MultiDiGraph) -> str:
     True
     """
     names = display_names(graph)
+    merged = merged_readouts(graph) if style.readout == "merged" else {}
+    shown_as = {readout: output for readout, output in merged.items()}
     nodes = sorted(graph.nodes(data=True), key=lambda item: item[1]["order"])
+    nodes = [(node, data) for node, data in nodes if node not in merged.values()]
     ids = {node: f"n{i}" for i, (node, _) in enumerate(nodes)}
-    lines = header(graph.graph.get("name", "network"), "folded", "folded")
+    ids |= {output: ids[readout] for readout, output in merged.items()}
+    used = _cone_parts(graph, cone) if cone is not None else None
+    lines = header(graph.graph.get("name", "network"), "folded", title, _legend(graph, style))
     lines.append("  graph [nodesep=0.6, ranksep=0.45];")
     for node, data in nodes:
-        attrs = {"id": node, "class": data["role"], **_folded_node(data, names[node])}
+        shown_node = shown_as.get(node, node)
+        attrs = {"id": shown_node, "class": graph.nodes[shown_node]["role"]}
+        if node in merged:
+            attrs |= _folded_node(data, names[shown_node], "output")
+        else:
+            attrs |= _folded_node(data, names[node])
+        if used is not None:
+            attrs |= _shaded(node in used[0] or shown_node in used[0], True)
         lines.append(f"  {ids[node]}{attr_list(attrs)};")
     for left, right in _side_by_side(graph):
         lines.append(f"  {{ rank=same; {ids[left]}; {ids[right]}; }}")
-    for tail, head, attrs in _folded_edges(graph):
+    for tail, head, attrs in _folded_edges(graph, style):
+        if tail in merged and head == merged[tail]:
+            continue
+        if used is not None:
+            key = attrs["id"].split("->")
+            inside = (key[0], key[1], attrs.pop("weight_key", None)) in used[1]
+            attrs |= _shaded(inside, False)
+        attrs.pop("weight_key", None)
+        attrs["id"] = "->".join(shown_as.get(end, end) for end in attrs["id"].split("->"))
         lines.append(f"  {ids[tail]} -> {ids[head]}{attr_list(attrs)};")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
-def _folded_node(data: dict, name: str) -> dict:
-    role, kind, size = data["role"], data.get("kind"), data["size"]
-    if role == "state":
+def folded_cone(unrolled: Unrolled, highlight: tuple[str, int]) -> set[tuple[str, int]]:
+    """The unrolled nodes a highlighted node depends on, itself included (for `folded_dot`)."""
+    return StepTemplate(unrolled).cone(_target(unrolled, highlight))
+
+
+def _cone_parts(graph: nx.MultiDiGraph, cone: set[tuple[str, int]]):
+    """(vectors, (tail, head, weight) edges) of the folded graph that a cone uses."""
+    vectors = {v for v, _ in cone}
+    edges = set()
+    for tail, head, data in graph.edges(data=True):
+        if tail in vectors and head in vectors:
+            lag = data["lag"]
+            if any((tail, t - lag) in cone for v, t in cone if v == head):
+                edges.add((tail, head, data["weight"]))
+    for node, data in graph.nodes(data=True):
+        if data.get("initial_state") in vectors and node in vectors:
+            edges.add((data["initial_state"], node, None))
+    return vectors, edges
+
+
+def _shaded(inside: bool, node: bool) -> dict:
+    if node:
+        if inside:
+            return {"color": CONE_EDGE, "fillcolor": CONE}
+        return {"color": FADED_LINE, "fontcolor": FADED_TEXT, "fillcolor": FADED}
+    if inside:
+        return {"color": CONE_EDGE, "fontcolor": CONE_EDGE, "penwidth": 1.8}
+    return {"color": FADED_LINE, "fontcolor": FADED_TEXT}
+
+
+def _folded_node(data: dict, name: str, role: str | None = None) -> dict:
+    kind, size = data.get("kind"), data["size"]
+    if data["role"] == "state":
         desc = f"{KINDS[kind].picture.tag} ({size})"
-    elif role in ("readout", "dense"):
+    elif data["role"] in ("readout", "dense"):
         act = data["activation"]
-        desc = ("dense " if role == "dense" else "") + (f"{act} " if act != "identity" else "")
+        desc = ("dense " if data["role"] == "dense" else "") + (
+            f"{act} " if act != "identity" else ""
+        )
         desc += f"({size})"
     elif data.get("embed"):  # token ids read through the embedding weight <input>.E
         desc = f"ids ({data['vocab']}), {name}.E {data['vocab']}x{size}"
@@ -107,7 +184,7 @@ def _folded_node(data: dict, name: str) -> dict:
         desc = f"ids, one-hot ({size})"
     else:
         desc = f"({size})"
-    attrs = node_shape(role, _picture(data))
+    attrs = node_shape(role or data["role"], _picture(data))
     attrs["label"] = f"<B>{html_text(name)}</B><BR/>{small(html_text(desc))}"
     return attrs
 
@@ -128,7 +205,7 @@ def _side_by_side(graph: nx.MultiDiGraph) -> list[tuple[str, str]]:
     return pairs
 
 
-def _folded_edges(graph: nx.MultiDiGraph) -> Iterable[tuple[str, str, dict]]:
+def _folded_edges(graph: nx.MultiDiGraph, style: Style) -> Iterable[tuple[str, str, dict]]:
     order = nx.get_node_attributes(graph, "order")
     edges = sorted(
         graph.edges(keys=True, data=True), key=lambda e: (order[e[0]], order[e[1]], e[2])
@@ -138,7 +215,8 @@ def _folded_edges(graph: nx.MultiDiGraph) -> Iterable[tuple[str, str, dict]]:
     west = {data.get("initial_state") for _, data in graph.nodes(data=True)} - {None}
     instant = instant_graph(graph)
     for tail, head, _, data in edges:
-        attrs = {"id": f"{tail}->{head}", **_folded_edge(graph, data)}
+        attrs = {"id": f"{tail}->{head}", **_folded_edge(graph, data, style)}
+        attrs["weight_key"] = data["weight"]
         if tail == head and tail in west:
             attrs |= {"tailport": "nw", "headport": "sw"}
         if tail != head and data["lag"] and nx.has_path(instant, head, tail):
@@ -153,18 +231,69 @@ def _folded_edges(graph: nx.MultiDiGraph) -> Iterable[tuple[str, str, dict]]:
             yield data["initial_state"], node, attrs
 
 
-def _folded_edge(graph: nx.MultiDiGraph, data: dict) -> dict:
+def _folded_edge(graph: nx.MultiDiGraph, data: dict, style: Style) -> dict:
     role, lag = data["role"], data["lag"]
-    label = weight_label(graph, data["weight"])
+    label = weight_label(graph, data["weight"], style)
     if data["shape"] is not None and data["rows"] != (0, data["shape"][0]):
         label += f"[{data['rows'][0]}:{data['rows'][1]}]"  # one block of a split weight
     if role == "recurrent" and lag != 1 or role == "connection" and lag != 0:
         label += f", t{-lag:+d}"
+    if style.labels == "full" and data["shape"] is not None:
+        label += f" ({'×'.join(map(str, _block_shape(data)))})"
+    if style.labels == "none":
+        label = ""
     attrs = {"class": role, "label": html_text(label) if label else None}
     attrs |= EDGE_STYLE.get(role, {})
     if lag and role != "recurrent":
         attrs["constraint"] = "false"
+    elif role == "connection":
+        attrs["weight"] = 0  # a skip ranks its ends but leaves the stack straight
+    elif role in ("input", "readout", "emit"):
+        attrs["weight"] = 4
     return attrs
+
+
+def _block_shape(data: dict) -> tuple[int, ...]:
+    shape, (a, b) = data["shape"], data["rows"]
+    return (b - a, *shape[1:])
+
+
+def _legend(graph: nx.MultiDiGraph, style: Style) -> list[tuple[str, str]] | None:
+    """The key of node shapes and edge styles of the roles present, for `--legend`."""
+    if not style.legend:
+        return None
+    merged = merged_readouts(graph) if style.readout == "merged" else {}
+    found, seen = [], set()
+    for node, data in sorted(graph.nodes(data=True), key=lambda item: item[1]["order"]):
+        role = data["role"]
+        role = "output" if node in merged else role
+        key = (role, data.get("kind")) if role == "state" else (role, None)
+        if key in seen:
+            continue
+        seen.add(key)
+        text = {
+            "input": "input x<SUB>t</SUB>",
+            "state": f"{data.get('kind')} state",
+            "readout": "readout",
+            "dense": "dense layer",
+            "output": "output (emitted)",
+        }[role]
+        attrs = node_shape(role, _picture(data) if role == "state" else None)
+        found.append(("node", f"{text}|{attrs['fillcolor']}|{attrs['shape']}"))
+    roles = {data["role"] for _, _, data in graph.edges(data=True)}
+    if any(data.get("initial_state") for _, data in graph.nodes(data=True)):
+        roles.add("handover")
+    for role, text in EDGE_KEY:
+        if role in roles and not (role == "emit" and not _emits_apart(graph, merged)):
+            found.append(("edge", text))
+    return found
+
+
+def _emits_apart(graph: nx.MultiDiGraph, merged: dict) -> bool:
+    return any(
+        data["role"] == "emit" and not (tail in merged and merged[tail] == head)
+        for tail, head, data in graph.edges(data=True)
+    )
 
 
 # -- unfolded -----------------------------------------------------------------------------
@@ -175,6 +304,9 @@ def unfolded_dot(
     *,
     max_columns: int = 12,
     highlight: tuple[str, int] | None = None,
+    style: Style = DEFAULT,
+    shades: dict[tuple[str, int], str] | None = None,
+    extra: str | None = None,
 ) -> str:
     """The network unfolded in time: one column per step, the folded picture in each.
 
@@ -182,7 +314,11 @@ def unfolded_dot(
     each node's `id` is `vector@t`. Above `max_columns` steps only the first and last few
     (and the steps where something starts, stops or is handed over) are drawn, each
     stretch in between as one `⋯` column. `highlight=(name, t)` shades that node and
-    everything it depends on; a negative t counts from T.
+    everything it depends on; a negative t counts from T. With `style.readout` `merged`
+    (the default), an output that emits its readout unchanged at the same steps is one
+    node, the output's (`vector@t` of the output, fed as the readout is). `shades` fills
+    nodes, by (vector, t), with a colour of their own (the gradient view); `extra` is an
+    HTML-like table drawn under the title.
 
     Examples
     --------
@@ -200,8 +336,11 @@ def unfolded_dot(
     if not isinstance(max_columns, int) or max_columns < 1:
         raise ComposerError(f"`max_columns` must be an integer >= 1, got {max_columns!r}")
     target = _target(unrolled, highlight) if highlight is not None else None
-    view = unfolded_view(unrolled, max_columns, keep=(target[1],) if target else ())
-    return _UnfoldedDrawing(unrolled, view, target).dot()
+    merge = merged_readouts(unrolled.folded) if style.readout == "merged" else {}
+    view = unfolded_view(unrolled, max_columns, keep=(target[1],) if target else (), merge=merge)
+    drawing = _UnfoldedDrawing(unrolled, view, target, style, same_steps(unrolled, merge))
+    drawing.shades, drawing.extra = shades or {}, extra
+    return drawing.dot()
 
 
 def _target(unrolled: Unrolled, highlight: tuple[str, int]) -> tuple[str, int]:
@@ -225,29 +364,68 @@ def _target(unrolled: Unrolled, highlight: tuple[str, int]) -> tuple[str, int]:
 class _UnfoldedDrawing:
     """DOT text for an `UnfoldedView`: rows (vectors) by columns (steps), pinned in place."""
 
-    def __init__(self, unrolled: Unrolled, view: UnfoldedView, target) -> None:
-        self.unrolled, self.view, self.target = unrolled, view, target
+    def __init__(
+        self, unrolled: Unrolled, view: UnfoldedView, target, style: Style, renamed: dict
+    ) -> None:
+        self.unrolled, self.view, self.style, self.renamed = unrolled, view, style, renamed
+        self.target = (renamed.get(target[0], target[0]), target[1]) if target else None
         self.folded = unrolled.folded
-        self.cone = self._cone() if target else None
+        self.cone = self._cone(target) if target else None
         self.names = display_names(self.folded)
         self.ids = {(n.vector, n.column): f"n{i}" for i, n in enumerate(view.nodes)}
         self.rank = {v: i for i, v in enumerate(view.rows)}
-        labels = [len(weight_label(self.folded, e.weight)) for e in view.edges]
+        self.shapes = {d["weight"]: _block_shape(d) for _, _, d in self.folded.edges(data=True)
+                       if d["shape"] is not None}  # fmt: skip
+        self.labelled = set(view.edges)  # every label counts for the gap between columns
+        labels = [len(self._label(e)) for e in view.edges]
         lags = dict(self.folded.nodes(data="lag"))
         self.grid = Grid(view, self.names, lags, max(labels, default=0))
+        self.labelled = self._labelled()
+        self.shades: dict = {}
+        self.extra: str | None = None
 
-    def _cone(self) -> set[tuple[str, int]]:
+    def _cone(self, target) -> set[tuple[str, int]]:
         """The drawn cells, (vector, column), of the target and all it depends on."""
         firsts = [c.first for c in self.view.columns]
-        cone = StepTemplate(self.unrolled).cone(self.target)
-        return {(v, bisect.bisect_right(firsts, t) - 1) for v, t in cone}
+        cone = StepTemplate(self.unrolled).cone(target)
+        return {(self.renamed.get(v, v), bisect.bisect_right(firsts, t) - 1) for v, t in cone}
+
+    def _labelled(self) -> set[Edge]:
+        """The edges that carry their weight's name: in each column, the first edge of each
+        weight; an edge routed around the rows it passes, only in the first column it is
+        drawn in (the same weight's name on every copy would cover the picture)."""
+        seen, found = set(), set()
+        for edge in self.view.edges:
+            if edge.weight is None or edge.role == "elided":
+                continue
+            keys = {(edge.weight, edge.head.column)}
+            if self.grid.passed(edge):
+                keys.add((edge.weight, edge.tail.vector))
+            if not keys & seen:
+                found.add(edge)
+            seen |= keys
+        return found
+
+    def _label(self, edge: Edge) -> str:
+        if self.style.labels == "none" or edge not in self.labelled:
+            return ""
+        label = weight_label(self.folded, edge.weight, self.style)
+        if self.style.labels == "full" and edge.weight in self.shapes:
+            label += f" ({'×'.join(map(str, self.shapes[edge.weight]))})"
+        return label
 
     def dot(self) -> str:
         title = f"unfolded, T = {self.unrolled.steps}"
         if self.target is not None:
             name, t = self.target
             title += f"; shaded: what {html_text(self.names[name])}<SUB>{t}</SUB> depends on"
-        lines = header(self.folded.graph.get("name", "network"), "unfolded", title)
+        lines = header(
+            self.folded.graph.get("name", "network"),
+            "unfolded",
+            title,
+            _legend(self.folded, self.style),
+            self.extra,
+        )
         # routing edges around nodes is slow: only when a straight edge would cross one
         splines = "true" if self.grid.crossing() else "false"
         lines.append(
@@ -288,6 +466,8 @@ class _UnfoldedDrawing:
         else:
             attrs |= node_shape(node.role, _picture(data)) | {"label": name}
         attrs |= {"margin": "0.04,0.02", "height": 0.36}
+        if (node.vector, node.step) in self.shades:
+            attrs["fillcolor"] = self.shades[node.vector, node.step]
         return self._shade(attrs, node)
 
     def _shade(self, attrs: dict, node: Node) -> dict:
@@ -310,13 +490,15 @@ class _UnfoldedDrawing:
         if edge.role != "elided":
             ends = f"{edge.tail.vector}@{edge.tail.step}->{edge.head.vector}@{edge.head.step}"
             attrs["id"] = ends
-        label = weight_label(self.folded, edge.weight)
+        label = self._label(edge)
         attrs["label"] = html_text(label) if label else None
         if self.grid.passed(edge):
             # around the nodes passed, alternately east and west so that the two skips of
-            # a bidirectional layer (input to upper copy, lower copy to readout) never cross
+            # a bidirectional layer (input to upper copy, lower copy to readout) never cross;
+            # named beside the middle of its route, clear of the straight edges' names
             side = "e" if self.rank[edge.tail.vector] % 2 == 0 else "w"
-            attrs |= {"tailport": side, "headport": "s" + side, "labeldistance": 2.2}
+            attrs |= {"tailport": side, "headport": "s" + side}
+            attrs["xlabel"] = attrs.pop("label")
         elif edge.tail.vector == edge.head.vector:
             attrs |= self.grid.midway(edge)
         if "labeldistance" in attrs and attrs["label"]:
@@ -333,6 +515,69 @@ class _UnfoldedDrawing:
 # -- files --------------------------------------------------------------------------------
 
 
+DEFAULT_DPI = 150  # Graphviz's own 72 gives PNGs too small to read on a screen
+
+
+def render_options(fmt: str, dpi: int | None = None, size: str | None = None) -> tuple[str, ...]:
+    """`dot` arguments for `--dpi` (PNG only; default 150) and `--size W,H` (inches).
+
+    Examples
+    --------
+    >>> render_options("png"), render_options("svg", size="8,6")
+    (('-Gdpi=150',), ('-Gsize=8,6',))
+    """
+    options = []
+    if dpi is not None and fmt != "png":
+        raise ComposerError(f"--dpi sets a PNG's resolution; the format is {fmt}")
+    if fmt == "png":
+        options.append(f"-Gdpi={dpi or DEFAULT_DPI}")
+    if size is not None:
+        parts = size.replace("x", ",").split(",")
+        try:
+            numbers = [float(p) for p in parts]
+        except ValueError:
+            numbers = []
+        if len(numbers) not in (1, 2) or not all(0 < n <= 1000 for n in numbers):
+            raise ComposerError(
+                f"expected a size in inches as W,H (such as 8,6) or W, got {size!r}"
+            )
+        options.append("-Gsize=" + ",".join(f"{n:g}" for n in numbers))
+    return tuple(options)
+
+
+def write_diagrams(
+    texts: dict[str, str],
+    paths: dict[str, Path],
+    fmt: str,
+    *,
+    overwrite: bool = True,
+    keep: Iterable[Path] = (),
+    options: tuple[str, ...] = (),
+) -> list[Path]:
+    """Write several diagrams (`write_diagram` each). When `dot` is missing, every
+    picture's DOT source is written beside its path first, then one RenderError says so."""
+    if fmt != "dot" and shutil.which("dot") is None:
+        written, problems = [], []
+        for name, path in paths.items():
+            beside = Path(path).with_suffix(".dot")
+            problem = output_problem(beside, overwrite, [p for p in keep if p != path])
+            if problem is None:
+                written.append(shown(_write(beside, texts[name].encode(), overwrite)))
+            else:
+                problems.append(problem)
+        said = f"Graphviz's `dot` program was not found; {INSTALL_HINT}"
+        if written:
+            said += "; the DOT source" + (" is in " if len(written) == 1 else "s are in ")
+            said += ", ".join(written)
+        if problems:
+            said += "; the DOT source was not written: " + "; ".join(problems)
+        raise RenderError(said)
+    return [
+        write_diagram(texts[name], path, fmt, overwrite=overwrite, keep=keep, options=options)
+        for name, path in paths.items()
+    ]
+
+
 def write_diagram(
     dot_text: str,
     path: Path,
@@ -341,6 +586,7 @@ def write_diagram(
     timeout: float = 30,
     overwrite: bool = True,
     keep: Iterable[Path] = (),
+    options: tuple[str, ...] = (),
 ) -> Path:
     """Write a diagram: the DOT text itself (`fmt="dot"`), or `dot -T<fmt>`'s drawing.
 
@@ -355,7 +601,7 @@ def write_diagram(
     if fmt == "dot":
         return _write(path, dot_text.encode(), overwrite)
     try:
-        image = _run_dot(dot_text, fmt, timeout=timeout)
+        image = _run_dot(dot_text, fmt, timeout=timeout, options=options)
     except RenderError as err:
         beside = path.with_suffix(".dot")
         problem = output_problem(beside, overwrite, [p for p in keep if p != path])
@@ -386,14 +632,17 @@ def _write(path: Path, data: bytes, overwrite: bool = True) -> Path:
     return path
 
 
-def _run_dot(dot_text: str, fmt: str, *, timeout: float) -> bytes:
+def _run_dot(dot_text: str, fmt: str, *, timeout: float, options: tuple[str, ...] = ()) -> bytes:
     """The output of `dot -T<fmt>` on the text; RenderError when it cannot be had."""
     program = shutil.which("dot")
     if program is None:
         raise RenderError(f"Graphviz's `dot` program was not found; {INSTALL_HINT}")
     try:
         done = subprocess.run(
-            [program, f"-T{fmt}"], input=dot_text.encode(), capture_output=True, timeout=timeout
+            [program, *options, f"-T{fmt}"],
+            input=dot_text.encode(),
+            capture_output=True,
+            timeout=timeout,
         )
     except subprocess.TimeoutExpired as err:
         raise RenderError(f"`dot -T{fmt}` timed out after {timeout:g} s") from err
@@ -402,6 +651,11 @@ def _run_dot(dot_text: str, fmt: str, *, timeout: float) -> bytes:
         cause = lines[0] if lines else f"exit status {done.returncode}"
         raise RenderError(f"`dot -T{fmt}` failed: {cause}")
     return done.stdout
+
+
+def dot_svg(dot_text: str, timeout: float = 30) -> str:
+    """`dot -Tsvg` of DOT text, as text; RenderError when it cannot be had."""
+    return _run_dot(dot_text, "svg", timeout=timeout).decode()
 
 
 def svg(graph: nx.MultiDiGraph | Unrolled) -> str:

@@ -21,6 +21,7 @@ __all__ = [
     "small",
     "header",
     "node_shape",
+    "EDGE_KEY",
 ]
 
 FONT = "Helvetica"
@@ -34,7 +35,7 @@ NODE_DEFAULTS = (
 )
 EDGE_DEFAULTS = (
     f'id="", class="", fontname="{FONT}", fontsize=9, fontcolor=black, arrowsize=0.6, '
-    'label="", headlabel="", style=solid, color=black, penwidth=1, arrowhead=normal, '
+    'label="", headlabel="", xlabel="", style=solid, color=black, penwidth=1, arrowhead=normal, '
     'dir=forward, constraint=true, weight=1, tailport="", headport="", '
     "labeldistance=1, labelangle=-25"
 )
@@ -55,7 +56,7 @@ EDGE_STYLE = {
 CONE, CONE_EDGE = "#fca5a5", "#b91c1c"
 FADED, FADED_LINE, FADED_TEXT = "#f3f4f6", "#d1d5db", "#9ca3af"
 
-_HTML_KEYS = ("label", "headlabel")
+_HTML_KEYS = ("label", "headlabel", "xlabel")
 
 
 def html_text(text: object) -> str:
@@ -84,15 +85,64 @@ def small(text: str, color: str = "#555555") -> str:
     return f'<FONT POINT-SIZE="9" COLOR="{color}">{text}</FONT>'
 
 
-def header(name: str, kind: str, title: str) -> list[str]:
-    """The opening lines of a diagram: drawn bottom to top, titled `name: title`."""
+def header(
+    name: str,
+    kind: str,
+    title: str,
+    legend: list[tuple[str, str]] | None = None,
+    extra: str | None = None,
+) -> list[str]:
+    """The opening lines of a diagram: drawn bottom to top, titled `name: title`; a
+    legend (("node", "text|fill|shape") and ("edge", text) entries) goes under the title,
+    and `extra` (an HTML-like table, such as a chart) under that."""
+    label = f"<B>{html_text(name)}</B>: {title}"
+    if legend:
+        label = _legend_table(label, legend)
+    if extra:
+        label = f'<TABLE BORDER="0"><TR><TD>{label}</TD></TR><TR><TD>{extra}</TD></TR></TABLE>'
+
     return [
         f"digraph {kind} {{",
-        f"  graph [rankdir=BT, fontname={quoted(FONT)}, labelloc=t, fontsize=13, "
-        f"label=<<B>{html_text(name)}</B>: {title}>];",
+        f"  graph [rankdir=BT, fontname={quoted(FONT)}, labelloc=t, fontsize=13, label=<{label}>];",
         f"  node [{NODE_DEFAULTS}];",
         f"  edge [{EDGE_DEFAULTS}];",
     ]
+
+
+#: the edge styles a legend explains, in its order: (edge role, text)
+EDGE_KEY = (
+    ("input", "→ a weight: the source times it, same step"),
+    ("recurrent", "↻ recurrence: from an earlier step"),
+    ("connection", "⇢ dashed: an extra connection (t-k: k steps back)"),
+    ("handover", "⋯ dotted: last state handed over as the initial state"),
+    ("emit", "▷ grey, open head: emitted unchanged"),
+)
+
+_SHAPE_WORDS = {"ellipse": "ellipse", "box": "box", "hexagon": "hexagon"}
+
+
+def _legend_table(title: str, legend: list[tuple[str, str]]) -> str:
+    """A title over a key: one row of node swatches, one of edge styles."""
+    cells = []
+    for what, text in legend:
+        if what == "node":
+            words, fill, shape = text.split("|")
+            cells.append(
+                f'<TD BGCOLOR="{fill}" BORDER="1">{words} '
+                f"{small(_SHAPE_WORDS.get(shape, shape))}</TD>"
+            )
+    edges = [
+        f'<TD ALIGN="LEFT">{small(html_text(t), "#111111")}</TD>' for w, t in legend if w == "edge"
+    ]
+    rows = [f'<TR><TD COLSPAN="{max(len(cells), 1)}">{title}</TD></TR>']
+    rows.append("<TR>" + "".join(cells) + "</TR>")
+    if edges:
+        rows.append(
+            f'<TR><TD COLSPAN="{max(len(cells), 1)}"><TABLE BORDER="0" CELLSPACING="0">'
+            + "".join(f"<TR>{e}</TR>" for e in edges)
+            + "</TABLE></TD></TR>"
+        )
+    return '<TABLE BORDER="0" CELLSPACING="3" CELLPADDING="3">' + "".join(rows) + "</TABLE>"
 
 
 def node_shape(role: str, picture: Picture | None) -> dict[str, object]:

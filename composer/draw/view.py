@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import weakref
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import networkx as nx
 
@@ -30,6 +30,7 @@ __all__ = [
     "kept_columns",
     "StepTemplate",
     "unfolded_view",
+    "same_steps",
 ]
 
 Step = tuple[str, int]  # an unrolled node: (vector, t)
@@ -110,10 +111,13 @@ def _arrow(folded: nx.MultiDiGraph, node: str) -> str:
     return "→" if two_way else ""
 
 
-def weight_label(folded: nx.MultiDiGraph, weight: str | None) -> str:
-    """A weight's name as drawn: `Wx` when the network has one layer, else `rnn1.Wx`."""
+def weight_label(folded: nx.MultiDiGraph, weight: str | None, style=None) -> str:
+    """A weight's name as drawn: `Wx` when the network has one layer, else `rnn1.Wx`;
+    renamed by `style.weight_names` (`composer.draw.style.Style`), if given."""
     if weight is None:
         return ""
+    if style is not None:
+        weight = style.rename(weight)
     layers = _layer_names(folded)
     layer, dot, param = weight.partition(".")
     if dot and layers == {layer}:
@@ -236,9 +240,15 @@ def _anchors(unrolled: Unrolled) -> list[int]:
 
 
 def unfolded_view(
-    unrolled: Unrolled, max_columns: int = 12, keep: tuple[int, ...] = ()
+    unrolled: Unrolled,
+    max_columns: int = 12,
+    keep: tuple[int, ...] = (),
+    merge: dict[str, str] | None = None,
 ) -> UnfoldedView:
-    """Collect the kept columns' nodes and edges, plus ellipsis nodes and continuations."""
+    """Collect the kept columns' nodes and edges, plus ellipsis nodes and continuations.
+
+    `merge` (readout -> output, `style.merged_readouts`) draws each such pair as the
+    output's one node, where both are computed at the same steps."""
     template = StepTemplate(unrolled)
     columns = kept_columns(unrolled, max_columns, keep)
     rows = [v for v in row_order(unrolled.folded) if _drawn(unrolled, v)]
@@ -268,10 +278,45 @@ def unfolded_view(
             role = attrs["role"] if tail.step is not None and head.step is not None else "elided"
             edge = Edge(tail, head, attrs["weight"], role, attrs["lag"])
             edges.setdefault((tail, head, edge.weight, role), edge)
+    renamed = same_steps(unrolled, merge or {})
+    if renamed:
+        rows = [v for v in rows if v not in renamed]
+        nodes = [n for n in nodes if n.vector not in renamed.values()]
+        nodes = [_renamed(n, renamed) for n in nodes]
+        edges = _contracted(edges.values(), renamed)
     rank = {v: i for i, v in enumerate(rows)}
     nodes.sort(key=lambda n: (n.column, rank[n.vector]))
     ordered = sorted(edges.values(), key=lambda e: _edge_key(e, rank))
     return UnfoldedView(tuple(rows), tuple(columns), tuple(nodes), tuple(ordered))
+
+
+def same_steps(unrolled: Unrolled, merge: dict[str, str]) -> dict[str, str]:
+    """The readout -> output pairs of `merge` computed at exactly the same steps."""
+    present = unrolled.present
+    return {
+        readout: output
+        for readout, output in merge.items()
+        if (present[readout] == present[output]).all() and not unrolled.initial.get(readout)
+    }
+
+
+def _renamed(node: Node, renamed: dict[str, str]) -> Node:
+    if node.vector not in renamed:
+        return node
+    role = "output" if node.step is not None else node.role
+    return replace(node, vector=renamed[node.vector], role=role)
+
+
+def _contracted(edges, renamed: dict[str, str]) -> dict:
+    """Edges with each merged readout's node replaced by its output's, emits dropped."""
+    found = {}
+    for edge in edges:
+        if edge.tail.vector in renamed and edge.head.vector == renamed[edge.tail.vector]:
+            continue
+        tail, head = _renamed(edge.tail, renamed), _renamed(edge.head, renamed)
+        edge = replace(edge, tail=tail, head=head)
+        found.setdefault((tail, head, edge.weight, edge.role), edge)
+    return found
 
 
 def _drawn(unrolled: Unrolled, vector: str) -> bool:

@@ -105,6 +105,9 @@ class Kind:
     #: biases summed (exported exactly as bias_ih = b, bias_hh = 0)
     torch_biases: tuple[tuple[str, tuple[str, ...]], ...] = (("b", ("bias_ih", "bias_hh")),)
 
+    #: the gates' names in the compute layout's order (`order`), for traces
+    gate_names: tuple[str, ...] = ()
+
     # -- graph: weights -------------------------------------------------------------------
 
     def columns(self, size: int) -> int:
@@ -184,6 +187,21 @@ class Kind:
         inputs without bias, the carries `prev` (one per `carries`), Ws and the biases in
         `biases` order, all in the file's layout; the new carries."""
         raise NotImplementedError
+
+    # -- trace ----------------------------------------------------------------------------
+
+    def traced(self, track) -> dict[str, np.ndarray]:
+        """What a trace shows of a training track beside h, each (L, B, H): the gates'
+        values after their activations (`gates.i`, ...; the cached forward leaves them
+        in `xw`) and the carried arrays other than h (an LSTM's cell state `c`)."""
+        H = track.size
+        found = {
+            f"gates.{name}": track.xw[..., k * H : (k + 1) * H]
+            for k, name in enumerate(self.gate_names)
+        }
+        for name in self.carries[1:]:
+            found[name] = getattr(track, name)
+        return found
 
     # -- train ----------------------------------------------------------------------------
 

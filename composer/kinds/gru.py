@@ -61,6 +61,8 @@ class _GRU(Kind):
     torch_biases = (("bx", ("bias_ih",)), ("bs", ("bias_hh",)))
     tape_numbers = 7  # h_prev Ws_n + bs_n, and the four gate factors, r, z, n
     picture = Picture(tag="GRU h", shape="hexagon", fill="#ede9fe")
+    gate_names = ("r", "z", "n")
+
     onnx_operator = "GRU"
     onnx_gates = (1, 0, 2)  # ONNX's z, r, h from our r, z, n
 

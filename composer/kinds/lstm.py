@@ -52,6 +52,8 @@ class _LSTM(Kind):
     carries = ("h", "c")
     tape_numbers = 9  # c, tanh c, its gradient, the cell slope and four gate factors
     picture = Picture(tag="LSTM h", shape="box", fill="#dcfce7", style="rounded,filled")
+    gate_names = ("i", "f", "o", "g")
+
     onnx_operator = "LSTM"
     onnx_gates = (0, 3, 1, 2)  # ONNX's i, o, f, c from our i, f, g, o
 

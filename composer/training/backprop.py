@@ -56,7 +56,7 @@ from composer.kinds.activations import activation_grad
 from composer.training.losses import check_targets, cross_entropy, loss_kinds, mse, softmax_source
 from composer.training.tape import Bound, Track, Workspace
 
-__all__ = ["grad", "evaluate", "Workspace"]
+__all__ = ["grad", "evaluate", "forward_pass", "backward_pass", "Workspace"]
 
 Arrays = Mapping[str, np.ndarray]
 
@@ -116,6 +116,31 @@ def evaluate(
         plan, params, inputs, targets, loss, mask, None, dtype, workspace, active
     )
     return tape.loss(goals, kinds, seed=False, totals=totals)
+
+
+def forward_pass(plan: Plan, params: Arrays, inputs: Arrays, dtype: str | None = None):
+    """A forward pass that keeps every step of every vector (a tape: `tracks`, `outputs`),
+    for a trace of the values; no loss, no backward."""
+    check_params(plan.folded, dict(params))
+    batch = check_inputs(plan, inputs)
+    if dtype is None:
+        wide = any(np.asarray(v).dtype == np.float64 for v in params.values())
+        dtype = "float64" if wide else "float32"
+    tape = _Tape(plan, params, np.dtype(check_dtype(dtype)), batch, None, None)
+    tape.pack({})
+    tape.inputs = inputs
+    tape.forward(0, plan.steps)
+    return tape
+
+
+def backward_pass(plan: Plan, params: Arrays, inputs: Arrays, targets, loss="mse", mask=None,
+                  dtype: str | None = None):  # fmt: skip
+    """`grad`'s forward and backward passes, the tape kept: `tracks[name].g` is the
+    gradient of the loss w.r.t. each step of each vector. Returns (loss, tape)."""
+    tape, goals, kinds = _start(plan, params, inputs, targets, loss, mask, None, dtype, None)
+    value = tape.loss(goals, kinds, seed=True)
+    tape.backward()
+    return value, tape
 
 
 def _by_output(plan: Plan, arrays, what: str) -> dict:

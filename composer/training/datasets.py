@@ -3,6 +3,8 @@
 - `sine`: forecasting a noisy sine (many-to-many with a delay, mean squared error);
 - `running_sum`: the sign of a running sum, read once at the end (many-to-one,
   cross-entropy with class ids);
+- `echo`: recall the first of T random symbols at the last step (many-to-one), where
+  an Elman network's gradient vanishes and an LSTM's does not;
 - `reber`: next-symbol prediction on the embedded Reber grammar, the classic test of
   long-range memory (Hochreiter and Schmidhuber, 1997), padded, with each string's
   length.
@@ -31,6 +33,7 @@ __all__ = [
     "sine",
     "running_sum",
     "reber",
+    "echo",
     "reber_string",
     "accepts",
     "reber_complete",
@@ -71,6 +74,16 @@ def running_sum(count: int = 1024, steps: int = 20, seed: int = 0):
     x = rng.uniform(-1, 1, (count, steps, 1))
     sign = (x.sum(axis=(1, 2)) > 0).astype(np.int8)
     return {"x": x.astype(np.float32), "o": sign[:, np.newaxis]}
+
+
+def echo(count: int = 512, steps: int = 20, symbols: int = 4, seed: int = 0):
+    """Recall the first symbol at the end: `x` holds `steps` random one-hot symbols; the
+    one output `y` (many-to-one) should be the first of them, one-hot. What the network
+    must carry from step 0 to step T-1 is where a vanishing gradient shows."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, symbols, (count, steps))
+    x = np.eye(symbols, dtype=np.float32)[ids]
+    return {"x": x, "y": x[:, :1].copy()}
 
 
 def reber_string(rng: np.random.Generator) -> str:
@@ -143,4 +156,4 @@ def reber_complete(string: str) -> bool:
 ACCEPTORS = {"reber": (accepts, reber_complete)}
 
 
-DATASETS = {"sine": sine, "running-sum": running_sum, "reber": reber}
+DATASETS = {"sine": sine, "running-sum": running_sum, "reber": reber, "echo": echo}

@@ -37,6 +37,14 @@ def test_command_writes_best_weights_and_curve(tmp_path):
     assert invoke(*args, "--output", out, "--force", "--weights", out).exit_code == 0
 
 
+@pytest.mark.parametrize("name", ["rs.png", "rs.pdf", "rs"])
+def test_a_curve_that_is_not_svg_is_refused_before_training(tmp_path, name):
+    args = (SPECS / "sine.yaml", "--data", DATA / "sine.npz", "--epochs", 1)
+    result = invoke(*args, "--output", tmp_path / "w.npz", "--curve", tmp_path / name)
+    assert result.exit_code == 2 and "give a file ending in .svg" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_command_exits_130_after_writing_on_ctrl_c(tmp_path, monkeypatch):
     real = train_module.grad
     calls = {"n": 0}

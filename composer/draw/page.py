@@ -1,0 +1,279 @@
+"""The interactive page: the folded and unfolded pictures side by side in one HTML file.
+
+Graphviz lays out every picture here, as it does the PNGs, so the page and the files agree:
+the unfolded network is drawn once for each T of a range and the page switches between the
+drawings. Clicking an unrolled node shades what it depends on and, in another colour, what
+depends on it; clicking a folded vector or weight shades every unrolled copy of it.
+Everything is inlined: the page makes no request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+
+from composer.draw.diagrams import folded_dot, unfolded_dot
+from composer.draw.style import Style, merged_readouts
+from composer.draw.view import StepTemplate, display_names, kept_columns, same_steps
+from composer.errors import ComposerError
+from composer.graph.unrolled import Unrolled
+from composer.graph.weights import param_table
+from composer.text import format_steps
+
+__all__ = ["page_html", "page_data", "page_steps", "fingerprint", "page_stamp", "PAGE_COLUMNS"]
+
+#: the most steps a page draws: every T from the smallest that unrolls up to this many
+PAGE_COLUMNS = 12
+
+_ASSETS = Path(__file__).with_name("page_assets")
+
+
+def page_steps(steps: int, unroll: Callable[[int], Unrolled]) -> list[tuple[int, Unrolled]]:
+    """The unrollings a page offers: each T from 1 to min(steps, PAGE_COLUMNS) that the
+    network accepts (some need a few steps), and `steps` itself when larger (drawn with
+    its middle steps elided)."""
+    found = []
+    for t in [*range(1, min(steps, PAGE_COLUMNS) + 1), *([steps] if steps > PAGE_COLUMNS else [])]:
+        try:
+            found.append((t, unroll(t)))
+        except ComposerError:
+            continue
+    if not found:
+        raise ComposerError(f"the network does not unroll to any T from 1 to {steps}")
+    return found
+
+
+def page_html(
+    name: str,
+    unrollings: list[tuple[int, Unrolled]],
+    svg: Callable[[str], str],
+    *,
+    style: Style = Style(),
+    values: Mapping[str, np.ndarray] | None = None,
+    start: int | None = None,
+) -> str:
+    """The page's HTML for a network unrolled at several T (`page_steps`). `svg` turns DOT
+    text into SVG text (`dot -Tsvg`). `values` (a trace of one sequence, by key, arrays
+    (T, size)) shows each vector's values on its nodes, at the T of the trace. `start` is
+    the T shown first (default: the largest)."""
+    data = page_data(name, unrollings, style=style, values=values, start=start)
+    stamp = fingerprint(data)
+    data["folded"] = _clean(svg(data["folded"]))
+    for drawing in data["drawings"]:
+        drawing["svg"] = _clean(svg(drawing["svg"]))
+    script = (_ASSETS / "page.js").read_text(encoding="utf-8")
+    style_sheet = (_ASSETS / "page.css").read_text(encoding="utf-8")
+    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    title = _escape(f"{name}: folded and unfolded")
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">\n"
+        f'<meta name="generator" content="rnn-composer; source {stamp}">\n'
+        f"<title>{title}</title>\n<style>\n{style_sheet}</style>\n</head>\n<body>\n"
+        f"<header><h1>{_escape(name)}</h1>\n"
+        '<p id="help">Click (or tab to and press Enter on) a node of the unfolded network: '
+        '<span class="key anc">what it depends on</span> and <span class="key desc">what '
+        "depends on it</span>. Click a folded vector or weight: "
+        '<span class="key copy">every unrolled copy</span>. Esc clears.</p>\n'
+        '<label id="steps-label">T = <output id="steps-value"></output> '
+        '<input id="steps" type="range" aria-label="number of steps T"></label>\n'
+        '<p id="status" role="status" aria-live="polite"></p></header>\n'
+        '<main><section id="folded-view" aria-label="the folded network"></section>\n'
+        '<section id="unfolded-view" aria-label="the unfolded network"></section></main>\n'
+        '<div id="tip" role="tooltip" hidden></div>\n'
+        f'<script id="data" type="application/json">{payload}</script>\n'
+        f"<script>\n{script}</script>\n</body>\n</html>\n"
+    )
+
+
+def page_data(
+    name: str,
+    unrollings: list[tuple[int, Unrolled]],
+    *,
+    style: Style = Style(),
+    values: Mapping[str, np.ndarray] | None = None,
+    start: int | None = None,
+) -> dict:
+    """What the page holds, with each picture still as DOT text (`folded`, `svg`)."""
+    folded = unrollings[0][1].folded
+    merge = merged_readouts(folded) if style.readout == "merged" else {}
+    drawings = [
+        {
+            "T": steps,
+            "svg": unfolded_dot(unrolled, style=style),
+            **_graph(unrolled, same_steps(unrolled, merge)),
+        }
+        for steps, unrolled in unrollings
+    ]
+    return {
+        "name": name,
+        "folded": folded_dot(folded, style=style),
+        "foldedEdges": _folded_edges(folded, merge),
+        "info": _info(folded, merge, unrollings),
+        "drawings": drawings,
+        "start": start if start is not None else unrollings[-1][0],
+        "values": _values(values, unrollings, merge) if values is not None else None,
+    }
+
+
+def fingerprint(data: dict) -> str:
+    """A digest of a page's sources (its data with the DOT texts, script and style sheet):
+    a page is current when the digest it carries is the one its sources give now, which
+    needs no Graphviz to check."""
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode())
+    for asset in ("page.js", "page.css"):
+        digest.update((_ASSETS / asset).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def page_stamp(html: str) -> str | None:
+    """The source digest a written page carries (`fingerprint`), or None."""
+    match = re.search(r'<meta name="generator" content="rnn-composer; source (\w+)">', html)
+    return match.group(1) if match else None
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_PROLOG = re.compile(r"^.*?(?=<svg)", re.S)
+_COMMENT = re.compile(r"<!--.*?-->", re.S)
+
+
+def _clean(svg_text: str) -> str:
+    """SVG text fit to inline: no XML prolog, doctype or comments."""
+    return _COMMENT.sub("", _PROLOG.sub("", svg_text, count=1)).strip()
+
+
+def _node_id(node: tuple[str, int], renamed: dict[str, str]) -> str:
+    vector, t = node
+    return f"{renamed.get(vector, vector)}@{t}"
+
+
+def _graph(unrolled: Unrolled, renamed: dict[str, str]) -> dict:
+    """The drawn nodes and every edge between them: (tail, head, weight) by index. Without
+    elided columns these are the whole unrolled DAG; with them, each node's cone is listed
+    too (`cones`), since paths run through steps that are not drawn."""
+    template = StepTemplate(unrolled)
+    columns = kept_columns(unrolled)
+    kept = [c.first for c in columns if not c.elided]
+    nodes: list[str] = []
+    index: dict[str, int] = {}
+    cells = [(v, t) for t in sorted({*kept, *_initial_steps(unrolled)}) for v in unrolled.folded
+             if template.role((v, t))]  # fmt: skip
+    drawn = set()
+    for cell in cells:
+        if cell[1] not in kept and template.role(cell) != "init":
+            continue
+        drawn.add(cell)
+        key = _node_id(cell, renamed)
+        if key not in index:
+            index[key] = len(nodes)
+            nodes.append(key)
+    edges, weights = [], []
+    for cell in sorted(drawn, key=lambda c: (c[1], c[0])):
+        for source, attrs in template.in_edges(cell):
+            if source not in drawn:
+                continue
+            tail, head = _node_id(source, renamed), _node_id(cell, renamed)
+            if tail == head:
+                continue
+            weights.append(attrs["weight"])
+            edges.append([index[tail], index[head], attrs["weight"]])
+    found = {"nodes": nodes, "edges": edges}
+    if any(c.elided for c in columns):
+        found["cones"] = {
+            nodes[index[_node_id(cell, renamed)]]: sorted(
+                {index[_node_id(n, renamed)] for n in template.cone(cell) if n in drawn}
+            )
+            for cell in drawn
+        }
+    return found
+
+
+def _initial_steps(unrolled: Unrolled) -> set[int]:
+    return {t for ts in unrolled.initial.values() for t in ts}
+
+
+def _folded_edges(folded: nx.MultiDiGraph, merge: dict[str, str]) -> dict[str, list[str]]:
+    """The folded picture's edge ids -> the weights they draw (a shaded weight's copies)."""
+    found: dict[str, list[str]] = {}
+    for tail, head, data in folded.edges(data=True):
+        if data["weight"] is None:
+            continue
+        key = f"{merge.get(tail, tail)}->{merge.get(head, head)}"
+        found.setdefault(key, [])
+        if data["weight"] not in found[key]:
+            found[key].append(data["weight"])
+    return found
+
+
+def _info(folded: nx.MultiDiGraph, merge: dict[str, str], unrollings) -> dict:
+    """What hovering shows: each vector's size, formula and steps, each weight's shape."""
+    names = display_names(folded)
+    shown_as = {output: readout for readout, output in merge.items()}
+    vectors = {}
+    for node, data in folded.nodes(data=True):
+        if node in merge:
+            continue
+        source = shown_as.get(node, node)
+        source_data = folded.nodes[source]
+        steps = {t: format_steps(u.steps_of(node), limit=3) or "none" for t, u in unrollings}
+        vectors[node] = {
+            "name": names[node],
+            "role": data["role"],
+            "size": data["size"],
+            "formula": _formula(folded, source, names, source_data)
+            + (f"; emitted as {node}" if source != node else ""),
+            "steps": steps,
+        }
+    weights = {info.key: list(info.shape) for info in param_table(folded)}
+    return {"vectors": vectors, "weights": weights}
+
+
+def _formula(folded: nx.MultiDiGraph, node: str, names: dict, data: dict) -> str:
+    """`s_t = tanh(x_t Wx + s_(t-1) Ws + b)`, read off the folded graph's in-edges."""
+    role = data["role"]
+    if role == "input":
+        return f"{names[node]}_t: given"
+    terms = []
+    for source, _, edge in sorted(folded.in_edges(node, data=True), key=lambda e: e[0]):
+        lag = edge["lag"]
+        step = "t" if lag == 0 else f"t{-lag:+d}"
+        term = f"{names[source]}_({step})"
+        terms.append(f"{term} {edge['weight']}" if edge["weight"] else term)
+    if role == "output":
+        return f"{names[node]}_t = " + ", ".join(terms)
+    total = " + ".join([*terms, "b"])
+    if role == "state":
+        return f"{names[node]}_t = {data['kind']} cell({total})" + (
+            f", activation {data['activation']}" if data.get("activation") else ""
+        )
+    return f"{names[node]}_t = {data.get('activation') or 'identity'}({total})"
+
+
+def _values(values: Mapping[str, np.ndarray], unrollings, merge) -> dict:
+    """{"T": steps, "cells": {node id: [numbers of the first sequence]}, "scale": max |v|}."""
+    steps = next(iter(values.values())).shape[0]
+    cells, biggest = {}, 0.0
+    for key, array in values.items():
+        if array.ndim != 2 or key in merge:  # a merged readout's values are its output's
+            continue
+        for t in range(min(steps, array.shape[0])):
+            row = array[t]
+            if np.isnan(row).all():
+                continue
+            shown = row[:16]
+            cells[f"{key}@{t}"] = [round(float(v), 4) for v in shown]
+            finite = np.abs(shown[np.isfinite(shown)])
+            biggest = max(biggest, float(finite.max()) if finite.size else 0.0)
+    return {"T": steps, "cells": cells, "scale": biggest if math.isfinite(biggest) else 1.0}

@@ -1,0 +1,233 @@
+"""The interactive page in a real browser (Chromium through Playwright): clicking an output
+shades exactly what it depends on (`deps`, and the unrolled DAG's ancestors), clicking a
+folded vector or weight shades its copies, the keyboard reaches the outputs, and the page
+makes no request and logs no error. Screenshots go to out/browser/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from composer.draw.diagrams import dot_svg
+from composer.draw.page import fingerprint, page_data, page_html, page_stamp, page_steps
+from composer.draw.style import Style, merged_readouts
+from composer.draw.view import same_steps
+from composer.engine.plan import compile_plan
+from composer.graph.deps import dependencies
+from composer.graph.folded import build
+from composer.graph.unrolled import unroll, unrolled_graph
+from composer.graph.weights import init_params
+from composer.spec.reader import load_spec
+from composer.training.trace import trace
+from tests.builders import connection, layer, readout, spec
+from tests.conftest import ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = ROOT / "out" / "browser"
+SKIPS = spec(
+    [layer("l1"), layer("l2", input="l1"), layer("l3", input="l2", output=readout(2))],
+    connections=[connection("l1", "l3", 0), connection("x", "l3", 0)],
+    steps=4,
+)
+#: (name, spec, the largest T, the T values to click through)
+CASES = [
+    ("lecture-elman", load_spec(ROOT / "specs/lecture-elman.yaml"), 4, [1, 4]),
+    ("bidirectional", load_spec(ROOT / "specs/bidirectional-tagger.yaml"), 5, [2, 5]),
+    ("dilated", load_spec(ROOT / "specs/dilated.yaml"), 8, [8]),
+    ("encoder-decoder", load_spec(ROOT / "specs/encoder-decoder.yaml"), 8, [8]),
+    ("jordan", load_spec(ROOT / "specs/jordan.yaml"), 5, [3, 5]),
+    ("skips", SKIPS, 4, [4]),
+    ("elided", load_spec(ROOT / "specs/lecture-elman.yaml"), 30, [30]),
+]
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is missing")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium for the module (the system's: Playwright's own download is not used)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("Playwright for Python is missing (pip install playwright)")
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot is missing; the page is drawn by it")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+class Page:
+    """A page open in the browser, with what it logged and requested."""
+
+    def __init__(self, browser, path: Path):
+        self.url = path.as_uri()
+        self.page = browser.new_page(viewport={"width": 1400, "height": 900})
+        self.errors, self.requests = [], []
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("request", lambda request: self.requests.append(request.url))
+        self.page.goto(self.url)
+
+    def _console(self, message) -> None:
+        if message.type in ("error", "warning"):
+            self.errors.append(message.text)
+
+    def steps(self, t: int) -> None:
+        self.page.evaluate(
+            "t => { const s = document.getElementById('steps');"
+            " s.value = String(DATA.drawings.findIndex(d => d.T === t));"
+            " s.dispatchEvent(new Event('input')); }",
+            t,
+        )
+
+    def marked(self, where: str, cls: str) -> set[str]:
+        return set(
+            self.page.evaluate(f"[...document.querySelectorAll('#{where} g.{cls}')].map(g => g.id)")
+        )
+
+    def click(self, where: str, node_id: str) -> None:
+        self.page.locator(f'#{where} g[id="{node_id}"]').dispatch_event("click")
+
+    def clean(self) -> None:
+        assert self.errors == [], self.errors
+        assert self.requests == [self.url], self.requests  # the file itself, nothing else
+
+
+def write_page(folder: Path, name: str, network, steps: int, values=None) -> Path:
+    graph = build(network)
+    unrollings = page_steps(steps, lambda t: unroll(graph, t))
+    path = folder / f"{name}.html"
+    path.write_text(page_html(name, unrollings, dot_svg, values=values), encoding="utf-8")
+    return path
+
+
+def drawn_id(node, renamed) -> str:
+    return f"{renamed.get(node[0], node[0])}@{node[1]}"
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("pages")
+
+
+@needs_dot
+@pytest.mark.parametrize(("name", "network", "steps", "clicked"), CASES, ids=[c[0] for c in CASES])
+def test_clicking_an_output_shades_exactly_what_it_depends_on(
+    browser, folder, name, network, steps, clicked
+):
+    graph = build(network)
+    opened = Page(browser, write_page(folder, name, network, steps))
+    merge = merged_readouts(graph)
+    for t in clicked:
+        opened.steps(t)
+        unrolled = unroll(graph, t)
+        renamed = same_steps(unrolled, merge)
+        dag = unrolled_graph(unrolled)
+        shown = {n for n in opened.marked("unfolded-view", "node") if "@" in n}
+        for output, by_step in dependencies(unrolled).items():
+            for step, needs in by_step.items():
+                target = f"{output}@{step}"
+                if target not in shown:
+                    continue  # an elided column
+                opened.click("unfolded-view", target)
+                shaded = opened.marked("unfolded-view", "node.anc") - {target}
+                inputs = {n for n in shaded if graph.nodes[n.rpartition("@")[0]]["role"] == "input"}
+                wanted = {f"{x}@{s}" for x, steps_ in needs.items() for s in steps_}
+                assert inputs == wanted & shown  # what `deps` says, where it is drawn
+                # the node drawn for the output is also its readout's, when merged
+                cells = [(output, step)] + [(r, step) for r, o in renamed.items() if o == output]
+                cone = {drawn_id(n, renamed) for c in cells for n in nx.ancestors(dag, c)}
+                assert shaded == (cone & shown) - {target}
+                after = {drawn_id(n, renamed) for c in cells for n in nx.descendants(dag, c)}
+                assert opened.marked("unfolded-view", "node.desc") == (after & shown) - {target}
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    opened.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    opened.clean()
+    opened.page.close()
+
+
+@needs_dot
+def test_a_folded_vector_or_weight_shades_every_unrolled_copy(browser, folder):
+    network = load_spec(ROOT / "specs/lecture-elman.yaml")
+    opened = Page(browser, write_page(folder, "copies", network, 4))
+    opened.page.locator('#folded-view g[id="s.s"]').click()  # a real click
+    copies = opened.marked("unfolded-view", "node.copy")
+    assert copies == {f"s.s@{t}" for t in range(-1, 4)}
+    opened.click("folded-view", "s.s->s.s")
+    assert opened.marked("unfolded-view", "edge.copy") == {
+        f"s.s@{t - 1}->s.s@{t}" for t in range(4)
+    }
+    status = opened.page.text_content("#status")
+    assert "s.Ws: shared by 4 edges at T = 4" in status
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    opened.page.screenshot(path=str(SHOTS / "copies.png"), full_page=True)
+    opened.page.keyboard.press("Escape")
+    assert opened.marked("unfolded-view", "copy") == set()
+    opened.clean()
+    opened.page.close()
+
+
+@needs_dot
+def test_the_keyboard_reaches_the_outputs_and_nodes_have_text(browser, folder):
+    network = load_spec(ROOT / "specs/lecture-elman.yaml")
+    opened = Page(browser, write_page(folder, "keys", network, 4))
+    reached = []
+    for _ in range(30):
+        opened.page.keyboard.press("Tab")
+        reached.append(opened.page.evaluate("document.activeElement.id"))
+    outputs = [r for r in reached if r.startswith("y@")]
+    assert outputs[:4] == ["y@0", "y@1", "y@2", "y@3"]
+    while opened.page.evaluate("document.activeElement.id") != "y@2":
+        opened.page.keyboard.press("Tab")
+    opened.page.keyboard.press("Enter")
+    assert "x@0" in opened.marked("unfolded-view", "node.anc")
+    label = opened.page.get_attribute('#unfolded-view g[id="s.s@1"]', "aria-label")
+    assert label == "s at step 1: state, size 8"
+    title = opened.page.text_content('#unfolded-view g[id="s.s@1"] > title')
+    assert "computed at steps 0..3" in title
+    opened.clean()
+    opened.page.close()
+
+
+@needs_dot
+def test_values_are_drawn_on_the_nodes(browser, folder):
+    network = load_spec(ROOT / "specs/lecture-elman.yaml")
+    graph = build(network)
+    plan = compile_plan(unroll(graph, 4))
+    x = np.eye(4)[np.newaxis]
+    found = trace(plan, init_params(graph, 0, "float64"), {"x": x})
+    values = {key: value[0] for key, value in found.items()}
+    opened = Page(browser, write_page(folder, "values", network, 4, values=values))
+    cells = opened.page.evaluate(
+        "[...document.querySelectorAll('#unfolded-view g[id=\"s.s@2\"] rect.cell')]"
+        ".map(r => r.getAttribute('fill'))"
+    )
+    assert len(cells) == 8 and len(set(cells)) > 1
+    assert len(opened.page.locator('#unfolded-view g[id="y@3"] rect.cell').all()) == 3
+    opened.steps(2)  # values belong to the T they were traced at
+    assert opened.page.locator("rect.cell").count() == 0
+    opened.steps(4)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    opened.page.screenshot(path=str(SHOTS / "values.png"), full_page=True)
+    opened.clean()
+    opened.page.close()
+
+
+def test_a_pages_stamp_is_its_sources_digest(tmp_path):
+    network = load_spec(ROOT / "specs/lecture-elman.yaml")
+    graph = build(network)
+    unrollings = page_steps(4, lambda t: unroll(graph, t))
+    html = page_html("n", unrollings, lambda text: "<svg>" + text[:0] + "</svg>")
+    assert page_stamp(html) == fingerprint(page_data("n", unrollings))
+    other = fingerprint(page_data("n", unrollings, style=Style(readout="both")))
+    assert other != page_stamp(html)
+    assert not re.search(r"""(src|href|url)\s*[=(]\s*["']?(https?:|//)""", html)
