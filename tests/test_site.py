@@ -21,16 +21,35 @@ RUN_HERE = ("docs/index.md", "docs/tutorial.md")
 #: pages whose commands build on each other, run in order by a test of their own
 RUN_ELSEWHERE = {
     "docs/interop.md": ("tests/interop/test_torch_docs.py", "tests/interop/test_onnx_cli.py"),
+    **{
+        f"docs/recipes/{name}.md": ("tests/test_recipes.py",)
+        for name in ("streaming", "onnx", "gpu", "slides")
+    },
 }
+#: sections of RUN_HERE pages whose commands build on each other (a file written by one
+#: is read by the next): tests/test_recipes.py runs them in order, in one directory
+IN_ORDER = {"docs/tutorial.md": "## 8. A character-level language model"}
 #: pages whose commands are run by no test, and why
 NOT_RUN = {
     "docs/training.md": "its training runs take minutes; tests/training checks the trainer",
 }
 PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").rglob("*.md"))
+
+
+def run_here(page: str) -> str:
+    """A RUN_HERE page's text without its sections run in order elsewhere."""
+    text = (ROOT / page).read_text(encoding="utf-8")
+    if page in IN_ORDER:
+        start = text.index(IN_ORDER[page])
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + (text[end:] if end > 0 else "")
+    return text
+
+
 EXAMPLES = [
     (page, command, output)
     for page in RUN_HERE
-    for command, output in console_examples((ROOT / page).read_text(encoding="utf-8"))
+    for command, output in console_examples(run_here(page))
 ]
 
 
@@ -48,7 +67,11 @@ def test_the_generated_pages_and_pictures_are_current():
     texts = site.sources(ROOT)
     stale = [rel for rel, text in texts.items() if site._read(ROOT / rel) != text]
     assert not stale, f"stale: {stale}; run `make docs`"
-    committed = {f"docs/tutorial/{p.name}" for p in (ROOT / "docs/tutorial").glob("*.dot")}
+    committed = {
+        p.relative_to(ROOT).as_posix()
+        for folder in ("docs/tutorial", "docs/recipes")
+        for p in (ROOT / folder).glob("*.dot")
+    }
     assert committed == {rel for rel in texts if rel.endswith(".dot")}
     assert all((ROOT / rel).with_suffix(".svg").exists() for rel in committed)
 
