@@ -18,9 +18,6 @@ from tests.conftest import ROOT
 from tests.test_readme import VARYING
 from tests.test_site import IN_ORDER, load_tool
 
-#: the lecture-slide recipe's render options, which `make docs` draws its pictures with
-SLIDE = load_tool("site").SLIDE
-
 
 def blocks(page: str) -> list[tuple[str, str]]:
     """(kind, body) of a page's fenced blocks, or of its section run in order."""
@@ -109,11 +106,14 @@ def test_the_slides_recipe_renders_with_the_options_its_pictures_were_drawn_with
     tmp_path, monkeypatch
 ):
     (command,) = [b for kind, b in blocks("docs/recipes/slides.md") if kind == "console"]
-    assert " ".join(SLIDE) in command  # the pictures shown are this command's drawing
+    site = load_tool("site")
+    assert " ".join(site.SLIDE) in command  # the pictures shown are this command's drawing
+    assert f"--dpi {site.SLIDE_DPI}" in command
     run_in_order("docs/recipes/slides.md", tmp_path, monkeypatch)
     for view in ("folded", "unfolded"):
         assert (tmp_path / f"slide.{view}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert (ROOT / f"docs/recipes/slide.{view}.svg").exists()
+        for suffix in ("svg", "png"):
+            assert (ROOT / f"docs/recipes/slide.{view}.{suffix}").exists()
 
 
 def test_the_tutorials_language_model_trains_and_writes(tmp_path, monkeypatch):

@@ -190,6 +190,8 @@ def test_the_site_builds_with_every_page_of_the_navigation(built):
         assert (built / f"{page}.html").exists(), page
     for page in ("spec", "cli", "api", "weights"):
         assert (built / "reference" / f"{page}.html").exists(), page
+    for page in (ROOT / "docs/recipes").glob("*.md"):
+        assert (built / "recipes" / f"{page.stem}.html").exists(), page.name
     api = (built / "reference/api.html").read_text(encoding="utf-8")
     assert "Network.from_file" in api and "param_count" in api  # docstrings rendered
 
@@ -224,6 +226,12 @@ def test_every_picture_and_link_of_the_built_pages_resolves(built):
     assert tutorial.count("<img") >= 12  # folded, unfolded, the presets, the kinds
     gallery = (built / "gallery.html").read_text(encoding="utf-8")
     assert 'href="specs/lecture-elman.yaml"' in gallery  # the spec links reach the copy
+    # every interactive page is linked from the gallery and copied as it is
+    for page in (ROOT / "docs/gallery").glob("*.html"):
+        assert f'href="gallery/{page.name}"' in gallery, page.name
+        assert (built / "gallery" / page.name).read_bytes() == page.read_bytes()
+    weights = (built / "reference/weights.html").read_text(encoding="utf-8")
+    assert 'href="../interop.html#gate-order-and-bias-conventions"' in weights
     assert (built / "specs/lecture-elman.yaml").exists()
 
 
@@ -231,4 +239,6 @@ def test_the_readme_links_to_the_sites_pages_by_repository_path():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     links = re.findall(r"\]\((docs/[^)#]+)", readme)
     assert {"docs/tutorial.md", "docs/reference/spec.md", "docs/reference/cli.md"} <= set(links)
+    recipes = {p.relative_to(ROOT).as_posix() for p in (ROOT / "docs/recipes").glob("*.md")}
+    assert recipes <= set(links), recipes - set(links)
     assert all((ROOT / link).exists() for link in links), links
