@@ -34,7 +34,7 @@ from composer.engine.plan import Plan, Vector
 from composer.engine.walk import handed_carries
 from composer.errors import DataError, SpecError
 from composer.graph.weights import check_params
-from composer.interop import need
+from composer.interop import need, refuse_tokens
 from composer.interop.torch_keys import from_state, to_state, torch_keys
 from composer.kinds import KINDS
 from composer.training.losses import softmax_source
@@ -69,6 +69,7 @@ class ComposerModule(nn.Module):
 
     def __init__(self, graph: nx.MultiDiGraph, dtype=None):
         super().__init__()
+        refuse_tokens(graph, "the PyTorch module")
         self.graph = graph
         self._plans: dict[tuple[int, bool], Plan] = {}
         self._keys = torch_keys(graph)

@@ -16,6 +16,7 @@ from composer.graph.unrolled import unroll
 from composer.interop.onnx import build_model, run_model
 from tests.builders import input_, layer, output, random_networks, readout, spec
 from tests.conftest import SPECS
+from tests.interop import CONVERTED
 from tests.oracles import SCENARIOS
 
 TOLERANCE = {"float32": 1e-5, "float64": 1e-10}
@@ -50,7 +51,7 @@ def op_types(model) -> set[str]:
 # -- every example spec, at its T ----------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=SPECS, ids=[p.stem for p in SPECS])
+@pytest.fixture(scope="module", params=CONVERTED, ids=[p.stem for p in CONVERTED])
 def example(request):
     graph = build(load_spec(request.param))
     return graph, graph.graph["steps"], normal_params(graph, scale=0.3)

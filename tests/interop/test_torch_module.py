@@ -11,7 +11,7 @@ from composer.engine.inputs import input_sizes
 from composer.engine.pipeline import plan_for_steps
 from composer.network import Network
 from tests.builders import input_, layer, output, spec
-from tests.conftest import SPECS
+from tests.interop import CONVERTED
 
 torch = pytest.importorskip("torch")
 
@@ -60,7 +60,7 @@ def _mse(outputs, targets):
     return sum(((outputs[k] - torch.from_numpy(y)) ** 2).mean() for k, y in targets.items())
 
 
-@pytest.fixture(scope="module", params=SPECS, ids=[p.stem for p in SPECS])
+@pytest.fixture(scope="module", params=CONVERTED, ids=[p.stem for p in CONVERTED])
 def case(request):
     return request.param.stem, *_case(request.param)
 
@@ -103,7 +103,7 @@ def test_parameters_come_back_exactly(case):
         np.testing.assert_array_equal(back[key], value)
 
 
-@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+@pytest.mark.parametrize("path", CONVERTED, ids=[p.stem for p in CONVERTED])
 def test_lengths_give_each_item_as_alone(path):
     net, params, inputs, _, plan = _case(path, batch=4, seed=3)
     single = {name for name in plan.inputs if len(plan.window(name)) == 1}

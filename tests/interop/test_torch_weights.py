@@ -19,7 +19,8 @@ from composer.engine.inputs import input_sizes
 from composer.graph.weights import save_params
 from composer.network import Network
 from tests.builders import input_, layer, output, spec, write_spec
-from tests.conftest import ROOT, SPECS
+from tests.conftest import ROOT
+from tests.interop import CONVERTED
 
 torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")
@@ -99,7 +100,7 @@ def _random_params(net, seed=0):
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
-@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+@pytest.mark.parametrize("path", CONVERTED, ids=[p.stem for p in CONVERTED])
 def test_export_then_import_is_exact(tmp_path, path, suffix):
     net = Network.from_file(path)
     params = _random_params(net)
