@@ -16,7 +16,7 @@ from composer.spec.model import NetworkSpec
 from tests import builders
 from tests.builders import connection, input_, layer, output, spec
 
-__all__ = ["sigmoid", "softmax", "ACT", "elman", "lstm", "gru", "readout", "SCENARIOS"]
+__all__ = ["sigmoid", "softmax", "ACT", "elman", "lstm", "gru", "gru_reset_before", "readout", "SCENARIOS"]
 
 
 def sigmoid(x):
@@ -58,6 +58,18 @@ def gru(pre, h, p, name, sfx=""):
     r = sigmoid(gx[:, :H] + gh[:, :H])
     z = sigmoid(gx[:, H : 2 * H] + gh[:, H : 2 * H])
     n = np.tanh(gx[:, 2 * H :] + r * gh[:, 2 * H :])
+    return (1 - z) * n + z * h
+
+
+def gru_reset_before(pre, h, p, name, sfx=""):
+    """The GRU of Cho et al. 2014 (Keras `reset_after=False`, ONNX `linear_before_reset=0`):
+    n = tanh(x W_in + bx_n + (r * h) Ws_n + bs_n)."""
+    Ws, bx, bs = p[f"{name}.Ws{sfx}"], p[f"{name}.bx{sfx}"], p[f"{name}.bs{sfx}"]
+    H = h.shape[-1]
+    gx = np.broadcast_to(pre + bx, (h.shape[0], 3 * H))
+    r = sigmoid(gx[:, :H] + h @ Ws[:, :H] + bs[:H])
+    z = sigmoid(gx[:, H : 2 * H] + h @ Ws[:, H : 2 * H] + bs[H : 2 * H])
+    n = np.tanh(gx[:, 2 * H :] + (r * h) @ Ws[:, 2 * H :] + bs[2 * H :])
     return (1 - z) * n + z * h
 
 

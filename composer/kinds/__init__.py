@@ -10,7 +10,7 @@ from composer.kinds.activations import ACTIVATIONS
 from composer.kinds.base import Kind, Picture, WeightInfo, gate_stack, prepare, unprepare
 from composer.kinds.dense import DENSE
 from composer.kinds.elman import ELMAN
-from composer.kinds.gru import GRU
+from composer.kinds.gru import GRU, GRU_RESET_BEFORE
 from composer.kinds.lstm import LSTM
 
 __all__ = [
@@ -24,5 +24,6 @@ __all__ = [
     "unprepare",
 ]
 
-#: every layer kind by the spec's `kind` name.
-KINDS: dict[str, Kind] = {kind.name: kind for kind in (ELMAN, LSTM, GRU, DENSE)}
+#: every layer kind by its name: the spec's `kind`, and the variants an option selects
+#: (`Kind.variant`; their `spec_kind` is the spec's name).
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (ELMAN, LSTM, GRU, GRU_RESET_BEFORE, DENSE)}

@@ -80,6 +80,18 @@ class Kind:
     biases: tuple[tuple[str, bool], ...] = (("b", True),)
     tape_numbers: int = 0
     picture: Picture | None = None
+    #: the spec's `kind` this object computes (a variant, such as a GRU that resets before
+    #: its recurrent product, is registered under its own name but is still that kind)
+    spec_kind: str = ""
+    #: whether its training steps honour `recurrent_dropout` (`Track.recurrent_mask`)
+    takes_recurrent_dropout: bool = False
+    #: the gate whose bias `init: {forget_bias: v}` sets, as an index in PyTorch's order
+    forget_gate: int | None = None
+
+    def variant(self, layer) -> Kind:
+        """The registered kind that computes a spec layer of this kind with its options
+        (`self` unless an option changes the equations)."""
+        return self
 
     # -- graph: weights -------------------------------------------------------------------
 
@@ -91,17 +103,18 @@ class Kind:
         """The columns of a weight feeding this kind, as a formula: `H`, `4*H` or `out`."""
         return f"{self.gates}*H" if self.gates > 1 else "H"
 
-    def weights(self, fan_in: int, size: int) -> list[WeightInfo]:
+    def weights(self, fan_in: int, size: int, bias: bool = True) -> list[WeightInfo]:
         """The weights of one copy (one direction) of a layer: its input weight, its
-        recurrent weight and its biases, with PyTorch's default init range U(-k, k),
-        k = 1/sqrt(H)."""
+        recurrent weight and (unless `bias` is False) its biases, with PyTorch's default
+        init range U(-k, k), k = 1/sqrt(H)."""
         cols, formula, bound = self.columns(size), self.columns_formula(), 1 / math.sqrt(size)
         rows = [
             WeightInfo(self.input_weight, (fan_in, cols), f"in*{formula}", bound),
             WeightInfo("Ws", (size, cols), f"H*{formula}", bound),
         ]
+        biases = self.biases if bias else ()
         return rows + [
-            WeightInfo(suffix, (cols,), formula, bound, summed) for suffix, summed in self.biases
+            WeightInfo(suffix, (cols,), formula, bound, summed) for suffix, summed in biases
         ]
 
     # -- run ------------------------------------------------------------------------------
@@ -154,6 +167,17 @@ class Kind:
     def recurrent_gradient(self, track) -> np.ndarray:
         """The gradient w.r.t. h_prev Ws at every step: what Ws's gradient is made of."""
         return track.dxw
+
+    def recurrent_weight_gradient(self, track, a: int, b: int) -> np.ndarray:
+        """Ws's gradient from track indexes a..b-1: the sum over steps of (what the
+        recurrence read)^T (`recurrent_gradient`), the read state masked when the layer
+        has recurrent dropout."""
+        lag, H = track.lag, track.size
+        read = track.h[a - lag : b - lag]
+        if track.recurrent_mask is not None:
+            read = read * track.recurrent_mask
+        d = self.recurrent_gradient(track)[a:b]
+        return read.reshape(-1, H).T @ d.reshape(-1, d.shape[-1])
 
     def bias_gradients(self, dxw: np.ndarray, drec: np.ndarray) -> tuple[np.ndarray, ...]:
         """Per bias (in `biases` order), the rows whose sum is its gradient."""

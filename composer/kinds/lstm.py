@@ -45,7 +45,9 @@ def lstm_step(
 class _LSTM(Kind):
     """Four gates; carries h and the cell state c."""
 
-    name = "lstm"
+    name = spec_kind = "lstm"
+    takes_recurrent_dropout = True
+    forget_gate = 1
     gates = 4
     order = (0, 1, 3, 2)
     sigmoid_gates = 3
@@ -95,7 +97,7 @@ class _LSTM(Kind):
         of all steps afterwards costs several times more."""
         tr = track
         lag, Ws, H, tmp = tr.lag, tr.Ws, tr.size, tr.tmp
-        bias = tr.bias
+        bias, mask = tr.bias, tr.recurrent_mask
         scale, offset = tr.slope_scale, tr.slope_offset
         sig_scale, sig_shift = tr.sig_scale, tr.sig_shift
         factor2d = tr.factor.reshape(len(tr.factor), -1, 4 * H)
@@ -112,6 +114,8 @@ class _LSTM(Kind):
                     tr.slope_offset[:n],
                 )
                 sig_scale, sig_shift = tr.sig_scale[:n], tr.sig_shift[:n]
+            if mask is not None:  # variational dropout: the recurrence reads h_prev * m
+                h_prev = h_prev * mask[: len(h_prev)]
             np.matmul(h_prev, Ws, out=tmp)
             np.add(gates, tmp, out=gates)
             np.add(gates, bias, out=gates)
@@ -140,7 +144,7 @@ class _LSTM(Kind):
 
     def backward(self, track, a: int, b: int, reverse: bool) -> None:
         tr = track
-        lag, WsT, tmp_h = tr.lag, tr.WsT, tr.tmp_h
+        lag, WsT, tmp_h, mask = tr.lag, tr.WsT, tr.tmp_h, tr.recurrent_mask
         B, H = tr.h.shape[1], tr.size
         dxw4 = tr.dxw.reshape(len(tr.dxw), B, 4, H)
         views = [(tr.g, 0), (tr.g, lag), (tr.gc, 0), (tr.gc, lag), (tr.dxw, 0), (dxw4, 0)]
@@ -157,6 +161,8 @@ class _LSTM(Kind):
             if keep:
                 np.multiply(dc, f, out=dc_prev)
                 np.matmul(da, WsT, out=tmp_h)
+                if mask is not None:
+                    tmp_h *= mask[: len(dh)]
                 np.add(dh_prev, tmp_h, out=dh_prev)
 
 

@@ -62,7 +62,8 @@ def _oracle_step(kind: str, w: dict, x, h_prev, c_prev):
         return oracles.elman(x @ p["l.Wx"], h_prev, p, "l"), None
     if kind == "lstm":
         return oracles.lstm(x @ p["l.Wx"], h_prev, c_prev.astype(np.float64), p, "l")
-    return oracles.gru(x @ p["l.Wx"], h_prev, p, "l"), None
+    step = oracles.gru_reset_before if kind == "gru_reset_before" else oracles.gru
+    return step(x @ p["l.Wx"], h_prev, p, "l"), None
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
