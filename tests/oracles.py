@@ -16,7 +16,17 @@ from composer.spec.model import NetworkSpec
 from tests import builders
 from tests.builders import connection, input_, layer, output, spec
 
-__all__ = ["sigmoid", "softmax", "ACT", "elman", "lstm", "gru", "gru_reset_before", "readout", "SCENARIOS"]
+__all__ = [
+    "sigmoid",
+    "softmax",
+    "ACT",
+    "elman",
+    "lstm",
+    "gru",
+    "gru_reset_before",
+    "readout",
+    "SCENARIOS",
+]
 
 
 def sigmoid(x):

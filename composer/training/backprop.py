@@ -90,9 +90,14 @@ def grad(
     (per step of 0..T-1, of a batch sorted longest first) runs each recurrent layer of a
     padded batch for the leading items still running only, as the executor's `Packing`
     does; what runs past an item's end must be masked out of the loss.
+    `train=True` applies the layers' dropout (`composer.training.dropout`) with masks from
+    a generator seeded 0; a `Dropout` instead gives seeded masks that persist from call to
+    call until its `renew` (the same masks give the same loss, as finite differences need).
+    Without it, dropout is off, as in `run`.
     """
+    dropout = Dropout(0) if train is True else (train or None)
     tape, goals, kinds = _start(
-        plan, params, inputs, targets, loss, mask, bptt, dtype, workspace, active
+        plan, params, inputs, targets, loss, mask, bptt, dtype, workspace, active, dropout
     )
     value = tape.loss(goals, kinds, seed=True, totals=totals)
     tape.backward()

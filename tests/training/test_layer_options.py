@@ -1,0 +1,237 @@
+"""Layer options through the forward pass and the gradients: `bias: false`, the GRU that
+resets before its recurrent product, and dropout with the masks a pass used.
+
+Gradients are checked in float64 against central finite differences; the forward passes
+against hand-written loops (`tests.oracles`) and PyTorch (`bias=False`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from composer.engine.executor import execute
+from composer.engine.plan import compile_plan
+from composer.graph.folded import build
+from composer.graph.unrolled import unroll
+from composer.graph.weights import init_params
+from composer.network import Network
+from composer.training.backprop import Dropout, grad
+from composer.training.loop import train
+from tests import oracles
+from tests.builders import connection, input_, layer, output, readout, spec
+
+DROP = {"dropout": 0.3, "recurrent_dropout": 0.4, "output_dropout": 0.25}
+STRUCTURES = {
+    "elman-no-bias": spec([layer("a", output=readout(2), bias=False)], steps=5),
+    "lstm-no-bias": spec([layer("a", "lstm", output=readout(2), bias=False)], steps=5),
+    "gru-no-bias": spec([layer("a", "gru", output=readout(2), bias=False)], steps=5),
+    "dense-no-bias": spec(
+        [layer("a"), layer("d", "dense", "a", 3, bias=False)], outputs=[output("o", "d")]
+    ),
+    "gru-reset-before": spec(
+        [layer("a", "gru", reset_after=False), layer("b", "gru", "a", reset_after=False)],
+        outputs=[output("o", "b")],
+        steps=5,
+    ),
+    "gru-reset-before-backward-dilated": spec(
+        [layer("a", "gru", reset_after=False, direction="backward", delay=2)], steps=6
+    ),
+    "gru-reset-before-bidirectional": spec(
+        [layer("a", "gru", reset_after=False, bidirectional=True, output=readout(2))], steps=5
+    ),
+    "gru-reset-before-jordan": spec(
+        [layer("a", "gru", reset_after=False, output=readout(2))],
+        connections=[connection("a", "a")],
+        steps=5,
+    ),
+    **{
+        f"{kind}-dropout": spec([layer("a", kind, output=readout(2), **DROP)], steps=5)
+        for kind in ("elman", "lstm", "gru")
+    },
+    "gru-reset-before-dropout": spec(
+        [layer("a", "gru", output=readout(2), reset_after=False, **DROP)], steps=5
+    ),
+    "dropout-bidirectional-backward": spec(
+        [
+            layer("a", "lstm", bidirectional=True, output=readout(3), **DROP),
+            layer("b", "gru", "a", direction="backward", recurrent_dropout=0.5),
+        ],
+        outputs=[output("o", "b")],
+        steps=5,
+    ),
+    "dropout-in-a-feedback-loop": spec(
+        [layer("a", output=readout(2), **DROP), layer("d", "dense", "a", 2, dropout=0.2)],
+        connections=[connection("a", "a", delay=1)],
+        outputs=[output("o", "d")],
+        steps=5,
+    ),
+    "dropout-concatenated-inputs": spec(
+        [layer("a", "lstm", ["x", "z"], dropout=0.5)],
+        inputs=[input_("x", 2), input_("z", 3)],
+        steps=4,
+    ),
+}
+
+
+def _setup(network, batch=3, seed=0):
+    graph = build(network)
+    plan = compile_plan(unroll(graph, network.steps))
+    rng = np.random.default_rng(seed)
+    params = {k: v * 1.5 for k, v in init_params(graph, seed, "float64").items()}
+    inputs = {
+        n: rng.normal(size=(batch, len(plan.window(n)), plan.vectors[n].size)) for n in plan.inputs
+    }
+    targets = {
+        n: rng.normal(size=(batch, len(plan.window(n)), plan.vectors[n].size)) for n in plan.outputs
+    }
+    return plan, params, inputs, targets
+
+
+@pytest.mark.parametrize("name", list(STRUCTURES))
+def test_gradient_matches_finite_differences_with_the_masks_used(name):
+    plan, params, inputs, targets = _setup(STRUCTURES[name])
+    masks = Dropout(seed=7)  # one set of masks for every call below
+    value, grads = grad(plan, params, inputs, targets, train=masks)
+    rng, eps = np.random.default_rng(1), 1e-6
+    for key in params:
+        for _ in range(2):
+            direction = rng.normal(size=params[key].shape)
+            up = dict(params, **{key: params[key] + eps * direction})
+            down = dict(params, **{key: params[key] - eps * direction})
+            numeric = (
+                grad(plan, up, inputs, targets, train=masks)[0]
+                - grad(plan, down, inputs, targets, train=masks)[0]
+            ) / (2 * eps)
+            analytic = float(np.sum(grads[key] * direction))
+            assert analytic == pytest.approx(numeric, rel=1e-6, abs=1e-9), key
+    if any(k in name for k in ("dropout",)):
+        assert masks.masks, "the pass drew its masks"
+        assert value != pytest.approx(grad(plan, params, inputs, targets)[0], rel=1e-6)
+
+
+def test_dropout_loss_is_the_hand_written_loop_with_the_same_masks():
+    """An Elman layer with all three dropouts, written out: the masks multiply x before
+    Wx (fresh per step), s_{t-1} before Ws (one per sequence) and s before Wy."""
+    network = STRUCTURES["elman-dropout"]
+    plan, params, inputs, targets = _setup(network)
+    masks = Dropout(seed=3)
+    value, _ = grad(plan, params, inputs, targets, train=masks)
+    by_shape = {m.shape: m for m in masks.masks.values()}
+    x, T = inputs["x"], network.steps
+    B = x.shape[0]
+    m_in, m_rec, m_out = by_shape[(T, B, 3)], by_shape[(B, 4)], by_shape[(T, B, 4)]
+    assert set(np.unique(m_in)) <= {0.0, 1 / 0.7} and set(np.unique(m_rec)) <= {0.0, 1 / 0.6}
+    s, loss = np.zeros((B, 4)), 0.0
+    for t in range(T):
+        pre = (x[:, t] * m_in[t]) @ params["a.Wx"]
+        s = oracles.elman(pre, s * m_rec, params, "a")
+        y = (s * m_out[t]) @ params["a.Wy"] + params["a.by"]
+        loss += np.sum((y - targets["y"][:, t]) ** 2)
+    assert value == pytest.approx(loss / (B * T * 2), rel=1e-12)
+
+
+def test_recurrent_masks_are_one_per_sequence_and_renewed_per_batch():
+    plan, params, inputs, targets = _setup(STRUCTURES["lstm-dropout"], batch=64)
+    masks = Dropout(seed=0)
+    grad(plan, params, inputs, targets, train=masks)
+    recurrent = [m for m in masks.masks.values() if m.ndim == 2]
+    assert [m.shape for m in recurrent] == [(64, 4)]
+    kept = (recurrent[0] > 0).mean()
+    assert 0.45 < kept < 0.75  # p = 0.4
+    first = recurrent[0].copy()
+    masks.renew()
+    grad(plan, params, inputs, targets, train=masks)
+    assert not np.array_equal(first, [m for m in masks.masks.values() if m.ndim == 2][0])
+
+
+def test_without_train_dropout_is_off_and_run_ignores_it():
+    with_dropout = STRUCTURES["gru-dropout"]
+    plain = spec([layer("a", "gru", output=readout(2))], steps=5)
+    plan, params, inputs, targets = _setup(with_dropout)
+    plain_plan = compile_plan(unroll(build(plain), 5))
+    assert grad(plan, params, inputs, targets)[0] == grad(plain_plan, params, inputs, targets)[0]
+    a = execute(plan, params, inputs, "float64")["y"]
+    np.testing.assert_array_equal(a, execute(plain_plan, params, inputs, "float64")["y"])
+    trained = grad(plan, params, inputs, targets, train=True)[0]
+    assert trained == grad(plan, params, inputs, targets, train=True)[0]  # seeded
+    assert Network.from_spec(with_dropout).grad(params, inputs, targets, train=True)[0] == trained
+
+
+def test_training_with_dropout_is_seeded_and_differs_from_training_without():
+    with_dropout = STRUCTURES["lstm-dropout"]
+    plain = spec([layer("a", "lstm", output=readout(2))], steps=5)
+    plan, params, inputs, targets = _setup(with_dropout, batch=16)
+    data = {**inputs, **targets}
+    options = dict(epochs=3, batch_size=4, lr=0.01, seed=5, dtype="float64")
+    first = train(with_dropout, params, data, **options)
+    again = train(with_dropout, params, data, **options)
+    without = train(plain, params, data, **options)
+    assert [e.train_loss for e in first.history] == [e.train_loss for e in again.history]
+    assert first.history[0] == without.history[0] or (
+        first.history[0].val_loss == without.history[0].val_loss  # epoch 0: no dropout
+    )
+    assert first.history[-1].train_loss != without.history[-1].train_loss
+
+
+def test_bias_false_drops_the_keys_and_matches_its_oracle():
+    network = STRUCTURES["gru-no-bias"]
+    graph = build(network)
+    params = init_params(graph, 0, "float64")
+    assert sorted(params) == ["a.Ws", "a.Wx", "a.Wy", "a.by"]
+    x = np.random.default_rng(0).normal(size=(2, 5, 3))
+    ours = Network.from_spec(network).run(params, {"x": x}, dtype="float64")["y"]
+    p = dict(params, **{"a.bx": np.zeros(12), "a.bs": np.zeros(12)})
+    h = np.zeros((2, 4))
+    for t in range(5):
+        h = oracles.gru(x[:, t] @ p["a.Wx"], h, p, "a")
+        np.testing.assert_allclose(ours[:, t], oracles.readout(h, p, "a", "identity"), atol=1e-12)
+
+
+def test_reset_before_matches_its_hand_written_loop():
+    network = STRUCTURES["gru-reset-before"]
+    graph = build(network)
+    params = init_params(graph, 1, "float64")
+    x = np.random.default_rng(2).normal(size=(3, 5, 3))
+    ours = Network.from_spec(network).run(params, {"x": x}, dtype="float64")["o"]
+    ha, hb = np.zeros((3, 4)), np.zeros((3, 4))
+    for t in range(5):
+        ha = oracles.gru_reset_before(x[:, t] @ params["a.Wx"], ha, params, "a")
+        hb = oracles.gru_reset_before(ha @ params["b.Wx"], hb, params, "b")
+        np.testing.assert_allclose(ours[:, t], hb, atol=1e-12)
+    float32 = Network.from_spec(network).run(params, {"x": x})["o"]
+    np.testing.assert_allclose(float32, ours, atol=1e-5)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("kind", ["elman", "lstm", "gru"])
+def test_bias_false_matches_pytorch_forward_and_gradients(kind):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    B, T, F, H, C = 3, 6, 4, 5, 2
+    cls = {"elman": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind]
+    rnn = cls(F, H, batch_first=True, bias=False, dtype=torch.float64)
+    linear = torch.nn.Linear(H, C, dtype=torch.float64)
+    x = torch.randn(B, T, F, dtype=torch.float64)
+    y = torch.randn(B, T, C, dtype=torch.float64)
+    out = linear(rnn(x)[0])
+    torch.nn.functional.mse_loss(out, y).backward()
+    network = spec(
+        [layer("l", kind, size=H, output=readout(C), bias=False)],
+        inputs=[input_("x", F)],
+        steps=T,
+    )
+    params = {
+        "l.Wx": rnn.weight_ih_l0.detach().numpy().T.copy(),
+        "l.Ws": rnn.weight_hh_l0.detach().numpy().T.copy(),
+        "l.Wy": linear.weight.detach().numpy().T.copy(),
+        "l.by": linear.bias.detach().numpy().copy(),
+    }
+    net = Network.from_spec(network)
+    ours = net.run(params, {"x": x.numpy()}, dtype="float64")["y"]
+    np.testing.assert_allclose(ours, out.detach().numpy(), atol=1e-12)
+    value, grads = net.grad(params, {"x": x.numpy()}, {"y": y.numpy()})
+    assert value == pytest.approx(torch.nn.functional.mse_loss(out, y).item(), rel=1e-12)
+    np.testing.assert_allclose(grads["l.Wx"], rnn.weight_ih_l0.grad.numpy().T, atol=1e-10)
+    np.testing.assert_allclose(grads["l.Ws"], rnn.weight_hh_l0.grad.numpy().T, atol=1e-10)
+    np.testing.assert_allclose(grads["l.Wy"], linear.weight.grad.numpy().T, atol=1e-10)
