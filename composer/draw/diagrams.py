@@ -156,6 +156,8 @@ def _folded_edge(graph: nx.MultiDiGraph, data: dict) -> dict:
         label += f"[{data['rows'][0]}:{data['rows'][1]}]"  # one block of a split weight
     if role == "recurrent" and lag != 1 or role == "connection" and lag != 0:
         label += f", t{-lag:+d}"
+    if data.get("dropout"):  # training drops this edge's source values
+        label += f", dropout {data['dropout']:g}"
     attrs = {"class": role, "label": html_text(label) if label else None}
     attrs |= EDGE_STYLE.get(role, {})
     if lag and role != "recurrent":

@@ -250,7 +250,7 @@ def _vector(unrolled: Unrolled, node: str, kept: list[str], history: int) -> Vec
         handover=None if handover is None else (handover[0], int(handover[1])),
         history=history,
         order=data["order"],
-        recurrent_dropout=data.get("recurrent_dropout", 0.0),
+        recurrent_dropout=recurrence.dropout if recurrence else 0.0,
     )
 
 

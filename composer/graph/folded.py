@@ -139,7 +139,6 @@ def _add_layer_nodes(graph: nx.MultiDiGraph, i: int, layer) -> None:
             suffix=suffix,
             activation=getattr(layer, "activation", None),
             initial_state=None,
-            recurrent_dropout=layer.recurrent_dropout,
             order=len(graph),
             label=f"{layer.name}.s{suffix}",
             **common,
@@ -247,6 +246,7 @@ def _add_layer_edges(graph: nx.MultiDiGraph, spec: NetworkSpec, i: int, layer) -
             lag=node["lag"],
             role="recurrent",
             path=("layers", i, "delay"),
+            dropout=layer.recurrent_dropout,  # the same mask at every step (variational)
         )
     if layer.output is not None:
         states = [(n, H) for n in state_nodes(graph, layer.name)]

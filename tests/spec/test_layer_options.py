@@ -57,7 +57,7 @@ def test_bad_layer_options_are_one_located_line(tmp_path, fields, expected):
 def test_defaults_leave_the_graph_as_before():
     graph = build(spec([layer("a", "gru", output=readout(2))]))
     assert graph.nodes["a.s"]["kind"] == "gru" and graph.nodes["a.s"]["bias"] is True
-    assert graph.nodes["a.s"]["recurrent_dropout"] == 0.0 and graph.nodes["a.s"]["init"] == ()
+    assert graph.nodes["a.s"]["init"] == ()
     assert all(d["dropout"] == 0.0 for _, _, d in graph.edges(data=True) if "dropout" in d)
 
 
