@@ -184,6 +184,20 @@ class LayerBase(_Model):
         ),
     )
 
+    @model_validator(mode="after")
+    def _no_init_for_absent_biases(self):
+        init = getattr(self, "init", None)
+        if self.bias or init is None:
+            return self
+        own = {"b", "bx", "bs", "forget_bias"}  # a readout's `by` stays
+        named = sorted(k for k, v in init.model_dump(exclude_none=True).items() if k in own)
+        if named:
+            raise ValueError(
+                f"`init` sets {', '.join(f'`{k}`' for k in named)} but the layer has "
+                "`bias: false`; drop one of them"
+            )
+        return self
+
 
 class RecurrentLayer(LayerBase):
     """What every recurrent kind's layer has: a state, a readout, direction and delay."""

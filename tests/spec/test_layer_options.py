@@ -42,6 +42,11 @@ LAYERS = "inputs: [{name: x, size: 3}]\noutputs: [{name: y, from: a}]\nlayers:\n
             "layers[0]: `output_dropout` drops the readout's input; give `output` or drop it",
         ),
         (
+            "{name: a, kind: lstm, input: x, state_size: 4, bias: false, "
+            "init: {forget_bias: 1.0, Ws: orthogonal}}",
+            "layers[0]: `init` sets `forget_bias` but the layer has `bias: false`; drop one",
+        ),
+        (
             "{name: a, kind: gru, input: x, state_size: 4, bias: 0}",
             "layers[0].bias: expected true or false, got 0",
         ),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from composer.engine.executor import execute
 from composer.engine.plan import compile_plan
@@ -33,6 +35,9 @@ STRUCTURES = {
         [layer("a", "gru", reset_after=False), layer("b", "gru", "a", reset_after=False)],
         outputs=[output("o", "b")],
         steps=5,
+    ),
+    "gru-reset-before-no-bias": spec(
+        [layer("a", "gru", reset_after=False, bias=False, output=readout(2))], steps=5
     ),
     "gru-reset-before-backward-dilated": spec(
         [layer("a", "gru", reset_after=False, direction="backward", delay=2)], steps=6
@@ -235,3 +240,57 @@ def test_bias_false_matches_pytorch_forward_and_gradients(kind):
     np.testing.assert_allclose(grads["l.Wx"], rnn.weight_ih_l0.grad.numpy().T, atol=1e-10)
     np.testing.assert_allclose(grads["l.Ws"], rnn.weight_hh_l0.grad.numpy().T, atol=1e-10)
     np.testing.assert_allclose(grads["l.Wy"], linear.weight.grad.numpy().T, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["gru-reset-before", "gru-reset-before-bidirectional"])
+def test_a_padded_batch_runs_each_item_as_if_alone(name):
+    """The packed executor path (each step for the items still running) of the variant."""
+    network = STRUCTURES[name]
+    net = Network.from_spec(network)
+    params = init_params(build(network), 0, "float64")
+    x = np.random.default_rng(4).normal(size=(3, 5, 3))
+    lengths = [5, 2, 4]
+    padded = net.run(params, {"x": x}, dtype="float64", lengths={"x": lengths})
+    out = next(k for k in padded if not k.endswith(".lengths"))
+    for item, n in enumerate(lengths):
+        alone = net.run(params, {"x": x[item : item + 1, :n]}, dtype="float64", steps=n)[out]
+        np.testing.assert_allclose(padded[out][item, :n], alone[0], atol=1e-12)
+
+
+def test_padded_gradients_with_dropout_match_finite_differences():
+    network = STRUCTURES["gru-reset-before-dropout"]
+    net = Network.from_spec(network)
+    params = init_params(build(network), 0, "float64")
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(3, 5, 3)), rng.normal(size=(3, 5, 2))
+    lengths = {"x": [5, 3, 4]}
+    masks = Dropout(seed=1)
+
+    def loss(p):
+        return net.grad(p, {"x": x}, {"y": y}, lengths=lengths, train=masks)
+
+    _, grads = loss(params)
+    eps = 1e-6
+    for key in ("a.Ws", "a.Wx", "a.bs", "a.Wy"):
+        direction = rng.normal(size=params[key].shape)
+        up = loss(dict(params, **{key: params[key] + eps * direction}))[0]
+        down = loss(dict(params, **{key: params[key] - eps * direction}))[0]
+        assert float(np.sum(grads[key] * direction)) == pytest.approx(
+            (up - down) / (2 * eps), rel=1e-6, abs=1e-9
+        )
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    p=st.floats(0.0, 0.95, exclude_max=True),
+    seed=st.integers(0, 2**32 - 1),
+    shape=st.tuples(st.integers(1, 6), st.integers(1, 6)),
+)
+def test_masks_are_inverted_dropout_seeded_and_held_until_renewed(p, seed, shape):
+    masks = Dropout(seed)
+    first = masks.mask("k", shape, p, np.float64)
+    assert set(np.unique(first)) <= {0.0, 1 / (1 - p)}
+    assert masks.mask("k", shape, p, np.float64) is first
+    np.testing.assert_array_equal(Dropout(seed).mask("k", shape, p, np.float64), first)
+    masks.renew()
+    assert masks.mask("k", shape, p, np.float64) is not first
