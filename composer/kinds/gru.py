@@ -54,6 +54,9 @@ class _GRU(Kind):
 
     name = spec_kind = "gru"
     takes_recurrent_dropout = True
+    #: whether r multiplies the recurrent product (PyTorch; ONNX `linear_before_reset=1`)
+    #: or the state before it (Cho et al.; ONNX's default 0): what an exporter must write
+    reset_after = True
     gates = 3
     order = (0, 1, 2)
     sigmoid_gates = 2
@@ -216,6 +219,7 @@ class _GRUResetBefore(_GRU):
     """
 
     name = "gru_reset_before"
+    reset_after = False  # no nn.GRU computes this: a converter must use a cell loop or refuse
     tape_numbers = 2  # r * h_prev, and its gradient's scratch
     picture = Picture(tag="GRU h (reset before)", shape="hexagon", fill="#ede9fe")
 

@@ -6,6 +6,7 @@ import pytest
 
 from composer.errors import SpecError
 from composer.graph.folded import build
+from composer.kinds import KINDS
 from composer.spec.reader import load_spec
 from tests.builders import layer, readout, spec, write_spec
 
@@ -69,3 +70,5 @@ def test_defaults_leave_the_graph_as_before():
 def test_reset_after_false_selects_the_variant_kind():
     graph = build(spec([layer("a", "gru", reset_after=False, bidirectional=True)]))
     assert {graph.nodes[n]["kind"] for n in ("a.s", "a.s_rev")} == {"gru_reset_before"}
+    variant = KINDS["gru_reset_before"]
+    assert variant.spec_kind == "gru" and not variant.reset_after and KINDS["gru"].reset_after
