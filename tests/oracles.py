@@ -83,6 +83,24 @@ def gru_reset_before(pre, h, p, name, sfx=""):
     return (1 - z) * n + z * h
 
 
+def layer_norm(a, eps=1e-5):
+    """(a - mean) / sqrt(var + eps) over the last axis, the textbook way."""
+    mean = a.mean(axis=-1, keepdims=True)
+    var = ((a - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (a - mean) / np.sqrt(var + eps)
+
+
+def lstm_layer_norm(pre, h, c, p, name, sfx=""):
+    """Ba et al. 2016's LSTM: LN(x Wx) gx + LN(h Ws) gs + b, gates i, f, g, o, and
+    h = o tanh(LN(c) gc + bc); `pre` is x Wx."""
+    q = {k: p[f"{name}.{k}{sfx}"] for k in ("Ws", "b", "gx", "gs", "gc", "bc")}
+    pre = np.broadcast_to(pre, (h.shape[0], q["b"].shape[0]))
+    z = layer_norm(pre) * q["gx"] + layer_norm(h @ q["Ws"]) * q["gs"] + q["b"]
+    i, f, g, o = np.split(z, 4, axis=-1)
+    c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+    return sigmoid(o) * np.tanh(layer_norm(c) * q["gc"] + q["bc"]), c
+
+
 def readout(s, p, name, act):
     return ACT[act](s @ p[f"{name}.Wy"] + p[f"{name}.by"])
 

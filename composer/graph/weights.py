@@ -52,10 +52,11 @@ def _info(key, layer, shape, formula, sizes, bound, summed=False, **init) -> Par
     return ParamInfo(key, layer, tuple(shape), formula, numbers, bound, summed, **init)
 
 
-def _own_init(data: dict, kind, suffix: str, size: int) -> dict:
-    """The `init` options of one of a layer's own weights, from its node's `init`."""
+def _own_init(data: dict, kind, suffix: str, size: int, start: str = "default") -> dict:
+    """The `init` options of one of a layer's own weights, from its node's `init`;
+    `start`, the kind's own default for it."""
     options = dict(data.get("init", ()))
-    init = {"scheme": options.get(suffix, "default")}
+    init = {"scheme": options.get(suffix, start)}
     if suffix != "Wy" and kind.gates > 1:
         init["blocks"] = kind.gates
     forget = options.get("forget_bias")
@@ -102,7 +103,7 @@ def param_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:
             suffix = data.get("suffix", "")
             for w in infos:
                 key = f"{name}.{w.suffix}{suffix}"
-                init = _own_init(data, kind, w.suffix, size)
+                init = _own_init(data, kind, w.suffix, size, w.scheme)
                 rows.append(_info(key, name, w.shape, w.formula, sizes, w.bound, w.summed, **init))
         bound = infos[0].bound
         incoming = connections.get(name, {})
@@ -185,6 +186,8 @@ def draw(info: ParamInfo, rng: np.random.Generator) -> np.ndarray:
         return sum(rng.uniform(-info.bound, info.bound, shape) for _ in range(draws))
     if scheme == "zeros":
         return np.zeros(shape)
+    if scheme == "ones":  # a normalisation's gain
+        return np.ones(shape)
     if scheme in ("xavier", "glorot"):  # Glorot & Bengio 2010: Var = 2 / (fan_in + fan_out)
         limit = math.sqrt(6 / (shape[0] + shape[1]))
         return rng.uniform(-limit, limit, shape)

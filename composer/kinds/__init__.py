@@ -11,7 +11,7 @@ from composer.kinds.base import Kind, Picture, WeightInfo, gate_stack, prepare, 
 from composer.kinds.dense import DENSE
 from composer.kinds.elman import ELMAN
 from composer.kinds.gru import GRU, GRU_RESET_BEFORE
-from composer.kinds.lstm import LSTM
+from composer.kinds.lstm import LSTM, LSTM_LAYER_NORM
 
 __all__ = [
     "KINDS",
@@ -26,4 +26,6 @@ __all__ = [
 
 #: every layer kind by its name: the spec's `kind`, and the variants an option selects
 #: (`Kind.variant`; their `spec_kind` is the spec's name).
-KINDS: dict[str, Kind] = {kind.name: kind for kind in (ELMAN, LSTM, GRU, GRU_RESET_BEFORE, DENSE)}
+KINDS: dict[str, Kind] = {
+    kind.name: kind for kind in (ELMAN, LSTM, LSTM_LAYER_NORM, GRU, GRU_RESET_BEFORE, DENSE)
+}

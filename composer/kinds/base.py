@@ -56,6 +56,7 @@ class WeightInfo:
     formula: str
     bound: float
     summed: bool = False
+    scheme: str = "default"  # how `init` starts it when the spec names no scheme
 
 
 class Kind:
@@ -183,6 +184,11 @@ class Kind:
         """Per bias (in `biases` order), the rows whose sum is its gradient."""
         return (dxw,)
 
+    def bias_rows(self, track, a: int, b: int, dxw: np.ndarray, drec: np.ndarray) -> tuple:
+        """`bias_gradients` for track indexes a..b-1 (`dxw` and `drec` flattened over them),
+        for a kind whose biases need more of its track than those two."""
+        return self.bias_gradients(dxw, drec)
+
 
 def prepare(kind: Kind, weight: np.ndarray, state_size: int) -> np.ndarray:
     """A weight (or bias) feeding `kind` in the compute layout: gate blocks in `kind.order`,
@@ -195,8 +201,8 @@ def prepare(kind: Kind, weight: np.ndarray, state_size: int) -> np.ndarray:
     >>> prepare(KINDS["lstm"], b, 1)
     array([0. , 0.5, 1.5, 2. ])
     """
-    if kind.gates == 1:
-        return np.ascontiguousarray(weight)
+    if kind.gates == 1 or weight.shape[-1] != kind.gates * state_size:
+        return np.ascontiguousarray(weight)  # one gate, or a per-unit vector (a norm's gain)
     H = state_size
     out = np.concatenate([weight[..., k * H : (k + 1) * H] for k in kind.order], axis=-1)
     out[..., : kind.sigmoid_gates * H] *= 0.5
@@ -216,7 +222,7 @@ def gate_stack(kind: Kind, prepared: np.ndarray, state_size: int) -> np.ndarray:
            [2., 6.],
            [3., 7.]])
     """
-    if kind.gates == 1:
+    if kind.gates == 1 or prepared.shape[-1] != kind.gates * state_size:
         return prepared
     rows = prepared.shape[:-1] or (1,)
     stacked = prepared.reshape(*rows, kind.gates, state_size)
@@ -229,7 +235,7 @@ def unprepare(kind: Kind | None, grad: np.ndarray, state_size: int) -> np.ndarra
     `prepare` reorders gate blocks and halves the sigmoid ones, so the gradient w.r.t. an
     original sigmoid column is half the prepared one, moved back in place.
     """
-    if kind is None or kind.gates == 1:
+    if kind is None or kind.gates == 1 or grad.shape[-1] != kind.gates * state_size:
         return grad
     H = state_size
     out = np.empty_like(grad)

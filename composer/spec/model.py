@@ -263,6 +263,20 @@ class LSTMLayer(RecurrentLayer):
     init: LSTMInit | None = Field(
         None, description="How the layer's weights start; default PyTorch's."
     )
+    layer_norm: bool = Field(
+        False,
+        description=(
+            "Layer normalisation (Ba et al. 2016): gates = LN(x Wx) * gx + LN(s Ws) * gs + b, "
+            "each LN over all 4H pre-activations, and s = o * tanh(LN(c) * gc + bc); "
+            "adds the gains `gx`, `gs`, `gc` (start at 1) and the shift `bc` (starts at 0)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _layer_norm_keeps_its_shifts(self):
+        if self.layer_norm and not self.bias:
+            raise ValueError("`layer_norm: true` needs the layer's biases; drop `bias: false`")
+        return self
 
 
 class GRULayer(RecurrentLayer):

@@ -453,7 +453,7 @@ class _Tape(Walk):
                 self.dW[v.biases[0]] += dxw.sum(axis=0)
             return
         d = _flat(track.kind.recurrent_gradient(track)[a - lo : b - lo])
-        for key, rows in zip(v.biases, track.kind.bias_gradients(dxw, d)):
+        for key, rows in zip(v.biases, track.kind.bias_rows(track, a - lo, b - lo, dxw, d)):
             self.dW[key] += rows.sum(axis=0)
         self.dW[v.recurrence.weight] += track.kind.recurrent_weight_gradient(track, a - lo, b - lo)
         if v.handover is not None:

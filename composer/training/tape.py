@@ -41,8 +41,10 @@ class Bound:
         biases = [prepared(key) for key in vector.biases]
         self.bias, self.extra = (biases[0] if biases else None), None
         if kind is not None:  # folded gate-major, then flat again: (G, H) views of (G*H,)
-            bias, self.extra = kind.fold_biases([b.reshape(kind.gates, -1) for b in biases])
-            columns = kind.columns(vector.size)  # `bias: false`: the steps add zeros
+            columns = kind.columns(vector.size)
+            gate_major = [b.reshape(kind.gates, -1) if b.size == columns else b for b in biases]
+            bias, self.extra = kind.fold_biases(gate_major)
+            # `bias: false` (or a kind that adds its biases itself): the steps add zeros
             self.bias = np.zeros(columns, dtype) if bias is None else bias.reshape(-1)
 
 

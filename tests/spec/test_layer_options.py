@@ -48,6 +48,14 @@ LAYERS = "inputs: [{name: x, size: 3}]\noutputs: [{name: y, from: a}]\nlayers:\n
             "layers[0]: `init` sets `forget_bias` but the layer has `bias: false`; drop one",
         ),
         (
+            "{name: a, kind: gru, input: x, state_size: 4, layer_norm: true}",
+            "layers[0].layer_norm: unknown field `layer_norm`: only lstm layers take it",
+        ),
+        (
+            "{name: a, kind: lstm, input: x, state_size: 4, layer_norm: true, bias: false}",
+            "layers[0]: `layer_norm: true` needs the layer's biases; drop `bias: false`",
+        ),
+        (
             "{name: a, kind: gru, input: x, state_size: 4, bias: 0}",
             "layers[0].bias: expected true or false, got 0",
         ),

@@ -16,7 +16,7 @@ from composer.engine.executor import execute
 from composer.engine.plan import compile_plan
 from composer.graph.folded import build
 from composer.graph.unrolled import unroll
-from composer.graph.weights import init_params
+from composer.graph.weights import init_params, param_table
 from composer.network import Network
 from composer.training.backprop import Dropout, grad
 from composer.training.loop import train
@@ -49,6 +49,35 @@ STRUCTURES = {
         [layer("a", "gru", reset_after=False, output=readout(2))],
         connections=[connection("a", "a")],
         steps=5,
+    ),
+    "lstm-layer-norm": spec(
+        [layer("a", "lstm", layer_norm=True), layer("b", "lstm", "a", 3, layer_norm=True)],
+        outputs=[output("o", "b")],
+        steps=5,
+    ),
+    "lstm-layer-norm-bidirectional": spec(
+        [layer("a", "lstm", layer_norm=True, bidirectional=True, output=readout(2))], steps=4
+    ),
+    "lstm-layer-norm-backward-dilated": spec(
+        [layer("a", "lstm", layer_norm=True, direction="backward", delay=2)], steps=6
+    ),
+    "lstm-layer-norm-jordan": spec(
+        [layer("a", "lstm", layer_norm=True, output=readout(2))],
+        connections=[connection("a", "a")],
+        steps=5,
+    ),
+    "lstm-layer-norm-handover": spec(
+        [
+            layer("e", "lstm", layer_norm=True, active="0:3"),
+            layer("d", "lstm", "x", layer_norm=True, active="3:6", initial_state="e"),
+        ],
+        inputs=[input_("x", 3, window="0:3")],
+        outputs=[output("o", "d", window="3:6")],
+        alignment={"inputs": "0:3", "outputs": "3:6"},
+        steps=6,
+    ),
+    "lstm-layer-norm-dropout": spec(
+        [layer("a", "lstm", output=readout(2), layer_norm=True, **DROP)], steps=5
     ),
     **{
         f"{kind}-dropout": spec([layer("a", kind, output=readout(2), **DROP)], steps=5)
@@ -246,7 +275,9 @@ def test_bias_false_matches_pytorch_forward_and_gradients(kind):
     np.testing.assert_allclose(grads["l.Wy"], linear.weight.grad.numpy().T, atol=1e-10)
 
 
-@pytest.mark.parametrize("name", ["gru-reset-before", "gru-reset-before-bidirectional"])
+@pytest.mark.parametrize(
+    "name", ["gru-reset-before", "gru-reset-before-bidirectional", "lstm-layer-norm-bidirectional"]
+)
 def test_a_padded_batch_runs_each_item_as_if_alone(name):
     """The packed executor path (each step for the items still running) of the variant."""
     network = STRUCTURES[name]
@@ -298,3 +329,30 @@ def test_masks_are_inverted_dropout_seeded_and_held_until_renewed(p, seed, shape
     np.testing.assert_array_equal(Dropout(seed).mask("k", shape, p, np.float64), first)
     masks.renew()
     assert masks.mask("k", shape, p, np.float64) is not first
+
+
+def test_layer_norm_lstm_matches_its_hand_written_loop():
+    network = STRUCTURES["lstm-layer-norm"]
+    graph = build(network)
+    params = {k: v * 1.5 for k, v in init_params(graph, 2, "float64").items()}
+    params["a.gx"] = params["a.gx"] * np.linspace(0.5, 1.5, 16)  # gains away from 1
+    params["b.bc"] = params["b.bc"] + 0.3
+    x = np.random.default_rng(3).normal(size=(3, 5, 3)) * 4
+    ours = Network.from_spec(network).run(params, {"x": x}, dtype="float64")["o"]
+    ha, ca, hb, cb = np.zeros((3, 4)), np.zeros((3, 4)), np.zeros((3, 3)), np.zeros((3, 3))
+    for t in range(5):
+        ha, ca = oracles.lstm_layer_norm(x[:, t] @ params["a.Wx"], ha, ca, params, "a")
+        hb, cb = oracles.lstm_layer_norm(ha @ params["b.Wx"], hb, cb, params, "b")
+        np.testing.assert_allclose(ours[:, t], hb, atol=1e-12)
+    float32 = Network.from_spec(network).run(params, {"x": x})["o"]
+    np.testing.assert_allclose(float32, ours, atol=1e-5)
+    scaled = Network.from_spec(network).run(params, {"x": x * 100}, dtype="float64")["o"]
+    np.testing.assert_allclose(scaled, ours, atol=1e-4)  # LN(x Wx): scale-free, but for eps
+
+
+def test_layer_norm_adds_its_gains_to_the_table():
+    graph = build(STRUCTURES["lstm-layer-norm"])
+    table = {info.key: info for info in param_table(graph)}
+    assert [table[f"a.{k}"].shape for k in ("gx", "gs", "gc", "bc")] == [(16,), (16,), (4,), (4,)]
+    params = init_params(graph, 0)
+    assert (params["a.gx"] == 1).all() and (params["a.gc"] == 1).all() and not params["a.bc"].any()
