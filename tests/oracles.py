@@ -101,6 +101,20 @@ def lstm_layer_norm(pre, h, c, p, name, sfx=""):
     return sigmoid(o) * np.tanh(layer_norm(c) * q["gc"] + q["bc"]), c
 
 
+def gru_layer_norm(pre, h, p, name, sfx=""):
+    """The layer-normalised GRU: a = LN(x Wx) gx + bx, s = LN(h Ws) gs + bs, then
+    PyTorch's gates r, z, n; `pre` is x Wx."""
+    q = {k: p[f"{name}.{k}{sfx}"] for k in ("Ws", "bx", "bs", "gx", "gs")}
+    H = h.shape[-1]
+    pre = np.broadcast_to(pre, (h.shape[0], 3 * H))
+    a = layer_norm(pre) * q["gx"] + q["bx"]
+    s = layer_norm(h @ q["Ws"]) * q["gs"] + q["bs"]
+    r = sigmoid(a[:, :H] + s[:, :H])
+    z = sigmoid(a[:, H : 2 * H] + s[:, H : 2 * H])
+    n = np.tanh(a[:, 2 * H :] + r * s[:, 2 * H :])
+    return (1 - z) * n + z * h
+
+
 def readout(s, p, name, act):
     return ACT[act](s @ p[f"{name}.Wy"] + p[f"{name}.by"])
 

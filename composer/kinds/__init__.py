@@ -10,7 +10,7 @@ from composer.kinds.activations import ACTIVATIONS
 from composer.kinds.base import Kind, Picture, WeightInfo, gate_stack, prepare, unprepare
 from composer.kinds.dense import DENSE
 from composer.kinds.elman import ELMAN
-from composer.kinds.gru import GRU, GRU_RESET_BEFORE
+from composer.kinds.gru import GRU, GRU_LAYER_NORM, GRU_RESET_BEFORE
 from composer.kinds.lstm import LSTM, LSTM_LAYER_NORM
 
 __all__ = [
@@ -27,5 +27,6 @@ __all__ = [
 #: every layer kind by its name: the spec's `kind`, and the variants an option selects
 #: (`Kind.variant`; their `spec_kind` is the spec's name).
 KINDS: dict[str, Kind] = {
-    kind.name: kind for kind in (ELMAN, LSTM, LSTM_LAYER_NORM, GRU, GRU_RESET_BEFORE, DENSE)
+    kind.name: kind
+    for kind in (ELMAN, LSTM, LSTM_LAYER_NORM, GRU, GRU_RESET_BEFORE, GRU_LAYER_NORM, DENSE)
 }

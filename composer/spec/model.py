@@ -294,6 +294,22 @@ class GRULayer(RecurrentLayer):
     init: GRUInit | None = Field(
         None, description="How the layer's weights start; default PyTorch's."
     )
+    layer_norm: bool = Field(
+        False,
+        description=(
+            "Layer normalisation of the input and the recurrent pre-activations "
+            "(Ba et al. 2016): a = LN(x Wx) * gx + bx, s = LN(s_prev Ws) * gs + bs, each LN "
+            "over all 3H; adds the gains `gx`, `gs` (start at 1)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _layer_norm_options(self):
+        if self.layer_norm and not self.bias:
+            raise ValueError("`layer_norm: true` needs the layer's biases; drop `bias: false`")
+        if self.layer_norm and not self.reset_after:
+            raise ValueError("`layer_norm: true` computes PyTorch's GRU; drop `reset_after: false`")
+        return self
 
 
 class DenseLayer(LayerBase):

@@ -66,7 +66,8 @@ def _oracle_step(kind: str, w: dict, x, h_prev, c_prev):
     if kind == "lstm_layer_norm":
         c = c_prev.astype(np.float64)
         return oracles.lstm_layer_norm(x @ p["l.Wx"], h_prev, c, p, "l")
-    step = oracles.gru_reset_before if kind == "gru_reset_before" else oracles.gru
+    step = {"gru_reset_before": oracles.gru_reset_before, "gru_layer_norm": oracles.gru_layer_norm}
+    step = step.get(kind, oracles.gru)
     return step(x @ p["l.Wx"], h_prev, p, "l"), None
 
 

@@ -48,8 +48,12 @@ LAYERS = "inputs: [{name: x, size: 3}]\noutputs: [{name: y, from: a}]\nlayers:\n
             "layers[0]: `init` sets `forget_bias` but the layer has `bias: false`; drop one",
         ),
         (
-            "{name: a, kind: gru, input: x, state_size: 4, layer_norm: true}",
-            "layers[0].layer_norm: unknown field `layer_norm`: only lstm layers take it",
+            "{name: a, kind: dense, input: x, size: 4, layer_norm: true}",
+            "layers[0].layer_norm: unknown field `layer_norm`: only lstm and gru layers take it",
+        ),
+        (
+            "{name: a, kind: gru, input: x, state_size: 4, layer_norm: true, reset_after: false}",
+            "layers[0]: `layer_norm: true` computes PyTorch's GRU; drop `reset_after: false`",
         ),
         (
             "{name: a, kind: lstm, input: x, state_size: 4, layer_norm: true, bias: false}",

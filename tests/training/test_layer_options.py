@@ -76,6 +76,24 @@ STRUCTURES = {
         alignment={"inputs": "0:3", "outputs": "3:6"},
         steps=6,
     ),
+    "gru-layer-norm": spec(
+        [layer("a", "gru", layer_norm=True), layer("b", "gru", "a", 3, layer_norm=True)],
+        outputs=[output("o", "b")],
+        steps=5,
+    ),
+    "gru-layer-norm-bidirectional-backward": spec(
+        [
+            layer("a", "gru", layer_norm=True, bidirectional=True),
+            layer("b", "gru", "a", 3, layer_norm=True, direction="backward", delay=2),
+        ],
+        outputs=[output("o", "b")],
+        steps=5,
+    ),
+    "gru-layer-norm-jordan-dropout": spec(
+        [layer("a", "gru", layer_norm=True, output=readout(2), **DROP)],
+        connections=[connection("a", "a")],
+        steps=5,
+    ),
     "lstm-layer-norm-dropout": spec(
         [layer("a", "lstm", output=readout(2), layer_norm=True, **DROP)], steps=5
     ),
@@ -356,3 +374,17 @@ def test_layer_norm_adds_its_gains_to_the_table():
     assert [table[f"a.{k}"].shape for k in ("gx", "gs", "gc", "bc")] == [(16,), (16,), (4,), (4,)]
     params = init_params(graph, 0)
     assert (params["a.gx"] == 1).all() and (params["a.gc"] == 1).all() and not params["a.bc"].any()
+
+
+def test_layer_norm_gru_matches_its_hand_written_loop():
+    network = STRUCTURES["gru-layer-norm"]
+    graph = build(network)
+    params = {k: v * 1.5 for k, v in init_params(graph, 2, "float64").items()}
+    params["a.gs"] = params["a.gs"] * np.linspace(0.5, 1.5, 12)
+    x = np.random.default_rng(3).normal(size=(3, 5, 3))
+    ours = Network.from_spec(network).run(params, {"x": x}, dtype="float64")["o"]
+    ha, hb = np.zeros((3, 4)), np.zeros((3, 3))
+    for t in range(5):
+        ha = oracles.gru_layer_norm(x[:, t] @ params["a.Wx"], ha, params, "a")
+        hb = oracles.gru_layer_norm(ha @ params["b.Wx"], hb, params, "b")
+        np.testing.assert_allclose(ours[:, t], hb, atol=1e-12)
