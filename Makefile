@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench docs fuzz lint clean dot
+.PHONY: setup demo test bench docs site serve fuzz lint clean dot
 
 setup: $(STAMP) dot
 
@@ -47,9 +47,19 @@ bench: setup
 	$(BIN)/python bench/bench_unroll.py
 	$(BIN)/python bench/bench_lengths.py
 
-# The gallery of every spec, folded and unfolded (docs/gallery.md).
+# The gallery of every spec, folded and unfolded (docs/gallery.md), then the site's
+# generated pages: the spec, CLI, API and weight-key references and the tutorial's pictures.
 docs: setup
 	$(BIN)/python tools/gallery.py
+	$(BIN)/python tools/site.py
+
+# The documentation site (mkdocs.yml), offline: built into site/, or served with live
+# reload at http://127.0.0.1:8000 (`make serve`).
+site: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+serve: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 test: setup
 	$(BIN)/python -m pytest
@@ -67,4 +77,4 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build site *.egg-info .pytest_cache .hypothesis
