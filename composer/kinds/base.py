@@ -84,6 +84,8 @@ class Kind:
     #: the spec's `kind` this object computes (a variant, such as a GRU that resets before
     #: its recurrent product, is registered under its own name but is still that kind)
     spec_kind: str = ""
+    #: the spec option that selects this variant, such as `layer_norm: true` ("" for a kind)
+    option: str = ""
     #: whether its training steps honour `recurrent_dropout` (`Track.recurrent_mask`)
     takes_recurrent_dropout: bool = False
     #: the gate whose bias `init: {forget_bias: v}` sets, as an index in PyTorch's order

@@ -228,6 +228,7 @@ class _GRUResetBefore(_GRU):
     """
 
     name = "gru_reset_before"
+    option = "reset_after: false"
     reset_after = False  # no nn.GRU computes this: a converter must use a cell loop or refuse
     tape_numbers = 2  # r * h_prev, and its gradient's scratch
     picture = Picture(tag="GRU h (reset before)", shape="hexagon", fill="#ede9fe")
@@ -369,6 +370,7 @@ class _LayerNormGRU(_GRU):
     """
 
     name = "gru_layer_norm"
+    option = "layer_norm: true"
     sigmoid_gates = 0
     biases = (("bx", False), ("bs", False), ("gx", False), ("gs", False))
     tape_numbers = 14

@@ -221,6 +221,7 @@ class _LayerNormLSTM(_LSTM):
     """
 
     name = "lstm_layer_norm"
+    option = "layer_norm: true"
     order = (0, 1, 2, 3)
     sigmoid_gates = 0
     biases = (("b", True), ("gx", False), ("gs", False), ("gc", False), ("bc", False))
