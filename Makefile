@@ -46,6 +46,7 @@ bench: setup
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_unroll.py
 	$(BIN)/python bench/bench_lengths.py
+	$(BIN)/python bench/bench_onnx.py
 
 # The gallery of every spec, folded and unfolded (docs/gallery.md), then the site's
 # generated pages: the spec, CLI, API and weight-key references and the tutorial's pictures.

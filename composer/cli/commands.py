@@ -146,6 +146,11 @@ def _select(found: dict, at: str, steps: int) -> dict:
     return {name: {t: found[name][t]}}
 
 
+class Engine(str, Enum):
+    numpy = "numpy"
+    onnx = "onnx"
+
+
 @app.command()
 @reports_errors
 def run(
@@ -195,12 +200,30 @@ def run(
     ] = False,
     max_memory: MaxMemory = "4G",
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    engine: Annotated[
+        Engine,
+        typer.Option(help="numpy (built in), or onnx: ONNX Runtime on the exported network."),
+    ] = Engine.numpy,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            exists=True,
+            dir_okay=False,
+            help="With --engine onnx: an exported .onnx to run (default: export SPEC now).",
+        ),
+    ] = None,
 ) -> None:
     """Run the network forward on input arrays and report or save its outputs.
 
     A padded batch of sequences of different lengths gives each item what it gives alone.
     """
     sourced, folded = read_checked(spec)
+    if model is not None and (engine is not Engine.onnx or weights is not None):
+        raise typer.BadParameter(
+            "a model file runs with --engine onnx, and holds its own weights: drop --weights",
+            param_hint="--model",
+        )
     outputs_named = {"--output": output, "--save-weights": save_weights}
     check_outputs(outputs_named, force, (spec, input, weights))
     check_memory(input_bytes(input), max_memory, f"reading {shown(input)}")
@@ -235,7 +258,11 @@ def run(
         params = load_params(weights, folded, dtype.value, allow_nonfinite=allow_nonfinite)
     else:
         params = init_params(folded, seed, dtype.value)
-    if padded:
+    if engine is Engine.onnx:
+        from composer.interop.onnx import run_onnx
+
+        outputs = run_onnx(folded, params, arrays, given, dtype.value, plan.steps, model)
+    elif padded:
         outputs = run_padded(folded, params, arrays, given, None, dtype.value)
     else:
         outputs = execute(plan, params, arrays, dtype.value)
@@ -253,6 +280,9 @@ def run(
         )
         return
     origin = f"weights {weights}" if weights else f"seeded weights (seed {seed})"
+    if engine is Engine.onnx:
+        origin = f"model {model}" if model else origin + ", exported"
+        origin += ", on ONNX Runtime"
     if padded:
         typer.echo(
             f"ran {spec} on a padded batch of {batch} (T = {format_steps(sorted(set(per_item)))}"

@@ -16,6 +16,7 @@ from composer.cli.common import DType, SpecPath, Steps, read_checked, reports_er
 from composer.cli.outputs import check_outputs
 from composer.cli.root import app
 from composer.engine.finite import check_representable
+from composer.errors import SpecError
 from composer.graph.weights import load_params
 from composer.outputs import shown
 
@@ -102,4 +103,8 @@ def export(
         opset=opset,
         force=force,
     )
-    typer.echo(exporter(request), err=True)
+    try:
+        report = exporter(request)
+    except SpecError as err:  # a spec feature the format cannot take, located in the file
+        raise sourced.locate(err) from err
+    typer.echo(report, err=True)

@@ -32,7 +32,7 @@ def check_representable(arrays: Mapping[str, np.ndarray], dtype: str, where: str
         array = np.asarray(array)
         if array.dtype.kind not in "iuf" or array.size == 0:
             continue
-        if array.dtype.kind == "f" and np.finfo(array.dtype).max <= limit:
+        if array.dtype.kind == "f" and float(np.finfo(array.dtype).max) <= limit:
             continue
         with np.errstate(invalid="ignore"):
             beyond = np.isfinite(array) & (np.abs(array) > limit)

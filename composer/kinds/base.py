@@ -11,7 +11,10 @@ ask it instead of branching on the name:
 - `composer.training` asks for its training tape (`tape`, `tape_numbers`), the forward
   steps that keep what the backward needs (`cached_forward`, `factors`) and the backward
   steps (`backward`, `recurrent_gradient`, `bias_gradients`);
-- `composer.draw` asks for its picture (`picture`).
+- `composer.draw` asks for its picture (`picture`);
+- `composer.interop` asks for its ONNX facts: the operator that runs a whole layer
+  (`onnx_operator`), that operator's gate order (`onnx_gates`), attributes and biases,
+  and one step written as ONNX nodes (`onnx_step`) for the step-by-step exports.
 
 Weight layout. PyTorch keeps a layer's gates side by side in the columns of Wx (in, G*H)
 in its own order (LSTM i, f, g, o; GRU r, z, n). The cells compute in one layout,
@@ -31,7 +34,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Picture", "WeightInfo", "Kind", "prepare", "gate_stack", "unprepare", "aligned"]
+__all__ = [
+    "Picture",
+    "WeightInfo",
+    "Kind",
+    "prepare",
+    "gate_stack",
+    "unprepare",
+    "aligned",
+    "exports_onnx",
+]
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,9 @@ class Kind:
         (`self` unless an option changes the equations)."""
         return self
 
+    onnx_operator: str | None = None
+    onnx_gates: tuple[int, ...] = (0,)
+
     # -- graph: weights -------------------------------------------------------------------
 
     def columns(self, size: int) -> int:
@@ -142,6 +157,26 @@ class Kind:
         `fold_biases` gave, `work` the workspace, `activation` the spec's (or None).
         A step may hold fewer rows than the workspace (a packed batch's leading items):
         then it computes with `leading(work, rows)`."""
+        raise NotImplementedError
+
+    # -- interop: ONNX ---------------------------------------------------------------------
+
+    def onnx_attributes(self, activation: str | None, directions: int) -> dict:
+        """Attributes of `onnx_operator` for this kind (beyond hidden_size and direction)."""
+        return {}
+
+    def onnx_biases(self, biases: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """ONNX's (Wb, Rb) from our biases in `biases` order, in our gate order: our one
+        bias (PyTorch's two summed) is Wb, and Rb is zero."""
+        return biases[0], np.zeros_like(biases[0])
+
+    def onnx_step(self, g, xw, prev: tuple, recurrent: str, biases: tuple, activation):
+        """One step as ONNX nodes added through the builder `g`
+        (`composer.interop.onnx_graph.Builder`): from `xw`, the summed input products
+        (B, G*H) in our gate order without bias (None when nothing feeds this step), the
+        carried values `prev` (one per `carries`), the names of Ws and of the biases,
+        return the carried values of this step (h first). A kind without it has no ONNX
+        export yet."""
         raise NotImplementedError
 
     # -- train ----------------------------------------------------------------------------
@@ -260,3 +295,8 @@ def aligned(arrays, a: int, b: int, reverse: bool, rows=None) -> list:
         [array[i - shift][: rows[i]] if array.ndim > 1 else array[i - shift] for i in steps]
         for array, shift in arrays
     ]
+
+
+def exports_onnx(kind: Kind) -> bool:
+    """Whether a kind can be written to ONNX (it has its own `onnx_step`)."""
+    return not kind.stateful or type(kind).onnx_step is not Kind.onnx_step

@@ -70,6 +70,27 @@ class _GRU(Kind):
     biases = (("bx", False), ("bs", False))
     tape_numbers = 7  # h_prev Ws_n + bs_n, and the four gate factors, r, z, n
     picture = Picture(tag="GRU h", shape="hexagon", fill="#ede9fe")
+    onnx_operator = "GRU"
+    onnx_gates = (1, 0, 2)  # ONNX's z, r, h from our r, z, n
+
+    def onnx_attributes(self, activation, directions: int) -> dict:
+        # the reset gate multiplies (h_prev Ws_n + bs_n), as PyTorch's GRU and ours do;
+        # ONNX's default, 0, would multiply h_prev before the product
+        return {"linear_before_reset": 1}
+
+    def onnx_biases(self, biases):
+        return biases[0], biases[1]  # bx as Wb, bs as Rb
+
+    def onnx_step(self, g, xw, prev, recurrent, biases, activation):
+        (h_prev,) = prev
+        bx, bs = biases
+        gx = bx if xw is None else g.add(xw, bx)
+        gh = g.add(g.matmul(h_prev, recurrent), bs)
+        x_r, x_z, x_n = g.split(gx, 3)
+        h_r, h_z, h_n = g.split(gh, 3)
+        r, z = g.sigmoid(g.add(x_r, h_r)), g.sigmoid(g.add(x_z, h_z))
+        n = g.tanh(g.add(x_n, g.mul(r, h_n)))
+        return (g.add(n, g.mul(z, g.sub(h_prev, n))),)
 
     def variant(self, layer) -> Kind:
         if getattr(layer, "layer_norm", False):
@@ -236,6 +257,20 @@ class _GRUResetBefore(_GRU):
     def variant(self, layer) -> Kind:
         return GRU.variant(layer)
 
+    def onnx_attributes(self, activation, directions: int) -> dict:
+        return {"linear_before_reset": 0}  # ONNX's default: r scales h_prev first
+
+    def onnx_step(self, g, xw, prev, recurrent, biases, activation):
+        (h_prev,) = prev
+        bx, bs = biases
+        gx = bx if xw is None else g.add(xw, bx)
+        x_r, x_z, x_n = g.split(gx, 3)
+        h_r, h_z, _ = g.split(g.add(g.matmul(h_prev, recurrent), bs), 3)
+        r, z = g.sigmoid(g.add(x_r, h_r)), g.sigmoid(g.add(x_z, h_z))
+        _, _, h_n = g.split(g.add(g.matmul(g.mul(r, h_prev), recurrent), bs), 3)
+        n = g.tanh(g.add(x_n, h_n))
+        return (g.add(n, g.mul(z, g.sub(h_prev, n))),)
+
     def fold_biases(self, biases):
         if not biases:
             return None, None
@@ -375,6 +410,9 @@ class _LayerNormGRU(_GRU):
     biases = (("bx", False), ("bs", False), ("gx", False), ("gs", False))
     tape_numbers = 14
     picture = Picture(tag="GRU h (layer norm)", shape="hexagon", fill="#ede9fe")
+
+    onnx_operator = None  # no ONNX operator normalises: refused, not mis-exported
+    onnx_step = Kind.onnx_step
 
     def variant(self, layer) -> Kind:
         return GRU.variant(layer)

@@ -58,6 +58,17 @@ class _LSTM(Kind):
     carries = ("h", "c")
     tape_numbers = 9  # c, tanh c, its gradient, the cell slope and four gate factors
     picture = Picture(tag="LSTM h", shape="box", fill="#dcfce7", style="rounded,filled")
+    onnx_operator = "LSTM"
+    onnx_gates = (0, 3, 1, 2)  # ONNX's i, o, f, c from our i, f, g, o
+
+    def onnx_step(self, g, xw, prev, recurrent, biases, activation):
+        h_prev, c_prev = prev
+        pre = g.add(g.matmul(h_prev, recurrent), biases[0])
+        if xw is not None:
+            pre = g.add(pre, xw)
+        i, f, cell, o = g.split(pre, 4)
+        c = g.add(g.mul(g.sigmoid(f), c_prev), g.mul(g.sigmoid(i), g.tanh(cell)))
+        return g.mul(g.sigmoid(o), g.tanh(c)), c
 
     def workspace(self, batch: int, size: int, dtype) -> tuple:
         gates = np.zeros((4, batch, size), dtype=dtype)
@@ -229,6 +240,9 @@ class _LayerNormLSTM(_LSTM):
     picture = Picture(
         tag="LSTM h (layer norm)", shape="box", fill="#dcfce7", style="rounded,filled"
     )
+
+    onnx_operator = None  # no ONNX operator normalises: refused, not mis-exported
+    onnx_step = Kind.onnx_step
 
     def variant(self, layer) -> Kind:
         return LSTM.variant(layer)
