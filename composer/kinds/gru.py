@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from composer.errors import SpecError
 from composer.kinds.base import Kind, Picture, WeightInfo, aligned
 
 __all__ = [
@@ -250,6 +251,14 @@ class _GRUResetBefore(_GRU):
 
     name = "gru_reset_before"
     option = "reset_after: false"
+
+    # PyTorch (the interop stage): no torch.nn module computes this variant, and the
+    # base kind's module and cell step would compute another network: refuse instead
+    torch_class = ""
+
+    def tensor_step(self, *args, **kwargs):
+        raise SpecError(f"`{self.option}` has no PyTorch module or cell step yet")
+
     reset_after = False  # no nn.GRU computes this: a converter must use a cell loop or refuse
     tape_numbers = 2  # r * h_prev, and its gradient's scratch
     picture = Picture(tag="GRU h (reset before)", shape="hexagon", fill="#ede9fe")
@@ -406,6 +415,14 @@ class _LayerNormGRU(_GRU):
 
     name = "gru_layer_norm"
     option = "layer_norm: true"
+
+    # PyTorch (the interop stage): no torch.nn module computes this variant, and the
+    # base kind's module and cell step would compute another network: refuse instead
+    torch_class = ""
+
+    def tensor_step(self, *args, **kwargs):
+        raise SpecError(f"`{self.option}` has no PyTorch module or cell step yet")
+
     sigmoid_gates = 0
     biases = (("bx", False), ("bs", False), ("gx", False), ("gs", False))
     tape_numbers = 14

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from composer.errors import SpecError
 from composer.kinds.base import Kind, Picture, WeightInfo, aligned
 
 __all__ = ["LSTM", "LSTM_LAYER_NORM", "lstm_step", "lstm_layer_norm_step"]
@@ -233,6 +234,14 @@ class _LayerNormLSTM(_LSTM):
 
     name = "lstm_layer_norm"
     option = "layer_norm: true"
+
+    # PyTorch (the interop stage): no torch.nn module computes this variant, and the
+    # base kind's module and cell step would compute another network: refuse instead
+    torch_class = ""
+
+    def tensor_step(self, *args, **kwargs):
+        raise SpecError(f"`{self.option}` has no PyTorch module or cell step yet")
+
     order = (0, 1, 2, 3)
     sigmoid_gates = 0
     biases = (("b", True), ("gx", False), ("gs", False), ("gc", False), ("bc", False))
