@@ -16,7 +16,17 @@ from composer.spec.model import NetworkSpec
 from tests import builders
 from tests.builders import connection, input_, layer, output, spec
 
-__all__ = ["sigmoid", "softmax", "ACT", "elman", "lstm", "gru", "readout", "SCENARIOS"]
+__all__ = [
+    "sigmoid",
+    "softmax",
+    "ACT",
+    "elman",
+    "lstm",
+    "gru",
+    "gru_reset_before",
+    "readout",
+    "SCENARIOS",
+]
 
 
 def sigmoid(x):
@@ -58,6 +68,50 @@ def gru(pre, h, p, name, sfx=""):
     r = sigmoid(gx[:, :H] + gh[:, :H])
     z = sigmoid(gx[:, H : 2 * H] + gh[:, H : 2 * H])
     n = np.tanh(gx[:, 2 * H :] + r * gh[:, 2 * H :])
+    return (1 - z) * n + z * h
+
+
+def gru_reset_before(pre, h, p, name, sfx=""):
+    """The GRU of Cho et al. 2014 (Keras `reset_after=False`, ONNX `linear_before_reset=0`):
+    n = tanh(x W_in + bx_n + (r * h) Ws_n + bs_n)."""
+    Ws, bx, bs = p[f"{name}.Ws{sfx}"], p[f"{name}.bx{sfx}"], p[f"{name}.bs{sfx}"]
+    H = h.shape[-1]
+    gx = np.broadcast_to(pre + bx, (h.shape[0], 3 * H))
+    r = sigmoid(gx[:, :H] + h @ Ws[:, :H] + bs[:H])
+    z = sigmoid(gx[:, H : 2 * H] + h @ Ws[:, H : 2 * H] + bs[H : 2 * H])
+    n = np.tanh(gx[:, 2 * H :] + (r * h) @ Ws[:, 2 * H :] + bs[2 * H :])
+    return (1 - z) * n + z * h
+
+
+def layer_norm(a, eps=1e-5):
+    """(a - mean) / sqrt(var + eps) over the last axis, the textbook way."""
+    mean = a.mean(axis=-1, keepdims=True)
+    var = ((a - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (a - mean) / np.sqrt(var + eps)
+
+
+def lstm_layer_norm(pre, h, c, p, name, sfx=""):
+    """Ba et al. 2016's LSTM: LN(x Wx) gx + LN(h Ws) gs + b, gates i, f, g, o, and
+    h = o tanh(LN(c) gc + bc); `pre` is x Wx."""
+    q = {k: p[f"{name}.{k}{sfx}"] for k in ("Ws", "b", "gx", "gs", "gc", "bc")}
+    pre = np.broadcast_to(pre, (h.shape[0], q["b"].shape[0]))
+    z = layer_norm(pre) * q["gx"] + layer_norm(h @ q["Ws"]) * q["gs"] + q["b"]
+    i, f, g, o = np.split(z, 4, axis=-1)
+    c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+    return sigmoid(o) * np.tanh(layer_norm(c) * q["gc"] + q["bc"]), c
+
+
+def gru_layer_norm(pre, h, p, name, sfx=""):
+    """The layer-normalised GRU: a = LN(x Wx) gx + bx, s = LN(h Ws) gs + bs, then
+    PyTorch's gates r, z, n; `pre` is x Wx."""
+    q = {k: p[f"{name}.{k}{sfx}"] for k in ("Ws", "bx", "bs", "gx", "gs")}
+    H = h.shape[-1]
+    pre = np.broadcast_to(pre, (h.shape[0], 3 * H))
+    a = layer_norm(pre) * q["gx"] + q["bx"]
+    s = layer_norm(h @ q["Ws"]) * q["gs"] + q["bs"]
+    r = sigmoid(a[:, :H] + s[:, :H])
+    z = sigmoid(a[:, H : 2 * H] + s[:, H : 2 * H])
+    n = np.tanh(a[:, 2 * H :] + r * s[:, 2 * H :])
     return (1 - z) * n + z * h
 
 

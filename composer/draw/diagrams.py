@@ -238,6 +238,8 @@ def _folded_edge(graph: nx.MultiDiGraph, data: dict, style: Style) -> dict:
         label += f"[{data['rows'][0]}:{data['rows'][1]}]"  # one block of a split weight
     if role == "recurrent" and lag != 1 or role == "connection" and lag != 0:
         label += f", t{-lag:+d}"
+    if data.get("dropout"):  # training drops this edge's source values
+        label += f", dropout {data['dropout']:g}"
     if style.labels == "full" and data["shape"] is not None:
         label += f" ({'×'.join(map(str, _block_shape(data)))})"
     if style.labels == "none":

@@ -371,10 +371,10 @@ class _Executor(Walk):
     def preactivation(self, v: Vector, step: int, start: int) -> np.ndarray:
         return self.projected[v.name][step - start][..., : self._rows(v.name, step), :]
 
-    def add_product(self, x_t: np.ndarray, source: str, at: int, weight: np.ndarray) -> None:
+    def add_product(self, x_t: np.ndarray, feed: Feed, step: int, weight: np.ndarray) -> None:
         product = self._buffer(1, x_t.shape)
         rows = x_t.shape[-2]
-        np.matmul(self.tracks[source][0].at(at)[:rows], weight, out=product)
+        np.matmul(self.tracks[feed.source][0].at(step - feed.lag)[:rows], weight, out=product)
         np.add(x_t, product, out=x_t)
 
     def step(self, v: Vector, x_t: np.ndarray, step: int) -> None:

@@ -73,13 +73,15 @@ class Feed:
     """One weighted edge into a vector: `source[t - lag] @ weight[rows[0]:rows[1]]`.
 
     `weight` is a parameter key, or None for the identity of an emitted output (then `rows`
-    are the output's columns this source fills).
+    are the output's columns this source fills). `dropout` is the probability that a
+    training pass drops each source value on this edge (the executor never does).
     """
 
     source: str
     weight: str | None
     rows: tuple[int, int]
     lag: int
+    dropout: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class Vector:
     steps it is computed at (`present`, a read-only mask over 0..T-1). `initial` are the
     steps its recurrence reads outside its window, `handover` the (state, step) whose value
     they take (None: zeros). `history` is how many steps back anyone reads it.
+    `recurrent_dropout` is a state's variational dropout (training only).
     """
 
     name: str
@@ -114,6 +117,7 @@ class Vector:
     history: int
     order: int
     learned: str | None = None  # the key of a trained initial state (`initial_state: learn`)
+    recurrent_dropout: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -216,7 +220,9 @@ def _vector(unrolled: Unrolled, node: str, kept: list[str], history: int) -> Vec
     alive = set(kept)
     feeds, recurrence = [], None
     for source, _, edge in folded.in_edges(node, data=True):
-        feed = Feed(source, edge["weight"], tuple(edge["rows"]), edge["lag"])
+        feed = Feed(
+            source, edge["weight"], tuple(edge["rows"]), edge["lag"], edge.get("dropout", 0.0)
+        )
         if edge["role"] == "recurrent":
             recurrence = feed
         elif source in alive:  # a source computed at no step contributes nothing
@@ -246,6 +252,7 @@ def _vector(unrolled: Unrolled, node: str, kept: list[str], history: int) -> Vec
         history=history,
         order=data["order"],
         learned=data.get("learned"),
+        recurrent_dropout=recurrence.dropout if recurrence else 0.0,
     )
 
 

@@ -87,14 +87,38 @@ def _dotted(path: tuple) -> str:
     return SpecError("", path).dotted_path
 
 
+def _init_options(layer) -> tuple:
+    """A layer's `init:` as plain data: ((weight, scheme), ...), a scheme being a name or
+    (`uniform` | `normal`, value), and (`forget_bias`, value)."""
+    if layer.init is None:
+        return ()
+    out = []
+    for key, value in layer.init.model_dump(exclude_none=True).items():
+        out.append((key, tuple(next(iter(value.items()))) if isinstance(value, dict) else value))
+    return tuple(out)
+
+
+def _takers() -> set[str]:
+    return {k.spec_kind for k in KINDS.values() if k.takes_recurrent_dropout}
+
+
 def _add_layer_nodes(graph: nx.MultiDiGraph, i: int, layer) -> None:
     path = ("layers", i)
+    kind = KINDS[layer.kind].variant(layer)
+    if getattr(layer, "recurrent_dropout", 0) and not kind.takes_recurrent_dropout:
+        raise SpecError(
+            f"`recurrent_dropout` is not supported by {layer.kind} layers; the kinds that "
+            f"take it: {', '.join(sorted(_takers()))}",
+            path + ("recurrent_dropout",),
+        )
     common = dict(
         layer=layer.name,
-        kind=layer.kind,
+        kind=kind.name,
         path=path,
         window=layer.active or ":",
         window_path=path + ("active",),
+        bias=layer.bias,
+        init=_init_options(layer),
     )
     if not KINDS[layer.kind].stateful:
         graph.add_node(
@@ -179,8 +203,9 @@ def _targets(graph: nx.MultiDiGraph, layer_name: str) -> list[tuple[str, str]]:
     return [(n, graph.nodes[n]["suffix"]) for n in state_nodes(graph, layer_name)]
 
 
-def _add_feed(graph, sources, target_layer, weight_base, lag, role, path):
-    """Edges from concatenated source segments into every target node of a layer."""
+def _add_feed(graph, sources, target_layer, weight_base, lag, role, path, dropout=0.0):
+    """Edges from concatenated source segments into every target node of a layer;
+    `dropout`, the probability that training drops each source value on these edges."""
     width = sum(size for _, size in sources)
     for target, suffix in _targets(graph, target_layer):
         tnode = graph.nodes[target]
@@ -197,6 +222,7 @@ def _add_feed(graph, sources, target_layer, weight_base, lag, role, path):
                 lag=lag,
                 role=role,
                 path=path,
+                dropout=dropout,
             )
             row += size
 
@@ -209,7 +235,8 @@ def _add_layer_edges(graph: nx.MultiDiGraph, spec: NetworkSpec, i: int, layer) -
         sources += _resolve(graph, spec, name, path)
     path = ("layers", i, "input")
     kind = KINDS[layer.kind]
-    _add_feed(graph, sources, layer.name, f"{layer.name}.{kind.input_weight}", 0, "input", path)
+    weight = f"{layer.name}.{kind.input_weight}"
+    _add_feed(graph, sources, layer.name, weight, 0, "input", path, layer.dropout)
     if not kind.stateful:
         return
     H, cols = layer.state_size, kind.columns(layer.state_size)
@@ -225,6 +252,7 @@ def _add_layer_edges(graph: nx.MultiDiGraph, spec: NetworkSpec, i: int, layer) -
             lag=node["lag"],
             role="recurrent",
             path=("layers", i, "delay"),
+            dropout=layer.recurrent_dropout,  # the same mask at every step (variational)
         )
     if layer.output is not None:
         states = [(n, H) for n in state_nodes(graph, layer.name)]
@@ -240,6 +268,7 @@ def _add_layer_edges(graph: nx.MultiDiGraph, spec: NetworkSpec, i: int, layer) -
                 lag=0,
                 role="readout",
                 path=("layers", i, "output"),
+                dropout=layer.output_dropout,
             )
 
 

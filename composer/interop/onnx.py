@@ -111,10 +111,17 @@ def _check_kinds(folded: nx.MultiDiGraph) -> None:
                 "has no ONNX export yet",
                 data["path"],
             )
-        if data["role"] == "state" and not exports_onnx(KINDS[data["kind"]]):
+        kind = KINDS.get(data.get("kind"))
+        if data["role"] == "state" and not exports_onnx(kind):
+            what = f"`{kind.spec_kind}` with `{kind.option}`" if kind.option else f"`{kind.name}`"
             raise SpecError(
-                f"layer `{data['layer']}`: kind `{data['kind']}` has no ONNX export yet",
+                f"layer `{data['layer']}`: kind {what} has no ONNX export yet",
                 data["path"],
+            )
+        if data["role"] in ("state", "dense") and data.get("bias") is False:
+            raise SpecError(
+                f"layer `{data['layer']}`: `bias: false` has no ONNX export yet",
+                data["path"] + ("bias",),
             )
 
 

@@ -70,6 +70,12 @@ class ComposerModule(nn.Module):
     def __init__(self, graph: nx.MultiDiGraph, dtype=None):
         super().__init__()
         refuse_tokens(graph, "the PyTorch module")
+        for _, data in graph.nodes(data=True):
+            if data["role"] in ("state", "dense") and data.get("bias") is False:
+                raise SpecError(
+                    f"layer `{data['layer']}`: `bias: false` has no PyTorch module yet",
+                    data["path"] + ("bias",),
+                )
         self.graph = graph
         self._plans: dict[tuple[int, bool], Plan] = {}
         self._keys = torch_keys(graph)
@@ -102,7 +108,8 @@ class ComposerModule(nn.Module):
             if data["role"] == "state" and not data["suffix"]:
                 kind = KINDS[data["kind"]]
                 if not kind.torch_class:
-                    raise SpecError(f"layer `{layer}`: its kind has no PyTorch module", ())
+                    what = f"`{kind.option}`" if getattr(kind, "option", None) else "its kind"
+                    raise SpecError(f"layer `{layer}`: {what} has no PyTorch module yet", ())
                 fan_in = shapes[f"{layer}.{kind.input_weight}"][0]
                 options = kind.torch_options(data["activation"]) or {}
                 bidirectional = any(d["role"] == "state" and d["suffix"] for d in nodes)

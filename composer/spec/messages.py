@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from composer.errors import SpecError
-from composer.spec.model import NetworkSpec
+from composer.spec.model import DenseInit, GRUInit, Layer, LSTMInit, NetworkSpec, RecurrentInit
 from composer.spec.windows import WINDOW_PATTERN
 
 __all__ = ["translate", "describe", "quote"]
@@ -159,8 +159,31 @@ def _literal_message(value: Any, ann: Any, ctx: dict[str, Any]) -> str:
     return f"`{quote(value)}` is not one of {listed}{_did_you_mean(value, choices)}"
 
 
+#: each layer kind's model, and its `init` model, by kind: a field one kind lacks may
+#: belong to another, and the message then names the kinds that take it
+_KIND_MODELS = {
+    get_args(m.model_fields["kind"].annotation)[0]: m for m in get_args(get_args(Layer)[0])
+}
+_INIT_MODELS = {"elman": RecurrentInit, "lstm": LSTMInit, "gru": GRUInit, "dense": DenseInit}
+
+
+def _kinds_taking(key: str, model: Any) -> str:
+    """`; only lstm layers take it` when `model` is a layer (or layer init) model without
+    the field `key` that other kinds have; else ''."""
+    for family, what in ((_KIND_MODELS, "layers take it"), (_INIT_MODELS, "layers' `init` has it")):
+        if model in family.values():
+            takers = [kind for kind, m in family.items() if key in m.model_fields]
+            if takers:
+                listed = ", ".join(takers[:-1]) + " and " if len(takers) > 1 else ""
+                return f": only {listed}{takers[-1]} {what}"
+    return ""
+
+
 def _unknown_field(key: str, model: Any) -> str:
     fields = model.model_fields if model else {}
+    takers = _kinds_taking(key, model)
+    if takers:
+        return f"unknown field `{quote(key)}`{takers}"
     allowed = [info.alias or name for name, info in fields.items()]
     hint = _did_you_mean(key, allowed + list(fields))
     return f"unknown field `{quote(key)}`" + (hint or f"; allowed: {', '.join(allowed)}")

@@ -12,6 +12,14 @@ __all__ = [
     "Name",
     "InputSpec",
     "Readout",
+    "Uniform",
+    "Normal",
+    "Scheme",
+    "BiasScheme",
+    "RecurrentInit",
+    "LSTMInit",
+    "GRUInit",
+    "DenseInit",
     "LayerBase",
     "RecurrentLayer",
     "ElmanLayer",
@@ -103,6 +111,87 @@ class Readout(_Model):
 
 
 LayerInput = Union[Name, Annotated[list[Name], Field(min_length=1)]]
+Probability = Annotated[
+    float, Field(ge=0, lt=1, description="A dropout probability p, 0 <= p < 1; 0: none.")
+]
+
+
+class Uniform(_Model):
+    """U(-a, a)."""
+
+    uniform: float = Field(gt=0, le=1e6, description="a: the bound of U(-a, a).")
+
+
+class Normal(_Model):
+    """N(0, s^2)."""
+
+    normal: float = Field(gt=0, le=1e6, description="s: the standard deviation of N(0, s^2).")
+
+
+Scheme = Union[
+    Literal["default", "orthogonal", "xavier", "glorot", "zeros"],
+    Uniform,
+    Normal,
+]
+BiasScheme = Union[Literal["default", "zeros"], Uniform, Normal]
+_SCHEME = (
+    "`default` (PyTorch's U(-1/sqrt(H), 1/sqrt(H))), `orthogonal` (each gate's block; "
+    "Saxe et al. 2013), `xavier` or `glorot` (Glorot & Bengio 2010, uniform), `zeros`, "
+    "`{uniform: a}` or `{normal: s}`."
+)
+
+
+_BIAS_SCHEME = "`default` (PyTorch's), `zeros`, `{uniform: a}` or `{normal: s}`."
+
+
+def _scheme(what: str):
+    return Field(None, description=f"How {what} starts: {_SCHEME}")
+
+
+def _bias_scheme(what: str):
+    return Field(None, description=f"How {what} starts: {_BIAS_SCHEME}")
+
+
+class RecurrentInit(_Model):
+    """How an Elman layer's weights start, weight by weight; unnamed ones as PyTorch's."""
+
+    Wx: Scheme | None = _scheme("the input weight Wx")
+    Ws: Scheme | None = _scheme("the recurrent weight Ws")
+    b: BiasScheme | None = _bias_scheme("the bias b")
+    Wy: Scheme | None = _scheme("the readout weight Wy")
+    by: BiasScheme | None = _bias_scheme("the readout bias by")
+
+
+class LSTMInit(RecurrentInit):
+    """An LSTM layer's weights, and optionally its forget gate's bias."""
+
+    forget_bias: float | None = Field(
+        None,
+        ge=-1e6,
+        le=1e6,
+        description=(
+            "The forget gate's block of b, set to this value after `b`'s scheme "
+            "(1.0: Jozefowicz et al. 2015; Gers et al. 2000)."
+        ),
+    )
+
+
+class GRUInit(_Model):
+    """How a GRU layer's weights start, weight by weight; unnamed ones as PyTorch's."""
+
+    Wx: Scheme | None = _scheme("the input weight Wx")
+    Ws: Scheme | None = _scheme("the recurrent weight Ws")
+    bx: BiasScheme | None = _bias_scheme("the input bias bx")
+    bs: BiasScheme | None = _bias_scheme("the recurrent bias bs")
+    Wy: Scheme | None = _scheme("the readout weight Wy")
+    by: BiasScheme | None = _bias_scheme("the readout bias by")
+
+
+class DenseInit(_Model):
+    """How a dense layer's weights start; unnamed ones as PyTorch's nn.Linear."""
+
+    W: Scheme | None = _scheme("the weight W")
+    b: BiasScheme | None = _bias_scheme("the bias b")
 
 
 class LayerBase(_Model):
@@ -116,6 +205,30 @@ class LayerBase(_Model):
         None, description="Steps where the layer exists (encoder/decoder); default all steps."
     )
     description: str | None = Field(None, description="Free text for readers.")
+    bias: bool = Field(
+        True, description="`false`: the layer has no biases of its own (a readout keeps `by`)."
+    )
+    dropout: Probability = Field(
+        0.0,
+        description=(
+            "Dropout on the layer's input (its `input` feeds), a fresh mask at every step; "
+            "training only."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _no_init_for_absent_biases(self):
+        init = getattr(self, "init", None)
+        if self.bias or init is None:
+            return self
+        own = {"b", "bx", "bs", "forget_bias"}  # a readout's `by` stays
+        named = sorted(k for k, v in init.model_dump(exclude_none=True).items() if k in own)
+        if named:
+            raise ValueError(
+                f"`init` sets {', '.join(f'`{k}`' for k in named)} but the layer has "
+                "`bias: false`; drop one of them"
+            )
+        return self
 
 
 class RecurrentLayer(LayerBase):
@@ -139,11 +252,34 @@ class RecurrentLayer(LayerBase):
             "from a trained vector `<layer>.s0`."
         ),
     )
+    recurrent_dropout: Probability = Field(
+        0.0,
+        description=(
+            "Variational dropout on the state the recurrence reads (s_{t-k} before Ws): one "
+            "mask per sequence, the same at every step (Gal & Ghahramani 2016); training only."
+        ),
+    )
+    output_dropout: Probability = Field(
+        0.0,
+        description=(
+            "Dropout on the readout's input (s before Wy), a fresh mask at every step; "
+            "needs `output`; training only."
+        ),
+    )
+    init: RecurrentInit | None = Field(
+        None, description="How the layer's weights start; default PyTorch's."
+    )
 
     @model_validator(mode="after")
     def _direction_and_bidirectional(self):
         if self.bidirectional and self.direction != "forward":
             raise ValueError("`bidirectional: true` already runs both directions; drop `direction`")
+        return self
+
+    @model_validator(mode="after")
+    def _output_dropout_needs_a_readout(self):
+        if self.output_dropout and self.output is None:
+            raise ValueError("`output_dropout` drops the readout's input; give `output` or drop it")
         return self
 
 
@@ -160,12 +296,56 @@ class LSTMLayer(RecurrentLayer):
     """A long short-term memory layer, PyTorch's equations, gate order i, f, g, o."""
 
     kind: Literal["lstm"]
+    init: LSTMInit | None = Field(
+        None, description="How the layer's weights start; default PyTorch's."
+    )
+    layer_norm: bool = Field(
+        False,
+        description=(
+            "Layer normalisation (Ba et al. 2016): gates = LN(x Wx) * gx + LN(s Ws) * gs + b, "
+            "each LN over all 4H pre-activations, and s = o * tanh(LN(c) * gc + bc); "
+            "adds the gains `gx`, `gs`, `gc` (start at 1) and the shift `bc` (starts at 0)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _layer_norm_keeps_its_shifts(self):
+        if self.layer_norm and not self.bias:
+            raise ValueError("`layer_norm: true` needs the layer's biases; drop `bias: false`")
+        return self
 
 
 class GRULayer(RecurrentLayer):
     """A gated recurrent unit layer, PyTorch's equations, gate order r, z, n."""
 
     kind: Literal["gru"]
+    reset_after: bool = Field(
+        True,
+        description=(
+            "`true` (PyTorch, Keras 2+): n = tanh(x Wx_n + bx_n + r * (s Ws_n + bs_n)). "
+            "`false`, the GRU of Cho et al. 2014 (ONNX `linear_before_reset=0`): "
+            "n = tanh(x Wx_n + bx_n + (r * s) Ws_n + bs_n)."
+        ),
+    )
+    init: GRUInit | None = Field(
+        None, description="How the layer's weights start; default PyTorch's."
+    )
+    layer_norm: bool = Field(
+        False,
+        description=(
+            "Layer normalisation of the input and the recurrent pre-activations "
+            "(Ba et al. 2016): a = LN(x Wx) * gx + bx, s = LN(s_prev Ws) * gs + bs, each LN "
+            "over all 3H; adds the gains `gx`, `gs` (start at 1)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _layer_norm_options(self):
+        if self.layer_norm and not self.bias:
+            raise ValueError("`layer_norm: true` needs the layer's biases; drop `bias: false`")
+        if self.layer_norm and not self.reset_after:
+            raise ValueError("`layer_norm: true` computes PyTorch's GRU; drop `reset_after: false`")
+        return self
 
 
 class DenseLayer(LayerBase):
@@ -175,6 +355,9 @@ class DenseLayer(LayerBase):
     size: Size
     activation: Literal["identity", "tanh", "relu", "sigmoid", "softmax"] = Field(
         "identity", description="psi, the activation."
+    )
+    init: DenseInit | None = Field(
+        None, description="How the layer's weights start; default PyTorch's nn.Linear."
     )
 
 
