@@ -128,10 +128,10 @@ class Group:
 class Plan:
     """A compiled network: what to compute, in which order, over `steps` steps.
 
-    `streaming` is True when every group runs forward in time and every handed-over state
-    is final before it is read: the executor may then walk time in chunks and keep only
-    a short history of each vector instead of all T steps. `windows` holds the steps of
-    each input and output (`window`).
+    `streaming` is True when every group runs forward in time, no feed reads ahead (future
+    context) and every handed-over state is final before it is read: the executor may then
+    walk time in chunks and keep only a short history of each vector instead of all T
+    steps. `windows` holds the steps of each input and output (`window`).
     """
 
     steps: int
@@ -172,8 +172,10 @@ def compile_plan(unrolled: Unrolled) -> Plan:
     history = _history(folded, kept)
     vectors = {n: _vector(unrolled, n, kept, history[n]) for n in kept}
     groups = _groups(folded, unrolled, kept)
-    streaming = all(g.direction > 0 for g in groups) and all(
-        v.handover[1] <= v.span[0] for v in vectors.values() if v.handover is not None
+    streaming = (
+        all(g.direction > 0 for g in groups)
+        and all(v.handover[1] <= v.span[0] for v in vectors.values() if v.handover is not None)
+        and all(f.lag >= 0 for v in vectors.values() for f in v.feeds)  # no future context
     )
     roles = nx.get_node_attributes(folded, "role")
     by_order = sorted(folded, key=lambda n: folded.nodes[n]["order"])

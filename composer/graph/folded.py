@@ -11,7 +11,7 @@ from composer.graph.loops import check_loops
 from composer.kinds import KINDS
 from composer.spec.model import NetworkSpec
 
-__all__ = ["build", "layer_output", "state_nodes"]
+__all__ = ["build", "layer_output", "state_nodes", "tap_suffix"]
 
 
 def build(spec: NetworkSpec) -> nx.MultiDiGraph:
@@ -173,19 +173,24 @@ def _targets(graph: nx.MultiDiGraph, layer_name: str) -> list[tuple[str, str]]:
     return [(n, graph.nodes[n]["suffix"]) for n in state_nodes(graph, layer_name)]
 
 
-def _add_feed(graph, sources, target_layer, weight_base, lag, role, path):
-    """Edges from concatenated source segments into every target node of a layer."""
+def _add_feed(graph, sources, target_layer, weight_base, lag, role, path, tap=""):
+    """Edges from concatenated source segments into every target node of a layer.
+
+    The weight of each target is `weight_base`, its direction's suffix (`_rev`), then
+    `tap` (`@d` for a tapped delay line's tap at delay d).
+    """
     width = sum(size for _, size in sources)
     for target, suffix in _targets(graph, target_layer):
         tnode = graph.nodes[target]
+        _check_causal(graph, target, sources, lag, path)
         cols = KINDS[tnode["kind"]].columns(tnode["size"])
         row = 0
         for source, size in sources:
             graph.add_edge(
                 source,
                 target,
-                key=f"{weight_base}{suffix}[{row}]",
-                weight=f"{weight_base}{suffix}",
+                key=f"{weight_base}{suffix}{tap}[{row}]",
+                weight=f"{weight_base}{suffix}{tap}",
                 shape=(width, cols),
                 rows=(row, row + size),
                 lag=lag,
@@ -195,15 +200,53 @@ def _add_feed(graph, sources, target_layer, weight_base, lag, role, path):
             row += size
 
 
+def tap_suffix(delay: int) -> str:
+    """The key suffix of a layer's input tap at `delay`: none at delay 0 (the key of a spec
+    without taps, `rnn.Wx`), else `@d` (`rnn.Wx@2`; `@-2` reads two steps ahead)."""
+    return f"@{delay}" if delay else ""
+
+
+def _check_causal(graph, target: str, sources, lag: int, path: tuple) -> None:
+    """Refuse future context (a negative delay) into a state that runs forward in time."""
+    node = graph.nodes[target]
+    if lag >= 0 or node["role"] != "state" or node["direction"] != "forward":
+        return
+    if f"{node['layer']}.s_rev" in graph:  # bidirectional: it reads the whole sequence anyway
+        return
+    names = ", ".join(f"`{graph.nodes[s].get('layer', s)}`" for s, _ in sources[:1])
+    raise SpecError(
+        f"delay {lag} reads {names} {-lag} step(s) ahead, but `{node['layer']}` runs forward "
+        f"in time: its state at t may only depend on steps <= t (causality); give future "
+        f"context to a dense layer (a window), a backward or a bidirectional layer",
+        path,
+    )
+
+
+def _input_taps(layer, graph, spec, i) -> dict[int, list[tuple[str, int]]]:
+    """A layer's input sources by delay: {delay: [(node, size), ...]} in spec order."""
+    items = [layer.input] if not isinstance(layer.input, list) else list(layer.input)
+    taps: dict[int, list[tuple[str, int]]] = {}
+    for j, item in enumerate(items):
+        path = ("layers", i, "input") + ((j,) if isinstance(layer.input, list) else ())
+        name, delays = (item, [0]) if isinstance(item, str) else (item.source, item.delays)
+        if not isinstance(item, str):
+            path = path + ("from",)
+        segments = _resolve(graph, spec, name, path)
+        for delay in delays:
+            taps.setdefault(delay, []).extend(segments)
+    return dict(sorted(taps.items()))
+
+
 def _add_layer_edges(graph: nx.MultiDiGraph, spec: NetworkSpec, i: int, layer) -> None:
-    names = [layer.input] if isinstance(layer.input, str) else list(layer.input)
-    sources = []
-    for j, name in enumerate(names):
-        path = ("layers", i, "input") + ((j,) if not isinstance(layer.input, str) else ())
-        sources += _resolve(graph, spec, name, path)
-    path = ("layers", i, "input")
     kind = KINDS[layer.kind]
-    _add_feed(graph, sources, layer.name, f"{layer.name}.{kind.input_weight}", 0, "input", path)
+    if layer.input is None:
+        _check_inputless(spec, i, layer)
+    else:
+        path = ("layers", i, "input")
+        taps = _input_taps(layer, graph, spec, i)
+        base = f"{layer.name}.{kind.input_weight}"
+        for delay, sources in taps.items():
+            _add_feed(graph, sources, layer.name, base, delay, "input", path, tap_suffix(delay))
     if not kind.stateful:
         return
     H, cols = layer.state_size, kind.columns(layer.state_size)
@@ -253,15 +296,36 @@ def _add_connection(graph: nx.MultiDiGraph, spec: NetworkSpec, j: int, conn) -> 
             "list the source in its `input` instead",
             path + ("to",),
         )
+    pair = [c for c in spec.connections if (c.source, c.target) == (conn.source, conn.target)]
+    several = len({d for c in pair for d in c.taps()}) > 1
     for k, other in enumerate(spec.connections[:j]):
-        if (other.source, other.target) == (conn.source, conn.target):
+        if (other.source, other.target) != (conn.source, conn.target):
+            continue
+        shared = sorted(set(other.taps()) & set(conn.taps()))
+        if shared:
             raise SpecError(
-                f"duplicate connection from `{conn.source}` to `{conn.target}` "
-                f"(already connections[{k}])",
+                f"duplicate connection from `{conn.source}` to `{conn.target}` at delay "
+                f"{shared[0]} (already connections[{k}]); each delay of a pair has one weight",
                 path,
             )
     weight = f"{conn.target}.W_{conn.source}"
-    _add_feed(graph, sources, conn.target, weight, conn.delay, "connection", path)
+    for delay in conn.taps():
+        tap = f"@{delay}" if several else ""
+        _add_feed(graph, sources, conn.target, weight, delay, "connection", path, tap)
+
+
+def _check_inputless(spec: NetworkSpec, i: int, layer) -> None:
+    """A layer without `input` must be driven by something: an initial state or a
+    connection into it."""
+    if getattr(layer, "initial_state", None) is not None:
+        return
+    if any(conn.target == layer.name for conn in spec.connections):
+        return
+    raise SpecError(
+        "missing required field `input` (a layer may leave it out only when an "
+        "`initial_state` or a connection drives it)",
+        ("layers", i),
+    )
 
 
 def _add_output(graph: nx.MultiDiGraph, spec: NetworkSpec, i: int, out, default: str) -> None:

@@ -78,14 +78,22 @@ def param_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:
         states = [(node, data) for node, data in nodes if data["role"] == "state"]
         main = states or nodes[:1]  # a dense layer's own weights feed its output
         size = main[0][1]["size"]
-        fan_in = shapes[f"{name}.{kind.input_weight}{main[0][1].get('suffix', '')}"][0]
+        taps = _input_taps(graph, main[0][0], shapes)
+        fan_in = sum(shapes[key][0] for key in taps.values()) or 1
         sizes = {"in": fan_in, "H": size} if kind.stateful else {"in": fan_in, "out": size}
         infos = kind.weights(fan_in, size)
         for _, data in main:
             suffix = data.get("suffix", "")
             for w in infos:
-                key = f"{name}.{w.suffix}{suffix}"
-                rows.append(_info(key, name, w.shape, w.formula, sizes, w.bound, w.summed))
+                if w.suffix != kind.input_weight:
+                    key = f"{name}.{w.suffix}{suffix}"
+                    rows.append(_info(key, name, w.shape, w.formula, sizes, w.bound, w.summed))
+                    continue
+                for tap in taps:  # a tapped delay line: one input weight per delay
+                    key = f"{name}.{w.suffix}{suffix}{tap}"
+                    tap_sizes = dict(sizes, **{"in": shapes[taps[tap]][0]})
+                    shape = (shapes[taps[tap]][0],) + w.shape[1:]
+                    rows.append(_info(key, name, shape, w.formula, tap_sizes, w.bound))
         bound = infos[0].bound
         incoming = connections.get(name, {})
         for key in sorted(incoming, key=incoming.get):
@@ -104,6 +112,16 @@ def param_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:
                 _info(f"{name}.by", name, (out,), "out", sizes, ybound),
             ]
     return rows
+
+
+def _input_taps(graph: nx.MultiDiGraph, node: str, shapes: dict) -> dict[str, str]:
+    """{tap suffix: weight key} of the input weights feeding a layer's first node, by
+    delay: `""` for `Wx` (delay 0), `"@2"` for `Wx@2`; none for a layer without `input`."""
+    found = {}
+    for _, _, data in graph.in_edges(node, data=True):
+        if data["role"] == "input":
+            found[data["lag"]] = data["weight"]
+    return {key[key.index("@") :] if "@" in key else "": key for _, key in sorted(found.items())}
 
 
 def bias_keys(data: dict) -> tuple[str, ...]:

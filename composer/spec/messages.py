@@ -39,7 +39,7 @@ _BOUNDS = {
 }
 # What a field that takes one of several shapes accepts, for a value of none of them.
 _UNION_WANTS = {
-    "input": "a name or a list of names",
+    "input": "a name, `{from: name, delays: [...]}` or a list of them",
     "alignment": "a preset name or a mapping with `preset` or `inputs`/`outputs`",
 }
 

@@ -12,6 +12,7 @@ __all__ = [
     "Name",
     "InputSpec",
     "Readout",
+    "Tap",
     "LayerBase",
     "RecurrentLayer",
     "ElmanLayer",
@@ -70,15 +71,51 @@ class Readout(_Model):
     )
 
 
-LayerInput = Union[Name, Annotated[list[Name], Field(min_length=1)]]
+#: how far back (or, negative, ahead) a tap reads its source
+Delay = Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
+
+
+def _unique_delays(delays: list[int] | None) -> None:
+    if delays is None:
+        return
+    twice = sorted({d for d in delays if delays.count(d) > 1})
+    if twice:
+        raise ValueError(f"`delays` lists {twice[0]} more than once; each tap has its own weight")
+
+
+class Tap(_Model):
+    """An input read at several delays: `{from: x, delays: [0, 1, 2]}` reads x_t, x_{t-1},
+    x_{t-2}, each tap with its own weight (`Wx` for delay 0, `Wx@d` for delay d)."""
+
+    source: Name = Field(alias="from", description="An input or layer name.")
+    delays: Annotated[list[Delay], Field(min_length=1, max_length=1024)] = Field(
+        description=(
+            "Steps back in time of each tap; 0 is the present step, a negative delay reads "
+            "ahead (future context: only a dense, backward or bidirectional layer may)."
+        )
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        _unique_delays(self.delays)
+        return self
+
+
+InputItem = Union[Name, Tap]
+LayerInput = Union[Name, Tap, Annotated[list[InputItem], Field(min_length=1)]]
 
 
 class LayerBase(_Model):
     """What every layer has: a name, its input, the steps where it is active."""
 
     name: Name = Field(description="The layer's name, unique across inputs, layers and outputs.")
-    input: LayerInput = Field(
-        description="An input or layer name, or a list of them (concatenated in that order)."
+    input: LayerInput | None = Field(
+        None,
+        description=(
+            "An input or layer name, `{from: name, delays: [...]}` for a tapped delay line, or "
+            "a list of them (concatenated in that order). Optional for a layer that has an "
+            "`initial_state` or an incoming connection."
+        ),
     )
     active: Window | None = Field(
         None, description="Steps where the layer exists (encoder/decoder); default all steps."
@@ -153,7 +190,26 @@ class Connection(_Model):
 
     source: Name = Field(alias="from", description="An input or layer name.")
     target: Name = Field(alias="to", description="A layer name (its state or dense sum).")
-    delay: int = Field(1, ge=0, le=1_000_000, description="Steps back in time, >= 0.")
+    delay: Delay = Field(
+        1, description="Steps back in time; negative reads ahead (future context)."
+    )
+    delays: Annotated[list[Delay], Field(min_length=1, max_length=1024)] | None = Field(
+        None,
+        description=(
+            "Several taps at once, each with its own weight (`to.W_from@d`); instead of `delay`."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _delay_or_delays(self):
+        if self.delays is not None and "delay" in self.model_fields_set:
+            raise ValueError("give `delay` or `delays`, not both")
+        _unique_delays(self.delays)
+        return self
+
+    def taps(self) -> list[int]:
+        """The delays this connection reads its source at."""
+        return list(self.delays) if self.delays is not None else [self.delay]
 
 
 class OutputSpec(_Model):
