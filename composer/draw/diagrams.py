@@ -154,7 +154,7 @@ def _folded_edge(graph: nx.MultiDiGraph, data: dict) -> dict:
     label = weight_label(graph, data["weight"])
     if data["shape"] is not None and data["rows"] != (0, data["shape"][0]):
         label += f"[{data['rows'][0]}:{data['rows'][1]}]"  # one block of a split weight
-    if role == "recurrent" and lag != 1 or role == "connection" and lag != 0:
+    if role == "recurrent" and lag != 1 or role in ("connection", "input") and lag != 0:
         label += f", t{-lag:+d}"
     attrs = {"class": role, "label": html_text(label) if label else None}
     attrs |= EDGE_STYLE.get(role, {})
