@@ -21,6 +21,7 @@ from composer.cli.common import (
     read_checked,
     reports_errors,
     unrolled_from,
+    unused_warnings,
 )
 from composer.cli.outputs import check_outputs
 from composer.cli.report import (
@@ -69,21 +70,31 @@ def validate(
     ],
     steps: Steps = None,
     max_memory: MaxMemory = "4G",
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse unused inputs, layers and weights (exit 3).")
+    ] = False,
 ) -> None:
     """Check specs and report every problem with its location.
 
-    Each problem is one line `file:line:col: path: message` on stderr (exit code 3).
+    Each problem is one line `file:line:col: path: message` on stderr (exit code 3). An
+    input, layer or weight that no output depends on at any T is a warning (`warning:`
+    after the path), or with `--strict` an error.
     """
     failed: list[SpecError] = []
     for path in specs:
         try:
-            unrolled_from(path, steps, max_memory)
+            sourced, unrolled = unrolled_from(path, steps, max_memory)
         except SpecErrors as err:
             failed += err.errors
         except SpecError as err:
             failed.append(err)
         else:
-            typer.echo(f"{shown(path)}: ok")
+            found = unused_warnings(sourced, unrolled.folded, "" if strict else "warning: ")
+            for warning in [] if strict else found:
+                typer.echo(shown(str(warning)), err=True)
+            failed += found if strict else []
+            if not strict or not found:
+                typer.echo(f"{shown(path)}: ok" + (f" ({len(found)} warning(s))" if found else ""))
     if failed:
         raise SpecErrors(failed)
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from composer.arrays import MAX_ARRAY_BYTES, declared_bytes, read_arrays
 from composer.errors import DataError, key_mismatch
+from composer.graph.unused import needed_inputs
 from composer.spec.windows import MAX_STEPS, fitting_steps
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "check_inputs",
     "infer_steps",
     "input_sizes",
+    "unread",
     "steps_for_lengths",
     "split_lengths",
     "LENGTHS_SUFFIX",
@@ -42,9 +44,16 @@ _CHUNK_BYTES = 1 << 20  # the first pass holds a few of these: keep it under sma
 
 
 def input_sizes(graph: nx.MultiDiGraph) -> dict[str, int]:
-    """`{input name: feature size}` in spec order."""
-    nodes = sorted(graph.nodes(data=True), key=lambda item: item[1]["order"])
-    return {name: data["size"] for name, data in nodes if data["role"] == "input"}
+    """`{input name: feature size}` in spec order, of the inputs a run needs: an input
+    from which no emitted output can be reached is left out (`validate` warns of it)."""
+    return {name: graph.nodes[name]["size"] for name in needed_inputs(graph)}
+
+
+def unread(graph: nx.MultiDiGraph, arrays: Mapping) -> dict:
+    """`arrays` without those of inputs that nothing reads: given or not, they are ignored."""
+    ignored = {n for n, role in graph.nodes(data="role") if role == "input"}
+    ignored -= set(needed_inputs(graph))
+    return {key: value for key, value in arrays.items() if key not in ignored}
 
 
 def read_inputs(
@@ -67,7 +76,7 @@ def read_inputs(
         arrays = read_arrays(path, default_key=names[0])
         if _is_npy(path):
             _one_input(path, names, ".npy")
-    arrays, lengths = split_lengths(arrays)
+    arrays, lengths = split_lengths(unread(graph, arrays))
     mismatch = key_mismatch(names, arrays)
     if mismatch:
         raise DataError(f"{path}: {mismatch}; expected one array per input: {', '.join(names)}")
@@ -108,7 +117,7 @@ def batched(
         if len(names) != 1:
             raise DataError(f"this network has inputs {', '.join(names)}; pass a dict by name")
         inputs = {names[0]: inputs}
-    arrays = {name: np.asarray(array) for name, array in inputs.items()}
+    arrays = {name: np.asarray(array) for name, array in unread(graph, inputs).items()}
     ranks = {array.ndim for array in arrays.values()}
     if ranks == {2}:
         return {name: array[np.newaxis] for name, array in arrays.items()}, True
@@ -263,7 +272,7 @@ def check_inputs(plan, arrays: Mapping[str, np.ndarray]) -> int:
     window at the plan's T.
     """
     names = list(plan.inputs)
-    mismatch = key_mismatch(names, arrays)
+    mismatch = key_mismatch(names, unread(plan.folded, arrays))
     if mismatch:
         raise DataError(f"inputs: {mismatch}; expected {', '.join(names)}")
     arrays = {name: np.asarray(arrays[name]) for name in names}

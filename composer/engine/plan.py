@@ -50,6 +50,7 @@ import numpy as np
 from composer.dtypes import check_dtype
 from composer.graph.loops import instant_graph
 from composer.graph.unrolled import Unrolled
+from composer.graph.unused import needed_inputs
 from composer.graph.weights import bias_keys, check_params
 from composer.kinds import KINDS, gate_stack, prepare
 from composer.kinds.dense import DENSE
@@ -179,7 +180,8 @@ def compile_plan(unrolled: Unrolled) -> Plan:
     )
     roles = nx.get_node_attributes(folded, "role")
     by_order = sorted(folded, key=lambda n: folded.nodes[n]["order"])
-    inputs = tuple(n for n in by_order if roles[n] == "input")
+    needed = set(needed_inputs(folded))  # an input nothing reads is not asked for
+    inputs = tuple(n for n in by_order if roles[n] == "input" and n in needed)
     outputs = tuple(n for n in by_order if roles[n] == "output")
     windows = {n: parse_window(folded.nodes[n]["window"], steps) for n in inputs + outputs}
     return Plan(

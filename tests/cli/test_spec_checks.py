@@ -1,0 +1,51 @@
+"""The spec checks on the command line: unused parts as warnings, `--strict`, and `run`
+without the inputs nothing reads."""
+
+from __future__ import annotations
+
+import numpy as np
+from typer.testing import CliRunner
+
+from composer.cli import app
+from tests.builders import write_spec
+
+runner = CliRunner()
+
+UNUSED = """\
+inputs:
+  - {name: x, size: 2}
+  - {name: z, size: 3}
+layers:
+  - {name: rnn, kind: elman, input: x, state_size: 4}
+outputs: [{name: o, from: rnn}]
+"""
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_validate_warns_of_an_unused_input_and_strict_refuses_it(tmp_path):
+    path = write_spec(tmp_path, UNUSED)
+    result = invoke("validate", path)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.endswith(": ok (1 warning(s))\n")
+    message = "input `z` is read by no layer or connection\n"
+    assert result.stderr == f"{path}:3:5: inputs[1]: warning: {message}"
+    strict = invoke("validate", "--strict", path)
+    assert strict.exit_code == 3
+    assert strict.stdout == ""
+    assert strict.stderr == f"{path}:3:5: inputs[1]: {message}"
+
+
+def test_run_no_longer_demands_an_input_nothing_reads(tmp_path):
+    """Reproduced first: `run` failed with `missing 'z'` though nothing reads z."""
+    path = write_spec(tmp_path, UNUSED)
+    np.save(tmp_path / "x.npy", np.ones((5, 2)))
+    result = invoke("run", path, "--input", tmp_path / "x.npy", "--output", tmp_path / "o.npz")
+    assert result.exit_code == 0, result.output
+    np.savez(tmp_path / "xz.npz", x=np.ones((5, 2)), z=np.ones((5, 3)))
+    again = invoke("run", path, "--input", tmp_path / "xz.npz", "--output", tmp_path / "p.npz")
+    assert again.exit_code == 0, again.output
+    with np.load(tmp_path / "o.npz") as first, np.load(tmp_path / "p.npz") as second:
+        np.testing.assert_array_equal(first["o"], second["o"])
