@@ -159,9 +159,21 @@ def _literal_message(value: Any, ann: Any, ctx: dict[str, Any]) -> str:
     return f"`{quote(value)}` is not one of {listed}{_did_you_mean(value, choices)}"
 
 
+# fields some kinds take and others have fixed, with what the others do instead
+_FIXED = {
+    "activation": (
+        "their activations are fixed (sigmoid gates and tanh candidates, as in PyTorch); "
+        "`activation` belongs to `elman` and `dense` layers"
+    ),
+}
+
+
 def _unknown_field(key: str, model: Any) -> str:
     fields = model.model_fields if model else {}
     allowed = [info.alias or name for name, info in fields.items()]
+    if key in _FIXED and "kind" in fields:
+        kind = get_args(fields["kind"].annotation)[0]
+        return f"`{kind}` layers take no `{key}`: {_FIXED[key]}; they take: {', '.join(allowed)}"
     hint = _did_you_mean(key, allowed + list(fields))
     return f"unknown field `{quote(key)}`" + (hint or f"; allowed: {', '.join(allowed)}")
 
