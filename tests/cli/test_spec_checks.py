@@ -3,11 +3,14 @@ without the inputs nothing reads."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from typer.testing import CliRunner
 
 from composer.cli import app
 from tests.builders import write_spec
+from tests.conftest import ROOT
 
 runner = CliRunner()
 
@@ -49,3 +52,25 @@ def test_run_no_longer_demands_an_input_nothing_reads(tmp_path):
     assert again.exit_code == 0, again.output
     with np.load(tmp_path / "o.npz") as first, np.load(tmp_path / "p.npz") as second:
         np.testing.assert_array_equal(first["o"], second["o"])
+
+
+def test_summary_header_shows_each_input_and_output_window(tmp_path):
+    """It used to say `inputs ":", outputs ":"` for windows of their own (B5)."""
+    text = """\
+inputs: [{name: x, size: 2, window: "0:6"}]
+layers: [{name: rnn, kind: elman, input: x, state_size: 4}]
+outputs: [{name: o, from: rnn, window: "6:10"}]
+steps: 10
+"""
+    result = invoke("summary", write_spec(tmp_path, text))
+    assert result.exit_code == 0, result.output
+    header = result.stdout.splitlines()[0]
+    assert header.endswith("alignment many-to-many, inputs x `0:6`, outputs o `6:10`")
+
+
+def test_summary_shows_the_delays_of_tapped_inputs_and_layers_without_one():
+    result = invoke("summary", ROOT / "specs/narx.yaml", "--json")
+    layers = {row["name"]: row for row in json.loads(result.stdout)["layers"]}
+    assert layers["h"]["input_delays"] == [1, 2, 3] and layers["y"]["input_delays"] == [0]
+    table = invoke("summary", ROOT / "specs/narx.yaml").stdout
+    assert "h      dense  1, delays 1..3" in table
