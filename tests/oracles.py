@@ -310,6 +310,17 @@ def _inputless_decoder(p, x, T):
     return {"o": np.stack(ys, 1)}
 
 
+def _two_pass(p, x, T):
+    s = _zeros(x["x"], 3)
+    for t in range(T):  # the first pass: all of r
+        s = elman(x["x"][:, t] @ p["r.Wx"], s, p, "r")
+    d, ds = s, []  # the second pass starts from r's last state
+    for t in range(T):
+        d = elman(x["x"][:, t] @ p["d.Wx"], d, p, "d")
+        ds.append(d)
+    return {"y": np.stack(ds, 1)}
+
+
 _SOFTMAX4 = builders.readout(4, "softmax")
 _TANH2 = builders.readout(2, "tanh")
 _SOFTMAX2 = builders.readout(2, "softmax")
@@ -404,6 +415,16 @@ SCENARIOS = {
         ),
         6,
         _backward_taps,
+    ),
+    "two-pass": (
+        spec(
+            [
+                layer("r", "elman", "x", 3),
+                layer("d", "elman", "x", 3, initial_state={"from": "r", "at": "end"}),
+            ]
+        ),
+        5,
+        _two_pass,
     ),
     "inputless-decoder": (
         spec(

@@ -145,7 +145,8 @@ def _folded_edges(graph: nx.MultiDiGraph) -> Iterable[tuple[str, str, dict]]:
     for node, data in sorted(graph.nodes(data=True), key=lambda item: item[1]["order"]):
         if data.get("initial_state"):
             attrs = {"id": f"{data['initial_state']}->{node}", "class": "handover"}
-            attrs |= {"label": "initial state", **EDGE_STYLE["handover"]}
+            label = "last state, second pass" if data.get("two_pass") else "initial state"
+            attrs |= {"label": label, **EDGE_STYLE["handover"]}
             yield data["initial_state"], node, attrs
 
 
@@ -304,6 +305,10 @@ class _UnfoldedDrawing:
             ends = f"{edge.tail.vector}@{edge.tail.step}->{edge.head.vector}@{edge.head.step}"
             attrs["id"] = ends
         label = weight_label(self.folded, edge.weight)
+        if edge.role == "handover" and edge.tail.step >= edge.head.step:
+            # `initial_state: {from: r, at: end}`: all of r first, then this layer again
+            label = "second pass"
+            attrs["constraint"] = "false"
         attrs["label"] = html_text(label) if label else None
         if self.grid.passed(edge):
             # around the nodes passed, alternately east and west so that the two skips of

@@ -317,7 +317,7 @@ def _add_connection(graph: nx.MultiDiGraph, spec: NetworkSpec, j: int, conn) -> 
 def _check_inputless(spec: NetworkSpec, i: int, layer) -> None:
     """A layer without `input` must be driven by something: an initial state or a
     connection into it."""
-    if getattr(layer, "initial_state", None) is not None:
+    if getattr(layer, "initial_source", None) is not None:
         return
     if any(conn.target == layer.name for conn in spec.connections):
         return
@@ -367,10 +367,12 @@ def _add_output(graph: nx.MultiDiGraph, spec: NetworkSpec, i: int, out, default:
 def _check_initial_states(graph: nx.MultiDiGraph, spec: NetworkSpec) -> None:
     layers = {layer.name: layer for layer in spec.layers}
     for i, layer in enumerate(spec.layers):
-        source_name = getattr(layer, "initial_state", None)
+        source_name = getattr(layer, "initial_source", None)
         if source_name is None:
             continue
         path = ("layers", i, "initial_state")
+        if not isinstance(layer.initial_state, str):
+            path += ("from",)
         source = layers.get(source_name)
         if source is None or not KINDS[source.kind].stateful:
             what = "a dense layer" if source is not None else None
@@ -400,3 +402,4 @@ def _check_initial_states(graph: nx.MultiDiGraph, spec: NetworkSpec) -> None:
                 path,
             )
         graph.nodes[target]["initial_state"] = origin
+        graph.nodes[target]["two_pass"] = not isinstance(layer.initial_state, str)

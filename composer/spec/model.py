@@ -14,6 +14,7 @@ __all__ = [
     "Readout",
     "Tap",
     "LayerBase",
+    "HandOver",
     "RecurrentLayer",
     "ElmanLayer",
     "LSTMLayer",
@@ -123,6 +124,19 @@ class LayerBase(_Model):
     description: str | None = Field(None, description="Free text for readers.")
 
 
+class HandOver(_Model):
+    """`initial_state: {from: r, at: end}`: start from the last state of `r` even though `r`
+    runs over the same steps: a two-pass design (all of `r` first, then this layer), said
+    explicitly because the first steps then depend on later ones."""
+
+    source: Name = Field(
+        alias="from", description="The recurrent layer whose last state starts this one."
+    )
+    at: Literal["end"] = Field(
+        description="`end`: the source's last state, even when it comes after this layer starts."
+    )
+
+
 class RecurrentLayer(LayerBase):
     """What every recurrent kind's layer has: a state, a readout, direction and delay."""
 
@@ -137,9 +151,19 @@ class RecurrentLayer(LayerBase):
         False, description="A forward and a backward copy whose states are concatenated."
     )
     delay: int = Field(1, ge=1, le=1_000_000, description="k in s_t = f(s_{t-k}): dilation.")
-    initial_state: Name | None = Field(
-        None, description="Start from this layer's last state instead of zeros (seq2seq)."
+    initial_state: Name | HandOver | None = Field(
+        None,
+        description=(
+            "Start from this layer's last state instead of zeros (seq2seq); "
+            "`{from: r, at: end}` when `r` ends after this layer starts (two passes)."
+        ),
     )
+
+    @property
+    def initial_source(self) -> str | None:
+        """The name of the layer whose last state starts this one, if any."""
+        state = self.initial_state
+        return state.source if isinstance(state, HandOver) else state
 
     @model_validator(mode="after")
     def _direction_and_bidirectional(self):

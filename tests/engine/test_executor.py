@@ -153,13 +153,17 @@ def test_longer_runs_stream_in_chunks_like_a_single_pass():
     np.testing.assert_allclose(out["o"], oracle(params, inputs, 300)["o"], atol=1e-10)
 
 
+TWO_PASS = {"from": "enc", "at": "end"}
+
+
 def test_a_state_handed_over_after_its_reader_starts_is_computed_first():
-    """The encoder's last state (step 6) starts a decoder active from step 4."""
+    """The encoder's last state (step 6) starts a decoder active from step 4: two passes,
+    said explicitly (`at: end`)."""
     graph = build(
         spec(
             [
                 layer("enc", "lstm", size=3),
-                layer("dec", "lstm", size=3, active="4:", initial_state="enc"),
+                layer("dec", "lstm", size=3, active="4:", initial_state=TWO_PASS),
             ],
             inputs=[input_("x", 2)],
             outputs=[output("o", "dec", "4:")],
