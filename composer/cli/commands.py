@@ -51,9 +51,9 @@ from composer.errors import ComposerError, DataError, SpecError, SpecErrors
 from composer.graph.deps import dependencies
 from composer.graph.weights import init_params, load_params
 from composer.outputs import shown
-from composer.spec.model import PRESETS, NetworkSpec
+from composer.spec.model import NetworkSpec
 from composer.spec.reader import read_spec_text
-from composer.spec.starters import starter
+from composer.spec.starters import STARTERS, starter
 from composer.text import format_steps
 
 __all__ = ["validate", "summary", "deps", "run", "render", "schema", "new", "spec_schema"]
@@ -403,16 +403,19 @@ def spec_schema() -> dict:
 @app.command()
 @reports_errors
 def new(
-    preset: Annotated[str, typer.Argument(help=f"One of: {', '.join(PRESETS)}.", metavar="PRESET")],
+    preset: Annotated[
+        str, typer.Argument(help=f"One of: {', '.join(STARTERS)}.", metavar="PRESET")
+    ],
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Write a commented starter spec for an alignment preset."""
-    if preset not in PRESETS:
+    """Write a commented starter spec for an alignment preset or a design."""
+    if preset not in STARTERS:
         raise typer.BadParameter(
-            f"{preset!r} is not a preset; choose one of {', '.join(PRESETS)}", param_hint="PRESET"
+            f"{preset!r} is not a preset; choose one of {', '.join(STARTERS)}",
+            param_hint="PRESET",
         )
     text = starter(preset)
     read_spec_text(text, f"<new {preset}>", "yaml")  # a starter that does not load is our bug

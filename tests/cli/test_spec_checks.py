@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from composer.cli import app
+from composer.spec.starters import DESIGNS
 from tests.builders import write_spec
 from tests.conftest import ROOT
 
@@ -74,3 +76,24 @@ def test_summary_shows_the_delays_of_tapped_inputs_and_layers_without_one():
     assert layers["h"]["input_delays"] == [1, 2, 3] and layers["y"]["input_delays"] == [0]
     table = invoke("summary", ROOT / "specs/narx.yaml").stdout
     assert "h      dense  1, delays 1..3" in table
+
+
+@pytest.mark.parametrize("design", DESIGNS)
+def test_new_writes_design_starters_that_use_everything_they_declare(tmp_path, design):
+    out = tmp_path / f"{design}.yaml"
+    result = invoke("new", design, "--output", out)
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith(f"# A starter spec for a{'n' * (design[0] in 'ae')} ")
+    strict = invoke("validate", "--strict", out)
+    assert strict.exit_code == 0 and strict.stderr == "", strict.output
+
+
+def test_the_design_starters_do_what_their_comments_say(tmp_path):
+    invoke("new", "narx", "--output", tmp_path / "narx.yaml")
+    deps = invoke("deps", tmp_path / "narx.yaml", "--steps", 6, "--at", "out[-1]")
+    assert deps.stdout == "out[5] <- u[0..4]\n"  # u at t-1 and earlier only
+    invoke("new", "encoder-decoder", "--output", tmp_path / "ed.yaml")
+    summary = json.loads(invoke("summary", tmp_path / "ed.yaml", "--json").stdout)
+    assert "dec.Wx" not in summary["params"] and "dec.W_dec" in summary["params"]
+    deps = invoke("deps", tmp_path / "ed.yaml", "--at", "y[-1]")
+    assert deps.stdout == "y[15] <- src[0..9]\n"
