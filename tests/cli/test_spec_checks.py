@@ -4,6 +4,8 @@ without the inputs nothing reads."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
 
 import numpy as np
 import pytest
@@ -97,3 +99,33 @@ def test_the_design_starters_do_what_their_comments_say(tmp_path):
     assert "dec.Wx" not in summary["params"] and "dec.W_dec" in summary["params"]
     deps = invoke("deps", tmp_path / "ed.yaml", "--at", "y[-1]")
     assert deps.stdout == "y[15] <- src[0..9]\n"
+
+
+DOC = (ROOT / "docs" / "time.md").read_text()
+DOC_COMMANDS = [
+    (chunk.split("\n")[0], [line for line in chunk.split("\n")[1:] if line])
+    for block in re.findall(r"```console\n(.*?)```", DOC, re.S)
+    for chunk in re.split(r"^\$ ", block, flags=re.M)[1:]
+]
+
+
+@pytest.mark.parametrize(("command", "shown"), DOC_COMMANDS, ids=[c for c, _ in DOC_COMMANDS])
+def test_the_commands_of_the_delays_page_run_and_print_what_it_shows(command, shown):
+    words = shlex.split(command)
+    assert words[0] == "rnn-composer"
+    args = [str(ROOT / w) if w.startswith("specs/") else w for w in words[1:]]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[: len(shown)] == shown
+
+
+def test_the_messages_the_delays_page_quotes_are_the_tools(tmp_path):
+    quoted = " ".join(re.findall(r"```text\n(.*?)```", DOC, re.S)[0].split())
+    network = """\
+inputs: [{name: x, size: 2}]
+layers: [{name: r, kind: elman, input: {from: x, delays: [-1, 0]}, state_size: 3}]
+outputs: [{name: o, from: r}]
+"""
+    result = invoke("validate", write_spec(tmp_path, network))
+    assert result.exit_code == 3
+    assert result.stderr.split(": ", 2)[2].strip() in quoted
