@@ -305,7 +305,7 @@ class _UnfoldedDrawing:
             ends = f"{edge.tail.vector}@{edge.tail.step}->{edge.head.vector}@{edge.head.step}"
             attrs["id"] = ends
         label = weight_label(self.folded, edge.weight)
-        if edge.role == "handover" and edge.tail.step >= edge.head.step:
+        if edge.role == "handover" and self.folded.nodes[edge.head.vector].get("two_pass"):
             # `initial_state: {from: r, at: end}`: all of r first, then this layer again
             label = "second pass"
             attrs["constraint"] = "false"
