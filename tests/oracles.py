@@ -310,6 +310,30 @@ def _inputless_decoder(p, x, T):
     return {"o": np.stack(ys, 1)}
 
 
+def _summed(p, x, T):
+    """A bidirectional LSTM whose directions are summed (`merge: sum`), read by a dense
+    layer, and a bidirectional Elman layer summed into a readout."""
+    hs, h, c = [], _zeros(x["x"], 3), _zeros(x["x"], 3)
+    for t in range(T):
+        h, c = lstm(x["x"][:, t] @ p["a.Wx"], h, c, p, "a")
+        hs.append(h)
+    h, c = _zeros(x["x"], 3), _zeros(x["x"], 3)
+    for t in reversed(range(T)):
+        h, c = lstm(x["x"][:, t] @ p["a.Wx_rev"], h, c, p, "a", "_rev")
+        hs[t] = hs[t] + h
+    d = [np.tanh(hs[t] @ p["d.W"] + p["d.b"]) for t in range(T)]
+    f, b, s = [], [None] * T, _zeros(x["x"], 4)
+    for t in range(T):
+        s = elman(d[t] @ p["e.Wx"], s, p, "e")
+        f.append(s)
+    s = _zeros(x["x"], 4)
+    for t in reversed(range(T)):
+        s = elman(d[t] @ p["e.Wx_rev"], s, p, "e", sfx="_rev")
+        b[t] = s
+    ys = [readout(f[t] + b[t], p, "e", "sigmoid") for t in range(T)]
+    return {"o": np.stack(ys, 1), "sa": np.stack(hs, 1)}
+
+
 def _two_pass(p, x, T):
     s = _zeros(x["x"], 3)
     for t in range(T):  # the first pass: all of r
@@ -415,6 +439,26 @@ SCENARIOS = {
         ),
         6,
         _backward_taps,
+    ),
+    "bidirectional-sum": (
+        spec(
+            [
+                layer("a", "lstm", "x", 3, bidirectional=True, merge="sum"),
+                layer("d", "dense", "a", 2, activation=TANH),
+                layer(
+                    "e",
+                    "elman",
+                    "d",
+                    4,
+                    bidirectional=True,
+                    merge="sum",
+                    output=builders.readout(2, "sigmoid"),
+                ),
+            ],
+            outputs=[output("o", "e"), output("sa", "a")],
+        ),
+        5,
+        _summed,
     ),
     "two-pass": (
         spec(

@@ -115,6 +115,7 @@ def _add_layer_nodes(graph: nx.MultiDiGraph, i: int, layer) -> None:
             suffix=suffix,
             activation=getattr(layer, "activation", None),
             initial_state=None,
+            merge=getattr(layer, "merge", "concat"),
             order=len(graph),
             label=f"{layer.name}.s{suffix}",
             **common,
@@ -173,23 +174,43 @@ def _targets(graph: nx.MultiDiGraph, layer_name: str) -> list[tuple[str, str]]:
     return [(n, graph.nodes[n]["suffix"]) for n in state_nodes(graph, layer_name)]
 
 
+def placed(graph: nx.MultiDiGraph, sources) -> tuple[list[tuple[str, int, int]], int]:
+    """Source segments as (node, size, first row) and the total width: concatenated, except
+    the two states of a bidirectional layer with `merge: sum`, which share their rows (the
+    reader's weight multiplies their sum)."""
+    out, row = [], 0
+    for node, size in sources:
+        data = graph.nodes[node]
+        if data.get("suffix") == "_rev" and data.get("merge") == "sum" and out:
+            out.append((node, size, out[-1][2]))
+            continue
+        out.append((node, size, row))
+        row += size
+    return out, row
+
+
+def _shared(graph: nx.MultiDiGraph, node: str) -> str:
+    """A key suffix for the backward state of a summed layer, which shares its rows."""
+    data = graph.nodes[node]
+    return "+rev" if data.get("suffix") == "_rev" and data.get("merge") == "sum" else ""
+
+
 def _add_feed(graph, sources, target_layer, weight_base, lag, role, path, tap=""):
     """Edges from concatenated source segments into every target node of a layer.
 
     The weight of each target is `weight_base`, its direction's suffix (`_rev`), then
     `tap` (`@d` for a tapped delay line's tap at delay d).
     """
-    width = sum(size for _, size in sources)
+    segments, width = placed(graph, sources)
     for target, suffix in _targets(graph, target_layer):
         tnode = graph.nodes[target]
         _check_causal(graph, target, sources, lag, path)
         cols = KINDS[tnode["kind"]].columns(tnode["size"])
-        row = 0
-        for source, size in sources:
+        for source, size, row in segments:
             graph.add_edge(
                 source,
                 target,
-                key=f"{weight_base}{suffix}{tap}[{row}]",
+                key=f"{weight_base}{suffix}{tap}[{row}]{_shared(graph, source)}",
                 weight=f"{weight_base}{suffix}{tap}",
                 shape=(width, cols),
                 rows=(row, row + size),
@@ -197,7 +218,6 @@ def _add_feed(graph, sources, target_layer, weight_base, lag, role, path, tap=""
                 role=role,
                 path=path,
             )
-            row += size
 
 
 def tap_suffix(delay: int) -> str:
@@ -264,16 +284,15 @@ def _add_layer_edges(graph: nx.MultiDiGraph, spec: NetworkSpec, i: int, layer) -
             path=("layers", i, "delay"),
         )
     if layer.output is not None:
-        states = [(n, H) for n in state_nodes(graph, layer.name)]
-        width = H * len(states)
-        for k, (state, _) in enumerate(states):
+        states, width = placed(graph, [(n, H) for n in state_nodes(graph, layer.name)])
+        for state, _, row in states:
             graph.add_edge(
                 state,
                 f"{layer.name}.y",
-                key=f"{layer.name}.Wy[{k * H}]",
+                key=f"{layer.name}.Wy[{row}]{_shared(graph, state)}",
                 weight=f"{layer.name}.Wy",
                 shape=(width, layer.output.size),
-                rows=(k * H, (k + 1) * H),
+                rows=(row, row + H),
                 lag=0,
                 role="readout",
                 path=("layers", i, "output"),
@@ -335,8 +354,7 @@ def _add_output(graph: nx.MultiDiGraph, spec: NetworkSpec, i: int, out, default:
         raise SpecError(
             f"`{out.source}` is an input; an output comes from a layer", path + ("from",)
         )
-    sources = layer_output(graph, out.source)
-    size = sum(s for _, s in sources)
+    sources, size = placed(graph, layer_output(graph, out.source))
     graph.add_node(
         out.name,
         role="output",
@@ -348,12 +366,11 @@ def _add_output(graph: nx.MultiDiGraph, spec: NetworkSpec, i: int, out, default:
         label=out.name,
         path=path,
     )
-    row = 0
-    for source, width in sources:
+    for source, width, row in sources:
         graph.add_edge(
             source,
             out.name,
-            key=f"emit[{row}]",
+            key=f"emit[{row}]{_shared(graph, source)}",
             weight=None,
             shape=None,
             rows=(row, row + width),
@@ -361,7 +378,6 @@ def _add_output(graph: nx.MultiDiGraph, spec: NetworkSpec, i: int, out, default:
             role="emit",
             path=path + ("from",),
         )
-        row += width
 
 
 def _check_initial_states(graph: nx.MultiDiGraph, spec: NetworkSpec) -> None:

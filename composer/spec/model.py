@@ -165,10 +165,20 @@ class RecurrentLayer(LayerBase):
         state = self.initial_state
         return state.source if isinstance(state, HandOver) else state
 
+    merge: Literal["concat", "sum"] = Field(
+        "concat",
+        description=(
+            "How a bidirectional layer's two states combine for its readers: `concat` "
+            "(size 2H, forward first) or `sum` (size H)."
+        ),
+    )
+
     @model_validator(mode="after")
     def _direction_and_bidirectional(self):
         if self.bidirectional and self.direction != "forward":
             raise ValueError("`bidirectional: true` already runs both directions; drop `direction`")
+        if self.merge != "concat" and not self.bidirectional:
+            raise ValueError("`merge` combines the two directions of a `bidirectional: true` layer")
         return self
 
 

@@ -129,3 +129,16 @@ outputs: [{name: o, from: r}]
     result = invoke("validate", write_spec(tmp_path, network))
     assert result.exit_code == 3
     assert result.stderr.split(": ", 2)[2].strip() in quoted
+
+
+def test_a_summed_bidirectional_layer_gives_h_not_2h(tmp_path):
+    text = """\
+inputs: [{name: x, size: 2}]
+layers:
+  - {name: bi, kind: gru, input: x, state_size: 4, bidirectional: true, merge: sum}
+  - {name: d, kind: dense, input: bi, size: 3}
+outputs: [{name: o, from: d}, {name: states, from: bi}]
+"""
+    data = json.loads(invoke("summary", write_spec(tmp_path, text), "--json").stdout)
+    assert data["params"]["d.W"] == [4, 3]  # one H-row block read by both directions
+    assert {row["name"]: row["output_size"] for row in data["layers"]} == {"bi": 4, "d": 3}

@@ -68,3 +68,12 @@ def test_other_yaml_errors_get_no_window_hint():
 def test_tapped_inputs_are_checked_where_they_are_written(source, where, message):
     errors = _errors(source=source)
     assert any(f": {where}: " in e and message in e for e in errors), errors
+
+
+def test_merge_belongs_to_a_bidirectional_layer_and_names_its_choices():
+    (error,) = _errors(extra=", merge: sum")
+    assert error.endswith(
+        "layers[0]: `merge` combines the two directions of a `bidirectional: true` layer"
+    )
+    (error,) = _errors(extra=", bidirectional: true, merge: mul")
+    assert "layers[0].merge:" in error and "concat" in error and "sum" in error

@@ -261,7 +261,13 @@ STRUCTURES = {
     # tapped delay lines (past and future context) and a layer without an input
     **{
         f"scenario:{name}": (SCENARIOS[name][0].model_copy(update={"steps": steps}), "mse")
-        for name, steps in (("narx", 6), ("tdnn", 5), ("backward-taps", 5), ("two-pass", 5))
+        for name, steps in (
+            ("narx", 6),
+            ("tdnn", 5),
+            ("backward-taps", 5),
+            ("two-pass", 5),
+            ("bidirectional-sum", 5),
+        )
     },
     "scenario:inputless-decoder": (
         SCENARIOS["inputless-decoder"][0].model_copy(update={"steps": 7}),
