@@ -122,9 +122,9 @@ def write_spec(directory: Path, content: NetworkSpec | str | bytes, name: str = 
 @st.composite
 def random_networks(draw) -> tuple[NetworkSpec, bool]:
     """A Hypothesis strategy: random stacks of one to three layers (kinds, readouts,
-    directions, dilations, tapped delay lines reading ahead where the layer may), an
-    alignment preset and perhaps feedback, as (spec, causal),
-    where `causal` says every layer runs forward."""
+    directions and merges, dilations, tapped delay lines reading ahead where the layer
+    may), an alignment preset and perhaps feedback, as (spec, causal), where `causal`
+    says every layer runs forward."""
     layers, causal = [], True
     alignment = draw(
         st.sampled_from(
@@ -146,6 +146,7 @@ def random_networks(draw) -> tuple[NetworkSpec, bool]:
         way = draw(st.sampled_from(["forward", "backward", "bidirectional"]))
         if way == "bidirectional":
             fields["bidirectional"] = True
+            fields["merge"] = draw(st.sampled_from(["concat", "sum"]))
         else:
             fields["direction"] = way
         causal &= way == "forward"
