@@ -68,7 +68,9 @@ def translate(errors: list[Any], data: Any) -> list[tuple[SpecError, bool]]:
             unions[where.union] = True
         out.append(_spec_error(error, where))
     for path, explained in unions.items():
-        if not explained:
+        # a union inside another (a list item of `input`) explains the outer one too
+        inner = any(done and other[: len(path)] == path for other, done in unions.items())
+        if not explained and not inner:
             wants = _UNION_WANTS.get(str(path[-1]), "a value of another type")
             got = describe(functools.reduce(_child, path, data))
             out.append((SpecError(f"expected {wants}, got {got}", path), False))

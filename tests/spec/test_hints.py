@@ -77,3 +77,9 @@ def test_merge_belongs_to_a_bidirectional_layer_and_names_its_choices():
     )
     (error,) = _errors(extra=", bidirectional: true, merge: mul")
     assert "layers[0].merge:" in error and "concat" in error and "sum" in error
+
+
+def test_a_bad_tap_inside_a_list_is_reported_once_where_it_is():
+    """It also said `layers[0].input: expected a name, ... got a list`."""
+    errors = _errors(source="[x, {from: x, delay: [1]}]")
+    assert all("layers[0].input[1]" in e for e in errors), errors
