@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench docs fuzz lint clean dot
+.PHONY: setup demo test bench docs site serve fuzz lint clean dot char-lm
 
 setup: $(STAMP) dot
 
@@ -46,10 +46,36 @@ bench: setup
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_unroll.py
 	$(BIN)/python bench/bench_lengths.py
+	$(BIN)/python bench/bench_onnx.py
+	$(BIN)/python bench/bench_generate.py
+	$(BIN)/python bench/bench_torch_engine.py
 
-# The gallery of every spec, folded and unfolded (docs/gallery.md).
+# A character-level language model of this project's own documentation: the text as ids
+# (80 tokens: the 79 commonest characters and one for the rest), a short training run,
+# then 300 characters of generated text, streamed (docs/training.md, "Language models").
+CHAR_LM_EPOCHS ?= 3
+char-lm: setup
+	mkdir -p out
+	$(BIN)/rnn-composer data text README.md docs/*.md --output out/char-lm.npz \
+	  --vocab out/char-lm.vocab.json --names chars,next --seq-len 64 --vocab-size 80 --force
+	$(BIN)/rnn-composer train specs/char-lm.yaml --data out/char-lm.npz --loss cross-entropy \
+	  --epochs $(CHAR_LM_EPOCHS) --lr 0.01 --clip 5 --output out/char-lm.weights.npz --force
+	$(BIN)/rnn-composer generate specs/char-lm.yaml --weights out/char-lm.weights.npz \
+	  --vocab out/char-lm.vocab.json --prompt "The " --length 300 --seed 0
+
+# The gallery of every spec, folded and unfolded (docs/gallery.md), then the site's
+# generated pages: the spec, CLI, API and weight-key references and the tutorial's pictures.
 docs: setup
 	$(BIN)/python tools/gallery.py
+	$(BIN)/python tools/site.py
+
+# The documentation site (mkdocs.yml), offline: built into site/, or served with live
+# reload at http://127.0.0.1:8000 (`make serve`).
+site: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+serve: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 test: setup
 	$(BIN)/python -m pytest
@@ -67,4 +93,4 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build site *.egg-info .pytest_cache .hypothesis

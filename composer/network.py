@@ -13,6 +13,7 @@ from composer.draw.diagrams import svg
 from composer.engine.batches import run
 from composer.engine.inputs import batched, infer_steps
 from composer.engine.pipeline import plan_for_steps, unroll_within
+from composer.engine.stepper import Stepper
 from composer.graph.deps import dependencies
 from composer.graph.folded import build
 from composer.graph.unrolled import Unrolled
@@ -94,6 +95,21 @@ class Network:
     def train(self, params, data, **options) -> TrainResult:
         """Train the weights on data by name (`composer.train`'s options, `lengths=` too)."""
         return train(self.graph, params, data, **options)
+
+    def stepper(self, params, dtype: str = "float32") -> Stepper:
+        """The network one step at a time, its state kept: `.step(inputs) -> outputs`,
+        `.state` by key (`composer.engine.stepper`); each step costs the same."""
+        return Stepper(self.graph, params, dtype)
+
+    def to_torch(self, params=None, dtype: str = "float32"):
+        """The network as a PyTorch `nn.Module` with these weights (None: PyTorch's init).
+
+        Called like `run` (tensors in, `lengths=` too), it returns `{output: tensor}`; its
+        parameter names are PyTorch's (`docs/interop.md`). Needs the `[torch]` extra.
+        """
+        from composer.interop.torch_module import to_torch
+
+        return to_torch(self.graph, params, dtype)
 
     def dependencies(self, steps: int | None = None):
         """`{output: {t: {input: [steps]}}}` at `steps`."""

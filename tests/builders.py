@@ -178,3 +178,12 @@ def _maybe_taps(draw, source: str, lowest: int) -> str | dict:
 
 def _without_none(fields: dict) -> dict:
     return {key: value for key, value in fields.items() if value is not None}
+
+
+def random_input(graph, name: str, batch: int, steps: int, rng, scale: float = 1.0):
+    """Random values for input `name`: (B, T, F) normal ones times `scale`, or (B, T)
+    ids for a token input (`vocab`), where scale has no meaning."""
+    vocab = graph.nodes[name].get("vocab")
+    if vocab:
+        return rng.integers(0, vocab, (batch, steps))
+    return scale * rng.normal(size=(batch, steps, graph.nodes[name]["size"]))

@@ -1,14 +1,22 @@
 """The command line, `rnn-composer`: thin commands that parse, call the library and report.
 
 Every command registers on `app` (`composer.cli.root`) in its module: `commands` (validate,
-summary, deps, run, render, schema, new), `export` and `train`.
+summary, deps, run, render, schema, new), `export`, `import_weights`, `train`, `data`
+(`data text`) and `generate`.
 """
 
 import sys
 
 import typer
 
-from composer.cli import commands, export, train  # noqa: F401  (registers the commands)
+from composer.cli import (  # noqa: F401  (registers the commands)
+    commands,
+    data,
+    export,
+    generate,
+    import_weights,
+    train,
+)
 from composer.cli.root import app
 from composer.cli.streams import check_stdout
 from composer.errors import ComposerError

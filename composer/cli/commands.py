@@ -23,6 +23,7 @@ from composer.cli.common import (
     unrolled_from,
     unused_warnings,
 )
+from composer.cli.engines import DeviceOption, RunEngineName, RunEngineOption, check_device
 from composer.cli.outputs import check_outputs
 from composer.cli.report import (
     format_dependencies,
@@ -32,6 +33,7 @@ from composer.cli.report import (
     summary_text,
 )
 from composer.cli.root import app
+from composer.cli.state import StateIn, StateOut, run_with_state
 from composer.draw.diagrams import folded_dot, parse_highlight, unfolded_dot, write_diagram
 from composer.engine.batches import output_steps, run_padded
 from composer.engine.executor import execute
@@ -206,13 +208,36 @@ def run(
     ] = False,
     max_memory: MaxMemory = "4G",
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            exists=True,
+            dir_okay=False,
+            help="With --engine onnx: an exported .onnx to run (default: export SPEC now).",
+        ),
+    ] = None,
+    state_in: StateIn = None,
+    state_out: StateOut = None,
+    engine: RunEngineOption = RunEngineName.numpy,
+    device: DeviceOption = None,
 ) -> None:
     """Run the network forward on input arrays and report or save its outputs.
 
     A padded batch of sequences of different lengths gives each item what it gives alone.
     """
+    check_device(engine, device)
     sourced, folded = read_checked(spec)
-    outputs_named = {"--output": output, "--save-weights": save_weights}
+    if engine is not RunEngineName.numpy and (state_in is not None or state_out is not None):
+        raise typer.BadParameter(
+            "states are carried over on the numpy engine only", param_hint="--state-in/--state-out"
+        )
+    if model is not None and (engine is not RunEngineName.onnx or weights is not None):
+        raise typer.BadParameter(
+            "a model file runs with --engine onnx, and holds its own weights: drop --weights",
+            param_hint="--model",
+        )
+    outputs_named = {"--output": output, "--save-weights": save_weights, "--state-out": state_out}
     check_outputs(outputs_named, force, (spec, input, weights))
     check_memory(input_bytes(input), max_memory, f"reading {shown(input)}")
     arrays, flat, given = read_inputs(input, folded, allow_nonfinite=allow_nonfinite)
@@ -246,7 +271,23 @@ def run(
         params = load_params(weights, folded, dtype.value, allow_nonfinite=allow_nonfinite)
     else:
         params = init_params(folded, seed, dtype.value)
-    if padded:
+    if engine is RunEngineName.torch:
+        from composer.interop.torch_engine import run_torch
+
+        outputs = run_torch(
+            folded, params, arrays, None if padded else plan.steps, dtype.value, device,
+            lengths=given if padded else None,
+        )  # fmt: skip
+    elif engine is RunEngineName.onnx:
+        from composer.interop.onnx import run_onnx
+
+        try:
+            outputs = run_onnx(folded, params, arrays, given, dtype.value, plan.steps, model)
+        except SpecError as err:
+            raise sourced.locate(err) from err
+    elif state_in is not None or state_out is not None:
+        outputs = run_with_state(folded, params, arrays, state_in, state_out, dtype.value, force)
+    elif padded:
         outputs = run_padded(folded, params, arrays, given, None, dtype.value)
     else:
         outputs = execute(plan, params, arrays, dtype.value)
@@ -264,6 +305,9 @@ def run(
         )
         return
     origin = f"weights {weights}" if weights else f"seeded weights (seed {seed})"
+    if engine is RunEngineName.onnx:
+        origin = f"model {model}" if model else origin + ", exported"
+        origin += ", on ONNX Runtime"
     if padded:
         typer.echo(
             f"ran {spec} on a padded batch of {batch} (T = {format_steps(sorted(set(per_item)))}"

@@ -16,7 +16,9 @@ from composer.cli.common import DType, SpecPath, Steps, read_checked, reports_er
 from composer.cli.outputs import check_outputs
 from composer.cli.root import app
 from composer.engine.finite import check_representable
+from composer.errors import SpecError
 from composer.graph.weights import load_params
+from composer.interop import refuse_tokens
 from composer.outputs import shown
 
 __all__ = ["export", "ExportRequest", "EXPORTERS"]
@@ -87,6 +89,10 @@ def export(
     check_outputs({"--output": output}, force, (spec, weights))
     check_representable(read_arrays(weights), dtype.value, shown(weights))
     params = load_params(weights, folded, dtype.value)
+    try:
+        refuse_tokens(folded, f"export --format {format.value}")
+    except SpecError as err:
+        raise sourced.locate(err) from err
     module, function = EXPORTERS[format].split(":")
     exporter = getattr(importlib.import_module(module), function)
     request = ExportRequest(
@@ -102,4 +108,8 @@ def export(
         opset=opset,
         force=force,
     )
-    typer.echo(exporter(request), err=True)
+    try:
+        report = exporter(request)
+    except SpecError as err:  # a spec feature the format cannot take, located in the file
+        raise sourced.locate(err) from err
+    typer.echo(report, err=True)

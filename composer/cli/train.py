@@ -19,6 +19,13 @@ from composer.cli.common import (
     read_checked,
     reports_errors,
 )
+from composer.cli.engines import (
+    DeviceOption,
+    EngineName,
+    EngineOption,
+    check_device,
+    is_main_process,
+)
 from composer.cli.outputs import check_outputs
 from composer.cli.root import app
 from composer.draw.curve import loss_curve_svg
@@ -154,11 +161,16 @@ def train_command(
     ] = None,
     dtype: Annotated[DType, typer.Option(help="Computation precision.")] = DType.float32,
     max_memory: MaxMemory = "4G",
+    engine: EngineOption = EngineName.numpy,
+    device: DeviceOption = None,
 ) -> None:
     """Train a network's weights on a data file and write the best ones (by validation loss).
 
     Ctrl-C stops cleanly: the best weights so far are written, then the exit code is 130.
+    With --engine torch under torchrun, every process takes its share of each minibatch
+    and the first one alone reports and writes.
     """
+    check_device(engine, device)
     output = output or Path(f"{spec.stem}.weights.npz")
     # --weights W --output W --force resumes in place: W is read whole before it is replaced
     check_output(output, force, (spec, data))
@@ -197,15 +209,22 @@ def train_command(
         dtype=dtype.value,
         where=str(data),
     )
+    if engine is EngineName.torch:
+        from composer.interop.torch_engine import TorchEngine
+
+        options["engine"] = TorchEngine(graph, dtype.value, device)
+    main = is_main_process()
     bar = _Bar(Console(stderr=True), epochs)
+    shown_progress = dict(on_epoch=bar.epoch, on_step=bar.step) if main else {}
     with interrupt_once():
         try:
-            result = train(graph, start, arrays, on_epoch=bar.epoch, on_step=bar.step, **options)
+            result = train(graph, start, arrays, **shown_progress, **options)
         except SpecError as err:
             raise sourced.locate(err) from err
         finally:
             bar.close()
-        _finish(result, output, curve, sourced.spec.name or spec.stem, force)
+        if main:
+            _finish(result, output, curve, sourced.spec.name or spec.stem, force)
 
 
 def training_bytes(plan, graph, batch: int, sequences: int, dtype: str) -> int:

@@ -101,6 +101,10 @@ def _folded_node(data: dict, name: str) -> dict:
         act = data["activation"]
         desc = ("dense " if role == "dense" else "") + (f"{act} " if act != "identity" else "")
         desc += f"({size})"
+    elif data.get("embed"):  # token ids read through the embedding weight <input>.E
+        desc = f"ids ({data['vocab']}), {name}.E {data['vocab']}x{size}"
+    elif data.get("vocab"):
+        desc = f"ids, one-hot ({size})"
     else:
         desc = f"({size})"
     attrs = node_shape(role, _picture(data))
@@ -278,7 +282,10 @@ class _UnfoldedDrawing:
         if node.role == "init":
             attrs |= {"shape": "ellipse", "style": "dashed,filled", "fillcolor": FILL["init"]}
             given = node.vector in self.unrolled.handover
-            attrs["label"] = name if given else f"{name} = 0"
+            learned = data.get("learned")
+            attrs["label"] = (
+                name if given else f"{name} = {html_text(learned)}" if learned else f"{name} = 0"
+            )
         else:
             attrs |= node_shape(node.role, _picture(data)) | {"label": name}
         attrs |= {"margin": "0.04,0.02", "height": 0.36}

@@ -13,7 +13,8 @@ Two ways to get there, the same numbers:
   one pass over the longest T, and at each step only the leading items still running
   computed, so the padding costs nothing. It applies when every layer exists at every step
   and every input's window is a prefix of the steps (`:` or `:-d`), with no hand-over of
-  a state and no future context (`packable`): the plain stacks, bidirectional, dilated, feedback, forecasting;
+  a state and no future context (`packable`): the plain stacks, bidirectional, dilated,
+  feedback, forecasting;
 - **grouped**, for every other network (windows inside the steps, encoder-decoders): the
   items grouped by T, each group one run of its own plan.
 
@@ -46,6 +47,7 @@ from composer.engine.inputs import batched, check_inputs, infer_steps
 from composer.engine.lengths import LENGTHS_SUFFIX, check_lengths, item_steps
 from composer.engine.pipeline import folded_graph, plan_for_steps
 from composer.engine.plan import bind_params
+from composer.engine.tokens import padding_lengths
 from composer.errors import DataError, SpecError
 from composer.spec.model import NetworkSpec
 from composer.spec.windows import parse_window, window_bounds
@@ -92,6 +94,8 @@ def run(
     """
     graph = folded_graph(graph_or_spec)
     arrays, flat = batched(graph, inputs)
+    if lengths is None and not flat:
+        lengths = padding_lengths(graph, arrays) or None  # `padding_id` ends each item
     if lengths is not None:
         if flat:
             raise DataError("lengths describe a batch: give (B, T_in, F) inputs with them")

@@ -28,6 +28,7 @@ from composer.dtypes import check_dtype
 from composer.engine.inputs import check_inputs
 from composer.engine.memory import chunk_steps, track_extent
 from composer.engine.plan import BoundParams, Feed, Plan, Vector, bind_params, step_runs
+from composer.engine.tokens import encode_tokens
 from composer.engine.walk import Walk, handed_carries
 from composer.errors import DataError
 from composer.kinds import ACTIVATIONS, KINDS
@@ -82,7 +83,8 @@ def execute(
     if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
         raise DataError(f"chunk must be a number of steps >= 1, got {chunk!r}")
     batch = check_inputs(plan, inputs)
-    arrays = {name: np.asarray(array) for name, array in inputs.items()}
+    arrays = encode_tokens(plan.folded, inputs, params.arrays, dt)
+    arrays = {name: np.asarray(array) for name, array in arrays.items()}
     weights = {name: params.weights(vector) for name, vector in plan.vectors.items()}
     steps = chunk or chunk_steps(plan, batch, dt)
     return _Executor(plan, weights, arrays, batch, dt, steps, packing).run()
@@ -329,6 +331,8 @@ class _Executor(Walk):
             names = KINDS[origin.kind].carries
             snapshot = dict(zip(names, self.snapshots[origin.name]))
             given = {name: snapshot[name] for name in handed_carries(carries, names)}
+        if v.learned:
+            given = {"h": self.weights[v.name].initial}
         for name, track in zip(carries, self.tracks[v.name]):
             for step in v.initial:
                 track.at(step)[...] = given.get(name, 0)

@@ -17,6 +17,7 @@ import networkx as nx
 import numpy as np
 
 from composer.arrays import MAX_ARRAY_BYTES, declared_bytes, read_arrays
+from composer.engine.tokens import check_ids, padding_lengths, token_vocab
 from composer.errors import DataError, key_mismatch
 from composer.graph.unused import needed_inputs
 from composer.spec.windows import MAX_STEPS, fitting_steps
@@ -35,12 +36,24 @@ __all__ = [
     "steps_for_lengths",
     "split_lengths",
     "LENGTHS_SUFFIX",
+    "time_steps",
 ]
 
 _NPY_MAGIC = b"\x93NUMPY"
 #: an inputs or data file's key `<input>.lengths` holds a padded batch's lengths
 LENGTHS_SUFFIX = ".lengths"
 _CHUNK_BYTES = 1 << 20  # the first pass holds a few of these: keep it under small limits
+
+
+def time_steps(graph: nx.MultiDiGraph, name: str, array) -> int:
+    """The number of steps of input `name`'s batched array: (B, T_in, F), or (B, T_in) ids."""
+    shape = np.shape(array)
+    return int(shape[-1] if graph.nodes[name].get("vocab") else shape[-2])
+
+
+def _rank(graph: nx.MultiDiGraph, name: str) -> int:
+    """The rank of input `name`'s batched arrays: 3, or 2 for token ids."""
+    return 2 if graph.nodes[name].get("vocab") else 3
 
 
 def input_sizes(graph: nx.MultiDiGraph) -> dict[str, int]:
@@ -80,18 +93,25 @@ def read_inputs(
     mismatch = key_mismatch(names, arrays)
     if mismatch:
         raise DataError(f"{path}: {mismatch}; expected one array per input: {', '.join(names)}")
-    ranks = {key: arrays[key].ndim for key in names}
-    if set(ranks.values()) - {2, 3} or len(set(ranks.values())) > 1:
+    flat = {key: _rank(graph, key) - arrays[key].ndim for key in names}
+    if set(flat.values()) - {0, 1} or len(set(flat.values())) > 1:
         shown = ", ".join(f"{k!r} {arrays[k].shape}" for k in names)
         raise DataError(
-            f"{path}: expected every input as (B, T_in, F) or every one as (T_in, F), got {shown}"
+            f"{path}: expected every input as (B, T_in, F) or every one as (T_in, F) "
+            f"(token ids: (B, T_in) or (T_in,)), got {shown}"
         )
-    was_2d = ranks[names[0]] == 2
+    was_2d = flat[names[0]] == 1
     batched = {k: arrays[k][np.newaxis] if was_2d else arrays[k] for k in names}
+    vocab = token_vocab(graph)
     for key in names:
-        _check_array(f"{path}: key {key!r}", batched[key], sizes[key], allow_nonfinite)
+        where = f"{path}: key {key!r}"
+        if key in vocab:
+            _check_ids_shape(where, batched[key])
+            check_ids(where, batched[key], vocab[key])
+        else:
+            _check_array(where, batched[key], sizes[key], allow_nonfinite)
     _check_batch(str(path), batched)
-    return batched, was_2d, lengths
+    return batched, was_2d, lengths or padding_lengths(graph, batched)
 
 
 def split_lengths(arrays: Mapping[str, np.ndarray]) -> tuple[dict, dict]:
@@ -118,10 +138,13 @@ def batched(
             raise DataError(f"this network has inputs {', '.join(names)}; pass a dict by name")
         inputs = {names[0]: inputs}
     arrays = {name: np.asarray(array) for name, array in unread(graph, inputs).items()}
-    ranks = {array.ndim for array in arrays.values()}
-    if ranks == {2}:
+    flat = {
+        name: name in graph and _rank(graph, name) - array.ndim == 1
+        for name, array in arrays.items()
+    }
+    if flat and all(flat.values()):
         return {name: array[np.newaxis] for name, array in arrays.items()}, True
-    if 2 in ranks:
+    if any(flat.values()):
         raise DataError("inputs mix (T_in, F) and (B, T_in, F) arrays; give all of one rank")
     return arrays, False
 
@@ -258,6 +281,13 @@ def _check_array(where: str, array: np.ndarray, size: int, allow_nonfinite: bool
         )
 
 
+def _check_ids_shape(where: str, array: np.ndarray) -> None:
+    if array.ndim != 2:
+        raise DataError(f"{where}: expected token ids of shape (B, T_in), got {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise DataError(f"{where}: empty array of shape {array.shape}")
+
+
 def _check_batch(where: str, arrays: Mapping[str, np.ndarray]) -> None:
     batches = {key: a.shape[0] for key, a in arrays.items()}
     if len(set(batches.values())) > 1:
@@ -276,9 +306,19 @@ def check_inputs(plan, arrays: Mapping[str, np.ndarray]) -> int:
     if mismatch:
         raise DataError(f"inputs: {mismatch}; expected {', '.join(names)}")
     arrays = {name: np.asarray(arrays[name]) for name in names}
+    vocab = token_vocab(plan.folded)
     for name in names:
         array, size = arrays[name], plan.folded.nodes[name]["size"]
         window = plan.window(name)
+        if name in vocab:
+            if array.ndim != 2 or array.shape != (array.shape[0], len(window)) or not len(array):
+                raise DataError(
+                    f"input {name!r}: expected token ids of shape (B, {len(window)}) (its "
+                    f"window `{plan.folded.nodes[name]['window']}` holds {len(window)} of "
+                    f"T = {plan.steps} steps), got {array.shape}"
+                )
+            check_ids(f"input {name!r}", array, vocab[name])
+            continue
         expected = (len(window), size)
         if array.dtype.kind not in "biuf":
             raise DataError(f"input {name!r}: expected numbers, got dtype {array.dtype}")
@@ -313,7 +353,7 @@ def infer_steps(graph: nx.MultiDiGraph, arrays: Mapping[str, np.ndarray]) -> int
     With window `:-3`, an input of 5 steps means T = 8.
     """
     lengths = {
-        name: int(np.shape(arrays[name])[-2]) for name in input_sizes(graph) if name in arrays
+        name: time_steps(graph, name, arrays[name]) for name in input_sizes(graph) if name in arrays
     }
     return steps_for_lengths(graph, lengths)
 

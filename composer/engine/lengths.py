@@ -27,7 +27,13 @@ from collections.abc import Mapping
 import networkx as nx
 import numpy as np
 
-from composer.engine.inputs import LENGTHS_SUFFIX, input_sizes, split_lengths, steps_for_lengths
+from composer.engine.inputs import (
+    LENGTHS_SUFFIX,
+    input_sizes,
+    split_lengths,
+    steps_for_lengths,
+    time_steps,
+)
 from composer.errors import DataError, SpecError
 from composer.spec.windows import parse_window
 
@@ -74,7 +80,7 @@ def check_lengths(
         if values.dtype.kind not in "iu":
             raise DataError(f"{key}: expected integers, got {_describe(values)}")
         array = np.asarray(arrays[name])
-        batch, steps = array.shape[0], array.shape[-2]
+        batch, steps = array.shape[0], time_steps(graph, name, array)
         if values.shape != (batch,):
             raise DataError(
                 f"{key}: expected one length per batch item, shape ({batch},), got {values.shape}"
@@ -125,7 +131,7 @@ def item_steps(
     names = [name for name in input_sizes(graph) if name in arrays]
     batch = np.asarray(arrays[names[0]]).shape[0]
     per_input = {
-        name: lengths[name] if name in lengths else np.full(batch, np.shape(arrays[name])[-2])
+        name: lengths.get(name, np.full(batch, time_steps(graph, name, arrays[name])))
         for name in names
     }
     table = np.stack([per_input[name] for name in names], axis=1)

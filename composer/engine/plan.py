@@ -114,6 +114,7 @@ class Vector:
     handover: tuple[str, int] | None
     history: int
     order: int
+    learned: str | None = None  # the key of a trained initial state (`initial_state: learn`)
 
 
 @dataclass(frozen=True)
@@ -248,6 +249,7 @@ def _vector(unrolled: Unrolled, node: str, kept: list[str], history: int) -> Vec
         handover=None if handover is None else (handover[0], int(handover[1])),
         history=history,
         order=data["order"],
+        learned=data.get("learned"),
     )
 
 
@@ -293,8 +295,8 @@ class BoundParams:
     """Weights checked, cast to `dtype` and arranged for their kinds, once.
 
     `arrays[key]` is the weight `key`, a gated layer's in its kind's compute layout as a
-    stack of per-gate blocks (`composer.kinds.gate_stack`). Reusable by every plan
-    unrolled from `folded`.
+    stack of per-gate blocks (`composer.kinds.gate_stack`), an embedding as it is.
+    Reusable by every plan unrolled from `folded`.
     """
 
     folded: nx.MultiDiGraph
@@ -311,7 +313,8 @@ class BoundParams:
         recurrent = self.arrays[vector.recurrence.weight] if vector.recurrence else None
         biases = [self.arrays[key] for key in vector.biases]
         bias, extra = KINDS[vector.kind].fold_biases(biases) if vector.kind else (None, None)
-        return VectorWeights(feeds, recurrent, bias, extra)
+        initial = self.arrays[vector.learned] if vector.learned else None
+        return VectorWeights(feeds, recurrent, bias, extra, initial)
 
 
 @dataclass(frozen=True)
@@ -324,6 +327,7 @@ class VectorWeights:
     recurrent: np.ndarray | None
     bias: np.ndarray | None
     extra: object
+    initial: np.ndarray | None = None  # a trained initial state h, (H,)
 
 
 def bind_params(
@@ -341,4 +345,8 @@ def bind_params(
             if kind is not None:
                 value = gate_stack(kind, prepare(kind, value, data["size"]), data["size"])
             arrays[key] = value
+        if data.get("learned"):
+            arrays[data["learned"]] = np.asarray(params[data["learned"]], dtype=dt)
+        if data["role"] == "input" and data.get("embed"):
+            arrays[f"{node}.E"] = np.asarray(params[f"{node}.E"], dtype=dt)
     return BoundParams(graph, dt, MappingProxyType(arrays))

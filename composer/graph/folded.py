@@ -11,7 +11,10 @@ from composer.graph.loops import check_loops
 from composer.kinds import KINDS
 from composer.spec.model import NetworkSpec
 
-__all__ = ["build", "layer_output", "state_nodes", "tap_suffix"]
+__all__ = ["build", "layer_output", "state_nodes", "tap_suffix", "LEARN"]
+
+#: `initial_state: learn`: the layer starts from a trained vector `<layer>.s0`
+LEARN = "learn"
 
 
 def build(spec: NetworkSpec) -> nx.MultiDiGraph:
@@ -45,7 +48,10 @@ def build(spec: NetworkSpec) -> nx.MultiDiGraph:
         graph.add_node(
             inp.name,
             role="input",
-            size=inp.size,
+            size=inp.width,
+            vocab=inp.vocab,
+            embed=inp.embed,
+            padding_id=inp.padding_id,
             window=inp.window or ins,
             window_path=path,
             order=len(graph),
@@ -387,6 +393,9 @@ def _check_initial_states(graph: nx.MultiDiGraph, spec: NetworkSpec) -> None:
         if source_name is None:
             continue
         path = ("layers", i, "initial_state")
+        if source_name == LEARN:
+            _learned_initial_state(graph, layer, layers, path)
+            continue
         if not isinstance(layer.initial_state, str):
             path += ("from",)
         source = layers.get(source_name)
@@ -419,3 +428,15 @@ def _check_initial_states(graph: nx.MultiDiGraph, spec: NetworkSpec) -> None:
             )
         graph.nodes[target]["initial_state"] = origin
         graph.nodes[target]["two_pass"] = not isinstance(layer.initial_state, str)
+
+
+def _learned_initial_state(graph: nx.MultiDiGraph, layer, layers: dict, path: tuple) -> None:
+    if LEARN in layers:
+        raise SpecError(
+            f"`initial_state: {LEARN}` means a trained initial state, but a layer is named "
+            f"`{LEARN}`; rename that layer",
+            path,
+        )
+    if layer.bidirectional:
+        raise SpecError(f"`initial_state: {LEARN}` of a bidirectional layer is not supported", path)
+    graph.nodes[f"{layer.name}.s"]["learned"] = f"{layer.name}.s0"

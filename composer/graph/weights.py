@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import networkx as nx
 import numpy as np
@@ -23,6 +23,7 @@ __all__ = [
     "save_params",
     "check_params",
     "bias_keys",
+    "embedding_table",
 ]
 
 
@@ -37,6 +38,7 @@ class ParamInfo:
     numbers: str  # the formula with the sizes put in, such as `10*4*32`
     bound: float
     summed: bool = False  # elman/lstm `b` is bias_ih + bias_hh in PyTorch: two draws added
+    normal: bool = False  # an embedding: N(0, 1) as PyTorch's nn.Embedding, not U(-b, b)
 
     @property
     def count(self) -> int:
@@ -72,7 +74,7 @@ def param_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:
         if data["role"] == "connection":
             layer = graph.nodes[target]["layer"]
             connections.setdefault(layer, {})[data["weight"]] = data["path"]
-    rows = []
+    rows = embedding_table(graph)
     for name, nodes in _layers(graph).items():
         kind = KINDS[nodes[0][1]["kind"]]
         states = [(node, data) for node, data in nodes if data["role"] == "state"]
@@ -94,6 +96,9 @@ def param_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:
                     tap_sizes = dict(sizes, **{"in": shapes[taps[tap]][0]})
                     shape = (shapes[taps[tap]][0],) + w.shape[1:]
                     rows.append(_info(key, name, shape, w.formula, tap_sizes, w.bound))
+        for _, data in states:
+            if data.get("learned"):  # the initial state it starts from, trained; init zeros
+                rows.append(_info(data["learned"], name, (size,), "H", sizes, 0.0))
         bound = infos[0].bound
         incoming = connections.get(name, {})
         for key in sorted(incoming, key=incoming.get):
@@ -126,6 +131,19 @@ def _input_taps(graph: nx.MultiDiGraph, node: str, shapes: dict) -> dict[str, st
     return {key[key.index("@") :] if "@" in key else "": key for _, key in sorted(found.items())}
 
 
+def embedding_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:
+    """The embedding `<input>.E` (vocab, E) of every token input with `embed`, in spec order:
+    row i is token i's vector, what a layer reading the input sees."""
+    rows = []
+    for name, data in sorted(graph.nodes(data=True), key=lambda item: item[1]["order"]):
+        if data["role"] == "input" and data.get("embed"):
+            sizes = {"vocab": data["vocab"], "E": data["embed"]}
+            shape = (data["vocab"], data["embed"])
+            info = _info(f"{name}.E", name, shape, "vocab*E", sizes, 1.0)
+            rows.append(replace(info, normal=True))
+    return rows
+
+
 def bias_keys(data: dict) -> tuple[str, ...]:
     """The parameter keys of the biases of a folded-graph node, given its attributes."""
     layer, role = data.get("layer"), data["role"]
@@ -146,12 +164,16 @@ def init_params(
 ) -> dict[str, np.ndarray]:
     """Seeded weights with PyTorch's default ranges: U(-1/sqrt(H), 1/sqrt(H)) for recurrent
     layers (their `b` is the sum of two such draws, as bias_ih + bias_hh), and
-    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for readouts and dense layers."""
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for readouts and dense layers; N(0, 1) for
+    embeddings, as nn.Embedding."""
     rng = np.random.default_rng(seed)
     params = {}
     for info in param_table(graph):
         draws = 2 if info.summed else 1
-        value = sum(rng.uniform(-info.bound, info.bound, info.shape) for _ in range(draws))
+        if info.normal:
+            value = rng.standard_normal(info.shape)
+        else:
+            value = sum(rng.uniform(-info.bound, info.bound, info.shape) for _ in range(draws))
         params[info.key] = np.asarray(value, dtype=check_dtype(dtype))
     return params
 

@@ -7,7 +7,15 @@ branching on the name; adding a kind is writing its spec model and one module he
 from __future__ import annotations
 
 from composer.kinds.activations import ACTIVATIONS
-from composer.kinds.base import Kind, Picture, WeightInfo, gate_stack, prepare, unprepare
+from composer.kinds.base import (
+    Kind,
+    Picture,
+    WeightInfo,
+    exports_onnx,
+    gate_stack,
+    prepare,
+    unprepare,
+)
 from composer.kinds.dense import DENSE
 from composer.kinds.elman import ELMAN
 from composer.kinds.gru import GRU
@@ -22,6 +30,7 @@ __all__ = [
     "prepare",
     "gate_stack",
     "unprepare",
+    "exports_onnx",
 ]
 
 #: every layer kind by the spec's `kind` name.

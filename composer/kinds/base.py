@@ -11,7 +11,14 @@ ask it instead of branching on the name:
 - `composer.training` asks for its training tape (`tape`, `tape_numbers`), the forward
   steps that keep what the backward needs (`cached_forward`, `factors`) and the backward
   steps (`backward`, `recurrent_gradient`, `bias_gradients`);
-- `composer.draw` asks for its picture (`picture`).
+- `composer.draw` asks for its picture (`picture`);
+- `composer.interop` asks for its ONNX facts: the operator that runs a whole layer
+  (`onnx_operator`), that operator's gate order (`onnx_gates`), attributes and biases,
+  and one step written as ONNX nodes (`onnx_step`) for the step-by-step exports.
+
+- `composer.interop` asks for the PyTorch module that holds its weights (`torch_class`,
+  `torch_options`), how its biases map to PyTorch's (`torch_biases`), and one step on
+  tensors for the cell loop (`tensor_step`).
 
 Weight layout. PyTorch keeps a layer's gates side by side in the columns of Wx (in, G*H)
 in its own order (LSTM i, f, g, o; GRU r, z, n). The cells compute in one layout,
@@ -31,7 +38,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Picture", "WeightInfo", "Kind", "prepare", "gate_stack", "unprepare", "aligned"]
+__all__ = [
+    "Picture",
+    "WeightInfo",
+    "Kind",
+    "prepare",
+    "gate_stack",
+    "unprepare",
+    "aligned",
+    "exports_onnx",
+]
 
 
 @dataclass(frozen=True)
@@ -80,6 +96,14 @@ class Kind:
     biases: tuple[tuple[str, bool], ...] = (("b", True),)
     tape_numbers: int = 0
     picture: Picture | None = None
+    onnx_operator: str | None = None
+    onnx_gates: tuple[int, ...] = (0,)
+
+    #: the `torch.nn` module that holds this kind's weights (`RNN`, `LSTM`, `GRU`), or ""
+    torch_class: str = ""
+    #: each bias suffix with the PyTorch biases it stands for; two names are PyTorch's two
+    #: biases summed (exported exactly as bias_ih = b, bias_hh = 0)
+    torch_biases: tuple[tuple[str, tuple[str, ...]], ...] = (("b", ("bias_ih", "bias_hh")),)
 
     # -- graph: weights -------------------------------------------------------------------
 
@@ -126,6 +150,39 @@ class Kind:
         `fold_biases` gave, `work` the workspace, `activation` the spec's (or None).
         A step may hold fewer rows than the workspace (a packed batch's leading items):
         then it computes with `leading(work, rows)`."""
+        raise NotImplementedError
+
+    # -- interop: ONNX ---------------------------------------------------------------------
+
+    def onnx_attributes(self, activation: str | None, directions: int) -> dict:
+        """Attributes of `onnx_operator` for this kind (beyond hidden_size and direction)."""
+        return {}
+
+    def onnx_biases(self, biases: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """ONNX's (Wb, Rb) from our biases in `biases` order, in our gate order: our one
+        bias (PyTorch's two summed) is Wb, and Rb is zero."""
+        return biases[0], np.zeros_like(biases[0])
+
+    def onnx_step(self, g, xw, prev: tuple, recurrent: str, biases: tuple, activation):
+        """One step as ONNX nodes added through the builder `g`
+        (`composer.interop.onnx_graph.Builder`): from `xw`, the summed input products
+        (B, G*H) in our gate order without bias (None when nothing feeds this step), the
+        carried values `prev` (one per `carries`), the names of Ws and of the biases,
+        return the carried values of this step (h first). A kind without it has no ONNX
+        export yet."""
+
+    # -- interop: PyTorch ------------------------------------------------------------------
+
+    def torch_options(self, activation: str | None) -> dict | None:
+        """Keyword options of `torch_class` for a layer with `activation`, or None when that
+        module cannot compute it (it then only holds the weights, and a cell loop runs)."""
+        return {}
+
+    def tensor_step(self, xw, prev: tuple, Ws, biases: tuple, activation: str | None) -> tuple:
+        """One step on tensors, through their methods only (so any tensor library that has
+        `@`, `chunk`, `sigmoid` and `tanh` serves): from `xw`, the summed projections of the
+        inputs without bias, the carries `prev` (one per `carries`), Ws and the biases in
+        `biases` order, all in the file's layout; the new carries."""
         raise NotImplementedError
 
     # -- train ----------------------------------------------------------------------------
@@ -228,3 +285,8 @@ def aligned(arrays, a: int, b: int, reverse: bool, rows=None) -> list:
         [array[i - shift][: rows[i]] if array.ndim > 1 else array[i - shift] for i in steps]
         for array, shift in arrays
     ]
+
+
+def exports_onnx(kind: Kind) -> bool:
+    """Whether a kind can be written to ONNX (it has its own `onnx_step`)."""
+    return not kind.stateful or type(kind).onnx_step is not Kind.onnx_step

@@ -57,8 +57,39 @@ class _GRU(Kind):
     order = (0, 1, 2)
     sigmoid_gates = 2
     biases = (("bx", False), ("bs", False))
+    torch_class = "GRU"
+    torch_biases = (("bx", ("bias_ih",)), ("bs", ("bias_hh",)))
     tape_numbers = 7  # h_prev Ws_n + bs_n, and the four gate factors, r, z, n
     picture = Picture(tag="GRU h", shape="hexagon", fill="#ede9fe")
+    onnx_operator = "GRU"
+    onnx_gates = (1, 0, 2)  # ONNX's z, r, h from our r, z, n
+
+    def onnx_attributes(self, activation, directions: int) -> dict:
+        # the reset gate multiplies (h_prev Ws_n + bs_n), as PyTorch's GRU and ours do;
+        # ONNX's default, 0, would multiply h_prev before the product
+        return {"linear_before_reset": 1}
+
+    def onnx_biases(self, biases):
+        return biases[0], biases[1]  # bx as Wb, bs as Rb
+
+    def onnx_step(self, g, xw, prev, recurrent, biases, activation):
+        (h_prev,) = prev
+        bx, bs = biases
+        gx = bx if xw is None else g.add(xw, bx)
+        gh = g.add(g.matmul(h_prev, recurrent), bs)
+        x_r, x_z, x_n = g.split(gx, 3)
+        h_r, h_z, h_n = g.split(gh, 3)
+        r, z = g.sigmoid(g.add(x_r, h_r)), g.sigmoid(g.add(x_z, h_z))
+        n = g.tanh(g.add(x_n, g.mul(r, h_n)))
+        return (g.add(n, g.mul(z, g.sub(h_prev, n))),)
+
+    def tensor_step(self, xw, prev, Ws, biases, activation) -> tuple:
+        (h_prev,) = prev
+        x_r, x_z, x_n = (xw + biases[0]).chunk(3, -1)
+        h_r, h_z, h_n = (h_prev @ Ws + biases[1]).chunk(3, -1)
+        r, z = (x_r + h_r).sigmoid(), (x_z + h_z).sigmoid()
+        n = (x_n + r * h_n).tanh()
+        return ((1 - z) * n + z * h_prev,)
 
     def fold_biases(self, biases):
         bx, bs = biases

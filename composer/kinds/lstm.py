@@ -52,6 +52,25 @@ class _LSTM(Kind):
     carries = ("h", "c")
     tape_numbers = 9  # c, tanh c, its gradient, the cell slope and four gate factors
     picture = Picture(tag="LSTM h", shape="box", fill="#dcfce7", style="rounded,filled")
+    onnx_operator = "LSTM"
+    onnx_gates = (0, 3, 1, 2)  # ONNX's i, o, f, c from our i, f, g, o
+
+    def onnx_step(self, g, xw, prev, recurrent, biases, activation):
+        h_prev, c_prev = prev
+        pre = g.add(g.matmul(h_prev, recurrent), biases[0])
+        if xw is not None:
+            pre = g.add(pre, xw)
+        i, f, cell, o = g.split(pre, 4)
+        c = g.add(g.mul(g.sigmoid(f), c_prev), g.mul(g.sigmoid(i), g.tanh(cell)))
+        return g.mul(g.sigmoid(o), g.tanh(c)), c
+
+    torch_class = "LSTM"
+
+    def tensor_step(self, xw, prev, Ws, biases, activation) -> tuple:
+        h_prev, c_prev = prev
+        i, f, g, o = (xw + h_prev @ Ws + biases[0]).chunk(4, -1)
+        c = f.sigmoid() * c_prev + i.sigmoid() * g.tanh()
+        return o.sigmoid() * c.tanh(), c
 
     def workspace(self, batch: int, size: int, dtype) -> tuple:
         gates = np.zeros((4, batch, size), dtype=dtype)

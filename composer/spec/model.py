@@ -53,14 +53,46 @@ class _Model(BaseModel):
 
 
 class InputSpec(_Model):
-    """An input sequence x: its name, feature size and (optionally) its own window."""
+    """An input sequence x: its name, feature size (or vocabulary) and its own window."""
 
     name: Name
-    size: Size
+    size: Size | None = Field(None, description="F, the size of each step's feature vector.")
+    vocab: Size | None = Field(
+        None,
+        description=(
+            "Token inputs: the number of token ids, instead of `size`; the arrays then hold "
+            "integer ids, one-hot encoded unless `embed` is given."
+        ),
+    )
+    embed: Size | None = Field(
+        None, description="With `vocab`: learn an embedding `<input>.E` of shape (vocab, embed)."
+    )
+    padding_id: int | None = Field(
+        None,
+        ge=0,
+        description="With `vocab`: an item ends at its first padding id (its length).",
+    )
     window: Window | None = Field(
         None, description="Steps where this input is present; default from `alignment`."
     )
     description: str | None = Field(None, description="Free text for readers.")
+
+    @model_validator(mode="after")
+    def _size_or_vocab(self):
+        if (self.size is None) == (self.vocab is None):
+            raise ValueError("give the input a `size` (features) or a `vocab` (token ids)")
+        if self.vocab is None and (self.embed is not None or self.padding_id is not None):
+            raise ValueError("`embed` and `padding_id` belong to a token input with `vocab`")
+        if self.padding_id is not None and self.padding_id >= self.vocab:
+            raise ValueError(
+                f"`padding_id` {self.padding_id} is not an id of a vocab of {self.vocab}"
+            )
+        return self
+
+    @property
+    def width(self) -> int:
+        """The size of the vector a layer reads: F, the embedding's E, or vocab (one-hot)."""
+        return self.size or self.embed or self.vocab
 
 
 class Readout(_Model):
@@ -154,14 +186,15 @@ class RecurrentLayer(LayerBase):
     initial_state: Name | HandOver | None = Field(
         None,
         description=(
-            "Start from this layer's last state instead of zeros (seq2seq); "
-            "`{from: r, at: end}` when `r` ends after this layer starts (two passes)."
+            "Start from this layer's last state instead of zeros (seq2seq), or `learn`: "
+            "from a trained vector `<layer>.s0`; `{from: r, at: end}` when `r` ends after "
+            "this layer starts (two passes)."
         ),
     )
 
     @property
     def initial_source(self) -> str | None:
-        """The name of the layer whose last state starts this one, if any."""
+        """The name of the layer whose last state starts this one, if any (not `learn`)."""
         state = self.initial_state
         return state.source if isinstance(state, HandOver) else state
 

@@ -47,6 +47,7 @@ import numpy as np
 from composer.dtypes import check_dtype
 from composer.engine.inputs import check_inputs
 from composer.engine.plan import Plan, Vector, step_runs
+from composer.engine.tokens import embedding_grads, encode_tokens
 from composer.engine.walk import Walk, handed_carries
 from composer.errors import DataError
 from composer.graph.weights import check_params, param_shapes
@@ -138,7 +139,8 @@ def _start(plan, params, inputs, targets, loss, mask, bptt, dtype, workspace, ac
         dtype = "float64" if wide else "float32"
     tape = _Tape(plan, params, np.dtype(check_dtype(dtype)), batch, bptt, workspace)
     tape.pack(active or {})
-    tape.inputs = inputs
+    tape.ids = inputs
+    tape.inputs = encode_tokens(plan.folded, inputs, params, tape.dtype)
     tape.forward(0, plan.steps)
     return tape, goals, kinds
 
@@ -253,10 +255,14 @@ class _Tape(Walk):
         track.h[holes] = 0  # the span's steps where it is not computed read as zero
 
     def start_state(self, v: Vector, start: int, stop: int, direction: int) -> None:
-        """Initial states: zeros, or the handed-over last state (and what else both carry)."""
+        """Initial states: zeros, the trained one, or the handed-over last state (and what
+        else both carry)."""
+        track = self.tracks[v.name]
+        if v.learned:
+            for t in v.initial:
+                track.h[t - track.lo] = self.bound[v.name].initial
         if v.handover is None:
             return
-        track = self.tracks[v.name]
         origin, step = v.handover
         source = self.tracks[origin]
         for name in handed_carries(track.kind.carries, source.kind.carries):
@@ -423,6 +429,9 @@ class _Tape(Walk):
         for key, rows in zip(v.biases, track.kind.bias_gradients(dxw, d)):
             self.dW[key] += rows.sum(axis=0)
         self.dW[v.recurrence.weight] += _flat(track.h[a - lag - lo : b - lag - lo]).T @ d
+        if v.learned:  # every item's initial state is the one trained vector
+            for t in v.initial:
+                self.dW[v.learned] += track.g[t - lo].sum(axis=0)
         if v.handover is not None:
             origin, step = v.handover
             source = self.tracks[origin]
@@ -437,4 +446,11 @@ class _Tape(Walk):
         for key, d in self.dW.items():
             kind, size = self.owner.get(key, (None, 0))
             out[key] = unprepare(kind, d, size)
+        vectors = {}  # each embedded input's gradient, (B, T_in, E)
+        for name in self.plan.inputs:
+            track = self.tracks[name]
+            if track.g is not None:
+                start, stop = self.plan.vectors[name].window
+                vectors[name] = track.g[start:stop].transpose(1, 0, 2)
+        out.update(embedding_grads(self.plan.folded, self.ids, vectors))
         return out

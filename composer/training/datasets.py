@@ -8,11 +8,11 @@
   length.
 
 Each returns a dict of arrays keyed as `composer.training.loop` expects. This module needs
-nothing of the pipeline; `python -m composer.cli.datasets` writes the data sets and lets a
-trained model write Reber strings:
+nothing of the pipeline; `python -m composer.cli.datasets` writes the data sets, and
+`rnn-composer generate --accept reber` lets a trained model write Reber strings and checks
+them with `accepts`:
 
     python -m composer.cli.datasets reber --output specs/data/reber.npz
-    python -m composer.cli.datasets generate specs/reber.yaml reber.weights.npz
 
 Examples
 --------
@@ -24,8 +24,6 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 __all__ = [
@@ -35,7 +33,8 @@ __all__ = [
     "reber",
     "reber_string",
     "accepts",
-    "generate",
+    "reber_complete",
+    "ACCEPTORS",
     "DATASETS",
 ]
 
@@ -134,38 +133,14 @@ def reber(count: int = 1000, max_length: int = 20, seed: int = 0):
     return {"sym": encode([s[:-1] for s in strings], steps), "next": ids, "sym.lengths": lengths}
 
 
-def generate(
-    predict: Callable[[np.ndarray], np.ndarray],
-    count: int = 1000,
-    seed: int = 0,
-    greedy: bool = False,
-    max_length: int = 40,
-) -> list[str]:
-    """Strings a next-symbol model writes from `B`, feeding each symbol back as the next input.
+def reber_complete(string: str) -> bool:
+    """Whether a string being written has ended: at its second E (the inner Reber string
+    ends with the first)."""
+    return string.count("E") >= 2
 
-    `predict` maps one-hot prefixes (count, t, 7) to next-symbol probabilities
-    (count, t, 7); the last step's are used. Symbols are sampled (seeded) or, with
-    `greedy`, the most likely. A string ends at its second E (the inner Reber string
-    ends with the first) or after `max_length` symbols.
-    """
 
-    def done(string: str) -> bool:
-        return string.count("E") >= 2
-
-    rng = np.random.default_rng(seed)
-    strings = ["B"] * count
-    for length in range(1, max_length):
-        probs = predict(encode(strings, length).astype(np.float64))[:, -1]
-        if greedy:
-            chosen = probs.argmax(axis=1)
-        else:
-            cumulative = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
-            chosen = (rng.uniform(size=(count, 1)) > cumulative).sum(axis=1)
-            chosen = np.minimum(chosen, len(SYMBOLS) - 1)
-        strings = [s if done(s) else s + SYMBOLS[c] for s, c in zip(strings, chosen)]
-        if all(map(done, strings)):
-            break
-    return strings
+#: the grammars `rnn-composer generate --accept` checks: name -> (accepts, complete)
+ACCEPTORS = {"reber": (accepts, reber_complete)}
 
 
 DATASETS = {"sine": sine, "running-sum": running_sum, "reber": reber}

@@ -46,6 +46,7 @@ from composer.engine.inputs import check_inputs, infer_steps, input_sizes, split
 from composer.engine.lengths import check_lengths, item_steps
 from composer.engine.pipeline import folded_graph, plan_for_steps
 from composer.engine.plan import Plan
+from composer.engine.tokens import padding_lengths
 from composer.errors import DataError, key_mismatch
 from composer.graph.weights import check_params
 from composer.spec.model import NetworkSpec
@@ -138,8 +139,10 @@ def plan_for(
     graph = folded_graph(graph_or_spec)
     present = {name: np.asarray(data[name]) for name in input_sizes(graph) if name in data}
     for name, array in present.items():
-        if array.ndim != 3:
-            raise DataError(f"{where}: key {name!r}: expected (B, T_in, F), got {array.shape}")
+        token = graph.nodes[name].get("vocab")
+        rank, shape = (2, "(B, T_in) ids") if token else (3, "(B, T_in, F)")
+        if array.ndim != rank:
+            raise DataError(f"{where}: key {name!r}: expected {shape}, got {array.shape}")
     try:
         steps = infer_steps(graph, present)
     except DataError as err:
@@ -167,6 +170,7 @@ def train(
     dtype: str = "float32",
     where: str = "data",
     lengths: Mapping[str, object] | None = None,
+    engine: Callable | None = None,
 ) -> TrainResult:
     """Train a network's weights on a data set; the best weights and the history.
 
@@ -177,7 +181,11 @@ def train(
     gradients to at most that global norm; `bptt` truncates backpropagation through time
     (see `composer.training.backprop`). `on_epoch` is called with each `Epoch` (epoch 0:
     the untrained losses), `on_step` with the update count and the minibatch's loss.
-    `where` names the data in error messages.
+    `where` names the data in error messages. `engine`, when given, computes each
+    minibatch's loss and gradients instead of the NumPy passes: called as
+    `engine(weights, inputs, targets, masks, lengths, kinds, bptt, backward)`, it returns
+    the loss, and with `backward` also the gradients by key (the PyTorch engine,
+    `composer.interop.torch_engine.TorchEngine`).
     """
     if epochs < 0 or batch_size < 1:
         raise DataError(f"epochs must be >= 0 and batch size >= 1, got {epochs}, {batch_size}")
@@ -191,6 +199,7 @@ def train(
     check_params(plan.folded, dict(params))
     kinds = loss_kinds(plan, loss)
     inputs, targets, masks, batch = check_data(plan, data, kinds, where)
+    given = given or padding_lengths(plan.folded, inputs)  # `padding_id` gives them too
     if given:  # refused now, not at the first minibatch
         given = check_lengths(plan.folded, inputs, given, where)
         item_steps(plan.folded, inputs, given)
@@ -199,6 +208,7 @@ def train(
     weights = {key: np.array(value, dtype=check_dtype(dtype)) for key, value in params.items()}
     sets = (inputs, targets, masks, given)
     run = _Run(plan, weights, sets, kinds, dtype, batch_size, bptt, clip)
+    run.engine = engine
     run.opt = make_optimizer(optimizer, weights, lr, weight_decay)
     fit, held = split_data(batch, validation, seed)
     rng = np.random.default_rng(seed + 1)
@@ -236,6 +246,7 @@ class _Run:
         self.dtype, self.batch_size, self.bptt, self.clip = dtype, batch_size, bptt, clip
         self.busy = 0.0  # seconds spent in updates, for the rate
         self.opt = None
+        self.engine = None  # another engine's loss and gradients (see `train`)
         self.workspace = Workspace()  # arrays reused from minibatch to minibatch
         self.plans = {}  # a padded data set's plans by T, made once
 
@@ -244,6 +255,10 @@ class _Run:
 
     def _loss(self, inputs, targets, masks, lengths, backward: bool):
         """The loss of a minibatch (and its gradients when `backward`), padded or not."""
+        if self.engine is not None:
+            return self.engine(
+                self.weights, inputs, targets, masks, lengths, self.kinds, self.bptt, backward
+            )
         common = dict(dtype=self.dtype, workspace=self.workspace)
         if lengths:
             graph, common = self.plan.folded, dict(common, plans=self.plans)

@@ -34,6 +34,8 @@ class Bound:
             return prepare(kind, value, vector.size) if kind else np.ascontiguousarray(value)
 
         self.kind = kind
+        learned = getattr(vector, "learned", None)
+        self.initial = np.asarray(params[learned], dtype) if learned else None
         self.feeds = tuple(
             (feed, prepared(feed.weight)[feed.rows[0] : feed.rows[1]]) for feed in vector.feeds
         )
@@ -145,6 +147,8 @@ class Workspace:
             if v.role == "state":
                 tracks[name] = Track(v, plan.steps, batch, dtype)
             elif v.role != "output":
-                tracks[name] = Values(v, plan.steps, batch, dtype, trained=v.role != "input")
+                embedded = bool(plan.folded.nodes[name].get("embed"))
+                trained = v.role != "input" or embedded  # an embedding learns from its input
+                tracks[name] = Values(v, plan.steps, batch, dtype, trained=trained)
         self._entries = [(plan, key, tracks), *self._entries[:1]]
         return tracks

@@ -21,7 +21,16 @@ from composer.graph.folded import build
 from composer.graph.weights import init_params
 from composer.spec.reader import load_spec
 from composer.spec.windows import parse_window
-from tests.builders import connection, input_, layer, output, random_networks, readout, spec
+from tests.builders import (
+    connection,
+    input_,
+    layer,
+    output,
+    random_input,
+    random_networks,
+    readout,
+    spec,
+)
 from tests.conftest import SPECS
 from tests.engine.test_executor import _stacked_spec, _torch_network, normal_params
 from tests.oracles import SCENARIOS
@@ -43,11 +52,11 @@ def padded_inputs(graph, lengths, rng, extra: int = 0) -> dict[str, np.ndarray]:
     """(B, longest + `extra`, F) inputs: normal values on each item's real steps, padding
     `PADDING` times larger after them."""
     arrays = {}
-    for name, size in input_sizes(graph).items():
+    for name in input_sizes(graph):
         counts = lengths[name]
-        array = PADDING * rng.normal(size=(len(counts), max(counts) + extra, size))
+        array = random_input(graph, name, len(counts), max(counts) + extra, rng, PADDING)
         for item, count in enumerate(counts):
-            array[item, :count] = rng.normal(size=(count, size))
+            array[item, :count] = random_input(graph, name, 1, count, rng)[0]
         arrays[name] = array
     return arrays
 
@@ -220,8 +229,9 @@ def test_the_padding_never_matters_even_nan(name):
     graph, params, arrays, lengths = _random_batch(name, seed=3)
     expected = run(graph, params, arrays, dtype="float64", lengths=lengths)
     for key, array in arrays.items():
+        fill = np.nan if array.dtype.kind == "f" else graph.nodes[key]["vocab"] - 1  # ids: any
         for item, count in enumerate(lengths[key]):
-            array[item, count:] = np.nan
+            array[item, count:] = fill
     out = run(graph, params, arrays, dtype="float64", lengths=lengths)
     for key, values in expected.items():
         np.testing.assert_array_equal(out[key], values, err_msg=key)

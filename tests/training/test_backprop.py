@@ -444,29 +444,14 @@ def _torch_net(torch, kind, nonlinearity, bidirectional, F, H, C):
     return rnn, linear
 
 
-def _from_torch(rnn, linear, kind):
-    """Our weights from PyTorch's (the weight keys of docs/architecture.md); `l0`, `l1` are our
-    layer names."""
-    params = {}
-    for index in range(2):
-        for torch_suffix, ours in (("", ""), ("_reverse", "_rev")):
-            name = f"weight_ih_l{index}{torch_suffix}"
-            if not hasattr(rnn, name):
-                continue
-            get = {
-                n: getattr(rnn, f"{n}_l{index}{torch_suffix}").detach().numpy().copy()
-                for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-            }
-            params[f"l{index}.Wx{ours}"] = get["weight_ih"].T.copy()
-            params[f"l{index}.Ws{ours}"] = get["weight_hh"].T.copy()
-            if kind == "gru":
-                params[f"l{index}.bx{ours}"] = get["bias_ih"]
-                params[f"l{index}.bs{ours}"] = get["bias_hh"]
-            else:
-                params[f"l{index}.b{ours}"] = get["bias_ih"] + get["bias_hh"]
-    params["l1.Wy"] = linear.weight.detach().numpy().T.copy()
-    params["l1.by"] = linear.bias.detach().numpy().copy()
-    return params
+def _from_torch(rnn, linear, graph):
+    """Our weights from PyTorch's, through the package's importer (`import-weights --map`);
+    `l0`, `l1` are our layer names, layers 0 and 1 of the torch module."""
+    from composer.interop.torch_keys import remap
+
+    state = {f"rnn.{k}": v.detach().numpy() for k, v in rnn.state_dict().items()}
+    state |= {f"fc.{k}": v.detach().numpy() for k, v in linear.state_dict().items()}
+    return remap(graph, state, ["l0=rnn:0", "l1=rnn:1", "l1.readout=fc"])
 
 
 def _torch_grads(rnn, linear):
@@ -508,7 +493,7 @@ def test_matches_pytorch_autograd(kind, nonlinearity, bidirectional, loss):
         y = rng.integers(0, C, (B, T))
         value = torch.nn.functional.cross_entropy(out.reshape(-1, C), torch.from_numpy(y).ravel())
     value.backward()
-    ours, grads = grad(plan, _from_torch(rnn, linear, kind), {"x": x}, {"o": y}, loss)
+    ours, grads = grad(plan, _from_torch(rnn, linear, plan.folded), {"x": x}, {"o": y}, loss)
     assert ours == pytest.approx(value.item(), rel=1e-12)
     expected = _torch_grads(rnn, linear)
     for name, g in expected.items():

@@ -7,7 +7,8 @@ import pytest
 
 from composer.arrays import read_arrays
 from composer.cli.datasets import main
-from composer.training.datasets import DATASETS, accepts, reber_string
+from composer.training.datasets import DATASETS, SYMBOLS, accepts, reber_string
+from composer.training.text import read_vocab
 from tests.conftest import ROOT
 
 DATA = ROOT / "specs" / "data"
@@ -32,3 +33,7 @@ def test_shipped_data_is_what_the_generator_writes(name, tmp_path):
     for key in shipped:
         np.testing.assert_array_equal(written[key], shipped[key])
     assert (DATA / f"{name}.npz").stat().st_size < 400_000
+
+
+def test_the_reber_vocabulary_names_the_one_hot_columns():
+    assert read_vocab(DATA / "reber.vocab.json")["tokens"] == list(SYMBOLS)

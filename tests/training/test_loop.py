@@ -7,12 +7,13 @@ import pytest
 
 import composer.training.loop as train_module
 from composer.arrays import read_arrays
-from composer.engine.batches import run
+from composer.engine.generation import find_feedback, generate
+from composer.engine.stepper import Stepper
 from composer.errors import DataError
 from composer.graph.folded import build
 from composer.graph.weights import init_params
 from composer.spec.reader import load_spec
-from composer.training.datasets import accepts, generate
+from composer.training.datasets import SYMBOLS, accepts, reber_complete
 from composer.training.loop import train
 from tests.conftest import ROOT
 
@@ -53,7 +54,13 @@ def test_examples_learn(name, loss, epochs, ratio):
 def test_reber_learns_and_writes_grammatical_strings():
     graph, result = _fit("reber", "cross-entropy", 10)
     assert result.best_loss < 0.3 * result.history[0].val_loss
-    strings = generate(lambda x: run(graph, result.params, {"sym": x})["next"], 200, seed=0)
+    stepper, feedback = Stepper(graph, result.params), find_feedback(graph)
+    strings = []
+    for tokens in generate(stepper, feedback, [0], 39, count=200, seed=0):  # 0 is B
+        string = "B"
+        for token in tokens:
+            string += "" if reber_complete(string) else SYMBOLS[token]
+        strings.append(string)
     assert np.mean([accepts(s) for s in strings]) > 0.7
 
 

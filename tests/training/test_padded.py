@@ -16,7 +16,7 @@ from composer.graph.weights import init_params
 from composer.spec.reader import load_spec
 from composer.training.loop import train
 from composer.training.padded import evaluate_padded, grad_padded, padded_parts
-from tests.builders import input_, layer, output, readout, spec
+from tests.builders import input_, layer, output, random_input, readout, spec
 from tests.conftest import SPECS
 from tests.training.test_backprop import (
     TORCH_CASES,
@@ -33,13 +33,13 @@ def _padded_batch(graph, batch: int, seed: int):
     steps = rng.choice(_valid_steps(graph), size=batch)
     longest = plan_for_steps(graph, int(steps.max()))
     inputs, lengths = {}, {}
-    for name, size in input_sizes(graph).items():
+    for name in input_sizes(graph):
         window = graph.nodes[name]["window"]
         counts = [len(output_steps_of(window, t)) for t in steps]
         width = len(longest.window(name))
-        x = rng.normal(size=(batch, width, size)) * 1e3  # padding: any leak shows
+        x = random_input(graph, name, batch, width, rng, 1e3)  # padding: any leak shows
         for b, n in enumerate(counts):
-            x[b, :n] = rng.normal(size=(n, size))
+            x[b, :n] = random_input(graph, name, 1, n, rng)[0]
         inputs[name], lengths[name] = x, np.array(counts)
     per_item = item_steps(graph, inputs, check_lengths(graph, inputs, lengths))
     targets = {}
@@ -142,7 +142,7 @@ def test_gradients_match_pytorch_autograd_through_packed_sequences(
     value.backward()
     graph = build(network)
     ours, grads = grad_padded(
-        graph, _from_torch(rnn, linear, kind), {"x": x}, {"o": y}, {"x": lengths}
+        graph, _from_torch(rnn, linear, graph), {"x": x}, {"o": y}, {"x": lengths}
     )
     assert ours == pytest.approx(value.item(), rel=1e-12)
     expected = _torch_grads(rnn, linear)

@@ -1,0 +1,117 @@
+"""`rnn-composer generate`: a trained language model writes text, token by token."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from composer.cli.common import DType, SpecPath, read_checked, reports_errors
+from composer.cli.root import app
+from composer.engine.generation import beam_search, find_feedback, generate
+from composer.engine.stepper import Stepper, check_steppable
+from composer.errors import DataError, SpecError
+from composer.graph.weights import load_params
+from composer.training.datasets import ACCEPTORS
+from composer.training.text import decode_ids, encode_text, read_vocab
+
+Grammar = Enum("Grammar", {name: name for name in ACCEPTORS}, type=str)
+
+__all__ = ["generate_text"]
+
+
+@app.command("generate")
+@reports_errors
+def generate_text(
+    spec: SpecPath,
+    weights: Annotated[
+        Path, typer.Option("--weights", "-w", exists=True, dir_okay=False, help="Weights .npz.")
+    ],
+    vocab: Annotated[
+        Path,
+        typer.Option(exists=True, dir_okay=False, help="The vocabulary `data text` wrote."),
+    ],
+    prompt: Annotated[str, typer.Option(help="The text to start from.")] = "",
+    length: Annotated[int, typer.Option(min=1, help="Tokens to generate.")] = 200,
+    temperature: Annotated[
+        float, typer.Option(min=0.0, help="Sharpness: below 1 surer, 0 the likeliest token.")
+    ] = 0.8,
+    top_k: Annotated[
+        int | None, typer.Option(min=1, help="Draw among the K likeliest tokens only.")
+    ] = None,
+    top_p: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="Draw among the likeliest tokens holding P."),
+    ] = None,
+    beam: Annotated[
+        int | None, typer.Option(min=1, help="Beam search: the N best, with log-probabilities.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Seed: the same text each run.")] = None,
+    count: Annotated[int, typer.Option(min=1, help="How many texts to sample.")] = 1,
+    dtype: Annotated[DType, typer.Option(help="Computation precision.")] = DType.float32,
+    accept: Annotated[
+        Grammar | None,
+        typer.Option(help="End each text where the grammar does, and count the ones it accepts."),
+    ] = None,
+) -> None:
+    """Generate text: the prompt, then one token at a time, each fed back in (the text
+    appears as it is written). Each token costs one step of the network."""
+    sourced, folded = read_checked(spec)
+    try:
+        check_steppable(folded)
+        feedback = find_feedback(folded)
+    except SpecError as err:
+        raise sourced.locate(err) from err
+    table = read_vocab(vocab)
+    if len(table["tokens"]) != feedback.vocab:
+        raise DataError(
+            f"{vocab}: {len(table['tokens'])} tokens, but {spec} generates over "
+            f"{feedback.vocab} (output `{feedback.output}`); use the vocabulary the model "
+            "was trained with"
+        )
+    params = load_params(weights, folded, dtype.value)
+    ids = encode_text(prompt, table, "--prompt").tolist()
+    if feedback.input is not None and not ids:
+        raise typer.BadParameter("give at least one token to start from", param_hint="--prompt")
+    stepper = Stepper(folded, params, dtype.value)
+    options = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    if beam is not None:
+        for tokens, logp in beam_search(stepper, feedback, ids, length, beam):
+            typer.echo(f"{logp:10.3f}  {prompt + decode_ids(tokens, table)!r}")
+        return
+    if accept is not None:
+        _accepted(stepper, feedback, ids, length, table, prompt, accept.value, count, options)
+        return
+    if count == 1:  # stream: each token as it comes
+        sys.stdout.write(prompt)
+        sys.stdout.flush()
+
+        def show(tokens) -> None:
+            sys.stdout.write(decode_ids(tokens, table))
+            sys.stdout.flush()
+
+        generate(stepper, feedback, ids, length, on_token=show, **options)
+        sys.stdout.write("\n")
+        return
+    for tokens in generate(stepper, feedback, ids, length, count=count, **options):
+        typer.echo(prompt + decode_ids(tokens, table))
+
+
+def _accepted(stepper, feedback, ids, length, table, prompt, grammar, count, options) -> None:
+    """Texts cut where the grammar ends them, and the share it accepts."""
+    accepts, complete = ACCEPTORS[grammar]
+    texts = []
+    for tokens in generate(stepper, feedback, ids, length, count=count, **options):
+        text = prompt
+        for token in tokens:
+            if complete(text):
+                break
+            text += decode_ids([token], table)
+        texts.append(text)
+    rate = sum(map(accepts, texts)) / len(texts)
+    how = "greedy" if options["temperature"] == 0 else "sampled"
+    typer.echo(f"{rate:.1%} of {len(texts)} {how} strings are {grammar} strings")
+    typer.echo("examples: " + " ".join(texts[:5]))

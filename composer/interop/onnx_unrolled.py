@@ -1,0 +1,113 @@
+"""Any network in ONNX at a fixed T: the unrolled graph written out, one group of nodes per
+(vector, step) that the outputs need, in the order the executor's plan computes them.
+
+Weights are initializers stored once and read by every step, so the file grows with T by
+nodes only. A state's step is its kind's (`Kind.onnx_step`); a readout or dense layer is
+`MatMul` + `Add` + its activation; a source absent at a step (outside its window, or
+before step 0) adds nothing, and a recurrence that reaches outside its layer's steps reads
+the initial state: zeros, or the last state another layer hands over.
+"""
+
+from __future__ import annotations
+
+from composer.engine.plan import Plan, compile_plan
+from composer.engine.walk import handed_carries
+from composer.graph.unrolled import unroll
+from composer.interop.onnx_graph import Builder
+from composer.interop.onnx_plain import input_dims, sorted_nodes
+from composer.kinds import KINDS
+
+__all__ = ["unrolled_graph"]
+
+
+def unrolled_graph(g: Builder, folded, params, steps: int):
+    """Fill `g` with the network unrolled to `steps`; its graph inputs and outputs."""
+    plan = compile_plan(unroll(folded, steps))
+    return _Writer(g, plan, params).write()
+
+
+class _Writer:
+    """The values of one unrolled graph: `values[(vector, t)]` are the names of what
+    the vector carries at step t (its value first)."""
+
+    def __init__(self, g: Builder, plan: Plan, params):
+        self.g, self.plan, self.params = g, plan, params
+        self.values: dict[tuple[str, int], tuple[str, ...]] = {}
+        self.batch = None
+
+    def write(self):
+        g, plan, folded = self.g, self.plan, self.plan.folded
+        inputs = []
+        for name in sorted_nodes(folded, "input"):
+            inputs.append(g.value_info(name, input_dims(folded, name, plan.steps)))
+            if self.batch is None:
+                self.batch = g.dim(name, 0)
+        outputs = []
+        for group in plan.groups:
+            vectors = [plan.vectors[name] for name in group.vectors]
+            if group.kind == "output":
+                outputs.append(self.emit(vectors[0]))
+                continue
+            order = range(plan.steps) if group.direction > 0 else range(plan.steps - 1, -1, -1)
+            for t in order:
+                for v in vectors:
+                    if v.present[t]:
+                        self.values[(v.name, t)] = self.compute(v, t)
+        return inputs, outputs
+
+    def available(self, name: str, step: int) -> bool:
+        vector = self.plan.vectors.get(name)
+        return vector is not None and 0 <= step < self.plan.steps and bool(vector.present[step])
+
+    def weight(self, key: str, rows: tuple[int, int]) -> str:
+        array = self.params[key]
+        if rows == (0, len(array)):
+            return self.g.weight(key, array)
+        return self.g.weight(f"{key}[{rows[0]}:{rows[1]}]", array[rows[0] : rows[1]])
+
+    def compute(self, v, t: int) -> tuple[str, ...]:
+        g = self.g
+        if v.role == "input":
+            offset = self.plan.window(v.name).start
+            return (g.op("Gather", [v.name, g.const(t - offset)], axis=1, hint=f"{v.name}@{t}"),)
+        total = None
+        for feed in v.feeds:
+            if self.available(feed.source, t - feed.lag):
+                source = self.values[(feed.source, t - feed.lag)][0]
+                product = g.matmul(source, self.weight(feed.weight, feed.rows))
+                total = product if total is None else g.add(total, product)
+        biases = tuple(g.weight(key, self.params[key]) for key in v.biases)
+        if v.role != "state":
+            pre = total if total is not None else g.zeros(self.batch, v.size)
+            return (g.activation(v.activation, g.add(pre, biases[0])),)
+        kind = KINDS[v.kind]
+        recurrence = v.recurrence
+        recurrent = self.weight(recurrence.weight, (0, v.size))
+        prev = self.previous(v, kind, t - recurrence.lag)
+        return tuple(kind.onnx_step(g, total, prev, recurrent, biases, v.activation))
+
+    def previous(self, v, kind, step: int) -> tuple[str, ...]:
+        """What a state's recurrence reads at `step`: its value there, or its initial state."""
+        if step not in v.initial:
+            return self.values[(v.name, step)]
+        given = {}
+        if v.handover is not None:
+            origin, at = v.handover
+            names = KINDS[self.plan.vectors[origin].kind].carries
+            handed = dict(zip(names, self.values[(origin, at)]))
+            given = {name: handed[name] for name in handed_carries(kind.carries, names)}
+        return tuple(
+            given[name] if name in given else self.g.zeros(self.batch, v.size)
+            for name in kind.carries
+        )
+
+    def emit(self, v):
+        """An output's steps, each the concatenation of its sources, stacked on axis 1."""
+        g, window = self.g, self.plan.window(v.name)
+        feeds = sorted(v.feeds, key=lambda feed: feed.rows)
+        steps = []
+        for t in window:
+            parts = [self.values[(feed.source, t)][0] for feed in feeds]
+            steps.append(g.unsqueeze(g.concat(parts, axis=-1), [1]))
+        g.name_as(g.concat(steps, axis=1), v.name)
+        return g.value_info(v.name, ["B", len(window), v.size])

@@ -1,0 +1,517 @@
+"""The spec as a PyTorch module: `to_torch(graph, params)`, an `nn.Module` whose call gives
+what `composer.run` gives, with autograd, on any device.
+
+Parameters are PyTorch's own (`composer.interop.torch_keys`): one submodule per spec
+layer, holding its `nn.RNN`, `nn.LSTM` or `nn.GRU` as `rnn` and its readout as `readout`.
+
+How it runs, per call (the plan is the one the NumPy engine runs at that T):
+
+- **natively**, a recurrent layer that exists at every step, reads its inputs at the same
+  step, has no connection into it, no dilation, no hand-over of a state, and an
+  activation its `torch.nn` module has: one call of that module over all steps, so
+  cuDNN on a GPU and oneDNN on the CPU; with lengths, through a packed sequence;
+- **through a cell loop** everything else the spec can say (dilations, Jordan feedback,
+  windows, hand-over, absent inputs, backward-only layers): the plan's groups in order,
+  step by step, each kind's `tensor_step` on the file's layout of the same parameters.
+
+Readouts and dense layers run over all their steps at once. Lengths follow the contract
+of `docs/sequences.md`: a network whose layers all run natively and that could run packed
+runs packed; any other runs grouped by each item's T.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import networkx as nx
+import numpy as np
+
+from composer.engine.batches import input_steps, output_steps, packable
+from composer.engine.inputs import LENGTHS_SUFFIX, check_inputs, infer_steps, input_sizes
+from composer.engine.lengths import check_lengths, item_steps
+from composer.engine.pipeline import plan_for_steps
+from composer.engine.plan import Plan, Vector
+from composer.engine.walk import handed_carries
+from composer.errors import DataError, SpecError
+from composer.graph.weights import check_params
+from composer.interop import need
+from composer.interop.torch_keys import from_state, to_state, torch_keys
+from composer.kinds import KINDS
+from composer.training.losses import softmax_source
+
+torch = need("torch")
+nn = torch.nn
+
+__all__ = ["ComposerModule", "to_torch"]
+
+
+def to_torch(
+    graph: nx.MultiDiGraph, params: Mapping[str, np.ndarray] | None = None, dtype: str = "float32"
+) -> ComposerModule:
+    """The network as an `nn.Module` with these weights (None: PyTorch's own init)."""
+    module = ComposerModule(graph, getattr(torch, dtype))
+    if params is not None:
+        module.load_params(params)
+    return module
+
+
+class _Layer(nn.Module):
+    """One spec layer's parameters: `rnn` and `readout`, or `linear`, and connections."""
+
+
+class ComposerModule(nn.Module):
+    """A composed network as a PyTorch module; call it like `composer.run`.
+
+    `module(x)` for a one-input network, `module({"x": x, ...})` otherwise, with (B, T, F)
+    (or (T, F)) tensors and optional `lengths={"x": [...]}` and `steps=`; returns
+    `{output: tensor}` and, with lengths, `{output}.lengths`.
+    """
+
+    def __init__(self, graph: nx.MultiDiGraph, dtype=None):
+        super().__init__()
+        self.graph = graph
+        self._plans: dict[tuple[int, bool], Plan] = {}
+        self._keys = torch_keys(graph)
+        layers = {}
+        for _, data in graph.nodes(data=True):
+            if data.get("layer"):
+                layers.setdefault(data["layer"], []).append(data)
+        shapes = {key.ours: key.shape for key in self._keys}
+        for layer, nodes in layers.items():
+            if hasattr(self, layer):
+                raise SpecError(
+                    f"layer `{layer}` has the name of an nn.Module attribute; rename it to "
+                    "use the network in PyTorch",
+                    ("layers",),
+                )
+            self.add_module(layer, self._layer(layer, nodes, shapes, dtype))
+        for _, target, data in graph.edges(data=True):
+            if data["role"] == "connection":
+                rows, cols = shapes[data["weight"]]
+                name = data["weight"].split(".", 1)[1]
+                linear = nn.Linear(rows, cols, bias=False, dtype=dtype)
+                getattr(self, graph.nodes[target]["layer"]).add_module(name, linear)
+        names = {name for key in self._keys for name in key.names}
+        assert names == set(self.state_dict()), sorted(names ^ set(self.state_dict()))
+
+    @staticmethod
+    def _layer(layer: str, nodes: list[dict], shapes: dict, dtype) -> _Layer:
+        module = _Layer()
+        for data in nodes:
+            if data["role"] == "state" and not data["suffix"]:
+                kind = KINDS[data["kind"]]
+                if not kind.torch_class:
+                    raise SpecError(f"layer `{layer}`: its kind has no PyTorch module", ())
+                fan_in = shapes[f"{layer}.{kind.input_weight}"][0]
+                options = kind.torch_options(data["activation"]) or {}
+                bidirectional = any(d["role"] == "state" and d["suffix"] for d in nodes)
+                module.rnn = getattr(nn, kind.torch_class)(
+                    fan_in,
+                    data["size"],
+                    batch_first=True,
+                    bidirectional=bidirectional,
+                    dtype=dtype,
+                    **options,
+                )
+            elif data["role"] == "readout":
+                rows, cols = shapes[f"{layer}.Wy"]
+                module.readout = nn.Linear(rows, cols, dtype=dtype)
+            elif data["role"] == "dense":
+                rows, cols = shapes[f"{layer}.{KINDS[data['kind']].input_weight}"]
+                module.linear = nn.Linear(rows, cols, dtype=dtype)
+        return module
+
+    # -- weights --------------------------------------------------------------------------
+
+    def load_params(self, params: Mapping[str, np.ndarray], check: bool = True) -> None:
+        """Copy our weights (keys `<layer>.<param>`, checked unless `check` is False) into
+        the parameters."""
+        if check:
+            check_params(self.graph, dict(params))
+        state = to_state(self.graph, params)
+        own = self.state_dict()
+        with torch.no_grad():
+            for name, value in state.items():
+                own[name].copy_(torch.from_numpy(np.asarray(value)))
+
+    def params(self) -> dict[str, np.ndarray]:
+        """Our weights from the parameters (`<layer>.<param>` arrays, on the CPU)."""
+        state = {k: v.detach().cpu().numpy() for k, v in self.state_dict().items()}
+        return from_state(self.graph, state)
+
+    def _ours(self) -> dict:
+        """Every weight in our layout as a tensor expression of the parameters (views)."""
+        tensors = dict(self.named_parameters())
+        out = {}
+        for key in self._keys:
+            value = tensors[key.names[0]]
+            for other in key.names[1:]:
+                value = value + tensors[other]
+            out[key.ours] = value.t() if key.transpose else value
+        return out
+
+    # -- calling --------------------------------------------------------------------------
+
+    def forward(self, inputs, lengths=None, steps=None, bptt=None, logits: bool = False):
+        """`{output: (B, T_out, size)}` for `{input: (B, T_in, F)}` (or one tensor).
+
+        `bptt=K` detaches the carried states every K steps (truncated BPTT, as training
+        does); `logits=True` returns (outputs, the pre-softmax values of outputs read from
+        a softmax), what a cross-entropy needs.
+        """
+        outputs, found = self.run(inputs, lengths, steps, bptt, logits)
+        return (outputs, found) if logits else outputs
+
+    def run(self, inputs, lengths=None, steps=None, bptt=None, logits: bool = False):
+        """(outputs, the logits of outputs read from a softmax when `logits`)."""
+        names = list(input_sizes(self.graph))
+        if not isinstance(inputs, Mapping):
+            if len(names) != 1:
+                raise DataError(f"the network has inputs {', '.join(names)}: pass a dict")
+            inputs = {names[0]: inputs}
+        dtype = next(self.parameters()).dtype
+        arrays = {name: torch.as_tensor(value, dtype=dtype) for name, value in inputs.items()}
+        flat = all(a.dim() == 2 for a in arrays.values())
+        if flat:
+            if lengths is not None:
+                raise DataError("lengths describe a batch: give (B, T_in, F) inputs with them")
+            arrays = {name: a.unsqueeze(0) for name, a in arrays.items()}
+        shapes = {name: _shape_only(a) for name, a in arrays.items()}
+        if lengths is not None:
+            result = self._padded(arrays, shapes, lengths, steps, bptt, logits)
+        else:
+            plan = self._plan(infer_steps(self.graph, shapes) if steps is None else steps)
+            check_inputs(plan, shapes)
+            result = _Pass(self, plan, arrays, bptt, logits).outputs()
+        if flat:
+            result = tuple({k: v[0] for k, v in part.items()} for part in result)
+        return result
+
+    def _plan(self, steps: int, every_step: bool = False) -> Plan:
+        """The plan at T = `steps`; `every_step`: with every output emitted at every step
+        (a packed pass, whose items each take their own window's steps)."""
+        if (steps, every_step) not in self._plans:
+            graph = self.graph
+            if every_step:
+                graph = graph.copy()
+                for name, role in graph.nodes(data="role"):
+                    if role == "output":
+                        graph.nodes[name]["window"] = ":"
+            self._plans[steps, every_step] = plan_for_steps(graph, int(steps))
+        return self._plans[steps, every_step]
+
+    def _padded(self, arrays, shapes, lengths, steps, bptt, logits):
+        """A padded batch: packed when every layer runs natively, else grouped by T."""
+        given = {
+            name: np.asarray(value.cpu() if torch.is_tensor(value) else value)
+            for name, value in lengths.items()
+        }
+        checked = check_lengths(self.graph, shapes, given)
+        per_item = item_steps(self.graph, shapes, checked, steps)
+        longest = int(per_item.max())
+        plan = self._plan(longest)
+        device = next(self.parameters()).device
+        outputs, found = {}, {}
+        for name in plan.outputs:
+            size = plan.vectors[name].size
+            ranges = output_steps(self.graph, name, per_item)
+            shape = (len(per_item), max(len(r) for r in ranges), size)
+            outputs[name] = arrays[plan.inputs[0]].new_zeros(shape)
+            found[name] = outputs[name].clone() if logits else None
+            outputs[f"{name}{LENGTHS_SUFFIX}"] = torch.tensor([len(r) for r in ranges])
+        packed = self._plan(longest, every_step=True) if packable(self.graph) else None
+        if packed is not None and bptt is None and _Pass.all_native(self, packed):
+            result = _Pass(self, packed, arrays, None, logits, per_item=per_item).outputs()
+            for name in plan.outputs:  # the packed pass emitted every step: take each item's
+                for item, steps_b in enumerate(output_steps(self.graph, name, per_item)):
+                    for part, values in zip((outputs, found), result):
+                        if name in values:
+                            part[name][item, : len(steps_b)] = values[name][item, steps_b]
+        else:
+            for t in np.unique(per_item).tolist():
+                items = torch.as_tensor(np.flatnonzero(per_item == t), device=device)
+                group = {
+                    name: array[items, : input_steps(self.graph, name, t)]
+                    for name, array in arrays.items()
+                }
+                result = _Pass(self, self._plan(t), group, bptt, logits).outputs()
+                for part, values in zip((outputs, found), result):
+                    for name, value in values.items():
+                        part[name][items, : value.shape[1]] = value
+        return outputs, {k: v for k, v in found.items() if v is not None}
+
+
+def native_layer(
+    graph: nx.MultiDiGraph, plan: Plan, v: Vector, bptt: int | None = None
+) -> tuple[str, ...] | None:
+    """The state vectors of `v`'s layer, forward first, when the layer runs through its
+    `torch.nn` module (see the module's notes), else None. With truncated BPTT only a
+    forward layer does (it runs in blocks, its state detached in between)."""
+    if v.role != "state":
+        return None
+    layer = graph.nodes[v.name]["layer"]
+    states = [n for n in plan.vectors if graph.nodes[n].get("layer") == layer]
+    states = [n for n in states if plan.vectors[n].role == "state"]
+    kind = KINDS[v.kind]
+    if kind.torch_options(v.activation) is None:
+        return None
+    own = {f"{layer}.{kind.input_weight}", f"{layer}.{kind.input_weight}_rev"}
+    lags = sorted(graph.nodes[n]["lag"] for n in states)
+    if lags not in ([1], [-1, 1]) or (bptt is not None and lags != [1]):
+        return None
+    for name in states:
+        s = plan.vectors[name]
+        if not s.present.all() or s.handover is not None or s.window != (0, plan.steps):
+            return None
+        for feed in s.feeds:
+            source = plan.vectors[feed.source]
+            if feed.weight not in own or feed.lag != 0 or not source.present.all():
+                return None
+    return tuple(sorted(states, key=lambda n: graph.nodes[n]["lag"], reverse=True))
+
+
+def _shape_only(tensor) -> np.ndarray:
+    """A zero-memory array with a tensor's shape, for the shape checks of the engine."""
+    return np.broadcast_to(np.zeros((), np.float64), tuple(tensor.shape))
+
+
+class _Values:
+    """A vector's values: a (B, T, size) tensor over every step, or step by step."""
+
+    def __init__(self, full=None):
+        self.full, self.steps, self.carries = full, {}, {}
+
+    def at(self, t: int):
+        return self.full[:, t] if self.full is not None else self.steps[t]
+
+    def over(self, steps: list[int]):
+        if self.full is not None:
+            return self.full[:, steps[0] : steps[-1] + 1]
+        return torch.stack([self.steps[t] for t in steps], 1)
+
+
+class _Pass:
+    """One forward pass over a plan, in the plan's group order."""
+
+    def __init__(self, module, plan, arrays, bptt, logits, per_item=None):
+        self.module, self.plan, self.bptt, self.logits = module, plan, bptt, logits
+        self.T, self.weights, self.per_item = plan.steps, module._ours(), per_item
+        self.values: dict[str, _Values] = {}
+        self.raw = {}  # pre-activations of softmax vectors, for a cross-entropy
+        self.batch = next(iter(arrays.values())).shape[0]
+        for name in plan.inputs:
+            self.values[name] = _Values()
+            x, start = arrays[name], plan.window(name).start
+            if per_item is not None:  # inputs read as zero past each item's end
+                stops = [input_steps(module.graph, name, int(t)) for t in per_item]
+                keep = (
+                    torch.arange(x.shape[1], device=x.device)[None, :]
+                    < torch.tensor(stops, device=x.device)[:, None]
+                )
+                x = x * keep[..., None]
+            self.values[name] = _Values(x) if start == 0 and x.shape[1] == self.T else _Values()
+            if self.values[name].full is None:
+                for i, t in enumerate(plan.window(name)):
+                    self.values[name].steps[t] = x[:, i]
+        done = set()
+        for group in plan.groups:
+            vectors = [plan.vectors[n] for n in group.vectors]
+            if group.kind in ("input", "output") or group.vectors[0] in done:
+                continue
+            layer = self._native_layer(vectors[0])
+            if group.kind == "scan" and layer is not None:
+                self._native(layer)
+                done |= set(layer)
+            elif group.kind == "feedforward":
+                self._feedforward(vectors[0])
+            else:
+                self._loop(vectors, group.direction)
+
+    @staticmethod
+    def all_native(module, plan) -> bool:
+        """Whether every recurrent layer of the plan runs natively."""
+        groups = [g for g in plan.groups if g.kind not in ("input", "output", "feedforward")]
+        return all(
+            g.kind == "scan" and native_layer(module.graph, plan, plan.vectors[g.vectors[0]])
+            for g in groups
+        )
+
+    # -- native ---------------------------------------------------------------------------
+
+    def _native_layer(self, v: Vector) -> tuple[str, ...] | None:
+        return native_layer(self.module.graph, self.plan, v, self.bptt)
+
+    def _native(self, states: tuple[str, ...]) -> None:
+        """A layer through its `torch.nn` module, over all steps (packed with lengths)."""
+        forward = self.plan.vectors[states[0]]
+        rnn = getattr(self.module, self.module.graph.nodes[states[0]]["layer"]).rnn
+        feeds = sorted(forward.feeds, key=lambda f: f.rows[0])
+        x = torch.cat([self._over(f.source) for f in feeds], -1) if len(feeds) > 1 else None
+        x = self._over(feeds[0].source) if x is None else x
+        if self.per_item is not None:
+            lengths = torch.as_tensor(self.per_item, dtype=torch.int64)
+            packed = nn.utils.rnn.pack_padded_sequence(
+                x, lengths, batch_first=True, enforce_sorted=False
+            )
+            out, _ = rnn(packed)
+            out = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=self.T)[0]
+        elif self.bptt is not None:  # detach the carried state every bptt steps
+            parts, state = [], None
+            for a in range(0, self.T, self.bptt):
+                part, state = rnn(x[:, a : a + self.bptt], state)
+                parts.append(part)
+                state = (
+                    tuple(s.detach() for s in state)
+                    if isinstance(state, tuple)
+                    else (state.detach())
+                )
+            out = torch.cat(parts, 1)
+        else:
+            out, _ = rnn(x)
+        size = forward.size
+        for i, name in enumerate(states):
+            self.values[name] = _Values(out[..., i * size : (i + 1) * size])
+
+    def _over(self, name: str):
+        """A vector's values over all T steps, (B, T, size)."""
+        values = self.values[name]
+        if values.full is not None and values.full.shape[1] == self.T:
+            return values.full
+        return values.over(list(range(self.T)))
+
+    # -- feedforward ----------------------------------------------------------------------
+
+    def _feedforward(self, v: Vector) -> None:
+        """A readout or dense vector over all its steps at once."""
+        steps = np.flatnonzero(v.present).tolist()
+        pre = None
+        for feed in v.feeds:
+            source = self.values[feed.source]
+            sv = self.plan.vectors[feed.source]
+            cols = [t - feed.lag for t in steps]
+            ok = [0 <= c < self.T and bool(sv.present[c]) for c in cols]
+            if not any(ok):
+                continue
+            if all(ok) and cols == list(range(cols[0], cols[-1] + 1)):
+                x = source.over(cols)
+            else:
+                zero = self.weights[feed.weight].new_zeros((self.batch, sv.size))
+                x = torch.stack([source.at(c) if k else zero for c, k in zip(cols, ok)], 1)
+            part = x @ self.weights[feed.weight][feed.rows[0] : feed.rows[1]]
+            pre = part if pre is None else pre + part
+        for key in v.biases:
+            pre = self.weights[key] if pre is None else pre + self.weights[key]
+        if pre.dim() < 3:  # a bias alone: every item, every step
+            pre = pre.expand(self.batch, len(steps), v.size)
+        out = _activate(pre, v.activation)
+        full = steps == list(range(self.T))
+        if v.activation == "softmax":
+            self.raw[v.name] = pre if full else dict(zip(steps, pre.unbind(1)))
+        self.values[v.name] = _Values(out if full else None)
+        if not full:
+            self.values[v.name].steps = dict(zip(steps, out.unbind(1)))
+
+    # -- the cell loop --------------------------------------------------------------------
+
+    def _loop(self, vectors: list[Vector], direction: int) -> None:
+        """Vectors of one group, step by step in within-step order."""
+        members = {v.name for v in vectors}
+        for v in vectors:
+            self.values[v.name] = _Values()
+        start = min(v.span[0] for v in vectors)
+        stop = max(v.span[1] for v in vectors)
+        order = range(start, stop) if direction > 0 else range(stop - 1, start - 1, -1)
+        for t in order:
+            for v in vectors:
+                if v.present[t]:
+                    self._step(v, t, members)
+
+    def _computed(self, name: str, t: int) -> bool:
+        return 0 <= t < self.T and bool(self.plan.vectors[name].present[t])
+
+    def _step(self, v: Vector, t: int, members: set) -> None:
+        columns = v.columns
+        w = self.weights
+        xw = None
+        for feed in v.feeds:
+            at = t - feed.lag
+            if not self._computed(feed.source, at):
+                continue
+            x = self.values[feed.source].at(at)
+            if feed.source in members and feed.lag and not self._keeps(t, at, True):
+                x = x.detach()
+            part = x @ w[feed.weight][feed.rows[0] : feed.rows[1]]
+            xw = part if xw is None else xw + part
+        if xw is None:
+            any_weight = w[v.biases[0]] if v.biases else next(iter(w.values()))
+            xw = any_weight.new_zeros((self.batch, columns))
+        values = self.values[v.name]
+        if v.role != "state":
+            pre = xw
+            for key in v.biases:
+                pre = pre + w[key]
+            values.steps[t] = _activate(pre, v.activation)
+            if v.activation == "softmax":
+                self.raw.setdefault(v.name, {})[t] = pre
+            return
+        kind, lag = KINDS[v.kind], v.recurrence.lag
+        prev = self._previous(v, kind, t, lag)
+        biases = tuple(w[key] for key in v.biases)
+        carries = kind.tensor_step(xw, prev, w[v.recurrence.weight], biases, v.activation)
+        values.steps[t], values.carries[t] = carries[0], carries
+
+    def _previous(self, v: Vector, kind, t: int, lag: int) -> tuple:
+        at = t - lag
+        values = self.values[v.name]
+        if self._computed(v.name, at) and at in values.carries:
+            prev = values.carries[at]
+            if not self._keeps(t, at, lag > 0):
+                prev = tuple(p.detach() for p in prev)
+            return prev
+        zero = self.weights[v.recurrence.weight].new_zeros((self.batch, v.size))
+        if v.handover is None:
+            return tuple(zero for _ in kind.carries)
+        origin, step = v.handover
+        source = self.values[origin]
+        given = dict(zip(KINDS[self.plan.vectors[origin].kind].carries, source.carries[step]))
+        handed = handed_carries(kind.carries, list(given))
+        return tuple(given[name] if name in handed else zero for name in kind.carries)
+
+    def _keeps(self, t: int, at: int, forward: bool) -> bool:
+        """Whether truncated BPTT lets the gradient flow from step t back to step `at`."""
+        if self.bptt is None:
+            return True
+        if forward:
+            return t // self.bptt == at // self.bptt
+        return (self.T - 1 - t) // self.bptt == (self.T - 1 - at) // self.bptt
+
+    # -- out ------------------------------------------------------------------------------
+
+    def outputs(self) -> tuple[dict, dict]:
+        """`{output: (B, T_out, size)}` and the logits of softmax-fed outputs if asked."""
+        outputs, logits = {}, {}
+        for name in self.plan.outputs:
+            v = self.plan.vectors[name]
+            steps = list(self.plan.window(name))
+            parts = [self.values[f.source].over(steps) for f in sorted(v.feeds, key=_rows)]
+            outputs[name] = parts[0] if len(parts) == 1 else torch.cat(parts, -1)
+            source = softmax_source(self.plan, name) if self.logits else None
+            if source is not None:
+                raw = self.raw[source]
+                if isinstance(raw, dict):
+                    logits[name] = torch.stack([raw[t] for t in steps], 1)
+                else:
+                    logits[name] = raw[:, steps[0] : steps[-1] + 1]
+        return outputs, logits
+
+
+def _rows(feed) -> int:
+    return feed.rows[0]
+
+
+def _activate(pre, activation: str | None):
+    if activation in (None, "identity"):
+        return pre
+    if activation == "softmax":
+        return pre.softmax(-1)
+    return getattr(pre, activation)()

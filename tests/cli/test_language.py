@@ -1,0 +1,162 @@
+"""The language-model commands: `data text`, `generate`, `run --state-in/--state-out`, with
+a tiny model trained for a few steps; bad input gets its exit code and one line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from composer.cli import app
+from composer.graph.folded import build
+from composer.graph.weights import init_params, save_params
+from composer.spec.model import NetworkSpec
+from composer.spec.reader import load_spec
+from composer.training.text import decode_ids, read_vocab
+from tests.conftest import ROOT
+
+runner = CliRunner()
+TEXT = "the cat sat on the mat. the dog sat on the log.\n" * 4
+
+
+def invoke(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def _spec(vocab: int) -> dict:
+    return {
+        "inputs": [{"name": "x", "vocab": vocab, "embed": 5}],
+        "layers": [{"name": "g", "kind": "gru", "input": "x", "state_size": 6,
+                    "output": {"size": vocab, "activation": "softmax"}}],
+        "outputs": [{"name": "y", "from": "g"}],
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def lm(tmp_path_factory):
+    """A text, its data and vocabulary, a spec of that vocabulary and trained weights."""
+    root = tmp_path_factory.mktemp("lm")
+    (root / "a.txt").write_text(TEXT, encoding="utf-8")
+    code, out = invoke("data", "text", root / "a.txt", "--output", root / "d.npz",
+                       "--seq-len", 10)  # fmt: skip
+    assert code == 0, out
+    size = len(read_vocab(root / "d.vocab.json")["tokens"])
+    assert f"vocab: {size}" in out
+    (root / "lm.json").write_text(json.dumps(_spec(size)))
+    options = ("--epochs", 2, "--loss", "cross-entropy", "--lr", 0.05)
+    code, out = invoke(
+        "train", root / "lm.json", "--data", root / "d.npz", *options, "--output", root / "w.npz"
+    )
+    assert code == 0, out
+    return root
+
+
+def test_data_text_round_trips_and_has_a_ragged_last_window(lm):
+    data, vocab = np.load(lm / "d.npz"), read_vocab(lm / "d.vocab.json")
+    x, y, lengths = data["x"], data["y"], data["x.lengths"]
+    assert vocab["level"] == "char" and vocab["tokens"] == sorted(set(TEXT))
+    ids = np.concatenate([row[:n] for row, n in zip(x, lengths)])
+    assert decode_ids(ids, vocab) == TEXT[:-1]
+    assert decode_ids(np.concatenate([r[:n] for r, n in zip(y, lengths)]), vocab) == TEXT[1:]
+    assert lengths[-1] == (len(TEXT) - 1) % 10 and set(lengths[:-1]) == {10}
+
+
+def test_word_level_keeps_the_text(tmp_path):
+    (tmp_path / "a.txt").write_text(TEXT)
+    code, out = invoke("data", "text", tmp_path / "a.txt", "-o", tmp_path / "d.npz",
+                       "--level", "word", "--names", "w,nxt")  # fmt: skip
+    assert code == 0, out
+    data, vocab = np.load(tmp_path / "d.npz"), read_vocab(tmp_path / "d.vocab.json")
+    assert set(data) >= {"w", "nxt"} and "cat" in vocab["tokens"] and " " in vocab["tokens"]
+    lengths = data.get("w.lengths", np.full(len(data["w"]), data["w"].shape[1]))
+    ids = np.concatenate([row[:n] for row, n in zip(data["w"], lengths)])
+    assert decode_ids(ids, vocab) + "\n" == TEXT
+
+
+def test_generate_streams_repeats_with_a_seed_and_beams(lm):
+    args = ("generate", lm / "lm.json", "-w", lm / "w.npz", "--vocab", lm / "d.vocab.json",
+            "--prompt", "the ", "--length", 30)  # fmt: skip
+    code, first = invoke(*args, "--seed", 3)
+    assert code == 0, first
+    assert first.startswith("the ") and len(first) == len("the ") + 30 + 1
+    assert invoke(*args, "--seed", 3)[1] == first
+    code, many = invoke(*args, "--seed", 3, "--count", 3, "--top-k", 3, "--top-p", 0.9)
+    assert code == 0 and len(many.splitlines()) == 3
+    code, beams = invoke(*args, "--beam", 4)
+    scores = [float(line.split()[0]) for line in beams.splitlines()]
+    assert code == 0 and len(scores) == 4 and scores == sorted(scores, reverse=True)
+
+
+def test_run_in_pieces_with_state_equals_the_whole_run(lm, tmp_path):
+    x = np.load(lm / "d.npz")["x"][:2]
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "a.npy", x[:, :4])
+    np.save(tmp_path / "b.npy", x[:, 4:])
+    common = ("run", lm / "lm.json", "-w", lm / "w.npz", "--dtype", "float64")
+    assert invoke(*common, "-i", tmp_path / "x.npy", "-o", tmp_path / "whole.npz")[0] == 0
+    code, out = invoke(*common, "-i", tmp_path / "a.npy", "-o", tmp_path / "a.npz",
+                       "--state-out", tmp_path / "s.npz")  # fmt: skip
+    assert code == 0 and "g.h (2, 6)" in out
+    assert invoke(*common, "-i", tmp_path / "b.npy", "-o", tmp_path / "b.npz",
+                  "--state-in", tmp_path / "s.npz")[0] == 0  # fmt: skip
+    pieces = np.concatenate([np.load(tmp_path / f"{k}.npz")["y"] for k in "ab"], axis=1)
+    assert np.array_equal(pieces, np.load(tmp_path / "whole.npz")["y"])
+
+
+def _bad_inputs(lm, tmp_path):
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    np.save(tmp_path / "ids.npy", np.array([[1, 2, 99]]))
+    np.save(tmp_path / "floats.npy", np.array([[1.0, 2.0]]))
+    np.save(tmp_path / "good.npy", np.array([[1, 2]]))
+    (tmp_path / "v.json").write_text(json.dumps({"level": "char", "tokens": ["a", "b"]}))
+    save_params(tmp_path / "s.npz", {"other.h": np.zeros((1, 6))})
+    gen = ("generate", lm / "lm.json", "-w", lm / "w.npz", "--length", 3)
+    run = ("run", lm / "lm.json", "-w", lm / "w.npz")
+    return [
+        (("data", "text", tmp_path / "latin1.txt", "-o", tmp_path / "o.npz"), 4,
+         "not UTF-8 text (byte 0xe9 at offset 3)"),
+        ((*run, "-i", tmp_path / "ids.npy"), 4, "item 0, step 2: id 99 is outside"),
+        ((*run, "-i", tmp_path / "floats.npy"), 4, "expected integer token ids"),
+        ((*gen, "--vocab", tmp_path / "v.json", "--prompt", "a"), 4,
+         "2 tokens, but"),
+        ((*gen, "--vocab", lm / "d.vocab.json", "--prompt", "Z"), 4,
+         "--prompt: token 'Z' (token 0) is not in the vocabulary"),
+        ((*gen, "--vocab", lm / "d.vocab.json"), 2, "give at least one token"),
+        ((*run, "-i", tmp_path / "good.npy", "--state-in", tmp_path / "s.npz"), 4,
+         "missing g.h; unknown other.h"),
+        (("generate", ROOT / "specs" / "gru.yaml", "-w", lm / "w.npz", "--vocab",
+          lm / "d.vocab.json"), 3, "nothing to feed a generated token back into"),
+    ]  # fmt: skip
+
+
+def test_bad_input_gets_its_exit_code_and_one_line(lm, tmp_path):
+    for args, code, message in _bad_inputs(lm, tmp_path):
+        got, out = invoke(*args)
+        assert (got, message in out) == (code, True), (args, out)
+        assert "Traceback" not in out
+
+
+def test_init_params_of_a_token_spec_has_the_embedding():
+    graph = build(NetworkSpec.model_validate(_spec(9)))
+    assert init_params(graph)["x.E"].shape == (9, 5)
+
+
+def test_char_lm_spec_fits_the_data_make_char_lm_builds(tmp_path):
+    docs = sorted((ROOT / "docs").glob("*.md"))
+    code, out = invoke("data", "text", ROOT / "README.md", *docs, "-o", tmp_path / "d.npz",
+                       "--names", "chars,next", "--vocab-size", 80)  # fmt: skip
+    assert code == 0, out
+    spec = load_spec(ROOT / "specs" / "char-lm.yaml")
+    assert spec.inputs[0].vocab == 80 and "unigram baseline" in out
+    data = np.load(tmp_path / "d.npz")
+    assert set(data) >= {"chars", "next"} and data["chars"].max() < 80
+
+
+def test_export_refuses_token_inputs_until_the_formats_carry_them(lm, tmp_path):
+    code, out = invoke("export", lm / "lm.json", "-w", lm / "w.npz", "-f", "onnx",
+                       "-o", tmp_path / "m.onnx")  # fmt: skip
+    assert code == 3 and "inputs[0].vocab: `x` takes token ids" in out
+    assert not (tmp_path / "m.onnx").exists()
