@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import networkx as nx
 
-__all__ = ["extended_features"]
+from composer.errors import SpecError
+
+__all__ = ["extended_features", "refuse_extended"]
 
 
 def extended_features(graph: nx.MultiDiGraph) -> list[tuple[tuple, str]]:
@@ -50,16 +52,28 @@ def extended_features(graph: nx.MultiDiGraph) -> list[tuple[tuple, str]]:
     for layer, nodes in layers.items():
         node, data = nodes[0]
         if not any(d["role"] == "input" for *_, d in graph.in_edges(node, data=True)):
-            found.setdefault((data["path"], "input"), f"`{layer}` has no input")
+            found.setdefault((data["path"], "input"), f"a layer without an input (`{layer}`)")
         if data.get("two_pass"):
             path = data["path"] + ("initial_state",)
-            found.setdefault((path, ""), f"`{layer}` starts from a later state (two passes)")
+            found.setdefault((path, ""), f"a hand-over from a later step (`{layer}`, two passes)")
         if data.get("merge") == "sum" and len(nodes) == 2:
             path = data["path"] + ("merge",)
-            found.setdefault((path, ""), f"`{layer}` sums its two directions (`merge: sum`)")
+            found.setdefault((path, ""), f"a summed bidirectional merge (`{layer}`, `merge: sum`)")
     return [(path, what) for (path, _), what in sorted(found.items(), key=_order)]
 
 
 def _order(item) -> tuple:
     (path, tag), _ = item
     return tuple((0, p) if isinstance(p, int) else (1, str(p)) for p in path), tag
+
+
+def refuse_extended(graph: nx.MultiDiGraph, what: str) -> None:
+    """Refuse, in one line naming the field, a network using a feature `what` (such as
+    `the PyTorch module`) does not carry over."""
+    found = extended_features(graph)
+    if found:
+        path, feature = found[0]
+        raise SpecError(
+            f"{what} does not support {feature} yet; run this network with the numpy engine",
+            path,
+        )

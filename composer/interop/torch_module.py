@@ -33,6 +33,7 @@ from composer.engine.pipeline import plan_for_steps
 from composer.engine.plan import Plan, Vector
 from composer.engine.walk import handed_carries
 from composer.errors import DataError, SpecError
+from composer.graph.features import refuse_extended
 from composer.graph.weights import check_params
 from composer.interop import need
 from composer.interop.torch_keys import from_state, to_state, torch_keys
@@ -69,6 +70,7 @@ class ComposerModule(nn.Module):
 
     def __init__(self, graph: nx.MultiDiGraph, dtype=None):
         super().__init__()
+        refuse_extended(graph, "the PyTorch module")  # taps, merges, two passes: not yet
         self.graph = graph
         self._plans: dict[tuple[int, bool], Plan] = {}
         self._keys = torch_keys(graph)
