@@ -114,8 +114,31 @@ outputs:
 alignment: many-to-many
 """
 
+_CHAR_LM = """\
+# A starter spec for a character-level language model: token ids in, the next token's
+# probabilities out, at every step. Make its data with `rnn-composer data text FILE...
+# --output chars.npz --vocab-size 80`, train it with `rnn-composer train`, and write text
+# with `rnn-composer generate`.
+# Check it with `rnn-composer validate FILE`; see every field with `rnn-composer schema`.
+version: 1
+name: char_lm
+steps: 64                   # characters per training window
+inputs:
+  - {name: chars, vocab: 80, embed: 16}  # token ids, each read through a learned embedding
+layers:
+  - {name: gru1, kind: gru, input: chars, state_size: 128}
+  - name: gru2
+    kind: gru
+    input: gru1
+    state_size: 128
+    output: {size: 80, activation: softmax}   # the next character's probabilities
+outputs:
+  - {name: next, from: gru2}
+alignment: many-to-many
+"""
+
 #: starters for designs beyond an alignment preset
-DESIGNS = {"encoder-decoder": _ENCODER_DECODER, "narx": _NARX}
+DESIGNS = {"encoder-decoder": _ENCODER_DECODER, "narx": _NARX, "char-lm": _CHAR_LM}
 #: every name `new` takes
 STARTERS = (*_PRESETS, *DESIGNS)
 
