@@ -101,6 +101,7 @@ def test_the_design_starters_do_what_their_comments_say(tmp_path):
     assert deps.stdout == "y[15] <- src[0..9]\n"
 
 
+# the commands and a quoted message of docs/time.md
 DOC = (ROOT / "docs" / "time.md").read_text()
 DOC_COMMANDS = [
     (chunk.split("\n")[0], [line for line in chunk.split("\n")[1:] if line])
