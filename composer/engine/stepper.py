@@ -15,7 +15,7 @@ is computed at every step (a many-to-one network's output is the one of its last
 Examples
 --------
 >>> import numpy as np
-from composer.graph.folded import build
+>>> from composer.graph.folded import build
 >>> from composer.graph.weights import init_params
 >>> from composer.spec.model import NetworkSpec
 >>> from composer.engine.batches import run
