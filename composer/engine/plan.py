@@ -50,6 +50,7 @@ import numpy as np
 from composer.dtypes import check_dtype
 from composer.graph.loops import instant_graph
 from composer.graph.unrolled import Unrolled
+from composer.graph.unused import needed_inputs
 from composer.graph.weights import bias_keys, check_params
 from composer.kinds import KINDS, gate_stack, prepare
 from composer.kinds.dense import DENSE
@@ -133,10 +134,10 @@ class Group:
 class Plan:
     """A compiled network: what to compute, in which order, over `steps` steps.
 
-    `streaming` is True when every group runs forward in time and every handed-over state
-    is final before it is read: the executor may then walk time in chunks and keep only
-    a short history of each vector instead of all T steps. `windows` holds the steps of
-    each input and output (`window`).
+    `streaming` is True when every group runs forward in time, no feed reads ahead (future
+    context) and every handed-over state is final before it is read: the executor may then
+    walk time in chunks and keep only a short history of each vector instead of all T
+    steps. `windows` holds the steps of each input and output (`window`).
     """
 
     steps: int
@@ -177,12 +178,15 @@ def compile_plan(unrolled: Unrolled) -> Plan:
     history = _history(folded, kept)
     vectors = {n: _vector(unrolled, n, kept, history[n]) for n in kept}
     groups = _groups(folded, unrolled, kept)
-    streaming = all(g.direction > 0 for g in groups) and all(
-        v.handover[1] <= v.span[0] for v in vectors.values() if v.handover is not None
+    streaming = (
+        all(g.direction > 0 for g in groups)
+        and all(v.handover[1] <= v.span[0] for v in vectors.values() if v.handover is not None)
+        and all(f.lag >= 0 for v in vectors.values() for f in v.feeds)  # no future context
     )
     roles = nx.get_node_attributes(folded, "role")
     by_order = sorted(folded, key=lambda n: folded.nodes[n]["order"])
-    inputs = tuple(n for n in by_order if roles[n] == "input")
+    needed = set(needed_inputs(folded))  # an input nothing reads is not asked for
+    inputs = tuple(n for n in by_order if roles[n] == "input" and n in needed)
     outputs = tuple(n for n in by_order if roles[n] == "output")
     windows = {n: parse_window(folded.nodes[n]["window"], steps) for n in inputs + outputs}
     return Plan(

@@ -97,15 +97,25 @@ def param_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:
         states = [(node, data) for node, data in nodes if data["role"] == "state"]
         main = states or nodes[:1]  # a dense layer's own weights feed its output
         size = main[0][1]["size"]
-        fan_in = shapes[f"{name}.{kind.input_weight}{main[0][1].get('suffix', '')}"][0]
+        taps = _input_taps(graph, main[0][0], shapes)
+        fan_in = sum(shapes[key][0] for key in taps.values()) or 1
         sizes = {"in": fan_in, "H": size} if kind.stateful else {"in": fan_in, "out": size}
         infos = kind.weights(fan_in, size, main[0][1].get("bias", True))
         for _, data in main:
             suffix = data.get("suffix", "")
             for w in infos:
-                key = f"{name}.{w.suffix}{suffix}"
                 init = _own_init(data, kind, w.suffix, size, w.scheme)
-                rows.append(_info(key, name, w.shape, w.formula, sizes, w.bound, w.summed, **init))
+                if w.suffix != kind.input_weight:
+                    key = f"{name}.{w.suffix}{suffix}"
+                    rows.append(
+                        _info(key, name, w.shape, w.formula, sizes, w.bound, w.summed, **init)
+                    )
+                    continue
+                for tap in taps:  # a tapped delay line: one input weight per delay
+                    key = f"{name}.{w.suffix}{suffix}{tap}"
+                    tap_sizes = dict(sizes, **{"in": shapes[taps[tap]][0]})
+                    shape = (shapes[taps[tap]][0],) + w.shape[1:]
+                    rows.append(_info(key, name, shape, w.formula, tap_sizes, w.bound, **init))
         for _, data in states:
             if data.get("learned"):  # the initial state it starts from, trained; init zeros
                 rows.append(_info(data["learned"], name, (size,), "H", sizes, 0.0))
@@ -119,6 +129,8 @@ def param_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:
         readout = [data for _, data in nodes if data["role"] == "readout"]
         if readout:
             dirs, out = len(states), readout[0]["size"]
+            if states[0][1].get("merge") == "sum":  # the two directions' sum: H rows
+                dirs = 1
             sizes = dict(sizes, out=out)
             ybound = 1 / math.sqrt(dirs * size)
             formula = "2*H*out" if dirs == 2 else "H*out"
@@ -144,6 +156,16 @@ def param_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:
                 ),
             ]
     return rows
+
+
+def _input_taps(graph: nx.MultiDiGraph, node: str, shapes: dict) -> dict[str, str]:
+    """{tap suffix: weight key} of the input weights feeding a layer's first node, by
+    delay: `""` for `Wx` (delay 0), `"@2"` for `Wx@2`; none for a layer without `input`."""
+    found = {}
+    for _, _, data in graph.in_edges(node, data=True):
+        if data["role"] == "input":
+            found[data["lag"]] = data["weight"]
+    return {key[key.index("@") :] if "@" in key else "": key for _, key in sorted(found.items())}
 
 
 def embedding_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:

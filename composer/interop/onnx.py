@@ -20,6 +20,7 @@ import numpy as np
 from composer.arrays import atomic_write
 from composer.engine.pipeline import unroll_within
 from composer.errors import ComposerError, DataError, ResourceError, SpecError
+from composer.graph.features import refuse_extended
 from composer.interop import need, refuse_tokens
 from composer.interop.onnx_graph import Builder
 from composer.interop.onnx_plain import fixed_t_reasons, plain_graph
@@ -104,6 +105,7 @@ def _model(g: Builder, inputs, outputs, name: str, opset: int, doc: str = ""):
 
 def _check_kinds(folded: nx.MultiDiGraph) -> None:
     refuse_tokens(folded, "ONNX export")
+    refuse_extended(folded, "ONNX export")  # taps, merges, two passes: not yet
     for _, data in folded.nodes(data=True):
         if data.get("learned"):
             raise SpecError(

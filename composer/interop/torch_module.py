@@ -33,6 +33,7 @@ from composer.engine.pipeline import plan_for_steps
 from composer.engine.plan import Plan, Vector
 from composer.engine.walk import handed_carries
 from composer.errors import DataError, SpecError
+from composer.graph.features import refuse_extended
 from composer.graph.weights import check_params
 from composer.interop import need, refuse_tokens
 from composer.interop.torch_keys import from_state, to_state, torch_keys
@@ -76,6 +77,7 @@ class ComposerModule(nn.Module):
                     f"layer `{data['layer']}`: `bias: false` has no PyTorch module yet",
                     data["path"] + ("bias",),
                 )
+        refuse_extended(graph, "the PyTorch module")  # taps, merges, two passes: not yet
         self.graph = graph
         self._plans: dict[tuple[int, bool], Plan] = {}
         self._keys = torch_keys(graph)

@@ -39,7 +39,7 @@ _BOUNDS = {
 }
 # What a field that takes one of several shapes accepts, for a value of none of them.
 _UNION_WANTS = {
-    "input": "a name or a list of names",
+    "input": "a name, `{from: name, delays: [...]}` or a list of them",
     "alignment": "a preset name or a mapping with `preset` or `inputs`/`outputs`",
 }
 
@@ -68,7 +68,9 @@ def translate(errors: list[Any], data: Any) -> list[tuple[SpecError, bool]]:
             unions[where.union] = True
         out.append(_spec_error(error, where))
     for path, explained in unions.items():
-        if not explained:
+        # a union inside another (a list item of `input`) explains the outer one too
+        inner = any(done and other[: len(path)] == path for other, done in unions.items())
+        if not explained and not inner:
             wants = _UNION_WANTS.get(str(path[-1]), "a value of another type")
             got = describe(functools.reduce(_child, path, data))
             out.append((SpecError(f"expected {wants}, got {got}", path), False))
@@ -179,12 +181,24 @@ def _kinds_taking(key: str, model: Any) -> str:
     return ""
 
 
+# fields some kinds take and others have fixed, with what the others do instead
+_FIXED = {
+    "activation": (
+        "their activations are fixed (sigmoid gates and tanh candidates, as in PyTorch); "
+        "`activation` belongs to `elman` and `dense` layers"
+    ),
+}
+
+
 def _unknown_field(key: str, model: Any) -> str:
     fields = model.model_fields if model else {}
     takers = _kinds_taking(key, model)
     if takers:
         return f"unknown field `{quote(key)}`{takers}"
     allowed = [info.alias or name for name, info in fields.items()]
+    if key in _FIXED and "kind" in fields:
+        kind = get_args(fields["kind"].annotation)[0]
+        return f"`{kind}` layers take no `{key}`: {_FIXED[key]}; they take: {', '.join(allowed)}"
     hint = _did_you_mean(key, allowed + list(fields))
     return f"unknown field `{quote(key)}`" + (hint or f"; allowed: {', '.join(allowed)}")
 

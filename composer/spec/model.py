@@ -20,7 +20,9 @@ __all__ = [
     "LSTMInit",
     "GRUInit",
     "DenseInit",
+    "Tap",
     "LayerBase",
+    "HandOver",
     "RecurrentLayer",
     "ElmanLayer",
     "LSTMLayer",
@@ -110,7 +112,39 @@ class Readout(_Model):
     )
 
 
-LayerInput = Union[Name, Annotated[list[Name], Field(min_length=1)]]
+#: how far back (or, negative, ahead) a tap reads its source
+Delay = Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
+
+
+def _unique_delays(delays: list[int] | None) -> None:
+    if delays is None:
+        return
+    twice = sorted({d for d in delays if delays.count(d) > 1})
+    if twice:
+        raise ValueError(f"`delays` lists {twice[0]} more than once; each tap has its own weight")
+
+
+class Tap(_Model):
+    """An input read at several delays: `{from: x, delays: [0, 1, 2]}` reads x_t, x_{t-1},
+    x_{t-2}, each tap with its own weight (`Wx` for delay 0, `Wx@d` for delay d)."""
+
+    source: Name = Field(alias="from", description="An input or layer name.")
+    delays: Annotated[list[Delay], Field(min_length=1, max_length=1024)] = Field(
+        description=(
+            "Steps back in time of each tap; 0 is the present step, a negative delay reads "
+            "ahead (future context: only a dense, backward or bidirectional layer may)."
+        )
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        _unique_delays(self.delays)
+        return self
+
+
+InputItem = Union[Name, Tap]
+LayerInput = Union[Name, Tap, Annotated[list[InputItem], Field(min_length=1)]]
+
 Probability = Annotated[
     float, Field(ge=0, lt=1, description="A dropout probability p, 0 <= p < 1; 0: none.")
 ]
@@ -198,8 +232,13 @@ class LayerBase(_Model):
     """What every layer has: a name, its input, the steps where it is active."""
 
     name: Name = Field(description="The layer's name, unique across inputs, layers and outputs.")
-    input: LayerInput = Field(
-        description="An input or layer name, or a list of them (concatenated in that order)."
+    input: LayerInput | None = Field(
+        None,
+        description=(
+            "An input or layer name, `{from: name, delays: [...]}` for a tapped delay line, or "
+            "a list of them (concatenated in that order). Optional for a layer that has an "
+            "`initial_state` or an incoming connection."
+        ),
     )
     active: Window | None = Field(
         None, description="Steps where the layer exists (encoder/decoder); default all steps."
@@ -231,6 +270,19 @@ class LayerBase(_Model):
         return self
 
 
+class HandOver(_Model):
+    """`initial_state: {from: r, at: end}`: start from the last state of `r` even though `r`
+    runs over the same steps: a two-pass design (all of `r` first, then this layer), said
+    explicitly because the first steps then depend on later ones."""
+
+    source: Name = Field(
+        alias="from", description="The recurrent layer whose last state starts this one."
+    )
+    at: Literal["end"] = Field(
+        description="`end`: the source's last state, even when it comes after this layer starts."
+    )
+
+
 class RecurrentLayer(LayerBase):
     """What every recurrent kind's layer has: a state, a readout, direction and delay."""
 
@@ -245,11 +297,26 @@ class RecurrentLayer(LayerBase):
         False, description="A forward and a backward copy whose states are concatenated."
     )
     delay: int = Field(1, ge=1, le=1_000_000, description="k in s_t = f(s_{t-k}): dilation.")
-    initial_state: Name | None = Field(
+    initial_state: Name | HandOver | None = Field(
         None,
         description=(
             "Start from this layer's last state instead of zeros (seq2seq), or `learn`: "
-            "from a trained vector `<layer>.s0`."
+            "from a trained vector `<layer>.s0`; `{from: r, at: end}` when `r` ends after "
+            "this layer starts (two passes)."
+        ),
+    )
+
+    @property
+    def initial_source(self) -> str | None:
+        """The name of the layer whose last state starts this one, if any (not `learn`)."""
+        state = self.initial_state
+        return state.source if isinstance(state, HandOver) else state
+
+    merge: Literal["concat", "sum"] = Field(
+        "concat",
+        description=(
+            "How a bidirectional layer's two states combine for its readers: `concat` "
+            "(size 2H, forward first) or `sum` (size H)."
         ),
     )
     recurrent_dropout: Probability = Field(
@@ -274,6 +341,8 @@ class RecurrentLayer(LayerBase):
     def _direction_and_bidirectional(self):
         if self.bidirectional and self.direction != "forward":
             raise ValueError("`bidirectional: true` already runs both directions; drop `direction`")
+        if self.merge != "concat" and not self.bidirectional:
+            raise ValueError("`merge` combines the two directions of a `bidirectional: true` layer")
         return self
 
     @model_validator(mode="after")
@@ -372,7 +441,26 @@ class Connection(_Model):
 
     source: Name = Field(alias="from", description="An input or layer name.")
     target: Name = Field(alias="to", description="A layer name (its state or dense sum).")
-    delay: int = Field(1, ge=0, le=1_000_000, description="Steps back in time, >= 0.")
+    delay: Delay = Field(
+        1, description="Steps back in time; negative reads ahead (future context)."
+    )
+    delays: Annotated[list[Delay], Field(min_length=1, max_length=1024)] | None = Field(
+        None,
+        description=(
+            "Several taps at once, each with its own weight (`to.W_from@d`); instead of `delay`."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _delay_or_delays(self):
+        if self.delays is not None and "delay" in self.model_fields_set:
+            raise ValueError("give `delay` or `delays`, not both")
+        _unique_delays(self.delays)
+        return self
+
+    def taps(self) -> list[int]:
+        """The delays this connection reads its source at."""
+        return list(self.delays) if self.delays is not None else [self.delay]
 
 
 class OutputSpec(_Model):

@@ -270,10 +270,15 @@ class _Tape(Walk):
     def emit(self, v: Vector, start: int, stop: int) -> None:
         start, stop = v.window
         out = self.outputs[v.name] = np.empty((self.batch, stop - start, v.size), self.dtype)
+        seen = set()
         for feed in v.feeds:
             track = self.tracks[feed.source]
-            values = track.h[start - track.lo : stop - track.lo]
-            out[:, :, feed.rows[0] : feed.rows[1]] = values.transpose(1, 0, 2)
+            values = track.h[start - track.lo : stop - track.lo].transpose(1, 0, 2)
+            if feed.rows in seen:  # `merge: sum`: the two directions add up
+                out[:, :, feed.rows[0] : feed.rows[1]] += values
+            else:
+                out[:, :, feed.rows[0] : feed.rows[1]] = values
+            seen.add(feed.rows)
 
     def feedforward(self, v: Vector, start: int, stop: int) -> None:
         self.project(v, start, stop, self.feeds[v.name])
