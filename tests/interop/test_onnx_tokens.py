@@ -14,6 +14,7 @@ from composer import build, run
 from composer.arrays import write_arrays
 from composer.cli import app
 from composer.engine.tokens import padding_lengths
+from composer.errors import SpecError
 from composer.graph.weights import save_params
 from composer.interop.onnx import build_model, run_model
 from composer.network import Network
@@ -119,3 +120,15 @@ def test_export_writes_a_token_model(tmp_path):
     x = np.random.default_rng(0).integers(0, 80, (2, 11))
     got = run_model(tmp_path / "m.onnx", {"chars": x})
     assert_same(got, net.run(net.init_params(), {"chars": x}), "float32")
+
+
+def test_a_trained_state_read_back_by_its_loop_is_refused_in_one_line():
+    layers = [layer("a", "gru", "x", 4, initial_state="learn"), layer("b", "elman", "a", 3)]
+    network = spec(
+        layers, inputs=[{"name": "x", "vocab": 5}],
+        connections=[connection("b", "a"), connection("a", "b", 2)],
+    )  # fmt: skip
+    graph = build(network)
+    with pytest.raises(SpecError, match="`a`: a learned initial state read across steps") as err:
+        build_model(graph, normal_params(graph))
+    assert err.value.path == ("layers", 0, "initial_state") and "\n" not in str(err.value)
