@@ -14,7 +14,7 @@ from composer.cli import app
 from composer.engine.pipeline import plan_for_steps
 from composer.graph.weights import save_params
 from composer.network import Network
-from tests.builders import connection, layer, readout, spec
+from tests.builders import connection, layer, readout, spec, write_spec
 from tests.conftest import ROOT
 
 torch = pytest.importorskip("torch")
@@ -159,3 +159,25 @@ def test_training_a_token_spec_gives_the_numpy_engines_figures(padding_id):
         assert b.val_loss == pytest.approx(a.val_loss, rel=1e-9)
     for key, value in ours.params.items():
         np.testing.assert_allclose(theirs.params[key], value, rtol=1e-7, atol=1e-9, err_msg=key)
+
+
+def test_padding_id_ends_items_on_every_engine_of_run(tmp_path):
+    net = _network("lstm", True, True, False, padding_id=0)
+    path = write_spec(tmp_path, net.spec)
+    save_params(tmp_path / "w.npz", _random(net))
+    x = np.random.default_rng(6).integers(1, 6, (3, 8))
+    x[1, 2:] = 0
+    write_arrays(tmp_path / "in.npz", {"x": x})
+    outs = {}
+    for engine in ("numpy", "torch", "onnx"):
+        out = tmp_path / f"{engine}.npz"
+        result = runner.invoke(app, [str(a) for a in (
+            "run", path, "-w", tmp_path / "w.npz", "-i", tmp_path / "in.npz", "-o", out,
+            "--engine", engine, "--dtype", "float64")])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        outs[engine] = dict(np.load(out))
+    np.testing.assert_array_equal(outs["numpy"]["y.lengths"], [8, 2, 8])
+    for engine in ("torch", "onnx"):
+        assert sorted(outs[engine]) == sorted(outs["numpy"])
+        for key, value in outs["numpy"].items():
+            np.testing.assert_allclose(outs[engine][key], value, atol=1e-10, rtol=0, err_msg=key)
