@@ -141,8 +141,8 @@ def test_run_on_the_torch_engine_gives_numpys_on_char_lm(tmp_path):
         np.testing.assert_allclose(outs[1][key], value, atol=1e-10, rtol=0, err_msg=key)
 
 
-@pytest.mark.parametrize("padding_id", [None, 0])
-def test_training_a_token_spec_gives_the_numpy_engines_figures(padding_id):
+@pytest.mark.parametrize(("padding_id", "bptt"), [(None, None), (0, None), (None, 3)])
+def test_training_a_token_spec_gives_the_numpy_engines_figures(padding_id, bptt):
     net = _network("gru", True, True, False, padding_id=padding_id)
     rng = np.random.default_rng(5)
     x = rng.integers(1, 6, (24, 7))
@@ -151,7 +151,7 @@ def test_training_a_token_spec_gives_the_numpy_engines_figures(padding_id):
     data = {"x": x, "y": y}
     start = net.init_params(seed=0, dtype="float64")
     common = dict(epochs=2, batch_size=8, dtype="float64", validation=0.25, seed=3,
-                  loss="cross-entropy", lr=0.01)  # fmt: skip
+                  loss="cross-entropy", lr=0.01, bptt=bptt)  # fmt: skip
     ours = net.train(start, data, **common)
     theirs = net.train(start, data, engine=TorchEngine(net.graph, "float64"), **common)
     for a, b in zip(ours.history, theirs.history):
