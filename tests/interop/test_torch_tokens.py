@@ -181,3 +181,22 @@ def test_padding_id_ends_items_on_every_engine_of_run(tmp_path):
         assert sorted(outs[engine]) == sorted(outs["numpy"])
         for key, value in outs["numpy"].items():
             np.testing.assert_allclose(outs[engine][key], value, atol=1e-10, rtol=0, err_msg=key)
+
+
+def test_export_then_import_keeps_the_embedding_and_s0_exactly(tmp_path):
+    net = _network("gru", True, True, True)
+    path = write_spec(tmp_path, net.spec)
+    params = _random(net)
+    save_params(tmp_path / "w.npz", params)
+    state = tmp_path / "s.safetensors"
+    for args in (
+        ("export", path, "-w", tmp_path / "w.npz", "--format", "torch", "-o", state,
+         "--dtype", "float64"),
+        ("import-weights", path, state, "-o", tmp_path / "back.npz"),
+    ):  # fmt: skip
+        result = runner.invoke(app, [str(a) for a in args])
+        assert result.exit_code == 0, result.output
+    back = dict(np.load(tmp_path / "back.npz"))
+    assert sorted(back) == sorted(params) and {"x.E", "a.s0"} <= set(back)
+    for key, value in params.items():
+        np.testing.assert_array_equal(back[key], value, err_msg=key)
