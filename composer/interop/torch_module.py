@@ -9,14 +9,17 @@ How it runs, per call (the plan is the one the NumPy engine runs at that T):
 - **natively**, a recurrent layer that exists at every step, reads its inputs at the same
   step, has no connection into it, no dilation, no hand-over of a state, and an
   activation its `torch.nn` module has: one call of that module over all steps, so
-  cuDNN on a GPU and oneDNN on the CPU; with lengths, through a packed sequence;
+  cuDNN on a GPU and oneDNN on the CPU; with lengths, through a packed sequence; a
+  trained initial state (`initial_state: learn`) is the module's h0;
 - **through a cell loop** everything else the spec can say (dilations, Jordan feedback,
   windows, hand-over, absent inputs, backward-only layers): the plan's groups in order,
   step by step, each kind's `tensor_step` on the file's layout of the same parameters.
 
-Readouts and dense layers run over all their steps at once. Lengths follow the contract
-of `docs/sequences.md`: a network whose layers all run natively and that could run packed
-runs packed; any other runs grouped by each item's T.
+Token inputs (`vocab`) are ids: embedded by the input's `nn.Embedding` (`embed`) or
+one-hot, before anything runs. Readouts and dense layers run over all their steps at
+once. Lengths follow the contract of `docs/sequences.md` (a `padding_id` gives them): a
+network whose layers all run natively and that could run packed runs packed; any other
+runs grouped by each item's T.
 """
 
 from __future__ import annotations
@@ -303,8 +306,6 @@ def native_layer(
     for name in states:
         s = plan.vectors[name]
         if not s.present.all() or s.handover is not None or s.window != (0, plan.steps):
-            return None
-        if s.learned and s.recurrence.lag < 0:
             return None
         for feed in s.feeds:
             source = plan.vectors[feed.source]
