@@ -8,6 +8,7 @@ import pytest
 
 from composer.engine.executor import execute
 from composer.engine.plan import compile_plan
+from composer.engine.tokens import encode_tokens
 from composer.errors import DataError
 from composer.graph.folded import build
 from composer.graph.unrolled import unroll
@@ -16,14 +17,12 @@ from composer.network import Network
 from composer.spec.reader import load_spec
 from composer.training.trace import gradient_norms, trace, trace_keys
 from tests import oracles
-from tests.builders import input_, layer, output, readout, spec
+from tests.builders import input_, layer, output, random_input, readout, spec
 from tests.conftest import SPECS
 
 
 def _inputs(plan, rng, batch=2):
-    return {
-        n: rng.normal(size=(batch, len(plan.window(n)), plan.vectors[n].size)) for n in plan.inputs
-    }
+    return {n: random_input(plan.folded, n, batch, len(plan.window(n)), rng) for n in plan.inputs}
 
 
 @pytest.mark.parametrize("spec_path", SPECS, ids=[p.stem for p in SPECS])
@@ -39,9 +38,10 @@ def test_the_trace_equals_the_executors_outputs(spec_path):
         start, stop = plan.vectors[name].window
         np.testing.assert_allclose(found[name][:, start:stop], values, rtol=1e-12, atol=1e-14)
         assert np.isnan(found[name][:, :start]).all() and np.isnan(found[name][:, stop:]).all()
+    read = encode_tokens(graph, inputs, params, np.float64)  # token ids: the vectors read
     for name in plan.inputs:
         start, stop = plan.vectors[name].window
-        np.testing.assert_array_equal(found[name][:, start:stop], inputs[name])
+        np.testing.assert_array_equal(found[name][:, start:stop], read[name])
 
 
 def test_lstm_gates_and_cell_state_are_the_textbooks():
