@@ -340,8 +340,8 @@ class _OneStep(Walk):
     def preactivation(self, v: Vector, step: int, start: int) -> np.ndarray:
         return self.pre[v.name]
 
-    def add_product(self, x_t: np.ndarray, source: str, at: int, weight: np.ndarray) -> None:
-        x_t += self._back(source, -at)[0] @ weight
+    def add_product(self, x_t: np.ndarray, feed, step: int, weight: np.ndarray) -> None:
+        x_t += self._back(feed.source, feed.lag - step)[0] @ weight
 
     def step(self, v: Vector, x_t: np.ndarray, step: int) -> None:
         out = [np.empty((self.batch, v.size), self.dtype) for _ in _carries(v)]

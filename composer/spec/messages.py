@@ -192,13 +192,13 @@ _FIXED = {
 
 def _unknown_field(key: str, model: Any) -> str:
     fields = model.model_fields if model else {}
-    takers = _kinds_taking(key, model)
-    if takers:
-        return f"unknown field `{quote(key)}`{takers}"
     allowed = [info.alias or name for name, info in fields.items()]
     if key in _FIXED and "kind" in fields:
         kind = get_args(fields["kind"].annotation)[0]
         return f"`{kind}` layers take no `{key}`: {_FIXED[key]}; they take: {', '.join(allowed)}"
+    takers = _kinds_taking(key, model)
+    if takers:
+        return f"unknown field `{quote(key)}`{takers}"
     hint = _did_you_mean(key, allowed + list(fields))
     return f"unknown field `{quote(key)}`" + (hint or f"; allowed: {', '.join(allowed)}")
 

@@ -135,6 +135,7 @@ def forward_pass(plan: Plan, params: Arrays, inputs: Arrays, dtype: str | None =
         dtype = "float64" if wide else "float32"
     tape = _Tape(plan, params, np.dtype(check_dtype(dtype)), batch, None, None)
     tape.pack({})
+    tape.drop(None)  # a trace is a forward pass as `run` makes it: no dropout
     tape.ids = inputs
     tape.inputs = encode_tokens(plan.folded, inputs, params, tape.dtype)
     tape.forward(0, plan.steps)

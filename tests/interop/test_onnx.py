@@ -16,7 +16,7 @@ from composer.graph.features import extended_features  # noqa: E402
 from composer.graph.folded import build as _build  # noqa: E402
 from composer.graph.unrolled import unroll
 from composer.interop.onnx import build_model, run_model
-from tests.builders import input_, layer, output, random_networks, readout, spec
+from tests.builders import input_, layer, output, random_input, random_networks, readout, spec
 from tests.conftest import SPECS
 from tests.interop import CONVERTED
 from tests.oracles import SCENARIOS
@@ -36,8 +36,7 @@ def normal_inputs(graph, steps: int, batch: int = 2, seed: int = 1) -> dict:
     plan = compile_plan(unroll(graph, steps))
     rng = np.random.default_rng(seed)
     return {
-        name: rng.normal(size=(batch, len(plan.window(name)), graph.nodes[name]["size"]))
-        for name in plan.inputs
+        name: random_input(graph, name, batch, len(plan.window(name)), rng) for name in plan.inputs
     }
 
 
