@@ -50,7 +50,7 @@ def input_(name: str = "x", size: int = 3, window: str | None = None) -> dict:
 
 
 def layer(
-    name: str, kind: str = "elman", input: str | list[str] = "x", size: int = 4, **fields
+    name: str, kind: str = "elman", input: str | list | dict = "x", size: int = 4, **fields
 ) -> dict:
     """A layer of `kind` reading `input`; `size` is its `state_size` (a dense layer's `size`).
 
@@ -122,13 +122,23 @@ def write_spec(directory: Path, content: NetworkSpec | str | bytes, name: str = 
 @st.composite
 def random_networks(draw) -> tuple[NetworkSpec, bool]:
     """A Hypothesis strategy: random stacks of one to three layers (kinds, readouts,
-    directions, dilations), an alignment preset and perhaps feedback, as (spec, causal),
-    where `causal` says every layer runs forward."""
+    directions and merges, dilations, tapped delay lines reading ahead where the layer
+    may), an alignment preset and perhaps feedback, as (spec, causal), where `causal`
+    says every layer runs forward."""
     layers, causal = [], True
+    alignment = draw(
+        st.sampled_from(
+            ["one-to-many", "many-to-one", "many-to-many", {"preset": "many-to-many", "delay": 1}]
+        )
+    )
+    # future context, where every output step reads some step ahead (else a dead weight)
+    ahead_ok = alignment not in ("one-to-many", "many-to-one")
     for i in range(draw(st.integers(1, 3))):
         kind = draw(st.sampled_from(["elman", "lstm", "gru", "dense"]))
         source = f"l{i - 1}" if i else "x"
         if kind == "dense":
+            source = _maybe_taps(draw, source, -2 if ahead_ok else 0)
+            causal &= isinstance(source, str) or min(source["delays"]) >= 0
             layers.append(layer(f"l{i}", kind, source, draw(st.integers(1, 4))))
             continue
         size = draw(st.integers(1, 4))
@@ -136,9 +146,11 @@ def random_networks(draw) -> tuple[NetworkSpec, bool]:
         way = draw(st.sampled_from(["forward", "backward", "bidirectional"]))
         if way == "bidirectional":
             fields["bidirectional"] = True
+            fields["merge"] = draw(st.sampled_from(["concat", "sum"]))
         else:
             fields["direction"] = way
         causal &= way == "forward"
+        source = _maybe_taps(draw, source, -2 if ahead_ok and way != "forward" else 0)
         if draw(st.booleans()):
             fields["output"] = readout(draw(st.integers(1, 3)))
         layers.append(layer(f"l{i}", kind, source, size, **fields))
@@ -146,11 +158,6 @@ def random_networks(draw) -> tuple[NetworkSpec, bool]:
     connections = []
     if top["kind"] != "dense" and top.get("direction") == "forward" and draw(st.booleans()):
         connections.append(connection(top["name"], top["name"], draw(st.integers(1, 2))))
-    alignment = draw(
-        st.sampled_from(
-            ["one-to-many", "many-to-one", "many-to-many", {"preset": "many-to-many", "delay": 1}]
-        )
-    )
     network = spec(
         layers,
         inputs=[input_("x", 2)],
@@ -159,6 +166,14 @@ def random_networks(draw) -> tuple[NetworkSpec, bool]:
         alignment=alignment,
     )
     return network, causal
+
+
+def _maybe_taps(draw, source: str, lowest: int) -> str | dict:
+    """Perhaps a tapped delay line on `source`: one to three delays from `lowest` to 3."""
+    if not draw(st.booleans()):
+        return source
+    delays = draw(st.lists(st.integers(lowest, 3), min_size=1, max_size=3, unique=True))
+    return {"from": source, "delays": sorted(delays)}
 
 
 def _without_none(fields: dict) -> dict:

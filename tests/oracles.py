@@ -16,7 +16,17 @@ from composer.spec.model import NetworkSpec
 from tests import builders
 from tests.builders import connection, input_, layer, output, spec
 
-__all__ = ["sigmoid", "softmax", "ACT", "elman", "lstm", "gru", "readout", "SCENARIOS"]
+__all__ = [
+    "sigmoid",
+    "softmax",
+    "ACT",
+    "elman",
+    "lstm",
+    "gru",
+    "gru_reset_before",
+    "readout",
+    "SCENARIOS",
+]
 
 
 def sigmoid(x):
@@ -58,6 +68,50 @@ def gru(pre, h, p, name, sfx=""):
     r = sigmoid(gx[:, :H] + gh[:, :H])
     z = sigmoid(gx[:, H : 2 * H] + gh[:, H : 2 * H])
     n = np.tanh(gx[:, 2 * H :] + r * gh[:, 2 * H :])
+    return (1 - z) * n + z * h
+
+
+def gru_reset_before(pre, h, p, name, sfx=""):
+    """The GRU of Cho et al. 2014 (Keras `reset_after=False`, ONNX `linear_before_reset=0`):
+    n = tanh(x W_in + bx_n + (r * h) Ws_n + bs_n)."""
+    Ws, bx, bs = p[f"{name}.Ws{sfx}"], p[f"{name}.bx{sfx}"], p[f"{name}.bs{sfx}"]
+    H = h.shape[-1]
+    gx = np.broadcast_to(pre + bx, (h.shape[0], 3 * H))
+    r = sigmoid(gx[:, :H] + h @ Ws[:, :H] + bs[:H])
+    z = sigmoid(gx[:, H : 2 * H] + h @ Ws[:, H : 2 * H] + bs[H : 2 * H])
+    n = np.tanh(gx[:, 2 * H :] + (r * h) @ Ws[:, 2 * H :] + bs[2 * H :])
+    return (1 - z) * n + z * h
+
+
+def layer_norm(a, eps=1e-5):
+    """(a - mean) / sqrt(var + eps) over the last axis, the textbook way."""
+    mean = a.mean(axis=-1, keepdims=True)
+    var = ((a - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (a - mean) / np.sqrt(var + eps)
+
+
+def lstm_layer_norm(pre, h, c, p, name, sfx=""):
+    """Ba et al. 2016's LSTM: LN(x Wx) gx + LN(h Ws) gs + b, gates i, f, g, o, and
+    h = o tanh(LN(c) gc + bc); `pre` is x Wx."""
+    q = {k: p[f"{name}.{k}{sfx}"] for k in ("Ws", "b", "gx", "gs", "gc", "bc")}
+    pre = np.broadcast_to(pre, (h.shape[0], q["b"].shape[0]))
+    z = layer_norm(pre) * q["gx"] + layer_norm(h @ q["Ws"]) * q["gs"] + q["b"]
+    i, f, g, o = np.split(z, 4, axis=-1)
+    c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+    return sigmoid(o) * np.tanh(layer_norm(c) * q["gc"] + q["bc"]), c
+
+
+def gru_layer_norm(pre, h, p, name, sfx=""):
+    """The layer-normalised GRU: a = LN(x Wx) gx + bx, s = LN(h Ws) gs + bs, then
+    PyTorch's gates r, z, n; `pre` is x Wx."""
+    q = {k: p[f"{name}.{k}{sfx}"] for k in ("Ws", "bx", "bs", "gx", "gs")}
+    H = h.shape[-1]
+    pre = np.broadcast_to(pre, (h.shape[0], 3 * H))
+    a = layer_norm(pre) * q["gx"] + q["bx"]
+    s = layer_norm(h @ q["Ws"]) * q["gs"] + q["bs"]
+    r = sigmoid(a[:, :H] + s[:, :H])
+    z = sigmoid(a[:, H : 2 * H] + s[:, H : 2 * H])
+    n = np.tanh(a[:, 2 * H :] + r * s[:, 2 * H :])
     return (1 - z) * n + z * h
 
 
@@ -253,7 +307,102 @@ def _delayed_input(p, x, T):
     return {"o": np.stack(outs, 1)}
 
 
+def _taps(x, t, p, key, delays):
+    """The sum of x[t - d] @ W@d over the taps whose step exists (absent steps add 0)."""
+    total = 0.0
+    for d in delays:
+        if 0 <= t - d < x.shape[1]:
+            total = total + x[:, t - d] @ p[key + (f"@{d}" if d else "")]
+    return total
+
+
+def _narx(p, x, T):
+    s, ys = _zeros(x["x"], 4), []
+    for t in range(T):
+        pre = _taps(x["x"], t, p, "r.Wx", (1, 2, 3))
+        for d in (1, 2):  # output feedback y_{t-1}, y_{t-2}, each with its own weight
+            if t - d >= 0:
+                pre = pre + ys[t - d] @ p[f"r.W_r@{d}"]
+        s = elman(pre, s, p, "r")
+        ys.append(readout(s, p, "r", "tanh"))
+    return {"y": np.stack(ys, 1)}
+
+
+def _tdnn(p, x, T):
+    d = [np.tanh(_taps(x["x"], t, p, "d.W", range(-2, 3)) + p["d.b"]) for t in range(T)]
+    f, b = [], [None] * T
+    h = _zeros(x["x"], 3)
+    for t in range(T):
+        h = gru(d[t] @ p["bi.Wx"], h, p, "bi")
+        f.append(h)
+    h = _zeros(x["x"], 3)
+    for t in reversed(range(T)):
+        h = gru(d[t] @ p["bi.Wx_rev"], h, p, "bi", "_rev")
+        b[t] = h
+    ys = [readout(np.concatenate([f[t], b[t]], -1), p, "bi", "softmax") for t in range(T)]
+    return {"o": np.stack(ys, 1)}
+
+
+def _backward_taps(p, x, T):
+    s, states = _zeros(x["x"], 4), [None] * T
+    for t in reversed(range(T)):
+        s = elman(_taps(x["x"], t, p, "rnn.Wx", (-2, 1)), s, p, "rnn")
+        states[t] = s
+    return {"o": np.stack(states, 1)}
+
+
+def _inputless_decoder(p, x, T):
+    h = _zeros(x["x"], 4)
+    for t in range(4):
+        h = elman(x["x"][:, t] @ p["enc.Wx"], h, p, "enc")
+    y, ys = None, []
+    for _ in range(4, T):  # no input: the handed-over state and the fed-back output only
+        pre = y @ p["dec.W_dec"] if y is not None else np.zeros((h.shape[0], 12))
+        h = gru(pre, h, p, "dec")
+        y = readout(h, p, "dec", "softmax")
+        ys.append(y)
+    return {"o": np.stack(ys, 1)}
+
+
+def _summed(p, x, T):
+    """A bidirectional LSTM whose directions are summed (`merge: sum`), read by a dense
+    layer, and a bidirectional Elman layer summed into a readout."""
+    hs, h, c = [], _zeros(x["x"], 3), _zeros(x["x"], 3)
+    for t in range(T):
+        h, c = lstm(x["x"][:, t] @ p["a.Wx"], h, c, p, "a")
+        hs.append(h)
+    h, c = _zeros(x["x"], 3), _zeros(x["x"], 3)
+    for t in reversed(range(T)):
+        h, c = lstm(x["x"][:, t] @ p["a.Wx_rev"], h, c, p, "a", "_rev")
+        hs[t] = hs[t] + h
+    d = [np.tanh(hs[t] @ p["d.W"] + p["d.b"]) for t in range(T)]
+    f, b, s = [], [None] * T, _zeros(x["x"], 4)
+    for t in range(T):
+        s = elman(d[t] @ p["e.Wx"], s, p, "e")
+        f.append(s)
+    s = _zeros(x["x"], 4)
+    for t in reversed(range(T)):
+        s = elman(d[t] @ p["e.Wx_rev"], s, p, "e", sfx="_rev")
+        b[t] = s
+    ys = [readout(f[t] + b[t], p, "e", "sigmoid") for t in range(T)]
+    return {"o": np.stack(ys, 1), "sa": np.stack(hs, 1)}
+
+
+def _two_pass(p, x, T):
+    s = _zeros(x["x"], 3)
+    for t in range(T):  # the first pass: all of r
+        s = elman(x["x"][:, t] @ p["r.Wx"], s, p, "r")
+    d, ds = s, []  # the second pass starts from r's last state
+    for t in range(T):
+        d = elman(x["x"][:, t] @ p["d.Wx"], d, p, "d")
+        ds.append(d)
+    return {"y": np.stack(ds, 1)}
+
+
 _SOFTMAX4 = builders.readout(4, "softmax")
+_TANH2 = builders.readout(2, "tanh")
+_SOFTMAX2 = builders.readout(2, "softmax")
+TANH = "tanh"
 
 
 def _encoder_decoder_spec(enc: str = "lstm", dec: str = "lstm") -> NetworkSpec:
@@ -318,6 +467,82 @@ SCENARIOS = {
         _one_to_many,
     ),
     "encoder-decoder-lstm-lstm": (_encoder_decoder_spec(), 7, _encoder_decoder),
+    "narx": (
+        spec(
+            [layer("r", "elman", {"from": "x", "delays": [1, 2, 3]}, 4, output=_TANH2)],
+            connections=[{"from": "r", "to": "r", "delays": [1, 2]}],
+        ),
+        7,
+        _narx,
+    ),
+    "tdnn": (
+        spec(
+            [
+                layer("d", "dense", {"from": "x", "delays": [-2, -1, 0, 1, 2]}, 5, activation=TANH),
+                layer("bi", "gru", "d", 3, bidirectional=True, output=_SOFTMAX2),
+            ],
+            outputs=[output("o", "bi")],
+        ),
+        6,
+        _tdnn,
+    ),
+    "backward-taps": (
+        spec(
+            [layer("rnn", "elman", {"from": "x", "delays": [-2, 1]}, 4, direction="backward")],
+            outputs=[output("o", "rnn")],
+        ),
+        6,
+        _backward_taps,
+    ),
+    "bidirectional-sum": (
+        spec(
+            [
+                layer("a", "lstm", "x", 3, bidirectional=True, merge="sum"),
+                layer("d", "dense", "a", 2, activation=TANH),
+                layer(
+                    "e",
+                    "elman",
+                    "d",
+                    4,
+                    bidirectional=True,
+                    merge="sum",
+                    output=builders.readout(2, "sigmoid"),
+                ),
+            ],
+            outputs=[output("o", "e"), output("sa", "a")],
+        ),
+        5,
+        _summed,
+    ),
+    "two-pass": (
+        spec(
+            [
+                layer("r", "elman", "x", 3),
+                layer("d", "elman", "x", 3, initial_state={"from": "r", "at": "end"}),
+            ]
+        ),
+        5,
+        _two_pass,
+    ),
+    "inputless-decoder": (
+        spec(
+            [
+                layer("enc", "elman", "x", 4, active="0:4"),
+                {
+                    "name": "dec",
+                    "kind": "gru",
+                    "state_size": 4,
+                    "active": "4:7",
+                    "initial_state": "enc",
+                    "output": builders.readout(3, "softmax"),
+                },
+            ],
+            outputs=[output("o", "dec", "4:7")],
+            connections=[connection("dec", "dec", 1)],
+        ),
+        7,
+        _inputless_decoder,
+    ),
     "encoder-decoder-gru-lstm": (
         _encoder_decoder_spec(enc="gru"),
         7,

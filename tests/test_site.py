@@ -21,6 +21,7 @@ RUN_HERE = ("docs/index.md", "docs/tutorial.md")
 #: pages whose commands build on each other, run in order by a test of their own
 RUN_ELSEWHERE = {
     "docs/interop.md": ("tests/interop/test_torch_docs.py", "tests/interop/test_onnx_cli.py"),
+    "docs/time.md": ("tests/cli/test_spec_checks.py",),
     **{
         f"docs/recipes/{name}.md": ("tests/test_recipes.py",)
         for name in ("streaming", "onnx", "gpu", "slides")

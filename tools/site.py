@@ -311,12 +311,19 @@ def weights_page() -> str:
     ]
     for name, kind in KINDS.items():
         fan_in, size = 9, 4  # distinct sizes tell which one an init range depends on
-        for info in kind.weights(fan_in, size):
+        infos = kind.weights(fan_in, size)
+        base = KINDS[kind.spec_kind]
+        if base is not kind:  # a variant (an option): only the weights it adds
+            known = {info.suffix for info in base.weights(fan_in, size)}
+            infos = [info for info in infos if info.suffix not in known]
+            name = f"{kind.spec_kind}, `{kind.option}`"
+        for info in infos:
             shape = info.formula.replace("*", " x ", 1) if len(info.shape) == 2 else info.formula
             of = "H" if kind.stateful else "in"
             if abs(info.bound - 1 / math.sqrt(fan_in if of == "in" else size)) > 1e-12:
                 raise ValueError(f"{name}.{info.suffix}: an init range this page cannot name")
             start = f"U(-k, k), k = 1/sqrt({of})" + (", two draws added" if info.summed else "")
+            start = {"ones": "1 (a gain)", "zeros": "0"}.get(info.scheme, start)
             lines.append(f"| {name} | `{info.suffix}` | {shape} | {info.formula} | {start} |")
     lines.append("")
     lines += [

@@ -21,6 +21,7 @@ from composer.cli.common import (
     read_checked,
     reports_errors,
     unrolled_from,
+    unused_warnings,
 )
 from composer.cli.engines import DeviceOption, RunEngineName, RunEngineOption, check_device
 from composer.cli.outputs import check_outputs
@@ -67,9 +68,9 @@ from composer.errors import ComposerError, DataError, SpecError, SpecErrors
 from composer.graph.deps import dependencies
 from composer.graph.weights import init_params, load_params
 from composer.outputs import shown
-from composer.spec.model import PRESETS, NetworkSpec
+from composer.spec.model import NetworkSpec
 from composer.spec.reader import read_spec_text
-from composer.spec.starters import starter
+from composer.spec.starters import STARTERS, starter
 from composer.text import format_steps
 from composer.training.trace import write_trace
 
@@ -87,21 +88,31 @@ def validate(
     ],
     steps: Steps = None,
     max_memory: MaxMemory = "4G",
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse unused inputs, layers and weights (exit 3).")
+    ] = False,
 ) -> None:
     """Check specs and report every problem with its location.
 
-    Each problem is one line `file:line:col: path: message` on stderr (exit code 3).
+    Each problem is one line `file:line:col: path: message` on stderr (exit code 3). An
+    input, layer or weight that no output depends on at any T is a warning (`warning:`
+    after the path), or with `--strict` an error.
     """
     failed: list[SpecError] = []
     for path in specs:
         try:
-            unrolled_from(path, steps, max_memory)
+            sourced, unrolled = unrolled_from(path, steps, max_memory)
         except SpecErrors as err:
             failed += err.errors
         except SpecError as err:
             failed.append(err)
         else:
-            typer.echo(f"{shown(path)}: ok")
+            found = unused_warnings(sourced, unrolled.folded, "" if strict else "warning: ")
+            for warning in [] if strict else found:
+                typer.echo(shown(str(warning)), err=True)
+            failed += found if strict else []
+            if not strict or not found:
+                typer.echo(f"{shown(path)}: ok" + (f" ({len(found)} warning(s))" if found else ""))
     if failed:
         raise SpecErrors(failed)
 
@@ -732,16 +743,19 @@ def spec_schema() -> dict:
 @app.command()
 @reports_errors
 def new(
-    preset: Annotated[str, typer.Argument(help=f"One of: {', '.join(PRESETS)}.", metavar="PRESET")],
+    preset: Annotated[
+        str, typer.Argument(help=f"One of: {', '.join(STARTERS)}.", metavar="PRESET")
+    ],
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Write a commented starter spec for an alignment preset."""
-    if preset not in PRESETS:
+    """Write a commented starter spec for an alignment preset or a design."""
+    if preset not in STARTERS:
         raise typer.BadParameter(
-            f"{preset!r} is not a preset; choose one of {', '.join(PRESETS)}", param_hint="PRESET"
+            f"{preset!r} is not a preset; choose one of {', '.join(STARTERS)}",
+            param_hint="PRESET",
         )
     text = starter(preset)
     read_spec_text(text, f"<new {preset}>", "yaml")  # a starter that does not load is our bug

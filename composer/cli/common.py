@@ -17,6 +17,7 @@ from composer.engine.pipeline import unroll_within
 from composer.errors import ComposerError, SpecError, SpecErrors
 from composer.graph.folded import build
 from composer.graph.unrolled import Unrolled
+from composer.graph.unused import unused_parts
 from composer.outputs import output_problem, shown
 from composer.spec.reader import SourcedSpec, read_spec
 
@@ -30,6 +31,7 @@ __all__ = [
     "read_checked",
     "unrolled_from",
     "check_output",
+    "unused_warnings",
 ]
 
 SpecPath = Annotated[
@@ -119,3 +121,12 @@ def check_output(
     problem = output_problem(path, force, inputs)
     if problem is not None:
         raise typer.BadParameter(problem, param_hint=option)
+
+
+def unused_warnings(sourced: SourcedSpec, folded: nx.MultiDiGraph, prefix: str) -> list[SpecError]:
+    """The unused inputs, layers and weights of a spec, located in its file, each message
+    opening with `prefix` (`warning: `, or nothing when they are errors)."""
+    return [
+        sourced.locate(SpecError(prefix + unused.message, unused.path))
+        for unused in unused_parts(folded)
+    ]

@@ -18,7 +18,6 @@ from composer.cli.root import app
 from composer.engine.finite import check_representable
 from composer.errors import SpecError
 from composer.graph.weights import load_params
-from composer.interop import refuse_tokens
 from composer.outputs import shown
 
 __all__ = ["export", "ExportRequest", "EXPORTERS"]
@@ -89,10 +88,6 @@ def export(
     check_outputs({"--output": output}, force, (spec, weights))
     check_representable(read_arrays(weights), dtype.value, shown(weights))
     params = load_params(weights, folded, dtype.value)
-    try:
-        refuse_tokens(folded, f"export --format {format.value}")
-    except SpecError as err:
-        raise sourced.locate(err) from err
     module, function = EXPORTERS[format].split(":")
     exporter = getattr(importlib.import_module(module), function)
     request = ExportRequest(

@@ -40,7 +40,8 @@ def summary_data(spec: NetworkSpec, unrolled: Unrolled) -> dict:
             for i in table
         ],
         "layers": [_layer_row(unrolled.folded, layer, sizes) for layer in spec.layers],
-        "alignment": _alignment(spec),
+        "alignment": _alignment(spec, unrolled.folded),
+        "windows": _windows(unrolled.folded),
         "unrolled_nodes": unrolled.node_count(),
     }
 
@@ -52,7 +53,7 @@ def summary_text(data: dict) -> str:
         [
             r["name"],
             r["kind"] + (" x2" if r["directions"] == 2 else ""),
-            r["input_size"],
+            _input_cell(r),
             r["state_size"] or "-",
             r["output_size"],
         ]
@@ -82,45 +83,71 @@ def summary_text(data: dict) -> str:
     )
 
 
-def _alignment(spec: NetworkSpec) -> str:
+def _alignment(spec: NetworkSpec, folded) -> str:
     aligned = spec.aligned()
-    ins, outs = aligned.windows()
     name = aligned.preset or "explicit"
     if aligned.delay:
         name += f" (delay {aligned.delay})"
-    return f"{name}, inputs `{ins}`, outputs `{outs}`"
+    shown = {
+        role: ", ".join(f"{n} `{w}`" for n, w in _windows(folded)[role].items())
+        for role in ("inputs", "outputs")
+    }
+    return f"{name}, inputs {shown['inputs']}, outputs {shown['outputs']}"
 
 
-def _input_sizes(folded) -> dict[str, int]:
-    """Each layer's input size, from its first input edge: one pass over the edges (a pass
-    per layer made `summary` quadratic, 26 s for a chain of 4,000 layers)."""
-    sizes: dict[str, int] = {}
+def _windows(folded) -> dict[str, dict[str, str]]:
+    """Each input's and output's own window, as written (or the alignment's default)."""
+    nodes = sorted(folded.nodes(data=True), key=lambda item: item[1]["order"])
+    return {
+        f"{role}s": {n: d["window"] for n, d in nodes if d["role"] == role}
+        for role in ("input", "output")
+    }
+
+
+def _input_sizes(folded) -> dict[str, tuple[int, list[int]]]:
+    """Each layer's input size and the delays of its taps (`[0]` for a plain input), from
+    its input edges: one pass over the edges (a pass per layer made `summary` quadratic,
+    26 s for a chain of 4,000 layers)."""
+    sizes: dict[str, tuple[int, list[int]]] = {}
     for _, head, data in folded.in_edges(data=True):
         if data["role"] == "input":
-            sizes.setdefault(folded.nodes[head].get("layer"), data["shape"][0])
+            layer = folded.nodes[head].get("layer")
+            size, delays = sizes.setdefault(layer, (data["shape"][0], []))
+            if data["lag"] not in delays:
+                delays.append(data["lag"])
     return sizes
 
 
 def _layer_row(folded, layer, input_sizes: dict[str, int] | None = None) -> dict:
     if input_sizes is None:
         input_sizes = _input_sizes(folded)
-    input_size = input_sizes.get(layer.name, 0)
+    input_size, delays = input_sizes.get(layer.name, (0, []))
     state = getattr(layer, "state_size", None)
     directions = 2 if getattr(layer, "bidirectional", False) else 1
     if not KINDS[layer.kind].stateful:
         out = layer.size
     elif layer.output is not None:
         out = layer.output.size
-    else:
-        out = state * directions
+    else:  # a bidirectional layer's two states, concatenated or summed (`merge`)
+        out = state * (1 if getattr(layer, "merge", "concat") == "sum" else directions)
     return {
         "name": layer.name,
         "kind": layer.kind,
         "directions": directions,
         "input_size": input_size,
+        "input_delays": sorted(delays),
         "state_size": state,
         "output_size": out,
     }
+
+
+def _input_cell(row: dict) -> str:
+    """A layer's input size; `-` without an input; the taps' delays when not just t."""
+    if not row["input_delays"]:
+        return "-"
+    if row["input_delays"] == [0]:
+        return str(row["input_size"])
+    return f"{row['input_size']}, delays {format_steps(row['input_delays'])}"
 
 
 def _table(header: list[str], rows: list[list], right: set[int] = frozenset()) -> str:

@@ -227,7 +227,8 @@ def _folded_edges(graph: nx.MultiDiGraph, style: Style) -> Iterable[tuple[str, s
     for node, data in sorted(graph.nodes(data=True), key=lambda item: item[1]["order"]):
         if data.get("initial_state"):
             attrs = {"id": f"{data['initial_state']}->{node}", "class": "handover"}
-            attrs |= {"label": "initial state", **EDGE_STYLE["handover"]}
+            label = "last state, second pass" if data.get("two_pass") else "initial state"
+            attrs |= {"label": label, **EDGE_STYLE["handover"]}
             yield data["initial_state"], node, attrs
 
 
@@ -236,8 +237,10 @@ def _folded_edge(graph: nx.MultiDiGraph, data: dict, style: Style) -> dict:
     label = weight_label(graph, data["weight"], style)
     if data["shape"] is not None and data["rows"] != (0, data["shape"][0]):
         label += f"[{data['rows'][0]}:{data['rows'][1]}]"  # one block of a split weight
-    if role == "recurrent" and lag != 1 or role == "connection" and lag != 0:
+    if role == "recurrent" and lag != 1 or role in ("connection", "input") and lag != 0:
         label += f", t{-lag:+d}"
+    if data.get("dropout"):  # training drops this edge's source values
+        label += f", dropout {data['dropout']:g}"
     if style.labels == "full" and data["shape"] is not None:
         label += f" ({'×'.join(map(str, _block_shape(data)))})"
     if style.labels == "none":
@@ -491,6 +494,10 @@ class _UnfoldedDrawing:
             ends = f"{edge.tail.vector}@{edge.tail.step}->{edge.head.vector}@{edge.head.step}"
             attrs["id"] = ends
         label = self._label(edge)
+        if edge.role == "handover" and self.folded.nodes[edge.head.vector].get("two_pass"):
+            # `initial_state: {from: r, at: end}`: all of r first, then this layer again
+            label = "second pass"
+            attrs["constraint"] = "false"
         attrs["label"] = html_text(label) if label else None
         if self.grid.passed(edge):
             # around the nodes passed, alternately east and west so that the two skips of

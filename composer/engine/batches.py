@@ -13,7 +13,8 @@ Two ways to get there, the same numbers:
   one pass over the longest T, and at each step only the leading items still running
   computed, so the padding costs nothing. It applies when every layer exists at every step
   and every input's window is a prefix of the steps (`:` or `:-d`), with no hand-over of
-  a state (`packable`): the plain stacks, bidirectional, dilated, feedback, forecasting;
+  a state and no future context (`packable`): the plain stacks, bidirectional, dilated,
+  feedback, forecasting;
 - **grouped**, for every other network (windows inside the steps, encoder-decoders): the
   items grouped by T, each group one run of its own plan.
 
@@ -106,6 +107,9 @@ def run(
 
 def packable(graph: nx.MultiDiGraph) -> bool:
     """Whether a padded batch of this network can run packed (see the module's notes)."""
+    for _, _, data in graph.edges(data=True):
+        if data["lag"] < 0 and data["role"] != "recurrent":  # future context: past an item's
+            return False  # end it reads what only that item's own shorter run leaves absent
     for _, data in graph.nodes(data=True):
         role, (start, stop) = data["role"], window_bounds(data["window"])
         if role == "output":

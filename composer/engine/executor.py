@@ -217,18 +217,28 @@ class _Executor(Walk):
     def emit(self, v: Vector, start: int, stop: int) -> None:
         out, offset = self.outputs[v.name], v.window[0]
         if self.packing is not None:  # each item's own steps of its own window
-            gather = self.packing.gather[v.name]
+            gather, seen = self.packing.gather[v.name], set()
             for feed in v.feeds:
                 track, (a, b) = self.tracks[feed.source][0], feed.rows
+                summed = feed.rows in seen  # `merge: sum`: the two directions add up
+                seen.add(feed.rows)
                 for t in range(start, stop):
                     rows, items, positions = gather[t]
-                    if len(rows):
+                    if len(rows) and summed:
+                        out[items, positions, a:b] += track.at(t)[rows]
+                    elif len(rows):
                         out[items, positions, a:b] = track.at(t)[rows]
             return
+        seen = set()
         for feed in v.feeds:
             track = self.tracks[feed.source][0]
             values = track.data[start - track.base : stop - track.base].transpose(1, 0, 2)
-            np.copyto(out[:, start - offset : stop - offset, feed.rows[0] : feed.rows[1]], values)
+            target = out[:, start - offset : stop - offset, feed.rows[0] : feed.rows[1]]
+            if feed.rows in seen:  # `merge: sum`: the two directions add up
+                np.add(target, values, out=target)
+            else:
+                np.copyto(target, values)
+            seen.add(feed.rows)
 
     def _buffer(self, index: int, shape: tuple[int, ...]) -> np.ndarray:
         return self.scratch[index, : math.prod(shape)].reshape(shape)
@@ -371,10 +381,10 @@ class _Executor(Walk):
     def preactivation(self, v: Vector, step: int, start: int) -> np.ndarray:
         return self.projected[v.name][step - start][..., : self._rows(v.name, step), :]
 
-    def add_product(self, x_t: np.ndarray, source: str, at: int, weight: np.ndarray) -> None:
+    def add_product(self, x_t: np.ndarray, feed: Feed, step: int, weight: np.ndarray) -> None:
         product = self._buffer(1, x_t.shape)
         rows = x_t.shape[-2]
-        np.matmul(self.tracks[source][0].at(at)[:rows], weight, out=product)
+        np.matmul(self.tracks[feed.source][0].at(step - feed.lag)[:rows], weight, out=product)
         np.add(x_t, product, out=x_t)
 
     def step(self, v: Vector, x_t: np.ndarray, step: int) -> None:

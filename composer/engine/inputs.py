@@ -19,6 +19,7 @@ import numpy as np
 from composer.arrays import MAX_ARRAY_BYTES, declared_bytes, read_arrays
 from composer.engine.tokens import check_ids, padding_lengths, token_vocab
 from composer.errors import DataError, key_mismatch
+from composer.graph.unused import needed_inputs
 from composer.spec.windows import MAX_STEPS, fitting_steps
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "check_inputs",
     "infer_steps",
     "input_sizes",
+    "unread",
     "steps_for_lengths",
     "split_lengths",
     "LENGTHS_SUFFIX",
@@ -55,9 +57,16 @@ def _rank(graph: nx.MultiDiGraph, name: str) -> int:
 
 
 def input_sizes(graph: nx.MultiDiGraph) -> dict[str, int]:
-    """`{input name: feature size}` in spec order."""
-    nodes = sorted(graph.nodes(data=True), key=lambda item: item[1]["order"])
-    return {name: data["size"] for name, data in nodes if data["role"] == "input"}
+    """`{input name: feature size}` in spec order, of the inputs a run needs: an input
+    from which no emitted output can be reached is left out (`validate` warns of it)."""
+    return {name: graph.nodes[name]["size"] for name in needed_inputs(graph)}
+
+
+def unread(graph: nx.MultiDiGraph, arrays: Mapping) -> dict:
+    """`arrays` without those of inputs that nothing reads: given or not, they are ignored."""
+    ignored = {n for n, role in graph.nodes(data="role") if role == "input"}
+    ignored -= set(needed_inputs(graph))
+    return {key: value for key, value in arrays.items() if key not in ignored}
 
 
 def read_inputs(
@@ -80,7 +89,7 @@ def read_inputs(
         arrays = read_arrays(path, default_key=names[0])
         if _is_npy(path):
             _one_input(path, names, ".npy")
-    arrays, lengths = split_lengths(arrays)
+    arrays, lengths = split_lengths(unread(graph, arrays))
     mismatch = key_mismatch(names, arrays)
     if mismatch:
         raise DataError(f"{path}: {mismatch}; expected one array per input: {', '.join(names)}")
@@ -128,7 +137,7 @@ def batched(
         if len(names) != 1:
             raise DataError(f"this network has inputs {', '.join(names)}; pass a dict by name")
         inputs = {names[0]: inputs}
-    arrays = {name: np.asarray(array) for name, array in inputs.items()}
+    arrays = {name: np.asarray(array) for name, array in unread(graph, inputs).items()}
     flat = {
         name: name in graph and _rank(graph, name) - array.ndim == 1
         for name, array in arrays.items()
@@ -293,7 +302,7 @@ def check_inputs(plan, arrays: Mapping[str, np.ndarray]) -> int:
     window at the plan's T.
     """
     names = list(plan.inputs)
-    mismatch = key_mismatch(names, arrays)
+    mismatch = key_mismatch(names, unread(plan.folded, arrays))
     if mismatch:
         raise DataError(f"inputs: {mismatch}; expected {', '.join(names)}")
     arrays = {name: np.asarray(arrays[name]) for name in names}

@@ -50,6 +50,7 @@ import numpy as np
 from composer.dtypes import check_dtype
 from composer.graph.loops import instant_graph
 from composer.graph.unrolled import Unrolled
+from composer.graph.unused import needed_inputs
 from composer.graph.weights import bias_keys, check_params
 from composer.kinds import KINDS, gate_stack, prepare
 from composer.kinds.dense import DENSE
@@ -73,13 +74,15 @@ class Feed:
     """One weighted edge into a vector: `source[t - lag] @ weight[rows[0]:rows[1]]`.
 
     `weight` is a parameter key, or None for the identity of an emitted output (then `rows`
-    are the output's columns this source fills).
+    are the output's columns this source fills). `dropout` is the probability that a
+    training pass drops each source value on this edge (the executor never does).
     """
 
     source: str
     weight: str | None
     rows: tuple[int, int]
     lag: int
+    dropout: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ class Vector:
     steps it is computed at (`present`, a read-only mask over 0..T-1). `initial` are the
     steps its recurrence reads outside its window, `handover` the (state, step) whose value
     they take (None: zeros). `history` is how many steps back anyone reads it.
+    `recurrent_dropout` is a state's variational dropout (training only).
     """
 
     name: str
@@ -114,6 +118,7 @@ class Vector:
     history: int
     order: int
     learned: str | None = None  # the key of a trained initial state (`initial_state: learn`)
+    recurrent_dropout: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -129,10 +134,10 @@ class Group:
 class Plan:
     """A compiled network: what to compute, in which order, over `steps` steps.
 
-    `streaming` is True when every group runs forward in time and every handed-over state
-    is final before it is read: the executor may then walk time in chunks and keep only
-    a short history of each vector instead of all T steps. `windows` holds the steps of
-    each input and output (`window`).
+    `streaming` is True when every group runs forward in time, no feed reads ahead (future
+    context) and every handed-over state is final before it is read: the executor may then
+    walk time in chunks and keep only a short history of each vector instead of all T
+    steps. `windows` holds the steps of each input and output (`window`).
     """
 
     steps: int
@@ -173,12 +178,15 @@ def compile_plan(unrolled: Unrolled) -> Plan:
     history = _history(folded, kept)
     vectors = {n: _vector(unrolled, n, kept, history[n]) for n in kept}
     groups = _groups(folded, unrolled, kept)
-    streaming = all(g.direction > 0 for g in groups) and all(
-        v.handover[1] <= v.span[0] for v in vectors.values() if v.handover is not None
+    streaming = (
+        all(g.direction > 0 for g in groups)
+        and all(v.handover[1] <= v.span[0] for v in vectors.values() if v.handover is not None)
+        and all(f.lag >= 0 for v in vectors.values() for f in v.feeds)  # no future context
     )
     roles = nx.get_node_attributes(folded, "role")
     by_order = sorted(folded, key=lambda n: folded.nodes[n]["order"])
-    inputs = tuple(n for n in by_order if roles[n] == "input")
+    needed = set(needed_inputs(folded))  # an input nothing reads is not asked for
+    inputs = tuple(n for n in by_order if roles[n] == "input" and n in needed)
     outputs = tuple(n for n in by_order if roles[n] == "output")
     windows = {n: parse_window(folded.nodes[n]["window"], steps) for n in inputs + outputs}
     return Plan(
@@ -216,7 +224,9 @@ def _vector(unrolled: Unrolled, node: str, kept: list[str], history: int) -> Vec
     alive = set(kept)
     feeds, recurrence = [], None
     for source, _, edge in folded.in_edges(node, data=True):
-        feed = Feed(source, edge["weight"], tuple(edge["rows"]), edge["lag"])
+        feed = Feed(
+            source, edge["weight"], tuple(edge["rows"]), edge["lag"], edge.get("dropout", 0.0)
+        )
         if edge["role"] == "recurrent":
             recurrence = feed
         elif source in alive:  # a source computed at no step contributes nothing
@@ -246,6 +256,7 @@ def _vector(unrolled: Unrolled, node: str, kept: list[str], history: int) -> Vec
         history=history,
         order=data["order"],
         learned=data.get("learned"),
+        recurrent_dropout=recurrence.dropout if recurrence else 0.0,
     )
 
 

@@ -47,6 +47,7 @@ from composer.engine.plan import Vector, bind_params
 from composer.engine.tokens import check_ids, one_hot_ids, token_vocab
 from composer.engine.walk import Walk
 from composer.errors import DataError, SpecError
+from composer.graph.features import refuse_extended
 from composer.kinds import ACTIVATIONS, KINDS
 from composer.spec.windows import window_bounds
 
@@ -55,7 +56,9 @@ __all__ = ["Stepper", "state_keys", "check_steppable", "run_stepped"]
 
 def check_steppable(graph: nx.MultiDiGraph) -> None:
     """Refuse (SpecError) a network that cannot run one step at a time: a backward or
-    bidirectional layer, a layer present at some steps only, a hand-over of a state."""
+    bidirectional layer, a layer present at some steps only, a hand-over of a state, or a
+    tapped delay line (whose past inputs a step would have to carry)."""
+    refuse_extended(graph, "stepping one step at a time")
     for _, data in graph.nodes(data=True):
         if data["role"] in ("input", "output"):
             continue
@@ -337,8 +340,8 @@ class _OneStep(Walk):
     def preactivation(self, v: Vector, step: int, start: int) -> np.ndarray:
         return self.pre[v.name]
 
-    def add_product(self, x_t: np.ndarray, source: str, at: int, weight: np.ndarray) -> None:
-        x_t += self._back(source, -at)[0] @ weight
+    def add_product(self, x_t: np.ndarray, feed, step: int, weight: np.ndarray) -> None:
+        x_t += self._back(feed.source, feed.lag - step)[0] @ weight
 
     def step(self, v: Vector, x_t: np.ndarray, step: int) -> None:
         out = [np.empty((self.batch, v.size), self.dtype) for _ in _carries(v)]

@@ -91,7 +91,7 @@ class Walk:
                 x_t = self.preactivation(v, step, start)
                 for feed, weight in inside[v.name]:
                     if self.computed(feed.source, step - feed.lag):
-                        self.add_product(x_t, feed.source, step - feed.lag, weight)
+                        self.add_product(x_t, feed, step, weight)
                 self.step(v, x_t, step)
 
     # -- what a pass supplies -------------------------------------------------------------
@@ -120,8 +120,8 @@ class Walk:
         """A loop member's pre-activation at `step`, (B, columns), to add to in place."""
         raise NotImplementedError
 
-    def add_product(self, x_t: np.ndarray, source: str, at: int, weight: np.ndarray) -> None:
-        """x_t += (source's value at step `at`) @ weight."""
+    def add_product(self, x_t: np.ndarray, feed: Feed, step: int, weight: np.ndarray) -> None:
+        """x_t += (the feed's source at step `step` - its lag) @ weight."""
         raise NotImplementedError
 
     def step(self, v: Vector, x_t: np.ndarray, step: int) -> None:

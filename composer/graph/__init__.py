@@ -1,6 +1,7 @@
 """The graphs: the folded network, its unrolling in time, its weights, its dependencies."""
 
 from composer.graph.deps import dependencies
+from composer.graph.features import extended_features
 from composer.graph.folded import build
 from composer.graph.loops import check_loops, instant_graph
 from composer.graph.unrolled import Unrolled, unroll, unrolled_graph
@@ -21,6 +22,7 @@ __all__ = [
     "Unrolled",
     "unrolled_graph",
     "dependencies",
+    "extended_features",
     "param_table",
     "param_shapes",
     "init_params",

@@ -11,7 +11,7 @@ from composer.graph.loops import check_loops
 from composer.kinds import KINDS
 from composer.spec.model import NetworkSpec
 
-__all__ = ["build", "layer_output", "state_nodes", "LEARN"]
+__all__ = ["build", "layer_output", "state_nodes", "tap_suffix", "LEARN"]
 
 #: `initial_state: learn`: the layer starts from a trained vector `<layer>.s0`
 LEARN = "learn"
@@ -87,14 +87,38 @@ def _dotted(path: tuple) -> str:
     return SpecError("", path).dotted_path
 
 
+def _init_options(layer) -> tuple:
+    """A layer's `init:` as plain data: ((weight, scheme), ...), a scheme being a name or
+    (`uniform` | `normal`, value), and (`forget_bias`, value)."""
+    if layer.init is None:
+        return ()
+    out = []
+    for key, value in layer.init.model_dump(exclude_none=True).items():
+        out.append((key, tuple(next(iter(value.items()))) if isinstance(value, dict) else value))
+    return tuple(out)
+
+
+def _takers() -> set[str]:
+    return {k.spec_kind for k in KINDS.values() if k.takes_recurrent_dropout}
+
+
 def _add_layer_nodes(graph: nx.MultiDiGraph, i: int, layer) -> None:
     path = ("layers", i)
+    kind = KINDS[layer.kind].variant(layer)
+    if getattr(layer, "recurrent_dropout", 0) and not kind.takes_recurrent_dropout:
+        raise SpecError(
+            f"`recurrent_dropout` is not supported by {layer.kind} layers; the kinds that "
+            f"take it: {', '.join(sorted(_takers()))}",
+            path + ("recurrent_dropout",),
+        )
     common = dict(
         layer=layer.name,
-        kind=layer.kind,
+        kind=kind.name,
         path=path,
         window=layer.active or ":",
         window_path=path + ("active",),
+        bias=layer.bias,
+        init=_init_options(layer),
     )
     if not KINDS[layer.kind].stateful:
         graph.add_node(
@@ -121,6 +145,7 @@ def _add_layer_nodes(graph: nx.MultiDiGraph, i: int, layer) -> None:
             suffix=suffix,
             activation=getattr(layer, "activation", None),
             initial_state=None,
+            merge=getattr(layer, "merge", "concat"),
             order=len(graph),
             label=f"{layer.name}.s{suffix}",
             **common,
@@ -179,37 +204,104 @@ def _targets(graph: nx.MultiDiGraph, layer_name: str) -> list[tuple[str, str]]:
     return [(n, graph.nodes[n]["suffix"]) for n in state_nodes(graph, layer_name)]
 
 
-def _add_feed(graph, sources, target_layer, weight_base, lag, role, path):
-    """Edges from concatenated source segments into every target node of a layer."""
-    width = sum(size for _, size in sources)
+def placed(graph: nx.MultiDiGraph, sources) -> tuple[list[tuple[str, int, int]], int]:
+    """Source segments as (node, size, first row) and the total width: concatenated, except
+    the two states of a bidirectional layer with `merge: sum`, which share their rows (the
+    reader's weight multiplies their sum)."""
+    out, row = [], 0
+    for node, size in sources:
+        data = graph.nodes[node]
+        if data.get("suffix") == "_rev" and data.get("merge") == "sum" and out:
+            out.append((node, size, out[-1][2]))
+            continue
+        out.append((node, size, row))
+        row += size
+    return out, row
+
+
+def _shared(graph: nx.MultiDiGraph, node: str) -> str:
+    """A key suffix for the backward state of a summed layer, which shares its rows."""
+    data = graph.nodes[node]
+    return "+rev" if data.get("suffix") == "_rev" and data.get("merge") == "sum" else ""
+
+
+def _add_feed(graph, sources, target_layer, weight_base, lag, role, path, tap="", dropout=0.0):
+    """Edges from concatenated source segments into every target node of a layer;
+    `dropout`, the probability that training drops each source value on these edges.
+
+    The weight of each target is `weight_base`, its direction's suffix (`_rev`), then
+    `tap` (`@d` for a tapped delay line's tap at delay d).
+    """
+    segments, width = placed(graph, sources)
     for target, suffix in _targets(graph, target_layer):
         tnode = graph.nodes[target]
+        _check_causal(graph, target, sources, lag, path)
         cols = KINDS[tnode["kind"]].columns(tnode["size"])
-        row = 0
-        for source, size in sources:
+        for source, size, row in segments:
             graph.add_edge(
                 source,
                 target,
-                key=f"{weight_base}{suffix}[{row}]",
-                weight=f"{weight_base}{suffix}",
+                key=f"{weight_base}{suffix}{tap}[{row}]{_shared(graph, source)}",
+                weight=f"{weight_base}{suffix}{tap}",
                 shape=(width, cols),
                 rows=(row, row + size),
                 lag=lag,
                 role=role,
                 path=path,
+                dropout=dropout,
             )
-            row += size
+
+
+def tap_suffix(delay: int) -> str:
+    """The key suffix of a layer's input tap at `delay`: none at delay 0 (the key of a spec
+    without taps, `rnn.Wx`), else `@d` (`rnn.Wx@2`; `@-2` reads two steps ahead)."""
+    return f"@{delay}" if delay else ""
+
+
+def _check_causal(graph, target: str, sources, lag: int, path: tuple) -> None:
+    """Refuse future context (a negative delay) into a state that runs forward in time."""
+    node = graph.nodes[target]
+    if lag >= 0 or node["role"] != "state" or node["direction"] != "forward":
+        return
+    if f"{node['layer']}.s_rev" in graph:  # bidirectional: it reads the whole sequence anyway
+        return
+    names = ", ".join(f"`{graph.nodes[s].get('layer', s)}`" for s, _ in sources[:1])
+    raise SpecError(
+        f"delay {lag} reads {names} {-lag} step(s) ahead, but `{node['layer']}` runs forward "
+        f"in time: its state at t may only depend on steps <= t (causality); give future "
+        f"context to a dense layer (a window), a backward or a bidirectional layer",
+        path,
+    )
+
+
+def _input_taps(layer, graph, spec, i) -> dict[int, list[tuple[str, int]]]:
+    """A layer's input sources by delay: {delay: [(node, size), ...]} in spec order."""
+    items = [layer.input] if not isinstance(layer.input, list) else list(layer.input)
+    taps: dict[int, list[tuple[str, int]]] = {}
+    for j, item in enumerate(items):
+        path = ("layers", i, "input") + ((j,) if isinstance(layer.input, list) else ())
+        name, delays = (item, [0]) if isinstance(item, str) else (item.source, item.delays)
+        if not isinstance(item, str):
+            path = path + ("from",)
+        segments = _resolve(graph, spec, name, path)
+        for delay in delays:
+            taps.setdefault(delay, []).extend(segments)
+    return dict(sorted(taps.items()))
 
 
 def _add_layer_edges(graph: nx.MultiDiGraph, spec: NetworkSpec, i: int, layer) -> None:
-    names = [layer.input] if isinstance(layer.input, str) else list(layer.input)
-    sources = []
-    for j, name in enumerate(names):
-        path = ("layers", i, "input") + ((j,) if not isinstance(layer.input, str) else ())
-        sources += _resolve(graph, spec, name, path)
-    path = ("layers", i, "input")
     kind = KINDS[layer.kind]
-    _add_feed(graph, sources, layer.name, f"{layer.name}.{kind.input_weight}", 0, "input", path)
+    if layer.input is None:
+        _check_inputless(spec, i, layer)
+    else:
+        path = ("layers", i, "input")
+        taps = _input_taps(layer, graph, spec, i)
+        base = f"{layer.name}.{kind.input_weight}"
+        for delay, sources in taps.items():
+            _add_feed(
+                graph, sources, layer.name, base, delay, "input", path, tap_suffix(delay),
+                dropout=layer.dropout,
+            )  # fmt: skip
     if not kind.stateful:
         return
     H, cols = layer.state_size, kind.columns(layer.state_size)
@@ -225,21 +317,22 @@ def _add_layer_edges(graph: nx.MultiDiGraph, spec: NetworkSpec, i: int, layer) -
             lag=node["lag"],
             role="recurrent",
             path=("layers", i, "delay"),
+            dropout=layer.recurrent_dropout,  # the same mask at every step (variational)
         )
     if layer.output is not None:
-        states = [(n, H) for n in state_nodes(graph, layer.name)]
-        width = H * len(states)
-        for k, (state, _) in enumerate(states):
+        states, width = placed(graph, [(n, H) for n in state_nodes(graph, layer.name)])
+        for state, _, row in states:
             graph.add_edge(
                 state,
                 f"{layer.name}.y",
-                key=f"{layer.name}.Wy[{k * H}]",
+                key=f"{layer.name}.Wy[{row}]{_shared(graph, state)}",
                 weight=f"{layer.name}.Wy",
                 shape=(width, layer.output.size),
-                rows=(k * H, (k + 1) * H),
+                rows=(row, row + H),
                 lag=0,
                 role="readout",
                 path=("layers", i, "output"),
+                dropout=layer.output_dropout,
             )
 
 
@@ -259,15 +352,36 @@ def _add_connection(graph: nx.MultiDiGraph, spec: NetworkSpec, j: int, conn) -> 
             "list the source in its `input` instead",
             path + ("to",),
         )
+    pair = [c for c in spec.connections if (c.source, c.target) == (conn.source, conn.target)]
+    several = len({d for c in pair for d in c.taps()}) > 1
     for k, other in enumerate(spec.connections[:j]):
-        if (other.source, other.target) == (conn.source, conn.target):
+        if (other.source, other.target) != (conn.source, conn.target):
+            continue
+        shared = sorted(set(other.taps()) & set(conn.taps()))
+        if shared:
             raise SpecError(
-                f"duplicate connection from `{conn.source}` to `{conn.target}` "
-                f"(already connections[{k}])",
+                f"duplicate connection from `{conn.source}` to `{conn.target}` at delay "
+                f"{shared[0]} (already connections[{k}]); each delay of a pair has one weight",
                 path,
             )
     weight = f"{conn.target}.W_{conn.source}"
-    _add_feed(graph, sources, conn.target, weight, conn.delay, "connection", path)
+    for delay in conn.taps():
+        tap = f"@{delay}" if several else ""
+        _add_feed(graph, sources, conn.target, weight, delay, "connection", path, tap)
+
+
+def _check_inputless(spec: NetworkSpec, i: int, layer) -> None:
+    """A layer without `input` must be driven by something: an initial state or a
+    connection into it."""
+    if getattr(layer, "initial_source", None) is not None:
+        return
+    if any(conn.target == layer.name for conn in spec.connections):
+        return
+    raise SpecError(
+        "missing required field `input` (a layer may leave it out only when an "
+        "`initial_state` or a connection drives it)",
+        ("layers", i),
+    )
 
 
 def _add_output(graph: nx.MultiDiGraph, spec: NetworkSpec, i: int, out, default: str) -> None:
@@ -277,8 +391,7 @@ def _add_output(graph: nx.MultiDiGraph, spec: NetworkSpec, i: int, out, default:
         raise SpecError(
             f"`{out.source}` is an input; an output comes from a layer", path + ("from",)
         )
-    sources = layer_output(graph, out.source)
-    size = sum(s for _, s in sources)
+    sources, size = placed(graph, layer_output(graph, out.source))
     graph.add_node(
         out.name,
         role="output",
@@ -290,12 +403,11 @@ def _add_output(graph: nx.MultiDiGraph, spec: NetworkSpec, i: int, out, default:
         label=out.name,
         path=path,
     )
-    row = 0
-    for source, width in sources:
+    for source, width, row in sources:
         graph.add_edge(
             source,
             out.name,
-            key=f"emit[{row}]",
+            key=f"emit[{row}]{_shared(graph, source)}",
             weight=None,
             shape=None,
             rows=(row, row + width),
@@ -303,19 +415,20 @@ def _add_output(graph: nx.MultiDiGraph, spec: NetworkSpec, i: int, out, default:
             role="emit",
             path=path + ("from",),
         )
-        row += width
 
 
 def _check_initial_states(graph: nx.MultiDiGraph, spec: NetworkSpec) -> None:
     layers = {layer.name: layer for layer in spec.layers}
     for i, layer in enumerate(spec.layers):
-        source_name = getattr(layer, "initial_state", None)
+        source_name = getattr(layer, "initial_source", None)
         if source_name is None:
             continue
         path = ("layers", i, "initial_state")
         if source_name == LEARN:
             _learned_initial_state(graph, layer, layers, path)
             continue
+        if not isinstance(layer.initial_state, str):
+            path += ("from",)
         source = layers.get(source_name)
         if source is None or not KINDS[source.kind].stateful:
             what = "a dense layer" if source is not None else None
@@ -345,6 +458,7 @@ def _check_initial_states(graph: nx.MultiDiGraph, spec: NetworkSpec) -> None:
                 path,
             )
         graph.nodes[target]["initial_state"] = origin
+        graph.nodes[target]["two_pass"] = not isinstance(layer.initial_state, str)
 
 
 def _learned_initial_state(graph: nx.MultiDiGraph, layer, layers: dict, path: tuple) -> None:

@@ -72,6 +72,7 @@ def check_loops(graph: nx.MultiDiGraph) -> None:
     cycles = _cycles(graph)
     if len(cycles) > _MAX_CYCLES:  # too many to name one: decide on the delays alone
         _check_signs(graph, components)
+        _check_loop_edges(graph)
         return
     for cycle in cycles:
         lags = _cycle_lags(graph, cycle)
@@ -91,6 +92,37 @@ def check_loops(graph: nx.MultiDiGraph) -> None:
                 f"the loop {forward} runs forward in time and {backward} backward; "
                 "together they make the unrolled graph cyclic",
                 _cycle_path(graph, cycle),
+            )
+    _check_loop_edges(graph)
+
+
+def _check_loop_edges(graph: nx.MultiDiGraph) -> None:
+    """Refuse an edge inside a loop that reads against the loop's direction in time: a loop
+    is computed step by step, so a forward loop cannot read a member's later steps (nor a
+    backward loop its earlier ones), even when every cycle's delays add up the right way."""
+    key = _order(graph)
+    for component in nx.strongly_connected_components(graph):
+        edges = [
+            (u, v, data)
+            for u, v, data in graph.subgraph(component).edges(data=True)
+            if len(component) > 1 or u == v
+        ]
+        recurrent = [data["lag"] for _, _, data in edges if data["role"] == "recurrent"]
+        lags = recurrent or [data["lag"] for _, _, data in edges]
+        if not lags:
+            continue
+        sign = 1 if max(lags) > 0 else -1
+        against = sorted(
+            (e for e in edges if e[2]["lag"] * sign < 0), key=lambda e: (key(e[0]), key(e[1]))
+        )
+        if against:
+            u, v, data = against[0]
+            way = "ahead" if sign > 0 else "back"
+            raise SpecError(
+                f"`{v}` reads `{u}` {abs(data['lag'])} step(s) {way} inside a loop that runs "
+                f"{'forward' if sign > 0 else 'backward'} in time, which computes step by "
+                "step: that step is not computed yet",
+                data["path"],
             )
 
 

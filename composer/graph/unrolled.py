@@ -156,9 +156,28 @@ def unroll(graph: nx.MultiDiGraph, steps: int) -> Unrolled:
         origin = graph.nodes[node]["initial_state"]
         if origin is not None and initial[node]:
             handover[node] = (origin, _final_step(exists[origin], graph.nodes[origin]["lag"]))
+            _check_causal_handover(graph, node, need[node], handover[node], steps)
     for mask in need.values():
         mask.flags.writeable = False
     return Unrolled(graph, steps, need, initial, handover)
+
+
+def _check_causal_handover(graph, node: str, need: np.ndarray, handover, steps: int) -> None:
+    """Refuse a forward layer that starts from a state computed after it starts, unless
+    the spec says so (`initial_state: {from: r, at: end}`, a two-pass design)."""
+    data = graph.nodes[node]
+    origin, final = handover
+    first = int(np.argmax(need))
+    if data["lag"] < 0 or final < first or data.get("two_pass"):
+        return
+    layer, source = data["layer"], graph.nodes[origin]["layer"]
+    raise SpecError(
+        f"`{layer}` starts at step {first} from the last state of `{source}`, which is only "
+        f"known at step {final} (T = {steps}): its first steps would depend on later ones; "
+        f"start `{layer}` after `{source}` ends (`active`), or say "
+        f"`initial_state: {{from: {source}, at: end}}` for a two-pass design",
+        data["path"] + ("initial_state",),
+    )
 
 
 def _final_step(exists: np.ndarray, lag: int) -> int:

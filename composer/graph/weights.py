@@ -24,6 +24,7 @@ __all__ = [
     "check_params",
     "bias_keys",
     "embedding_table",
+    "draw",
 ]
 
 
@@ -38,16 +39,32 @@ class ParamInfo:
     numbers: str  # the formula with the sizes put in, such as `10*4*32`
     bound: float
     summed: bool = False  # elman/lstm `b` is bias_ih + bias_hh in PyTorch: two draws added
-    normal: bool = False  # an embedding: N(0, 1) as PyTorch's nn.Embedding, not U(-b, b)
+    scheme: object = "default"  # the spec's `init` for it: a name, or (`uniform`, a) ...
+    blocks: int = 1  # gate blocks side by side in its columns (orthogonal: one each)
+    fill: tuple[tuple[int, int, float], ...] = ()  # (column start, stop, value) set after
 
     @property
     def count(self) -> int:
         return math.prod(self.shape)
 
 
-def _info(key, layer, shape, formula, sizes, bound, summed=False) -> ParamInfo:
+def _info(key, layer, shape, formula, sizes, bound, summed=False, **init) -> ParamInfo:
     numbers = "*".join(str(sizes.get(token, token)) for token in formula.split("*"))
-    return ParamInfo(key, layer, tuple(shape), formula, numbers, bound, summed)
+    return ParamInfo(key, layer, tuple(shape), formula, numbers, bound, summed, **init)
+
+
+def _own_init(data: dict, kind, suffix: str, size: int, start: str = "default") -> dict:
+    """The `init` options of one of a layer's own weights, from its node's `init`;
+    `start`, the kind's own default for it."""
+    options = dict(data.get("init", ()))
+    init = {"scheme": options.get(suffix, start)}
+    if suffix != "Wy" and kind.gates > 1:
+        init["blocks"] = kind.gates
+    forget = options.get("forget_bias")
+    if forget is not None and kind.forget_gate is not None and suffix == kind.biases[0][0]:
+        gate = kind.forget_gate
+        init["fill"] = ((gate * size, (gate + 1) * size, float(forget)),)
+    return init
 
 
 def _layers(graph: nx.MultiDiGraph) -> dict[str, list[tuple[str, dict]]]:
@@ -80,14 +97,25 @@ def param_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:
         states = [(node, data) for node, data in nodes if data["role"] == "state"]
         main = states or nodes[:1]  # a dense layer's own weights feed its output
         size = main[0][1]["size"]
-        fan_in = shapes[f"{name}.{kind.input_weight}{main[0][1].get('suffix', '')}"][0]
+        taps = _input_taps(graph, main[0][0], shapes)
+        fan_in = sum(shapes[key][0] for key in taps.values()) or 1
         sizes = {"in": fan_in, "H": size} if kind.stateful else {"in": fan_in, "out": size}
-        infos = kind.weights(fan_in, size)
+        infos = kind.weights(fan_in, size, main[0][1].get("bias", True))
         for _, data in main:
             suffix = data.get("suffix", "")
             for w in infos:
-                key = f"{name}.{w.suffix}{suffix}"
-                rows.append(_info(key, name, w.shape, w.formula, sizes, w.bound, w.summed))
+                init = _own_init(data, kind, w.suffix, size, w.scheme)
+                if w.suffix != kind.input_weight:
+                    key = f"{name}.{w.suffix}{suffix}"
+                    rows.append(
+                        _info(key, name, w.shape, w.formula, sizes, w.bound, w.summed, **init)
+                    )
+                    continue
+                for tap in taps:  # a tapped delay line: one input weight per delay
+                    key = f"{name}.{w.suffix}{suffix}{tap}"
+                    tap_sizes = dict(sizes, **{"in": shapes[taps[tap]][0]})
+                    shape = (shapes[taps[tap]][0],) + w.shape[1:]
+                    rows.append(_info(key, name, shape, w.formula, tap_sizes, w.bound, **init))
         for _, data in states:
             if data.get("learned"):  # the initial state it starts from, trained; init zeros
                 rows.append(_info(data["learned"], name, (size,), "H", sizes, 0.0))
@@ -101,14 +129,43 @@ def param_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:
         readout = [data for _, data in nodes if data["role"] == "readout"]
         if readout:
             dirs, out = len(states), readout[0]["size"]
+            if states[0][1].get("merge") == "sum":  # the two directions' sum: H rows
+                dirs = 1
             sizes = dict(sizes, out=out)
             ybound = 1 / math.sqrt(dirs * size)
             formula = "2*H*out" if dirs == 2 else "H*out"
+            options = dict(readout[0].get("init", ()))
             rows += [
-                _info(f"{name}.Wy", name, (dirs * size, out), formula, sizes, ybound),
-                _info(f"{name}.by", name, (out,), "out", sizes, ybound),
+                _info(
+                    f"{name}.Wy",
+                    name,
+                    (dirs * size, out),
+                    formula,
+                    sizes,
+                    ybound,
+                    scheme=options.get("Wy", "default"),
+                ),
+                _info(
+                    f"{name}.by",
+                    name,
+                    (out,),
+                    "out",
+                    sizes,
+                    ybound,
+                    scheme=options.get("by", "default"),
+                ),
             ]
     return rows
+
+
+def _input_taps(graph: nx.MultiDiGraph, node: str, shapes: dict) -> dict[str, str]:
+    """{tap suffix: weight key} of the input weights feeding a layer's first node, by
+    delay: `""` for `Wx` (delay 0), `"@2"` for `Wx@2`; none for a layer without `input`."""
+    found = {}
+    for _, _, data in graph.in_edges(node, data=True):
+        if data["role"] == "input":
+            found[data["lag"]] = data["weight"]
+    return {key[key.index("@") :] if "@" in key else "": key for _, key in sorted(found.items())}
 
 
 def embedding_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:
@@ -120,13 +177,15 @@ def embedding_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:
             sizes = {"vocab": data["vocab"], "E": data["embed"]}
             shape = (data["vocab"], data["embed"])
             info = _info(f"{name}.E", name, shape, "vocab*E", sizes, 1.0)
-            rows.append(replace(info, normal=True))
+            rows.append(replace(info, scheme=("normal", 1.0)))
     return rows
 
 
 def bias_keys(data: dict) -> tuple[str, ...]:
     """The parameter keys of the biases of a folded-graph node, given its attributes."""
     layer, role = data.get("layer"), data["role"]
+    if role in ("state", "dense") and not data.get("bias", True):
+        return ()
     if role == "state":
         return tuple(f"{layer}.{b}{data['suffix']}" for b, _ in KINDS[data["kind"]].biases)
     if role == "dense":
@@ -142,20 +201,52 @@ def param_shapes(graph: nx.MultiDiGraph) -> dict[str, tuple[int, ...]]:
 def init_params(
     graph: nx.MultiDiGraph, seed: int = 0, dtype: str = "float32"
 ) -> dict[str, np.ndarray]:
-    """Seeded weights with PyTorch's default ranges: U(-1/sqrt(H), 1/sqrt(H)) for recurrent
-    layers (their `b` is the sum of two such draws, as bias_ih + bias_hh), and
-    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for readouts and dense layers; N(0, 1) for
-    embeddings, as nn.Embedding."""
+    """Seeded weights, each by its layer's `init` scheme (`docs/initialisers.md`).
+
+    The default is PyTorch's: U(-1/sqrt(H), 1/sqrt(H)) for recurrent layers (their `b` is
+    the sum of two such draws, as bias_ih + bias_hh), and U(-1/sqrt(fan_in),
+    1/sqrt(fan_in)) for readouts and dense layers; N(0, 1) for embeddings, as
+    nn.Embedding.
+    """
     rng = np.random.default_rng(seed)
     params = {}
     for info in param_table(graph):
-        draws = 2 if info.summed else 1
-        if info.normal:
-            value = rng.standard_normal(info.shape)
-        else:
-            value = sum(rng.uniform(-info.bound, info.bound, info.shape) for _ in range(draws))
+        value = draw(info, rng)
+        for start, stop, fill in info.fill:
+            value[..., start:stop] = fill
         params[info.key] = np.asarray(value, dtype=check_dtype(dtype))
     return params
+
+
+def draw(info: ParamInfo, rng: np.random.Generator) -> np.ndarray:
+    """One weight's starting values by its scheme (float64)."""
+    scheme, shape = info.scheme, info.shape
+    if scheme == "default":
+        draws = 2 if info.summed else 1
+        return sum(rng.uniform(-info.bound, info.bound, shape) for _ in range(draws))
+    if scheme == "zeros":
+        return np.zeros(shape)
+    if scheme == "ones":  # a normalisation's gain
+        return np.ones(shape)
+    if scheme in ("xavier", "glorot"):  # Glorot & Bengio 2010: Var = 2 / (fan_in + fan_out)
+        limit = math.sqrt(6 / (shape[0] + shape[1]))
+        return rng.uniform(-limit, limit, shape)
+    if scheme == "orthogonal":  # Saxe et al. 2013, one orthogonal block per gate
+        width = shape[1] // info.blocks
+        return np.concatenate([_orthogonal(rng, shape[0], width) for _ in range(info.blocks)], 1)
+    name, value = scheme
+    if name == "uniform":
+        return rng.uniform(-value, value, shape)
+    return rng.normal(0.0, value, shape)
+
+
+def _orthogonal(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
+    """A (rows, cols) matrix with orthonormal rows or columns (whichever are fewer), from
+    the QR factors of a Gaussian matrix, signs fixed so the draw is uniform (Haar)."""
+    flat = rng.normal(size=(max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(flat)
+    q *= np.sign(np.diag(r))
+    return q if rows >= cols else q.T
 
 
 def check_params(

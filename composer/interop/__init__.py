@@ -7,9 +7,9 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from composer.errors import ComposerError, SpecError
+from composer.errors import ComposerError
 
-__all__ = ["MissingExtra", "need", "refuse_tokens"]
+__all__ = ["MissingExtra", "need"]
 
 #: the extra that brings each optional library
 EXTRAS = {"torch": "torch", "safetensors": "torch", "onnx": "onnx", "onnxruntime": "onnx"}
@@ -30,16 +30,3 @@ def need(module: str) -> ModuleType:
         raise MissingExtra(
             f"this needs {top}, which is not installed: pip install 'rnn-composer[{EXTRAS[top]}]'"
         ) from None
-
-
-def refuse_tokens(graph, target: str) -> None:
-    """Refuse (SpecError) a network with token inputs (`vocab:`) for a format that does not
-    carry them yet (PyTorch's nn.Embedding, ONNX's Gather)."""
-    nodes = sorted(graph.nodes(data=True), key=lambda item: item[1]["order"])
-    inputs = [(name, data) for name, data in nodes if data["role"] == "input"]
-    for index, (name, data) in enumerate(inputs):
-        if data.get("vocab"):
-            raise SpecError(
-                f"`{name}` takes token ids (`vocab`), which {target} does not carry yet",
-                ("inputs", index, "vocab"),
-            )

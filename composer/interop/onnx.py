@@ -20,7 +20,8 @@ import numpy as np
 from composer.arrays import atomic_write
 from composer.engine.pipeline import unroll_within
 from composer.errors import ComposerError, DataError, ResourceError, SpecError
-from composer.interop import need, refuse_tokens
+from composer.graph.features import refuse_extended
+from composer.interop import need
 from composer.interop.onnx_graph import Builder
 from composer.interop.onnx_plain import fixed_t_reasons, plain_graph
 from composer.interop.onnx_unrolled import unrolled_graph
@@ -103,18 +104,19 @@ def _model(g: Builder, inputs, outputs, name: str, opset: int, doc: str = ""):
 
 
 def _check_kinds(folded: nx.MultiDiGraph) -> None:
-    refuse_tokens(folded, "ONNX export")
+    refuse_extended(folded, "ONNX export")  # taps, merges, two passes: not yet
     for _, data in folded.nodes(data=True):
-        if data.get("learned"):
+        kind = KINDS.get(data.get("kind"))
+        if data["role"] == "state" and not exports_onnx(kind):
+            what = f"`{kind.spec_kind}` with `{kind.option}`" if kind.option else f"`{kind.name}`"
             raise SpecError(
-                f"layer `{data['layer']}`: a learned initial state (`initial_state: learn`) "
-                "has no ONNX export yet",
+                f"layer `{data['layer']}`: kind {what} has no ONNX export yet",
                 data["path"],
             )
-        if data["role"] == "state" and not exports_onnx(KINDS[data["kind"]]):
+        if data["role"] in ("state", "dense") and data.get("bias") is False:
             raise SpecError(
-                f"layer `{data['layer']}`: kind `{data['kind']}` has no ONNX export yet",
-                data["path"],
+                f"layer `{data['layer']}`: `bias: false` has no ONNX export yet",
+                data["path"] + ("bias",),
             )
 
 
@@ -269,7 +271,9 @@ def run_model(model, arrays: Mapping[str, np.ndarray], lengths: Mapping | None =
     feeds = {}
     for spec in session.get_inputs():
         name = spec.name
-        element = np.float64 if spec.type == "tensor(double)" else np.float32
+        element = {"tensor(double)": np.float64, "tensor(int64)": np.int64}.get(
+            spec.type, np.float32
+        )
         if name.endswith(".lengths"):
             source = arrays.get(name[: -len(".lengths")])
             if source is None:

@@ -165,6 +165,18 @@ class Builder:
         zero = self.onnx.numpy_helper.from_array(np.zeros(1, dtype=self.dtype))
         return self.op("ConstantOfShape", [shape], value=zero)
 
+    def tokens(self, ids: str, vocab: int, table: str | None) -> str:
+        """(B, T, size) vectors of (B, T) int64 ids: rows of an embedding `table` (Gather),
+        or one-hot over `vocab` (ids compared with 0..vocab-1, cast)."""
+        if table is not None:
+            return self.op("Gather", [table, ids], axis=0, hint="embedded")
+        hit = self.op("Equal", [self.unsqueeze(ids, [2]), self.const(np.arange(vocab))])
+        return self.cast(hit, self.dtype.name)
+
+    def initial(self, s0: str, rows: str, size: int, lead: Sequence[int] = ()) -> str:
+        """A trained initial state `s0` (size,) repeated to (*lead, rows, size)."""
+        return self.add(self.zeros(rows, size, lead), s0)
+
     def steps_mask(self, steps: str, lengths: str) -> str:
         """(B, T) booleans: step t < lengths[b]; `steps` a (1,) int64 T, `lengths` (B,)."""
         limit = self.squeeze(steps, [0])

@@ -24,7 +24,7 @@ from composer.interop.onnx_graph import Builder
 from composer.kinds import KINDS
 from composer.spec.windows import parse_window, window_bounds
 
-__all__ = ["fixed_t_reasons", "plain_graph", "sorted_nodes", "input_dims"]
+__all__ = ["fixed_t_reasons", "plain_graph", "sorted_nodes", "input_dims", "input_info", "encoded"]
 
 
 def sorted_nodes(folded: nx.MultiDiGraph, role: str) -> list[str]:
@@ -61,10 +61,27 @@ def _tail(window: str) -> int:
 
 
 def input_dims(folded: nx.MultiDiGraph, name: str, steps: int | None) -> list:
-    """An input's (B, T_in, F) for the graph's signature; symbolic without a fixed T."""
+    """An input's (B, T_in, F) for the graph's signature, (B, T_in) for token ids;
+    symbolic without a fixed T."""
     data = folded.nodes[name]
     length = len(parse_window(data["window"], steps)) if steps else f"T_{name}"
-    return ["B", length, data["size"]]
+    return ["B", length] if data.get("vocab") else ["B", length, data["size"]]
+
+
+def input_info(g: Builder, folded: nx.MultiDiGraph, name: str, steps: int | None):
+    """An input of the graph's signature: our dtype, or int64 ids for a token input."""
+    element = "int64" if folded.nodes[name].get("vocab") else None
+    return g.value_info(name, input_dims(folded, name, steps), element)
+
+
+def encoded(g: Builder, folded: nx.MultiDiGraph, params, name: str) -> str:
+    """An input as (B, T_in, size) vectors: a token input's ids embedded (`Gather` on
+    `<input>.E`) or one-hot; any other as it comes."""
+    data = folded.nodes[name]
+    if not data.get("vocab"):
+        return name
+    table = g.weight(f"{name}.E", params[f"{name}.E"]) if data.get("embed") else None
+    return g.tokens(name, data["vocab"], table)
 
 
 def plain_graph(g: Builder, folded: nx.MultiDiGraph, params, *, lengths: bool, steps, native):
@@ -73,8 +90,8 @@ def plain_graph(g: Builder, folded: nx.MultiDiGraph, params, *, lengths: bool, s
     values, names = {}, sorted_nodes(folded, "input")
     item_steps = None
     for name in names:
-        inputs.append(g.value_info(name, input_dims(folded, name, steps)))
-        x, tail = name, _tail(folded.nodes[name]["window"])
+        inputs.append(input_info(g, folded, name, steps))
+        x, tail = encoded(g, folded, params, name), _tail(folded.nodes[name]["window"])
         if lengths:
             inputs.append(g.value_info(f"{name}.lengths", ["B"], "int64"))
             if tail:  # a layer reads on past an item's end: there the input is absent, zero
@@ -220,8 +237,12 @@ def _operator(g: Builder, params, states, folded, kind, values, item_steps) -> d
         direction = "reverse" if first["direction"] == "backward" else "forward"
     inputs = [x, g.weight(f"{layer}.W", np.stack(W)), g.weight(f"{layer}.R", np.stack(R))]
     inputs.append(g.weight(f"{layer}.B", np.stack(B)))
-    if item_steps is not None:
-        inputs.append(g.cast(item_steps, "int32"))
+    inputs.append(g.cast(item_steps, "int32") if item_steps is not None else "")
+    if first.get("learned"):  # initial_h: the trained s0 for every item (c starts at zero)
+        s0 = g.weight(first["learned"], params[first["learned"]])
+        inputs.append(g.initial(s0, g.dim(x, 1), H, (1,)))
+    while inputs[-1] == "":
+        inputs.pop()
     attrs = kind.onnx_attributes(first.get("activation"), len(states))
     y = g.op(
         kind.onnx_operator, inputs, hint=f"{layer}.Y", hidden_size=H, direction=direction, **attrs
@@ -256,8 +277,21 @@ def _loop(g: Builder, folded, params, members, values, item_steps, batch) -> dic
         for m, names in rings.items()
         for ring in names
     ]
+    learned = {m: d["learned"] for m, d in nodes.items() if d.get("learned")}
+    for m in learned:  # its ring holds s0 at first: only its own recurrence may read it
+        if any(t in inside and t != m and lag for _, t, lag in folded.out_edges(m, data="lag")):
+            raise SpecError(
+                f"layer `{nodes[m]['layer']}`: a learned initial state read across steps "
+                f"by another layer of its feedback loop has no ONNX export yet",
+                nodes[m]["path"] + ("initial_state",),
+            )
+    s0 = {m: g.weight(key, params[key]) for m, key in learned.items()}
     initial = [
-        g.zeros(batch, nodes[m]["size"], (depth[m],)) for m, names in rings.items() for _ in names
+        g.initial(s0[m], batch, nodes[m]["size"], (depth[m],))
+        if m in s0 and k == 0
+        else g.zeros(batch, nodes[m]["size"], (depth[m],))
+        for m, names in rings.items()
+        for k, _ in enumerate(names)
     ]
     scan_inputs, element_inputs, projected = [], [], {}
     for m in members:
@@ -277,6 +311,7 @@ def _loop(g: Builder, folded, params, members, values, item_steps, batch) -> dic
         element_inputs.append(body.value_info(live, ["B", 1], "bool"))
 
     now: dict[str, tuple] = {}
+    carried: dict[str, tuple] = {}  # what the rings keep, where it is not `now`
 
     def read(source: str, lag: int, carry: int = 0) -> str:
         if lag == 0:
@@ -304,12 +339,15 @@ def _loop(g: Builder, folded, params, members, values, item_steps, batch) -> dic
         else:
             bias = g.weight(_bias(data), params[_bias(data)])
             new = (body.activation(data["activation"], body.add(xw, bias)),)
+        if live is not None and m in s0:  # past an item's end its ring holds s0 again
+            h = body.op("Where", [live, new[0], s0[m]])
+            carried[m] = (h, *(body.op("Where", [live, c, body.scalar(0.0)]) for c in new[1:]))
         if live is not None:
             new = tuple(body.op("Where", [live, value, body.scalar(0.0)]) for value in new)
         now[m] = new
     state_outputs, element_outputs = [], []
     for m, names in rings.items():
-        for ring, value in zip(names, now[m]):
+        for ring, value in zip(names, carried.get(m, now[m])):
             latest = body.unsqueeze(value, [0])
             if depth[m] > 1:
                 latest = body.concat([body.slice(ring, 0, 1), latest], axis=0)

@@ -14,7 +14,7 @@ from composer.engine.plan import Plan, compile_plan
 from composer.engine.walk import handed_carries
 from composer.graph.unrolled import unroll
 from composer.interop.onnx_graph import Builder
-from composer.interop.onnx_plain import input_dims, sorted_nodes
+from composer.interop.onnx_plain import encoded, input_info, sorted_nodes
 from composer.kinds import KINDS
 
 __all__ = ["unrolled_graph"]
@@ -34,12 +34,14 @@ class _Writer:
         self.g, self.plan, self.params = g, plan, params
         self.values: dict[tuple[str, int], tuple[str, ...]] = {}
         self.batch = None
+        self.sources: dict[str, str] = {}  # each input as (B, T_in, size) vectors
 
     def write(self):
         g, plan, folded = self.g, self.plan, self.plan.folded
         inputs = []
         for name in sorted_nodes(folded, "input"):
-            inputs.append(g.value_info(name, input_dims(folded, name, plan.steps)))
+            inputs.append(input_info(g, folded, name, plan.steps))
+            self.sources[name] = encoded(g, folded, self.params, name)
             if self.batch is None:
                 self.batch = g.dim(name, 0)
         outputs = []
@@ -69,7 +71,8 @@ class _Writer:
         g = self.g
         if v.role == "input":
             offset = self.plan.window(v.name).start
-            return (g.op("Gather", [v.name, g.const(t - offset)], axis=1, hint=f"{v.name}@{t}"),)
+            source = self.sources[v.name]
+            return (g.op("Gather", [source, g.const(t - offset)], axis=1, hint=f"{v.name}@{t}"),)
         total = None
         for feed in v.feeds:
             if self.available(feed.source, t - feed.lag):
@@ -96,6 +99,9 @@ class _Writer:
             names = KINDS[self.plan.vectors[origin].kind].carries
             handed = dict(zip(names, self.values[(origin, at)]))
             given = {name: handed[name] for name in handed_carries(kind.carries, names)}
+        if v.learned:  # a trained initial state: h from `<layer>.s0`, other carries zero
+            s0 = self.g.weight(v.learned, self.params[v.learned])
+            given = {"h": self.g.initial(s0, self.batch, v.size)}
         return tuple(
             given[name] if name in given else self.g.zeros(self.batch, v.size)
             for name in kind.carries

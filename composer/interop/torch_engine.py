@@ -21,7 +21,7 @@ import numpy as np
 from composer.engine.batches import output_steps
 from composer.engine.inputs import batched, split_lengths
 from composer.engine.lengths import check_lengths, item_steps
-from composer.errors import DataError
+from composer.errors import DataError, SpecError
 from composer.interop import need
 from composer.interop.torch_keys import grads_from_state
 from composer.interop.torch_module import to_torch
@@ -131,6 +131,13 @@ class TorchEngine:
     """A minibatch's loss and gradients through the module, for `composer.train`."""
 
     def __init__(self, graph: nx.MultiDiGraph, dtype: str = "float32", device: str | None = None):
+        for _, target, data in graph.edges(data=True):
+            if data.get("dropout"):  # the module runs without it: training would differ
+                raise SpecError(
+                    f"layer `{graph.nodes[target]['layer']}`: dropout is not applied by the "
+                    "torch engine yet; train it with --engine numpy",
+                    graph.nodes[target]["path"],
+                )
         self.graph, self.dtype = graph, getattr(torch, dtype)
         self.world = world_size()
         self.distributed = self.world > 1

@@ -4,9 +4,13 @@ Every spec layer is one submodule named after the layer: a recurrent layer holds
 `torch.nn` module as `rnn` (`nn.RNN`, `nn.LSTM` or `nn.GRU`, one layer, both directions
 of a bidirectional one) and its readout as `readout` (`nn.Linear`); a dense layer holds
 `linear` (`nn.Linear`); a connection `{from: a, to: b}` is `b.W_a`, an `nn.Linear`
-without bias. Matrices are transposed (PyTorch keeps (out, in)); a bias that stands for
-PyTorch's two summed (`Kind.torch_biases`) exports as bias_ih = b, bias_hh = 0, which is
-exact, and imports as their sum.
+without bias. A token input with `embed: E` is a submodule named after the input holding
+its `nn.Embedding` as `embedding` (`<input>.E` is `<input>.embedding.weight`, (N, E) in
+both); a layer with `initial_state: learn` holds its trained initial state `<layer>.s0`
+as the parameter `s0` of its submodule, so the key is the same in both. Matrices are
+transposed (PyTorch keeps (out, in)); a bias that stands for PyTorch's two summed
+(`Kind.torch_biases`) exports as bias_ih = b, bias_hh = 0, which is exact, and imports as
+their sum.
 
 Examples
 --------
@@ -64,8 +68,12 @@ def torch_keys(graph: nx.MultiDiGraph) -> list[TorchKey]:
     """Every weight of a folded graph with its PyTorch names, in the parameter table's order."""
     shapes = param_shapes(graph)
     names: dict[str, tuple[tuple[str, ...], bool]] = {}
-    for _, data in graph.nodes(data=True):
+    for node, data in graph.nodes(data=True):
         layer, role = data.get("layer"), data["role"]
+        if role == "input" and data.get("embed"):
+            names[f"{node}.E"] = ((f"{node}.embedding.weight",), False)
+        if data.get("learned"):
+            names[data["learned"]] = ((data["learned"],), False)
         if role == "state":
             kind, sfx = KINDS[data["kind"]], data["suffix"]
             tail = "_l0" + ("_reverse" if sfx else "")

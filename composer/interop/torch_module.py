@@ -9,14 +9,17 @@ How it runs, per call (the plan is the one the NumPy engine runs at that T):
 - **natively**, a recurrent layer that exists at every step, reads its inputs at the same
   step, has no connection into it, no dilation, no hand-over of a state, and an
   activation its `torch.nn` module has: one call of that module over all steps, so
-  cuDNN on a GPU and oneDNN on the CPU; with lengths, through a packed sequence;
+  cuDNN on a GPU and oneDNN on the CPU; with lengths, through a packed sequence; a
+  trained initial state (`initial_state: learn`) is the module's h0;
 - **through a cell loop** everything else the spec can say (dilations, Jordan feedback,
   windows, hand-over, absent inputs, backward-only layers): the plan's groups in order,
   step by step, each kind's `tensor_step` on the file's layout of the same parameters.
 
-Readouts and dense layers run over all their steps at once. Lengths follow the contract
-of `docs/sequences.md`: a network whose layers all run natively and that could run packed
-runs packed; any other runs grouped by each item's T.
+Token inputs (`vocab`) are ids: embedded by the input's `nn.Embedding` (`embed`) or
+one-hot, before anything runs. Readouts and dense layers run over all their steps at
+once. Lengths follow the contract of `docs/sequences.md` (a `padding_id` gives them): a
+network whose layers all run natively and that could run packed runs packed; any other
+runs grouped by each item's T.
 """
 
 from __future__ import annotations
@@ -31,10 +34,12 @@ from composer.engine.inputs import LENGTHS_SUFFIX, check_inputs, infer_steps, in
 from composer.engine.lengths import check_lengths, item_steps
 from composer.engine.pipeline import plan_for_steps
 from composer.engine.plan import Plan, Vector
+from composer.engine.tokens import check_ids, padding_lengths, token_vocab
 from composer.engine.walk import handed_carries
 from composer.errors import DataError, SpecError
+from composer.graph.features import refuse_extended
 from composer.graph.weights import check_params
-from composer.interop import need, refuse_tokens
+from composer.interop import need
 from composer.interop.torch_keys import from_state, to_state, torch_keys
 from composer.kinds import KINDS
 from composer.training.losses import softmax_source
@@ -56,7 +61,12 @@ def to_torch(
 
 
 class _Layer(nn.Module):
-    """One spec layer's parameters: `rnn` and `readout`, or `linear`, and connections."""
+    """One spec layer's parameters: `rnn` and `readout`, or `linear`, and connections;
+    `s0`, its trained initial state, with `initial_state: learn`."""
+
+
+class _Input(nn.Module):
+    """A token input's parameters: its `nn.Embedding` as `embedding`."""
 
 
 class ComposerModule(nn.Module):
@@ -69,7 +79,13 @@ class ComposerModule(nn.Module):
 
     def __init__(self, graph: nx.MultiDiGraph, dtype=None):
         super().__init__()
-        refuse_tokens(graph, "the PyTorch module")
+        for _, data in graph.nodes(data=True):
+            if data["role"] in ("state", "dense") and data.get("bias") is False:
+                raise SpecError(
+                    f"layer `{data['layer']}`: `bias: false` has no PyTorch module yet",
+                    data["path"] + ("bias",),
+                )
+        refuse_extended(graph, "the PyTorch module")  # taps, merges, two passes: not yet
         self.graph = graph
         self._plans: dict[tuple[int, bool], Plan] = {}
         self._keys = torch_keys(graph)
@@ -86,6 +102,19 @@ class ComposerModule(nn.Module):
                     ("layers",),
                 )
             self.add_module(layer, self._layer(layer, nodes, shapes, dtype))
+        self._vocab = token_vocab(graph)
+        for name in self._vocab:
+            if graph.nodes[name].get("embed"):
+                if hasattr(self, name):
+                    raise SpecError(
+                        f"input `{name}` has the name of an nn.Module attribute; rename it to "
+                        "use the network in PyTorch",
+                        ("inputs",),
+                    )
+                rows, cols = shapes[f"{name}.E"]
+                embedding = _Input()
+                embedding.embedding = nn.Embedding(rows, cols, dtype=dtype)
+                self.add_module(name, embedding)
         for _, target, data in graph.edges(data=True):
             if data["role"] == "connection":
                 rows, cols = shapes[data["weight"]]
@@ -99,10 +128,13 @@ class ComposerModule(nn.Module):
     def _layer(layer: str, nodes: list[dict], shapes: dict, dtype) -> _Layer:
         module = _Layer()
         for data in nodes:
+            if data.get("learned"):
+                module.s0 = nn.Parameter(torch.zeros(shapes[data["learned"]], dtype=dtype))
             if data["role"] == "state" and not data["suffix"]:
                 kind = KINDS[data["kind"]]
                 if not kind.torch_class:
-                    raise SpecError(f"layer `{layer}`: its kind has no PyTorch module", ())
+                    what = f"`{kind.option}`" if getattr(kind, "option", None) else "its kind"
+                    raise SpecError(f"layer `{layer}`: {what} has no PyTorch module yet", ())
                 fan_in = shapes[f"{layer}.{kind.input_weight}"][0]
                 options = kind.torch_options(data["activation"]) or {}
                 bidirectional = any(d["role"] == "state" and d["suffix"] for d in nodes)
@@ -171,13 +203,26 @@ class ComposerModule(nn.Module):
                 raise DataError(f"the network has inputs {', '.join(names)}: pass a dict")
             inputs = {names[0]: inputs}
         dtype = next(self.parameters()).dtype
-        arrays = {name: torch.as_tensor(value, dtype=dtype) for name, value in inputs.items()}
-        flat = all(a.dim() == 2 for a in arrays.values())
+        arrays = {  # ids keep their integer type, to be checked
+            name: torch.as_tensor(value, dtype=None if name in self._vocab else dtype)
+            for name, value in inputs.items()
+        }
+        flat = all(a.dim() == (1 if n in self._vocab else 2) for n, a in arrays.items())
         if flat:
             if lengths is not None:
                 raise DataError("lengths describe a batch: give (B, T_in, F) inputs with them")
             arrays = {name: a.unsqueeze(0) for name, a in arrays.items()}
         shapes = {name: _shape_only(a) for name, a in arrays.items()}
+        ids = {name: a for name, a in arrays.items() if name in self._vocab}
+        for name, a in ids.items():  # integer ids in range, or one line naming item and step
+            if a.dim() == 2:
+                check_ids(f"input {name!r}", a.cpu().numpy(), self._vocab[name])
+        if lengths is None and not flat:  # `padding_id` ends each item
+            lengths = padding_lengths(self.graph, {n: a.cpu().numpy() for n, a in ids.items()})
+            lengths = lengths or None
+        for name, a in ids.items():
+            if a.dim() == 2:
+                arrays[name] = self._tokens(name, a.long(), dtype)
         if lengths is not None:
             result = self._padded(arrays, shapes, lengths, steps, bptt, logits)
         else:
@@ -187,6 +232,13 @@ class ComposerModule(nn.Module):
         if flat:
             result = tuple({k: v[0] for k, v in part.items()} for part in result)
         return result
+
+    def _tokens(self, name: str, ids, dtype):
+        """A token input's (B, T_in) ids as (B, T_in, size) vectors: its embedding's rows,
+        or one-hot."""
+        if name in self._modules:
+            return self._modules[name].embedding(ids)
+        return nn.functional.one_hot(ids, self._vocab[name]).to(dtype)
 
     def _plan(self, steps: int, every_step: bool = False) -> Plan:
         """The plan at T = `steps`; `every_step`: with every output emitted at every step
@@ -272,8 +324,10 @@ def native_layer(
 
 
 def _shape_only(tensor) -> np.ndarray:
-    """A zero-memory array with a tensor's shape, for the shape checks of the engine."""
-    return np.broadcast_to(np.zeros((), np.float64), tuple(tensor.shape))
+    """A zero-memory array with a tensor's shape (and kind: ids stay integers), for the
+    shape checks of the engine."""
+    kind = np.float64 if tensor.is_floating_point() else np.int64
+    return np.broadcast_to(np.zeros((), kind), tuple(tensor.shape))
 
 
 class _Values:
@@ -349,15 +403,16 @@ class _Pass:
         feeds = sorted(forward.feeds, key=lambda f: f.rows[0])
         x = torch.cat([self._over(f.source) for f in feeds], -1) if len(feeds) > 1 else None
         x = self._over(feeds[0].source) if x is None else x
+        state = self._learned(forward)
         if self.per_item is not None:
             lengths = torch.as_tensor(self.per_item, dtype=torch.int64)
             packed = nn.utils.rnn.pack_padded_sequence(
                 x, lengths, batch_first=True, enforce_sorted=False
             )
-            out, _ = rnn(packed)
+            out, _ = rnn(packed, state)
             out = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=self.T)[0]
         elif self.bptt is not None:  # detach the carried state every bptt steps
-            parts, state = [], None
+            parts = []
             for a in range(0, self.T, self.bptt):
                 part, state = rnn(x[:, a : a + self.bptt], state)
                 parts.append(part)
@@ -368,10 +423,19 @@ class _Pass:
                 )
             out = torch.cat(parts, 1)
         else:
-            out, _ = rnn(x)
+            out, _ = rnn(x, state)
         size = forward.size
         for i, name in enumerate(states):
             self.values[name] = _Values(out[..., i * size : (i + 1) * size])
+
+    def _learned(self, v: Vector):
+        """A layer's trained initial state as its `torch.nn` module's (h0[, c0]), or None."""
+        if not v.learned:
+            return None
+        h0 = self.weights[v.learned].expand(1, self.batch, v.size).contiguous()
+        names = KINDS[v.kind].carries
+        carries = tuple(h0 if name == "h" else torch.zeros_like(h0) for name in names)
+        return carries if len(carries) > 1 else carries[0]
 
     def _over(self, name: str):
         """A vector's values over all T steps, (B, T, size)."""
@@ -470,6 +534,9 @@ class _Pass:
                 prev = tuple(p.detach() for p in prev)
             return prev
         zero = self.weights[v.recurrence.weight].new_zeros((self.batch, v.size))
+        if v.learned:  # a trained initial state: h from `<layer>.s0`, other carries zero
+            h0 = self.weights[v.learned].expand(self.batch, v.size)
+            return tuple(h0 if name == "h" else zero for name in kind.carries)
         if v.handover is None:
             return tuple(zero for _ in kind.carries)
         origin, step = v.handover

@@ -18,8 +18,8 @@ from composer.kinds.base import (
 )
 from composer.kinds.dense import DENSE
 from composer.kinds.elman import ELMAN
-from composer.kinds.gru import GRU
-from composer.kinds.lstm import LSTM
+from composer.kinds.gru import GRU, GRU_LAYER_NORM, GRU_RESET_BEFORE
+from composer.kinds.lstm import LSTM, LSTM_LAYER_NORM
 
 __all__ = [
     "KINDS",
@@ -33,5 +33,9 @@ __all__ = [
     "exports_onnx",
 ]
 
-#: every layer kind by the spec's `kind` name.
-KINDS: dict[str, Kind] = {kind.name: kind for kind in (ELMAN, LSTM, GRU, DENSE)}
+#: every layer kind by its name: the spec's `kind`, and the variants an option selects
+#: (`Kind.variant`; their `spec_kind` is the spec's name).
+KINDS: dict[str, Kind] = {
+    kind.name: kind
+    for kind in (ELMAN, LSTM, LSTM_LAYER_NORM, GRU, GRU_RESET_BEFORE, GRU_LAYER_NORM, DENSE)
+}

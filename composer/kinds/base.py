@@ -72,6 +72,7 @@ class WeightInfo:
     formula: str
     bound: float
     summed: bool = False
+    scheme: str = "default"  # how `init` starts it when the spec names no scheme
 
 
 class Kind:
@@ -96,6 +97,21 @@ class Kind:
     biases: tuple[tuple[str, bool], ...] = (("b", True),)
     tape_numbers: int = 0
     picture: Picture | None = None
+    #: the spec's `kind` this object computes (a variant, such as a GRU that resets before
+    #: its recurrent product, is registered under its own name but is still that kind)
+    spec_kind: str = ""
+    #: the spec option that selects this variant, such as `layer_norm: true` ("" for a kind)
+    option: str = ""
+    #: whether its training steps honour `recurrent_dropout` (`Track.recurrent_mask`)
+    takes_recurrent_dropout: bool = False
+    #: the gate whose bias `init: {forget_bias: v}` sets, as an index in PyTorch's order
+    forget_gate: int | None = None
+
+    def variant(self, layer) -> Kind:
+        """The registered kind that computes a spec layer of this kind with its options
+        (`self` unless an option changes the equations)."""
+        return self
+
     onnx_operator: str | None = None
     onnx_gates: tuple[int, ...] = (0,)
 
@@ -118,17 +134,18 @@ class Kind:
         """The columns of a weight feeding this kind, as a formula: `H`, `4*H` or `out`."""
         return f"{self.gates}*H" if self.gates > 1 else "H"
 
-    def weights(self, fan_in: int, size: int) -> list[WeightInfo]:
+    def weights(self, fan_in: int, size: int, bias: bool = True) -> list[WeightInfo]:
         """The weights of one copy (one direction) of a layer: its input weight, its
-        recurrent weight and its biases, with PyTorch's default init range U(-k, k),
-        k = 1/sqrt(H)."""
+        recurrent weight and (unless `bias` is False) its biases, with PyTorch's default
+        init range U(-k, k), k = 1/sqrt(H)."""
         cols, formula, bound = self.columns(size), self.columns_formula(), 1 / math.sqrt(size)
         rows = [
             WeightInfo(self.input_weight, (fan_in, cols), f"in*{formula}", bound),
             WeightInfo("Ws", (size, cols), f"H*{formula}", bound),
         ]
+        biases = self.biases if bias else ()
         return rows + [
-            WeightInfo(suffix, (cols,), formula, bound, summed) for suffix, summed in self.biases
+            WeightInfo(suffix, (cols,), formula, bound, summed) for suffix, summed in biases
         ]
 
     # -- run ------------------------------------------------------------------------------
@@ -230,9 +247,25 @@ class Kind:
         """The gradient w.r.t. h_prev Ws at every step: what Ws's gradient is made of."""
         return track.dxw
 
+    def recurrent_weight_gradient(self, track, a: int, b: int) -> np.ndarray:
+        """Ws's gradient from track indexes a..b-1: the sum over steps of (what the
+        recurrence read)^T (`recurrent_gradient`), the read state masked when the layer
+        has recurrent dropout."""
+        lag, H = track.lag, track.size
+        read = track.h[a - lag : b - lag]
+        if track.recurrent_mask is not None:
+            read = read * track.recurrent_mask
+        d = self.recurrent_gradient(track)[a:b]
+        return read.reshape(-1, H).T @ d.reshape(-1, d.shape[-1])
+
     def bias_gradients(self, dxw: np.ndarray, drec: np.ndarray) -> tuple[np.ndarray, ...]:
         """Per bias (in `biases` order), the rows whose sum is its gradient."""
         return (dxw,)
+
+    def bias_rows(self, track, a: int, b: int, dxw: np.ndarray, drec: np.ndarray) -> tuple:
+        """`bias_gradients` for track indexes a..b-1 (`dxw` and `drec` flattened over them),
+        for a kind whose biases need more of its track than those two."""
+        return self.bias_gradients(dxw, drec)
 
 
 def prepare(kind: Kind, weight: np.ndarray, state_size: int) -> np.ndarray:
@@ -246,8 +279,8 @@ def prepare(kind: Kind, weight: np.ndarray, state_size: int) -> np.ndarray:
     >>> prepare(KINDS["lstm"], b, 1)
     array([0. , 0.5, 1.5, 2. ])
     """
-    if kind.gates == 1:
-        return np.ascontiguousarray(weight)
+    if kind.gates == 1 or weight.shape[-1] != kind.gates * state_size:
+        return np.ascontiguousarray(weight)  # one gate, or a per-unit vector (a norm's gain)
     H = state_size
     out = np.concatenate([weight[..., k * H : (k + 1) * H] for k in kind.order], axis=-1)
     out[..., : kind.sigmoid_gates * H] *= 0.5
@@ -267,7 +300,7 @@ def gate_stack(kind: Kind, prepared: np.ndarray, state_size: int) -> np.ndarray:
            [2., 6.],
            [3., 7.]])
     """
-    if kind.gates == 1:
+    if kind.gates == 1 or prepared.shape[-1] != kind.gates * state_size:
         return prepared
     rows = prepared.shape[:-1] or (1,)
     stacked = prepared.reshape(*rows, kind.gates, state_size)
@@ -280,7 +313,7 @@ def unprepare(kind: Kind | None, grad: np.ndarray, state_size: int) -> np.ndarra
     `prepare` reorders gate blocks and halves the sigmoid ones, so the gradient w.r.t. an
     original sigmoid column is half the prepared one, moved back in place.
     """
-    if kind is None or kind.gates == 1:
+    if kind is None or kind.gates == 1 or grad.shape[-1] != kind.gates * state_size:
         return grad
     H = state_size
     out = np.empty_like(grad)

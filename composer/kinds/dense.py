@@ -16,7 +16,7 @@ __all__ = ["DENSE"]
 class _Dense(Kind):
     """Stateless: its pre-activation is its inputs' projection, activated in place."""
 
-    name = "dense"
+    name = spec_kind = "dense"
     stateful = False
     carries = ()
     input_weight = "W"
@@ -25,13 +25,12 @@ class _Dense(Kind):
     def columns_formula(self) -> str:
         return "out"
 
-    def weights(self, fan_in: int, size: int) -> list[WeightInfo]:
-        """W and b, PyTorch's nn.Linear init: U(-k, k), k = 1/sqrt(fan_in)."""
+    def weights(self, fan_in: int, size: int, bias: bool = True) -> list[WeightInfo]:
+        """W and (unless `bias` is False) b, PyTorch's nn.Linear init: U(-k, k),
+        k = 1/sqrt(fan_in)."""
         bound = 1 / math.sqrt(fan_in)
-        return [
-            WeightInfo("W", (fan_in, size), "in*out", bound),
-            WeightInfo("b", (size,), "out", bound),
-        ]
+        rows = [WeightInfo("W", (fan_in, size), "in*out", bound)]
+        return rows + ([WeightInfo("b", (size,), "out", bound)] if bias else [])
 
 
 DENSE = _Dense()

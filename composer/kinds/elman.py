@@ -48,7 +48,8 @@ def _activation(name: str) -> Callable[..., np.ndarray]:
 class Elman(Kind):
     """One gate, one activation of the spec's choosing; the bias is PyTorch's two summed."""
 
-    name = "elman"
+    name = spec_kind = "elman"
+    takes_recurrent_dropout = True
     picture = Picture(tag="s", shape="ellipse", fill="#fef3c7")
     onnx_operator = "RNN"
 
@@ -85,7 +86,10 @@ class Elman(Kind):
     def cached_forward(self, track, a: int, b: int, reverse: bool) -> None:
         act, lag, Ws, bias = _activation(track.vector.activation), track.lag, track.Ws, track.bias
         views = [(track.xw, 0), (track.h, lag), (track.h, 0)]
+        mask = track.recurrent_mask
         for x_t, s_prev, s in zip(*aligned(views, a, b, reverse, track.rows)):
+            if mask is not None:  # variational dropout: the recurrence reads s_prev * m
+                s_prev = s_prev * mask[: len(s_prev)]
             np.matmul(s_prev, Ws, out=s)
             np.add(s, x_t, out=s)
             np.add(s, bias, out=s)
@@ -98,13 +102,15 @@ class Elman(Kind):
             activation_slope(track.vector.activation, track.h[u:w], out=track.factor[u:w])
 
     def backward(self, track, a: int, b: int, reverse: bool) -> None:
-        lag, WsT, tmp = track.lag, track.WsT, track.tmp
+        lag, WsT, tmp, mask = track.lag, track.WsT, track.tmp, track.recurrent_mask
         views = [(track.g, 0), (track.g, lag), (track.dxw, 0), (track.factor, 0), (track.keep, 0)]
         for dh, dh_prev, da, slope, keep in zip(*aligned(views, a, b, not reverse, track.rows)):
             np.multiply(dh, slope, out=da)
             if keep:
                 product = tmp[: len(da)]
                 np.matmul(da, WsT, out=product)
+                if mask is not None:
+                    product *= mask[: len(da)]
                 np.add(dh_prev, product, out=dh_prev)
 
 

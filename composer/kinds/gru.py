@@ -12,9 +12,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from composer.kinds.base import Kind, Picture, aligned
+from composer.errors import SpecError
+from composer.kinds.base import Kind, Picture, WeightInfo, aligned
 
-__all__ = ["GRU", "gru_step"]
+__all__ = [
+    "GRU",
+    "GRU_RESET_BEFORE",
+    "GRU_LAYER_NORM",
+    "gru_step",
+    "gru_reset_before_step",
+    "gru_layer_norm_step",
+]
 
 #: a pass of derivative factors covers a few steps at a time, to stay in a core's cache
 _CHUNK_BYTES = 1 << 19
@@ -52,7 +60,11 @@ def gru_step(
 class _GRU(Kind):
     """Three gates and two biases, `bx` and `bs`, as PyTorch's bias_ih and bias_hh."""
 
-    name = "gru"
+    name = spec_kind = "gru"
+    takes_recurrent_dropout = True
+    #: whether r multiplies the recurrent product (PyTorch; ONNX `linear_before_reset=1`)
+    #: or the state before it (Cho et al.; ONNX's default 0): what an exporter must write
+    reset_after = True
     gates = 3
     order = (0, 1, 2)
     sigmoid_gates = 2
@@ -93,7 +105,14 @@ class _GRU(Kind):
         n = (x_n + r * h_n).tanh()
         return ((1 - z) * n + z * h_prev,)
 
+    def variant(self, layer) -> Kind:
+        if getattr(layer, "layer_norm", False):
+            return GRU_LAYER_NORM
+        return GRU if getattr(layer, "reset_after", True) else GRU_RESET_BEFORE
+
     def fold_biases(self, biases):
+        if not biases:  # `bias: false`
+            return None, 0.0
         bx, bs = biases
         bias = bx.copy()
         bias[:2] += bs[:2]  # bs's r and z parts always appear summed with bx's
@@ -125,11 +144,13 @@ class _GRU(Kind):
     def cached_forward(self, track, a: int, b: int, reverse: bool) -> None:
         tr = track
         lag, Ws, H, gh, bs_n = tr.lag, tr.Ws, tr.size, tr.tmp, tr.extra
+        mask = tr.recurrent_mask
         views = [(tr.xw, 0), (tr.h, lag), (tr.h, 0), (tr.hn, 0)]
         for x_t, h_prev, h, hn in zip(*aligned(views, a, b, reverse, tr.rows)):
             gh = tr.tmp[: len(h)]
             np.add(x_t, tr.bias, out=x_t)
-            np.matmul(h_prev, Ws, out=gh)
+            # variational dropout: the recurrent product reads h_prev * m, the mix h_prev
+            np.matmul(h_prev if mask is None else h_prev * mask[: len(h)], Ws, out=gh)
             rz = x_t[:, : 2 * H]  # x_t becomes the cache [r, z, n]
             np.add(rz, gh[:, : 2 * H], out=rz)
             np.tanh(rz, out=rz)
@@ -172,7 +193,7 @@ class _GRU(Kind):
     def backward(self, track, a: int, b: int, reverse: bool) -> None:
         tr = track
         lag, WsT, tmp_h, H = tr.lag, tr.WsT, tr.tmp_h, tr.size
-        B = tr.h.shape[1]
+        B, mask = tr.h.shape[1], tr.recurrent_mask
         dgh4 = tr.dgh.reshape(len(tr.dgh), B, 3, H)
         k4 = tr.factor  # [dA_n/dh, dA_z/dh, dA_r/dA_n, r] per step
         views = [(tr.g, 0), (tr.g, lag), (tr.dgh, 0), (dgh4, 0), (tr.dxw, 0), (k4, 0)]
@@ -188,6 +209,8 @@ class _GRU(Kind):
             np.copyto(dxw[:, : 2 * H], dgh[:, : 2 * H])  # r and z enter xw and h_prev Ws alike
             if keep:
                 np.matmul(dgh, WsT, out=tmp_h)
+                if mask is not None:
+                    tmp_h *= mask[: len(dh)]
                 np.add(dh_prev, tmp_h, out=dh_prev)
                 np.multiply(dh, z, out=tmp_h)
                 np.add(dh_prev, tmp_h, out=dh_prev)
@@ -199,4 +222,316 @@ class _GRU(Kind):
         return dxw, drec  # bs: its r, z parts act like bx's, its n part on h_prev Ws
 
 
+def gru_reset_before_step(
+    xw: np.ndarray,
+    h_prev: np.ndarray,
+    Ws: np.ndarray,
+    h: np.ndarray,
+    work: tuple,
+) -> np.ndarray:
+    """One step of the GRU that resets before its recurrent product, into `h`.
+
+    `xw` (3, B, H) holds x Wx + bx + bs (every part of bs adds outside the reset gate);
+    `Ws` is (3, H, H), gate-major.
+    """
+    gh, rz, r, z, n, rh = work
+    np.matmul(h_prev, Ws[:2], out=rz)
+    np.add(rz, xw[:2], out=rz)
+    np.tanh(rz, out=rz)
+    rz *= 0.5  # halved weights: sigmoid(x) = (tanh(x / 2) + 1) / 2
+    rz += 0.5
+    np.multiply(r, h_prev, out=rh)
+    np.matmul(rh, Ws[2], out=n)
+    np.add(n, xw[2], out=n)
+    np.tanh(n, out=n)
+    np.subtract(h_prev, n, out=h)
+    np.multiply(h, z, out=h)
+    np.add(h, n, out=h)
+    return h
+
+
+class _GRUResetBefore(_GRU):
+    """The GRU of Cho et al. 2014 (`reset_after: false`; ONNX's `linear_before_reset=0`,
+    Keras' `reset_after=False`): the reset gate scales the state before its product.
+
+        r, z = sigmoid(x Wx + bx + h_prev Ws + bs)          (their columns)
+        n = tanh(x Wx_n + bx_n + (r * h_prev) Ws_n + bs_n)
+        h = (1 - z) * n + z * h_prev
+
+    The weights are the GRU's, so both biases only ever appear summed: they fold into one.
+    """
+
+    name = "gru_reset_before"
+    option = "reset_after: false"
+
+    # PyTorch (the interop stage): no torch.nn module computes this variant, and the
+    # base kind's module and cell step would compute another network: refuse instead
+    torch_class = ""
+
+    def tensor_step(self, *args, **kwargs):
+        raise SpecError(f"`{self.option}` has no PyTorch module or cell step yet")
+
+    reset_after = False  # no nn.GRU computes this: a converter must use a cell loop or refuse
+    tape_numbers = 2  # r * h_prev, and its gradient's scratch
+    picture = Picture(tag="GRU h (reset before)", shape="hexagon", fill="#ede9fe")
+
+    def variant(self, layer) -> Kind:
+        return GRU.variant(layer)
+
+    def onnx_attributes(self, activation, directions: int) -> dict:
+        return {"linear_before_reset": 0}  # ONNX's default: r scales h_prev first
+
+    def onnx_step(self, g, xw, prev, recurrent, biases, activation):
+        (h_prev,) = prev
+        bx, bs = biases
+        gx = bx if xw is None else g.add(xw, bx)
+        x_r, x_z, x_n = g.split(gx, 3)
+        h_r, h_z, _ = g.split(g.add(g.matmul(h_prev, recurrent), bs), 3)
+        r, z = g.sigmoid(g.add(x_r, h_r)), g.sigmoid(g.add(x_z, h_z))
+        _, _, h_n = g.split(g.add(g.matmul(g.mul(r, h_prev), recurrent), bs), 3)
+        n = g.tanh(g.add(x_n, h_n))
+        return (g.add(n, g.mul(z, g.sub(h_prev, n))),)
+
+    def fold_biases(self, biases):
+        if not biases:
+            return None, None
+        bx, bs = biases
+        return bx + bs, None
+
+    def workspace(self, batch: int, size: int, dtype) -> tuple:
+        gh = np.zeros((3, batch, size), dtype=dtype)
+        return gh, gh[:2], gh[0], gh[1], gh[2], np.zeros((batch, size), dtype=dtype)
+
+    def leading(self, work: tuple, rows: int) -> tuple:
+        full = work[0]
+        gh = full.reshape(-1)[: 3 * rows * full.shape[2]].reshape(3, rows, full.shape[2])
+        return gh, gh[:2], gh[0], gh[1], gh[2], work[5][:rows]
+
+    def forward(self, xw, prev, out, recurrent, extra, work, activation) -> None:
+        batch = work[0].shape[1]
+        for x_t, s_prev, s in zip(xw, prev[0], out[0]):
+            rows = len(s)
+            scratch = work if rows == batch else self.leading(work, rows)
+            gru_reset_before_step(x_t, s_prev, recurrent, s, scratch)
+
+    def tape(self, track, length: int, batch: int, dtype) -> None:
+        H = track.size
+        track.rh = np.zeros((length, batch, H), dtype)  # r * h_prev (masked), read by Ws_n
+        track.drh = np.empty((batch, H), dtype)
+
+    def tape_bias(self, bias: np.ndarray, batch: int) -> np.ndarray:
+        return bias
+
+    def cached_forward(self, track, a: int, b: int, reverse: bool) -> None:
+        tr = track
+        lag, Ws, H, mask = tr.lag, tr.Ws, tr.size, tr.recurrent_mask
+        views = [(tr.xw, 0), (tr.h, lag), (tr.h, 0), (tr.rh, 0)]
+        for x_t, h_prev, h, rh in zip(*aligned(views, a, b, reverse, tr.rows)):
+            read = h_prev if mask is None else h_prev * mask[: len(h)]
+            np.add(x_t, tr.bias, out=x_t)  # x_t becomes the cache [r, z, n]
+            rz, n = x_t[:, : 2 * H], x_t[:, 2 * H :]
+            rz += read @ Ws[:, : 2 * H]
+            np.tanh(rz, out=rz)
+            rz *= 0.5
+            rz += 0.5
+            np.multiply(x_t[:, :H], read, out=rh)
+            n += rh @ Ws[:, 2 * H :]
+            np.tanh(n, out=n)
+            np.subtract(h_prev, n, out=h)
+            np.multiply(h, x_t[:, H : 2 * H], out=h)
+            np.add(h, n, out=h)
+
+    def factors(self, track, a: int, b: int) -> None:
+        """Made step by step in `backward`."""
+
+    def backward(self, track, a: int, b: int, reverse: bool) -> None:
+        tr = track
+        lag, WsT, H, mask = tr.lag, tr.WsT, tr.size, tr.recurrent_mask
+        views = [(tr.g, 0), (tr.g, lag), (tr.dxw, 0), (tr.xw, 0), (tr.h, lag), (tr.keep, 0)]
+        for dh, dh_prev, da, gates, h_prev, keep in zip(
+            *aligned(views, a, b, not reverse, tr.rows)
+        ):
+            rows = len(dh)
+            r, z, n = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H :]
+            read = h_prev if mask is None else h_prev * mask[:rows]
+            da_r, da_z, da_n = da[:, :H], da[:, H : 2 * H], da[:, 2 * H :]
+            np.multiply(dh, 1 - z, out=da_n)
+            da_n *= 1 - n * n  # dA_n = dh * (1 - z) * tanh'
+            drh = tr.drh[:rows]
+            np.matmul(da_n, WsT[2 * H :], out=drh)  # the gradient of r * h_prev
+            np.multiply(drh * read, 2 * r * (1 - r), out=da_r)  # halved: 2 s (1 - s)
+            np.multiply(dh * (h_prev - n), 2 * z * (1 - z), out=da_z)
+            if keep:
+                through = drh * r + da[:, : 2 * H] @ WsT[: 2 * H]
+                if mask is not None:
+                    through *= mask[:rows]
+                dh_prev += through + dh * z
+
+    def recurrent_weight_gradient(self, track, a: int, b: int) -> np.ndarray:
+        """Ws's r and z columns from the state read, its n columns from r * h_prev."""
+        lag, H = track.lag, track.size
+        read = track.h[a - lag : b - lag]
+        if track.recurrent_mask is not None:
+            read = read * track.recurrent_mask
+        d = track.dxw[a:b].reshape(-1, 3 * H)
+        rz = read.reshape(-1, H).T @ d[:, : 2 * H]
+        return np.concatenate([rz, track.rh[a:b].reshape(-1, H).T @ d[:, 2 * H :]], axis=1)
+
+    def recurrent_gradient(self, track) -> np.ndarray:
+        return track.dxw
+
+    def bias_gradients(self, dxw: np.ndarray, drec: np.ndarray) -> tuple[np.ndarray, ...]:
+        return dxw, dxw  # bx and bs add up in every gate
+
+
 GRU = _GRU()
+GRU_RESET_BEFORE = _GRUResetBefore()
+
+
+def _normalise(a: np.ndarray, axes) -> tuple[np.ndarray, np.ndarray]:
+    """(a - mean) / std over `axes`, and that std (sqrt(var + eps)), keeping dims."""
+    centred = a - a.mean(axis=axes, keepdims=True)
+    std = np.sqrt((centred * centred).mean(axis=axes, keepdims=True) + 1e-5)
+    return centred / std, std
+
+
+def _normalise_back(dn: np.ndarray, n: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """The gradient w.r.t. a of n = (a - mean) / std, over the last axis, given dn."""
+    mean_dn = dn.mean(axis=-1, keepdims=True)
+    return (dn - mean_dn - n * (dn * n).mean(axis=-1, keepdims=True)) / std
+
+
+def gru_layer_norm_step(xw, h_prev, Ws, extra, h) -> None:
+    """One layer-normalised GRU step into `h`; gate-major `xw` (3, B, H) = x Wx and `Ws`
+    (3, H, H); `extra` = (bx, bs, gx, gs), gate-major (3, 1, H)."""
+    bx, bs, gx, gs = extra
+    a = _normalise(xw, (0, 2))[0] * gx + bx
+    s = _normalise(np.matmul(h_prev, Ws), (0, 2))[0] * gs + bs
+    r, z = 1 / (1 + np.exp(-(a[:2] + s[:2])))
+    n = np.tanh(a[2] + r * s[2])
+    np.subtract(h_prev, n, out=h)
+    np.multiply(h, z, out=h)
+    np.add(h, n, out=h)
+
+
+class _LayerNormGRU(_GRU):
+    """The GRU of `layer_norm: true`: the input and the recurrent pre-activations each
+    normalised over their 3H units before their gains and biases (as Ba et al. 2016 do for
+    an LSTM's two terms), then PyTorch's GRU:
+
+        a = LN(x Wx) * gx + bx,   s = LN(h_prev Ws) * gs + bs      (3H each; r, z, n)
+        r, z = sigmoid(a + s),   n = tanh(a_n + r * s_n),   h = (1 - z) * n + z * h_prev
+
+    Unhalved columns in PyTorch's order (a normalisation is not linear); step by step.
+    """
+
+    name = "gru_layer_norm"
+    option = "layer_norm: true"
+
+    # PyTorch (the interop stage): no torch.nn module computes this variant, and the
+    # base kind's module and cell step would compute another network: refuse instead
+    torch_class = ""
+
+    def tensor_step(self, *args, **kwargs):
+        raise SpecError(f"`{self.option}` has no PyTorch module or cell step yet")
+
+    sigmoid_gates = 0
+    biases = (("bx", False), ("bs", False), ("gx", False), ("gs", False))
+    tape_numbers = 14
+    picture = Picture(tag="GRU h (layer norm)", shape="hexagon", fill="#ede9fe")
+
+    onnx_operator = None  # no ONNX operator normalises: refused, not mis-exported
+    onnx_step = Kind.onnx_step
+
+    def variant(self, layer) -> Kind:
+        return GRU.variant(layer)
+
+    def weights(self, fan_in: int, size: int, bias: bool = True) -> list[WeightInfo]:
+        rows = _GRU.weights(self, fan_in, size, bias)
+        return [
+            WeightInfo(w.suffix, w.shape, w.formula, w.bound, False, "ones")
+            if w.suffix in ("gx", "gs")
+            else w
+            for w in rows
+        ]
+
+    def fold_biases(self, biases):
+        return None, tuple(biases)
+
+    def workspace(self, batch: int, size: int, dtype) -> tuple:
+        return ()
+
+    def leading(self, work: tuple, rows: int) -> tuple:
+        return work
+
+    def forward(self, xw, prev, out, recurrent, extra, work, activation) -> None:
+        for x_t, h_prev, h in zip(xw, prev[0], out[0]):
+            gru_layer_norm_step(x_t, h_prev, recurrent, extra, h)
+
+    def tape(self, track, length: int, batch: int, dtype) -> None:
+        shape3, shape1 = (length, batch, 3 * track.size), (length, batch, 1)
+        track.x_hat, track.s_hat = np.zeros(shape3, dtype), np.zeros(shape3, dtype)
+        track.x_std, track.s_std = np.ones(shape1, dtype), np.ones(shape1, dtype)
+        track.s_all = np.zeros(shape3, dtype)  # LN(h_prev Ws) * gs + bs
+        track.gate = np.zeros(shape3, dtype)  # r, z, n
+        track.da, track.dsa = np.zeros(shape3, dtype), np.zeros(shape3, dtype)
+        track.ds = np.zeros(shape3, dtype)  # the gradient of h_prev Ws
+
+    def tape_bias(self, bias, batch: int):
+        return bias
+
+    def cached_forward(self, track, a: int, b: int, reverse: bool) -> None:
+        tr, H = track, track.size
+        bx, bs, gx, gs = (np.reshape(v, -1) for v in tr.extra)
+        mask = tr.recurrent_mask
+        views = [(tr.xw, 0), (tr.h, tr.lag), (tr.h, 0), (tr.x_hat, 0), (tr.s_hat, 0)]
+        views += [(tr.x_std, 0), (tr.s_std, 0), (tr.s_all, 0), (tr.gate, 0)]
+        for xw, h_prev, h, xh, sh, xs, ss, s_all, gate in zip(
+            *aligned(views, a, b, reverse, tr.rows)
+        ):
+            read = h_prev if mask is None else h_prev * mask[: len(h)]
+            xh[...], xs[...] = _normalise(xw, -1)
+            sh[...], ss[...] = _normalise(read @ tr.Ws, -1)
+            pre = xh * gx + bx
+            s_all[...] = sh * gs + bs
+            gate[:, : 2 * H] = 1 / (1 + np.exp(-(pre[:, : 2 * H] + s_all[:, : 2 * H])))
+            gate[:, 2 * H :] = np.tanh(pre[:, 2 * H :] + gate[:, :H] * s_all[:, 2 * H :])
+            n, z = gate[:, 2 * H :], gate[:, H : 2 * H]
+            h[...] = n + z * (h_prev - n)
+
+    def factors(self, track, a: int, b: int) -> None:
+        """Made step by step in `backward`."""
+
+    def backward(self, track, a: int, b: int, reverse: bool) -> None:
+        tr, H = track, track.size
+        _, _, gx, gs = (np.reshape(v, -1) for v in tr.extra)
+        mask = tr.recurrent_mask
+        views = [(tr.g, 0), (tr.g, tr.lag), (tr.h, tr.lag), (tr.gate, 0), (tr.s_all, 0)]
+        views += [(tr.x_hat, 0), (tr.x_std, 0), (tr.s_hat, 0), (tr.s_std, 0), (tr.da, 0)]
+        views += [(tr.dsa, 0), (tr.ds, 0), (tr.dxw, 0), (tr.keep, 0)]
+        for step in zip(*aligned(views, a, b, not reverse, tr.rows)):
+            dh, dh_prev, h_prev, gate, s_all, xh, xs, sh, ss, da, dsa, ds, dxw, keep = step
+            r, z, n = gate[:, :H], gate[:, H : 2 * H], gate[:, 2 * H :]
+            dn = dh * (1 - z) * (1 - n * n)  # through tanh
+            dr = dn * s_all[:, 2 * H :] * r * (1 - r)
+            dz = dh * (h_prev - n) * z * (1 - z)
+            da[:, :H], da[:, H : 2 * H], da[:, 2 * H :] = dr, dz, dn
+            dsa[:, :H], dsa[:, H : 2 * H], dsa[:, 2 * H :] = dr, dz, dn * r
+            dxw[...] = _normalise_back(da * gx, xh, xs)
+            ds[...] = _normalise_back(dsa * gs, sh, ss)
+            if keep:
+                back = ds @ tr.WsT
+                dh_prev += (back if mask is None else back * mask[: len(dh)]) + dh * z
+
+    def recurrent_gradient(self, track) -> np.ndarray:
+        return track.ds
+
+    def bias_rows(self, track, a: int, b: int, dxw, drec) -> tuple:
+        def flat(array):
+            return array[a:b].reshape(-1, array.shape[-1])
+
+        da, dsa = flat(track.da), flat(track.dsa)
+        return da, dsa, da * flat(track.x_hat), dsa * flat(track.s_hat)
+
+
+GRU_LAYER_NORM = _LayerNormGRU()

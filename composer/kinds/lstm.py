@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from composer.kinds.base import Kind, Picture, aligned
+from composer.errors import SpecError
+from composer.kinds.base import Kind, Picture, WeightInfo, aligned
 
-__all__ = ["LSTM", "lstm_step"]
+__all__ = ["LSTM", "LSTM_LAYER_NORM", "lstm_step", "lstm_layer_norm_step"]
 
 
 def lstm_step(
@@ -45,7 +46,13 @@ def lstm_step(
 class _LSTM(Kind):
     """Four gates; carries h and the cell state c."""
 
-    name = "lstm"
+    name = spec_kind = "lstm"
+    takes_recurrent_dropout = True
+    forget_gate = 1
+
+    def variant(self, layer) -> Kind:
+        return LSTM_LAYER_NORM if getattr(layer, "layer_norm", False) else LSTM
+
     gates = 4
     order = (0, 1, 3, 2)
     sigmoid_gates = 3
@@ -116,7 +123,7 @@ class _LSTM(Kind):
         of all steps afterwards costs several times more."""
         tr = track
         lag, Ws, H, tmp = tr.lag, tr.Ws, tr.size, tr.tmp
-        bias = tr.bias
+        bias, mask = tr.bias, tr.recurrent_mask
         scale, offset = tr.slope_scale, tr.slope_offset
         sig_scale, sig_shift = tr.sig_scale, tr.sig_shift
         factor2d = tr.factor.reshape(len(tr.factor), -1, 4 * H)
@@ -133,6 +140,8 @@ class _LSTM(Kind):
                     tr.slope_offset[:n],
                 )
                 sig_scale, sig_shift = tr.sig_scale[:n], tr.sig_shift[:n]
+            if mask is not None:  # variational dropout: the recurrence reads h_prev * m
+                h_prev = h_prev * mask[: len(h_prev)]
             np.matmul(h_prev, Ws, out=tmp)
             np.add(gates, tmp, out=gates)
             np.add(gates, bias, out=gates)
@@ -161,7 +170,7 @@ class _LSTM(Kind):
 
     def backward(self, track, a: int, b: int, reverse: bool) -> None:
         tr = track
-        lag, WsT, tmp_h = tr.lag, tr.WsT, tr.tmp_h
+        lag, WsT, tmp_h, mask = tr.lag, tr.WsT, tr.tmp_h, tr.recurrent_mask
         B, H = tr.h.shape[1], tr.size
         dxw4 = tr.dxw.reshape(len(tr.dxw), B, 4, H)
         views = [(tr.g, 0), (tr.g, lag), (tr.gc, 0), (tr.gc, lag), (tr.dxw, 0), (dxw4, 0)]
@@ -178,7 +187,187 @@ class _LSTM(Kind):
             if keep:
                 np.multiply(dc, f, out=dc_prev)
                 np.matmul(da, WsT, out=tmp_h)
+                if mask is not None:
+                    tmp_h *= mask[: len(dh)]
                 np.add(dh_prev, tmp_h, out=dh_prev)
 
 
 LSTM = _LSTM()
+
+
+#: added to a variance before its square root, as PyTorch's nn.LayerNorm
+_EPS = 1e-5
+
+
+def _normalise(a: np.ndarray, axes) -> tuple[np.ndarray, np.ndarray]:
+    """(a - mean) / std over `axes`, and that std (sqrt(var + eps)), keeping dims."""
+    centred = a - a.mean(axis=axes, keepdims=True)
+    std = np.sqrt((centred * centred).mean(axis=axes, keepdims=True) + _EPS)
+    return centred / std, std
+
+
+def _normalise_back(dn: np.ndarray, n: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """The gradient w.r.t. a of n = (a - mean) / std, over the last axis, given dn."""
+    mean_dn = dn.mean(axis=-1, keepdims=True)
+    mean_dn_n = (dn * n).mean(axis=-1, keepdims=True)
+    return (dn - mean_dn - n * mean_dn_n) / std
+
+
+def lstm_layer_norm_step(xw, h_prev, c_prev, Ws, extra, h, c) -> None:
+    """One layer-normalised LSTM step into `h` and `c`; gate-major `xw` (4, B, H) = x Wx
+    and `Ws` (4, H, H), in PyTorch's gate order; `extra` = (b, gx, gs, gc, bc), the 4H
+    ones gate-major (4, 1, H)."""
+    b, gx, gs, gc, bc = extra
+    x_hat, _ = _normalise(xw, (0, 2))
+    s_hat, _ = _normalise(np.matmul(h_prev, Ws), (0, 2))
+    gates = x_hat * gx + s_hat * gs + b
+    i, f, g, o = gates
+    i, f, o = (1 / (1 + np.exp(-v)) for v in (i, f, o))
+    np.multiply(f, c_prev, out=c)
+    c += i * np.tanh(g)
+    c_hat, _ = _normalise(c, -1)
+    np.multiply(o, np.tanh(c_hat * gc + bc), out=h)
+
+
+class _LayerNormLSTM(_LSTM):
+    """The LSTM of `layer_norm: true` (Ba, Kiros & Hinton 2016, "Layer Normalization",
+    eqs. 20-22), with the two normalisations' shifts merged into `b`:
+
+        gates = LN(x Wx) * gx + LN(h_prev Ws) * gs + b     (LN over all 4H, gates i, f, g, o)
+        c = sigmoid(f) * c_prev + sigmoid(i) * tanh(g)
+        h = sigmoid(o) * tanh(LN(c) * gc + bc)              (LN over the H units)
+
+    It computes in PyTorch's gate order, unhalved (`order` the identity, no sigmoid
+    gates): a normalisation is not linear, so the halved-column trick does not apply.
+    Written step by step, for clarity over speed.
+    """
+
+    name = "lstm_layer_norm"
+    option = "layer_norm: true"
+
+    # PyTorch (the interop stage): no torch.nn module computes this variant, and the
+    # base kind's module and cell step would compute another network: refuse instead
+    torch_class = ""
+
+    def tensor_step(self, *args, **kwargs):
+        raise SpecError(f"`{self.option}` has no PyTorch module or cell step yet")
+
+    order = (0, 1, 2, 3)
+    sigmoid_gates = 0
+    biases = (("b", True), ("gx", False), ("gs", False), ("gc", False), ("bc", False))
+    tape_numbers = 16  # normalised parts, their stds, gates, the cell's norm: per unit
+    picture = Picture(
+        tag="LSTM h (layer norm)", shape="box", fill="#dcfce7", style="rounded,filled"
+    )
+
+    onnx_operator = None  # no ONNX operator normalises: refused, not mis-exported
+    onnx_step = Kind.onnx_step
+
+    def variant(self, layer) -> Kind:
+        return LSTM.variant(layer)
+
+    def weights(self, fan_in: int, size: int, bias: bool = True) -> list[WeightInfo]:
+        rows = _LSTM.weights(self, fan_in, size, bias)
+        cols = self.columns(size)
+        starts = {"gx": "ones", "gs": "ones", "gc": "ones", "bc": "zeros"}
+        out = []
+        for w in rows:
+            if w.suffix in starts:
+                shape, formula = ((cols,), "4*H") if w.suffix in ("gx", "gs") else ((size,), "H")
+                w = WeightInfo(w.suffix, shape, formula, w.bound, False, starts[w.suffix])
+            out.append(w)
+        return out
+
+    def fold_biases(self, biases):
+        # nothing joins the projected input: it is normalised first
+        b, gx, gs, gc, bc = biases
+        return None, (b, gx, gs, gc.reshape(-1), bc.reshape(-1))
+
+    def workspace(self, batch: int, size: int, dtype) -> tuple:
+        return ()
+
+    def leading(self, work: tuple, rows: int) -> tuple:
+        return work
+
+    def forward(self, xw, prev, out, recurrent, extra, work, activation) -> None:
+        for x_t, h_prev, c_prev, h, c in zip(xw, prev[0], prev[1], out[0], out[1]):
+            lstm_layer_norm_step(x_t, h_prev, c_prev, recurrent, extra, h, c)
+
+    def tape(self, track, length: int, batch: int, dtype) -> None:
+        H = track.size
+        shape4, shape1 = (length, batch, 4 * H), (length, batch, 1)
+        track.c, track.gc = np.zeros((length, batch, H), dtype), np.zeros((length, batch, H), dtype)
+        track.x_hat, track.s_hat = np.zeros(shape4, dtype), np.zeros(shape4, dtype)
+        track.x_std, track.s_std, track.c_std = (np.ones(shape1, dtype) for _ in range(3))
+        track.gate = np.zeros(shape4, dtype)  # i, f, o as sigmoids, g as tanh
+        track.c_hat = np.zeros((length, batch, H), dtype)
+        track.tc = np.zeros((length, batch, H), dtype)  # tanh(LN(c) * gc + bc)
+        track.da = np.zeros(shape4, dtype)  # the gradient of the gates' pre-activation
+        track.dcn = np.zeros((length, batch, H), dtype)  # ... of LN(c) * gc + bc
+        track.ds = np.zeros(shape4, dtype)  # ... of h_prev Ws
+
+    def tape_bias(self, bias, batch: int):
+        return bias
+
+    def cached_forward(self, track, a: int, b: int, reverse: bool) -> None:
+        tr, H = track, track.size
+        bias, gx, gs, gc, bc = (np.reshape(v, -1) for v in tr.extra)
+        mask = tr.recurrent_mask
+        views = [(tr.xw, 0), (tr.h, tr.lag), (tr.h, 0), (tr.c, tr.lag), (tr.c, 0)]
+        views += [(tr.x_hat, 0), (tr.s_hat, 0), (tr.x_std, 0), (tr.s_std, 0), (tr.c_std, 0)]
+        views += [(tr.gate, 0), (tr.c_hat, 0), (tr.tc, 0)]
+        for xw, h_prev, h, c_prev, c, xh, sh, xs, ss, cs, gate, ch, tc in zip(
+            *aligned(views, a, b, reverse, tr.rows)
+        ):
+            read = h_prev if mask is None else h_prev * mask[: len(h)]
+            xh[...], xs[...] = _normalise(xw, -1)
+            sh[...], ss[...] = _normalise(read @ tr.Ws, -1)
+            pre = xh * gx + sh * gs + bias
+            gate[...] = 1 / (1 + np.exp(-pre))
+            gate[:, 2 * H : 3 * H] = np.tanh(pre[:, 2 * H : 3 * H])
+            i, f, g = gate[:, :H], gate[:, H : 2 * H], gate[:, 2 * H : 3 * H]
+            c[...] = f * c_prev + i * g
+            ch[...], cs[...] = _normalise(c, -1)
+            tc[...] = np.tanh(ch * gc + bc)
+            h[...] = gate[:, 3 * H :] * tc
+
+    def factors(self, track, a: int, b: int) -> None:
+        """Made step by step in `backward`."""
+
+    def backward(self, track, a: int, b: int, reverse: bool) -> None:
+        tr, H = track, track.size
+        _, gx, gs, gc, _ = (np.reshape(v, -1) for v in tr.extra)
+        mask = tr.recurrent_mask
+        views = [(tr.g, 0), (tr.g, tr.lag), (tr.gc, 0), (tr.gc, tr.lag), (tr.c, tr.lag)]
+        views += [(tr.gate, 0), (tr.c_hat, 0), (tr.c_std, 0), (tr.tc, 0), (tr.x_hat, 0)]
+        views += [(tr.x_std, 0), (tr.s_hat, 0), (tr.s_std, 0), (tr.da, 0), (tr.dcn, 0)]
+        views += [(tr.ds, 0), (tr.dxw, 0), (tr.keep, 0)]
+        for step in zip(*aligned(views, a, b, not reverse, tr.rows)):
+            dh, dh_prev, dc, dc_prev, c_prev, gate, ch, cs, tc, xh, xs, sh, ss = step[:13]
+            da, dcn, ds, dxw, keep = step[13:]
+            i, f, g, o = gate[:, :H], gate[:, H : 2 * H], gate[:, 2 * H : 3 * H], gate[:, 3 * H :]
+            dcn[...] = dh * o * (1 - tc * tc)
+            dc += _normalise_back(dcn * gc, ch, cs)
+            da[:, :H] = dc * g * i * (1 - i)
+            da[:, H : 2 * H] = dc * c_prev * f * (1 - f)
+            da[:, 2 * H : 3 * H] = dc * i * (1 - g * g)
+            da[:, 3 * H :] = dh * tc * o * (1 - o)
+            dxw[...] = _normalise_back(da * gx, xh, xs)
+            ds[...] = _normalise_back(da * gs, sh, ss)
+            if keep:
+                dc_prev += dc * f
+                back = ds @ tr.WsT
+                dh_prev += back if mask is None else back * mask[: len(dh)]
+
+    def recurrent_gradient(self, track) -> np.ndarray:
+        return track.ds
+
+    def bias_rows(self, track, a: int, b: int, dxw, drec) -> tuple:
+        def flat(array):
+            return array[a:b].reshape(-1, array.shape[-1])
+
+        da, dcn = flat(track.da), flat(track.dcn)
+        return da, da * flat(track.x_hat), da * flat(track.s_hat), dcn * flat(track.c_hat), dcn
+
+
+LSTM_LAYER_NORM = _LayerNormLSTM()

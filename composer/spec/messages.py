@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from composer.errors import SpecError
-from composer.spec.model import NetworkSpec
+from composer.spec.model import DenseInit, GRUInit, Layer, LSTMInit, NetworkSpec, RecurrentInit
 from composer.spec.windows import WINDOW_PATTERN
 
 __all__ = ["translate", "describe", "quote"]
@@ -39,7 +39,7 @@ _BOUNDS = {
 }
 # What a field that takes one of several shapes accepts, for a value of none of them.
 _UNION_WANTS = {
-    "input": "a name or a list of names",
+    "input": "a name, `{from: name, delays: [...]}` or a list of them",
     "alignment": "a preset name or a mapping with `preset` or `inputs`/`outputs`",
 }
 
@@ -68,7 +68,9 @@ def translate(errors: list[Any], data: Any) -> list[tuple[SpecError, bool]]:
             unions[where.union] = True
         out.append(_spec_error(error, where))
     for path, explained in unions.items():
-        if not explained:
+        # a union inside another (a list item of `input`) explains the outer one too
+        inner = any(done and other[: len(path)] == path for other, done in unions.items())
+        if not explained and not inner:
             wants = _UNION_WANTS.get(str(path[-1]), "a value of another type")
             got = describe(functools.reduce(_child, path, data))
             out.append((SpecError(f"expected {wants}, got {got}", path), False))
@@ -159,9 +161,44 @@ def _literal_message(value: Any, ann: Any, ctx: dict[str, Any]) -> str:
     return f"`{quote(value)}` is not one of {listed}{_did_you_mean(value, choices)}"
 
 
+#: each layer kind's model, and its `init` model, by kind: a field one kind lacks may
+#: belong to another, and the message then names the kinds that take it
+_KIND_MODELS = {
+    get_args(m.model_fields["kind"].annotation)[0]: m for m in get_args(get_args(Layer)[0])
+}
+_INIT_MODELS = {"elman": RecurrentInit, "lstm": LSTMInit, "gru": GRUInit, "dense": DenseInit}
+
+
+def _kinds_taking(key: str, model: Any) -> str:
+    """`; only lstm layers take it` when `model` is a layer (or layer init) model without
+    the field `key` that other kinds have; else ''."""
+    for family, what in ((_KIND_MODELS, "layers take it"), (_INIT_MODELS, "layers' `init` has it")):
+        if model in family.values():
+            takers = [kind for kind, m in family.items() if key in m.model_fields]
+            if takers:
+                listed = ", ".join(takers[:-1]) + " and " if len(takers) > 1 else ""
+                return f": only {listed}{takers[-1]} {what}"
+    return ""
+
+
+# fields some kinds take and others have fixed, with what the others do instead
+_FIXED = {
+    "activation": (
+        "their activations are fixed (sigmoid gates and tanh candidates, as in PyTorch); "
+        "`activation` belongs to `elman` and `dense` layers"
+    ),
+}
+
+
 def _unknown_field(key: str, model: Any) -> str:
     fields = model.model_fields if model else {}
     allowed = [info.alias or name for name, info in fields.items()]
+    if key in _FIXED and "kind" in fields:
+        kind = get_args(fields["kind"].annotation)[0]
+        return f"`{kind}` layers take no `{key}`: {_FIXED[key]}; they take: {', '.join(allowed)}"
+    takers = _kinds_taking(key, model)
+    if takers:
+        return f"unknown field `{quote(key)}`{takers}"
     hint = _did_you_mean(key, allowed + list(fields))
     return f"unknown field `{quote(key)}`" + (hint or f"; allowed: {', '.join(allowed)}")
 

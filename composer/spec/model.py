@@ -12,7 +12,17 @@ __all__ = [
     "Name",
     "InputSpec",
     "Readout",
+    "Uniform",
+    "Normal",
+    "Scheme",
+    "BiasScheme",
+    "RecurrentInit",
+    "LSTMInit",
+    "GRUInit",
+    "DenseInit",
+    "Tap",
     "LayerBase",
+    "HandOver",
     "RecurrentLayer",
     "ElmanLayer",
     "LSTMLayer",
@@ -102,20 +112,175 @@ class Readout(_Model):
     )
 
 
-LayerInput = Union[Name, Annotated[list[Name], Field(min_length=1)]]
+#: how far back (or, negative, ahead) a tap reads its source
+Delay = Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
+
+
+def _unique_delays(delays: list[int] | None) -> None:
+    if delays is None:
+        return
+    twice = sorted({d for d in delays if delays.count(d) > 1})
+    if twice:
+        raise ValueError(f"`delays` lists {twice[0]} more than once; each tap has its own weight")
+
+
+class Tap(_Model):
+    """An input read at several delays: `{from: x, delays: [0, 1, 2]}` reads x_t, x_{t-1},
+    x_{t-2}, each tap with its own weight (`Wx` for delay 0, `Wx@d` for delay d)."""
+
+    source: Name = Field(alias="from", description="An input or layer name.")
+    delays: Annotated[list[Delay], Field(min_length=1, max_length=1024)] = Field(
+        description=(
+            "Steps back in time of each tap; 0 is the present step, a negative delay reads "
+            "ahead (future context: only a dense, backward or bidirectional layer may)."
+        )
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        _unique_delays(self.delays)
+        return self
+
+
+InputItem = Union[Name, Tap]
+LayerInput = Union[Name, Tap, Annotated[list[InputItem], Field(min_length=1)]]
+
+Probability = Annotated[
+    float, Field(ge=0, lt=1, description="A dropout probability p, 0 <= p < 1; 0: none.")
+]
+
+
+class Uniform(_Model):
+    """U(-a, a)."""
+
+    uniform: float = Field(gt=0, le=1e6, description="a: the bound of U(-a, a).")
+
+
+class Normal(_Model):
+    """N(0, s^2)."""
+
+    normal: float = Field(gt=0, le=1e6, description="s: the standard deviation of N(0, s^2).")
+
+
+Scheme = Union[
+    Literal["default", "orthogonal", "xavier", "glorot", "zeros"],
+    Uniform,
+    Normal,
+]
+BiasScheme = Union[Literal["default", "zeros"], Uniform, Normal]
+_SCHEME = (
+    "`default` (PyTorch's U(-1/sqrt(H), 1/sqrt(H))), `orthogonal` (each gate's block; "
+    "Saxe et al. 2013), `xavier` or `glorot` (Glorot & Bengio 2010, uniform), `zeros`, "
+    "`{uniform: a}` or `{normal: s}`."
+)
+
+
+_BIAS_SCHEME = "`default` (PyTorch's), `zeros`, `{uniform: a}` or `{normal: s}`."
+
+
+def _scheme(what: str):
+    return Field(None, description=f"How {what} starts: {_SCHEME}")
+
+
+def _bias_scheme(what: str):
+    return Field(None, description=f"How {what} starts: {_BIAS_SCHEME}")
+
+
+class RecurrentInit(_Model):
+    """How an Elman layer's weights start, weight by weight; unnamed ones as PyTorch's."""
+
+    Wx: Scheme | None = _scheme("the input weight Wx")
+    Ws: Scheme | None = _scheme("the recurrent weight Ws")
+    b: BiasScheme | None = _bias_scheme("the bias b")
+    Wy: Scheme | None = _scheme("the readout weight Wy")
+    by: BiasScheme | None = _bias_scheme("the readout bias by")
+
+
+class LSTMInit(RecurrentInit):
+    """An LSTM layer's weights, and optionally its forget gate's bias."""
+
+    forget_bias: float | None = Field(
+        None,
+        ge=-1e6,
+        le=1e6,
+        description=(
+            "The forget gate's block of b, set to this value after `b`'s scheme "
+            "(1.0: Jozefowicz et al. 2015; Gers et al. 2000)."
+        ),
+    )
+
+
+class GRUInit(_Model):
+    """How a GRU layer's weights start, weight by weight; unnamed ones as PyTorch's."""
+
+    Wx: Scheme | None = _scheme("the input weight Wx")
+    Ws: Scheme | None = _scheme("the recurrent weight Ws")
+    bx: BiasScheme | None = _bias_scheme("the input bias bx")
+    bs: BiasScheme | None = _bias_scheme("the recurrent bias bs")
+    Wy: Scheme | None = _scheme("the readout weight Wy")
+    by: BiasScheme | None = _bias_scheme("the readout bias by")
+
+
+class DenseInit(_Model):
+    """How a dense layer's weights start; unnamed ones as PyTorch's nn.Linear."""
+
+    W: Scheme | None = _scheme("the weight W")
+    b: BiasScheme | None = _bias_scheme("the bias b")
 
 
 class LayerBase(_Model):
     """What every layer has: a name, its input, the steps where it is active."""
 
     name: Name = Field(description="The layer's name, unique across inputs, layers and outputs.")
-    input: LayerInput = Field(
-        description="An input or layer name, or a list of them (concatenated in that order)."
+    input: LayerInput | None = Field(
+        None,
+        description=(
+            "An input or layer name, `{from: name, delays: [...]}` for a tapped delay line, or "
+            "a list of them (concatenated in that order). Optional for a layer that has an "
+            "`initial_state` or an incoming connection."
+        ),
     )
     active: Window | None = Field(
         None, description="Steps where the layer exists (encoder/decoder); default all steps."
     )
     description: str | None = Field(None, description="Free text for readers.")
+    bias: bool = Field(
+        True, description="`false`: the layer has no biases of its own (a readout keeps `by`)."
+    )
+    dropout: Probability = Field(
+        0.0,
+        description=(
+            "Dropout on the layer's input (its `input` feeds), a fresh mask at every step; "
+            "training only."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _no_init_for_absent_biases(self):
+        init = getattr(self, "init", None)
+        if self.bias or init is None:
+            return self
+        own = {"b", "bx", "bs", "forget_bias"}  # a readout's `by` stays
+        named = sorted(k for k, v in init.model_dump(exclude_none=True).items() if k in own)
+        if named:
+            raise ValueError(
+                f"`init` sets {', '.join(f'`{k}`' for k in named)} but the layer has "
+                "`bias: false`; drop one of them"
+            )
+        return self
+
+
+class HandOver(_Model):
+    """`initial_state: {from: r, at: end}`: start from the last state of `r` even though `r`
+    runs over the same steps: a two-pass design (all of `r` first, then this layer), said
+    explicitly because the first steps then depend on later ones."""
+
+    source: Name = Field(
+        alias="from", description="The recurrent layer whose last state starts this one."
+    )
+    at: Literal["end"] = Field(
+        description="`end`: the source's last state, even when it comes after this layer starts."
+    )
 
 
 class RecurrentLayer(LayerBase):
@@ -132,18 +297,58 @@ class RecurrentLayer(LayerBase):
         False, description="A forward and a backward copy whose states are concatenated."
     )
     delay: int = Field(1, ge=1, le=1_000_000, description="k in s_t = f(s_{t-k}): dilation.")
-    initial_state: Name | None = Field(
+    initial_state: Name | HandOver | None = Field(
         None,
         description=(
             "Start from this layer's last state instead of zeros (seq2seq), or `learn`: "
-            "from a trained vector `<layer>.s0`."
+            "from a trained vector `<layer>.s0`; `{from: r, at: end}` when `r` ends after "
+            "this layer starts (two passes)."
         ),
+    )
+
+    @property
+    def initial_source(self) -> str | None:
+        """The name of the layer whose last state starts this one, if any (not `learn`)."""
+        state = self.initial_state
+        return state.source if isinstance(state, HandOver) else state
+
+    merge: Literal["concat", "sum"] = Field(
+        "concat",
+        description=(
+            "How a bidirectional layer's two states combine for its readers: `concat` "
+            "(size 2H, forward first) or `sum` (size H)."
+        ),
+    )
+    recurrent_dropout: Probability = Field(
+        0.0,
+        description=(
+            "Variational dropout on the state the recurrence reads (s_{t-k} before Ws): one "
+            "mask per sequence, the same at every step (Gal & Ghahramani 2016); training only."
+        ),
+    )
+    output_dropout: Probability = Field(
+        0.0,
+        description=(
+            "Dropout on the readout's input (s before Wy), a fresh mask at every step; "
+            "needs `output`; training only."
+        ),
+    )
+    init: RecurrentInit | None = Field(
+        None, description="How the layer's weights start; default PyTorch's."
     )
 
     @model_validator(mode="after")
     def _direction_and_bidirectional(self):
         if self.bidirectional and self.direction != "forward":
             raise ValueError("`bidirectional: true` already runs both directions; drop `direction`")
+        if self.merge != "concat" and not self.bidirectional:
+            raise ValueError("`merge` combines the two directions of a `bidirectional: true` layer")
+        return self
+
+    @model_validator(mode="after")
+    def _output_dropout_needs_a_readout(self):
+        if self.output_dropout and self.output is None:
+            raise ValueError("`output_dropout` drops the readout's input; give `output` or drop it")
         return self
 
 
@@ -160,12 +365,56 @@ class LSTMLayer(RecurrentLayer):
     """A long short-term memory layer, PyTorch's equations, gate order i, f, g, o."""
 
     kind: Literal["lstm"]
+    init: LSTMInit | None = Field(
+        None, description="How the layer's weights start; default PyTorch's."
+    )
+    layer_norm: bool = Field(
+        False,
+        description=(
+            "Layer normalisation (Ba et al. 2016): gates = LN(x Wx) * gx + LN(s Ws) * gs + b, "
+            "each LN over all 4H pre-activations, and s = o * tanh(LN(c) * gc + bc); "
+            "adds the gains `gx`, `gs`, `gc` (start at 1) and the shift `bc` (starts at 0)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _layer_norm_keeps_its_shifts(self):
+        if self.layer_norm and not self.bias:
+            raise ValueError("`layer_norm: true` needs the layer's biases; drop `bias: false`")
+        return self
 
 
 class GRULayer(RecurrentLayer):
     """A gated recurrent unit layer, PyTorch's equations, gate order r, z, n."""
 
     kind: Literal["gru"]
+    reset_after: bool = Field(
+        True,
+        description=(
+            "`true` (PyTorch, Keras 2+): n = tanh(x Wx_n + bx_n + r * (s Ws_n + bs_n)). "
+            "`false`, the GRU of Cho et al. 2014 (ONNX `linear_before_reset=0`): "
+            "n = tanh(x Wx_n + bx_n + (r * s) Ws_n + bs_n)."
+        ),
+    )
+    init: GRUInit | None = Field(
+        None, description="How the layer's weights start; default PyTorch's."
+    )
+    layer_norm: bool = Field(
+        False,
+        description=(
+            "Layer normalisation of the input and the recurrent pre-activations "
+            "(Ba et al. 2016): a = LN(x Wx) * gx + bx, s = LN(s_prev Ws) * gs + bs, each LN "
+            "over all 3H; adds the gains `gx`, `gs` (start at 1)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _layer_norm_options(self):
+        if self.layer_norm and not self.bias:
+            raise ValueError("`layer_norm: true` needs the layer's biases; drop `bias: false`")
+        if self.layer_norm and not self.reset_after:
+            raise ValueError("`layer_norm: true` computes PyTorch's GRU; drop `reset_after: false`")
+        return self
 
 
 class DenseLayer(LayerBase):
@@ -175,6 +424,9 @@ class DenseLayer(LayerBase):
     size: Size
     activation: Literal["identity", "tanh", "relu", "sigmoid", "softmax"] = Field(
         "identity", description="psi, the activation."
+    )
+    init: DenseInit | None = Field(
+        None, description="How the layer's weights start; default PyTorch's nn.Linear."
     )
 
 
@@ -189,7 +441,26 @@ class Connection(_Model):
 
     source: Name = Field(alias="from", description="An input or layer name.")
     target: Name = Field(alias="to", description="A layer name (its state or dense sum).")
-    delay: int = Field(1, ge=0, le=1_000_000, description="Steps back in time, >= 0.")
+    delay: Delay = Field(
+        1, description="Steps back in time; negative reads ahead (future context)."
+    )
+    delays: Annotated[list[Delay], Field(min_length=1, max_length=1024)] | None = Field(
+        None,
+        description=(
+            "Several taps at once, each with its own weight (`to.W_from@d`); instead of `delay`."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _delay_or_delays(self):
+        if self.delays is not None and "delay" in self.model_fields_set:
+            raise ValueError("give `delay` or `delays`, not both")
+        _unique_delays(self.delays)
+        return self
+
+    def taps(self) -> list[int]:
+        """The delays this connection reads its source at."""
+        return list(self.delays) if self.delays is not None else [self.delay]
 
 
 class OutputSpec(_Model):

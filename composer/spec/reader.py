@@ -194,6 +194,21 @@ def _marked(mark: Any, message: str, path: Path = ()) -> SpecError:
     return _error_at(message, (mark.line + 1, mark.column + 1) if mark else (1, 1), path)
 
 
+# `window: 6:` (a slice starting with a number) reads as a mapping in YAML
+_SLICE_VALUE = re.compile(r"([A-Za-z_]\w*):\s*(-?\d+\s*:\s*-?\d*)(?=\s*(?:[,}\]#]|$))")
+
+
+def _unquoted_window(text: str, mark: Any) -> str:
+    """A hint when the line of a YAML error holds an unquoted window such as `6:`."""
+    lines = text.splitlines()
+    line = lines[mark.line] if mark is not None and mark.line < len(lines) else ""
+    found = _SLICE_VALUE.search(line)
+    if found is None:
+        return ""
+    key, value = found.group(1), found.group(2).strip()
+    return f' (a window such as `{value}` must be quoted: `{key}: "{value}"`)'
+
+
 def _parse_yaml(text: str, tree: _Tree) -> Any:
     try:
         node = yaml.compose(text, Loader=_SpecLoader)
@@ -201,7 +216,8 @@ def _parse_yaml(text: str, tree: _Tree) -> Any:
         mark = err.problem_mark or err.context_mark
         if err.context == "expected a single document in the stream":
             raise _marked(mark, "a spec is one YAML document; found a second one") from None
-        raise _marked(mark, f"invalid YAML: {quote(err.problem or err.context, 200)}") from None
+        message = f"invalid YAML: {quote(err.problem or err.context, 200)}"
+        raise _marked(mark, message + _unquoted_window(text, mark)) from None
     except yaml.reader.ReaderError as err:
         message = f"character U+{err.character:04X} is not allowed in YAML"
         raise _error_at(message, _position(text, err.position)) from None

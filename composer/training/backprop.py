@@ -53,10 +53,11 @@ from composer.errors import DataError
 from composer.graph.weights import check_params, param_shapes
 from composer.kinds import ACTIVATIONS, unprepare
 from composer.kinds.activations import activation_grad
+from composer.training.dropout import Dropout
 from composer.training.losses import check_targets, cross_entropy, loss_kinds, mse, softmax_source
 from composer.training.tape import Bound, Track, Workspace
 
-__all__ = ["grad", "evaluate", "forward_pass", "backward_pass", "Workspace"]
+__all__ = ["grad", "evaluate", "forward_pass", "backward_pass", "Workspace", "Dropout"]
 
 Arrays = Mapping[str, np.ndarray]
 
@@ -74,6 +75,7 @@ def grad(
     workspace: Workspace | None = None,
     totals: Mapping[str, float] | None = None,
     active: Mapping[str, np.ndarray] | None = None,
+    train: bool | Dropout = False,
 ) -> tuple[float, dict[str, np.ndarray]]:
     """The loss of a batch and its gradient w.r.t. every weight, by backpropagation.
 
@@ -89,9 +91,14 @@ def grad(
     (per step of 0..T-1, of a batch sorted longest first) runs each recurrent layer of a
     padded batch for the leading items still running only, as the executor's `Packing`
     does; what runs past an item's end must be masked out of the loss.
+    `train=True` applies the layers' dropout (`composer.training.dropout`) with masks from
+    a generator seeded 0; a `Dropout` instead gives seeded masks that persist from call to
+    call until its `renew` (the same masks give the same loss, as finite differences need).
+    Without it, dropout is off, as in `run`.
     """
+    dropout = Dropout(0) if train is True else (train or None)
     tape, goals, kinds = _start(
-        plan, params, inputs, targets, loss, mask, bptt, dtype, workspace, active
+        plan, params, inputs, targets, loss, mask, bptt, dtype, workspace, active, dropout
     )
     value = tape.loss(goals, kinds, seed=True, totals=totals)
     tape.backward()
@@ -128,6 +135,7 @@ def forward_pass(plan: Plan, params: Arrays, inputs: Arrays, dtype: str | None =
         dtype = "float64" if wide else "float32"
     tape = _Tape(plan, params, np.dtype(check_dtype(dtype)), batch, None, None)
     tape.pack({})
+    tape.drop(None)  # a trace is a forward pass as `run` makes it: no dropout
     tape.ids = inputs
     tape.inputs = encode_tokens(plan.folded, inputs, params, tape.dtype)
     tape.forward(0, plan.steps)
@@ -152,7 +160,9 @@ def _by_output(plan: Plan, arrays, what: str) -> dict:
     return {plan.outputs[0]: arrays}
 
 
-def _start(plan, params, inputs, targets, loss, mask, bptt, dtype, workspace, active=None):
+def _start(
+    plan, params, inputs, targets, loss, mask, bptt, dtype, workspace, active=None, dropout=None
+):
     if bptt is not None and (not isinstance(bptt, (int, np.integer)) or bptt < 1):
         raise DataError(f"bptt must be a whole number of steps >= 1, got {bptt!r}")
     check_params(plan.folded, dict(params))
@@ -165,6 +175,7 @@ def _start(plan, params, inputs, targets, loss, mask, bptt, dtype, workspace, ac
         dtype = "float64" if wide else "float32"
     tape = _Tape(plan, params, np.dtype(check_dtype(dtype)), batch, bptt, workspace)
     tape.pack(active or {})
+    tape.drop(dropout)
     tape.ids = inputs
     tape.inputs = encode_tokens(plan.folded, inputs, params, tape.dtype)
     tape.forward(0, plan.steps)
@@ -201,6 +212,31 @@ class _Tape(Walk):
                 self.owner.update(dict.fromkeys(keys, (bound.kind, v.size)))
         super().__init__(plan, {name: bound.feeds for name, bound in self.bound.items()})
 
+    def drop(self, dropout: Dropout | None) -> None:
+        """This pass's dropout masks (none without `dropout`): per feed that drops its
+        source, (T, B, rows) indexed by the reading step; per state with recurrent
+        dropout, one (B, H) mask for every step."""
+        self.masks = {}
+        for name, v in self.plan.vectors.items():
+            track = self.tracks.get(name)
+            if isinstance(track, Track):
+                track.recurrent_mask = None
+                if dropout is not None and v.recurrent_dropout:
+                    shape, p = (self.batch, v.size), v.recurrent_dropout
+                    track.recurrent_mask = dropout.mask((name, shape), shape, p, self.dtype)
+            for feed in v.feeds if dropout is not None else ():
+                if feed.dropout:
+                    shape = (self.steps, self.batch, feed.rows[1] - feed.rows[0])
+                    key = (feed, shape)
+                    self.masks[feed] = dropout.mask(key, shape, feed.dropout, self.dtype)
+
+    def _source(self, feed, t0: int, t1: int) -> np.ndarray:
+        """What a feed reads at steps t0..t1-1 (its source at t - lag), dropout applied,
+        as (steps * B, rows)."""
+        source = self._visible(feed.source)[t0 - feed.lag : t1 - feed.lag]
+        mask = self.masks.get(feed)
+        return _flat(source if mask is None else source * mask[t0:t1])
+
     def pack(self, active: Mapping[str, np.ndarray]) -> None:
         """Each recurrent track's items still running per index (its initial steps: all)."""
         for name, counts in active.items():
@@ -235,10 +271,15 @@ class _Tape(Walk):
     def emit(self, v: Vector, start: int, stop: int) -> None:
         start, stop = v.window
         out = self.outputs[v.name] = np.empty((self.batch, stop - start, v.size), self.dtype)
+        seen = set()
         for feed in v.feeds:
             track = self.tracks[feed.source]
-            values = track.h[start - track.lo : stop - track.lo]
-            out[:, :, feed.rows[0] : feed.rows[1]] = values.transpose(1, 0, 2)
+            values = track.h[start - track.lo : stop - track.lo].transpose(1, 0, 2)
+            if feed.rows in seen:  # `merge: sum`: the two directions add up
+                out[:, :, feed.rows[0] : feed.rows[1]] += values
+            else:
+                out[:, :, feed.rows[0] : feed.rows[1]] = values
+            seen.add(feed.rows)
 
     def feedforward(self, v: Vector, start: int, stop: int) -> None:
         self.project(v, start, stop, self.feeds[v.name])
@@ -252,7 +293,7 @@ class _Tape(Walk):
             t0, t1 = max(a, feed.lag), min(b, self.steps + feed.lag)
             if t0 >= t1:
                 continue
-            source = _flat(self._visible(feed.source)[t0 - feed.lag : t1 - feed.lag])
+            source = self._source(feed, t0, t1)
             rows = _flat(part[t0 - a : t1 - a])
             if first and (t0, t1) == (a, b):
                 np.matmul(source, weight, out=rows)  # the common case writes in place
@@ -303,9 +344,10 @@ class _Tape(Walk):
         track = self.tracks[v.name]
         return track.xw[step - track.lo]
 
-    def add_product(self, x_t: np.ndarray, source: str, at: int, weight: np.ndarray) -> None:
-        track = self.tracks[source]
-        x_t += track.h[at - track.lo] @ weight
+    def add_product(self, x_t: np.ndarray, feed, step: int, weight: np.ndarray) -> None:
+        track, mask = self.tracks[feed.source], self.masks.get(feed)
+        read = track.h[step - feed.lag - track.lo]
+        x_t += (read if mask is None else read * mask[step]) @ weight
 
     def step(self, v: Vector, x_t: np.ndarray, step: int) -> None:
         track = self.tracks[v.name]
@@ -396,8 +438,9 @@ class _Tape(Walk):
                 for feed, weight in inside[v.name]:
                     at = step - feed.lag
                     if self.computed(feed.source, at) and self._keeps(step, at):
-                        source = self.tracks[feed.source]
-                        source.g[at - source.lo] += da @ weight.T
+                        source, mask = self.tracks[feed.source], self.masks.get(feed)
+                        back = da @ weight.T
+                        source.g[at - source.lo] += back if mask is None else back * mask[step]
 
     def _block(self, step: int, forward: bool) -> int:
         return step // self.bptt if forward else (self.steps - 1 - step) // self.bptt
@@ -426,14 +469,16 @@ class _Tape(Walk):
             t0, t1 = max(a, feed.lag), min(b, self.steps + feed.lag)
             if t0 >= t1:
                 continue
-            source = _flat(self._visible(feed.source)[t0 - feed.lag : t1 - feed.lag])
+            source = self._source(feed, t0, t1)
             d = _flat(da[t0 - a : t1 - a])
             self.dW[feed.weight][feed.rows[0] : feed.rows[1]] += source.T @ d
             target = self.tracks[feed.source]
             if propagate and target.g is not None:
                 lo = target.lo
                 rows = _flat(target.g[t0 - feed.lag - lo : t1 - feed.lag - lo])
-                np.add(rows, d @ weight.T, out=rows)
+                back = d @ weight.T
+                mask = self.masks.get(feed)
+                np.add(rows, back if mask is None else back * _flat(mask[t0:t1]), out=rows)
 
     def _own_backward(self, v: Vector) -> None:
         """Gradients of a vector's biases and recurrent weight over its span, and of the
@@ -445,11 +490,10 @@ class _Tape(Walk):
             if v.biases:
                 self.dW[v.biases[0]] += dxw.sum(axis=0)
             return
-        lag = track.lag
         d = _flat(track.kind.recurrent_gradient(track)[a - lo : b - lo])
-        for key, rows in zip(v.biases, track.kind.bias_gradients(dxw, d)):
+        for key, rows in zip(v.biases, track.kind.bias_rows(track, a - lo, b - lo, dxw, d)):
             self.dW[key] += rows.sum(axis=0)
-        self.dW[v.recurrence.weight] += _flat(track.h[a - lag - lo : b - lag - lo]).T @ d
+        self.dW[v.recurrence.weight] += track.kind.recurrent_weight_gradient(track, a - lo, b - lo)
         if v.learned:  # every item's initial state is the one trained vector
             for t in v.initial:
                 self.dW[v.learned] += track.g[t - lo].sum(axis=0)

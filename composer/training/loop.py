@@ -51,6 +51,7 @@ from composer.errors import DataError, key_mismatch
 from composer.graph.weights import check_params
 from composer.spec.model import NetworkSpec
 from composer.training.backprop import Workspace, evaluate, grad
+from composer.training.dropout import Dropout
 from composer.training.losses import check_targets, loss_kinds
 from composer.training.optim import clip_grad_norm, make_optimizer
 from composer.training.padded import evaluate_padded, grad_padded
@@ -209,6 +210,7 @@ def train(
     sets = (inputs, targets, masks, given)
     run = _Run(plan, weights, sets, kinds, dtype, batch_size, bptt, clip)
     run.engine = engine
+    run.dropout = Dropout(seed + 2)  # the layers' dropout, in updates only
     run.opt = make_optimizer(optimizer, weights, lr, weight_decay)
     fit, held = split_data(batch, validation, seed)
     rng = np.random.default_rng(seed + 1)
@@ -249,31 +251,38 @@ class _Run:
         self.engine = None  # another engine's loss and gradients (see `train`)
         self.workspace = Workspace()  # arrays reused from minibatch to minibatch
         self.plans = {}  # a padded data set's plans by T, made once
+        self.dropout = None  # the masks of the layers' dropout: new ones for each update
 
     def _batch(self, index: np.ndarray) -> tuple[dict, dict, dict, dict]:
         return tuple({k: v[index] for k, v in arrays.items()} for arrays in self.sets)
 
     def _loss(self, inputs, targets, masks, lengths, backward: bool):
-        """The loss of a minibatch (and its gradients when `backward`), padded or not."""
+        """The loss of a minibatch (and its gradients when `backward`, with dropout),
+        padded or not."""
         if self.engine is not None:
             return self.engine(
                 self.weights, inputs, targets, masks, lengths, self.kinds, self.bptt, backward
             )
         common = dict(dtype=self.dtype, workspace=self.workspace)
+        drop = {}
+        if backward and self.dropout is not None:
+            self.dropout.renew()
+            drop = {"train": self.dropout}
         if lengths:
             graph, common = self.plan.folded, dict(common, plans=self.plans)
             if backward:
                 return grad_padded(
                     graph, self.weights, inputs, targets, lengths, self.kinds, masks,
-                    self.bptt, **common,
+                    self.bptt, **common, **drop,
                 )  # fmt: skip
             return evaluate_padded(
                 graph, self.weights, inputs, targets, lengths, self.kinds, masks, **common
             )
         if backward:
             return grad(
-                self.plan, self.weights, inputs, targets, self.kinds, masks, self.bptt, **common
-            )
+                self.plan, self.weights, inputs, targets, self.kinds, masks, self.bptt,
+                **common, **drop,
+            )  # fmt: skip
         return evaluate(self.plan, self.weights, inputs, targets, self.kinds, masks, **common)
 
     def measure(self, index: np.ndarray) -> float:

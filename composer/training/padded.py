@@ -48,6 +48,7 @@ from composer.engine.lengths import check_lengths, item_steps
 from composer.engine.plan import Plan
 from composer.errors import DataError
 from composer.training.backprop import Workspace, evaluate, grad
+from composer.training.dropout import Dropout
 
 __all__ = ["Part", "padded_parts", "grad_padded", "evaluate_padded"]
 
@@ -197,12 +198,17 @@ def grad_padded(
     workspace: Workspace | None = None,
     where: str = "lengths",
     plans: dict | None = None,
+    train=False,
 ) -> tuple[float, dict[str, np.ndarray]]:
-    """`grad` of a padded batch: the loss over each item's real steps, and its gradient."""
+    """`grad` of a padded batch: the loss over each item's real steps, and its gradient
+    (`train`: with the layers' dropout, as `grad`'s)."""
     parts, totals = padded_parts(graph, inputs, targets, lengths, mask, steps, where, plans)
     value, grads = 0.0, None
+    if train is True:  # one generator for every part: each part's items get their own masks
+        train = Dropout(0)
     for part in parts:
         options = dict(dtype=dtype, workspace=workspace, totals=totals, active=part.active)
+        options["train"] = train
         part_value, part_grads = grad(*_arrays(part, params, loss), bptt, **options)
         value += part_value
         if grads is None:

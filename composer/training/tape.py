@@ -43,8 +43,11 @@ class Bound:
         biases = [prepared(key) for key in vector.biases]
         self.bias, self.extra = (biases[0] if biases else None), None
         if kind is not None:  # folded gate-major, then flat again: (G, H) views of (G*H,)
-            bias, self.extra = kind.fold_biases([b.reshape(kind.gates, -1) for b in biases])
-            self.bias = bias.reshape(-1)
+            columns = kind.columns(vector.size)
+            gate_major = [b.reshape(kind.gates, -1) if b.size == columns else b for b in biases]
+            bias, self.extra = kind.fold_biases(gate_major)
+            # `bias: false` (or a kind that adds its biases itself): the steps add zeros
+            self.bias = np.zeros(columns, dtype) if bias is None else bias.reshape(-1)
 
 
 class Values:
@@ -100,6 +103,7 @@ class Track:
         self.tmp_h = np.empty((batch, H), dtype)
         self.keep = np.ones(length, dtype=bool)
         self.rows = None  # a packed batch: the items still running at each index
+        self.recurrent_mask = None  # a training pass's variational dropout mask, (B, H)
         self.factor = np.empty((length, batch, H), dtype)
         self.kind.tape(self, length, batch, dtype)
 

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from composer.cli import app
+from composer.engine.batches import run
 from composer.graph.folded import build
 from composer.graph.weights import init_params, save_params
 from composer.spec.model import NetworkSpec
@@ -155,8 +156,18 @@ def test_char_lm_spec_fits_the_data_make_char_lm_builds(tmp_path):
     assert set(data) >= {"chars", "next"} and data["chars"].max() < 80
 
 
-def test_export_refuses_token_inputs_until_the_formats_carry_them(lm, tmp_path):
-    code, out = invoke("export", lm / "lm.json", "-w", lm / "w.npz", "-f", "onnx",
-                       "-o", tmp_path / "m.onnx")  # fmt: skip
-    assert code == 3 and "inputs[0].vocab: `x` takes token ids" in out
-    assert not (tmp_path / "m.onnx").exists()
+def test_a_trained_language_model_exports_to_both_formats(lm, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("safetensors")
+    from composer.interop.onnx import run_model
+
+    for fmt, name in (("onnx", "m.onnx"), ("torch", "m.safetensors")):
+        code, out = invoke("export", lm / "lm.json", "-w", lm / "w.npz", "-f", fmt,
+                           "-o", tmp_path / name)  # fmt: skip
+        assert code == 0 and "wrote" in out, out
+    data = np.load(lm / "d.npz")
+    graph = build(load_spec(lm / "lm.json"))
+    params = dict(np.load(lm / "w.npz"))
+    got = run_model(tmp_path / "m.onnx", {"x": data["x"][:3]})["y"]
+    want = run(graph, params, {"x": data["x"][:3]})["y"]
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)

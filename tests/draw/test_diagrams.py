@@ -455,3 +455,40 @@ def test_parse_highlight_refuses_other_text(text):
 def test_max_columns_must_be_positive():
     with pytest.raises(ComposerError, match="max_columns"):
         unfolded_dot(unroll(build(NETWORKS["lecture"]), 3), max_columns=0)
+
+
+def _handed_over(initial_state):
+    return build(
+        spec(
+            [
+                layer("r", "elman", "x", 3, active="0:2" if initial_state == "r" else None),
+                layer(
+                    "d",
+                    "elman",
+                    "x",
+                    3,
+                    initial_state=initial_state,
+                    active="2:" if initial_state == "r" else None,
+                ),
+            ],
+            outputs=[output("y", "d", "2:" if initial_state == "r" else None)],
+        )
+    )
+
+
+def test_a_two_pass_handover_is_drawn_as_a_second_pass():
+    folded = _handed_over({"from": "r", "at": "end"})
+    assert "label=<last state, second pass>" in folded_dot(folded)
+    text = unfolded_dot(unroll(folded, 4))
+    (line,) = [line for line in text.splitlines() if 'class="handover"' in line]
+    assert 'id="r.s@3->d.s@-1"' in line and "label=<second pass>" in line
+    causal = _handed_over("r")
+    assert "label=<initial state>" in folded_dot(causal)
+    assert "second pass" not in unfolded_dot(unroll(causal, 4))
+
+
+def test_input_taps_are_labelled_with_their_delay():
+    text = folded_dot(build(load_spec(ROOT / "specs" / "tdnn.yaml")))
+    for label in ("tdnn1.W@-2, t+2", "tdnn1.W@1, t-1", "tdnn2.W@2, t-2"):
+        assert label in text
+    assert "tdnn1.W, t" not in text  # the present step needs no mark

@@ -155,13 +155,17 @@ def test_longer_runs_stream_in_chunks_like_a_single_pass():
     np.testing.assert_allclose(out["o"], oracle(params, inputs, 300)["o"], atol=1e-10)
 
 
+TWO_PASS = {"from": "enc", "at": "end"}
+
+
 def test_a_state_handed_over_after_its_reader_starts_is_computed_first():
-    """The encoder's last state (step 6) starts a decoder active from step 4."""
+    """The encoder's last state (step 6) starts a decoder active from step 4: two passes,
+    said explicitly (`at: end`)."""
     graph = build(
         spec(
             [
                 layer("enc", "lstm", size=3),
-                layer("dec", "lstm", size=3, active="4:", initial_state="enc"),
+                layer("dec", "lstm", size=3, active="4:", initial_state=TWO_PASS),
             ],
             inputs=[input_("x", 2)],
             outputs=[output("o", "dec", "4:")],
@@ -256,7 +260,9 @@ def test_two_dimensional_input_gives_two_dimensional_outputs():
     np.testing.assert_array_equal(flat["y"], batched["y"][0])
 
 
-def test_inputs_nothing_needs_are_still_required_and_numpy_steps_work():
+def test_inputs_nothing_reads_are_not_required_and_numpy_steps_work():
+    """It used to fail with `missing 'unused'`: an input no output depends on is now
+    neither asked for nor read (`validate` warns of it), and ignored when given."""
     graph = build(
         spec(
             [layer("a"), layer("b", "gru", "unused", 2)],
@@ -269,8 +275,8 @@ def test_inputs_nothing_needs_are_still_required_and_numpy_steps_work():
     assert "unused" not in compile_plan(unroll(graph, 5)).vectors
     out = run(graph, params, {"x": x, "unused": np.ones((2, 5, 2))}, steps=np.int64(5))
     assert out["o"].shape == (2, 1, 4)
-    with pytest.raises(DataError, match="missing 'unused'"):
-        run(graph, params, {"x": x})
+    np.testing.assert_array_equal(run(graph, params, {"x": x})["o"], out["o"])
+    assert run(graph, params, x[0])["o"].shape == (1, 4)  # one needed input: a bare array
 
 
 def test_bound_params_are_reused_across_steps_and_checked():

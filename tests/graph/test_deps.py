@@ -11,7 +11,7 @@ from composer.graph.deps import dependencies
 from composer.graph.folded import build
 from composer.graph.unrolled import unroll
 from composer.text import format_steps
-from tests.builders import input_, layer, lecture, random_networks
+from tests.builders import input_, layer, lecture, output, random_networks
 
 
 @pytest.mark.parametrize(
@@ -65,3 +65,35 @@ def test_deps_of_a_causal_network_only_reach_back(generated, steps_count):
             for input_steps in found.values():
                 if causal:
                     assert max(input_steps) <= t
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(-3, 3), min_size=1, max_size=4, unique=True),
+    st.integers(1, 9),
+)
+def test_deps_of_a_tapped_delay_line_reach_exactly_the_declared_delays(delays, steps_count):
+    """A dense layer reading x at `delays` (a window): y[t] depends on x[t - d], each d."""
+    spec = lecture(
+        layers=[layer("win", "dense", {"from": "x", "delays": delays}, 2)],
+        outputs=[output("y", "win")],
+    )
+    deps = dependencies(unroll(build(spec), steps_count))
+    for t in range(steps_count):
+        expected = sorted(t - d for d in delays if 0 <= t - d < steps_count)
+        assert deps["y"][t] == ({"x": expected} if expected else {})
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=3, unique=True), st.integers(1, 9))
+def test_deps_of_tapped_feedback_start_at_the_nearest_delay(delays, steps_count):
+    """An Elman layer reading x only through taps at `delays` >= 1: s_t reaches x up to
+    t - min(delays), and nothing at t itself."""
+    spec = lecture(
+        layers=[layer("rnn", "elman", {"from": "x", "delays": delays}, 2)],
+        outputs=[output("y", "rnn")],
+    )
+    deps = dependencies(unroll(build(spec), steps_count))
+    for t in range(steps_count):
+        expected = list(range(0, t - min(delays) + 1))
+        assert deps["y"][t] == ({"x": expected} if expected else {})

@@ -8,11 +8,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from composer.errors import SpecError
+from composer.graph.deps import dependencies
 from composer.graph.folded import build
 from composer.graph.unrolled import unroll, unrolled_graph
 from composer.graph.weights import param_table
 from composer.spec.windows import parse_window
-from tests.builders import connection, input_, layer, lecture, output, random_networks
+from tests.builders import connection, input_, layer, lecture, output, random_networks, spec
 from tests.conftest import operations
 
 
@@ -124,3 +125,41 @@ def test_parameter_count_does_not_depend_on_steps(generated, long):
         used[steps_count] = (len(copies), set(copies))
     assert used[long][1] == used[2 * long][1] == set(weights)
     assert used[2 * long][0] >= used[long][0]
+
+
+def _handed_over(initial_state, active=None):
+    return spec(
+        [
+            layer("r", "elman", "x", 3),
+            layer("d", "elman", "x", 3, initial_state=initial_state, active=active),
+        ],
+        outputs=[output("y", "d")],
+    )
+
+
+def test_a_handover_from_a_layer_that_ends_later_is_refused_naming_both():
+    """It used to validate, and deps said y[0] <- x[0..7]: a hand-over backwards in time."""
+    with pytest.raises(SpecError) as caught:
+        unroll(build(_handed_over("r")), 8)
+    assert caught.value.path == ("layers", 1, "initial_state")
+    assert caught.value.message.startswith(
+        "`d` starts at step 0 from the last state of `r`, which is only known at step 7 (T = 8)"
+    )
+    assert "`initial_state: {from: r, at: end}`" in caught.value.message
+
+
+def test_a_two_pass_handover_said_explicitly_is_kept():
+    unrolled = unroll(build(_handed_over({"from": "r", "at": "end"})), 8)
+    assert unrolled.handover["d.s"] == ("r.s", 7)
+    assert dependencies(unrolled)["y"][0] == {"x": list(range(8))}
+
+
+def test_a_handover_after_the_source_ends_needs_nothing_explicit():
+    network = spec(
+        [
+            layer("r", "elman", "x", 3, active="0:4"),
+            layer("d", "elman", "x", 3, initial_state="r", active="4:"),
+        ],
+        outputs=[output("y", "d", "4:")],
+    )
+    assert unroll(build(network), 8).handover["d.s"] == ("r.s", 3)

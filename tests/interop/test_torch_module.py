@@ -10,7 +10,7 @@ import pytest
 from composer.engine.inputs import input_sizes
 from composer.engine.pipeline import plan_for_steps
 from composer.network import Network
-from tests.builders import input_, layer, output, spec
+from tests.builders import input_, layer, output, random_input, spec
 from tests.interop import CONVERTED
 
 torch = pytest.importorskip("torch")
@@ -23,6 +23,7 @@ pytestmark = pytest.mark.torch
 #: the examples whose every layer runs through torch's own modules
 NATIVE = {
     "bidirectional-tagger",
+    "char-lm",
     "gru",
     "lecture-elman",
     "lecture-stack",
@@ -41,8 +42,8 @@ def _case(path, batch=3, seed=0):
     params = {k: rng.normal(0, 0.5, v.shape) for k, v in params.items()}
     plan = plan_for_steps(net.graph, net.graph.graph["steps"])
     inputs = {
-        name: rng.normal(size=(batch, len(plan.window(name)), size))
-        for name, size in input_sizes(net.graph).items()
+        name: random_input(net.graph, name, batch, len(plan.window(name)), rng)
+        for name in input_sizes(net.graph)
     }
     targets = {
         name: rng.normal(size=(batch, len(plan.window(name)), plan.vectors[name].size))

@@ -18,7 +18,7 @@ from composer.cli import app
 from composer.engine.inputs import input_sizes
 from composer.graph.weights import save_params
 from composer.network import Network
-from tests.builders import input_, layer, output, spec, write_spec
+from tests.builders import input_, layer, output, random_input, spec, write_spec
 from tests.conftest import ROOT
 from tests.interop import CONVERTED
 
@@ -125,9 +125,10 @@ def test_export_then_import_is_exact(tmp_path, path, suffix):
         else torch.load(state, weights_only=True)
     )
     module.load_state_dict(loaded)
+    rng = np.random.default_rng(1)
     inputs = {
-        name: np.random.default_rng(1).normal(size=(2, n, size))
-        for (name, size), n in zip(input_sizes(net.graph).items(), _input_steps(net))
+        name: random_input(net.graph, name, 2, n, rng)
+        for name, n in zip(input_sizes(net.graph), _input_steps(net))
     }
     with torch.no_grad():
         out = module({k: torch.from_numpy(v) for k, v in inputs.items()})

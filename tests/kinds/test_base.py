@@ -25,7 +25,8 @@ def _weights(kind: str, dtype, seed: int = 0) -> dict:
     G = KINDS[kind].gates
     draw = lambda *shape: rng.normal(0, 0.5, shape).astype(dtype)  # noqa: E731
     out = {"Wx": draw(F, G * H), "Ws": draw(H, G * H)}
-    return out | {suffix: draw(G * H) for suffix, _ in KINDS[kind].biases}
+    sizes = {w.suffix: w.shape for w in KINDS[kind].weights(F, H)}
+    return out | {suffix: draw(*sizes[suffix]) for suffix, _ in KINDS[kind].biases}
 
 
 def _arranged(kind, w: dict) -> dict:
@@ -38,7 +39,7 @@ def _run_step(name: str, w: dict, x, h_prev, c_prev, dtype):
     kind = KINDS[name]
     arranged = _arranged(kind, w)
     bias, extra = kind.fold_biases([arranged[suffix] for suffix, _ in kind.biases])
-    xw = np.matmul(x, arranged[kind.input_weight]) + bias
+    xw = np.matmul(x, arranged[kind.input_weight]) + (0 if bias is None else bias)
     prev = (h_prev, c_prev)[: len(kind.carries)]
     out = tuple(np.full((B, H), np.nan, dtype) for _ in kind.carries)
     work = kind.workspace(B, H, dtype)
@@ -62,7 +63,12 @@ def _oracle_step(kind: str, w: dict, x, h_prev, c_prev):
         return oracles.elman(x @ p["l.Wx"], h_prev, p, "l"), None
     if kind == "lstm":
         return oracles.lstm(x @ p["l.Wx"], h_prev, c_prev.astype(np.float64), p, "l")
-    return oracles.gru(x @ p["l.Wx"], h_prev, p, "l"), None
+    if kind == "lstm_layer_norm":
+        c = c_prev.astype(np.float64)
+        return oracles.lstm_layer_norm(x @ p["l.Wx"], h_prev, c, p, "l")
+    step = {"gru_reset_before": oracles.gru_reset_before, "gru_layer_norm": oracles.gru_layer_norm}
+    step = step.get(kind, oracles.gru)
+    return step(x @ p["l.Wx"], h_prev, p, "l"), None
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
@@ -81,7 +87,7 @@ def test_every_recurrent_kind_keeps_the_contract(kind, dtype):
     tolerance = 1e-5 if dtype == np.float32 else 1e-12
     assert h.shape == (B, H) and h.dtype == dtype
     np.testing.assert_allclose(h, expected_h, atol=tolerance)
-    if kind == "lstm":
+    if kind.startswith("lstm"):
         assert c.dtype == dtype
         np.testing.assert_allclose(c, expected_c, atol=tolerance)
     assert all(np.array_equal(before[0][k], w[k]) for k in w)

@@ -140,3 +140,17 @@ def test_a_new_kind_learns():
     result = train(graph, init_params(graph, seed=0), data, epochs=15, batch_size=16, lr=0.02)
     first, last = result.history[0].val_loss, result.best_loss
     assert last < 0.6 * first
+
+
+def test_a_kind_whose_steps_ignore_the_recurrent_mask_refuses_recurrent_dropout():
+    """A new kind takes `recurrent_dropout` only once its steps read `recurrent_mask`
+    (`Kind.takes_recurrent_dropout`); until then the spec says which kinds take it."""
+    from composer.errors import SpecError
+
+    with pytest.raises(SpecError) as caught:
+        build(_spec(recurrent_dropout=0.5))
+    assert caught.value.dotted_path == "layers[0].recurrent_dropout"
+    assert "not supported by minimal layers; the kinds that take it: elman, gru, lstm" in str(
+        caught.value
+    )
+    assert build(_spec(dropout=0.5, bias=False))  # input dropout and bias: any kind

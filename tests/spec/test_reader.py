@@ -86,7 +86,7 @@ YAML_CASES = [
     ("input: x", "input: 3x", "9:12: layers[0].input:", "`3x` is not a name: use letters"),
     ("input: x", "input: []", "9:12: layers[0].input:", "needs at least one entry"),
     ("input: x", "input: [x, 3x]", "9:16: layers[0].input[1]:", "`3x` is not a name"),
-    ("input: x", "input: 5", "9:12: layers[0].input:", "expected a name or a list of names, got 5"),
+    ("input: x", "input: 5", "9:12: layers[0].input:", "expected a name, `{from: name, delay"),
     ("name: rnn", "name: 3x", "7:11: layers[0].name:", "`3x` is not a name"),
     ("name: net", "name: 3x", "2:7: name:", "`3x` is not a name"),
     (

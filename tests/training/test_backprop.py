@@ -24,6 +24,7 @@ from composer.graph.weights import init_params
 from composer.training.backprop import Workspace, evaluate, grad
 from composer.training.loop import plan_for
 from tests.builders import connection, input_, layer, output, readout, spec
+from tests.oracles import SCENARIOS
 
 SOFT = "softmax"
 STRUCTURES = {
@@ -256,6 +257,21 @@ STRUCTURES = {
             steps=6,
         ),
         {"o": "mse", "p": "cross-entropy"},
+    ),
+    # tapped delay lines (past and future context) and a layer without an input
+    **{
+        f"scenario:{name}": (SCENARIOS[name][0].model_copy(update={"steps": steps}), "mse")
+        for name, steps in (
+            ("narx", 6),
+            ("tdnn", 5),
+            ("backward-taps", 5),
+            ("two-pass", 5),
+            ("bidirectional-sum", 5),
+        )
+    },
+    "scenario:inputless-decoder": (
+        SCENARIOS["inputless-decoder"][0].model_copy(update={"steps": 7}),
+        "ce",
     ),
 }
 

@@ -1,0 +1,79 @@
+"""The graph features beyond a plain stack that a converter must support exactly or refuse.
+
+PyTorch's `nn.RNN`/`nn.LSTM`/`nn.GRU` and ONNX's recurrent operators have no tapped delay
+lines, no future context into a layer, no layer without an input, no two-pass hand-over
+and no summed bidirectional merge. `extended_features` lists each use of them in a folded
+graph, with its spec path, so that an exporter can refuse a spec in one line naming the
+field (or unroll it exactly).
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from composer.errors import SpecError
+
+__all__ = ["extended_features", "refuse_extended"]
+
+
+def extended_features(graph: nx.MultiDiGraph) -> list[tuple[tuple, str]]:
+    """`[(spec path, what)]` for every use of a feature beyond plain stacks, in spec order.
+
+    Examples
+    --------
+    >>> from composer.graph.folded import build
+    >>> from composer.spec.model import NetworkSpec
+    >>> spec = NetworkSpec.model_validate({
+    ...     "inputs": [{"name": "x", "size": 3}],
+    ...     "layers": [{"name": "d", "kind": "dense", "input": {"from": "x", "delays": [0, 1]},
+    ...                 "size": 2}],
+    ...     "outputs": [{"name": "y", "from": "d"}]})
+    >>> extended_features(build(spec))
+    [(('layers', 0, 'input'), 'a tapped delay line (`d.W@1` reads t-1)')]
+    """
+    found: dict[tuple, str] = {}
+    pairs: dict[tuple, set] = {}
+    for source, target, data in graph.edges(data=True):
+        lag, weight, path = data["lag"], data["weight"], data["path"]
+        if data["role"] == "input" and lag != 0:
+            found.setdefault((path, weight), f"a tapped delay line (`{weight}` reads t{-lag:+d})")
+        if data["role"] == "connection":
+            pairs.setdefault((source, graph.nodes[target]["layer"]), set()).add((lag, path))
+            if lag < 0:
+                found.setdefault((path, weight), f"future context (`{weight}` reads t{-lag:+d})")
+    for delays in pairs.values():
+        if len({lag for lag, _ in delays}) > 1:
+            path = min(p for _, p in delays)
+            found.setdefault((path, "delays"), "several delays of one connection pair")
+    layers: dict[str, list] = {}
+    for node, data in graph.nodes(data=True):
+        if data["role"] in ("state", "dense"):
+            layers.setdefault(data["layer"], []).append((node, data))
+    for layer, nodes in layers.items():
+        node, data = nodes[0]
+        if not any(d["role"] == "input" for *_, d in graph.in_edges(node, data=True)):
+            found.setdefault((data["path"], "input"), f"a layer without an input (`{layer}`)")
+        if data.get("two_pass"):
+            path = data["path"] + ("initial_state",)
+            found.setdefault((path, ""), f"a hand-over from a later step (`{layer}`, two passes)")
+        if data.get("merge") == "sum" and len(nodes) == 2:
+            path = data["path"] + ("merge",)
+            found.setdefault((path, ""), f"a summed bidirectional merge (`{layer}`, `merge: sum`)")
+    return [(path, what) for (path, _), what in sorted(found.items(), key=_order)]
+
+
+def _order(item) -> tuple:
+    (path, tag), _ = item
+    return tuple((0, p) if isinstance(p, int) else (1, str(p)) for p in path), tag
+
+
+def refuse_extended(graph: nx.MultiDiGraph, what: str) -> None:
+    """Refuse, in one line naming the field, a network using a feature `what` (such as
+    `the PyTorch module`) does not carry over."""
+    found = extended_features(graph)
+    if found:
+        path, feature = found[0]
+        raise SpecError(
+            f"{what} does not support {feature} yet; run this network with the numpy engine",
+            path,
+        )
