@@ -119,3 +119,11 @@ def test_the_slides_recipe_renders_with_the_options_its_pictures_were_drawn_with
 def test_the_tutorials_language_model_trains_and_writes(tmp_path, monkeypatch):
     run_in_order("docs/tutorial.md", tmp_path, monkeypatch)
     assert (tmp_path / "lm.weights.npz").exists() and (tmp_path / "lm.vocab.json").exists()
+
+
+def test_the_narx_recipe_runs(tmp_path, monkeypatch):
+    run_in_order("docs/recipes/narx.md", tmp_path, monkeypatch)
+    text = (ROOT / "docs/recipes/narx.md").read_text(encoding="utf-8")
+    (body,) = re.findall(r"```yaml\n# specs/narx.yaml\n(.*?)```", text, re.S)
+    lines = (ROOT / "specs/narx.yaml").read_text(encoding="utf-8").splitlines(keepends=True)
+    assert body == "".join(line for line in lines if not line.startswith("#"))
