@@ -35,8 +35,8 @@ __all__ = ["sources", "spec_page", "cli_page", "api_page", "weights_page", "main
 ROOT = Path(__file__).resolve().parent.parent
 ALIGNMENT = "docs/examples/alignment"
 PICTURES = "docs/tutorial"
-#: the tutorial's pictures of example specs at fewer steps than their own, to stay legible
-SHORTER = [("specs/lstm.yaml", 3), ("specs/bidirectional-tagger.yaml", 4)]
+#: the tutorial's (and recipes') pictures of example specs at fewer steps, to stay legible
+SHORTER = [("specs/lstm.yaml", 3), ("specs/bidirectional-tagger.yaml", 4), ("specs/narx.yaml", 5)]
 #: the options of docs/recipes/slides.md's `render` (its test checks the page uses them)
 SLIDE = ("specs/lecture-elman.yaml", "--steps", "3", "--legend", "--weight-names", "U,W,V")
 SLIDE_DPI = 200
