@@ -22,16 +22,35 @@ RUN_HERE = ("docs/index.md", "docs/tutorial.md")
 RUN_ELSEWHERE = {
     "docs/interop.md": ("tests/interop/test_torch_docs.py", "tests/interop/test_onnx_cli.py"),
     "docs/time.md": ("tests/cli/test_spec_checks.py",),
+    **{
+        f"docs/recipes/{name}.md": ("tests/test_recipes.py",)
+        for name in ("streaming", "onnx", "gpu", "slides", "narx")
+    },
 }
+#: sections of RUN_HERE pages whose commands build on each other (a file written by one
+#: is read by the next): tests/test_recipes.py runs them in order, in one directory
+IN_ORDER = {"docs/tutorial.md": "## 8. A character-level language model"}
 #: pages whose commands are run by no test, and why
 NOT_RUN = {
     "docs/training.md": "its training runs take minutes; tests/training checks the trainer",
 }
 PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").rglob("*.md"))
+
+
+def run_here(page: str) -> str:
+    """A RUN_HERE page's text without its sections run in order elsewhere."""
+    text = (ROOT / page).read_text(encoding="utf-8")
+    if page in IN_ORDER:
+        start = text.index(IN_ORDER[page])
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + (text[end:] if end > 0 else "")
+    return text
+
+
 EXAMPLES = [
     (page, command, output)
     for page in RUN_HERE
-    for command, output in console_examples((ROOT / page).read_text(encoding="utf-8"))
+    for command, output in console_examples(run_here(page))
 ]
 
 
@@ -49,7 +68,11 @@ def test_the_generated_pages_and_pictures_are_current():
     texts = site.sources(ROOT)
     stale = [rel for rel, text in texts.items() if site._read(ROOT / rel) != text]
     assert not stale, f"stale: {stale}; run `make docs`"
-    committed = {f"docs/tutorial/{p.name}" for p in (ROOT / "docs/tutorial").glob("*.dot")}
+    committed = {
+        p.relative_to(ROOT).as_posix()
+        for folder in ("docs/tutorial", "docs/recipes")
+        for p in (ROOT / folder).glob("*.dot")
+    }
     assert committed == {rel for rel in texts if rel.endswith(".dot")}
     assert all((ROOT / rel).with_suffix(".svg").exists() for rel in committed)
 
@@ -168,6 +191,8 @@ def test_the_site_builds_with_every_page_of_the_navigation(built):
         assert (built / f"{page}.html").exists(), page
     for page in ("spec", "cli", "api", "weights"):
         assert (built / "reference" / f"{page}.html").exists(), page
+    for page in (ROOT / "docs/recipes").glob("*.md"):
+        assert (built / "recipes" / f"{page.stem}.html").exists(), page.name
     api = (built / "reference/api.html").read_text(encoding="utf-8")
     assert "Network.from_file" in api and "param_count" in api  # docstrings rendered
 
@@ -202,6 +227,12 @@ def test_every_picture_and_link_of_the_built_pages_resolves(built):
     assert tutorial.count("<img") >= 12  # folded, unfolded, the presets, the kinds
     gallery = (built / "gallery.html").read_text(encoding="utf-8")
     assert 'href="specs/lecture-elman.yaml"' in gallery  # the spec links reach the copy
+    # every interactive page is linked from the gallery and copied as it is
+    for page in (ROOT / "docs/gallery").glob("*.html"):
+        assert f'href="gallery/{page.name}"' in gallery, page.name
+        assert (built / "gallery" / page.name).read_bytes() == page.read_bytes()
+    weights = (built / "reference/weights.html").read_text(encoding="utf-8")
+    assert 'href="../interop.html#gate-order-and-bias-conventions"' in weights
     assert (built / "specs/lecture-elman.yaml").exists()
 
 
@@ -209,4 +240,6 @@ def test_the_readme_links_to_the_sites_pages_by_repository_path():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     links = re.findall(r"\]\((docs/[^)#]+)", readme)
     assert {"docs/tutorial.md", "docs/reference/spec.md", "docs/reference/cli.md"} <= set(links)
+    recipes = {p.relative_to(ROOT).as_posix() for p in (ROOT / "docs/recipes").glob("*.md")}
+    assert recipes <= set(links), recipes - set(links)
     assert all((ROOT / link).exists() for link in links), links
