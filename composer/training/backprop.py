@@ -127,19 +127,9 @@ def evaluate(
 
 def forward_pass(plan: Plan, params: Arrays, inputs: Arrays, dtype: str | None = None):
     """A forward pass that keeps every step of every vector (a tape: `tracks`, `outputs`),
-    for a trace of the values; no loss, no backward."""
+    for a trace of the values; no loss, no backward, no dropout (as `run` makes it)."""
     check_params(plan.folded, dict(params))
-    batch = check_inputs(plan, inputs)
-    if dtype is None:
-        wide = any(np.asarray(v).dtype == np.float64 for v in params.values())
-        dtype = "float64" if wide else "float32"
-    tape = _Tape(plan, params, np.dtype(check_dtype(dtype)), batch, None, None)
-    tape.pack({})
-    tape.drop(None)  # a trace is a forward pass as `run` makes it: no dropout
-    tape.ids = inputs
-    tape.inputs = encode_tokens(plan.folded, inputs, params, tape.dtype)
-    tape.forward(0, plan.steps)
-    return tape
+    return _forward(plan, params, inputs, check_inputs(plan, inputs), dtype)
 
 
 def backward_pass(plan: Plan, params: Arrays, inputs: Arrays, targets, loss="mse", mask=None,
@@ -170,6 +160,16 @@ def _start(
     kinds = loss_kinds(plan, loss)
     targets, masks = _by_output(plan, targets, "targets"), _by_output(plan, mask, "masks")
     goals = check_targets(plan, targets, masks, kinds, batch)
+    tape = _forward(plan, params, inputs, batch, dtype, bptt, workspace, active, dropout)
+    return tape, goals, kinds
+
+
+def _forward(
+    plan, params, inputs, batch, dtype, bptt=None, workspace=None, active=None, dropout=None
+):
+    """The tape of a whole forward pass over checked weights and inputs: computed in
+    `dtype` (default: float64 if any weight is float64, else float32), token ids encoded,
+    the layers' dropout applied when given."""
     if dtype is None:
         wide = any(np.asarray(v).dtype == np.float64 for v in params.values())
         dtype = "float64" if wide else "float32"
@@ -179,7 +179,7 @@ def _start(
     tape.ids = inputs
     tape.inputs = encode_tokens(plan.folded, inputs, params, tape.dtype)
     tape.forward(0, plan.steps)
-    return tape, goals, kinds
+    return tape
 
 
 def _flat(array: np.ndarray) -> np.ndarray:
