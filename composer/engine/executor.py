@@ -254,7 +254,7 @@ class _Executor(Walk):
             gated = out.ndim == 3
             for a, b in runs:
                 part = view[..., a - start : b - start, :, :]
-                self._sum_into(part, self._leading_products(part, a, b, feeds, leading, gated))
+                self._sum_leading(part, self._leading_products(part, a, b, feeds, leading))
                 if bias is not None:
                     np.add(part, bias[:, np.newaxis] if gated else bias, out=part)
             return runs
@@ -274,16 +274,34 @@ class _Executor(Walk):
                 target = part[..., (u - a) * batch : (w - a) * batch, :]
                 yield source, weight, target, (u, w) == (a, b)
 
-    def _leading_products(self, part, a: int, b: int, feeds, leading: int, gated: bool):
+    def _leading_products(self, part, a: int, b: int, feeds, leading: int):
         """`_products` for the first `leading` items of each step, as (steps, n, ...) views."""
         for feed, weight in feeds:
             track = self.tracks[feed.source][0]
             for u, w in self._source_runs(feed, a, b):
                 source = track.data[u - feed.lag - track.base : w - feed.lag - track.base, :leading]
                 target = part[..., u - a : w - a, :, :]
-                if gated:  # (1, steps, n, F) @ (G, 1, F, H): every gate of every step
-                    source, weight = source[np.newaxis], weight[:, np.newaxis]
                 yield source, weight, target, (u, w) == (a, b)
+
+    def _sum_leading(self, part: np.ndarray, products) -> None:
+        """`_sum_into` for (steps, n, ...) views of a packed batch's leading items: each
+        source gathered into one contiguous (steps * n, F) block, so that its product is one
+        large matrix product (per gate), not one small product per step, twice as fast."""
+        filled = False
+        for source, weight, target, whole in products:
+            rows = np.ascontiguousarray(source).reshape(-1, source.shape[-1])
+            product = self._buffer(1, (*weight.shape[:-2], len(rows), weight.shape[-1]))
+            np.matmul(rows, weight, out=product)
+            product = product.reshape(target.shape)
+            if not filled and whole:
+                np.copyto(target, product)
+            else:
+                if not filled:
+                    part.fill(0)
+                np.add(target, product, out=target)
+            filled = True
+        if not filled:
+            part.fill(0)
 
     def _sum_into(self, part: np.ndarray, products) -> None:
         """`part` = the sum of source @ weight, each product into its target rows; zero

@@ -256,7 +256,12 @@ class Kind:
         if track.recurrent_mask is not None:
             read = read * track.recurrent_mask
         d = self.recurrent_gradient(track)[a:b]
-        return read.reshape(-1, H).T @ d.reshape(-1, d.shape[-1])
+        read, d = read.reshape(-1, H), d.reshape(-1, d.shape[-1])
+        if track.rows is not None:  # a packed batch: only the items still running
+            batch = track.h.shape[1]
+            live = np.flatnonzero(np.arange(batch) < track.rows[a:b, np.newaxis])
+            read, d = read[live], d[live]
+        return read.T @ d
 
     def bias_gradients(self, dxw: np.ndarray, drec: np.ndarray) -> tuple[np.ndarray, ...]:
         """Per bias (in `biases` order), the rows whose sum is its gradient."""

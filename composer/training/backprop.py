@@ -187,6 +187,15 @@ def _flat(array: np.ndarray) -> np.ndarray:
     return array.reshape(-1, array.shape[-1])
 
 
+def live_rows(counts: np.ndarray | None, batch: int) -> np.ndarray | None:
+    """In a packed batch, the (steps * B) flat rows of the items still running at each of
+    `counts`'s steps, or None when every item runs at every one of them. A whole-span
+    product restricted to these rows skips the padding, as the time loop does."""
+    if counts is None or counts.min() >= batch:
+        return None
+    return np.flatnonzero(np.arange(batch) < counts[:, np.newaxis])
+
+
 class _Tape(Walk):
     """One forward pass over a plan, kept whole, and its backward pass.
 
@@ -236,6 +245,11 @@ class _Tape(Walk):
         source = self._visible(feed.source)[t0 - feed.lag : t1 - feed.lag]
         mask = self.masks.get(feed)
         return _flat(source if mask is None else source * mask[t0:t1])
+
+    def _live(self, track, t0: int, t1: int) -> np.ndarray | None:
+        """`live_rows` of a track's steps t0..t1-1 (None unless it is packed)."""
+        rows = getattr(track, "rows", None)
+        return None if rows is None else live_rows(rows[t0 - track.lo : t1 - track.lo], self.batch)
 
     def pack(self, active: Mapping[str, np.ndarray]) -> None:
         """Each recurrent track's items still running per index (its initial steps: all)."""
@@ -295,7 +309,12 @@ class _Tape(Walk):
                 continue
             source = self._source(feed, t0, t1)
             rows = _flat(part[t0 - a : t1 - a])
-            if first and (t0, t1) == (a, b):
+            live = self._live(track, t0, t1)
+            if live is not None:  # a packed batch: the items still running only
+                if first:
+                    part.fill(0)
+                rows[live] += source[live] @ weight
+            elif first and (t0, t1) == (a, b):
                 np.matmul(source, weight, out=rows)  # the common case writes in place
             else:
                 if first:
@@ -471,6 +490,9 @@ class _Tape(Walk):
                 continue
             source = self._source(feed, t0, t1)
             d = _flat(da[t0 - a : t1 - a])
+            live = self._live(track, t0, t1)
+            if live is not None:  # a packed batch: padding rows carry no gradient
+                source, d = source[live], d[live]
             self.dW[feed.weight][feed.rows[0] : feed.rows[1]] += source.T @ d
             target = self.tracks[feed.source]
             if propagate and target.g is not None:
@@ -478,7 +500,13 @@ class _Tape(Walk):
                 rows = _flat(target.g[t0 - feed.lag - lo : t1 - feed.lag - lo])
                 back = d @ weight.T
                 mask = self.masks.get(feed)
-                np.add(rows, back if mask is None else back * _flat(mask[t0:t1]), out=rows)
+                if mask is not None:
+                    mask = _flat(mask[t0:t1])
+                    back *= mask if live is None else mask[live]
+                if live is None:
+                    np.add(rows, back, out=rows)
+                else:
+                    rows[live] += back
 
     def _own_backward(self, v: Vector) -> None:
         """Gradients of a vector's biases and recurrent weight over its span, and of the
