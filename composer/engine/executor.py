@@ -31,7 +31,7 @@ from composer.engine.plan import BoundParams, Feed, Plan, Vector, bind_params, s
 from composer.engine.tokens import encode_tokens
 from composer.engine.walk import Walk, handed_carries
 from composer.errors import DataError
-from composer.kinds import ACTIVATIONS, KINDS
+from composer.kinds import ACTIVATIONS, KINDS, fused
 
 __all__ = ["execute", "Packing"]
 
@@ -87,6 +87,7 @@ def execute(
     arrays = {name: np.asarray(array) for name, array in arrays.items()}
     weights = {name: params.weights(vector) for name, vector in plan.vectors.items()}
     steps = chunk or chunk_steps(plan, batch, dt)
+    fused.prepare(batch * plan.steps)  # compiled steps, if installed and worth loading
     return _Executor(plan, weights, arrays, batch, dt, steps, packing).run()
 
 

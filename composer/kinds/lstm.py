@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from composer.errors import SpecError
+from composer.kinds import fused
 from composer.kinds.base import Kind, Picture, WeightInfo, aligned
 
 __all__ = ["LSTM", "LSTM_LAYER_NORM", "lstm_step", "lstm_layer_norm_step"]
@@ -94,7 +95,12 @@ class _LSTM(Kind):
         return gates, gates[:3], i, f, o, g
 
     def forward(self, xw, prev, out, recurrent, extra, work, activation) -> None:
-        batch = work[0].shape[1]
+        batch, size = work[0].shape[1:]
+        fast = fused.kernels(work[0].dtype, batch, size)
+        if fast is not None and isinstance(xw, np.ndarray):  # not a packed batch's lists
+            acc = work[0].reshape(-1)[: 4 * size]
+            fast.lstm_scan(xw, prev[0], prev[1], fast.flat_gates(recurrent), out[0], out[1], acc)
+            return
         for x_t, h_prev, c_prev, h, c in zip(xw, prev[0], prev[1], out[0], out[1]):
             rows = len(h)
             scratch = work if rows == batch else self.leading(work, rows)

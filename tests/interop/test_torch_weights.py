@@ -266,7 +266,7 @@ BLOCKER = """
 import sys
 class Block:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "safetensors"):
+        if name.split(".")[0] in ("torch", "safetensors", "numba"):
             raise ImportError("blocked: " + name)
 sys.meta_path.insert(0, Block())
 sys.argv = ["rnn-composer", *sys.argv[1:]]
@@ -290,6 +290,10 @@ def test_the_core_install_runs_without_torch(tmp_path):
     (tmp_path / "s.safetensors").write_bytes(b"")
     assert _without_torch("validate", spec_path, cwd=tmp_path).returncode == 0
     ran = _without_torch("run", spec_path, "--input", x, "--save-weights", "w.npz", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    long = tmp_path / "long.npy"  # enough item-steps to ask for the fused kernels: absent
+    np.save(long, np.zeros((4, 8000, 4)))
+    ran = _without_torch("run", spec_path, "--input", long, "-o", "out.npz", cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     for args in [
         ("export", spec_path, "-w", "w.npz", "--format", "torch", "-o", "s.pt"),

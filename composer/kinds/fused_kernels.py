@@ -1,0 +1,73 @@
+"""The compiled kernels of `composer.kinds.fused` (imports numba: load through `fused`).
+
+Each runs steps 0..S-1 of one layer in order, reading the projected inputs `xw[s]` and
+the carried arrays at `prev[s]`, writing `out[s]`; `prev` may be `out` shifted by the
+recurrence's lag (the same memory), so a step reads what an earlier step of the same
+call wrote. Layouts are the executor's: `xw` (S, G, B, H) gate-major, sigmoid gates'
+pre-activations halved (sigmoid(x) = 0.5 tanh(x / 2) + 0.5), `Ws` (G, H, H).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["lstm_scan", "ftanh", "flat_gates"]
+
+_F = np.float32
+_A3 = numba.float32[:, :, :]
+_A4 = numba.float32[:, :, :, :]
+
+
+@numba.njit(inline="always", fastmath=True)
+def ftanh(x):
+    """tanh for float32: a 13/6-degree rational interpolant on [-9, 9] (+-1 beyond), as
+    Eigen's and oneDNN's float32 kernels compute it; within 4e-7 of the true value."""
+    x = min(max(x, _F(-9.0)), _F(9.0))
+    x2 = x * x
+    p = x2 * _F(-2.76076847742355e-16) + _F(2.00018790482477e-13)
+    p = x2 * p + _F(-8.60467152213735e-11)
+    p = x2 * p + _F(5.12229709037114e-08)
+    p = x2 * p + _F(1.48572235717979e-05)
+    p = x2 * p + _F(6.37261928875436e-04)
+    p = x2 * p + _F(4.89352455891786e-03)
+    q = x2 * _F(1.19825839466702e-06) + _F(1.18534705686654e-04)
+    q = x2 * q + _F(2.26843463243900e-03)
+    q = x2 * q + _F(4.89352518554385e-03)
+    return x * p / q
+
+
+@numba.njit(
+    numba.void(_A4, _A3, _A3, numba.float32[:, ::1], _A3, _A3, numba.float32[::1]),
+    cache=True,
+    fastmath=True,
+)
+def lstm_scan(xw, h_prev, c_prev, Wf, h_out, c_out, acc):
+    """LSTM steps, gates i, f, o, g: c = f c_prev + i g, h = o tanh(c). `Wf` is Ws as one
+    (H, 4H) matrix (`flat_gates`), `acc` a (4H,) scratch row."""
+    steps, batch, size = xw.shape[0], xw.shape[2], xw.shape[3]
+    half = _F(0.5)
+    for s in range(steps):
+        for b in range(batch):
+            for g in range(4):
+                for j in range(size):
+                    acc[g * size + j] = xw[s, g, b, j]
+            for k in range(size):
+                hk = h_prev[s, b, k]
+                for j in range(4 * size):
+                    acc[j] += hk * Wf[k, j]
+            for j in range(4 * size):
+                acc[j] = ftanh(acc[j])
+            for j in range(size):
+                i, f = half * acc[j] + half, half * acc[size + j] + half
+                o, g = half * acc[2 * size + j] + half, acc[3 * size + j]
+                c = f * c_prev[s, b, j] + i * g
+                c_out[s, b, j] = c
+                h_out[s, b, j] = o * ftanh(c)
+
+
+def flat_gates(Ws: np.ndarray) -> np.ndarray:
+    """Gate-major (G, H, H) weights as one contiguous (H, G*H) matrix, gate blocks side by
+    side: the kernels' recurrent product is then one row of multiply-adds per input."""
+    gates, rows, size = Ws.shape
+    return np.ascontiguousarray(Ws.transpose(1, 0, 2)).reshape(rows, gates * size)

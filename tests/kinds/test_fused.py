@@ -1,0 +1,104 @@
+"""The fused float32 kernels (`[fast]` extra, numba): the same numbers as the NumPy path
+and as PyTorch, chunked runs equal whole ones bit for bit, and the switch that decides
+when they load and when they run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from composer.engine.executor import execute
+from composer.engine.plan import compile_plan
+from composer.graph.folded import build
+from composer.graph.unrolled import unroll
+from composer.graph.weights import init_params
+from composer.kinds import fused
+from tests.builders import layer, readout, spec
+
+pytest.importorskip("numba")
+kernels = pytest.importorskip("composer.kinds.fused_kernels")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def loaded():
+    """The kernels loaded for this module's tests, and put back as they were after."""
+    before = fused._loaded
+    assert fused.prepare(force=True)
+    yield
+    fused._loaded = before
+
+
+def test_the_fused_tanh_is_within_4e_7_of_the_true_one():
+    x = np.linspace(-20, 20, 400_001, dtype=np.float32)
+    got = np.array([kernels.ftanh(v) for v in x[::50]], np.float64)
+    want = np.tanh(x[::50].astype(np.float64))
+    assert np.abs(got - want).max() < 4e-7
+    assert kernels.ftanh(np.float32(0.0)) == 0.0
+    assert kernels.ftanh(np.float32(30.0)) == pytest.approx(1.0, abs=1e-7)
+    assert kernels.ftanh(np.float32(-1.5)) == -kernels.ftanh(np.float32(1.5))
+
+
+CASES = {  # (layers, batch): each runs fused (batch * state size <= fused.SMALL)
+    "forward": ([layer("l", "lstm", size=16)], 1),
+    "backward, batch 4": ([layer("l", "lstm", size=16, direction="backward")], 4),
+    "dilated": ([layer("l", "lstm", size=8, delay=3)], 2),
+    "bidirectional + readout": (
+        [layer("l", "lstm", size=8, bidirectional=True, output=readout(3, "softmax"))],
+        1,
+    ),
+    "stacked": ([layer("a", "lstm", size=16), layer("b", "lstm", input="a", size=16)], 2),
+}
+
+
+def _run(net, params, x, *, on: bool, chunk=None, monkeypatch):
+    monkeypatch.setenv("RNN_COMPOSER_FUSED", "1" if on else "0")
+    plan = compile_plan(unroll(build(net), x.shape[1]))
+    return execute(plan, params, {"x": x}, "float32", chunk=chunk)["y"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_fused_and_numpy_paths_agree(case, monkeypatch):
+    layers, batch = CASES[case]
+    net = spec(layers, inputs=[{"name": "x", "size": 5}])
+    params = init_params(build(net), seed=3)
+    x = np.random.default_rng(0).standard_normal((batch, 40, 5)).astype(np.float32)
+    fast = _run(net, params, x, on=True, monkeypatch=monkeypatch)
+    plain = _run(net, params, x, on=False, monkeypatch=monkeypatch)
+    assert np.abs(fast - plain).max() < 2e-6
+    assert not np.array_equal(fast, plain)  # the fused path really ran: its tanh differs
+    chunked = _run(net, params, x, on=True, chunk=7, monkeypatch=monkeypatch)
+    np.testing.assert_array_equal(chunked, fast)  # steps are the same whatever the chunks
+
+
+def test_fused_lstm_matches_pytorch(monkeypatch):
+    torch = pytest.importorskip("torch")
+    net = spec([layer("l", "lstm", size=32)], inputs=[{"name": "x", "size": 6}])
+    params = init_params(build(net), seed=1)
+    x = np.random.default_rng(2).standard_normal((1, 300, 6)).astype(np.float32)
+    ours = _run(net, params, x, on=True, monkeypatch=monkeypatch)
+    model = torch.nn.LSTM(6, 32, batch_first=True)
+    with torch.no_grad():
+        model.weight_ih_l0.copy_(torch.from_numpy(params["l.Wx"].T.astype(np.float32)))
+        model.weight_hh_l0.copy_(torch.from_numpy(params["l.Ws"].T.astype(np.float32)))
+        model.bias_ih_l0.copy_(torch.from_numpy(params["l.b"].astype(np.float32)))
+        model.bias_hh_l0.zero_()
+        theirs = model(torch.from_numpy(x))[0].numpy()
+    assert np.abs(ours - theirs).max() < 1e-5
+
+
+def test_the_switch(monkeypatch):
+    assert fused.kernels(np.float32, 1, 64) is kernels
+    assert fused.kernels(np.float32, 4, 64) is kernels  # 256: still small
+    assert fused.kernels(np.float32, 4, 128) is None  # NumPy's products pay from here
+    assert fused.kernels(np.float64, 1, 64) is None  # float64 keeps NumPy's exact tanh
+    monkeypatch.setenv("RNN_COMPOSER_FUSED", "0")
+    assert fused.kernels(np.float32, 1, 64) is None
+    assert not fused.installed()
+
+
+def test_kernels_load_only_for_long_runs(monkeypatch):
+    monkeypatch.setattr(fused, "_loaded", None)
+    assert not fused.prepare(fused.LOAD_AT - 1)  # a short run does not pay the load
+    assert fused.kernels(np.float32, 1, 64) is None
+    assert fused.prepare(fused.LOAD_AT)
+    assert fused.kernels(np.float32, 1, 64) is kernels
