@@ -393,7 +393,7 @@ class _ProjectedLSTM(_LSTM):
     option = "proj_size"
     extras = ("Wp",)
     tape_numbers = 6  # c, tanh c, its gradient, m = o * tanh(c), and two per gate's cache
-    picture = Picture(tag="LSTM h (proj)", shape="box", fill="#dcfce7", style="rounded,filled")
+    picture = Picture(tag="projected LSTM h", shape="box", fill="#dcfce7", style="rounded,filled")
     torch_extras = (("Wp", "weight_hr"),)
 
     onnx_operator = None  # ONNX's LSTM has no projection: refused, not mis-exported

@@ -206,6 +206,8 @@ class RecurrentInit(_Model):
 class LSTMInit(RecurrentInit):
     """An LSTM layer's weights, and optionally its forget gate's bias."""
 
+    Wp: Scheme | None = _scheme("the projection Wp (a layer with `proj_size`)")
+
     forget_bias: float | None = Field(
         None,
         ge=-1e6,
@@ -413,6 +415,12 @@ class LSTMLayer(RecurrentLayer):
         if value is not None and info.data.get("layer_norm"):
             raise ValueError("does not combine with `layer_norm: true` yet; drop one of them")
         return value
+
+    @model_validator(mode="after")
+    def _projection_init_needs_a_projection(self):
+        if self.init is not None and self.init.Wp is not None and self.proj_size is None:
+            raise ValueError("`init` sets `Wp`, the projection, but the layer has no `proj_size`")
+        return self
 
 
 class GRULayer(RecurrentLayer):

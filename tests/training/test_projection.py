@@ -153,3 +153,46 @@ def test_a_padded_batch_runs_each_item_as_if_alone():
         alone = net.run(params, {"x": x[item : item + 1, :n]}, dtype="float64")["y"]
         np.testing.assert_allclose(padded[item, :n], alone[0], atol=1e-12)
         assert not padded[item, n:].any()
+
+
+def test_init_schemes_reach_the_projection():
+    network = spec(
+        [layer("a", "lstm", size=8, proj_size=2, init={"Wp": "orthogonal", "Ws": "orthogonal"})]
+    )
+    params = init_params(build(network), seed=3, dtype="float64")
+    wp, ws = params["a.Wp"], params["a.Ws"]
+    assert wp.shape == (8, 2)
+    np.testing.assert_allclose(wp.T @ wp, np.eye(2), atol=1e-12)  # one block: orthonormal
+    for k in range(4):  # Ws (P, 4H): each gate's block has orthonormal rows
+        block = ws[:, k * 8 : (k + 1) * 8]
+        np.testing.assert_allclose(block @ block.T, np.eye(2), atol=1e-12)
+    default = init_params(build(spec([layer("a", "lstm", size=8, proj_size=2)])), 0, "float64")
+    assert np.abs(default["a.Wp"]).max() <= 1 / np.sqrt(8)
+
+
+def test_stepping_carries_h_of_size_p_and_c_of_size_h():
+    from composer.engine.stepper import run_stepped
+
+    network = STRUCTURES["stacked"]
+    plan, params, inputs, _ = _setup(network)
+    graph = plan.folded
+    whole = execute(plan, params, inputs, "float64")["o"]
+    outputs, state = run_stepped(graph, params, inputs, dtype="float64")
+    np.testing.assert_allclose(outputs["o"], whole, atol=1e-12)
+    assert state["a.h"].shape == (3, 2) and state["a.c"].shape == (3, 5)
+    assert state["b.h"].shape == (3, 3) and state["b.c"].shape == (3, 4)
+    first, carried = run_stepped(graph, params, {"x": inputs["x"][:, :2]}, dtype="float64")
+    rest, _ = run_stepped(graph, params, {"x": inputs["x"][:, 2:]}, carried, dtype="float64")
+    np.testing.assert_allclose(np.concatenate([first["o"], rest["o"]], 1), whole, atol=1e-12)
+
+
+def test_trace_shows_the_state_the_cell_and_the_gates_with_their_sizes():
+    network = STRUCTURES["stacked"]
+    plan, params, inputs, _ = _setup(network)
+    found = Network.from_spec(network).trace(params, inputs, dtype="float64")
+    assert found["a.s"].shape == (3, 5, 2)
+    cells = [k for k in found if k.startswith("a.") and k.endswith("c")]
+    assert cells and all(found[k].shape == (3, 5, 5) for k in cells)
+    gates = [k for k in found if k.startswith("a.") and "gates" in k]
+    assert len(gates) == 4 and all(found[k].shape == (3, 5, 5) for k in gates)
+    np.testing.assert_allclose(found["b.s"], execute(plan, params, inputs, "float64")["o"])
