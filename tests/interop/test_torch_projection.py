@@ -134,6 +134,11 @@ CELL_LOOP = {
         inputs=[input_("x", F)],
         steps=T,
     ),
+    "learned-native": spec(  # runs in nn.LSTM: h0 is s0 (P), c0 zeros (H)
+        [layer("a", "lstm", size=H, proj_size=P, initial_state="learn", output=readout(C))],
+        inputs=[input_("x", F)],
+        steps=T,
+    ),
     "handover": spec(
         [
             layer("e", "lstm", size=H, proj_size=P, active="0:3"),
@@ -148,7 +153,8 @@ CELL_LOOP = {
 
 @pytest.mark.parametrize("name", list(CELL_LOOP))
 def test_the_cell_loop_computes_what_the_executor_does(name):
-    """Layers the module cannot hand to nn.LSTM whole run step by step (`tensor_step`)."""
+    """Layers the module cannot hand to nn.LSTM whole run step by step (`tensor_step`);
+    a trained initial state is nn.LSTM's (h0, c0)."""
     net = Network.from_spec(CELL_LOOP[name])
     rng = np.random.default_rng(4)
     params = {k: rng.normal(0, 0.5, v.shape) for k, v in net.init_params().items()}

@@ -196,3 +196,26 @@ def test_trace_shows_the_state_the_cell_and_the_gates_with_their_sizes():
     gates = [k for k in found if k.startswith("a.") and "gates" in k]
     assert len(gates) == 4 and all(found[k].shape == (3, 5, 5) for k in gates)
     np.testing.assert_allclose(found["b.s"], execute(plan, params, inputs, "float64")["o"])
+
+
+def test_the_graph_gives_readers_p_numbers_and_the_cells_h():
+    from composer.errors import SpecError
+
+    graph = build(STRUCTURES["bidirectional-readout"])
+    state = graph.nodes["a.s"]
+    assert (state["kind"], state["size"], state["units"]) == ("lstm_proj", 2, 4)
+    assert graph.edges["a.s", "a.s", "a.Ws"]["shape"] == (2, 16)
+    assert graph.nodes["a.s_rev"]["units"] == 4
+    plain = build(spec([layer("a", "lstm", size=4)]))
+    assert "units" not in plain.nodes["a.s"] and plain.nodes["a.s"]["kind"] == "lstm"
+    stacked = build(STRUCTURES["stacked"])
+    assert stacked.edges["a.s", "b.s", "b.Wx[0]"]["shape"] == (2, 16)  # b reads P = 2
+    mismatched = spec(
+        [
+            layer("e", "lstm", size=4, active="0:3", proj_size=2),
+            layer("d", "lstm", "x", size=4, active="3:6", initial_state="e", proj_size=3),
+        ],
+        steps=6,
+    )
+    with pytest.raises(SpecError, match="a state of size 2 but `d` has one of size 3"):
+        build(mismatched)
