@@ -219,3 +219,28 @@ def test_the_graph_gives_readers_p_numbers_and_the_cells_h():
     )
     with pytest.raises(SpecError, match="a state of size 2 but `d` has one of size 3"):
         build(mismatched)
+
+
+@pytest.mark.parametrize("name", ["dropout", "bidirectional-readout"])
+def test_padded_gradients_match_finite_differences(name):
+    """The packed training track (each step for the items still running)."""
+    network = STRUCTURES[name]
+    net = Network.from_spec(network)
+    params = init_params(build(network), 0, "float64")
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(3, network.steps, 3)), rng.normal(size=(3, network.steps, 2))
+    lengths = {"x": [network.steps, 2, 3]}
+    masks = Dropout(seed=1)
+
+    def loss(p):
+        return net.grad(p, {"x": x}, {"y": y}, lengths=lengths, train=masks)
+
+    _, grads = loss(params)
+    eps = 1e-6
+    for key in params:
+        direction = rng.normal(size=params[key].shape)
+        up = loss(dict(params, **{key: params[key] + eps * direction}))[0]
+        down = loss(dict(params, **{key: params[key] - eps * direction}))[0]
+        assert float(np.sum(grads[key] * direction)) == pytest.approx(
+            (up - down) / (2 * eps), rel=1e-6, abs=1e-9
+        ), key
