@@ -5,7 +5,8 @@ A kind is one object (`Kind`) in its own module (`composer.kinds.elman`, `lstm`,
 ask it instead of branching on the name:
 
 - `composer.graph` asks for its gate count, its weight keys with their shapes,
-  formulas and init ranges (`weights`), and its biases;
+  formulas and init ranges (`weights`), its biases and `extras`, and the size of a
+  layer's state (`width`: H, or an LSTM's `proj_size`);
 - `composer.engine` asks it to fold its biases (`fold_biases`), for its scratch arrays
   (`workspace`) and for its forward steps (`forward`);
 - `composer.training` asks for its training tape (`tape`, `tape_numbers`), the forward
@@ -17,8 +18,9 @@ ask it instead of branching on the name:
   and one step written as ONNX nodes (`onnx_step`) for the step-by-step exports.
 
 - `composer.interop` asks for the PyTorch module that holds its weights (`torch_class`,
-  `torch_options`), how its biases map to PyTorch's (`torch_biases`), and one step on
-  tensors for the cell loop (`tensor_step`).
+  `torch_options`, `torch_sizes`), how its biases and extras map to PyTorch's
+  (`torch_biases`, `torch_extras`), and one step on tensors for the cell loop
+  (`tensor_step`).
 
 Weight layout. PyTorch keeps a layer's gates side by side in the columns of Wx (in, G*H)
 in its own order (LSTM i, f, g, o; GRU r, z, n). The cells compute in one layout,
