@@ -392,7 +392,7 @@ class _ProjectedLSTM(_LSTM):
     name = "lstm_proj"
     option = "proj_size"
     extras = ("Wp",)
-    tape_numbers = 6  # c, tanh c, its gradient, m = o * tanh(c), and two per gate's cache
+    tape_numbers = 4  # c, tanh c, its gradient and m = o * tanh(c), per unit and step
     picture = Picture(tag="projected LSTM h", shape="box", fill="#dcfce7", style="rounded,filled")
     torch_extras = (("Wp", "weight_hr"),)
 
