@@ -60,6 +60,14 @@ def lstm(pre, h, c, p, name, sfx=""):
     return sigmoid(o) * np.tanh(c), c
 
 
+def lstm_proj(pre, h, c, p, name, sfx=""):
+    """PyTorch's LSTM step with `proj_size`: h (P) = (o * tanh(c)) Wp, Wp = weight_hr.T."""
+    z = pre + h @ p[f"{name}.Ws{sfx}"] + p[f"{name}.b{sfx}"]
+    i, f, g, o = np.split(z, 4, axis=-1)
+    c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+    return (sigmoid(o) * np.tanh(c)) @ p[f"{name}.Wp{sfx}"], c
+
+
 def gru(pre, h, p, name, sfx=""):
     """PyTorch's GRU step: gates r, z, n; `pre` is the input part x W_i (without bx)."""
     gh = h @ p[f"{name}.Ws{sfx}"] + p[f"{name}.bs{sfx}"]

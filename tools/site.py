@@ -304,7 +304,8 @@ def weights_page() -> str:
         "`.npz` files (never pickles) keyed `<layer>.<key>`; `rnn-composer summary` lists",
         "a spec's own, with shapes and counts. x_t is a row vector, so an input weight is",
         "(in, columns) and a step computes `x_t Wx + s_(t-1) Ws + b`. `in` is the size of",
-        "the layer's input (its inputs' sizes added up), H its `state_size`.",
+        "the layer's input (its inputs' sizes added up), H its `state_size`, P an LSTM's",
+        "`proj_size`.",
         "",
         "| kind | key | shape | count | initial values |",
         "|---|---|---|---|---|",
@@ -313,9 +314,9 @@ def weights_page() -> str:
         fan_in, size = 9, 4  # distinct sizes tell which one an init range depends on
         infos = kind.weights(fan_in, size)
         base = KINDS[kind.spec_kind]
-        if base is not kind:  # a variant (an option): only the weights it adds
-            known = {info.suffix for info in base.weights(fan_in, size)}
-            infos = [info for info in infos if info.suffix not in known]
+        if base is not kind:  # a variant (an option): only the weights it adds or reshapes
+            known = {(info.suffix, info.formula) for info in base.weights(fan_in, size)}
+            infos = [info for info in infos if (info.suffix, info.formula) not in known]
             name = f"{kind.spec_kind}, `{kind.option}`"
         for info in infos:
             shape = info.formula.replace("*", " x ", 1) if len(info.shape) == 2 else info.formula

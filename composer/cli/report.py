@@ -129,7 +129,8 @@ def _layer_row(folded, layer, input_sizes: dict[str, int] | None = None) -> dict
     elif layer.output is not None:
         out = layer.output.size
     else:  # a bidirectional layer's two states, concatenated or summed (`merge`)
-        out = state * (1 if getattr(layer, "merge", "concat") == "sum" else directions)
+        width = KINDS[layer.kind].variant(layer).width(layer)  # P when projected
+        out = width * (1 if getattr(layer, "merge", "concat") == "sum" else directions)
     return {
         "name": layer.name,
         "kind": layer.kind,

@@ -172,6 +172,8 @@ def _folded_node(data: dict, name: str, role: str | None = None) -> dict:
     kind, size = data.get("kind"), data["size"]
     if data["role"] == "state":
         desc = f"{KINDS[kind].picture.tag} ({size})"
+        if "units" in data:  # a projected state: h has `size` numbers, the cell c `units`
+            desc += f", c ({data['units']})"
     elif data["role"] in ("readout", "dense"):
         act = data["activation"]
         desc = ("dense " if data["role"] == "dense" else "") + (

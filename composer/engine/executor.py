@@ -98,7 +98,13 @@ def _dtype(dtype) -> np.dtype:
 def _shape(vector: Vector, rows: int) -> tuple[int, ...]:
     """A pre-activation's shape: (rows, size), or gate-major (G, rows, H) for a gated cell."""
     gates = vector.gates
-    return (gates, rows, vector.size) if gates > 1 else (rows, vector.size)
+    return (gates, rows, vector.units) if gates > 1 else (rows, vector.units)
+
+
+def _carry_sizes(vector: Vector, carries) -> list[int]:
+    """The width of each carried array: h has the vector's size, the others (an LSTM's c)
+    one number per unit."""
+    return [vector.size if name == "h" else vector.units for name in carries]
 
 
 def _leading(values: np.ndarray, steps: int, batch: int, n: int) -> np.ndarray:
@@ -166,11 +172,11 @@ class _Executor(Walk):
                 continue
             carries = KINDS[v.kind].carries if v.role == "state" else ("h",)
             self.tracks[name] = [
-                _Track(track_extent(v, plan.streaming, chunk, k), batch, v.size, dtype)
-                for k in range(len(carries))
+                _Track(track_extent(v, plan.streaming, chunk, k), batch, size, dtype)
+                for k, size in enumerate(_carry_sizes(v, carries))
             ]
             if v.role == "state":
-                self.work[name] = KINDS[v.kind].workspace(batch, v.size, dtype)
+                self.work[name] = KINDS[v.kind].workspace(batch, v.units, dtype)
             if v.handover is not None:
                 origin, step = v.handover
                 self.handed[origin] = step

@@ -139,9 +139,9 @@ def execute_bytes(plan: Plan, batch: int, dtype: str = "float32") -> int:
         numbers += track_extent(v, plan.streaming, chunk)[1] * v.size
         numbers += chunk * v.columns if v.name in general else 0
         if v.role == "state":  # a step's scratch, and the other arrays it carries
-            numbers += v.columns
-            for k in range(1, len(KINDS[v.kind].carries)):
-                numbers += track_extent(v, plan.streaming, chunk, k)[1] * v.size
+            numbers += v.columns + v.units  # (a projected state's m = o * tanh(c): H)
+            for k in range(1, len(KINDS[v.kind].carries)):  # per unit, as an LSTM's c
+                numbers += track_extent(v, plan.streaming, chunk, k)[1] * v.units
     return numbers * batch * itemsize
 
 
@@ -152,7 +152,8 @@ def tape_bytes(plan: Plan, batch: int, dtype: str = "float32") -> int:
     for v in plan.vectors.values():
         steps = v.span[1] - v.span[0] + len(v.initial)
         extra = KINDS[v.kind].tape_numbers if v.role == "state" else 0
-        per_step = 3 * v.size + 2 * v.columns + extra * v.size
+        units = v.units if v.role == "state" else v.size
+        per_step = 3 * v.size + 2 * v.columns + extra * units
         numbers += steps * batch * per_step
     return numbers * np.dtype(dtype).itemsize
 

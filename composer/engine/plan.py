@@ -119,6 +119,14 @@ class Vector:
     order: int
     learned: str | None = None  # the key of a trained initial state (`initial_state: learn`)
     recurrent_dropout: float = 0.0
+    #: a state's units H, the width of each gate block and of its other carried arrays (an
+    #: LSTM's c); `size` unless the state is projected (`proj_size`); 0: `size`
+    cells: int = 0
+
+    @property
+    def units(self) -> int:
+        """H: the gate blocks' width (`size` unless the state is projected)."""
+        return self.cells or self.size
 
 
 @dataclass(frozen=True)
@@ -243,7 +251,7 @@ def _vector(unrolled: Unrolled, node: str, kept: list[str], history: int) -> Vec
         size=data["size"],
         kind=kind,
         gates=gates,
-        columns=gates * data["size"],
+        columns=gates * data.get("units", data["size"]),
         activation=data.get("activation"),
         feeds=tuple(feeds),
         recurrence=recurrence,
@@ -257,6 +265,7 @@ def _vector(unrolled: Unrolled, node: str, kept: list[str], history: int) -> Vec
         order=data["order"],
         learned=data.get("learned"),
         recurrent_dropout=recurrence.dropout if recurrence else 0.0,
+        cells=data.get("units", 0),
     )
 
 
@@ -347,10 +356,11 @@ def bind_params(
     for node, data in graph.nodes(data=True):
         kind = KINDS[data["kind"]] if data["role"] == "state" else None
         keys = [w for _, _, w in graph.in_edges(node, data="weight") if w is not None]
+        units = data.get("units", data["size"])
         for key in keys + list(bias_keys(data)):
             value = np.asarray(params[key], dtype=dt)
             if kind is not None:
-                value = gate_stack(kind, prepare(kind, value, data["size"]), data["size"])
+                value = gate_stack(kind, prepare(kind, value, units), units)
             arrays[key] = value
         if data.get("learned"):
             arrays[data["learned"]] = np.asarray(params[data["learned"]], dtype=dt)

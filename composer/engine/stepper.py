@@ -41,7 +41,7 @@ import networkx as nx
 import numpy as np
 
 from composer.dtypes import check_dtype
-from composer.engine.executor import _shape
+from composer.engine.executor import _carry_sizes, _shape
 from composer.engine.pipeline import plan_for_steps
 from composer.engine.plan import Vector, bind_params
 from composer.engine.tokens import check_ids, one_hot_ids, token_vocab
@@ -220,15 +220,15 @@ class _OneStep(Walk):
         for name, depth in self.depth.items():
             v = self.plan.vectors[name]
             carried = []
-            for key in state_keys(v):
+            for key, size in zip(state_keys(v), _carry_sizes(v, _carries(v))):
                 value = np.asarray(given[key])
-                shape = (batch, v.size) if depth == 1 else (batch, depth, v.size)
+                shape = (batch, size) if depth == 1 else (batch, depth, size)
                 if value.shape != shape or value.dtype.kind not in "iuf":
                     raise DataError(
                         f"{where}: key {key!r}: expected {shape} numbers, got {value.dtype} "
                         f"{value.shape}"
                     )
-                carried.append(value.reshape(batch, depth, v.size).astype(self.dtype))
+                carried.append(value.reshape(batch, depth, size).astype(self.dtype))
             self.past[name] = deque(
                 ([c[:, k].copy() for c in carried] for k in range(depth)), maxlen=depth
             )
@@ -244,13 +244,13 @@ class _OneStep(Walk):
         self.batch = batch
         for name, v in self.plan.vectors.items():
             if v.role == "state":
-                self.work[name] = KINDS[v.kind].workspace(batch, v.size, self.dtype)
+                self.work[name] = KINDS[v.kind].workspace(batch, v.units, self.dtype)
 
     def _held(self, name: str) -> list[list[np.ndarray]]:
         """The vector's last `depth` steps, oldest first, zeros where not yet computed."""
         v, depth = self.plan.vectors[name], self.depth[name]
         held = list(self.past.get(name, ()))
-        zero = [np.zeros((self.batch or 1, v.size), self.dtype) for _ in _carries(v)]
+        zero = [np.zeros((self.batch or 1, n), self.dtype) for n in _carry_sizes(v, _carries(v))]
         return [zero] * (depth - len(held)) + held
 
     def _back(self, name: str, lag: int) -> list[np.ndarray] | None:
@@ -344,13 +344,13 @@ class _OneStep(Walk):
         x_t += self._back(feed.source, feed.lag - step)[0] @ weight
 
     def step(self, v: Vector, x_t: np.ndarray, step: int) -> None:
-        out = [np.empty((self.batch, v.size), self.dtype) for _ in _carries(v)]
+        out = [np.empty((self.batch, n), self.dtype) for n in _carry_sizes(v, _carries(v))]
         if v.role != "state":
             ACTIVATIONS[v.activation](x_t, out=out[0])
         else:
             prev = self._back(v.name, v.recurrence.lag)
             if prev is None:
-                prev = [np.zeros((self.batch, v.size), self.dtype) for _ in out]
+                prev = [np.zeros_like(o) for o in out]
                 if v.learned:  # before its first step, a trained initial state
                     prev[0] = prev[0] + self.weights[v.name].initial
             bound = self.weights[v.name]

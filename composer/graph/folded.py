@@ -132,13 +132,15 @@ def _add_layer_nodes(graph: nx.MultiDiGraph, i: int, layer) -> None:
         )
         return
     H = layer.state_size
+    width = kind.width(layer)  # the state's size: H, or P for a projected LSTM
+    units = {"units": H} if width != H else {}  # the gate blocks' and the cell's width
     directions = ["forward", "backward"] if layer.bidirectional else [layer.direction]
     for direction, suffix in zip(directions, ["", "_rev"]):
         lag = layer.delay if direction == "forward" else -layer.delay
         graph.add_node(
             f"{layer.name}.s{suffix}",
             role="state",
-            size=H,
+            size=width,
             direction=direction,
             delay=layer.delay,
             lag=lag,
@@ -148,6 +150,7 @@ def _add_layer_nodes(graph: nx.MultiDiGraph, i: int, layer) -> None:
             merge=getattr(layer, "merge", "concat"),
             order=len(graph),
             label=f"{layer.name}.s{suffix}",
+            **units,
             **common,
         )
     if layer.output is not None:
@@ -236,7 +239,7 @@ def _add_feed(graph, sources, target_layer, weight_base, lag, role, path, tap=""
     for target, suffix in _targets(graph, target_layer):
         tnode = graph.nodes[target]
         _check_causal(graph, target, sources, lag, path)
-        cols = KINDS[tnode["kind"]].columns(tnode["size"])
+        cols = KINDS[tnode["kind"]].columns(tnode.get("units", tnode["size"]))
         for source, size, row in segments:
             graph.add_edge(
                 source,
@@ -304,9 +307,10 @@ def _add_layer_edges(graph: nx.MultiDiGraph, spec: NetworkSpec, i: int, layer) -
             )  # fmt: skip
     if not kind.stateful:
         return
-    H, cols = layer.state_size, kind.columns(layer.state_size)
+    cols = kind.columns(layer.state_size)
     for state in state_nodes(graph, layer.name):
         node = graph.nodes[state]
+        H = node["size"]  # what the recurrence reads: H, or P for a projected state
         graph.add_edge(
             state,
             state,
@@ -451,6 +455,13 @@ def _check_initial_states(graph: nx.MultiDiGraph, spec: NetworkSpec) -> None:
                 path,
             )
         target, origin = f"{layer.name}.s", f"{source.name}.s"
+        theirs, ours = graph.nodes[origin]["size"], graph.nodes[target]["size"]
+        if theirs != ours:  # a projected state (`proj_size`) hands over P numbers
+            raise SpecError(
+                f"`{source.name}` has a state of size {theirs} but `{layer.name}` has one of "
+                f"size {ours} (`proj_size`); a handed-over state must have the same size",
+                path,
+            )
         if nx.has_path(graph, target, origin):
             raise SpecError(
                 f"`{source.name}` depends on `{layer.name}`, so it cannot hand its "

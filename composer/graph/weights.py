@@ -53,12 +53,14 @@ def _info(key, layer, shape, formula, sizes, bound, summed=False, **init) -> Par
     return ParamInfo(key, layer, tuple(shape), formula, numbers, bound, summed, **init)
 
 
-def _own_init(data: dict, kind, suffix: str, size: int, start: str = "default") -> dict:
+def _own_init(
+    data: dict, kind, suffix: str, size: int, start: str = "default", gated: bool = True
+) -> dict:
     """The `init` options of one of a layer's own weights, from its node's `init`;
-    `start`, the kind's own default for it."""
+    `start`, the kind's own default for it; `gated`, whether its columns are gate blocks."""
     options = dict(data.get("init", ()))
     init = {"scheme": options.get(suffix, start)}
-    if suffix != "Wy" and kind.gates > 1:
+    if suffix != "Wy" and kind.gates > 1 and gated:
         init["blocks"] = kind.gates
     forget = options.get("forget_bias")
     if forget is not None and kind.forget_gate is not None and suffix == kind.biases[0][0]:
@@ -96,15 +98,20 @@ def param_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:
         kind = KINDS[nodes[0][1]["kind"]]
         states = [(node, data) for node, data in nodes if data["role"] == "state"]
         main = states or nodes[:1]  # a dense layer's own weights feed its output
-        size = main[0][1]["size"]
+        size = units = main[0][1]["size"]
         taps = _input_taps(graph, main[0][0], shapes)
         fan_in = sum(shapes[key][0] for key in taps.values()) or 1
         sizes = {"in": fan_in, "H": size} if kind.stateful else {"in": fan_in, "out": size}
-        infos = kind.weights(fan_in, size, main[0][1].get("bias", True))
+        projected = {}
+        if kind.stateful and main[0][1].get("units", size) != size:  # a projected state
+            units = main[0][1]["units"]
+            sizes, projected = {"in": fan_in, "H": units, "P": size}, {"width": size}
+        infos = kind.weights(fan_in, units, main[0][1].get("bias", True), **projected)
         for _, data in main:
             suffix = data.get("suffix", "")
             for w in infos:
-                init = _own_init(data, kind, w.suffix, size, w.scheme)
+                gated = w.shape[-1] == kind.columns(units)
+                init = _own_init(data, kind, w.suffix, units, w.scheme, gated)
                 if w.suffix != kind.input_weight:
                     key = f"{name}.{w.suffix}{suffix}"
                     rows.append(
@@ -118,7 +125,8 @@ def param_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:
                     rows.append(_info(key, name, shape, w.formula, tap_sizes, w.bound, **init))
         for _, data in states:
             if data.get("learned"):  # the initial state it starts from, trained; init zeros
-                rows.append(_info(data["learned"], name, (size,), "H", sizes, 0.0))
+                width = "P" if "P" in sizes else "H"
+                rows.append(_info(data["learned"], name, (size,), width, sizes, 0.0))
         bound = infos[0].bound
         incoming = connections.get(name, {})
         for key in sorted(incoming, key=incoming.get):
@@ -134,6 +142,8 @@ def param_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:
             sizes = dict(sizes, out=out)
             ybound = 1 / math.sqrt(dirs * size)
             formula = "2*H*out" if dirs == 2 else "H*out"
+            if "P" in sizes:  # a projected state: the readout reads P numbers
+                formula = formula.replace("H", "P")
             options = dict(readout[0].get("init", ()))
             rows += [
                 _info(
@@ -182,12 +192,15 @@ def embedding_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:
 
 
 def bias_keys(data: dict) -> tuple[str, ...]:
-    """The parameter keys of the biases of a folded-graph node, given its attributes."""
+    """The parameter keys of the biases of a folded-graph node, given its attributes, then
+    those of its kind's `extras` (an LSTM's projection `Wp`, kept with `bias: false`)."""
     layer, role = data.get("layer"), data["role"]
-    if role in ("state", "dense") and not data.get("bias", True):
-        return ()
     if role == "state":
-        return tuple(f"{layer}.{b}{data['suffix']}" for b, _ in KINDS[data["kind"]].biases)
+        kind = KINDS[data["kind"]]
+        own = [b for b, _ in kind.biases] if data.get("bias", True) else []
+        return tuple(f"{layer}.{b}{data['suffix']}" for b in own + list(kind.extras))
+    if role == "dense" and not data.get("bias", True):
+        return ()
     if role == "dense":
         return tuple(f"{layer}.{b}" for b, _ in KINDS[data["kind"]].biases)
     return (f"{layer}.by",) if role == "readout" else ()

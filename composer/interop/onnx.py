@@ -109,9 +109,10 @@ def _check_kinds(folded: nx.MultiDiGraph) -> None:
         kind = KINDS.get(data.get("kind"))
         if data["role"] == "state" and not exports_onnx(kind):
             what = f"`{kind.spec_kind}` with `{kind.option}`" if kind.option else f"`{kind.name}`"
+            field = (kind.option.split(":")[0],) if kind.option else ()  # the option's field
             raise SpecError(
                 f"layer `{data['layer']}`: kind {what} has no ONNX export yet",
-                data["path"],
+                data["path"] + field,
             )
         if data["role"] in ("state", "dense") and data.get("bias") is False:
             raise SpecError(

@@ -82,6 +82,8 @@ def torch_keys(graph: nx.MultiDiGraph) -> list[TorchKey]:
             names[f"{layer}.Ws{sfx}"] = ((f"{rnn}weight_hh{tail}",), True)
             for suffix, theirs in kind.torch_biases:
                 names[f"{layer}.{suffix}{sfx}"] = (tuple(f"{rnn}{n}{tail}" for n in theirs), False)
+            for suffix, theirs in kind.torch_extras:  # a projection's Wp: weight_hr
+                names[f"{layer}.{suffix}{sfx}"] = ((f"{rnn}{theirs}{tail}",), True)
         elif role in ("readout", "dense"):
             module, (weight, bias) = (
                 ("readout", ("Wy", "by"))
@@ -205,7 +207,7 @@ def remap(
             renames[f"{layer}.linear.bias"] = f"{module}.bias"
             continue
         for tail in ("", "_reverse"):
-            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"):
                 ours = f"{layer}.rnn.{name}_l0{tail}"
                 renames[ours] = f"{module}.{name}_l{index}{tail}"
     renamed, used = {}, set()

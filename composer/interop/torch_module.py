@@ -137,10 +137,12 @@ class ComposerModule(nn.Module):
                     raise SpecError(f"layer `{layer}`: {what} has no PyTorch module yet", ())
                 fan_in = shapes[f"{layer}.{kind.input_weight}"][0]
                 options = kind.torch_options(data["activation"]) or {}
+                units = data.get("units", data["size"])  # H; the state has size P when projected
+                options.update(kind.torch_sizes(units, data["size"]))
                 bidirectional = any(d["role"] == "state" and d["suffix"] for d in nodes)
                 module.rnn = getattr(nn, kind.torch_class)(
                     fan_in,
-                    data["size"],
+                    units,
                     batch_first=True,
                     bidirectional=bidirectional,
                     dtype=dtype,
@@ -434,7 +436,8 @@ class _Pass:
             return None
         h0 = self.weights[v.learned].expand(1, self.batch, v.size).contiguous()
         names = KINDS[v.kind].carries
-        carries = tuple(h0 if name == "h" else torch.zeros_like(h0) for name in names)
+        c0 = h0.new_zeros((1, self.batch, v.units))  # the other carries, per unit (an LSTM's c)
+        carries = tuple(h0 if name == "h" else c0 for name in names)
         return carries if len(carries) > 1 else carries[0]
 
     def _over(self, name: str):
@@ -533,17 +536,21 @@ class _Pass:
             if not self._keeps(t, at, lag > 0):
                 prev = tuple(p.detach() for p in prev)
             return prev
-        zero = self.weights[v.recurrence.weight].new_zeros((self.batch, v.size))
+        new_zeros = self.weights[v.recurrence.weight].new_zeros
+        zeros = {  # h has the state's size, the other carries one number per unit
+            name: new_zeros((self.batch, v.size if name == "h" else v.units))
+            for name in kind.carries
+        }
         if v.learned:  # a trained initial state: h from `<layer>.s0`, other carries zero
             h0 = self.weights[v.learned].expand(self.batch, v.size)
-            return tuple(h0 if name == "h" else zero for name in kind.carries)
+            return tuple(h0 if name == "h" else zeros[name] for name in kind.carries)
         if v.handover is None:
-            return tuple(zero for _ in kind.carries)
+            return tuple(zeros.values())
         origin, step = v.handover
         source = self.values[origin]
         given = dict(zip(KINDS[self.plan.vectors[origin].kind].carries, source.carries[step]))
         handed = handed_carries(kind.carries, list(given))
-        return tuple(given[name] if name in handed else zero for name in kind.carries)
+        return tuple(given[name] if name in handed else zeros[name] for name in kind.carries)
 
     def _keeps(self, t: int, at: int, forward: bool) -> bool:
         """Whether truncated BPTT lets the gradient flow from step t back to step `at`."""

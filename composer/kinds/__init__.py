@@ -19,7 +19,7 @@ from composer.kinds.base import (
 from composer.kinds.dense import DENSE
 from composer.kinds.elman import ELMAN
 from composer.kinds.gru import GRU, GRU_LAYER_NORM, GRU_RESET_BEFORE
-from composer.kinds.lstm import LSTM, LSTM_LAYER_NORM
+from composer.kinds.lstm import LSTM, LSTM_LAYER_NORM, LSTM_PROJ
 
 __all__ = [
     "KINDS",
@@ -37,5 +37,14 @@ __all__ = [
 #: (`Kind.variant`; their `spec_kind` is the spec's name).
 KINDS: dict[str, Kind] = {
     kind.name: kind
-    for kind in (ELMAN, LSTM, LSTM_LAYER_NORM, GRU, GRU_RESET_BEFORE, GRU_LAYER_NORM, DENSE)
+    for kind in (
+        ELMAN,
+        LSTM,
+        LSTM_LAYER_NORM,
+        LSTM_PROJ,
+        GRU,
+        GRU_RESET_BEFORE,
+        GRU_LAYER_NORM,
+        DENSE,
+    )
 }

@@ -5,7 +5,8 @@ A kind is one object (`Kind`) in its own module (`composer.kinds.elman`, `lstm`,
 ask it instead of branching on the name:
 
 - `composer.graph` asks for its gate count, its weight keys with their shapes,
-  formulas and init ranges (`weights`), and its biases;
+  formulas and init ranges (`weights`), its biases and `extras`, and the size of a
+  layer's state (`width`: H, or an LSTM's `proj_size`);
 - `composer.engine` asks it to fold its biases (`fold_biases`), for its scratch arrays
   (`workspace`) and for its forward steps (`forward`);
 - `composer.training` asks for its training tape (`tape`, `tape_numbers`), the forward
@@ -17,8 +18,9 @@ ask it instead of branching on the name:
   and one step written as ONNX nodes (`onnx_step`) for the step-by-step exports.
 
 - `composer.interop` asks for the PyTorch module that holds its weights (`torch_class`,
-  `torch_options`), how its biases map to PyTorch's (`torch_biases`), and one step on
-  tensors for the cell loop (`tensor_step`).
+  `torch_options`, `torch_sizes`), how its biases and extras map to PyTorch's
+  (`torch_biases`, `torch_extras`), and one step on tensors for the cell loop
+  (`tensor_step`).
 
 Weight layout. PyTorch keeps a layer's gates side by side in the columns of Wx (in, G*H)
 in its own order (LSTM i, f, g, o; GRU r, z, n). The cells compute in one layout,
@@ -107,10 +109,21 @@ class Kind:
     #: the gate whose bias `init: {forget_bias: v}` sets, as an index in PyTorch's order
     forget_gate: int | None = None
 
+    #: the layer's own weights beyond its input, recurrent and bias weights that its steps
+    #: read (an LSTM's projection `Wp`): bound and handed to `fold_biases` after the
+    #: biases, in this order, and kept with `bias: false`
+    extras: tuple[str, ...] = ()
+
     def variant(self, layer) -> Kind:
         """The registered kind that computes a spec layer of this kind with its options
         (`self` unless an option changes the equations)."""
         return self
+
+    def width(self, layer) -> int:
+        """The size of a spec layer's state vector s, what its recurrence and its readers
+        read: H, its `state_size`, unless the kind projects it (an LSTM's `proj_size`).
+        Carried arrays other than s (an LSTM's cell c) and the gate blocks keep H units."""
+        return layer.state_size
 
     onnx_operator: str | None = None
     onnx_gates: tuple[int, ...] = (0,)
@@ -120,6 +133,8 @@ class Kind:
     #: each bias suffix with the PyTorch biases it stands for; two names are PyTorch's two
     #: biases summed (exported exactly as bias_ih = b, bias_hh = 0)
     torch_biases: tuple[tuple[str, tuple[str, ...]], ...] = (("b", ("bias_ih", "bias_hh")),)
+    #: each of `extras` with the PyTorch matrix it is, transposed (`Wp`: `weight_hr`)
+    torch_extras: tuple[tuple[str, str], ...] = ()
 
     #: the gates' names in the compute layout's order (`order`), for traces
     gate_names: tuple[str, ...] = ()
@@ -135,9 +150,10 @@ class Kind:
         return f"{self.gates}*H" if self.gates > 1 else "H"
 
     def weights(self, fan_in: int, size: int, bias: bool = True) -> list[WeightInfo]:
-        """The weights of one copy (one direction) of a layer: its input weight, its
-        recurrent weight and (unless `bias` is False) its biases, with PyTorch's default
-        init range U(-k, k), k = 1/sqrt(H)."""
+        """The weights of one copy (one direction) of a layer of H = `size` units: its
+        input weight, its recurrent weight and (unless `bias` is False) its biases, with
+        PyTorch's default init range U(-k, k), k = 1/sqrt(H). (A kind whose `width` is not
+        H also takes `width=`, the state's size.)"""
         cols, formula, bound = self.columns(size), self.columns_formula(), 1 / math.sqrt(size)
         rows = [
             WeightInfo(self.input_weight, (fan_in, cols), f"in*{formula}", bound),
@@ -198,11 +214,16 @@ class Kind:
         module cannot compute it (it then only holds the weights, and a cell loop runs)."""
         return {}
 
+    def torch_sizes(self, units: int, size: int) -> dict:
+        """Keyword options of `torch_class` that size a layer of `units` units whose state
+        has `size` numbers beyond its hidden size (a projection's `proj_size`)."""
+        return {}
+
     def tensor_step(self, xw, prev: tuple, Ws, biases: tuple, activation: str | None) -> tuple:
         """One step on tensors, through their methods only (so any tensor library that has
         `@`, `chunk`, `sigmoid` and `tanh` serves): from `xw`, the summed projections of the
         inputs without bias, the carries `prev` (one per `carries`), Ws and the biases in
-        `biases` order, all in the file's layout; the new carries."""
+        `biases` order then the `extras`, all in the file's layout; the new carries."""
         raise NotImplementedError
 
     # -- trace ----------------------------------------------------------------------------
@@ -251,12 +272,12 @@ class Kind:
         """Ws's gradient from track indexes a..b-1: the sum over steps of (what the
         recurrence read)^T (`recurrent_gradient`), the read state masked when the layer
         has recurrent dropout."""
-        lag, H = track.lag, track.size
+        lag = track.lag
         read = track.h[a - lag : b - lag]
         if track.recurrent_mask is not None:
             read = read * track.recurrent_mask
         d = self.recurrent_gradient(track)[a:b]
-        read, d = read.reshape(-1, H), d.reshape(-1, d.shape[-1])
+        read, d = read.reshape(-1, read.shape[-1]), d.reshape(-1, d.shape[-1])
         if track.rows is not None:  # a packed batch: only the items still running
             batch = track.h.shape[1]
             live = np.flatnonzero(np.arange(batch) < track.rows[a:b, np.newaxis])

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from composer.spec.windows import MAX_STEPS, WINDOW_PATTERN
 
@@ -199,6 +206,8 @@ class RecurrentInit(_Model):
 class LSTMInit(RecurrentInit):
     """An LSTM layer's weights, and optionally its forget gate's bias."""
 
+    Wp: Scheme | None = _scheme("the projection Wp (a layer with `proj_size`)")
+
     forget_bias: float | None = Field(
         None,
         ge=-1e6,
@@ -377,10 +386,40 @@ class LSTMLayer(RecurrentLayer):
         ),
     )
 
+    proj_size: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "P, a projected state (Sak et al. 2014; PyTorch's `proj_size`): the cell c keeps "
+            "H units, the state is s = (o * tanh(c)) Wp with Wp (H, P), so the recurrence "
+            "(Ws is (P, 4H)), the readout and every reader see size P; 1 <= P < state_size."
+        ),
+    )
+
     @model_validator(mode="after")
     def _layer_norm_keeps_its_shifts(self):
         if self.layer_norm and not self.bias:
             raise ValueError("`layer_norm: true` needs the layer's biases; drop `bias: false`")
+        return self
+
+    @field_validator("proj_size")
+    @classmethod
+    def _projection_is_smaller(cls, value, info):
+        size = info.data.get("state_size")
+        if value is not None and size is not None and value >= size:
+            raise ValueError(
+                f"must be smaller than `state_size` ({size}), got {value}: it projects the "
+                "state down"
+            )
+        if value is not None and info.data.get("layer_norm"):
+            raise ValueError("does not combine with `layer_norm: true` yet; drop one of them")
+        return value
+
+    @model_validator(mode="after")
+    def _projection_init_needs_a_projection(self):
+        if self.init is not None and self.init.Wp is not None and self.proj_size is None:
+            raise ValueError("`init` sets `Wp`, the projection, but the layer has no `proj_size`")
         return self
 
 

@@ -218,7 +218,7 @@ class _Tape(Walk):
             if v.role == "state":
                 self.tracks[name].bind(bound)
                 keys = [f.weight for f in v.feeds] + [v.recurrence.weight, *v.biases]
-                self.owner.update(dict.fromkeys(keys, (bound.kind, v.size)))
+                self.owner.update(dict.fromkeys(keys, (bound.kind, v.units)))
         super().__init__(plan, {name: bound.feeds for name, bound in self.bound.items()})
 
     def drop(self, dropout: Dropout | None) -> None:

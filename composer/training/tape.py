@@ -31,7 +31,7 @@ class Bound:
 
         def prepared(key: str) -> np.ndarray:
             value = np.asarray(params[key], dtype=dtype)
-            return prepare(kind, value, vector.size) if kind else np.ascontiguousarray(value)
+            return prepare(kind, value, vector.units) if kind else np.ascontiguousarray(value)
 
         self.kind = kind
         learned = getattr(vector, "learned", None)
@@ -43,8 +43,11 @@ class Bound:
         biases = [prepared(key) for key in vector.biases]
         self.bias, self.extra = (biases[0] if biases else None), None
         if kind is not None:  # folded gate-major, then flat again: (G, H) views of (G*H,)
-            columns = kind.columns(vector.size)
-            gate_major = [b.reshape(kind.gates, -1) if b.size == columns else b for b in biases]
+            columns = kind.columns(vector.units)
+            gate_major = [
+                b.reshape(kind.gates, -1) if b.ndim == 1 and b.size == columns else b
+                for b in biases
+            ]
             bias, self.extra = kind.fold_biases(gate_major)
             # `bias: false` (or a kind that adds its biases itself): the steps add zeros
             self.bias = np.zeros(columns, dtype) if bias is None else bias.reshape(-1)
@@ -90,11 +93,12 @@ class Track:
     """
 
     def __init__(self, vector, steps: int, batch: int, dtype):
-        self.vector, self.kind, self.size = vector, KINDS[vector.kind], vector.size
+        # `size`: the units H (gate blocks, an LSTM's c); h has the vector's own size
+        self.vector, self.kind, self.size = vector, KINDS[vector.kind], vector.units
         self.lag = vector.recurrence.lag
         self.lo = min((0, *vector.initial))
         length = max((steps, *(t + 1 for t in vector.initial))) - self.lo
-        H, width = vector.size, self.kind.columns(vector.size)
+        H, width = vector.size, self.kind.columns(vector.units)
         self.h = np.zeros((length, batch, H), dtype)
         self.xw = np.zeros((length, batch, width), dtype)
         self.dxw = np.zeros((length, batch, width), dtype)

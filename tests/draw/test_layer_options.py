@@ -27,3 +27,11 @@ def test_the_folded_diagram_names_each_dropout_and_the_gru_variant():
     assert "GRU h (reset before)" in dot
     plain = folded_dot(build(spec([layer("a", "gru", output=readout(2))])))
     assert "dropout" not in plain and "reset before" not in plain
+
+
+def test_a_projected_lstm_shows_its_state_and_cell_sizes():
+    network = spec([layer("a", "lstm", size=6, proj_size=4, output=readout(2))])
+    dot = folded_dot(build(network))
+    assert "projected LSTM h (4), c (6)" in dot
+    plain = folded_dot(build(spec([layer("a", "lstm", size=6, output=readout(2))])))
+    assert "projected" not in plain and "c (6)" not in plain

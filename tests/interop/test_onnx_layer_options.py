@@ -43,6 +43,7 @@ def test_a_gru_that_resets_before_exports_as_linear_before_reset_0(dtype, bidire
         ({"kind": "lstm", "layer_norm": True}, "kind `lstm` with `layer_norm: true` has no ONNX"),
         ({"kind": "gru", "layer_norm": True}, "kind `gru` with `layer_norm: true` has no ONNX"),
         ({"kind": "gru", "bias": False}, "`bias: false` has no ONNX export yet"),
+        ({"kind": "lstm", "proj_size": 2}, "kind `lstm` with `proj_size` has no ONNX"),
     ],
 )
 def test_options_onnx_lacks_are_refused_in_one_line(fields, message):

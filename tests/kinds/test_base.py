@@ -14,6 +14,13 @@ from composer.kinds.lstm import lstm_step
 from tests import oracles
 
 B, F, H = 3, 5, 4
+
+
+def _width(kind: str) -> int:
+    """The state's size: H, or P = 2 for a kind that projects it (`proj_size`)."""
+    return 2 if KINDS[kind].extras else H
+
+
 DTYPES = [np.float32, np.float64]
 # inputs as +-1e4 at most, as the spec asks; subnormals would underflow any scaling
 _FINITE = st.floats(-1e4, 1e4, allow_subnormal=False)
@@ -24,9 +31,11 @@ def _weights(kind: str, dtype, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     G = KINDS[kind].gates
     draw = lambda *shape: rng.normal(0, 0.5, shape).astype(dtype)  # noqa: E731
-    out = {"Wx": draw(F, G * H), "Ws": draw(H, G * H)}
-    sizes = {w.suffix: w.shape for w in KINDS[kind].weights(F, H)}
-    return out | {suffix: draw(*sizes[suffix]) for suffix, _ in KINDS[kind].biases}
+    projected = {"width": _width(kind)} if KINDS[kind].extras else {}
+    sizes = {w.suffix: w.shape for w in KINDS[kind].weights(F, H, **projected)}
+    out = {"Wx": draw(F, G * H), "Ws": draw(*sizes["Ws"])}
+    own = [suffix for suffix, _ in KINDS[kind].biases] + list(KINDS[kind].extras)
+    return out | {suffix: draw(*sizes[suffix]) for suffix in own}
 
 
 def _arranged(kind, w: dict) -> dict:
@@ -38,10 +47,13 @@ def _run_step(name: str, w: dict, x, h_prev, c_prev, dtype):
     """One step through `KINDS[name].forward`, the way the executor arranges its operands."""
     kind = KINDS[name]
     arranged = _arranged(kind, w)
-    bias, extra = kind.fold_biases([arranged[suffix] for suffix, _ in kind.biases])
+    own = [suffix for suffix, _ in kind.biases] + list(kind.extras)
+    bias, extra = kind.fold_biases([arranged[suffix] for suffix in own])
     xw = np.matmul(x, arranged[kind.input_weight]) + (0 if bias is None else bias)
     prev = (h_prev, c_prev)[: len(kind.carries)]
-    out = tuple(np.full((B, H), np.nan, dtype) for _ in kind.carries)
+    out = tuple(
+        np.full((B, h_prev.shape[1] if n == "h" else H), np.nan, dtype) for n in kind.carries
+    )
     work = kind.workspace(B, H, dtype)
     activation = "tanh" if name == "elman" else None
     kind.forward(
@@ -63,6 +75,8 @@ def _oracle_step(kind: str, w: dict, x, h_prev, c_prev):
         return oracles.elman(x @ p["l.Wx"], h_prev, p, "l"), None
     if kind == "lstm":
         return oracles.lstm(x @ p["l.Wx"], h_prev, c_prev.astype(np.float64), p, "l")
+    if kind == "lstm_proj":
+        return oracles.lstm_proj(x @ p["l.Wx"], h_prev, c_prev.astype(np.float64), p, "l")
     if kind == "lstm_layer_norm":
         c = c_prev.astype(np.float64)
         return oracles.lstm_layer_norm(x @ p["l.Wx"], h_prev, c, p, "l")
@@ -80,12 +94,13 @@ def test_every_recurrent_kind_keeps_the_contract(kind, dtype):
     assert sorted(cell.order) == list(range(cell.gates)) and cell.sigmoid_gates < cell.gates
     rng = np.random.default_rng(1)
     w = _weights(kind, dtype)
-    x, h_prev, c_prev = (rng.normal(size=s).astype(dtype) for s in [(B, F), (B, H), (B, H)])
+    shapes = [(B, F), (B, _width(kind)), (B, H)]
+    x, h_prev, c_prev = (rng.normal(size=s).astype(dtype) for s in shapes)
     before = {k: v.copy() for k, v in w.items()}, x.copy(), h_prev.copy(), c_prev.copy()
     h, c = _run_step(kind, w, x, h_prev, c_prev, dtype)
     expected_h, expected_c = _oracle_step(kind, w, x, h_prev, c_prev)
     tolerance = 1e-5 if dtype == np.float32 else 1e-12
-    assert h.shape == (B, H) and h.dtype == dtype
+    assert h.shape == (B, _width(kind)) and h.dtype == dtype
     np.testing.assert_allclose(h, expected_h, atol=tolerance)
     if kind.startswith("lstm"):
         assert c.dtype == dtype

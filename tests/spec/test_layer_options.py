@@ -63,6 +63,26 @@ LAYERS = "inputs: [{name: x, size: 3}]\noutputs: [{name: y, from: a}]\nlayers:\n
             "{name: a, kind: gru, input: x, state_size: 4, bias: 0}",
             "layers[0].bias: expected true or false, got 0",
         ),
+        (
+            "{name: a, kind: gru, input: x, state_size: 4, proj_size: 2}",
+            ":4:51: layers[0].proj_size: unknown field `proj_size`: only lstm layers take it",
+        ),
+        (
+            "{name: a, kind: lstm, input: x, state_size: 4, proj_size: 4}",
+            "layers[0].proj_size: must be smaller than `state_size` (4), got 4",
+        ),
+        (
+            "{name: a, kind: lstm, input: x, state_size: 4, proj_size: 0}",
+            "layers[0].proj_size: must be >= 1, got 0",
+        ),
+        (
+            "{name: a, kind: lstm, input: x, state_size: 4, proj_size: 2, layer_norm: true}",
+            "layers[0].proj_size: does not combine with `layer_norm: true` yet",
+        ),
+        (
+            "{name: a, kind: lstm, input: x, state_size: 4, init: {Wp: orthogonal}}",
+            "layers[0]: `init` sets `Wp`, the projection, but the layer has no `proj_size`",
+        ),
     ],
 )
 def test_bad_layer_options_are_one_located_line(tmp_path, fields, expected):
