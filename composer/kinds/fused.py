@@ -57,6 +57,7 @@ def prepare(item_steps: int = 0, force: bool = False) -> bool:
         started = time.perf_counter()
         from composer.kinds import fused_kernels
 
+        fused_kernels.warm()
         _loaded = fused_kernels
         load_seconds = time.perf_counter() - started
     return _loaded is not None

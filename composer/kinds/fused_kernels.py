@@ -12,7 +12,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["lstm_scan", "ftanh", "flat_gates"]
+__all__ = ["lstm_scan", "ftanh", "flat_gates", "warm"]
 
 _F = np.float32
 _A3 = numba.float32[:, :, :]
@@ -71,3 +71,11 @@ def flat_gates(Ws: np.ndarray) -> np.ndarray:
     side: the kernels' recurrent product is then one row of multiply-adds per input."""
     gates, rows, size = Ws.shape
     return np.ascontiguousarray(Ws.transpose(1, 0, 2)).reshape(rows, gates * size)
+
+
+def warm() -> None:
+    """Call every kernel once on tiny arrays, so that the first real call does not pay the
+    dispatcher's one-time set-up (about 1.5 MB of lazy imports and type caches)."""
+    zeros = np.zeros((1, 1, 1), _F)
+    lstm_scan(np.zeros((1, 4, 1, 1), _F), zeros, zeros, np.zeros((1, 4), _F), zeros, zeros,
+              np.zeros(4, _F))  # fmt: skip
