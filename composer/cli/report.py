@@ -202,6 +202,8 @@ def format_dependencies(deps: dict[str, dict[int, dict[str, list[int]]]]) -> lis
     lines = []
     for output, per_step in deps.items():
         for t, found in per_step.items():
-            parts = [f"{name}[{format_steps(steps)}]" for name, steps in found.items()]
+            parts = [  # a start state (no steps) shows as its name
+                f"{name}[{format_steps(steps)}]" if steps else name for name, steps in found.items()
+            ]
             lines.append(f"{output}[{t}] <- {', '.join(parts) or '(no input)'}")
     return lines

@@ -205,7 +205,8 @@ def unrolled_graph(unrolled: Unrolled) -> nx.DiGraph:
     Each edge has `weight` (the first weight, or None for an identity) and `weights` (all
     of them: two folded edges between the same vectors at the same lag, such as `input:
     [x, x]`, share one unrolled edge). Initial-state nodes have `role="init"`; an edge from
-    the handing-over layer's last state reaches them when `initial_state` is set.
+    the handing-over layer's last state reaches them when `initial_state` is set, and one
+    from the input (`role="given"`, at the first initial step) when it names an input.
     """
     graph, folded = nx.DiGraph(), unrolled.folded
     for node, data in folded.nodes(data=True):
@@ -236,6 +237,19 @@ def unrolled_graph(unrolled: Unrolled) -> nx.DiGraph:
                 weights=recurrent,
                 role="recurrent",
                 lag=lag,
+            )
+    for target, given in folded.nodes(data="given"):
+        starts = unrolled.initial.get(target, ())
+        if given and starts:  # a start state given with the data, drawn at the first start
+            step = min(starts) if folded.nodes[target]["lag"] > 0 else max(starts)
+            size = folded.nodes[given]["size"]
+            graph.add_node((given, step), role="given", vector=given, size=size)
+            graph.add_edges_from(
+                (((given, step), (target, t)) for t in starts),
+                weight=None,
+                weights=(),
+                role="handover",
+                lag=None,
             )
     for target, (origin, step) in unrolled.handover.items():
         graph.add_edges_from(
