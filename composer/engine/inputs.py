@@ -121,6 +121,13 @@ def read_inputs(
     mismatch = key_mismatch(names, arrays)
     if mismatch:
         raise DataError(f"{path}: {mismatch}; expected one array per input: {', '.join(names)}")
+    for key in names:
+        if is_given(graph, key) and arrays[key].ndim not in (1, 2):
+            size = sizes[key]
+            raise DataError(
+                f"{path}: key {key!r}: a start state, expected shape (B, {size}) or ({size},) "
+                f"(no time axis), got {arrays[key].shape}"
+            )
     flat = {key: _rank(graph, key) - arrays[key].ndim for key in names}
     if set(flat.values()) - {0, 1} or len(set(flat.values())) > 1:
         shown = ", ".join(f"{k!r} {arrays[k].shape}" for k in names)
