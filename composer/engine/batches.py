@@ -120,6 +120,8 @@ def packable(graph: nx.MultiDiGraph) -> bool:
             return False
         if data.get("initial_state") is not None:
             return False
+        if data.get("lag", 1) < 0 and (data.get("learned") or data.get("given")):
+            return False  # a backward layer starts at each item's own end, from its s0 or h0
     return True
 
 

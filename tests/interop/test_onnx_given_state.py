@@ -68,9 +68,10 @@ def test_onnx_runtime_computes_what_run_does(kind, options, dtype):
     assert np.abs(zero - expected).max() > 1e-3
 
 
+@pytest.mark.parametrize("direction", ["forward", "backward"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_padded_batch_with_lengths(dtype):
-    graph = build(_spec("lstm"))
+def test_padded_batch_with_lengths(dtype, direction):
+    graph = build(_spec("lstm", direction=direction))  # backward: h0 at each item's end
     params = normal_params(graph)
     model, _ = build_model(graph, params, dtype=dtype, lengths=True)
     assert "h0.lengths" not in [i.name for i in model.graph.input]

@@ -71,9 +71,19 @@ def test_forward_and_gradients_match_the_numpy_engine(kind, loop):
         np.testing.assert_allclose(ours[key], value, atol=1e-10, rtol=1e-10, err_msg=key)
 
 
-@pytest.mark.parametrize("loop", [False, True], ids=["packed", "grouped"])
-def test_padded_batch_as_run_does(loop):
-    net = _network("lstm", loop)
+@pytest.mark.parametrize(
+    ("direction", "loop"),
+    [("forward", False), ("forward", True), ("backward", False)],
+    ids=["packed", "grouped", "backward"],  # a backward layer starts at each item's end
+)
+def test_padded_batch_as_run_does(direction, loop):
+    layers = [
+        layer("a", "lstm", "x", 4, initial_state="h0", direction=direction),
+        layer("b", "gru", "a", 3, output=readout(2)),
+    ]
+    extra = {"connections": [connection("b", "a")]} if loop else {}
+    inputs = [{"name": "x", "size": 3}, {"name": "h0", "size": 4}]
+    net = Network.from_spec(spec(layers, inputs=inputs, **extra))
     params = _random(net)
     lengths = {"x": [6, 2, 4]}
     expected = net.run(params, {"x": X, "h0": H0}, dtype="float64", lengths=lengths)

@@ -220,3 +220,22 @@ def test_dependencies_list_it_without_steps(case):
     _, net, _ = case
     deps = net.dependencies(3)
     assert deps["y"][2] == {"x": [0, 1, 2], "h0": []}
+
+
+@pytest.mark.parametrize("start", ["h0", "learn"])
+def test_a_backward_layer_in_a_padded_batch_starts_from_it_at_each_items_end(start):
+    """Reproduced first: packed, a backward layer's shorter items started from zeros
+    instead of their s0 (or h0), 0.23 off for `learn`."""
+    data = _spec("gru", direction="backward", initial_state=start)
+    net = Network.from_spec(data)
+    params = net.init_params(2, "float64")
+    if start == "learn":
+        params["rnn.s0"] = np.random.default_rng(3).normal(size=4)
+    lengths = [6, 2, 4]
+    padded = net.run(params, {"x": X, "h0": H0}, dtype="float64", lengths={"x": lengths})["y"]
+    for item, n in enumerate(lengths):
+        alone = net.run(params, {"x": X[item, :n], "h0": H0[item]}, dtype="float64")["y"]
+        assert np.abs(padded[item, :n] - alone).max() < 1e-13
+    value, grads = net.grad(params, {"x": X, "h0": H0}, {"y": Y}, lengths={"x": lengths})
+    assert np.abs(grads["rnn.Ws"] - _numeric(net, params, {"x": X, "h0": H0}, "rnn.Ws",
+                                               {"x": lengths})).max() < 1e-8  # fmt: skip
