@@ -138,9 +138,15 @@ def _layer_names(folded: nx.MultiDiGraph) -> frozenset[str]:
 
 
 def row_order(folded: nx.MultiDiGraph) -> list[str]:
-    """Vectors bottom to top: the within-step (zero-lag) order, ties broken by spec order."""
+    """Vectors bottom to top: the within-step (zero-lag) order, ties broken by spec order;
+    an input that gives a start state sits just below the first layer it starts."""
     order = nx.get_node_attributes(folded, "order")
-    return list(nx.lexicographical_topological_sort(instant_graph(folded), key=order.__getitem__))
+    rows = list(nx.lexicographical_topological_sort(instant_graph(folded), key=order.__getitem__))
+    for state, given in sorted(folded.nodes(data="given"), key=lambda item: order[item[0]]):
+        if given and rows.index(given) < rows.index(state):  # a start state: just below
+            rows.remove(given)  # the first layer it starts, its edge short and clear
+            rows.insert(rows.index(state), given)
+    return rows
 
 
 class StepTemplate:
