@@ -425,11 +425,17 @@ def _check_initial_states(graph: nx.MultiDiGraph, spec: NetworkSpec) -> None:
             continue
         path = ("layers", i, "initial_state")
         if source_name == LEARN:
-            _learned_initial_state(graph, layer, layers, path)
+            _learned_initial_state(graph, layer, layers, path, spec)
             continue
         if not isinstance(layer.initial_state, str):
             path += ("from",)
         given = next((inp for inp in spec.inputs if inp.name == source_name), None)
+        if given is not None and path[-1] == "from":
+            raise SpecError(
+                f"`{source_name}` is an input: a start state given with the data has no end "
+                f"to wait for; write `initial_state: {source_name}`",
+                path,
+            )
         if given is not None:
             _given_initial_state(graph, layer, given, path)
             continue
@@ -499,11 +505,16 @@ def given_states(graph: nx.MultiDiGraph) -> dict[str, int]:
     return {n: d["size"] for n, d in graph.nodes(data=True) if d.get("given_state")}
 
 
-def _learned_initial_state(graph: nx.MultiDiGraph, layer, layers: dict, path: tuple) -> None:
-    if LEARN in layers:
+def _learned_initial_state(
+    graph: nx.MultiDiGraph, layer, layers: dict, path: tuple, spec: NetworkSpec
+) -> None:
+    named = "a layer" if LEARN in layers else None
+    if named is None and any(inp.name == LEARN for inp in spec.inputs):
+        named = "an input"
+    if named:
         raise SpecError(
-            f"`initial_state: {LEARN}` means a trained initial state, but a layer is named "
-            f"`{LEARN}`; rename that layer",
+            f"`initial_state: {LEARN}` means a trained initial state, but {named} is named "
+            f"`{LEARN}`; rename that {named.split()[1]}",
             path,
         )
     if layer.bidirectional:

@@ -239,3 +239,14 @@ def test_a_backward_layer_in_a_padded_batch_starts_from_it_at_each_items_end(sta
     value, grads = net.grad(params, {"x": X, "h0": H0}, {"y": Y}, lengths={"x": lengths})
     assert np.abs(grads["rnn.Ws"] - _numeric(net, params, {"x": X, "h0": H0}, "rnn.Ws",
                                                {"x": lengths})).max() < 1e-8  # fmt: skip
+
+
+def test_an_input_with_at_end_or_named_learn_is_refused():
+    data = _spec("gru", initial_state={"from": "h0", "at": "end"})
+    with pytest.raises(SpecError, match="a start state given with the data has no end") as info:
+        Network.from_spec(data)
+    assert info.value.dotted_path == "layers[0].initial_state.from"
+    data = _spec("gru", initial_state="learn")
+    data["inputs"][1]["name"] = "learn"
+    with pytest.raises(SpecError, match="but an input is named `learn`; rename that input"):
+        Network.from_spec(data)
