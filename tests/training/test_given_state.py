@@ -250,3 +250,29 @@ def test_an_input_with_at_end_or_named_learn_is_refused():
     data["inputs"][1]["name"] = "learn"
     with pytest.raises(SpecError, match="but an input is named `learn`; rename that input"):
         Network.from_spec(data)
+
+
+def test_generation_starts_from_it():
+    from composer.engine.batches import run
+    from composer.engine.generation import beam_search, find_feedback, generate
+
+    net = Network.from_spec({
+        "inputs": [{"name": "c", "vocab": 6, "embed": 3}, {"name": "z", "size": 5}],
+        "layers": [{"name": "g", "kind": "gru", "input": "c", "state_size": 5,
+                    "initial_state": "z", "output": {"size": 6, "activation": "softmax"}}],
+        "outputs": [{"name": "y", "from": "g"}],
+    })  # fmt: skip
+    params = net.init_params(4, "float64")
+    stepper, feedback = net.stepper(params, "float64"), find_feedback(net.graph)
+    texts = []
+    for z in 3 * np.random.default_rng(5).normal(size=(2, 5)):
+        greedy = generate(stepper, feedback, [1], 12, temperature=0, inputs={"z": z})[0].tolist()
+        prefix = [1]
+        for _ in range(12):
+            probs = run(net.graph, params, {"c": np.array(prefix), "z": z}, dtype="float64")["y"]
+            prefix.append(int(probs[-1].argmax()))
+        assert greedy == prefix[1:]
+        ((beam, _),) = beam_search(stepper, feedback, [1], 12, 1, inputs={"z": z})
+        assert list(beam) == greedy
+        texts.append(greedy)
+    assert texts[0] != texts[1]  # the start state conditions the text
