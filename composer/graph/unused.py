@@ -107,6 +107,7 @@ def _unused_vectors(graph: nx.MultiDiGraph, present: dict) -> list[Unused]:
         if data["role"] != "input" or present[node]:
             continue
         readers = sorted({graph.nodes[t].get("layer", t) for t in graph.successors(node)})
+        readers += sorted(d["layer"] for _, d in graph.nodes(data=True) if d.get("given") == node)
         why = (
             "is read by no layer or connection"
             if not readers

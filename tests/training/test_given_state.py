@@ -276,3 +276,22 @@ def test_generation_starts_from_it():
         assert list(beam) == greedy
         texts.append(greedy)
     assert texts[0] != texts[1]  # the start state conditions the text
+
+
+def test_validate_names_the_layer_it_starts_when_that_layer_is_unused():
+    from composer.graph.unrolled import unroll
+    from composer.graph.unused import _used_weights, unused_parts
+
+    data = _spec("gru")
+    data["layers"].append({"name": "other", "kind": "gru", "input": "x", "state_size": 4})
+    data["outputs"] = [{"name": "y", "from": "other"}]
+    found = {u.name: u.message for u in unused_parts(Network.from_spec(data).graph)}
+    assert found["h0"] == (
+        "input `h0` reaches no emitted output (read by `rnn`, at steps no output needs)"
+    )
+    # at T = 1 the recurrence reads the initial state only: h0 makes Ws count, zeros not
+    given = unroll(Network.from_spec(_spec("gru")).graph, 1)
+    assert "rnn.Ws" in _used_weights(given)
+    plain = _spec("gru")
+    plain["layers"][0].pop("initial_state")
+    assert "rnn.Ws" not in _used_weights(unroll(Network.from_spec(plain).graph, 1))
