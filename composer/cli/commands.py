@@ -275,7 +275,12 @@ def run(
     }
     check_outputs(outputs_named, force, (spec, input, weights))
     check_memory(input_bytes(input), max_memory, f"reading {shown(input)}")
-    arrays, flat, given = read_inputs(input, folded, allow_nonfinite=allow_nonfinite)
+    arrays, flat, given = read_inputs(
+        input,
+        folded,
+        allow_nonfinite=allow_nonfinite,
+        without_starts="--state-in" if state_in is not None else None,
+    )
     check_representable(arrays, dtype.value, shown(input))
     if lengths is not None:
         given = _lengths_option(lengths, list(arrays), given)

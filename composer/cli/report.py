@@ -42,6 +42,7 @@ def summary_data(spec: NetworkSpec, unrolled: Unrolled) -> dict:
         "layers": [_layer_row(unrolled.folded, layer, sizes) for layer in spec.layers],
         "alignment": _alignment(spec, unrolled.folded),
         "windows": _windows(unrolled.folded),
+        "start_states": _start_states(unrolled.folded),
         "unrolled_nodes": unrolled.node_count(),
     }
 
@@ -92,16 +93,30 @@ def _alignment(spec: NetworkSpec, folded) -> str:
         role: ", ".join(f"{n} `{w}`" for n, w in _windows(folded)[role].items())
         for role in ("inputs", "outputs")
     }
+    starts = [f"{n} (start of {', '.join(ls)})" for n, ls in _start_states(folded).items()]
+    shown["inputs"] = ", ".join(filter(None, [shown["inputs"], *starts]))
     return f"{name}, inputs {shown['inputs']}, outputs {shown['outputs']}"
 
 
 def _windows(folded) -> dict[str, dict[str, str]]:
-    """Each input's and output's own window, as written (or the alignment's default)."""
+    """Each input's and output's own window, as written (or the alignment's default); an
+    input that gives a start state has none (see `_start_states`)."""
     nodes = sorted(folded.nodes(data=True), key=lambda item: item[1]["order"])
     return {
-        f"{role}s": {n: d["window"] for n, d in nodes if d["role"] == role}
+        f"{role}s": {
+            n: d["window"] for n, d in nodes if d["role"] == role and not d.get("given_state")
+        }
         for role in ("input", "output")
     }
+
+
+def _start_states(folded) -> dict[str, list[str]]:
+    """`{input: [layer, ...]}`: the inputs that give layers' start states (`initial_state`)."""
+    starts: dict[str, list[str]] = {}
+    for _, data in sorted(folded.nodes(data=True), key=lambda item: item[1]["order"]):
+        if data.get("given"):
+            starts.setdefault(data["given"], []).append(data["layer"])
+    return starts
 
 
 def _input_sizes(folded) -> dict[str, tuple[int, list[int]]]:
@@ -203,6 +218,8 @@ def format_dependencies(deps: dict[str, dict[int, dict[str, list[int]]]]) -> lis
     lines = []
     for output, per_step in deps.items():
         for t, found in per_step.items():
-            parts = [f"{name}[{format_steps(steps)}]" for name, steps in found.items()]
+            parts = [  # a start state (no steps) shows as its name
+                f"{name}[{format_steps(steps)}]" if steps else name for name, steps in found.items()
+            ]
             lines.append(f"{output}[{t}] <- {', '.join(parts) or '(no input)'}")
     return lines

@@ -153,8 +153,9 @@ def _cone_parts(graph: nx.MultiDiGraph, cone: set[tuple[str, int]]):
             if any((tail, t - lag) in cone for v, t in cone if v == head):
                 edges.add((tail, head, data["weight"]))
     for node, data in graph.nodes(data=True):
-        if data.get("initial_state") in vectors and node in vectors:
-            edges.add((data["initial_state"], node, None))
+        origin = data.get("initial_state") or data.get("given")
+        if origin in vectors and node in vectors:
+            edges.add((origin, node, None))
     return vectors, edges
 
 
@@ -184,6 +185,8 @@ def _folded_node(data: dict, name: str, role: str | None = None) -> dict:
         desc = f"ids ({data['vocab']}), {name}.E {data['vocab']}x{size}"
     elif data.get("vocab"):
         desc = f"ids, one-hot ({size})"
+    elif data.get("given_state"):
+        desc = f"start state ({size})"
     else:
         desc = f"({size})"
     attrs = node_shape(role or data["role"], _picture(data))
@@ -232,6 +235,10 @@ def _folded_edges(graph: nx.MultiDiGraph, style: Style) -> Iterable[tuple[str, s
             label = "last state, second pass" if data.get("two_pass") else "initial state"
             attrs |= {"label": label, **EDGE_STYLE["handover"]}
             yield data["initial_state"], node, attrs
+        if data.get("given"):  # a start state given with the data: read before step 0
+            attrs = {"id": f"{data['given']}->{node}", "class": "handover"}
+            attrs |= {"label": "initial state", **EDGE_STYLE["handover"]}
+            yield data["given"], node, attrs
 
 
 def _folded_edge(graph: nx.MultiDiGraph, data: dict, style: Style) -> dict:
@@ -286,7 +293,7 @@ def _legend(graph: nx.MultiDiGraph, style: Style) -> list[tuple[str, str]] | Non
         attrs = node_shape(role, _picture(data) if role == "state" else None)
         found.append(("node", f"{text}|{attrs['fillcolor']}|{attrs['shape']}"))
     roles = {data["role"] for _, _, data in graph.edges(data=True)}
-    if any(data.get("initial_state") for _, data in graph.nodes(data=True)):
+    if any(data.get("initial_state") or data.get("given") for _, data in graph.nodes(data=True)):
         roles.add("handover")
     for role, text in EDGE_KEY:
         if role in roles and not (role == "emit" and not _emits_apart(graph, merged)):
@@ -461,9 +468,11 @@ class _UnfoldedDrawing:
         data = self.folded.nodes[node.vector]
         name = f"{html_text(self.names[node.vector])}<SUB>{node.step}</SUB>"
         attrs = {"id": f"{node.vector}@{node.step}", "class": node.role}
-        if node.role == "init":
+        if node.role == "given":  # a start state given with the data: one value, no steps
+            attrs |= node_shape("input", None) | {"label": f"<B>{html_text(node.vector)}</B>"}
+        elif node.role == "init":
             attrs |= {"shape": "ellipse", "style": "dashed,filled", "fillcolor": FILL["init"]}
-            given = node.vector in self.unrolled.handover
+            given = node.vector in self.unrolled.handover or data.get("given")
             learned = data.get("learned")
             attrs["label"] = (
                 name if given else f"{name} = {html_text(learned)}" if learned else f"{name} = 0"

@@ -114,7 +114,7 @@ EDGE_KEY = (
     ("input", "→ a weight: the source times it, same step"),
     ("recurrent", "↻ recurrence: from an earlier step"),
     ("connection", "⇢ dashed: an extra connection (t-k: k steps back)"),
-    ("handover", "⋯ dotted: last state handed over as the initial state"),
+    ("handover", "⋯ dotted: an initial state handed over (a last state, or given)"),
     ("emit", "▷ grey, open head: emitted unchanged"),
 )
 

@@ -172,7 +172,7 @@ def _graph(unrolled: Unrolled, renamed: dict[str, str]) -> dict:
              if template.role((v, t))]  # fmt: skip
     drawn = set()
     for cell in cells:
-        if cell[1] not in kept and template.role(cell) != "init":
+        if cell[1] not in kept and template.role(cell) not in ("init", "given"):
             continue
         drawn.add(cell)
         key = _node_id(cell, renamed)
@@ -243,6 +243,8 @@ def _info(folded: nx.MultiDiGraph, merge: dict[str, str], unrollings) -> dict:
 def _formula(folded: nx.MultiDiGraph, node: str, names: dict, data: dict) -> str:
     """`s_t = tanh(x_t Wx + s_(t-1) Ws + b)`, read off the folded graph's in-edges."""
     role = data["role"]
+    if role == "input" and data.get("given_state"):
+        return f"{names[node]}: a start state, given with the data (no steps)"
     if role == "input":
         return f"{names[node]}_t: given"
     terms = []

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import networkx as nx
 
 from composer.graph.loops import instant_graph
-from composer.graph.unrolled import Unrolled
+from composer.graph.unrolled import Unrolled, given_starts
 
 __all__ = [
     "Column",
@@ -138,9 +138,15 @@ def _layer_names(folded: nx.MultiDiGraph) -> frozenset[str]:
 
 
 def row_order(folded: nx.MultiDiGraph) -> list[str]:
-    """Vectors bottom to top: the within-step (zero-lag) order, ties broken by spec order."""
+    """Vectors bottom to top: the within-step (zero-lag) order, ties broken by spec order;
+    an input that gives a start state sits just below the first layer it starts."""
     order = nx.get_node_attributes(folded, "order")
-    return list(nx.lexicographical_topological_sort(instant_graph(folded), key=order.__getitem__))
+    rows = list(nx.lexicographical_topological_sort(instant_graph(folded), key=order.__getitem__))
+    for state, given in sorted(folded.nodes(data="given"), key=lambda item: order[item[0]]):
+        if given and rows.index(given) < rows.index(state):  # a start state: just below
+            rows.remove(given)  # the first layer it starts, its edge short and clear
+            rows.insert(rows.index(state), given)
+    return rows
 
 
 class StepTemplate:
@@ -159,22 +165,31 @@ class StepTemplate:
             for v in folded
         }
         self.lags = sorted({lag for _, _, lag in folded.edges(data="lag") if lag})
+        self.given = given_starts(unrolled)  # state -> (input, step): a start state's node
+        self.given_at = set(self.given.values())
 
     def role(self, node: Step) -> str | None:
-        """The node's role, `init` for an initial state, None when it is not in the DAG."""
+        """The node's role, `init` for an initial state, `given` for a start state given
+        with the data, None when it is not in the DAG."""
         vector, t = node
         if 0 <= t < self.unrolled.steps and self.unrolled.present[vector][t]:
             return self.unrolled.folded.nodes[vector]["role"]
+        if node in self.given_at:
+            return "given"
         return "init" if t in self.initial.get(vector, ()) else None
 
     def in_edges(self, node: Step) -> list[tuple[Step, dict]]:
         """The (source, attributes) pairs feeding a node of the unrolled DAG."""
         vector, t = node
         unrolled = self.unrolled
-        if self.role(node) == "init":
-            if vector not in unrolled.handover:
+        role = self.role(node)
+        if role == "given":
+            return []
+        if role == "init":
+            origin = unrolled.handover.get(vector) or self.given.get(vector)
+            if origin is None:
                 return []
-            return [(unrolled.handover[vector], {"weight": None, "role": "handover", "lag": None})]
+            return [(origin, {"weight": None, "role": "handover", "lag": None})]
         found = []
         for source, _, data in self.feeds[vector]:
             read = t - data["lag"]
@@ -320,6 +335,8 @@ def _contracted(edges, renamed: dict[str, str]) -> dict:
 
 
 def _drawn(unrolled: Unrolled, vector: str) -> bool:
+    if unrolled.folded.nodes[vector].get("given_state"):
+        return any(given == vector for given, _ in given_starts(unrolled).values())
     return bool(unrolled.present[vector].any() or unrolled.initial.get(vector))
 
 

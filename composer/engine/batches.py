@@ -43,7 +43,7 @@ import networkx as nx
 import numpy as np
 
 from composer.engine.executor import Packing, execute
-from composer.engine.inputs import batched, check_inputs, infer_steps
+from composer.engine.inputs import batched, check_inputs, infer_steps, is_given
 from composer.engine.lengths import LENGTHS_SUFFIX, check_lengths, item_steps
 from composer.engine.pipeline import folded_graph, plan_for_steps
 from composer.engine.plan import bind_params
@@ -120,6 +120,8 @@ def packable(graph: nx.MultiDiGraph) -> bool:
             return False
         if data.get("initial_state") is not None:
             return False
+        if data.get("lag", 1) < 0 and (data.get("learned") or data.get("given")):
+            return False  # a backward layer starts at each item's own end, from its s0 or h0
     return True
 
 
@@ -162,6 +164,11 @@ def input_steps(graph: nx.MultiDiGraph, name: str, steps: int) -> int:
     return len(parse_window(graph.nodes[name]["window"], steps))
 
 
+def _cut(graph: nx.MultiDiGraph, name: str, array: np.ndarray, steps: int) -> np.ndarray:
+    """An input's array cut to its steps at T = `steps`; a start state as it is."""
+    return array if is_given(graph, name) else array[:, : input_steps(graph, name, steps)]
+
+
 def _outputs(graph: nx.MultiDiGraph, per_item: np.ndarray, dtype) -> dict[str, np.ndarray]:
     out = {}
     for name, data in graph.nodes(data="role"):
@@ -178,9 +185,7 @@ def _grouped(graph, params, arrays, per_item, dtype) -> dict[str, np.ndarray]:
     for steps in np.unique(per_item).tolist():
         items = np.flatnonzero(per_item == steps)
         plan = plan_for_item(graph, steps, int(items[0]))
-        group = {
-            name: array[items, : input_steps(graph, name, steps)] for name, array in arrays.items()
-        }
+        group = {name: _cut(graph, name, array[items], steps) for name, array in arrays.items()}
         for name, values in execute(plan, bound, group, dtype).items():
             outputs[name][items, : values.shape[1]] = values
     return outputs
@@ -219,7 +224,7 @@ def _packed(graph, params, arrays, per_item, dtype) -> dict[str, np.ndarray]:
         ranges = output_steps(graph, name, steps_sorted)
         gather[name] = _gather(ranges, order, longest)
         out_steps[name] = max(len(r) for r in ranges)
-    inputs = {name: array[:, : input_steps(graph, name, longest)] for name, array in arrays.items()}
+    inputs = {name: _cut(graph, name, array, longest) for name, array in arrays.items()}
     check_inputs(plan, inputs)
     bound = bind_params(packed, params, dtype)
     packing = Packing(order, active, gather, out_steps)

@@ -358,6 +358,9 @@ class _Executor(Walk):
             given = {name: snapshot[name] for name in handed_carries(carries, names)}
         if v.learned:
             given = {"h": self.weights[v.name].initial}
+        if v.given:  # each item's own start state h, in the executor's row order
+            values = self.inputs[v.given]
+            given = {"h": values[self.packing.order] if self.packing else values}
         for name, track in zip(carries, self.tracks[v.name]):
             for step in v.initial:
                 track.at(step)[...] = given.get(name, 0)

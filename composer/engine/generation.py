@@ -117,15 +117,16 @@ def _feed(stepper: Stepper, feedback: Feedback, tokens: np.ndarray, inputs) -> n
 
 def _prime(stepper, feedback, prompt, count, inputs):
     """Step through the prompt for `count` rows; the probabilities of the next token."""
-    first = dict(inputs or {})
+    batch = {
+        k: np.repeat(np.asarray(v)[np.newaxis], count, axis=0) for k, v in (inputs or {}).items()
+    }
     if feedback.input is not None:
         if not len(prompt):
             raise DataError("the prompt is empty; give at least one token to start from")
         probs = None
         for k, token in enumerate(prompt):
-            probs = _feed(stepper, feedback, np.full(count, token), first if k == 0 else {})
+            probs = _feed(stepper, feedback, np.full(count, token), batch if k == 0 else {})
         return probs
-    batch = {k: np.repeat(np.asarray(v)[np.newaxis], count, axis=0) for k, v in first.items()}
     probs = stepper.step(batch, batch=count)[feedback.output]
     for token in prompt:
         probs = _feed(stepper, feedback, np.full(count, token), {})
@@ -148,7 +149,8 @@ def generate(
 ) -> np.ndarray:
     """`count` sequences of `length` token ids after the prompt, (count, length): each
     token sampled (`sample_next`) and fed back. `inputs` are other inputs' first-step
-    values (one item's: (F,)); `on_token` sees each step's (count,) tokens as they come."""
+    values, one item's, such as (F,) or a start state's (H,) (`initial_state: h0`);
+    `on_token` sees each step's (count,) tokens as they come."""
     rng = np.random.default_rng(seed)
     stepper.reset()
     probs = _prime(stepper, feedback, list(prompt), count, inputs)

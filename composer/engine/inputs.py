@@ -37,12 +37,25 @@ __all__ = [
     "split_lengths",
     "LENGTHS_SUFFIX",
     "time_steps",
+    "is_given",
+    "sequence_names",
+    "check_given",
 ]
 
 _NPY_MAGIC = b"\x93NUMPY"
 #: an inputs or data file's key `<input>.lengths` holds a padded batch's lengths
 LENGTHS_SUFFIX = ".lengths"
 _CHUNK_BYTES = 1 << 20  # the first pass holds a few of these: keep it under small limits
+
+
+def is_given(graph: nx.MultiDiGraph, name: str) -> bool:
+    """Whether input `name` gives a layer's start state: (B, H), no time axis."""
+    return bool(graph.nodes[name].get("given_state"))
+
+
+def sequence_names(graph: nx.MultiDiGraph) -> list[str]:
+    """The inputs a run needs that are sequences (not start states), in spec order."""
+    return [name for name in needed_inputs(graph) if not is_given(graph, name)]
 
 
 def time_steps(graph: nx.MultiDiGraph, name: str, array) -> int:
@@ -52,8 +65,8 @@ def time_steps(graph: nx.MultiDiGraph, name: str, array) -> int:
 
 
 def _rank(graph: nx.MultiDiGraph, name: str) -> int:
-    """The rank of input `name`'s batched arrays: 3, or 2 for token ids."""
-    return 2 if graph.nodes[name].get("vocab") else 3
+    """The rank of input `name`'s batched arrays: 3, or 2 for token ids and start states."""
+    return 2 if graph.nodes[name].get("vocab") or is_given(graph, name) else 3
 
 
 def input_sizes(graph: nx.MultiDiGraph) -> dict[str, int]:
@@ -70,7 +83,11 @@ def unread(graph: nx.MultiDiGraph, arrays: Mapping) -> dict:
 
 
 def read_inputs(
-    path: str | os.PathLike, graph: nx.MultiDiGraph, *, allow_nonfinite: bool = False
+    path: str | os.PathLike,
+    graph: nx.MultiDiGraph,
+    *,
+    allow_nonfinite: bool = False,
+    without_starts: str | None = None,
 ) -> tuple[dict[str, np.ndarray], bool, dict[str, np.ndarray]]:
     """The input arrays in a file, as (B, T_in, F), whether the file held 2-D arrays, and
     the lengths it holds for a padded batch (`<input>.lengths`, unchecked).
@@ -78,9 +95,14 @@ def read_inputs(
     `.npy`: one array, for a network with one input. `.npz`: one array per input name.
     `.csv`: rows are steps, columns features, for a network with one input. Keys, ranks,
     feature sizes and batch sizes are checked; T_in is checked against T later.
+    An input that gives a start state is (B, H) or (H,). `without_starts` (the option that
+    gives the start states instead, such as `--state-in`) leaves those out: the file must
+    not hold them.
     """
     path = Path(path)
     sizes = input_sizes(graph)
+    if without_starts is not None:
+        sizes = {name: size for name, size in sizes.items() if not is_given(graph, name)}
     names = list(sizes)
     if path.suffix.lower() == ".csv":
         _one_input(path, names, ".csv")
@@ -90,15 +112,28 @@ def read_inputs(
         if _is_npy(path):
             _one_input(path, names, ".npy")
     arrays, lengths = split_lengths(unread(graph, arrays))
+    starts = [key for key in arrays if key not in sizes and key in graph and is_given(graph, key)]
+    if starts:
+        raise DataError(
+            f"{path}: key {starts[0]!r} is a start state, but {without_starts} gives every "
+            f"layer's start state; leave {starts[0]!r} out of the inputs (or the option out)"
+        )
     mismatch = key_mismatch(names, arrays)
     if mismatch:
         raise DataError(f"{path}: {mismatch}; expected one array per input: {', '.join(names)}")
+    for key in names:
+        if is_given(graph, key) and arrays[key].ndim not in (1, 2):
+            size = sizes[key]
+            raise DataError(
+                f"{path}: key {key!r}: a start state, expected shape (B, {size}) or ({size},) "
+                f"(no time axis), got {arrays[key].shape}"
+            )
     flat = {key: _rank(graph, key) - arrays[key].ndim for key in names}
     if set(flat.values()) - {0, 1} or len(set(flat.values())) > 1:
         shown = ", ".join(f"{k!r} {arrays[k].shape}" for k in names)
         raise DataError(
             f"{path}: expected every input as (B, T_in, F) or every one as (T_in, F) "
-            f"(token ids: (B, T_in) or (T_in,)), got {shown}"
+            f"(token ids: (B, T_in) or (T_in,); start states: (B, H) or (H,)), got {shown}"
         )
     was_2d = flat[names[0]] == 1
     batched = {k: arrays[k][np.newaxis] if was_2d else arrays[k] for k in names}
@@ -108,6 +143,8 @@ def read_inputs(
         if key in vocab:
             _check_ids_shape(where, batched[key])
             check_ids(where, batched[key], vocab[key])
+        elif is_given(graph, key):
+            check_given(where, batched[key], sizes[key])
         else:
             _check_array(where, batched[key], sizes[key], allow_nonfinite)
     _check_batch(str(path), batched)
@@ -281,6 +318,22 @@ def _check_array(where: str, array: np.ndarray, size: int, allow_nonfinite: bool
         )
 
 
+def check_given(where: str, array: np.ndarray, size: int, batch: int | None = None) -> None:
+    """A start state's array: numbers, finite, shape (B, H) (B = `batch` when given)."""
+    array = np.asarray(array)
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"{where}: expected numbers, got dtype {array.dtype}")
+    rows = "B" if batch is None else batch
+    if array.ndim != 2 or array.shape[1] != size or not len(array) or rows not in ("B", len(array)):
+        raise DataError(
+            f"{where}: a start state, expected shape ({rows}, {size}) (no time axis), "
+            f"got {array.shape}"
+        )
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        raise DataError(f"{where}: holds NaN or Inf (first at index {bad})")
+
+
 def _check_ids_shape(where: str, array: np.ndarray) -> None:
     if array.ndim != 2:
         raise DataError(f"{where}: expected token ids of shape (B, T_in), got {array.shape}")
@@ -301,13 +354,15 @@ def check_inputs(plan, arrays: Mapping[str, np.ndarray]) -> int:
     `plan` is a `composer.engine.plan.Plan`; T_in must be the number of steps of the input's
     window at the plan's T.
     """
-    names = list(plan.inputs)
+    names = list(plan.inputs) + list(plan.given)
     mismatch = key_mismatch(names, unread(plan.folded, arrays))
     if mismatch:
         raise DataError(f"inputs: {mismatch}; expected {', '.join(names)}")
     arrays = {name: np.asarray(arrays[name]) for name in names}
     vocab = token_vocab(plan.folded)
-    for name in names:
+    for name in plan.given:
+        check_given(f"input {name!r}", arrays[name], plan.folded.nodes[name]["size"])
+    for name in plan.inputs:
         array, size = arrays[name], plan.folded.nodes[name]["size"]
         window = plan.window(name)
         if name in vocab:
@@ -352,9 +407,8 @@ def infer_steps(graph: nx.MultiDiGraph, arrays: Mapping[str, np.ndarray]) -> int
     --------
     With window `:-3`, an input of 5 steps means T = 8.
     """
-    lengths = {
-        name: time_steps(graph, name, arrays[name]) for name in input_sizes(graph) if name in arrays
-    }
+    names = [name for name in sequence_names(graph) if name in arrays]
+    lengths = {name: time_steps(graph, name, arrays[name]) for name in names}
     return steps_for_lengths(graph, lengths)
 
 

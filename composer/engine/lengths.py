@@ -30,6 +30,8 @@ import numpy as np
 from composer.engine.inputs import (
     LENGTHS_SUFFIX,
     input_sizes,
+    is_given,
+    sequence_names,
     split_lengths,
     steps_for_lengths,
     time_steps,
@@ -76,6 +78,10 @@ def check_lengths(
         key = f"{where}: key {label!r}" if where != "lengths" else f"{name} lengths"
         if name not in names:
             raise DataError(f"{key}: `{name}` is not an input; inputs: {', '.join(names)}")
+        if is_given(graph, name):
+            raise DataError(
+                f"{key}: `{name}` gives a start state, which has no steps and so no lengths"
+            )
         values = np.asarray(given)
         if values.dtype.kind not in "iu":
             raise DataError(f"{key}: expected integers, got {_describe(values)}")
@@ -128,7 +134,10 @@ def item_steps(
     Refused (DataError, naming the item and the inputs) when no T fits an item's lengths,
     or its inputs imply different T.
     """
-    names = [name for name in input_sizes(graph) if name in arrays]
+    names = [name for name in sequence_names(graph) if name in arrays]
+    if not names:  # only start states: no time axis to tell T from
+        batch = len(np.asarray(next(iter(arrays.values()))))
+        return np.full(batch, steps or graph.graph["steps"], dtype=np.int64)
     batch = np.asarray(arrays[names[0]]).shape[0]
     per_input = {
         name: lengths.get(name, np.full(batch, time_steps(graph, name, arrays[name])))

@@ -118,6 +118,7 @@ class Vector:
     history: int
     order: int
     learned: str | None = None  # the key of a trained initial state (`initial_state: learn`)
+    given: str | None = None  # the input that gives each item's start state h, (B, H)
     recurrent_dropout: float = 0.0
     #: a state's units H, the width of each gate block and of its other carried arrays (an
     #: LSTM's c); `size` unless the state is projected (`proj_size`); 0: `size`
@@ -145,7 +146,9 @@ class Plan:
     `streaming` is True when every group runs forward in time, no feed reads ahead (future
     context) and every handed-over state is final before it is read: the executor may then
     walk time in chunks and keep only a short history of each vector instead of all T
-    steps. `windows` holds the steps of each input and output (`window`).
+    steps. `windows` holds the steps of each input and output (`window`). `inputs` are
+    the sequences a run reads; `given` the inputs that give a layer's start state
+    (`initial_state: h0`), one (B, H) array each, with no time axis.
     """
 
     steps: int
@@ -156,6 +159,7 @@ class Plan:
     streaming: bool
     folded: nx.MultiDiGraph
     windows: Mapping[str, range] = field(default_factory=dict)
+    given: tuple[str, ...] = ()  # inputs that give start states: (B, H), no time axis
 
     def window(self, name: str) -> range:
         """The steps an input or an output covers: its arrays hold exactly these."""
@@ -195,6 +199,8 @@ def compile_plan(unrolled: Unrolled) -> Plan:
     by_order = sorted(folded, key=lambda n: folded.nodes[n]["order"])
     needed = set(needed_inputs(folded))  # an input nothing reads is not asked for
     inputs = tuple(n for n in by_order if roles[n] == "input" and n in needed)
+    given = tuple(n for n in inputs if folded.nodes[n].get("given_state"))
+    inputs = tuple(n for n in inputs if n not in given)
     outputs = tuple(n for n in by_order if roles[n] == "output")
     windows = {n: parse_window(folded.nodes[n]["window"], steps) for n in inputs + outputs}
     return Plan(
@@ -206,6 +212,7 @@ def compile_plan(unrolled: Unrolled) -> Plan:
         streaming=streaming,
         folded=folded,
         windows=MappingProxyType(windows),
+        given=given,
     )
 
 
@@ -264,6 +271,7 @@ def _vector(unrolled: Unrolled, node: str, kept: list[str], history: int) -> Vec
         history=history,
         order=data["order"],
         learned=data.get("learned"),
+        given=data.get("given") if unrolled.initial.get(node) else None,
         recurrent_dropout=recurrence.dropout if recurrence else 0.0,
         cells=data.get("units", 0),
     )

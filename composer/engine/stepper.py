@@ -42,6 +42,7 @@ import numpy as np
 
 from composer.dtypes import check_dtype
 from composer.engine.executor import _carry_sizes, _shape
+from composer.engine.inputs import check_given, is_given
 from composer.engine.pipeline import plan_for_steps
 from composer.engine.plan import Vector, bind_params
 from composer.engine.tokens import check_ids, one_hot_ids, token_vocab
@@ -187,6 +188,7 @@ class _OneStep(Walk):
         self.pre: dict[str, np.ndarray] = {}
         self.work: dict[str, tuple] = {}
         self.steps_done = 0
+        self.starts: dict[str, np.ndarray] = {}  # start states given with the first step
 
     # -- the state -----------------------------------------------------------------------
 
@@ -264,12 +266,12 @@ class _OneStep(Walk):
 
     def advance(self, inputs: Mapping[str, np.ndarray], batch: int | None = None) -> dict:
         inputs = dict(inputs)
-        unknown = [name for name in inputs if name not in self.plan.inputs]
+        names = self.plan.inputs + self.plan.given
+        unknown = [name for name in inputs if name not in names]
         if unknown:
-            raise DataError(
-                f"step: unknown input {', '.join(unknown)}; inputs: {', '.join(self.plan.inputs)}"
-            )
-        batches = {np.shape(a)[0] for a in inputs.values() if np.ndim(a)}
+            raise DataError(f"step: unknown input {', '.join(unknown)}; inputs: {', '.join(names)}")
+        starts = {name: inputs.pop(name) for name in self.plan.given if name in inputs}
+        batches = {np.shape(a)[0] for a in [*inputs.values(), *starts.values()] if np.ndim(a)}
         batches |= {batch} if batch is not None else set()
         batch = batches.pop() if len(batches) == 1 else self.batch
         if batches or batch is None:
@@ -278,12 +280,38 @@ class _OneStep(Walk):
             self._start(batch)
         elif batch != self.batch:
             raise DataError(f"step: batch of {batch} items, but the state holds {self.batch}")
+        self._take_starts(starts)
         self.given, self.now, self.outputs = inputs, {}, {}
         self.forward(0, 1)
         for name, depth in self.depth.items():
             self.past.setdefault(name, deque(maxlen=depth)).append(self.now[name])
         self.steps_done += 1
         return self.outputs
+
+    def _take_starts(self, starts: Mapping[str, np.ndarray]) -> None:
+        """The start states given with the first step (`initial_state: h0`), checked; kept
+        for a dilated layer's first k steps. Refused when missing at the first step, or
+        given at a later one (the state is then the layers' own)."""
+        fresh = self.steps_done == 0 and not self.past
+        if not fresh:
+            if starts:
+                raise DataError(
+                    f"step: {', '.join(map(repr, starts))} gives a start state, read before the "
+                    "first step only; this stepper has already stepped (or was given a state)"
+                )
+            return
+        missing = [name for name in self.plan.given if name not in starts]
+        if missing:
+            name = missing[0]
+            raise DataError(
+                f"step: the first step needs the start state {name!r}, shape "
+                f"({self.batch}, {self.graph.nodes[name]['size']}), with the inputs"
+            )
+        self.starts = {}
+        for name, value in starts.items():
+            value = np.asarray(value)
+            check_given(f"input {name!r}", value, self.graph.nodes[name]["size"], self.batch)
+            self.starts[name] = value.astype(self.dtype)
 
     def visit(self, group, vectors, start: int, stop: int) -> None:
         if group.kind == "input":
@@ -353,6 +381,8 @@ class _OneStep(Walk):
                 prev = [np.zeros_like(o) for o in out]
                 if v.learned:  # before its first step, a trained initial state
                     prev[0] = prev[0] + self.weights[v.name].initial
+                if v.given:  # ... or the one given with the first step
+                    prev[0] = self.starts[v.given]
             bound = self.weights[v.name]
             KINDS[v.kind].forward(
                 x_t[np.newaxis],
@@ -377,10 +407,14 @@ def run_stepped(
     """(outputs, final state) of (B, T, ...) inputs run step by step from `state` (zeros
     when None): every input and output at every step, so running a sequence in pieces,
     each starting from the state the last one ended with, gives what running it whole
-    does. Outputs are (B, T, size)."""
+    does. Outputs are (B, T, size). A start state given with the data (`initial_state: h0`,
+    a (B, H) array among the inputs) goes in with the first step; with `state` it must not
+    be given (the state holds every layer's start)."""
     stepper = Stepper(graph, params, dtype)
     if state is not None:
         stepper.load_state(state, where)
+    starts = {n: a for n, a in inputs.items() if n in graph and is_given(graph, n)}
+    inputs = {n: a for n, a in inputs.items() if n not in starts}
     lengths = {np.shape(a)[1] for a in inputs.values()}
     if len(lengths) != 1:
         raise DataError("inputs: every input needs the same number of steps to run step by step")
@@ -389,6 +423,7 @@ def run_stepped(
     out: dict[str, list] = {}
     for t in range(steps):
         step = {n: a[:, t] if n in vocab else a[:, t, :] for n, a in inputs.items()}
+        step.update(starts if t == 0 else {})
         for name, value in stepper.step(step).items():
             out.setdefault(name, []).append(value)
     return {name: np.stack(values, axis=1) for name, values in out.items()}, stepper.state

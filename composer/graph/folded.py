@@ -11,7 +11,7 @@ from composer.graph.loops import check_loops
 from composer.kinds import KINDS
 from composer.spec.model import NetworkSpec
 
-__all__ = ["build", "layer_output", "state_nodes", "tap_suffix", "LEARN"]
+__all__ = ["build", "layer_output", "state_nodes", "tap_suffix", "LEARN", "given_states"]
 
 #: `initial_state: learn`: the layer starts from a trained vector `<layer>.s0`
 LEARN = "learn"
@@ -429,18 +429,28 @@ def _check_initial_states(graph: nx.MultiDiGraph, spec: NetworkSpec) -> None:
             continue
         path = ("layers", i, "initial_state")
         if source_name == LEARN:
-            _learned_initial_state(graph, layer, layers, path)
+            _learned_initial_state(graph, layer, layers, path, spec)
             continue
         if not isinstance(layer.initial_state, str):
             path += ("from",)
+        given = next((inp for inp in spec.inputs if inp.name == source_name), None)
+        if given is not None and path[-1] == "from":
+            raise SpecError(
+                f"`{source_name}` is an input: a start state given with the data has no end "
+                f"to wait for; write `initial_state: {source_name}`",
+                path,
+            )
+        if given is not None:
+            _given_initial_state(graph, layer, given, path)
+            continue
         source = layers.get(source_name)
         if source is None or not KINDS[source.kind].stateful:
-            what = "a dense layer" if source is not None else None
-            if what is None:
-                _resolve(graph, spec, source_name, path, what="a recurrent layer")
-                what = "an input"
+            if source is None:
+                _resolve(graph, spec, source_name, path, what="a recurrent layer or an input")
             raise SpecError(
-                f"`{source_name}` is {what}; `initial_state` names a recurrent layer", path
+                f"`{source_name}` is a dense layer; `initial_state` names a recurrent layer "
+                "or an input",
+                path,
             )
         if source.name == layer.name:
             raise SpecError("a layer cannot start from its own last state", path)
@@ -472,11 +482,50 @@ def _check_initial_states(graph: nx.MultiDiGraph, spec: NetworkSpec) -> None:
         graph.nodes[target]["two_pass"] = not isinstance(layer.initial_state, str)
 
 
-def _learned_initial_state(graph: nx.MultiDiGraph, layer, layers: dict, path: tuple) -> None:
-    if LEARN in layers:
+def _given_initial_state(graph: nx.MultiDiGraph, layer, given, path: tuple) -> None:
+    """`initial_state: h0`, `h0` an input: each item's start state h, (B, H), comes with
+    the data. The input has no time axis; an LSTM's c starts at zero."""
+    name, node = given.name, f"{layer.name}.s"
+    problem = None
+    if layer.bidirectional:
+        problem = "a bidirectional layer cannot start from a given state"
+    elif given.vocab is not None:
+        problem = f"`{name}` is a token input (`vocab`); a start state is a vector of numbers"
+    elif given.window is not None:
+        problem = f"`{name}` has a `window`, but a start state has no time axis; remove it"
+    elif given.size != layer.state_size:
+        problem = (
+            f"input `{name}` has size {given.size} but `{layer.name}` has state_size "
+            f"{layer.state_size}; a start state must have the same size"
+        )
+    elif any(True for _ in graph.out_edges(name)):
+        readers = sorted({graph.nodes[t].get("layer", t) for t in graph.successors(name)})
+        problem = (
+            f"`{name}` is read as a sequence by {', '.join(f'`{r}`' for r in readers)}; an "
+            "input that gives a start state has no steps: declare a separate input"
+        )
+    if problem:
+        raise SpecError(problem, path)
+    graph.nodes[node]["given"] = name
+    graph.nodes[name]["given_state"] = True
+    graph.nodes[name]["window"] = ":"  # no time axis: it is read once, before the first step
+
+
+def given_states(graph: nx.MultiDiGraph) -> dict[str, int]:
+    """`{input: size}` of the inputs that give a layer's start state (no time axis)."""
+    return {n: d["size"] for n, d in graph.nodes(data=True) if d.get("given_state")}
+
+
+def _learned_initial_state(
+    graph: nx.MultiDiGraph, layer, layers: dict, path: tuple, spec: NetworkSpec
+) -> None:
+    named = "a layer" if LEARN in layers else None
+    if named is None and any(inp.name == LEARN for inp in spec.inputs):
+        named = "an input"
+    if named:
         raise SpecError(
-            f"`initial_state: {LEARN}` means a trained initial state, but a layer is named "
-            f"`{LEARN}`; rename that layer",
+            f"`initial_state: {LEARN}` means a trained initial state, but {named} is named "
+            f"`{LEARN}`; rename that {named.split()[1]}",
             path,
         )
     if layer.bidirectional:

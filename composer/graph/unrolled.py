@@ -13,7 +13,7 @@ from composer.errors import SpecError
 from composer.graph.loops import instant_graph
 from composer.spec.windows import parse_window
 
-__all__ = ["Unrolled", "unroll", "unrolled_graph"]
+__all__ = ["Unrolled", "unroll", "unrolled_graph", "given_starts"]
 
 
 @dataclass(frozen=True)
@@ -186,6 +186,19 @@ def _final_step(exists: np.ndarray, lag: int) -> int:
     return int(where[-1] if lag > 0 else where[0])
 
 
+def given_starts(unrolled: Unrolled) -> dict[str, tuple[str, int]]:
+    """`{state: (input, step)}` for each state that starts from a state given with the
+    data (`initial_state: h0`): the input's one node of the unrolled DAG sits at the
+    state's first initial step (the earliest; the latest for a backward layer)."""
+    found = {}
+    for target, given in unrolled.folded.nodes(data="given"):
+        starts = unrolled.initial.get(target, ())
+        if given and starts:
+            lag = unrolled.folded.nodes[target]["lag"]
+            found[target] = (given, min(starts) if lag > 0 else max(starts))
+    return found
+
+
 def _parallel_edges(folded: nx.MultiDiGraph) -> dict[tuple, list[tuple[str | None, str]]]:
     """Folded edges grouped by (source, target, lag): those land on the same unrolled pair.
 
@@ -205,7 +218,8 @@ def unrolled_graph(unrolled: Unrolled) -> nx.DiGraph:
     Each edge has `weight` (the first weight, or None for an identity) and `weights` (all
     of them: two folded edges between the same vectors at the same lag, such as `input:
     [x, x]`, share one unrolled edge). Initial-state nodes have `role="init"`; an edge from
-    the handing-over layer's last state reaches them when `initial_state` is set.
+    the handing-over layer's last state reaches them when `initial_state` is set, and one
+    from the input (`role="given"`, at the first initial step) when it names an input.
     """
     graph, folded = nx.DiGraph(), unrolled.folded
     for node, data in folded.nodes(data=True):
@@ -237,6 +251,16 @@ def unrolled_graph(unrolled: Unrolled) -> nx.DiGraph:
                 role="recurrent",
                 lag=lag,
             )
+    for target, (given, step) in given_starts(unrolled).items():
+        size = folded.nodes[given]["size"]
+        graph.add_node((given, step), role="given", vector=given, size=size)
+        graph.add_edges_from(
+            (((given, step), (target, t)) for t in unrolled.initial[target]),
+            weight=None,
+            weights=(),
+            role="handover",
+            lag=None,
+        )
     for target, (origin, step) in unrolled.handover.items():
         graph.add_edges_from(
             (((origin, step), (target, t)) for t in unrolled.initial[target]),

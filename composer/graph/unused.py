@@ -47,6 +47,9 @@ def needed_inputs(graph: nx.MultiDiGraph) -> list[str]:
     flow.add_edges_from(  # a hand-over of `initial_state` is a flow the edges do not show
         (origin, node) for node, origin in graph.nodes(data="initial_state") if origin
     )
+    flow.add_edges_from(  # so is an input that gives a start state (`initial_state: h0`)
+        (given, node) for node, given in graph.nodes(data="given") if given
+    )
     outputs = [n for n, role in graph.nodes(data="role") if role == "output"]
     reach = set().union(*(nx.ancestors(flow, o) for o in outputs)) if outputs else set()
     nodes = sorted(graph.nodes(data=True), key=lambda item: item[1]["order"])
@@ -74,6 +77,9 @@ def unused_parts(graph: nx.MultiDiGraph) -> list[Unused]:
             continue
         for node, mask in unrolled.present.items():
             present[node] = present.get(node, False) | mask.any()
+        for node, given in graph.nodes(data="given"):  # a start state is read before step 0
+            if given and unrolled.initial.get(node):
+                present[given] = True
         used |= _used_weights(unrolled)
     if not present:
         return []
@@ -101,6 +107,7 @@ def _unused_vectors(graph: nx.MultiDiGraph, present: dict) -> list[Unused]:
         if data["role"] != "input" or present[node]:
             continue
         readers = sorted({graph.nodes[t].get("layer", t) for t in graph.successors(node)})
+        readers += sorted(d["layer"] for _, d in graph.nodes(data=True) if d.get("given") == node)
         why = (
             "is read by no layer or connection"
             if not readers
@@ -142,7 +149,10 @@ def _used_weights(unrolled) -> set[str]:
             continue
         at = unrolled.steps_of(target)
         if data["role"] == "recurrent":
-            reads_handover = target in unrolled.handover
+            node = unrolled.folded.nodes[target]
+            reads_handover = target in unrolled.handover or (
+                bool(unrolled.initial.get(target)) and bool(node.get("given"))
+            )
             inside = (at - data["lag"] >= 0) & (at - data["lag"] < steps)
             if reads_handover or np.any(unrolled.present[source][(at - data["lag"])[inside]]):
                 used.add(data["weight"])

@@ -61,9 +61,11 @@ def _tail(window: str) -> int:
 
 
 def input_dims(folded: nx.MultiDiGraph, name: str, steps: int | None) -> list:
-    """An input's (B, T_in, F) for the graph's signature, (B, T_in) for token ids;
-    symbolic without a fixed T."""
+    """An input's (B, T_in, F) for the graph's signature, (B, T_in) for token ids, (B, H)
+    for a start state (`initial_state: h0`); symbolic without a fixed T."""
     data = folded.nodes[name]
+    if data.get("given_state"):
+        return ["B", data["size"]]
     length = len(parse_window(data["window"], steps)) if steps else f"T_{name}"
     return ["B", length] if data.get("vocab") else ["B", length, data["size"]]
 
@@ -91,6 +93,8 @@ def plain_graph(g: Builder, folded: nx.MultiDiGraph, params, *, lengths: bool, s
     item_steps = None
     for name in names:
         inputs.append(input_info(g, folded, name, steps))
+        if folded.nodes[name].get("given_state"):  # (B, H): read once, as initial_h
+            continue
         x, tail = encoded(g, folded, params, name), _tail(folded.nodes[name]["window"])
         if lengths:
             inputs.append(g.value_info(f"{name}.lengths", ["B"], "int64"))
@@ -241,6 +245,8 @@ def _operator(g: Builder, params, states, folded, kind, values, item_steps) -> d
     if first.get("learned"):  # initial_h: the trained s0 for every item (c starts at zero)
         s0 = g.weight(first["learned"], params[first["learned"]])
         inputs.append(g.initial(s0, g.dim(x, 1), H, (1,)))
+    elif first.get("given"):  # initial_h: each item's own, a graph input (c starts at zero)
+        inputs.append(g.unsqueeze(first["given"], [0]))
     while inputs[-1] == "":
         inputs.pop()
     attrs = kind.onnx_attributes(first.get("activation"), len(states))
@@ -278,16 +284,19 @@ def _loop(g: Builder, folded, params, members, values, item_steps, batch) -> dic
         for ring in names
     ]
     learned = {m: d["learned"] for m, d in nodes.items() if d.get("learned")}
-    for m in learned:  # its ring holds s0 at first: only its own recurrence may read it
+    given = {m: d["given"] for m, d in nodes.items() if d.get("given")}
+    for m in [*learned, *given]:  # its ring holds s0 at first: only its own recurrence reads it
         if any(t in inside and t != m and lag for _, t, lag in folded.out_edges(m, data="lag")):
+            what = "a learned" if m in learned else "a given"
             raise SpecError(
-                f"layer `{nodes[m]['layer']}`: a learned initial state read across steps "
+                f"layer `{nodes[m]['layer']}`: {what} initial state read across steps "
                 f"by another layer of its feedback loop has no ONNX export yet",
                 nodes[m]["path"] + ("initial_state",),
             )
-    s0 = {m: g.weight(key, params[key]) for m, key in learned.items()}
+    s0 = {m: g.weight(key, params[key]) for m, key in learned.items()}  # (H,)
+    s0 |= given  # the graph input, (B, H)
     initial = [
-        g.initial(s0[m], batch, nodes[m]["size"], (depth[m],))
+        g.add(g.zeros(batch, nodes[m]["size"], (depth[m],)), g.unsqueeze(s0[m], [0]))
         if m in s0 and k == 0
         else g.zeros(batch, nodes[m]["size"], (depth[m],))
         for m, names in rings.items()

@@ -5,7 +5,8 @@ Weights are initializers stored once and read by every step, so the file grows w
 nodes only. A state's step is its kind's (`Kind.onnx_step`); a readout or dense layer is
 `MatMul` + `Add` + its activation; a source absent at a step (outside its window, or
 before step 0) adds nothing, and a recurrence that reaches outside its layer's steps reads
-the initial state: zeros, or the last state another layer hands over.
+the initial state: zeros, a trained or given one, or the last state another layer hands
+over.
 """
 
 from __future__ import annotations
@@ -102,6 +103,8 @@ class _Writer:
         if v.learned:  # a trained initial state: h from `<layer>.s0`, other carries zero
             s0 = self.g.weight(v.learned, self.params[v.learned])
             given = {"h": self.g.initial(s0, self.batch, v.size)}
+        if v.given:  # each item's own start state h, a graph input (B, H)
+            given = {"h": v.given}
         return tuple(
             given[name] if name in given else self.g.zeros(self.batch, v.size)
             for name in kind.carries

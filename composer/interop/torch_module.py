@@ -30,7 +30,13 @@ import networkx as nx
 import numpy as np
 
 from composer.engine.batches import input_steps, output_steps, packable
-from composer.engine.inputs import LENGTHS_SUFFIX, check_inputs, infer_steps, input_sizes
+from composer.engine.inputs import (
+    LENGTHS_SUFFIX,
+    check_inputs,
+    infer_steps,
+    input_sizes,
+    is_given,
+)
 from composer.engine.lengths import check_lengths, item_steps
 from composer.engine.pipeline import plan_for_steps
 from composer.engine.plan import Plan, Vector
@@ -209,7 +215,7 @@ class ComposerModule(nn.Module):
             name: torch.as_tensor(value, dtype=None if name in self._vocab else dtype)
             for name, value in inputs.items()
         }
-        flat = all(a.dim() == (1 if n in self._vocab else 2) for n, a in arrays.items())
+        flat = all(a.dim() == (1 if self._rank2(n) else 2) for n, a in arrays.items())
         if flat:
             if lengths is not None:
                 raise DataError("lengths describe a batch: give (B, T_in, F) inputs with them")
@@ -234,6 +240,10 @@ class ComposerModule(nn.Module):
         if flat:
             result = tuple({k: v[0] for k, v in part.items()} for part in result)
         return result
+
+    def _rank2(self, name: str) -> bool:
+        """Whether input `name`'s batched arrays are 2-D: token ids, or a start state."""
+        return name in self._vocab or (name in self.graph and is_given(self.graph, name))
 
     def _tokens(self, name: str, ids, dtype):
         """A token input's (B, T_in) ids as (B, T_in, size) vectors: its embedding's rows,
@@ -286,7 +296,9 @@ class ComposerModule(nn.Module):
             for t in np.unique(per_item).tolist():
                 items = torch.as_tensor(np.flatnonzero(per_item == t), device=device)
                 group = {
-                    name: array[items, : input_steps(self.graph, name, t)]
+                    name: array[items]
+                    if is_given(self.graph, name)
+                    else array[items, : input_steps(self.graph, name, t)]
                     for name, array in arrays.items()
                 }
                 result = _Pass(self, self._plan(t), group, bptt, logits).outputs()
@@ -356,6 +368,7 @@ class _Pass:
         self.values: dict[str, _Values] = {}
         self.raw = {}  # pre-activations of softmax vectors, for a cross-entropy
         self.batch = next(iter(arrays.values())).shape[0]
+        self.starts = {name: arrays[name] for name in plan.given}  # (B, H) start states
         for name in plan.inputs:
             self.values[name] = _Values()
             x, start = arrays[name], plan.window(name).start
@@ -405,7 +418,7 @@ class _Pass:
         feeds = sorted(forward.feeds, key=lambda f: f.rows[0])
         x = torch.cat([self._over(f.source) for f in feeds], -1) if len(feeds) > 1 else None
         x = self._over(feeds[0].source) if x is None else x
-        state = self._learned(forward)
+        state = self._start(forward)
         if self.per_item is not None:
             lengths = torch.as_tensor(self.per_item, dtype=torch.int64)
             packed = nn.utils.rnn.pack_padded_sequence(
@@ -430,11 +443,15 @@ class _Pass:
         for i, name in enumerate(states):
             self.values[name] = _Values(out[..., i * size : (i + 1) * size])
 
-    def _learned(self, v: Vector):
-        """A layer's trained initial state as its `torch.nn` module's (h0[, c0]), or None."""
-        if not v.learned:
+    def _start(self, v: Vector):
+        """A layer's trained or given initial state as its `torch.nn` module's (h0[, c0]),
+        or None (zeros)."""
+        if v.given:  # each item's own, (B, H)
+            h0 = self.starts[v.given].unsqueeze(0).contiguous()
+        elif v.learned:
+            h0 = self.weights[v.learned].expand(1, self.batch, v.size).contiguous()
+        else:
             return None
-        h0 = self.weights[v.learned].expand(1, self.batch, v.size).contiguous()
         names = KINDS[v.kind].carries
         c0 = h0.new_zeros((1, self.batch, v.units))  # the other carries, per unit (an LSTM's c)
         carries = tuple(h0 if name == "h" else c0 for name in names)
@@ -541,8 +558,9 @@ class _Pass:
             name: new_zeros((self.batch, v.size if name == "h" else v.units))
             for name in kind.carries
         }
-        if v.learned:  # a trained initial state: h from `<layer>.s0`, other carries zero
-            h0 = self.weights[v.learned].expand(self.batch, v.size)
+        if v.learned or v.given:  # a trained or given initial state h; other carries zero
+            h0 = self.starts[v.given] if v.given else self.weights[v.learned]
+            h0 = h0.expand(self.batch, v.size)
             return tuple(h0 if name == "h" else zeros[name] for name in kind.carries)
         if v.handover is None:
             return tuple(zeros.values())

@@ -309,15 +309,16 @@ class RecurrentLayer(LayerBase):
     initial_state: Name | HandOver | None = Field(
         None,
         description=(
-            "Start from this layer's last state instead of zeros (seq2seq), or `learn`: "
-            "from a trained vector `<layer>.s0`; `{from: r, at: end}` when `r` ends after "
-            "this layer starts (two passes)."
+            "Start from this layer's last state instead of zeros (seq2seq); or from an "
+            "input's (B, H) arrays, a start state given with the data (no time axis; an "
+            "LSTM's c starts at zero); or `learn`: from a trained vector `<layer>.s0`; "
+            "`{from: r, at: end}` when `r` ends after this layer starts (two passes)."
         ),
     )
 
     @property
     def initial_source(self) -> str | None:
-        """The name of the layer whose last state starts this one, if any (not `learn`)."""
+        """The name of the layer (or input) whose state starts this one, if any, or `learn`."""
         state = self.initial_state
         return state.source if isinstance(state, HandOver) else state
 

@@ -336,12 +336,15 @@ class _Tape(Walk):
         track.h[holes] = 0  # the span's steps where it is not computed read as zero
 
     def start_state(self, v: Vector, start: int, stop: int, direction: int) -> None:
-        """Initial states: zeros, the trained one, or the handed-over last state (and what
-        else both carry)."""
+        """Initial states: zeros, the trained one, the one given with the data, or the
+        handed-over last state (and what else both carry)."""
         track = self.tracks[v.name]
         if v.learned:
             for t in v.initial:
                 track.h[t - track.lo] = self.bound[v.name].initial
+        if v.given:  # each item's own start state h, given with the data
+            for t in v.initial:
+                track.h[t - track.lo] = self.inputs[v.given]
         if v.handover is None:
             return
         origin, step = v.handover

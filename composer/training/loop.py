@@ -42,7 +42,13 @@ import numpy as np
 
 from composer.dtypes import check_dtype
 from composer.engine.finite import check_representable
-from composer.engine.inputs import check_inputs, infer_steps, input_sizes, split_lengths
+from composer.engine.inputs import (
+    check_inputs,
+    infer_steps,
+    input_sizes,
+    is_given,
+    split_lengths,
+)
 from composer.engine.lengths import check_lengths, item_steps
 from composer.engine.pipeline import folded_graph, plan_for_steps
 from composer.engine.plan import Plan
@@ -91,15 +97,16 @@ def check_data(
 ) -> tuple[dict, dict, dict, int]:
     """(inputs, targets, masks, B) of a data dict, every key and shape checked against the
     plan; errors name `where` (the file), the key, and expected against received."""
-    expected = [*plan.inputs, *plan.outputs]
+    names = [*plan.inputs, *plan.given]  # the sequences, and any start states (B, H)
+    expected = [*names, *plan.outputs]
     optional = {f"{name}.mask" for name in plan.outputs}
     mismatch = key_mismatch(expected, [key for key in data if key not in optional])
     if mismatch:
         raise DataError(
-            f"{where}: {mismatch}; expected the inputs ({', '.join(plan.inputs)}), a target "
+            f"{where}: {mismatch}; expected the inputs ({', '.join(names)}), a target "
             f"per output ({', '.join(plan.outputs)}) and optional `<output>.mask` arrays"
         )
-    inputs = {name: np.asarray(data[name]) for name in plan.inputs}
+    inputs = {name: np.asarray(data[name]) for name in names}
     try:
         batch = check_inputs(plan, inputs)
     except DataError as err:
@@ -140,8 +147,10 @@ def plan_for(
     graph = folded_graph(graph_or_spec)
     present = {name: np.asarray(data[name]) for name in input_sizes(graph) if name in data}
     for name, array in present.items():
-        token = graph.nodes[name].get("vocab")
+        token, size = graph.nodes[name].get("vocab"), graph.nodes[name]["size"]
         rank, shape = (2, "(B, T_in) ids") if token else (3, "(B, T_in, F)")
+        if is_given(graph, name):
+            rank, shape = 2, f"a start state (B, {size}), no time axis"
         if array.ndim != rank:
             raise DataError(f"{where}: key {name!r}: expected {shape}, got {array.shape}")
     try:

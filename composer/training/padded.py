@@ -43,7 +43,7 @@ import networkx as nx
 import numpy as np
 
 from composer.engine.batches import input_steps, output_steps, packable, plan_for_item, running
-from composer.engine.inputs import input_sizes
+from composer.engine.inputs import input_sizes, is_given
 from composer.engine.lengths import check_lengths, item_steps
 from composer.engine.plan import Plan
 from composer.errors import DataError
@@ -148,6 +148,9 @@ def _whole(graph, arrays, targets, real, per_item, plans) -> Part:
     plan = _plan(graph, longest, True, plans)
     inputs = {}
     for name in input_sizes(graph):
+        if is_given(graph, name):  # a start state: no steps, no padding
+            inputs[name] = arrays[name][order]
+            continue
         cut = arrays[name][order, : input_steps(graph, name, longest)]
         for item, steps in enumerate(per_item.tolist()):
             cut[item, input_steps(graph, name, steps) :] = 0  # padding reads as absent
@@ -173,7 +176,9 @@ def _grouped(graph, arrays, targets, real, per_item, plans) -> list[Part]:
         items = np.flatnonzero(per_item == steps)
         plan = _plan(graph, steps, False, plans, int(items[0]))
         inputs = {
-            name: arrays[name][items, : input_steps(graph, name, steps)]
+            name: arrays[name][items]
+            if is_given(graph, name)
+            else arrays[name][items, : input_steps(graph, name, steps)]
             for name in input_sizes(graph)
         }
         cut = {name: len(plan.window(name)) for name in plan.outputs}
