@@ -146,7 +146,7 @@ def random_networks(draw) -> tuple[NetworkSpec, bool]:
         way = draw(st.sampled_from(["forward", "backward", "bidirectional"]))
         if way == "bidirectional":
             fields["bidirectional"] = True
-            fields["merge"] = draw(st.sampled_from(["concat", "sum"]))
+            fields["merge"] = draw(st.sampled_from(["concat", "sum", "mean", "mul"]))
         else:
             fields["direction"] = way
         causal &= way == "forward"

@@ -388,6 +388,31 @@ def _summed(p, x, T):
     return {"o": np.stack(ys, 1), "sa": np.stack(hs, 1)}
 
 
+def _merged(p, x, T):
+    """A bidirectional GRU whose directions are averaged (`merge: mean`), read by a dense
+    layer, and a bidirectional LSTM multiplied (`merge: mul`) into a readout."""
+    f, b, h = [], [None] * T, _zeros(x["x"], 3)
+    for t in range(T):
+        h = gru(x["x"][:, t] @ p["a.Wx"], h, p, "a")
+        f.append(h)
+    h = _zeros(x["x"], 3)
+    for t in reversed(range(T)):
+        h = gru(x["x"][:, t] @ p["a.Wx_rev"], h, p, "a", "_rev")
+        b[t] = h
+    mean = [(f[t] + b[t]) / 2 for t in range(T)]
+    d = [np.tanh(mean[t] @ p["d.W"] + p["d.b"]) for t in range(T)]
+    f, b, h, c = [], [None] * T, _zeros(x["x"], 4), _zeros(x["x"], 4)
+    for t in range(T):
+        h, c = lstm(d[t] @ p["e.Wx"], h, c, p, "e")
+        f.append(h)
+    h, c = _zeros(x["x"], 4), _zeros(x["x"], 4)
+    for t in reversed(range(T)):
+        h, c = lstm(d[t] @ p["e.Wx_rev"], h, c, p, "e", "_rev")
+        b[t] = h
+    ys = [readout(f[t] * b[t], p, "e", "tanh") for t in range(T)]
+    return {"o": np.stack(ys, 1), "ma": np.stack(mean, 1)}
+
+
 def _two_pass(p, x, T):
     s = _zeros(x["x"], 3)
     for t in range(T):  # the first pass: all of r
@@ -513,6 +538,26 @@ SCENARIOS = {
         ),
         5,
         _summed,
+    ),
+    "bidirectional-mean-mul": (
+        spec(
+            [
+                layer("a", "gru", "x", 3, bidirectional=True, merge="mean"),
+                layer("d", "dense", "a", 2, activation=TANH),
+                layer(
+                    "e",
+                    "lstm",
+                    "d",
+                    4,
+                    bidirectional=True,
+                    merge="mul",
+                    output=builders.readout(2, "tanh"),
+                ),
+            ],
+            outputs=[output("o", "e"), output("ma", "a")],
+        ),
+        5,
+        _merged,
     ),
     "two-pass": (
         spec(

@@ -128,8 +128,8 @@ def _layer_row(folded, layer, input_sizes: dict[str, int] | None = None) -> dict
         out = layer.size
     elif layer.output is not None:
         out = layer.output.size
-    else:  # a bidirectional layer's two states, concatenated or summed (`merge`)
-        out = state * (1 if getattr(layer, "merge", "concat") == "sum" else directions)
+    else:  # a bidirectional layer's two states, concatenated or merged (`merge`)
+        out = state * (1 if getattr(layer, "merge", "concat") != "concat" else directions)
     return {
         "name": layer.name,
         "kind": layer.kind,

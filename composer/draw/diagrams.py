@@ -178,6 +178,8 @@ def _folded_node(data: dict, name: str, role: str | None = None) -> dict:
             f"{act} " if act != "identity" else ""
         )
         desc += f"({size})"
+    elif data["role"] == "merge":  # a bidirectional layer's two states, step by step
+        desc = f"{_MERGE_WORDS[data['merge']]} ({size})"
     elif data.get("embed"):  # token ids read through the embedding weight <input>.E
         desc = f"ids ({data['vocab']}), {name}.E {data['vocab']}x{size}"
     elif data.get("vocab"):
@@ -187,6 +189,9 @@ def _folded_node(data: dict, name: str, role: str | None = None) -> dict:
     attrs = node_shape(role or data["role"], _picture(data))
     attrs["label"] = f"<B>{html_text(name)}</B><BR/>{small(html_text(desc))}"
     return attrs
+
+
+_MERGE_WORDS = {"mean": "mean of fwd, bwd", "mul": "fwd × bwd"}
 
 
 def _picture(data: dict):
@@ -280,6 +285,7 @@ def _legend(graph: nx.MultiDiGraph, style: Style) -> list[tuple[str, str]] | Non
             "readout": "readout",
             "dense": "dense layer",
             "output": "output (emitted)",
+            "merge": "merge of two directions",
         }[role]
         attrs = node_shape(role, _picture(data) if role == "state" else None)
         found.append(("node", f"{text}|{attrs['fillcolor']}|{attrs['shape']}"))

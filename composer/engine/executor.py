@@ -27,6 +27,7 @@ import numpy as np
 from composer.dtypes import check_dtype
 from composer.engine.inputs import check_inputs
 from composer.engine.memory import chunk_steps, track_extent
+from composer.engine.merge import merge_values
 from composer.engine.plan import BoundParams, Feed, Plan, Vector, bind_params, step_runs
 from composer.engine.tokens import encode_tokens
 from composer.engine.walk import Walk, handed_carries
@@ -311,6 +312,9 @@ class _Executor(Walk):
         return [(a + feed.lag, b + feed.lag) for a, b in step_runs(present, lo, hi)]
 
     def feedforward(self, v: Vector, start: int, stop: int) -> None:
+        if v.role == "merge":
+            self._merge(v, start, stop)
+            return
         out = self.tracks[v.name][0].rows(start, stop)
         activation = ACTIVATIONS[v.activation]
         active = self.active.get(v.name)
@@ -319,6 +323,13 @@ class _Executor(Walk):
             if active is not None:  # only the items still running
                 part = _leading(part, b - a, self.batch, int(active[a:b].max()))
             activation(part, out=part)
+
+    def _merge(self, v: Vector, start: int, stop: int) -> None:
+        """A bidirectional layer's merge vector (`merge: mean | mul`) from its two states."""
+        how, out = self.plan.folded.nodes[v.name]["merge"], self.tracks[v.name][0]
+        forward, backward = (self.tracks[feed.source][0] for feed in v.feeds)
+        for a, b in step_runs(v.present, start, stop):
+            out.rows(a, b)[...] = merge_values(how, forward.rows(a, b), backward.rows(a, b))
 
     def start_state(self, v: Vector, start: int, stop: int, direction: int) -> None:
         first = v.span[0] if direction > 0 else v.span[1] - 1

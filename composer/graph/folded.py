@@ -11,10 +11,12 @@ from composer.graph.loops import check_loops
 from composer.kinds import KINDS
 from composer.spec.model import NetworkSpec
 
-__all__ = ["build", "layer_output", "state_nodes", "tap_suffix", "LEARN"]
+__all__ = ["build", "layer_output", "state_nodes", "tap_suffix", "LEARN", "MERGED"]
 
 #: `initial_state: learn`: the layer starts from a trained vector `<layer>.s0`
 LEARN = "learn"
+#: the merges of a bidirectional layer computed as a vector of their own (`<layer>.m`)
+MERGED = ("mean", "mul")
 
 
 def build(spec: NetworkSpec) -> nx.MultiDiGraph:
@@ -150,6 +152,16 @@ def _add_layer_nodes(graph: nx.MultiDiGraph, i: int, layer) -> None:
             label=f"{layer.name}.s{suffix}",
             **common,
         )
+    if getattr(layer, "merge", "concat") in MERGED:
+        graph.add_node(
+            f"{layer.name}.m",
+            role="merge",
+            size=H,
+            merge=layer.merge,
+            order=len(graph),
+            label=f"{layer.name}.m",
+            **common,
+        )
     if layer.output is not None:
         graph.add_node(
             f"{layer.name}.y",
@@ -176,6 +188,8 @@ def layer_output(graph: nx.MultiDiGraph, name: str) -> list[tuple[str, int]]:
         return [(name, graph.nodes[name]["size"])]
     if f"{name}.y" in graph:
         return [(f"{name}.y", graph.nodes[f"{name}.y"]["size"])]
+    if f"{name}.m" in graph and graph.nodes[f"{name}.m"]["role"] == "merge":
+        return [(f"{name}.m", graph.nodes[f"{name}.m"]["size"])]
     return [(n, graph.nodes[n]["size"]) for n in state_nodes(graph, name)]
 
 
@@ -319,8 +333,23 @@ def _add_layer_edges(graph: nx.MultiDiGraph, spec: NetworkSpec, i: int, layer) -
             path=("layers", i, "delay"),
             dropout=layer.recurrent_dropout,  # the same mask at every step (variational)
         )
+    read = [(n, H) for n in state_nodes(graph, layer.name)]
+    if f"{layer.name}.m" in graph:  # `merge: mean | mul`: a vector of its own, size H
+        for state, _ in read:
+            graph.add_edge(
+                state,
+                f"{layer.name}.m",
+                key="merge",
+                weight=None,
+                shape=None,
+                rows=(0, H),
+                lag=0,
+                role="merge",
+                path=("layers", i, "merge"),
+            )
+        read = [(f"{layer.name}.m", H)]
     if layer.output is not None:
-        states, width = placed(graph, [(n, H) for n in state_nodes(graph, layer.name)])
+        states, width = placed(graph, read)
         for state, _, row in states:
             graph.add_edge(
                 state,

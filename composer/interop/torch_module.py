@@ -32,6 +32,7 @@ import numpy as np
 from composer.engine.batches import input_steps, output_steps, packable
 from composer.engine.inputs import LENGTHS_SUFFIX, check_inputs, infer_steps, input_sizes
 from composer.engine.lengths import check_lengths, item_steps
+from composer.engine.merge import merge_values
 from composer.engine.pipeline import plan_for_steps
 from composer.engine.plan import Plan, Vector
 from composer.engine.tokens import check_ids, padding_lengths, token_vocab
@@ -85,7 +86,7 @@ class ComposerModule(nn.Module):
                     f"layer `{data['layer']}`: `bias: false` has no PyTorch module yet",
                     data["path"] + ("bias",),
                 )
-        refuse_extended(graph, "the PyTorch module")  # taps, merges, two passes: not yet
+        refuse_extended(graph, "the PyTorch module", merges=False)  # taps, two passes: not yet
         self.graph = graph
         self._plans: dict[tuple[int, bool], Plan] = {}
         self._keys = torch_keys(graph)
@@ -377,6 +378,8 @@ class _Pass:
             if group.kind == "scan" and layer is not None:
                 self._native(layer)
                 done |= set(layer)
+            elif group.kind == "feedforward" and vectors[0].role == "merge":
+                self._merge(vectors[0])
             elif group.kind == "feedforward":
                 self._feedforward(vectors[0])
             else:
@@ -400,9 +403,8 @@ class _Pass:
         """A layer through its `torch.nn` module, over all steps (packed with lengths)."""
         forward = self.plan.vectors[states[0]]
         rnn = getattr(self.module, self.module.graph.nodes[states[0]]["layer"]).rnn
-        feeds = sorted(forward.feeds, key=lambda f: f.rows[0])
-        x = torch.cat([self._over(f.source) for f in feeds], -1) if len(feeds) > 1 else None
-        x = self._over(feeds[0].source) if x is None else x
+        parts = _by_rows(forward.feeds, self._over)
+        x = torch.cat(parts, -1) if len(parts) > 1 else parts[0]
         state = self._learned(forward)
         if self.per_item is not None:
             lengths = torch.as_tensor(self.per_item, dtype=torch.int64)
@@ -445,6 +447,18 @@ class _Pass:
         return values.over(list(range(self.T)))
 
     # -- feedforward ----------------------------------------------------------------------
+
+    def _merge(self, v: Vector) -> None:
+        """A bidirectional layer's merge vector (`merge: mean | mul`) at its steps."""
+        steps = np.flatnonzero(v.present).tolist()
+        how = self.module.graph.nodes[v.name]["merge"]
+        forward, backward = (self.values[feed.source].over(steps) for feed in v.feeds)
+        out = merge_values(how, forward, backward)
+        if steps == list(range(self.T)):
+            self.values[v.name] = _Values(out)
+        else:
+            self.values[v.name] = _Values()
+            self.values[v.name].steps = dict(zip(steps, out.unbind(1)))
 
     def _feedforward(self, v: Vector) -> None:
         """A readout or dense vector over all its steps at once."""
@@ -561,7 +575,7 @@ class _Pass:
         for name in self.plan.outputs:
             v = self.plan.vectors[name]
             steps = list(self.plan.window(name))
-            parts = [self.values[f.source].over(steps) for f in sorted(v.feeds, key=_rows)]
+            parts = _by_rows(v.feeds, lambda source, steps=steps: self.values[source].over(steps))
             outputs[name] = parts[0] if len(parts) == 1 else torch.cat(parts, -1)
             source = softmax_source(self.plan, name) if self.logits else None
             if source is not None:
@@ -573,8 +587,14 @@ class _Pass:
         return outputs, logits
 
 
-def _rows(feed) -> int:
-    return feed.rows[0]
+def _by_rows(feeds, values) -> list:
+    """The sources' values (`values(name)`) in row order, those sharing rows added up (the
+    two directions of a layer with `merge: sum`)."""
+    parts: dict[tuple[int, int], object] = {}
+    for feed in sorted(feeds, key=lambda f: f.rows[0]):
+        value = values(feed.source)
+        parts[feed.rows] = value if feed.rows not in parts else parts[feed.rows] + value
+    return list(parts.values())
 
 
 def _activate(pre, activation: str | None):

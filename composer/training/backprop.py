@@ -46,6 +46,7 @@ import numpy as np
 
 from composer.dtypes import check_dtype
 from composer.engine.inputs import check_inputs
+from composer.engine.merge import merge_grads, merge_values
 from composer.engine.plan import Plan, Vector, step_runs
 from composer.engine.tokens import embedding_grads, encode_tokens
 from composer.engine.walk import Walk, handed_carries
@@ -282,8 +283,24 @@ class _Tape(Walk):
             seen.add(feed.rows)
 
     def feedforward(self, v: Vector, start: int, stop: int) -> None:
+        if v.role == "merge":
+            self._merge(v, backward=False)
+            return
         self.project(v, start, stop, self.feeds[v.name])
         self._activate(v, *v.span)
+
+    def _merge(self, v: Vector, backward: bool) -> None:
+        """A bidirectional layer's merge vector (`merge: mean | mul`) at its steps from its
+        two states; with `backward`, its gradient handed to theirs."""
+        how, track = self.plan.folded.nodes[v.name]["merge"], self.tracks[v.name]
+        states = [self.tracks[feed.source] for feed in v.feeds]
+        for a, b in step_runs(v.present, *v.span):
+            forward, back = (s.h[a - s.lo : b - s.lo] for s in states)
+            if not backward:
+                track.h[a:b] = merge_values(how, forward, back)
+                continue
+            for state, g in zip(states, merge_grads(how, track.g[a:b], forward, back)):
+                state.g[a - state.lo : b - state.lo] += g
 
     def project(self, v: Vector, start: int, stop: int, feeds) -> None:
         """xw[t] = bias + sum over feeds of source[t - lag] W, for t in v's span."""
@@ -396,7 +413,9 @@ class _Tape(Walk):
                 if v.role == "state":
                     track.kind.factors(track, v.span[0] - track.lo, v.span[1] - track.lo)
                     self._truncate(track)
-            if group.kind == "feedforward":
+            if group.kind == "feedforward" and vectors[0].role == "merge":
+                self._merge(vectors[0], backward=True)
+            elif group.kind == "feedforward":
                 self._deactivate(vectors[0], *vectors[0].span)
             elif group.kind == "scan":
                 track = self.tracks[vectors[0].name]

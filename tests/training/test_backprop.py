@@ -267,6 +267,7 @@ STRUCTURES = {
             ("backward-taps", 5),
             ("two-pass", 5),
             ("bidirectional-sum", 5),
+            ("bidirectional-mean-mul", 5),
         )
     },
     "scenario:inputless-decoder": (
