@@ -210,6 +210,44 @@ def _encoder_decoder(p, x, T, enc="lstm", dec="lstm"):
     return {"o": np.stack(ys, 1)}
 
 
+_MERGE = {
+    "concat": lambda a, b: np.concatenate([a, b], -1),
+    "sum": np.add,
+    "mean": lambda a, b: (a + b) / 2,
+    "mul": np.multiply,
+}
+
+
+def _bidirectional_encoder(p, x, T, merge, enc="lstm", dec="lstm"):
+    """A bidirectional encoder over steps 0..3 hands the decoder its final state: the
+    forward copy's at step 3 and the backward copy's at step 0, merged by `merge` (an
+    LSTM's cell state too, when the decoder is an LSTM)."""
+    finals = []
+    for sfx, steps in (("", range(4)), ("_rev", reversed(range(4)))):
+        h, c = _zeros(x["x"], 3), _zeros(x["x"], 3)
+        for t in steps:
+            pre = x["x"][:, t] @ p[f"enc.Wx{sfx}"]
+            if enc == "lstm":
+                h, c = lstm(pre, h, c, p, "enc", sfx)
+            else:
+                h = gru(pre, h, p, "enc", sfx)
+        finals.append((h, c))
+    (hf, cf), (hb, cb) = finals
+    h = _MERGE[merge](hf, hb)
+    c = _MERGE[merge](cf, cb) if enc == dec == "lstm" else np.zeros_like(h)
+    ys = []
+    for t in range(4, 7):
+        pre = x["d"][:, t - 4] @ p["dec.Wx"]
+        if dec == "lstm":
+            h, c = lstm(pre, h, c, p, "dec")
+        elif dec == "gru":
+            h = gru(pre, h, p, "dec")
+        else:
+            h = elman(pre, h, p, "dec")
+        ys.append(readout(h, p, "dec", "softmax"))
+    return {"o": np.stack(ys, 1)}
+
+
 def _backward(p, x, T):
     s, states = _zeros(x["x"], 4), [None] * T
     for t in reversed(range(T)):
@@ -430,11 +468,20 @@ _SOFTMAX2 = builders.readout(2, "softmax")
 TANH = "tanh"
 
 
-def _encoder_decoder_spec(enc: str = "lstm", dec: str = "lstm") -> NetworkSpec:
+def _encoder_decoder_spec(
+    enc: str = "lstm", dec: str = "lstm", merge: str | None = None
+) -> NetworkSpec:
+    """An encoder over steps 0..3 hands its state to a decoder over 4..6; with `merge`, a
+    bidirectional encoder of H = 3 merged so (a decoder of 6 for `concat`, else 3)."""
+    if merge is None:
+        encoder, H = layer("enc", enc, "x", 4, active="0:4"), 4
+    else:
+        H = 6 if merge == "concat" else 3
+        encoder = layer("enc", enc, "x", 3, active="0:4", bidirectional=True, merge=merge)
     return spec(
         [
-            layer("enc", enc, "x", 4, active="0:4"),
-            layer("dec", dec, "d", 4, active="4:7", initial_state="enc", output=_SOFTMAX4),
+            encoder,
+            layer("dec", dec, "d", H, active="4:7", initial_state="enc", output=_SOFTMAX4),
         ],
         inputs=[input_("x", 3), input_("d", 2, window="4:7")],
         outputs=[output("o", "dec")],
@@ -593,6 +640,19 @@ SCENARIOS = {
         7,
         lambda p, x, T: _encoder_decoder(p, x, T, enc="gru"),
     ),
+    **{
+        f"bidirectional-encoder-{merge}-{enc}-{dec}": (
+            _encoder_decoder_spec(enc, dec, merge),
+            7,
+            lambda p, x, T, m=merge, e=enc, d=dec: _bidirectional_encoder(p, x, T, m, e, d),
+        )
+        for merge, enc, dec in (
+            ("concat", "lstm", "lstm"),
+            ("sum", "gru", "elman"),
+            ("mean", "lstm", "lstm"),
+            ("mul", "lstm", "gru"),
+        )
+    },
     "encoder-decoder-lstm-elman": (
         _encoder_decoder_spec(dec="elman"),
         7,

@@ -172,9 +172,9 @@ class StepTemplate:
         vector, t = node
         unrolled = self.unrolled
         if self.role(node) == "init":
-            if vector not in unrolled.handover:
-                return []
-            return [(unrolled.handover[vector], {"weight": None, "role": "handover", "lag": None})]
+            attrs = {"weight": None, "role": "handover", "lag": None}
+            handed = (unrolled.handover.get(vector), unrolled.handover_rev.get(vector))
+            return [(origin, attrs) for origin in handed if origin is not None]
         found = []
         for source, _, data in self.feeds[vector]:
             read = t - data["lag"]
@@ -236,6 +236,7 @@ def _anchors(unrolled: Unrolled) -> list[int]:
     for steps in unrolled.initial.values():
         found |= {t for t in steps if 0 <= t < unrolled.steps}
     found |= {step for _, step in unrolled.handover.values()}
+    found |= {step for _, step in unrolled.handover_rev.values()}
     return sorted(found)
 
 

@@ -30,7 +30,7 @@ from composer.engine.memory import chunk_steps, track_extent
 from composer.engine.merge import merge_values
 from composer.engine.plan import BoundParams, Feed, Plan, Vector, bind_params, step_runs
 from composer.engine.tokens import encode_tokens
-from composer.engine.walk import Walk, handed_carries
+from composer.engine.walk import Walk, handed_values
 from composer.errors import DataError
 from composer.kinds import ACTIVATIONS, KINDS
 
@@ -171,9 +171,10 @@ class _Executor(Walk):
             ]
             if v.role == "state":
                 self.work[name] = KINDS[v.kind].workspace(batch, v.size, dtype)
-            if v.handover is not None:
-                origin, step = v.handover
-                self.handed[origin] = step
+            for handover in (v.handover, v.handover_rev):
+                if handover is not None:
+                    origin, step = handover
+                    self.handed[origin] = step
         width = max((v.columns for v in plan.vectors.values()), default=1)
         # two chunk-sized buffers: projections of a scan, and partial products to add up
         self.scratch = np.empty((2, chunk * batch * width), dtype)
@@ -338,15 +339,17 @@ class _Executor(Walk):
         carries = KINDS[v.kind].carries
         given = {}
         if v.handover is not None:
-            origin = self.plan.vectors[v.handover[0]]
-            names = KINDS[origin.kind].carries
-            snapshot = dict(zip(names, self.snapshots[origin.name]))
-            given = {name: snapshot[name] for name in handed_carries(carries, names)}
+            given = handed_values(v, carries, self._snapshot)
         if v.learned:
             given = {"h": self.weights[v.name].initial}
         for name, track in zip(carries, self.tracks[v.name]):
             for step in v.initial:
                 track.at(step)[...] = given.get(name, 0)
+
+    def _snapshot(self, origin: str, step: int) -> dict:
+        """The carried values a state kept at the step it hands over."""
+        names = KINDS[self.plan.vectors[origin].kind].carries
+        return dict(zip(names, self.snapshots[origin]))
 
     def scan(self, v: Vector, start: int, stop: int, direction: int) -> None:
         """A recurrent layer over steps start..stop-1: one projection, then the time loop."""

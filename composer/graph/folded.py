@@ -11,7 +11,15 @@ from composer.graph.loops import check_loops
 from composer.kinds import KINDS
 from composer.spec.model import NetworkSpec
 
-__all__ = ["build", "layer_output", "state_nodes", "tap_suffix", "LEARN", "MERGED"]
+__all__ = [
+    "build",
+    "handover_origins",
+    "layer_output",
+    "state_nodes",
+    "tap_suffix",
+    "LEARN",
+    "MERGED",
+]
 
 #: `initial_state: learn`: the layer starts from a trained vector `<layer>.s0`
 LEARN = "learn"
@@ -469,18 +477,21 @@ def _check_initial_states(graph: nx.MultiDiGraph, spec: NetworkSpec) -> None:
             )
         if source.name == layer.name:
             raise SpecError("a layer cannot start from its own last state", path)
-        if layer.bidirectional or source.bidirectional:
+        if layer.bidirectional:
+            raise SpecError("`initial_state` to a bidirectional layer is not supported", path)
+        size, merge = _final_size(source)
+        if size != layer.state_size:
+            what = f"state_size {source.state_size}"
+            if source.bidirectional:  # its final state: both directions', merged
+                what = f"a final state of size {size} (bidirectional, `merge: {merge}`)"
             raise SpecError(
-                "`initial_state` to or from a bidirectional layer is not supported", path
-            )
-        if source.state_size != layer.state_size:
-            raise SpecError(
-                f"`{source.name}` has state_size {source.state_size} but `{layer.name}` has "
-                f"state_size {layer.state_size}; a handed-over state must have the same size",
+                f"`{source.name}` has {what} but `{layer.name}` has state_size "
+                f"{layer.state_size}; a handed-over state must have the same size",
                 path,
             )
         target, origin = f"{layer.name}.s", f"{source.name}.s"
-        if nx.has_path(graph, target, origin):
+        both = state_nodes(graph, source.name)
+        if any(nx.has_path(graph, target, node) for node in both):
             raise SpecError(
                 f"`{source.name}` depends on `{layer.name}`, so it cannot hand its "
                 "last state to it",
@@ -488,6 +499,25 @@ def _check_initial_states(graph: nx.MultiDiGraph, spec: NetworkSpec) -> None:
             )
         graph.nodes[target]["initial_state"] = origin
         graph.nodes[target]["two_pass"] = not isinstance(layer.initial_state, str)
+        if source.bidirectional:  # the backward copy's state at its first step joins in
+            graph.nodes[target]["initial_rev"] = f"{source.name}.s_rev"
+            graph.nodes[target]["initial_merge"] = merge
+
+
+def _final_size(source) -> tuple[int, str]:
+    """The size of a layer's final state as handed over, and how its two directions merge
+    (a bidirectional layer's: concatenated, 2H, or summed, averaged or multiplied, H)."""
+    merge = getattr(source, "merge", "concat")
+    if not source.bidirectional:
+        return source.state_size, merge
+    return source.state_size * (2 if merge == "concat" else 1), merge
+
+
+def handover_origins(data: dict) -> list[str]:
+    """The states whose final values start a state node: none, one, or a bidirectional
+    layer's two (the forward one's at its last step, the backward one's at its first)."""
+    origins = [data.get("initial_state"), data.get("initial_rev")]
+    return [origin for origin in origins if origin]
 
 
 def _learned_initial_state(graph: nx.MultiDiGraph, layer, layers: dict, path: tuple) -> None:

@@ -19,6 +19,7 @@ import networkx as nx
 import numpy as np
 
 from composer.errors import SpecError
+from composer.graph.folded import handover_origins
 from composer.graph.unrolled import unroll
 from composer.spec.windows import window_bounds
 
@@ -45,7 +46,7 @@ def needed_inputs(graph: nx.MultiDiGraph) -> list[str]:
     run must be given (an input nothing reads may be left out)."""
     flow = nx.DiGraph(graph)
     flow.add_edges_from(  # a hand-over of `initial_state` is a flow the edges do not show
-        (origin, node) for node, origin in graph.nodes(data="initial_state") if origin
+        (origin, node) for node, data in graph.nodes(data=True) for origin in handover_origins(data)
     )
     outputs = [n for n, role in graph.nodes(data="role") if role == "output"]
     reach = set().union(*(nx.ancestors(flow, o) for o in outputs)) if outputs else set()

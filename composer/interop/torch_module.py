@@ -36,7 +36,7 @@ from composer.engine.merge import merge_values
 from composer.engine.pipeline import plan_for_steps
 from composer.engine.plan import Plan, Vector
 from composer.engine.tokens import check_ids, padding_lengths, token_vocab
-from composer.engine.walk import handed_carries
+from composer.engine.walk import handed_values
 from composer.errors import DataError, SpecError
 from composer.graph.features import refuse_extended
 from composer.graph.weights import check_params
@@ -553,11 +553,13 @@ class _Pass:
             return tuple(h0 if name == "h" else zero for name in kind.carries)
         if v.handover is None:
             return tuple(zero for _ in kind.carries)
-        origin, step = v.handover
-        source = self.values[origin]
-        given = dict(zip(KINDS[self.plan.vectors[origin].kind].carries, source.carries[step]))
-        handed = handed_carries(kind.carries, list(given))
-        return tuple(given[name] if name in handed else zero for name in kind.carries)
+        given = handed_values(v, kind.carries, self._final, cat=_cat)
+        return tuple(given.get(name, zero) for name in kind.carries)
+
+    def _final(self, origin: str, step: int) -> dict:
+        """{carry: value} of a state at `step`: the final values it hands over."""
+        names = KINDS[self.plan.vectors[origin].kind].carries
+        return dict(zip(names, self.values[origin].carries[step]))
 
     def _keeps(self, t: int, at: int, forward: bool) -> bool:
         """Whether truncated BPTT lets the gradient flow from step t back to step `at`."""
@@ -585,6 +587,10 @@ class _Pass:
                 else:
                     logits[name] = raw[:, steps[0] : steps[-1] + 1]
         return outputs, logits
+
+
+def _cat(forward, backward):
+    return torch.cat([forward, backward], -1)
 
 
 def _by_rows(feeds, values) -> list:

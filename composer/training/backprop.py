@@ -49,7 +49,7 @@ from composer.engine.inputs import check_inputs
 from composer.engine.merge import merge_grads, merge_values
 from composer.engine.plan import Plan, Vector, step_runs
 from composer.engine.tokens import embedding_grads, encode_tokens
-from composer.engine.walk import Walk, handed_carries
+from composer.engine.walk import Walk, handed_carries, handed_values
 from composer.errors import DataError
 from composer.graph.weights import check_params, param_shapes
 from composer.kinds import ACTIVATIONS, unprepare
@@ -342,12 +342,14 @@ class _Tape(Walk):
                 track.h[t - track.lo] = self.bound[v.name].initial
         if v.handover is None:
             return
-        origin, step = v.handover
-        source = self.tracks[origin]
-        for name in handed_carries(track.kind.carries, source.kind.carries):
-            values, given = getattr(track, name), getattr(source, name)
+        for name, value in handed_values(v, track.kind.carries, self._final).items():
             for t in v.initial:
-                values[t - track.lo] = given[step - source.lo]
+                getattr(track, name)[t - track.lo] = value
+
+    def _final(self, origin: str, step: int) -> dict:
+        """{carry: value} of a state at `step`: the final values it hands over."""
+        source = self.tracks[origin]
+        return {name: getattr(source, name)[step - source.lo] for name in source.kind.carries}
 
     def scan(self, v: Vector, start: int, stop: int, direction: int) -> None:
         track = self.tracks[v.name]
@@ -520,9 +522,17 @@ class _Tape(Walk):
             origin, step = v.handover
             source = self.tracks[origin]
             for name in handed_carries(track.kind.carries, source.kind.carries):
-                grads, given = track.gradient(name), source.gradient(name)
-                for t in v.initial:
-                    given[step - source.lo] += grads[t - lo]
+                grads = sum(track.gradient(name)[t - lo] for t in v.initial)
+                if v.handover_rev is None:
+                    source.gradient(name)[step - source.lo] += grads
+                    continue
+                other, at = self.tracks[v.handover_rev[0]], v.handover_rev[1]
+                pair = merge_grads(
+                    v.merge, grads, getattr(source, name)[step - source.lo],
+                    getattr(other, name)[at - other.lo],
+                )  # fmt: skip
+                source.gradient(name)[step - source.lo] += pair[0]
+                other.gradient(name)[at - other.lo] += pair[1]
 
     def gradients(self) -> dict[str, np.ndarray]:
         """Every weight's gradient, in the file's layout (gate order and scale)."""

@@ -17,11 +17,17 @@ EXPECTED = {
     "backward-taps": {("layers", 0, "input")},
     "bidirectional-sum": {("layers", 0, "merge"), ("layers", 2, "merge")},
     "bidirectional-mean-mul": {("layers", 0, "merge"), ("layers", 2, "merge")},
+    **{
+        f"bidirectional-encoder-{merge}": {("layers", 0, "merge")}
+        for merge in ("sum-gru-elman", "mean-lstm-lstm", "mul-lstm-gru")
+    },
     "two-pass": {("layers", 1, "initial_state")},
     "inputless-decoder": {("layers", 1)},
 }
 
-MERGES = {"bidirectional-sum", "bidirectional-mean-mul"}
+MERGES = {"bidirectional-sum", "bidirectional-mean-mul"} | {
+    name for name in EXPECTED if name.startswith("bidirectional-encoder")
+}
 
 
 def test_each_scenario_reports_exactly_its_extended_features():
