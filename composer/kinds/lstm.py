@@ -75,9 +75,9 @@ class _LSTM(Kind):
 
     torch_class = "LSTM"
 
-    def tensor_step(self, xw, prev, Ws, biases, activation) -> tuple:
+    def tensor_step(self, xw, prev, Ws, biases, activation, read=None) -> tuple:
         h_prev, c_prev = prev
-        i, f, g, o = (xw + h_prev @ Ws + biases[0]).chunk(4, -1)
+        i, f, g, o = (xw + (h_prev if read is None else read) @ Ws + biases[0]).chunk(4, -1)
         c = f.sigmoid() * c_prev + i.sigmoid() * g.tanh()
         return o.sigmoid() * c.tanh(), c
 

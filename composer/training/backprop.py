@@ -54,7 +54,7 @@ from composer.errors import DataError
 from composer.graph.weights import check_params, param_shapes
 from composer.kinds import ACTIVATIONS, unprepare
 from composer.kinds.activations import activation_grad
-from composer.training.dropout import Dropout
+from composer.training.dropout import Dropout, pass_masks
 from composer.training.losses import check_targets, cross_entropy, loss_kinds, mse, softmax_source
 from composer.training.tape import Bound, Track, Workspace
 
@@ -217,19 +217,12 @@ class _Tape(Walk):
         """This pass's dropout masks (none without `dropout`): per feed that drops its
         source, (T, B, rows) indexed by the reading step; per state with recurrent
         dropout, one (B, H) mask for every step."""
-        self.masks = {}
-        for name, v in self.plan.vectors.items():
-            track = self.tracks.get(name)
+        self.masks, recurrent = {}, {}
+        if dropout is not None:
+            self.masks, recurrent = pass_masks(self.plan, dropout, self.batch, self.dtype)
+        for name, track in self.tracks.items():
             if isinstance(track, Track):
-                track.recurrent_mask = None
-                if dropout is not None and v.recurrent_dropout:
-                    shape, p = (self.batch, v.size), v.recurrent_dropout
-                    track.recurrent_mask = dropout.mask((name, shape), shape, p, self.dtype)
-            for feed in v.feeds if dropout is not None else ():
-                if feed.dropout:
-                    shape = (self.steps, self.batch, feed.rows[1] - feed.rows[0])
-                    key = (feed, shape)
-                    self.masks[feed] = dropout.mask(key, shape, feed.dropout, self.dtype)
+                track.recurrent_mask = recurrent.get(name)
 
     def _source(self, feed, t0: int, t1: int) -> np.ndarray:
         """What a feed reads at steps t0..t1-1 (its source at t - lag), dropout applied,
