@@ -74,7 +74,7 @@ def run_torch(
 ) -> dict[str, np.ndarray]:
     """`composer.run` on the PyTorch engine: the same arguments, the same result."""
     where = device_for(device)
-    module = to_torch(graph, params, dtype).to(where)
+    module = to_torch(graph, params, dtype).to(where).eval()  # no dropout, as `run`
     arrays, flat = batched(graph, inputs)
     tensors = {name: torch.as_tensor(np.asarray(a)).to(where) for name, a in arrays.items()}
     if flat:

@@ -127,3 +127,12 @@ def test_a_padded_data_set_with_dropout_is_refused_by_the_torch_engine_saying_wh
     start = net.init_params(seed=0, dtype="float64")
     with pytest.raises(SpecError, match="masks would differ from the numpy engine's"):
         net.train(start, data, epochs=1, batch_size=8, engine=TorchEngine(net.graph, "float64"))
+
+
+def test_run_on_the_torch_engine_drops_nothing():
+    from composer.interop.torch_engine import run_torch
+
+    net = CASES["bidirectional-lstm"]
+    params, x, _ = _setup(net)
+    got = run_torch(net.graph, params, {"x": x}, dtype="float64")["o"]
+    np.testing.assert_allclose(got, net.run(params, {"x": x}, dtype="float64")["o"], atol=1e-10)
