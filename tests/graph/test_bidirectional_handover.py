@@ -104,3 +104,21 @@ def test_the_diagrams_draw_both_hand_overs(tmp_path):
     assert 'id="enc.s_rev->dec.s", class="handover"' in folded
     unfolded = unfolded_dot(unroll(graph, 8))
     assert 'id="enc.s_rev@0->dec.s@4"' in unfolded and 'id="enc.s@4->dec.s@4"' in unfolded
+
+
+def test_the_handed_state_is_pytorchs_h_n_and_c_n_concatenated():
+    """Against PyTorch's own modules: a bidirectional nn.LSTM's (h_n, c_n), both
+    directions concatenated, start an nn.LSTM decoder."""
+    torch = pytest.importorskip("torch")
+    net = Network.from_spec(_network("concat"))
+    rng = np.random.default_rng(5)
+    params = {k: rng.normal(0, 0.5, v.shape) for k, v in net.init_params().items()}
+    src, prev = rng.normal(size=(2, 5, 3)), rng.normal(size=(2, 3, 2))
+    expected = net.run(params, {"src": src, "prev": prev}, dtype="float64")["o"]
+    module = net.to_torch(params, dtype="float64")  # only its nn.LSTMs and nn.Linear
+    with torch.no_grad():
+        _, (h_n, c_n) = module.enc.rnn(torch.from_numpy(src))
+        start = tuple(torch.cat([s[0], s[1]], -1)[None] for s in (h_n, c_n))
+        out, _ = module.dec.rnn(torch.from_numpy(prev), start)
+        o = module.dec.readout(out).softmax(-1)
+    np.testing.assert_allclose(o.numpy(), expected, atol=1e-10, rtol=0)
