@@ -218,6 +218,44 @@ def _encoder_decoder(p, x, T, enc="lstm", dec="lstm"):
     return {"o": np.stack(ys, 1)}
 
 
+_MERGE = {
+    "concat": lambda a, b: np.concatenate([a, b], -1),
+    "sum": np.add,
+    "mean": lambda a, b: (a + b) / 2,
+    "mul": np.multiply,
+}
+
+
+def _bidirectional_encoder(p, x, T, merge, enc="lstm", dec="lstm"):
+    """A bidirectional encoder over steps 0..3 hands the decoder its final state: the
+    forward copy's at step 3 and the backward copy's at step 0, merged by `merge` (an
+    LSTM's cell state too, when the decoder is an LSTM)."""
+    finals = []
+    for sfx, steps in (("", range(4)), ("_rev", reversed(range(4)))):
+        h, c = _zeros(x["x"], 3), _zeros(x["x"], 3)
+        for t in steps:
+            pre = x["x"][:, t] @ p[f"enc.Wx{sfx}"]
+            if enc == "lstm":
+                h, c = lstm(pre, h, c, p, "enc", sfx)
+            else:
+                h = gru(pre, h, p, "enc", sfx)
+        finals.append((h, c))
+    (hf, cf), (hb, cb) = finals
+    h = _MERGE[merge](hf, hb)
+    c = _MERGE[merge](cf, cb) if enc == dec == "lstm" else np.zeros_like(h)
+    ys = []
+    for t in range(4, 7):
+        pre = x["d"][:, t - 4] @ p["dec.Wx"]
+        if dec == "lstm":
+            h, c = lstm(pre, h, c, p, "dec")
+        elif dec == "gru":
+            h = gru(pre, h, p, "dec")
+        else:
+            h = elman(pre, h, p, "dec")
+        ys.append(readout(h, p, "dec", "softmax"))
+    return {"o": np.stack(ys, 1)}
+
+
 def _backward(p, x, T):
     s, states = _zeros(x["x"], 4), [None] * T
     for t in reversed(range(T)):
@@ -396,6 +434,31 @@ def _summed(p, x, T):
     return {"o": np.stack(ys, 1), "sa": np.stack(hs, 1)}
 
 
+def _merged(p, x, T):
+    """A bidirectional GRU whose directions are averaged (`merge: mean`), read by a dense
+    layer, and a bidirectional LSTM multiplied (`merge: mul`) into a readout."""
+    f, b, h = [], [None] * T, _zeros(x["x"], 3)
+    for t in range(T):
+        h = gru(x["x"][:, t] @ p["a.Wx"], h, p, "a")
+        f.append(h)
+    h = _zeros(x["x"], 3)
+    for t in reversed(range(T)):
+        h = gru(x["x"][:, t] @ p["a.Wx_rev"], h, p, "a", "_rev")
+        b[t] = h
+    mean = [(f[t] + b[t]) / 2 for t in range(T)]
+    d = [np.tanh(mean[t] @ p["d.W"] + p["d.b"]) for t in range(T)]
+    f, b, h, c = [], [None] * T, _zeros(x["x"], 4), _zeros(x["x"], 4)
+    for t in range(T):
+        h, c = lstm(d[t] @ p["e.Wx"], h, c, p, "e")
+        f.append(h)
+    h, c = _zeros(x["x"], 4), _zeros(x["x"], 4)
+    for t in reversed(range(T)):
+        h, c = lstm(d[t] @ p["e.Wx_rev"], h, c, p, "e", "_rev")
+        b[t] = h
+    ys = [readout(f[t] * b[t], p, "e", "tanh") for t in range(T)]
+    return {"o": np.stack(ys, 1), "ma": np.stack(mean, 1)}
+
+
 def _two_pass(p, x, T):
     s = _zeros(x["x"], 3)
     for t in range(T):  # the first pass: all of r
@@ -413,11 +476,20 @@ _SOFTMAX2 = builders.readout(2, "softmax")
 TANH = "tanh"
 
 
-def _encoder_decoder_spec(enc: str = "lstm", dec: str = "lstm") -> NetworkSpec:
+def _encoder_decoder_spec(
+    enc: str = "lstm", dec: str = "lstm", merge: str | None = None
+) -> NetworkSpec:
+    """An encoder over steps 0..3 hands its state to a decoder over 4..6; with `merge`, a
+    bidirectional encoder of H = 3 merged so (a decoder of 6 for `concat`, else 3)."""
+    if merge is None:
+        encoder, H = layer("enc", enc, "x", 4, active="0:4"), 4
+    else:
+        H = 6 if merge == "concat" else 3
+        encoder = layer("enc", enc, "x", 3, active="0:4", bidirectional=True, merge=merge)
     return spec(
         [
-            layer("enc", enc, "x", 4, active="0:4"),
-            layer("dec", dec, "d", 4, active="4:7", initial_state="enc", output=_SOFTMAX4),
+            encoder,
+            layer("dec", dec, "d", H, active="4:7", initial_state="enc", output=_SOFTMAX4),
         ],
         inputs=[input_("x", 3), input_("d", 2, window="4:7")],
         outputs=[output("o", "dec")],
@@ -522,6 +594,26 @@ SCENARIOS = {
         5,
         _summed,
     ),
+    "bidirectional-mean-mul": (
+        spec(
+            [
+                layer("a", "gru", "x", 3, bidirectional=True, merge="mean"),
+                layer("d", "dense", "a", 2, activation=TANH),
+                layer(
+                    "e",
+                    "lstm",
+                    "d",
+                    4,
+                    bidirectional=True,
+                    merge="mul",
+                    output=builders.readout(2, "tanh"),
+                ),
+            ],
+            outputs=[output("o", "e"), output("ma", "a")],
+        ),
+        5,
+        _merged,
+    ),
     "two-pass": (
         spec(
             [
@@ -556,6 +648,19 @@ SCENARIOS = {
         7,
         lambda p, x, T: _encoder_decoder(p, x, T, enc="gru"),
     ),
+    **{
+        f"bidirectional-encoder-{merge}-{enc}-{dec}": (
+            _encoder_decoder_spec(enc, dec, merge),
+            7,
+            lambda p, x, T, m=merge, e=enc, d=dec: _bidirectional_encoder(p, x, T, m, e, d),
+        )
+        for merge, enc, dec in (
+            ("concat", "lstm", "lstm"),
+            ("sum", "gru", "elman"),
+            ("mean", "lstm", "lstm"),
+            ("mul", "lstm", "gru"),
+        )
+    },
     "encoder-decoder-lstm-elman": (
         _encoder_decoder_spec(dec="elman"),
         7,

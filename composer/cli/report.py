@@ -143,9 +143,9 @@ def _layer_row(folded, layer, input_sizes: dict[str, int] | None = None) -> dict
         out = layer.size
     elif layer.output is not None:
         out = layer.output.size
-    else:  # a bidirectional layer's two states, concatenated or summed (`merge`)
+    else:  # a bidirectional layer's two states, concatenated or merged (`merge`)
         width = KINDS[layer.kind].variant(layer).width(layer)  # P when projected
-        out = width * (1 if getattr(layer, "merge", "concat") == "sum" else directions)
+        out = width * (1 if getattr(layer, "merge", "concat") != "concat" else directions)
     return {
         "name": layer.name,
         "kind": layer.kind,

@@ -42,6 +42,7 @@ from composer.draw.view import (
     weight_label,
 )
 from composer.errors import ComposerError, RenderError, WriteError
+from composer.graph.folded import handover_origins
 from composer.graph.loops import instant_graph
 from composer.graph.unrolled import Unrolled
 from composer.kinds import KINDS
@@ -153,9 +154,9 @@ def _cone_parts(graph: nx.MultiDiGraph, cone: set[tuple[str, int]]):
             if any((tail, t - lag) in cone for v, t in cone if v == head):
                 edges.add((tail, head, data["weight"]))
     for node, data in graph.nodes(data=True):
-        origin = data.get("initial_state") or data.get("given")
-        if origin in vectors and node in vectors:
-            edges.add((origin, node, None))
+        for origin in [*handover_origins(data), data.get("given")]:
+            if origin in vectors and node in vectors:
+                edges.add((origin, node, None))
     return vectors, edges
 
 
@@ -181,6 +182,8 @@ def _folded_node(data: dict, name: str, role: str | None = None) -> dict:
             f"{act} " if act != "identity" else ""
         )
         desc += f"({size})"
+    elif data["role"] == "merge":  # a bidirectional layer's two states, step by step
+        desc = f"{_MERGE_WORDS[data['merge']]} ({size})"
     elif data.get("embed"):  # token ids read through the embedding weight <input>.E
         desc = f"ids ({data['vocab']}), {name}.E {data['vocab']}x{size}"
     elif data.get("vocab"):
@@ -192,6 +195,9 @@ def _folded_node(data: dict, name: str, role: str | None = None) -> dict:
     attrs = node_shape(role or data["role"], _picture(data))
     attrs["label"] = f"<B>{html_text(name)}</B><BR/>{small(html_text(desc))}"
     return attrs
+
+
+_MERGE_WORDS = {"mean": "mean of fwd, bwd", "mul": "fwd × bwd"}
 
 
 def _picture(data: dict):
@@ -217,7 +223,7 @@ def _folded_edges(graph: nx.MultiDiGraph, style: Style) -> Iterable[tuple[str, s
     )
     # a state handing over its last value loops on its west side, clear of the hand-over
     # (drawn as a flat edge; ports on it make Graphviz 2.43 read its id as an arrow type)
-    west = {data.get("initial_state") for _, data in graph.nodes(data=True)} - {None}
+    west = {origin for _, data in graph.nodes(data=True) for origin in handover_origins(data)}
     instant = instant_graph(graph)
     for tail, head, _, data in edges:
         attrs = {"id": f"{tail}->{head}", **_folded_edge(graph, data, style)}
@@ -230,11 +236,14 @@ def _folded_edges(graph: nx.MultiDiGraph, style: Style) -> Iterable[tuple[str, s
             continue
         yield tail, head, attrs
     for node, data in sorted(graph.nodes(data=True), key=lambda item: item[1]["order"]):
-        if data.get("initial_state"):
-            attrs = {"id": f"{data['initial_state']}->{node}", "class": "handover"}
+        for origin in handover_origins(data):
+            attrs = {"id": f"{origin}->{node}", "class": "handover"}
             label = "last state, second pass" if data.get("two_pass") else "initial state"
+            if data.get("initial_rev"):  # a bidirectional source: both final states, merged
+                last = "first step" if origin == data["initial_rev"] else "last step"
+                label = f"{last}, {data['initial_merge']}"
             attrs |= {"label": label, **EDGE_STYLE["handover"]}
-            yield data["initial_state"], node, attrs
+            yield origin, node, attrs
         if data.get("given"):  # a start state given with the data: read before step 0
             attrs = {"id": f"{data['given']}->{node}", "class": "handover"}
             attrs |= {"label": "initial state", **EDGE_STYLE["handover"]}
@@ -289,6 +298,7 @@ def _legend(graph: nx.MultiDiGraph, style: Style) -> list[tuple[str, str]] | Non
             "readout": "readout",
             "dense": "dense layer",
             "output": "output (emitted)",
+            "merge": "merge of two directions",
         }[role]
         attrs = node_shape(role, _picture(data) if role == "state" else None)
         found.append(("node", f"{text}|{attrs['fillcolor']}|{attrs['shape']}"))

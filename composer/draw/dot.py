@@ -46,10 +46,12 @@ FILL = {
     "dense": "#ffedd5",
     "output": "#fee2e2",
     "init": "#ffffff",
+    "merge": "#ede9fe",
 }
 EDGE_STYLE = {
     "connection": {"style": "dashed"},
     "emit": {"color": "#6b7280", "arrowhead": "empty"},
+    "merge": {"color": "#7c3aed"},
     "handover": {"style": "dotted", "penwidth": 1.6},
     "elided": {"style": "dashed", "color": "#9ca3af", "label": None},
 }
@@ -116,6 +118,7 @@ EDGE_KEY = (
     ("connection", "⇢ dashed: an extra connection (t-k: k steps back)"),
     ("handover", "⋯ dotted: an initial state handed over (a last state, or given)"),
     ("emit", "▷ grey, open head: emitted unchanged"),
+    ("merge", "→ violet: both directions combined step by step (merge)"),
 )
 
 _SHAPE_WORDS = {"ellipse": "ellipse", "box": "box", "hexagon": "hexagon"}

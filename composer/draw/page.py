@@ -255,6 +255,12 @@ def _formula(folded: nx.MultiDiGraph, node: str, names: dict, data: dict) -> str
         terms.append(f"{term} {edge['weight']}" if edge["weight"] else term)
     if role == "output":
         return f"{names[node]}_t = " + ", ".join(terms)
+    if role == "merge":  # a bidirectional layer's two states, step by step
+        return (
+            f"{names[node]}_t = "
+            + (" * " if data["merge"] == "mul" else " + ").join(terms)
+            + (" (elementwise)" if data["merge"] == "mul" else ", halved")
+        )
     total = " + ".join([*terms, "b"])
     if role == "state":
         return f"{names[node]}_t = {data['kind']} cell({total})" + (

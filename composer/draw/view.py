@@ -186,10 +186,13 @@ class StepTemplate:
         if role == "given":
             return []
         if role == "init":
-            origin = unrolled.handover.get(vector) or self.given.get(vector)
-            if origin is None:
-                return []
-            return [(origin, {"weight": None, "role": "handover", "lag": None})]
+            handed = (
+                unrolled.handover.get(vector),
+                unrolled.handover_rev.get(vector),
+                self.given.get(vector),
+            )
+            attrs = {"weight": None, "role": "handover", "lag": None}
+            return [(origin, dict(attrs)) for origin in handed if origin is not None]
         found = []
         for source, _, data in self.feeds[vector]:
             read = t - data["lag"]
@@ -251,6 +254,7 @@ def _anchors(unrolled: Unrolled) -> list[int]:
     for steps in unrolled.initial.values():
         found |= {t for t in steps if 0 <= t < unrolled.steps}
     found |= {step for _, step in unrolled.handover.values()}
+    found |= {step for _, step in unrolled.handover_rev.values()}
     return sorted(found)
 
 

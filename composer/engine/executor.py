@@ -27,9 +27,10 @@ import numpy as np
 from composer.dtypes import check_dtype
 from composer.engine.inputs import check_inputs
 from composer.engine.memory import chunk_steps, track_extent
+from composer.engine.merge import merge_values
 from composer.engine.plan import BoundParams, Feed, Plan, Vector, bind_params, step_runs
 from composer.engine.tokens import encode_tokens
-from composer.engine.walk import Walk, handed_carries
+from composer.engine.walk import Walk, handed_values
 from composer.errors import DataError
 from composer.kinds import ACTIVATIONS, KINDS, fused
 
@@ -177,9 +178,10 @@ class _Executor(Walk):
             ]
             if v.role == "state":
                 self.work[name] = KINDS[v.kind].workspace(batch, v.units, dtype)
-            if v.handover is not None:
-                origin, step = v.handover
-                self.handed[origin] = step
+            for handover in (v.handover, v.handover_rev):
+                if handover is not None:
+                    origin, step = handover
+                    self.handed[origin] = step
         width = max((v.columns for v in plan.vectors.values()), default=1)
         # two chunk-sized buffers: projections of a scan, and partial products to add up
         self.scratch = np.empty((2, chunk * batch * width), dtype)
@@ -336,6 +338,9 @@ class _Executor(Walk):
         return [(a + feed.lag, b + feed.lag) for a, b in step_runs(present, lo, hi)]
 
     def feedforward(self, v: Vector, start: int, stop: int) -> None:
+        if v.role == "merge":
+            self._merge(v, start, stop)
+            return
         out = self.tracks[v.name][0].rows(start, stop)
         activation = ACTIVATIONS[v.activation]
         active = self.active.get(v.name)
@@ -345,6 +350,13 @@ class _Executor(Walk):
                 part = _leading(part, b - a, self.batch, int(active[a:b].max()))
             activation(part, out=part)
 
+    def _merge(self, v: Vector, start: int, stop: int) -> None:
+        """A bidirectional layer's merge vector (`merge: mean | mul`) from its two states."""
+        how, out = self.plan.folded.nodes[v.name]["merge"], self.tracks[v.name][0]
+        forward, backward = (self.tracks[feed.source][0] for feed in v.feeds)
+        for a, b in step_runs(v.present, start, stop):
+            out.rows(a, b)[...] = merge_values(how, forward.rows(a, b), backward.rows(a, b))
+
     def start_state(self, v: Vector, start: int, stop: int, direction: int) -> None:
         first = v.span[0] if direction > 0 else v.span[1] - 1
         if not v.initial or not start <= first < stop:
@@ -352,10 +364,7 @@ class _Executor(Walk):
         carries = KINDS[v.kind].carries
         given = {}
         if v.handover is not None:
-            origin = self.plan.vectors[v.handover[0]]
-            names = KINDS[origin.kind].carries
-            snapshot = dict(zip(names, self.snapshots[origin.name]))
-            given = {name: snapshot[name] for name in handed_carries(carries, names)}
+            given = handed_values(v, carries, self._snapshot)
         if v.learned:
             given = {"h": self.weights[v.name].initial}
         if v.given:  # each item's own start state h, in the executor's row order
@@ -364,6 +373,11 @@ class _Executor(Walk):
         for name, track in zip(carries, self.tracks[v.name]):
             for step in v.initial:
                 track.at(step)[...] = given.get(name, 0)
+
+    def _snapshot(self, origin: str, step: int) -> dict:
+        """The carried values a state kept at the step it hands over."""
+        names = KINDS[self.plan.vectors[origin].kind].carries
+        return dict(zip(names, self.snapshots[origin]))
 
     def scan(self, v: Vector, start: int, stop: int, direction: int) -> None:
         """A recurrent layer over steps start..stop-1: one projection, then the time loop."""

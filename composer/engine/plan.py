@@ -123,6 +123,10 @@ class Vector:
     #: a state's units H, the width of each gate block and of its other carried arrays (an
     #: LSTM's c); `size` unless the state is projected (`proj_size`); 0: `size`
     cells: int = 0
+    #: a bidirectional source's backward (state, first step), merged with `handover` by
+    #: `merge` (`composer.engine.merge`): a bidirectional encoder's final state
+    handover_rev: tuple[str, int] | None = None
+    merge: str | None = None
 
     @property
     def units(self) -> int:
@@ -251,7 +255,7 @@ def _vector(unrolled: Unrolled, node: str, kept: list[str], history: int) -> Vec
     if data["role"] in ("readout", "dense"):  # a readout computes as a dense layer does
         kind = DENSE.name
     gates = KINDS[kind].gates if data["role"] == "state" else 1
-    handover = unrolled.handover.get(node)
+    handover, rev = unrolled.handover.get(node), unrolled.handover_rev.get(node)
     return Vector(
         name=node,
         role=data["role"],
@@ -274,6 +278,8 @@ def _vector(unrolled: Unrolled, node: str, kept: list[str], history: int) -> Vec
         given=data.get("given") if unrolled.initial.get(node) else None,
         recurrent_dropout=recurrence.dropout if recurrence else 0.0,
         cells=data.get("units", 0),
+        handover_rev=None if rev is None else (rev[0], int(rev[1])),
+        merge=data.get("initial_merge"),
     )
 
 
@@ -282,7 +288,7 @@ def _groups(folded: nx.MultiDiGraph, unrolled: Unrolled, kept: list[str]) -> lis
     sub = nx.DiGraph(folded.subgraph(kept))
     components = nx.condensation(sub)
     members = nx.get_node_attributes(components, "members")
-    for target, (origin, _) in unrolled.handover.items():
+    for target, (origin, _) in [*unrolled.handover.items(), *unrolled.handover_rev.items()]:
         if target in sub and origin in sub:
             a, b = components.graph["mapping"][origin], components.graph["mapping"][target]
             if a != b:

@@ -14,9 +14,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from composer.engine.merge import merge_values
 from composer.engine.plan import Feed, Group, Plan, Vector
 
-__all__ = ["Walk", "Weighted", "handed_carries"]
+__all__ = ["Walk", "Weighted", "handed_carries", "handed_values"]
 
 #: a feed and the weight rows it multiplies its source by
 Weighted = tuple[Feed, np.ndarray]
@@ -26,6 +27,19 @@ def handed_carries(target: Sequence[str], origin: Sequence[str]) -> list[str]:
     """The carried arrays an `initial_state` hand-over passes: h always, and each other
     array both kinds carry (an LSTM's c between two LSTMs); the rest start at zero."""
     return [name for name in target if name == "h" or name in origin]
+
+
+def handed_values(v: Vector, carries: Sequence[str], values, cat=None) -> dict:
+    """`{carry: value}` a state `v` with `carries` starts from: its hand-over's final
+    carried values (`values(state, step)` -> {carry: value}), a bidirectional source's two
+    directions merged by its `merge` (`cat` joins tensors for `concat`); the carries not
+    handed over are left out (zeros)."""
+    given = values(*v.handover)
+    names = handed_carries(carries, list(given))
+    if v.handover_rev is None:
+        return {name: given[name] for name in names}
+    other = values(*v.handover_rev)
+    return {name: merge_values(v.merge, given[name], other[name], cat) for name in names}
 
 
 class Walk:

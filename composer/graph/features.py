@@ -2,7 +2,7 @@
 
 PyTorch's `nn.RNN`/`nn.LSTM`/`nn.GRU` and ONNX's recurrent operators have no tapped delay
 lines, no future context into a layer, no layer without an input, no two-pass hand-over
-and no summed bidirectional merge. `extended_features` lists each use of them in a folded
+and no bidirectional merge but `concat`. `extended_features` lists each use of them in a folded
 graph, with its spec path, so that an exporter can refuse a spec in one line naming the
 field (or unroll it exactly).
 """
@@ -16,8 +16,9 @@ from composer.errors import SpecError
 __all__ = ["extended_features", "refuse_extended"]
 
 
-def extended_features(graph: nx.MultiDiGraph) -> list[tuple[tuple, str]]:
-    """`[(spec path, what)]` for every use of a feature beyond plain stacks, in spec order.
+def extended_features(graph: nx.MultiDiGraph, merges: bool = True) -> list[tuple[tuple, str]]:
+    """`[(spec path, what)]` for every use of a feature beyond plain stacks, in spec order;
+    bidirectional merges other than `concat` only with `merges`.
 
     Examples
     --------
@@ -56,10 +57,16 @@ def extended_features(graph: nx.MultiDiGraph) -> list[tuple[tuple, str]]:
         if data.get("two_pass"):
             path = data["path"] + ("initial_state",)
             found.setdefault((path, ""), f"a hand-over from a later step (`{layer}`, two passes)")
-        if data.get("merge") == "sum" and len(nodes) == 2:
-            path = data["path"] + ("merge",)
-            found.setdefault((path, ""), f"a summed bidirectional merge (`{layer}`, `merge: sum`)")
+        merge = data.get("merge", "concat")
+        if merges and merge != "concat" and len(nodes) >= 2:
+            path, what = data["path"] + ("merge",), _MERGES[merge]
+            found.setdefault(
+                (path, ""), f"{what} bidirectional merge (`{layer}`, `merge: {merge}`)"
+            )
     return [(path, what) for (path, _), what in sorted(found.items(), key=_order)]
+
+
+_MERGES = {"sum": "a summed", "mean": "an averaged", "mul": "a multiplied"}
 
 
 def _order(item) -> tuple:
@@ -67,10 +74,10 @@ def _order(item) -> tuple:
     return tuple((0, p) if isinstance(p, int) else (1, str(p)) for p in path), tag
 
 
-def refuse_extended(graph: nx.MultiDiGraph, what: str) -> None:
+def refuse_extended(graph: nx.MultiDiGraph, what: str, merges: bool = True) -> None:
     """Refuse, in one line naming the field, a network using a feature `what` (such as
-    `the PyTorch module`) does not carry over."""
-    found = extended_features(graph)
+    `the PyTorch module`) does not carry over; bidirectional merges too with `merges`."""
+    found = extended_features(graph, merges)
     if found:
         path, feature = found[0]
         raise SpecError(

@@ -11,10 +11,21 @@ from composer.graph.loops import check_loops
 from composer.kinds import KINDS
 from composer.spec.model import NetworkSpec
 
-__all__ = ["build", "layer_output", "state_nodes", "tap_suffix", "LEARN", "given_states"]
+__all__ = [
+    "build",
+    "given_states",
+    "handover_origins",
+    "layer_output",
+    "state_nodes",
+    "tap_suffix",
+    "LEARN",
+    "MERGED",
+]
 
 #: `initial_state: learn`: the layer starts from a trained vector `<layer>.s0`
 LEARN = "learn"
+#: the merges of a bidirectional layer computed as a vector of their own (`<layer>.m`)
+MERGED = ("mean", "mul")
 
 
 def build(spec: NetworkSpec) -> nx.MultiDiGraph:
@@ -153,6 +164,16 @@ def _add_layer_nodes(graph: nx.MultiDiGraph, i: int, layer) -> None:
             **units,
             **common,
         )
+    if getattr(layer, "merge", "concat") in MERGED:
+        graph.add_node(
+            f"{layer.name}.m",
+            role="merge",
+            size=H,
+            merge=layer.merge,
+            order=len(graph),
+            label=f"{layer.name}.m",
+            **common,
+        )
     if layer.output is not None:
         graph.add_node(
             f"{layer.name}.y",
@@ -179,6 +200,8 @@ def layer_output(graph: nx.MultiDiGraph, name: str) -> list[tuple[str, int]]:
         return [(name, graph.nodes[name]["size"])]
     if f"{name}.y" in graph:
         return [(f"{name}.y", graph.nodes[f"{name}.y"]["size"])]
+    if f"{name}.m" in graph and graph.nodes[f"{name}.m"]["role"] == "merge":
+        return [(f"{name}.m", graph.nodes[f"{name}.m"]["size"])]
     return [(n, graph.nodes[n]["size"]) for n in state_nodes(graph, name)]
 
 
@@ -323,8 +346,23 @@ def _add_layer_edges(graph: nx.MultiDiGraph, spec: NetworkSpec, i: int, layer) -
             path=("layers", i, "delay"),
             dropout=layer.recurrent_dropout,  # the same mask at every step (variational)
         )
+    read = [(n, H) for n in state_nodes(graph, layer.name)]
+    if f"{layer.name}.m" in graph:  # `merge: mean | mul`: a vector of its own, size H
+        for state, _ in read:
+            graph.add_edge(
+                state,
+                f"{layer.name}.m",
+                key="merge",
+                weight=None,
+                shape=None,
+                rows=(0, H),
+                lag=0,
+                role="merge",
+                path=("layers", i, "merge"),
+            )
+        read = [(f"{layer.name}.m", H)]
     if layer.output is not None:
-        states, width = placed(graph, [(n, H) for n in state_nodes(graph, layer.name)])
+        states, width = placed(graph, read)
         for state, _, row in states:
             graph.add_edge(
                 state,
@@ -454,25 +492,30 @@ def _check_initial_states(graph: nx.MultiDiGraph, spec: NetworkSpec) -> None:
             )
         if source.name == layer.name:
             raise SpecError("a layer cannot start from its own last state", path)
-        if layer.bidirectional or source.bidirectional:
+        if layer.bidirectional:
+            raise SpecError("`initial_state` to a bidirectional layer is not supported", path)
+        size, merge = _final_size(source)
+        if size != layer.state_size:
+            what = f"state_size {source.state_size}"
+            if source.bidirectional:  # its final state: both directions', merged
+                what = f"a final state of size {size} (bidirectional, `merge: {merge}`)"
             raise SpecError(
-                "`initial_state` to or from a bidirectional layer is not supported", path
-            )
-        if source.state_size != layer.state_size:
-            raise SpecError(
-                f"`{source.name}` has state_size {source.state_size} but `{layer.name}` has "
-                f"state_size {layer.state_size}; a handed-over state must have the same size",
+                f"`{source.name}` has {what} but `{layer.name}` has state_size "
+                f"{layer.state_size}; a handed-over state must have the same size",
                 path,
             )
         target, origin = f"{layer.name}.s", f"{source.name}.s"
-        theirs, ours = graph.nodes[origin]["size"], graph.nodes[target]["size"]
+        one = graph.nodes[origin]["size"]  # P when projected
+        theirs = one * (2 if source.bidirectional and merge == "concat" else 1)
+        ours = graph.nodes[target]["size"]
         if theirs != ours:  # a projected state (`proj_size`) hands over P numbers
             raise SpecError(
                 f"`{source.name}` has a state of size {theirs} but `{layer.name}` has one of "
                 f"size {ours} (`proj_size`); a handed-over state must have the same size",
                 path,
             )
-        if nx.has_path(graph, target, origin):
+        both = state_nodes(graph, source.name)
+        if any(nx.has_path(graph, target, node) for node in both):
             raise SpecError(
                 f"`{source.name}` depends on `{layer.name}`, so it cannot hand its "
                 "last state to it",
@@ -480,6 +523,25 @@ def _check_initial_states(graph: nx.MultiDiGraph, spec: NetworkSpec) -> None:
             )
         graph.nodes[target]["initial_state"] = origin
         graph.nodes[target]["two_pass"] = not isinstance(layer.initial_state, str)
+        if source.bidirectional:  # the backward copy's state at its first step joins in
+            graph.nodes[target]["initial_rev"] = f"{source.name}.s_rev"
+            graph.nodes[target]["initial_merge"] = merge
+
+
+def _final_size(source) -> tuple[int, str]:
+    """The size of a layer's final state as handed over, and how its two directions merge
+    (a bidirectional layer's: concatenated, 2H, or summed, averaged or multiplied, H)."""
+    merge = getattr(source, "merge", "concat")
+    if not source.bidirectional:
+        return source.state_size, merge
+    return source.state_size * (2 if merge == "concat" else 1), merge
+
+
+def handover_origins(data: dict) -> list[str]:
+    """The states whose final values start a state node: none, one, or a bidirectional
+    layer's two (the forward one's at its last step, the backward one's at its first)."""
+    origins = [data.get("initial_state"), data.get("initial_rev")]
+    return [origin for origin in origins if origin]
 
 
 def _given_initial_state(graph: nx.MultiDiGraph, layer, given, path: tuple) -> None:

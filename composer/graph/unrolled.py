@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import networkx as nx
 import numpy as np
 
 from composer.errors import SpecError
+from composer.graph.folded import handover_origins
 from composer.graph.loops import instant_graph
 from composer.spec.windows import parse_window
 
@@ -24,7 +25,9 @@ class Unrolled:
     computed (inputs: read), already pruned to what emitted outputs need. `initial[v]` lists,
     for a state vector, the steps its recurrence reaches outside its active window: its
     initial-state nodes (zeros, or the handed-over state named by `initial_state`).
-    `handover[v]` is the (source state, step) whose value those initial nodes take.
+    `handover[v]` is the (source state, step) whose value those initial nodes take;
+    `handover_rev[v]`, for a bidirectional source, its backward state's (state, first step),
+    merged with it by the source's `merge` (the target's `initial_merge`).
     Together with the folded graph's edges and lags this is the whole unrolled DAG, a
     per-step template plus window boundaries; `unrolled_graph` materialises it.
     """
@@ -34,6 +37,7 @@ class Unrolled:
     present: Mapping[str, np.ndarray]
     initial: Mapping[str, tuple[int, ...]]
     handover: Mapping[str, tuple[str, int]]
+    handover_rev: Mapping[str, tuple[str, int]] = field(default_factory=dict)
 
     def steps_of(self, node: str) -> np.ndarray:
         """The steps at which `node` is computed, ascending."""
@@ -143,10 +147,10 @@ def unroll(graph: nx.MultiDiGraph, steps: int) -> Unrolled:
                     need[node] = _close_recurrence(need[node], exists[node], data["lag"])
                 else:
                     need[source] |= _shift(need[node], data["lag"]) & exists[source]
-            origin = graph.nodes[node].get("initial_state")
-            if origin is not None and need[node].any():
-                need[origin][_final_step(exists[origin], graph.nodes[origin]["lag"])] = True
-    initial, handover = {}, {}
+            if need[node].any():
+                for origin in handover_origins(graph.nodes[node]):
+                    need[origin][_final_step(exists[origin], graph.nodes[origin]["lag"])] = True
+    initial, handover, handover_rev = {}, {}, {}
     for node in states:
         lag = graph.nodes[node]["lag"]
         reads = np.flatnonzero(need[node]) - lag
@@ -157,9 +161,12 @@ def unroll(graph: nx.MultiDiGraph, steps: int) -> Unrolled:
         if origin is not None and initial[node]:
             handover[node] = (origin, _final_step(exists[origin], graph.nodes[origin]["lag"]))
             _check_causal_handover(graph, node, need[node], handover[node], steps)
+            rev = graph.nodes[node].get("initial_rev")
+            if rev is not None:  # a bidirectional source: its backward copy's first step
+                handover_rev[node] = (rev, _final_step(exists[rev], graph.nodes[rev]["lag"]))
     for mask in need.values():
         mask.flags.writeable = False
-    return Unrolled(graph, steps, need, initial, handover)
+    return Unrolled(graph, steps, need, initial, handover, handover_rev)
 
 
 def _check_causal_handover(graph, node: str, need: np.ndarray, handover, steps: int) -> None:
@@ -261,7 +268,8 @@ def unrolled_graph(unrolled: Unrolled) -> nx.DiGraph:
             role="handover",
             lag=None,
         )
-    for target, (origin, step) in unrolled.handover.items():
+    handovers = [*unrolled.handover.items(), *unrolled.handover_rev.items()]
+    for target, (origin, step) in handovers:
         graph.add_edges_from(
             (((origin, step), (target, t)) for t in unrolled.initial[target]),
             weight=None,

@@ -19,6 +19,7 @@ import networkx as nx
 import numpy as np
 
 from composer.errors import SpecError
+from composer.graph.folded import handover_origins
 from composer.graph.unrolled import unroll
 from composer.spec.windows import window_bounds
 
@@ -45,7 +46,7 @@ def needed_inputs(graph: nx.MultiDiGraph) -> list[str]:
     run must be given (an input nothing reads may be left out)."""
     flow = nx.DiGraph(graph)
     flow.add_edges_from(  # a hand-over of `initial_state` is a flow the edges do not show
-        (origin, node) for node, origin in graph.nodes(data="initial_state") if origin
+        (origin, node) for node, data in graph.nodes(data=True) for origin in handover_origins(data)
     )
     flow.add_edges_from(  # so is an input that gives a start state (`initial_state: h0`)
         (given, node) for node, given in graph.nodes(data="given") if given

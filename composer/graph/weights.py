@@ -137,7 +137,7 @@ def param_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:
         readout = [data for _, data in nodes if data["role"] == "readout"]
         if readout:
             dirs, out = len(states), readout[0]["size"]
-            if states[0][1].get("merge") == "sum":  # the two directions' sum: H rows
+            if states[0][1].get("merge", "concat") != "concat":  # sum, mean, mul: H rows
                 dirs = 1
             sizes = dict(sizes, out=out)
             ybound = 1 / math.sqrt(dirs * size)

@@ -119,6 +119,12 @@ def _check_kinds(folded: nx.MultiDiGraph) -> None:
                 f"layer `{data['layer']}`: `bias: false` has no ONNX export yet",
                 data["path"] + ("bias",),
             )
+        if data.get("initial_rev"):
+            raise SpecError(
+                f"layer `{data['layer']}`: a hand-over from the bidirectional layer "
+                f"`{data['initial_state'].split('.')[0]}` has no ONNX export yet",
+                data["path"] + ("initial_state",),
+            )
 
 
 def export_mode(folded: nx.MultiDiGraph, dtype: str, steps: int | None, lengths: bool) -> str:

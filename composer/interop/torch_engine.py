@@ -74,7 +74,7 @@ def run_torch(
 ) -> dict[str, np.ndarray]:
     """`composer.run` on the PyTorch engine: the same arguments, the same result."""
     where = device_for(device)
-    module = to_torch(graph, params, dtype).to(where)
+    module = to_torch(graph, params, dtype).to(where).eval()  # no dropout, as `run`
     arrays, flat = batched(graph, inputs)
     tensors = {name: torch.as_tensor(np.asarray(a)).to(where) for name, a in arrays.items()}
     if flat:
@@ -131,16 +131,17 @@ class TorchEngine:
     """A minibatch's loss and gradients through the module, for `composer.train`."""
 
     def __init__(self, graph: nx.MultiDiGraph, dtype: str = "float32", device: str | None = None):
-        for _, target, data in graph.edges(data=True):
-            if data.get("dropout"):  # the module runs without it: training would differ
-                raise SpecError(
-                    f"layer `{graph.nodes[target]['layer']}`: dropout is not applied by the "
-                    "torch engine yet; train it with --engine numpy",
-                    graph.nodes[target]["path"],
-                )
         self.graph, self.dtype = graph, getattr(torch, dtype)
         self.world = world_size()
         self.distributed = self.world > 1
+        self.drops = [(t, d) for _, t, d in graph.edges(data=True) if d.get("dropout")]
+        if self.drops and self.distributed:  # each rank would need the whole batch's masks
+            target = self.drops[0][0]
+            raise SpecError(
+                f"layer `{graph.nodes[target]['layer']}`: dropout is not applied by the torch "
+                "engine under torchrun (DDP) yet; train it on one process or with --engine numpy",
+                graph.nodes[target]["path"],
+            )
         if self.distributed and not torch.distributed.is_initialized():
             backend = "nccl" if (device or "cpu").startswith("cuda") else "gloo"
             torch.distributed.init_process_group(backend)
@@ -159,9 +160,20 @@ class TorchEngine:
             out[name] = torch.as_tensor(array).to(self.device, dtype)
         return out
 
-    def __call__(self, weights, inputs, targets, masks, lengths, kinds, bptt, backward):
-        """The loss (and with `backward` the gradients in our layout) of a minibatch."""
+    def __call__(self, weights, inputs, targets, masks, lengths, kinds, bptt, backward,
+                 dropout=None):  # fmt: skip
+        """The loss (and with `backward` the gradients in our layout) of a minibatch;
+        `dropout`, the `Dropout` whose masks this update applies (the NumPy engine's)."""
         inputs, _ = split_lengths(inputs)
+        dropout = dropout if backward and self.drops else None
+        if dropout is not None and lengths:
+            raise SpecError(
+                f"layer `{self.graph.nodes[self.drops[0][0]]['layer']}`: dropout on a padded "
+                "data set is not applied by the torch engine yet (its masks would differ from "
+                "the numpy engine's); train it with --engine numpy",
+                self.graph.nodes[self.drops[0][0]]["path"],
+            )
+        self.module.train(dropout is not None)  # eval(): nothing drops
         self.module.load_params(weights, check=False)  # checked by `train`
         step_weights = _weights(self.graph, targets, masks, lengths, inputs)
         totals = {
@@ -177,7 +189,7 @@ class TorchEngine:
         part_lengths = {k: np.asarray(v)[index] for k, v in lengths.items()} if lengths else None
         with torch.set_grad_enabled(backward):
             model = self.model if backward else self.module
-            outputs, logits = self._forward(model, inputs, index, part_lengths, bptt)
+            outputs, logits = self._forward(model, inputs, index, part_lengths, bptt, dropout)
             value = scale * loss_of(
                 outputs,
                 logits,
@@ -205,5 +217,7 @@ class TorchEngine:
         ours = grads_from_state(self.graph, grads, self.module._keys)
         return float(value.detach()), {k: v.astype(weights[k].dtype) for k, v in ours.items()}
 
-    def _forward(self, model, inputs, index, lengths, bptt):
-        return model(self._tensors(inputs, index), lengths=lengths, bptt=bptt, logits=True)
+    def _forward(self, model, inputs, index, lengths, bptt, dropout=None):
+        return model(
+            self._tensors(inputs, index), lengths=lengths, bptt=bptt, logits=True, dropout=dropout
+        )

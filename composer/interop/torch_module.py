@@ -38,16 +38,18 @@ from composer.engine.inputs import (
     is_given,
 )
 from composer.engine.lengths import check_lengths, item_steps
+from composer.engine.merge import merge_values
 from composer.engine.pipeline import plan_for_steps
 from composer.engine.plan import Plan, Vector
 from composer.engine.tokens import check_ids, padding_lengths, token_vocab
-from composer.engine.walk import handed_carries
+from composer.engine.walk import handed_values
 from composer.errors import DataError, SpecError
 from composer.graph.features import refuse_extended
 from composer.graph.weights import check_params
 from composer.interop import need
 from composer.interop.torch_keys import from_state, to_state, torch_keys
 from composer.kinds import KINDS
+from composer.training.dropout import Dropout, pass_masks
 from composer.training.losses import softmax_source
 
 torch = need("torch")
@@ -91,8 +93,10 @@ class ComposerModule(nn.Module):
                     f"layer `{data['layer']}`: `bias: false` has no PyTorch module yet",
                     data["path"] + ("bias",),
                 )
-        refuse_extended(graph, "the PyTorch module")  # taps, merges, two passes: not yet
+        refuse_extended(graph, "the PyTorch module", merges=False)  # taps, two passes: not yet
         self.graph = graph
+        self._drops = any(d.get("dropout") for *_, d in graph.edges(data=True))
+        self._own_masks = Dropout(None)  # a training call's masks, unless given
         self._plans: dict[tuple[int, bool], Plan] = {}
         self._keys = torch_keys(graph)
         layers = {}
@@ -193,18 +197,35 @@ class ComposerModule(nn.Module):
 
     # -- calling --------------------------------------------------------------------------
 
-    def forward(self, inputs, lengths=None, steps=None, bptt=None, logits: bool = False):
+    def forward(
+        self, inputs, lengths=None, steps=None, bptt=None, logits: bool = False, dropout=None
+    ):
         """`{output: (B, T_out, size)}` for `{input: (B, T_in, F)}` (or one tensor).
 
         `bptt=K` detaches the carried states every K steps (truncated BPTT, as training
         does); `logits=True` returns (outputs, the pre-softmax values of outputs read from
-        a softmax), what a cross-entropy needs.
+        a softmax), what a cross-entropy needs. In training mode (`module.train()`, as
+        PyTorch modules start) the layers' dropout applies, with new masks at each call;
+        `dropout=` a `composer.training.Dropout` takes its masks from it instead, as
+        `Network.grad(train=...)` does (the same seed gives the same masks). `eval()`:
+        none.
         """
-        outputs, found = self.run(inputs, lengths, steps, bptt, logits)
+        outputs, found = self.run(inputs, lengths, steps, bptt, logits, dropout)
         return (outputs, found) if logits else outputs
 
-    def run(self, inputs, lengths=None, steps=None, bptt=None, logits: bool = False):
+    def _dropout(self, given):
+        """The masks' source of this call: none in eval mode or without dropout."""
+        if not self.training or not self._drops:
+            return None
+        if given is not None:
+            return given
+        self._own_masks.renew()  # fresh masks at every call, as nn.Dropout draws them
+        return self._own_masks
+
+    def run(self, inputs, lengths=None, steps=None, bptt=None, logits: bool = False,
+            dropout=None):  # fmt: skip
         """(outputs, the logits of outputs read from a softmax when `logits`)."""
+        dropout = self._dropout(dropout)
         names = list(input_sizes(self.graph))
         if not isinstance(inputs, Mapping):
             if len(names) != 1:
@@ -232,11 +253,11 @@ class ComposerModule(nn.Module):
             if a.dim() == 2:
                 arrays[name] = self._tokens(name, a.long(), dtype)
         if lengths is not None:
-            result = self._padded(arrays, shapes, lengths, steps, bptt, logits)
+            result = self._padded(arrays, shapes, lengths, steps, bptt, logits, dropout)
         else:
             plan = self._plan(infer_steps(self.graph, shapes) if steps is None else steps)
             check_inputs(plan, shapes)
-            result = _Pass(self, plan, arrays, bptt, logits).outputs()
+            result = _Pass(self, plan, arrays, bptt, logits, dropout=dropout).outputs()
         if flat:
             result = tuple({k: v[0] for k, v in part.items()} for part in result)
         return result
@@ -265,7 +286,7 @@ class ComposerModule(nn.Module):
             self._plans[steps, every_step] = plan_for_steps(graph, int(steps))
         return self._plans[steps, every_step]
 
-    def _padded(self, arrays, shapes, lengths, steps, bptt, logits):
+    def _padded(self, arrays, shapes, lengths, steps, bptt, logits, dropout=None):
         """A padded batch: packed when every layer runs natively, else grouped by T."""
         given = {
             name: np.asarray(value.cpu() if torch.is_tensor(value) else value)
@@ -285,7 +306,8 @@ class ComposerModule(nn.Module):
             found[name] = outputs[name].clone() if logits else None
             outputs[f"{name}{LENGTHS_SUFFIX}"] = torch.tensor([len(r) for r in ranges])
         packed = self._plan(longest, every_step=True) if packable(self.graph) else None
-        if packed is not None and bptt is None and _Pass.all_native(self, packed):
+        native = dropout is None and packed is not None and _Pass.all_native(self, packed)
+        if native and bptt is None:
             result = _Pass(self, packed, arrays, None, logits, per_item=per_item).outputs()
             for name in plan.outputs:  # the packed pass emitted every step: take each item's
                 for item, steps_b in enumerate(output_steps(self.graph, name, per_item)):
@@ -301,7 +323,8 @@ class ComposerModule(nn.Module):
                     else array[items, : input_steps(self.graph, name, t)]
                     for name, array in arrays.items()
                 }
-                result = _Pass(self, self._plan(t), group, bptt, logits).outputs()
+                result = _Pass(self, self._plan(t), group, bptt, logits, dropout=dropout)
+                result = result.outputs()
                 for part, values in zip((outputs, found), result):
                     for name, value in values.items():
                         part[name][items, : value.shape[1]] = value
@@ -362,13 +385,20 @@ class _Values:
 class _Pass:
     """One forward pass over a plan, in the plan's group order."""
 
-    def __init__(self, module, plan, arrays, bptt, logits, per_item=None):
+    def __init__(self, module, plan, arrays, bptt, logits, per_item=None, dropout=None):
         self.module, self.plan, self.bptt, self.logits = module, plan, bptt, logits
         self.T, self.weights, self.per_item = plan.steps, module._ours(), per_item
         self.values: dict[str, _Values] = {}
         self.raw = {}  # pre-activations of softmax vectors, for a cross-entropy
         self.batch = next(iter(arrays.values())).shape[0]
         self.starts = {name: arrays[name] for name in plan.given}  # (B, H) start states
+        self.masks, self.recurrent_masks = {}, {}  # the layers' dropout, training only
+        if dropout is not None:
+            x = next(iter(arrays.values()))
+            feeds, recurrent = pass_masks(plan, dropout, self.batch, np.float64)
+            as_tensor = lambda m: torch.as_tensor(m, dtype=x.dtype, device=x.device)  # noqa: E731
+            self.masks = {feed: as_tensor(mask) for feed, mask in feeds.items()}
+            self.recurrent_masks = {name: as_tensor(m) for name, m in recurrent.items()}
         for name in plan.inputs:
             self.values[name] = _Values()
             x, start = arrays[name], plan.window(name).start
@@ -392,6 +422,8 @@ class _Pass:
             if group.kind == "scan" and layer is not None:
                 self._native(layer)
                 done |= set(layer)
+            elif group.kind == "feedforward" and vectors[0].role == "merge":
+                self._merge(vectors[0])
             elif group.kind == "feedforward":
                 self._feedforward(vectors[0])
             else:
@@ -409,15 +441,25 @@ class _Pass:
     # -- native ---------------------------------------------------------------------------
 
     def _native_layer(self, v: Vector) -> tuple[str, ...] | None:
-        return native_layer(self.module.graph, self.plan, v, self.bptt)
+        states = native_layer(self.module.graph, self.plan, v, self.bptt)
+        if states and any(name in self.recurrent_masks for name in states):
+            return None  # variational dropout on the recurrence: the cell loop applies it
+        return states
+
+    def _dropped(self, feed, x, steps):
+        """What a feed reads at `steps` (x: (B, len(steps), rows)), its dropout applied."""
+        mask = self.masks.get(feed)
+        if mask is None:
+            return x
+        return x * mask[list(steps)].transpose(0, 1)  # mask[t]: what step t reads
 
     def _native(self, states: tuple[str, ...]) -> None:
         """A layer through its `torch.nn` module, over all steps (packed with lengths)."""
         forward = self.plan.vectors[states[0]]
         rnn = getattr(self.module, self.module.graph.nodes[states[0]]["layer"]).rnn
-        feeds = sorted(forward.feeds, key=lambda f: f.rows[0])
-        x = torch.cat([self._over(f.source) for f in feeds], -1) if len(feeds) > 1 else None
-        x = self._over(feeds[0].source) if x is None else x
+        every = range(self.T)
+        parts = _by_rows(forward.feeds, lambda f: self._dropped(f, self._over(f.source), every))
+        x = torch.cat(parts, -1) if len(parts) > 1 else parts[0]
         state = self._start(forward)
         if self.per_item is not None:
             lengths = torch.as_tensor(self.per_item, dtype=torch.int64)
@@ -466,6 +508,18 @@ class _Pass:
 
     # -- feedforward ----------------------------------------------------------------------
 
+    def _merge(self, v: Vector) -> None:
+        """A bidirectional layer's merge vector (`merge: mean | mul`) at its steps."""
+        steps = np.flatnonzero(v.present).tolist()
+        how = self.module.graph.nodes[v.name]["merge"]
+        forward, backward = (self.values[feed.source].over(steps) for feed in v.feeds)
+        out = merge_values(how, forward, backward)
+        if steps == list(range(self.T)):
+            self.values[v.name] = _Values(out)
+        else:
+            self.values[v.name] = _Values()
+            self.values[v.name].steps = dict(zip(steps, out.unbind(1)))
+
     def _feedforward(self, v: Vector) -> None:
         """A readout or dense vector over all its steps at once."""
         steps = np.flatnonzero(v.present).tolist()
@@ -482,6 +536,7 @@ class _Pass:
             else:
                 zero = self.weights[feed.weight].new_zeros((self.batch, sv.size))
                 x = torch.stack([source.at(c) if k else zero for c, k in zip(cols, ok)], 1)
+            x = self._dropped(feed, x, steps)
             part = x @ self.weights[feed.weight][feed.rows[0] : feed.rows[1]]
             pre = part if pre is None else pre + part
         for key in v.biases:
@@ -525,6 +580,8 @@ class _Pass:
             x = self.values[feed.source].at(at)
             if feed.source in members and feed.lag and not self._keeps(t, at, True):
                 x = x.detach()
+            if feed in self.masks:
+                x = x * self.masks[feed][t]
             part = x @ w[feed.weight][feed.rows[0] : feed.rows[1]]
             xw = part if xw is None else xw + part
         if xw is None:
@@ -542,7 +599,9 @@ class _Pass:
         kind, lag = KINDS[v.kind], v.recurrence.lag
         prev = self._previous(v, kind, t, lag)
         biases = tuple(w[key] for key in v.biases)
-        carries = kind.tensor_step(xw, prev, w[v.recurrence.weight], biases, v.activation)
+        mask = self.recurrent_masks.get(v.name)  # one mask for every step of the sequence
+        read = {} if mask is None else {"read": prev[0] * mask}
+        carries = kind.tensor_step(xw, prev, w[v.recurrence.weight], biases, v.activation, **read)
         values.steps[t], values.carries[t] = carries[0], carries
 
     def _previous(self, v: Vector, kind, t: int, lag: int) -> tuple:
@@ -564,11 +623,13 @@ class _Pass:
             return tuple(h0 if name == "h" else zeros[name] for name in kind.carries)
         if v.handover is None:
             return tuple(zeros.values())
-        origin, step = v.handover
-        source = self.values[origin]
-        given = dict(zip(KINDS[self.plan.vectors[origin].kind].carries, source.carries[step]))
-        handed = handed_carries(kind.carries, list(given))
-        return tuple(given[name] if name in handed else zeros[name] for name in kind.carries)
+        given = handed_values(v, kind.carries, self._final, cat=_cat)
+        return tuple(given.get(name, zeros[name]) for name in kind.carries)
+
+    def _final(self, origin: str, step: int) -> dict:
+        """{carry: value} of a state at `step`: the final values it hands over."""
+        names = KINDS[self.plan.vectors[origin].kind].carries
+        return dict(zip(names, self.values[origin].carries[step]))
 
     def _keeps(self, t: int, at: int, forward: bool) -> bool:
         """Whether truncated BPTT lets the gradient flow from step t back to step `at`."""
@@ -586,7 +647,7 @@ class _Pass:
         for name in self.plan.outputs:
             v = self.plan.vectors[name]
             steps = list(self.plan.window(name))
-            parts = [self.values[f.source].over(steps) for f in sorted(v.feeds, key=_rows)]
+            parts = _by_rows(v.feeds, lambda f, steps=steps: self.values[f.source].over(steps))
             outputs[name] = parts[0] if len(parts) == 1 else torch.cat(parts, -1)
             source = softmax_source(self.plan, name) if self.logits else None
             if source is not None:
@@ -598,8 +659,18 @@ class _Pass:
         return outputs, logits
 
 
-def _rows(feed) -> int:
-    return feed.rows[0]
+def _cat(forward, backward):
+    return torch.cat([forward, backward], -1)
+
+
+def _by_rows(feeds, values) -> list:
+    """The feeds' values (`values(feed)`) in row order, those sharing rows added up (the
+    two directions of a layer with `merge: sum`)."""
+    parts: dict[tuple[int, int], object] = {}
+    for feed in sorted(feeds, key=lambda f: f.rows[0]):
+        value = values(feed)
+        parts[feed.rows] = value if feed.rows not in parts else parts[feed.rows] + value
+    return list(parts.values())
 
 
 def _activate(pre, activation: str | None):

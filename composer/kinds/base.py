@@ -219,11 +219,15 @@ class Kind:
         has `size` numbers beyond its hidden size (a projection's `proj_size`)."""
         return {}
 
-    def tensor_step(self, xw, prev: tuple, Ws, biases: tuple, activation: str | None) -> tuple:
+    def tensor_step(
+        self, xw, prev: tuple, Ws, biases: tuple, activation: str | None, read=None
+    ) -> tuple:
         """One step on tensors, through their methods only (so any tensor library that has
         `@`, `chunk`, `sigmoid` and `tanh` serves): from `xw`, the summed projections of the
         inputs without bias, the carries `prev` (one per `carries`), Ws and the biases in
-        `biases` order then the `extras`, all in the file's layout; the new carries."""
+        `biases` order then the `extras`, all in the file's layout; the new carries. `read`,
+        when given, is the state the recurrent product reads instead of h_prev (recurrent
+        dropout's h_prev * m; the rest of the step still uses h_prev)."""
         raise NotImplementedError
 
     # -- trace ----------------------------------------------------------------------------

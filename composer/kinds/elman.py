@@ -74,8 +74,8 @@ class Elman(Kind):
         # nn.RNN knows tanh and relu; sigmoid and identity run in the cell loop
         return {"nonlinearity": activation} if activation in ("tanh", "relu") else None
 
-    def tensor_step(self, xw, prev, Ws, biases, activation) -> tuple:
-        s = xw + prev[0] @ Ws + biases[0]
+    def tensor_step(self, xw, prev, Ws, biases, activation, read=None) -> tuple:
+        s = xw + (prev[0] if read is None else read) @ Ws + biases[0]
         return (s if activation == "identity" else getattr(s, activation)(),)
 
     def forward(self, xw, prev, out, recurrent, extra, work, activation) -> None:

@@ -97,10 +97,10 @@ class _GRU(Kind):
         n = g.tanh(g.add(x_n, g.mul(r, h_n)))
         return (g.add(n, g.mul(z, g.sub(h_prev, n))),)
 
-    def tensor_step(self, xw, prev, Ws, biases, activation) -> tuple:
-        (h_prev,) = prev
+    def tensor_step(self, xw, prev, Ws, biases, activation, read=None) -> tuple:
+        (h_prev,) = prev  # the recurrent product reads `read` (dropout), the mix h_prev
         x_r, x_z, x_n = (xw + biases[0]).chunk(3, -1)
-        h_r, h_z, h_n = (h_prev @ Ws + biases[1]).chunk(3, -1)
+        h_r, h_z, h_n = ((h_prev if read is None else read) @ Ws + biases[1]).chunk(3, -1)
         r, z = (x_r + h_r).sigmoid(), (x_z + h_z).sigmoid()
         n = (x_n + r * h_n).tanh()
         return ((1 - z) * n + z * h_prev,)

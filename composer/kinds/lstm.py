@@ -78,9 +78,9 @@ class _LSTM(Kind):
 
     torch_class = "LSTM"
 
-    def tensor_step(self, xw, prev, Ws, biases, activation) -> tuple:
+    def tensor_step(self, xw, prev, Ws, biases, activation, read=None) -> tuple:
         h_prev, c_prev = prev
-        i, f, g, o = (xw + h_prev @ Ws + biases[0]).chunk(4, -1)
+        i, f, g, o = (xw + (h_prev if read is None else read) @ Ws + biases[0]).chunk(4, -1)
         c = f.sigmoid() * c_prev + i.sigmoid() * g.tanh()
         return o.sigmoid() * c.tanh(), c
 
@@ -442,10 +442,10 @@ class _ProjectedLSTM(_LSTM):
             lstm_step(x_t, h_prev, c_prev, recurrent, m, c, scratch[:6])  # m = o * tanh(c)
             np.matmul(m, extra, out=h)
 
-    def tensor_step(self, xw, prev, Ws, biases, activation) -> tuple:
+    def tensor_step(self, xw, prev, Ws, biases, activation, read=None) -> tuple:
         h_prev, c_prev = prev
         *bias, Wp = biases
-        pre = xw + h_prev @ Ws
+        pre = xw + (h_prev if read is None else read) @ Ws
         i, f, g, o = (pre + bias[0] if bias else pre).chunk(4, -1)
         c = f.sigmoid() * c_prev + i.sigmoid() * g.tanh()
         return (o.sigmoid() * c.tanh()) @ Wp, c

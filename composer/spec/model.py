@@ -322,11 +322,12 @@ class RecurrentLayer(LayerBase):
         state = self.initial_state
         return state.source if isinstance(state, HandOver) else state
 
-    merge: Literal["concat", "sum"] = Field(
+    merge: Literal["concat", "sum", "mean", "mul"] = Field(
         "concat",
         description=(
             "How a bidirectional layer's two states combine for its readers: `concat` "
-            "(size 2H, forward first) or `sum` (size H)."
+            "(size 2H, forward first), or `sum`, `mean` ((fwd + bwd) / 2) or `mul` "
+            "(fwd * bwd), each of size H."
         ),
     )
     recurrent_dropout: Probability = Field(

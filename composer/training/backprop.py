@@ -46,14 +46,15 @@ import numpy as np
 
 from composer.dtypes import check_dtype
 from composer.engine.inputs import check_inputs
+from composer.engine.merge import merge_grads, merge_values
 from composer.engine.plan import Plan, Vector, step_runs
 from composer.engine.tokens import embedding_grads, encode_tokens
-from composer.engine.walk import Walk, handed_carries
+from composer.engine.walk import Walk, handed_carries, handed_values
 from composer.errors import DataError
 from composer.graph.weights import check_params, param_shapes
 from composer.kinds import ACTIVATIONS, unprepare
 from composer.kinds.activations import activation_grad
-from composer.training.dropout import Dropout
+from composer.training.dropout import Dropout, pass_masks
 from composer.training.losses import check_targets, cross_entropy, loss_kinds, mse, softmax_source
 from composer.training.tape import Bound, Track, Workspace
 
@@ -225,19 +226,12 @@ class _Tape(Walk):
         """This pass's dropout masks (none without `dropout`): per feed that drops its
         source, (T, B, rows) indexed by the reading step; per state with recurrent
         dropout, one (B, H) mask for every step."""
-        self.masks = {}
-        for name, v in self.plan.vectors.items():
-            track = self.tracks.get(name)
+        self.masks, recurrent = {}, {}
+        if dropout is not None:
+            self.masks, recurrent = pass_masks(self.plan, dropout, self.batch, self.dtype)
+        for name, track in self.tracks.items():
             if isinstance(track, Track):
-                track.recurrent_mask = None
-                if dropout is not None and v.recurrent_dropout:
-                    shape, p = (self.batch, v.size), v.recurrent_dropout
-                    track.recurrent_mask = dropout.mask((name, shape), shape, p, self.dtype)
-            for feed in v.feeds if dropout is not None else ():
-                if feed.dropout:
-                    shape = (self.steps, self.batch, feed.rows[1] - feed.rows[0])
-                    key = (feed, shape)
-                    self.masks[feed] = dropout.mask(key, shape, feed.dropout, self.dtype)
+                track.recurrent_mask = recurrent.get(name)
 
     def _source(self, feed, t0: int, t1: int) -> np.ndarray:
         """What a feed reads at steps t0..t1-1 (its source at t - lag), dropout applied,
@@ -296,8 +290,24 @@ class _Tape(Walk):
             seen.add(feed.rows)
 
     def feedforward(self, v: Vector, start: int, stop: int) -> None:
+        if v.role == "merge":
+            self._merge(v, backward=False)
+            return
         self.project(v, start, stop, self.feeds[v.name])
         self._activate(v, *v.span)
+
+    def _merge(self, v: Vector, backward: bool) -> None:
+        """A bidirectional layer's merge vector (`merge: mean | mul`) at its steps from its
+        two states; with `backward`, its gradient handed to theirs."""
+        how, track = self.plan.folded.nodes[v.name]["merge"], self.tracks[v.name]
+        states = [self.tracks[feed.source] for feed in v.feeds]
+        for a, b in step_runs(v.present, *v.span):
+            forward, back = (s.h[a - s.lo : b - s.lo] for s in states)
+            if not backward:
+                track.h[a:b] = merge_values(how, forward, back)
+                continue
+            for state, g in zip(states, merge_grads(how, track.g[a:b], forward, back)):
+                state.g[a - state.lo : b - state.lo] += g
 
     def project(self, v: Vector, start: int, stop: int, feeds) -> None:
         """xw[t] = bias + sum over feeds of source[t - lag] W, for t in v's span."""
@@ -347,12 +357,14 @@ class _Tape(Walk):
                 track.h[t - track.lo] = self.inputs[v.given]
         if v.handover is None:
             return
-        origin, step = v.handover
-        source = self.tracks[origin]
-        for name in handed_carries(track.kind.carries, source.kind.carries):
-            values, given = getattr(track, name), getattr(source, name)
+        for name, value in handed_values(v, track.kind.carries, self._final).items():
             for t in v.initial:
-                values[t - track.lo] = given[step - source.lo]
+                getattr(track, name)[t - track.lo] = value
+
+    def _final(self, origin: str, step: int) -> dict:
+        """{carry: value} of a state at `step`: the final values it hands over."""
+        source = self.tracks[origin]
+        return {name: getattr(source, name)[step - source.lo] for name in source.kind.carries}
 
     def scan(self, v: Vector, start: int, stop: int, direction: int) -> None:
         track = self.tracks[v.name]
@@ -418,7 +430,9 @@ class _Tape(Walk):
                 if v.role == "state":
                     track.kind.factors(track, v.span[0] - track.lo, v.span[1] - track.lo)
                     self._truncate(track)
-            if group.kind == "feedforward":
+            if group.kind == "feedforward" and vectors[0].role == "merge":
+                self._merge(vectors[0], backward=True)
+            elif group.kind == "feedforward":
                 self._deactivate(vectors[0], *vectors[0].span)
             elif group.kind == "scan":
                 track = self.tracks[vectors[0].name]
@@ -532,9 +546,17 @@ class _Tape(Walk):
             origin, step = v.handover
             source = self.tracks[origin]
             for name in handed_carries(track.kind.carries, source.kind.carries):
-                grads, given = track.gradient(name), source.gradient(name)
-                for t in v.initial:
-                    given[step - source.lo] += grads[t - lo]
+                grads = sum(track.gradient(name)[t - lo] for t in v.initial)
+                if v.handover_rev is None:
+                    source.gradient(name)[step - source.lo] += grads
+                    continue
+                other, at = self.tracks[v.handover_rev[0]], v.handover_rev[1]
+                pair = merge_grads(
+                    v.merge, grads, getattr(source, name)[step - source.lo],
+                    getattr(other, name)[at - other.lo],
+                )  # fmt: skip
+                source.gradient(name)[step - source.lo] += pair[0]
+                other.gradient(name)[at - other.lo] += pair[1]
 
     def gradients(self) -> dict[str, np.ndarray]:
         """Every weight's gradient, in the file's layout (gate order and scale)."""

@@ -27,7 +27,7 @@ from collections.abc import Hashable
 
 import numpy as np
 
-__all__ = ["Dropout"]
+__all__ = ["Dropout", "pass_masks"]
 
 
 class Dropout:
@@ -55,3 +55,20 @@ class Dropout:
         mask = kept.astype(dtype) / np.asarray(1 - p, dtype)
         self.masks[key] = mask
         return mask
+
+
+def pass_masks(plan, dropout: Dropout, batch: int, dtype) -> tuple[dict, dict]:
+    """A pass's masks, drawn in plan order (any engine that draws them here from the same
+    `Dropout` gets the same masks): `{feed: (T, B, rows)}` for each feed that drops its
+    source, indexed by the reading step, and `{state: (B, H)}` for each state with
+    recurrent dropout, the same at every step."""
+    feeds, recurrent = {}, {}
+    for name, v in plan.vectors.items():
+        if v.role == "state" and v.recurrent_dropout:
+            shape = (batch, v.size)
+            recurrent[name] = dropout.mask((name, shape), shape, v.recurrent_dropout, dtype)
+        for feed in v.feeds:
+            if feed.dropout:
+                shape = (plan.steps, batch, feed.rows[1] - feed.rows[0])
+                feeds[feed] = dropout.mask((feed, shape), shape, feed.dropout, dtype)
+    return feeds, recurrent

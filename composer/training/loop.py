@@ -193,9 +193,10 @@ def train(
     the untrained losses), `on_step` with the update count and the minibatch's loss.
     `where` names the data in error messages. `engine`, when given, computes each
     minibatch's loss and gradients instead of the NumPy passes: called as
-    `engine(weights, inputs, targets, masks, lengths, kinds, bptt, backward)`, it returns
-    the loss, and with `backward` also the gradients by key (the PyTorch engine,
-    `composer.interop.torch_engine.TorchEngine`).
+    `engine(weights, inputs, targets, masks, lengths, kinds, bptt, backward, dropout=)`, it
+    returns the loss, and with `backward` also the gradients by key (the PyTorch engine,
+    `composer.interop.torch_engine.TorchEngine`); `dropout` is the update's `Dropout`,
+    whose masks the engine applies (None when nothing drops).
     """
     if epochs < 0 or batch_size < 1:
         raise DataError(f"epochs must be >= 0 and batch size >= 1, got {epochs}, {batch_size}")
@@ -268,15 +269,16 @@ class _Run:
     def _loss(self, inputs, targets, masks, lengths, backward: bool):
         """The loss of a minibatch (and its gradients when `backward`, with dropout),
         padded or not."""
-        if self.engine is not None:
-            return self.engine(
-                self.weights, inputs, targets, masks, lengths, self.kinds, self.bptt, backward
-            )
-        common = dict(dtype=self.dtype, workspace=self.workspace)
         drop = {}
         if backward and self.dropout is not None:
             self.dropout.renew()
             drop = {"train": self.dropout}
+        if self.engine is not None:  # the same masks, drawn from the same generator
+            return self.engine(
+                self.weights, inputs, targets, masks, lengths, self.kinds, self.bptt, backward,
+                dropout=drop.get("train"),
+            )  # fmt: skip
+        common = dict(dtype=self.dtype, workspace=self.workspace)
         if lengths:
             graph, common = self.plan.folded, dict(common, plans=self.plans)
             if backward:

@@ -37,7 +37,9 @@ class Bound:
         learned = getattr(vector, "learned", None)
         self.initial = np.asarray(params[learned], dtype) if learned else None
         self.feeds = tuple(
-            (feed, prepared(feed.weight)[feed.rows[0] : feed.rows[1]]) for feed in vector.feeds
+            (feed, prepared(feed.weight)[feed.rows[0] : feed.rows[1]])
+            for feed in vector.feeds
+            if feed.weight is not None  # a merge vector's states: no weight
         )
         self.recurrent = prepared(vector.recurrence.weight) if vector.recurrence else None
         biases = [prepared(key) for key in vector.biases]

@@ -143,3 +143,22 @@ outputs: [{name: o, from: d}, {name: states, from: bi}]
     data = json.loads(invoke("summary", write_spec(tmp_path, text), "--json").stdout)
     assert data["params"]["d.W"] == [4, 3]  # one H-row block read by both directions
     assert {row["name"]: row["output_size"] for row in data["layers"]} == {"bi": 4, "d": 3}
+
+
+@pytest.mark.parametrize("merge", ["mean", "mul"])
+def test_an_averaged_or_multiplied_bidirectional_layer_gives_h_and_draws_its_merge(tmp_path, merge):
+    text = f"""\
+inputs: [{{name: x, size: 2}}]
+layers:
+  - {{name: bi, kind: gru, input: x, state_size: 4, bidirectional: true, merge: {merge}}}
+  - {{name: d, kind: dense, input: bi, size: 3}}
+outputs: [{{name: o, from: d}}, {{name: states, from: bi}}]
+"""
+    path = write_spec(tmp_path, text)
+    data = json.loads(invoke("summary", path, "--json").stdout)
+    assert data["params"]["d.W"] == [4, 3]  # the merge vector, H wide
+    assert {row["name"]: row["output_size"] for row in data["layers"]} == {"bi": 4, "d": 3}
+    dot = invoke("render", path, "--format", "dot", "--output", str(tmp_path / "n.dot"))
+    assert dot.exit_code == 0, dot.stderr
+    folded = (tmp_path / "n.folded.dot").read_text()
+    assert {"mean": "mean of fwd, bwd (4)", "mul": "fwd × bwd (4)"}[merge] in folded

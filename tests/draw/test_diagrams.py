@@ -41,6 +41,9 @@ NETWORKS = {
     "one-to-many": spec([layer("rnn", output=SOFTMAX)], alignment="one-to-many"),
     "bidirectional": spec([layer("bi", bidirectional=True, output=SOFTMAX)]),
     "backward": spec([layer("back", direction="backward")]),
+    "bidirectional-mul": spec(
+        [layer("bi", bidirectional=True, merge="mul"), layer("top", input="bi", output=SOFTMAX)]
+    ),
     "lstm": spec([layer("lstm", "lstm", size=6)]),
     "gru": spec([layer("gru", "gru", size=6), layer("head", "dense", "gru", 2)]),
     "dilated": spec(
@@ -290,6 +293,7 @@ def test_folded_diagram_draws_every_folded_edge(name):
         ("dilated", ["d2.Ws, t-2", "d4.Ws, t-4"]),
         ("backward", ["Ws, t+1", "back←"]),
         ("bidirectional", ["Ws_rev, t+1", "Wy[0:4]", "Wy[4:8]", "bi→", "bi←", "rank=same"]),
+        ("bidirectional-mul", ["<B>bi</B><BR/>", "fwd × bwd (4)", 'class="merge"', "top.Wx"]),
         ("lstm", ["LSTM h (6)", 'shape="box"']),
         ("gru", ["GRU h (6)", 'shape="hexagon"', "gru.Wx", "head.W"]),
         ("jordan", ['class="connection", label=<W_s, t-1>, style="dashed", dir="back"']),

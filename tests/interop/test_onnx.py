@@ -21,7 +21,24 @@ from tests.conftest import SPECS
 from tests.interop import CONVERTED
 from tests.oracles import SCENARIOS
 
-SCENARIOS = {n: s for n, s in SCENARIOS.items() if not extended_features(_build(s[0]))}
+BIDIRECTIONAL_HANDOVER = SCENARIOS["bidirectional-encoder-concat-lstm-lstm"][0]
+SCENARIOS = {
+    n: s
+    for n, s in SCENARIOS.items()
+    if not extended_features(_build(s[0])) and not n.startswith("bidirectional-encoder")
+}
+
+
+def test_a_bidirectional_encoders_hand_over_is_refused_in_one_line():
+    from composer.errors import SpecError
+
+    graph = _build(BIDIRECTIONAL_HANDOVER)
+    with pytest.raises(SpecError) as caught:
+        build_model(graph, normal_params(graph), dtype="float64", steps=7)
+    assert caught.value.path == ("layers", 1, "initial_state")
+    assert str(caught.value.message) == (
+        "layer `dec`: a hand-over from the bidirectional layer `enc` has no ONNX export yet"
+    )
 
 
 TOLERANCE = {"float32": 1e-5, "float64": 1e-10}

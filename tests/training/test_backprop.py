@@ -267,6 +267,11 @@ STRUCTURES = {
             ("backward-taps", 5),
             ("two-pass", 5),
             ("bidirectional-sum", 5),
+            ("bidirectional-mean-mul", 5),
+            ("bidirectional-encoder-concat-lstm-lstm", 7),
+            ("bidirectional-encoder-sum-gru-elman", 7),
+            ("bidirectional-encoder-mean-lstm-lstm", 7),
+            ("bidirectional-encoder-mul-lstm-gru", 7),
         )
     },
     "scenario:inputless-decoder": (

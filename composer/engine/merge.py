@@ -1,0 +1,43 @@
+"""How a bidirectional layer's two directions merge (`merge`), in values and gradients.
+
+`merge: sum` needs no vector: its readers' weights share rows (s W + s_rev W), but a mean
+or a product of the two directions is a vector of its own, `<layer>.m`, computed at each
+step from the two states. A bidirectional encoder's final state, handed to a decoder's
+`initial_state`, merges the same way, `concat` included. Written once for NumPy arrays
+and PyTorch tensors alike (`cat` joins two of them along the last axis).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["merge_values", "merge_grads"]
+
+
+def merge_values(merge: str, forward, backward, cat=None):
+    """`concat`: [forward, backward]; `sum`; `mean`: (forward + backward) / 2; `mul`:
+    forward * backward."""
+    if merge == "concat":
+        return np.concatenate([forward, backward], -1) if cat is None else cat(forward, backward)
+    if merge == "sum":
+        return forward + backward
+    if merge == "mul":
+        return forward * backward
+    if merge == "mean":
+        return (forward + backward) * 0.5
+    raise ValueError(f"unknown merge `{merge}`")
+
+
+def merge_grads(merge: str, g, forward, backward):
+    """The gradients of the two states, (d forward, d backward), from the merge vector's."""
+    if merge == "concat":
+        size = forward.shape[-1]
+        return g[..., :size], g[..., size:]
+    if merge == "sum":
+        return g, g
+    if merge == "mul":
+        return g * backward, g * forward
+    if merge == "mean":
+        half = g * 0.5
+        return half, half
+    raise ValueError(f"unknown merge `{merge}`")
