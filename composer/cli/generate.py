@@ -7,13 +7,16 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
+from composer.arrays import read_arrays
 from composer.cli.common import DType, SpecPath, read_checked, reports_errors
 from composer.cli.root import app
 from composer.engine.generation import beam_search, find_feedback, generate
 from composer.engine.stepper import Stepper, check_steppable
 from composer.errors import DataError, SpecError
+from composer.graph.folded import given_states
 from composer.graph.weights import load_params
 from composer.training.datasets import ACCEPTORS
 from composer.training.text import decode_ids, encode_text, read_vocab
@@ -56,6 +59,15 @@ def generate_text(
         Grammar | None,
         typer.Option(help="End each text where the grammar does, and count the ones it accepts."),
     ] = None,
+    start: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="Start states given with the data (`initial_state` naming an input): a .npz "
+            "with one (H,) array per such input, or a .npy for the only one.",
+        ),
+    ] = None,
 ) -> None:
     """Generate text: the prompt, then one token at a time, each fed back in (the text
     appears as it is written). Each token costs one step of the network."""
@@ -76,10 +88,11 @@ def generate_text(
     ids = encode_text(prompt, table, "--prompt").tolist()
     if feedback.input is not None and not ids:
         raise typer.BadParameter("give at least one token to start from", param_hint="--prompt")
+    starts = _starts(start, folded, spec)
     stepper = Stepper(folded, params, dtype.value)
-    options = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    options = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, inputs=starts)
     if beam is not None:
-        for tokens, logp in beam_search(stepper, feedback, ids, length, beam):
+        for tokens, logp in beam_search(stepper, feedback, ids, length, beam, inputs=starts):
             typer.echo(f"{logp:10.3f}  {prompt + decode_ids(tokens, table)!r}")
         return
     if accept is not None:
@@ -98,6 +111,35 @@ def generate_text(
         return
     for tokens in generate(stepper, feedback, ids, length, count=count, **options):
         typer.echo(prompt + decode_ids(tokens, table))
+
+
+def _starts(path: Path | None, folded, spec: Path) -> dict[str, np.ndarray]:
+    """The start states a spec's layers take from inputs, one (H,) vector each, checked
+    before anything is written."""
+    wanted = given_states(folded)
+    if not wanted:
+        if path is not None:
+            raise DataError(f"{path}: {spec} has no layer whose `initial_state` is an input")
+        return {}
+    if path is None:
+        named = ", ".join(f"`{name}` ({size} numbers)" for name, size in wanted.items())
+        raise DataError(f"{spec} starts from {named}: give it with --start FILE")
+    arrays = read_arrays(path, default_key=next(iter(wanted)))
+    starts = {}
+    for name, size in wanted.items():
+        if name not in arrays:
+            raise DataError(f"{path}: missing key {name!r} (a start state of {size} numbers)")
+        value = np.asarray(arrays[name])
+        if value.shape not in ((size,), (1, size)) or not np.issubdtype(value.dtype, np.number):
+            raise DataError(
+                f"{path}: key {name!r}: expected a start state of shape ({size},), got "
+                f"{value.dtype} of shape {value.shape}"
+            )
+        starts[name] = value.reshape(size)
+    extra = sorted(set(arrays) - set(wanted))
+    if extra:
+        raise DataError(f"{path}: unexpected key {extra[0]!r}; start states: {', '.join(wanted)}")
+    return starts
 
 
 def _accepted(stepper, feedback, ids, length, table, prompt, grammar, count, options) -> None:

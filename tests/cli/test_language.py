@@ -91,6 +91,36 @@ def test_generate_streams_repeats_with_a_seed_and_beams(lm):
     assert code == 0 and len(scores) == 4 and scores == sorted(scores, reverse=True)
 
 
+def test_generate_takes_start_states_given_with_the_data(lm, tmp_path):
+    """A model whose layer starts from an input: `--start` gives it, checked before any
+    text is written; the beams' log-probabilities depend on it."""
+    spec = _spec(len(read_vocab(lm / "d.vocab.json")["tokens"]))
+    spec["inputs"].append({"name": "h0", "size": 6})
+    spec["layers"][0]["initial_state"] = "h0"
+    (tmp_path / "s.json").write_text(json.dumps(spec))
+    graph = build(NetworkSpec.model_validate(spec))
+    save_params(tmp_path / "w.npz", init_params(graph, seed=4))
+    vocab = ("--vocab", lm / "d.vocab.json")
+    args = ("generate", tmp_path / "s.json", "-w", tmp_path / "w.npz", *vocab,
+            "--prompt", "the ", "--length", 12, "--beam", 2)  # fmt: skip
+    code, out = invoke(*args)
+    assert code == 4 and out.count("\n") == 1 and "give it with --start" in out
+    assert "the " not in out  # nothing written before the refusal
+    texts = []
+    for scale in (3.0, -3.0):
+        np.save(tmp_path / "h0.npy", np.full(6, scale))
+        code, out = invoke(*args, "--start", tmp_path / "h0.npy")
+        assert code == 0, out
+        texts.append(out)
+    assert texts[0] != texts[1]  # the log-probabilities depend on the start
+    np.save(tmp_path / "bad.npy", np.zeros((2, 6)))
+    code, out = invoke(*args, "--start", tmp_path / "bad.npy")
+    assert code == 4 and "expected a start state of shape (6,)" in out
+    plain = ("generate", lm / "lm.json", "-w", lm / "w.npz", *args[4:])  # no start states
+    code, out = invoke(*plain, "--start", tmp_path / "h0.npy")
+    assert code == 4 and "no layer whose `initial_state` is an input" in out
+
+
 def test_run_in_pieces_with_state_equals_the_whole_run(lm, tmp_path):
     x = np.load(lm / "d.npz")["x"][:2]
     np.save(tmp_path / "x.npy", x)
