@@ -130,6 +130,7 @@ def numpy_side(kind, sizes, data, repeats, budget):
     from composer.engine.plan import bind_params, compile_plan
     from composer.graph.folded import build
     from composer.graph.unrolled import unroll
+    from composer.kinds import fused
     from composer.spec.model import NetworkSpec
 
     B, H, T, layers = sizes
@@ -156,12 +157,25 @@ def numpy_side(kind, sizes, data, repeats, budget):
     arranged = arrange(kind, data["layers"], np.float32)
     bound = bind_params(plan.folded, params, "float32")
     x = data["x"]
-    executor = lambda: execute(plan, bound, {"x": x})  # noqa: E731
+
+    def executor(kernels: bool = False):  # the NumPy path unless asked for the kernels
+        os.environ["RNN_COMPOSER_FUSED"] = "1" if kernels else "0"
+        try:
+            return execute(plan, bound, {"x": x})
+        finally:
+            os.environ["RNN_COMPOSER_FUSED"] = "0"
+
     hand = lambda: LOOPS[kind](x, arranged)  # noqa: E731
     exec_s, hand_s = _median_times([executor, hand], repeats, budget)
     out = executor()["o"]
     gap = float(np.abs(out - hand()).max())
-    return exec_s, hand_s, out[:, -1], gap
+    fused_s = None  # the fused kernels ([fast] extra), where they apply, once loaded
+    os.environ["RNN_COMPOSER_FUSED"] = "1"
+    if fused.prepare(force=True) and fused.kernels(np.float32, B, H) and kind == "lstm":
+        (fused_s,) = _median_times([lambda: executor(kernels=True)], repeats, budget)
+        gap = max(gap, float(np.abs(executor(kernels=True)["o"] - hand()).max()))
+    os.environ["RNN_COMPOSER_FUSED"] = "0"
+    return exec_s, hand_s, out[:, -1], gap, fused_s, fused.load_seconds
 
 
 def torch_side(kind, sizes, data, repeats, budget, threads):
@@ -191,6 +205,7 @@ def memory_side(steps_list, H, B):
     from composer.graph.folded import build
     from composer.graph.unrolled import unroll
     from composer.graph.weights import init_params
+    from composer.kinds import fused
     from composer.spec.model import NetworkSpec
 
     spec = NetworkSpec.model_validate(
@@ -212,6 +227,7 @@ def memory_side(steps_list, H, B):
     )
     graph = build(spec)
     params = init_params(graph)
+    fused.prepare(B * max(steps_list))  # the optional kernels load once per process, first
     peaks = {}
     for steps in steps_list:
         x = np.random.default_rng(0).standard_normal((B, steps, H)).astype(np.float32)
@@ -290,11 +306,11 @@ def main(argv=None) -> int:
     )
     peak = numpy_worker("peak")
     print(f"float32 GEMM peak (1024^3, median): {peak:.1f} GFLOP/s")
-    rows = []
+    rows, fused_rows = [], []
     for sizes in SIZES:
         for kind in ("elman", "lstm", "gru"):
             data = make_weights(kind, *sizes)
-            exec_s, hand_s, out, gap = numpy_worker(
+            exec_s, hand_s, out, gap, fused_s, load_s = numpy_worker(
                 "numpy", kind, sizes, data, repeats, args.budget
             )
             torch_s, torch_out, torch_threads = torch_worker(
@@ -302,6 +318,8 @@ def main(argv=None) -> int:
             )
             rows.append((kind, sizes, exec_s, hand_s, torch_s, gap, np.abs(out - torch_out).max()))
             _print_row(rows[-1], torch_threads)
+            if fused_s is not None:
+                fused_rows.append((kind, sizes, fused_s, torch_s, load_s))
     numpy_worker.close()
     torch_worker.close()
     memory_worker = Worker()
@@ -309,8 +327,28 @@ def main(argv=None) -> int:
     peaks = memory_worker("memory", steps_list, 64, 4)
     memory_worker.close()
     _print_summary(rows, peaks, peak)
+    _print_fused(fused_rows)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
+
+
+def _print_fused(rows):
+    """The fused kernels' figures ([fast] extra), where they apply."""
+    if not rows:
+        print("\nfused kernels: not installed (pip install 'rnn-composer[fast]'), or no case")
+        return
+    print(
+        f"\nfused kernels (numba), loaded once per process in {rows[0][4]:.2f} s (a run loads "
+        "them at 30,000 item-steps or more):"
+    )
+    print("| cell | B | H | T | layers | fused ms | PyTorch ms | fused / PyTorch |")
+    print("|---|---|---|---|---|---|---|---|")
+    for kind, (B, H, T, layers), fused_s, torch_s, _ in rows:
+        target = f" (target <= {B1_TARGETS[kind]})" if B == 1 else ""
+        print(
+            f"| {kind} | {B} | {H} | {T} | {layers} | {fused_s * 1e3:.2f} | "
+            f"{torch_s * 1e3:.2f} | {fused_s / torch_s:.2f}{target} |"
+        )
 
 
 def _print_row(row, threads):
