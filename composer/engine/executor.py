@@ -88,7 +88,8 @@ def execute(
     arrays = {name: np.asarray(array) for name, array in arrays.items()}
     weights = {name: params.weights(vector) for name, vector in plan.vectors.items()}
     steps = chunk or chunk_steps(plan, batch, dt)
-    fused.prepare(batch * plan.steps)  # compiled steps, if installed and worth loading
+    kinds = {KINDS[v.kind] for v in plan.vectors.values() if v.role == "state"}
+    fused.prepare(batch * plan.steps, kinds=kinds)  # compiled steps, if installed and worth it
     return _Executor(plan, weights, arrays, batch, dt, steps, packing).run()
 
 

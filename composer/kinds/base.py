@@ -106,6 +106,8 @@ class Kind:
     option: str = ""
     #: whether its training steps honour `recurrent_dropout` (`Track.recurrent_mask`)
     takes_recurrent_dropout: bool = False
+    #: its `forward` has a compiled step (`composer.kinds.fused`), worth loading for
+    fused_step: bool = False
     #: the gate whose bias `init: {forget_bias: v}` sets, as an index in PyTorch's order
     forget_gate: int | None = None
 

@@ -36,6 +36,7 @@ LOAD_AT = 30_000
 SMALL = 256
 
 _loaded = None  # the kernels module once loaded
+_failed = False  # loading them failed once: not tried again
 load_seconds = 0.0  # what loading them cost this process
 
 
@@ -49,15 +50,25 @@ def installed() -> bool:
         return False
 
 
-def prepare(item_steps: int = 0, force: bool = False) -> bool:
-    """Load the kernels if installed and worth it (`item_steps` >= `LOAD_AT`, or `force`);
-    whether they are loaded."""
-    global _loaded, load_seconds
-    if _loaded is None and (force or item_steps >= LOAD_AT) and installed():
+def prepare(item_steps: int = 0, force: bool = False, kinds=None) -> bool:
+    """Load the kernels if installed and worth it (`item_steps` >= `LOAD_AT` for a run of
+    `kinds`, one of which has a fused step, or `force`); whether they are loaded."""
+    global _loaded, load_seconds, _failed
+    wanted = force or (
+        item_steps >= LOAD_AT and (kinds is None or any(k.fused_step for k in kinds))
+    )
+    if _loaded is None and not _failed and wanted and installed():
         started = time.perf_counter()
-        from composer.kinds import fused_kernels
+        try:
+            from composer.kinds import fused_kernels
 
-        fused_kernels.warm()
+            fused_kernels.warm()
+        except (ImportError, MemoryError, OSError, RuntimeError):
+            # an optimisation only: a numba that cannot load (a memory limit, a broken
+            # install, a cache it cannot write) leaves the NumPy path, which gives the same
+            # results to float32 rounding
+            _failed = True
+            return False
         _loaded = fused_kernels
         load_seconds = time.perf_counter() - started
     return _loaded is not None

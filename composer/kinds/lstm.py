@@ -49,6 +49,7 @@ class _LSTM(Kind):
 
     name = spec_kind = "lstm"
     takes_recurrent_dropout = True
+    fused_step = True
     forget_gate = 1
 
     def variant(self, layer) -> Kind:
@@ -250,6 +251,8 @@ class _LayerNormLSTM(_LSTM):
     Written step by step, for clarity over speed.
     """
 
+    fused_step = False  # its own NumPy steps
+
     name = "lstm_layer_norm"
     option = "layer_norm: true"
 
@@ -394,6 +397,8 @@ class _ProjectedLSTM(_LSTM):
     the cell c keeps H. Its steps are the plain LSTM's, whose h becomes m = o * tanh(c),
     followed by one product with Wp (`extras`: the steps receive Wp after the biases).
     """
+
+    fused_step = False  # its own NumPy steps
 
     name = "lstm_proj"
     option = "proj_size"

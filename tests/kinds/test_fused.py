@@ -12,7 +12,7 @@ from composer.engine.plan import compile_plan
 from composer.graph.folded import build
 from composer.graph.unrolled import unroll
 from composer.graph.weights import init_params
-from composer.kinds import fused
+from composer.kinds import KINDS, fused
 from tests.builders import layer, readout, spec
 
 pytest.importorskip("numba")
@@ -96,9 +96,34 @@ def test_the_switch(monkeypatch):
     assert not fused.installed()
 
 
-def test_kernels_load_only_for_long_runs(monkeypatch):
+def test_kernels_load_only_for_long_runs_of_kinds_that_have_them(monkeypatch):
     monkeypatch.setattr(fused, "_loaded", None)
-    assert not fused.prepare(fused.LOAD_AT - 1)  # a short run does not pay the load
+    lstm, elman = KINDS["lstm"], KINDS["elman"]
+    assert not fused.prepare(fused.LOAD_AT - 1, kinds={lstm})  # a short run: not worth it
+    assert not fused.prepare(10 * fused.LOAD_AT, kinds={elman})  # nothing to fuse
+    assert not fused.prepare(10 * fused.LOAD_AT, kinds={KINDS["lstm_layer_norm"]})
     assert fused.kernels(np.float32, 1, 64) is None
-    assert fused.prepare(fused.LOAD_AT)
+    assert fused.prepare(fused.LOAD_AT, kinds={elman, lstm})
     assert fused.kernels(np.float32, 1, 64) is kernels
+
+
+def test_kernels_that_cannot_load_leave_the_numpy_path(monkeypatch):
+    """A numba that fails to load (here: out of memory while warming up) is an optimisation
+    missed, never an error: the run goes on with NumPy and gives the same numbers."""
+    monkeypatch.setattr(fused, "_loaded", None)
+    monkeypatch.setattr(fused, "_failed", False)
+
+    def broken():
+        raise MemoryError("cannot allocate")
+
+    monkeypatch.setattr(kernels, "warm", broken)
+    assert not fused.prepare(force=True)
+    assert not fused.prepare(force=True)  # not tried again
+    net = spec([layer("l", "lstm", size=8)], inputs=[{"name": "x", "size": 5}])
+    params = init_params(build(net), seed=3)
+    x = np.random.default_rng(0).standard_normal((1, 30, 5)).astype(np.float32)
+    monkeypatch.setenv("RNN_COMPOSER_FUSED", "1")
+    plan = compile_plan(unroll(build(net), 30))
+    with_missing = execute(plan, params, {"x": x}, "float32")["y"]
+    monkeypatch.setenv("RNN_COMPOSER_FUSED", "0")
+    np.testing.assert_array_equal(with_missing, execute(plan, params, {"x": x}, "float32")["y"])
