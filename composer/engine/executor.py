@@ -295,21 +295,42 @@ class _Executor(Walk):
 
     def _sum_leading(self, part: np.ndarray, products) -> None:
         """`_sum_into` for (steps, n, ...) views of a packed batch's leading items: each
-        source gathered into one contiguous (steps * n, F) block, so that its product is one
-        large matrix product (per gate), not one small product per step, twice as fast."""
-        filled = False
+        source's rows gathered, as many steps at a time as the partial-products buffer
+        holds with their products, into one contiguous block, so that a product is one
+        large matrix product (per gate), not one small product per step (twice as fast),
+        and in memory the run already has."""
+        filled, space = False, self.scratch[1]
         for source, weight, target, whole in products:
-            rows = np.ascontiguousarray(source).reshape(-1, source.shape[-1])
-            product = self._buffer(1, (*weight.shape[:-2], len(rows), weight.shape[-1]))
-            np.matmul(rows, weight, out=product)
-            product = product.reshape(target.shape)
-            if not filled and whole:
-                np.copyto(target, product)
-            else:
-                if not filled:
-                    part.fill(0)
-                np.add(target, product, out=target)
+            write = not filled and whole
+            if not filled and not whole:
+                part.fill(0)
             filled = True
+            steps, n, width = source.shape
+            gates, columns = weight.shape[0] if weight.ndim == 3 else 1, weight.shape[-1]
+            per = min(steps, len(space) // (n * (width + gates * columns)))
+            s, w = source, weight
+            if per < 1:  # no room for a block: one product per step (and gate)
+                if gates > 1:  # (1, steps, n, F) @ (G, 1, F, H)
+                    s, w = source[np.newaxis], weight[:, np.newaxis]
+                if write:
+                    np.matmul(s, w, out=target)
+                else:
+                    np.add(target, np.matmul(s, w), out=target)
+                continue
+            for a in range(0, steps, per):
+                b = min(steps, a + per)
+                rows = (b - a) * n
+                gathered = space[: rows * width].reshape(b - a, n, width)
+                np.copyto(gathered, source[a:b])
+                product = space[rows * width : rows * (width + gates * columns)]
+                product = product.reshape(*weight.shape[:-2], rows, columns)
+                np.matmul(gathered.reshape(rows, width), weight, out=product)
+                into = target[..., a:b, :, :]
+                product = product.reshape(into.shape)
+                if write:
+                    np.copyto(into, product)
+                else:
+                    np.add(into, product, out=into)
         if not filled:
             part.fill(0)
 

@@ -213,12 +213,15 @@ def test_packed_and_grouped_give_the_same_numbers(name):
         np.testing.assert_allclose(packed[key], values, atol=SAME, rtol=0, err_msg=key)
 
 
+@pytest.mark.parametrize("chunk", [1, 2])
 @pytest.mark.parametrize("name", PACKABLE)
-def test_small_chunks_change_nothing_in_a_packed_batch(name, monkeypatch):
-    """Chunks of two steps exercise the sliding history of a streaming plan, packed."""
+def test_small_chunks_change_nothing_in_a_packed_batch(name, chunk, monkeypatch):
+    """Chunks of two steps exercise the sliding history of a streaming plan, packed; of one
+    step, projections too large to gather into the partial-products buffer (a product
+    per step)."""
     graph, params, arrays, lengths = _random_batch(name, seed=2)
     expected = run(graph, params, arrays, dtype="float64", lengths=lengths)
-    monkeypatch.setattr(executor, "chunk_steps", lambda plan, batch, dtype: 2)
+    monkeypatch.setattr(executor, "chunk_steps", lambda plan, batch, dtype: chunk)
     out = run(graph, params, arrays, dtype="float64", lengths=lengths)
     for key, values in expected.items():
         np.testing.assert_allclose(out[key], values, atol=SAME, rtol=0, err_msg=key)
