@@ -339,7 +339,7 @@ def _print_fused(rows):
         return
     print(
         f"\nfused kernels (numba), loaded once per process in {rows[0][4]:.2f} s (a run loads "
-        "them at 30,000 item-steps or more):"
+        "them at 200,000 item-steps or more):"
     )
     print("| cell | B | H | T | layers | fused ms | PyTorch ms | fused / PyTorch |")
     print("|---|---|---|---|---|---|---|---|")

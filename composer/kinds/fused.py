@@ -6,9 +6,9 @@ arithmetic (an LSTM step at B = 1, H = 64 does 16,000 multiply-adds in about 25 
 of it call overhead). A kernel that runs every step of a chunk in compiled code, the
 recurrent product, the gates and the cell update fused, takes about 4 us per step.
 
-When: loading numba and the cached kernels costs about half a second per process, so a
-run asks for the kernels (`prepare`) with an estimate of its work, and they are loaded
-only when that work is large (`LOAD_AT` item-steps) or they are loaded already (a
+When: loading numba and the cached kernels costs about a second and 100 MB of memory per
+process, so a run asks for the kernels (`prepare`) with an estimate of its work, and they
+are loaded only when that work is large (`LOAD_AT` item-steps) or they are loaded already (a
 notebook, a long generation, or `prepare(force=True)`). Then every float32 forward of a
 kind that has a kernel, at sizes where it wins (`SMALL`), uses it; float64
 keeps NumPy's exact functions (the kernels' tanh is a rational approximation, within
@@ -27,9 +27,10 @@ import numpy as np
 
 __all__ = ["prepare", "kernels", "installed", "LOAD_AT", "SMALL"]
 
-#: item-steps (batch items x steps) of a run worth loading the kernels for: about what
-#: their half-second load saves at 20 us per step
-LOAD_AT = 30_000
+#: item-steps (batch items x steps) of a run worth loading the kernels for: a CLI `run` of
+#: an LSTM (B = 1, H = 32) took 3.0 s either way at 40,000 steps (the load eats the gain),
+#: 3.4 s against 7.4 s at 200,000
+LOAD_AT = 200_000
 #: the largest batch x state size at which a fused float32 step beats NumPy's (measured
 #: at T = 512: 3.5x faster at B = 1, H = 64; 1.2x at B = 1, H = 256 and at B = 4, H = 64;
 #: slower at B = 4, H = 128, where NumPy's products start to pay; docs/performance.md)

@@ -291,9 +291,15 @@ def test_the_core_install_runs_without_torch(tmp_path):
     assert _without_torch("validate", spec_path, cwd=tmp_path).returncode == 0
     ran = _without_torch("run", spec_path, "--input", x, "--save-weights", "w.npz", cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
-    long = tmp_path / "long.npy"  # enough item-steps to ask for the fused kernels: absent
-    np.save(long, np.zeros((4, 8000, 4)))
-    ran = _without_torch("run", spec_path, "--input", long, "-o", "out.npz", cwd=tmp_path)
+    long = tmp_path / "long.npy"  # an LSTM run long enough to ask for the fused kernels
+    np.save(long, np.zeros((4, 50_000, 4)))
+    lstm = tmp_path / "lstm.yaml"
+    lstm.write_text(
+        "inputs: [{name: x, size: 4}]\n"
+        "layers: [{name: l, kind: lstm, input: x, state_size: 4}]\n"
+        "outputs: [{name: y, from: l}]\n"
+    )
+    ran = _without_torch("run", lstm, "--input", long, "-o", "out.npz", cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     for args in [
         ("export", spec_path, "-w", "w.npz", "--format", "torch", "-o", "s.pt"),
