@@ -103,9 +103,12 @@ def header(
     if extra:
         label = f'<TABLE BORDER="0"><TR><TD>{label}</TD></TR><TR><TD>{extra}</TD></TR></TABLE>'
 
+    # pad: room around the drawing, where Graphviz may place the label of an outermost
+    # parallel edge (it leaves such labels out of its bounding box, and they were cut off)
     return [
         f"digraph {kind} {{",
-        f"  graph [rankdir=BT, fontname={quoted(FONT)}, labelloc=t, fontsize=13, label=<{label}>];",
+        f"  graph [rankdir=BT, fontname={quoted(FONT)}, labelloc=t, fontsize=13, pad=0.2, "
+        f"label=<{label}>];",
         f"  node [{NODE_DEFAULTS}];",
         f"  edge [{EDGE_DEFAULTS}];",
     ]
