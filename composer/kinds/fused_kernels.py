@@ -19,7 +19,7 @@ _A3 = numba.float32[:, :, :]
 _A4 = numba.float32[:, :, :, :]
 
 
-@numba.njit(inline="always", fastmath=True)
+@numba.njit(inline="always", fastmath=True, error_model="numpy")
 def ftanh(x):
     """tanh for float32: a 13/6-degree rational interpolant on [-9, 9] (+-1 beyond), as
     Eigen's and oneDNN's float32 kernels compute it; within 4e-7 of the true value."""
@@ -40,6 +40,7 @@ def ftanh(x):
 @numba.njit(
     numba.void(_A4, _A3, _A3, numba.float32[:, ::1], _A3, _A3, numba.float32[::1]),
     cache=True,
+    error_model="numpy",
     fastmath=True,
 )
 def lstm_scan(xw, h_prev, c_prev, Wf, h_out, c_out, acc):
