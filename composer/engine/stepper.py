@@ -271,18 +271,33 @@ class _OneStep(Walk):
         if unknown:
             raise DataError(f"step: unknown input {', '.join(unknown)}; inputs: {', '.join(names)}")
         starts = {name: inputs.pop(name) for name in self.plan.given if name in inputs}
+        for name, value in inputs.items():  # one item's step, (F,): a batch of one
+            if name not in self.vocab and np.ndim(value) == 1:
+                value, size = np.asarray(value), self.graph.nodes[name]["size"]
+                if len(value) != size:
+                    raise DataError(
+                        f"input {name!r}: expected a step of shape ({size},) for one item or "
+                        f"(B, {size}), got {value.dtype} {value.shape}"
+                    )
+                inputs[name] = value[np.newaxis]
         batches = {np.shape(a)[0] for a in [*inputs.values(), *starts.values()] if np.ndim(a)}
         batches |= {batch} if batch is not None else set()
         batch = batches.pop() if len(batches) == 1 else self.batch
         if batches or batch is None:
             raise DataError("step: give the inputs of one batch, (B, F) arrays or (B,) ids")
-        if self.batch is None:
+        first = self.batch is None
+        if first:
             self._start(batch)
         elif batch != self.batch:
             raise DataError(f"step: batch of {batch} items, but the state holds {self.batch}")
-        self._take_starts(starts)
-        self.given, self.now, self.outputs = inputs, {}, {}
-        self.forward(0, 1)
+        try:
+            self._take_starts(starts)
+            self.given, self.now, self.outputs = inputs, {}, {}
+            self.forward(0, 1)
+        except DataError:
+            if first:  # a refused first step leaves the stepper as it was: unstarted
+                self.reset()
+            raise
         for name, depth in self.depth.items():
             self.past.setdefault(name, deque(maxlen=depth)).append(self.now[name])
         self.steps_done += 1

@@ -112,3 +112,24 @@ def test_bad_state_and_unsteppable_networks_are_refused():
     tagger = Network.from_file(SPECS[0].parent / "bidirectional-tagger.yaml")
     with pytest.raises(SpecError, match="runs backward in time"):
         tagger.stepper(tagger.init_params(0))
+
+
+def test_one_items_step_may_be_1d_and_a_refused_first_step_changes_nothing():
+    """(F,) is one item's step, a batch of one, the same numbers as (1, F); a first step
+    refused for its shape leaves the stepper unstarted, so the next may set the batch."""
+    net = Network.from_file(SPECS[0].parent / "lstm.yaml")
+    params = net.init_params(0, "float64")
+    x = _inputs(net, 3, batch=1)["x"]
+    flat, batched = net.stepper(params, "float64"), net.stepper(params, "float64")
+    for t in range(3):
+        np.testing.assert_array_equal(
+            flat.step({"x": x[0, t]})["y"], batched.step({"x": x[:, t]})["y"]
+        )
+    size = x.shape[-1]
+    stepper = net.stepper(params, "float64")
+    with pytest.raises(DataError, match=rf"expected a step of shape \({size},\) for one item"):
+        stepper.step({"x": np.zeros(size + 1)})
+    with pytest.raises(DataError, match=rf"expected a step of shape \(3, {size}\)"):
+        stepper.step({"x": np.zeros((3, size + 1))})
+    assert stepper.steps == 0
+    assert stepper.step({"x": np.zeros((2, size))})["y"].shape[0] == 2  # the batch is free
