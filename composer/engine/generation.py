@@ -153,6 +153,7 @@ def generate(
     `on_token` sees each step's (count,) tokens as they come."""
     rng = np.random.default_rng(seed)
     stepper.reset()
+    stepper.expect(count * (len(prompt) + length))
     probs = _prime(stepper, feedback, list(prompt), count, inputs)
     out = np.empty((count, length), dtype=np.int64)
     for t in range(length):
@@ -179,6 +180,7 @@ def beam_search(
     if beam < 1:
         raise DataError(f"beam must be >= 1, got {beam}")
     stepper.reset()
+    stepper.expect(beam * (len(prompt) + length))
     probs = _prime(stepper, feedback, list(prompt), 1, inputs)
     sequences = np.zeros((1, 0), dtype=np.int64)
     scores = np.zeros(1)

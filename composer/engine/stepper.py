@@ -49,7 +49,7 @@ from composer.engine.tokens import check_ids, one_hot_ids, token_vocab
 from composer.engine.walk import Walk
 from composer.errors import DataError, SpecError
 from composer.graph.features import refuse_extended
-from composer.kinds import ACTIVATIONS, KINDS
+from composer.kinds import ACTIVATIONS, KINDS, fused
 from composer.spec.windows import window_bounds
 
 __all__ = ["Stepper", "state_keys", "check_steppable", "run_stepped"]
@@ -114,6 +114,13 @@ class Stepper:
         input); an input left out is absent at this step. `batch` gives B when no input
         does (a generator's later steps)."""
         return self._walk.advance(inputs, batch)
+
+    def expect(self, item_steps: int) -> None:
+        """Say how many item-steps (batch items x steps) are coming: enough of them load
+        the optional compiled steps (`composer.kinds.fused`), as a long `run` does."""
+        plan = self._walk.plan
+        kinds = {KINDS[v.kind] for v in plan.vectors.values() if v.role == "state"}
+        fused.prepare(item_steps, kinds=kinds)
 
     def select(self, rows: Sequence[int] | np.ndarray) -> None:
         """Keep the batch items `rows` of the state, in that order (repeats allowed): beam

@@ -32,8 +32,9 @@ __all__ = ["prepare", "kernels", "installed", "LOAD_AT", "SMALL"]
 #: 3.4 s against 7.4 s at 200,000
 LOAD_AT = 200_000
 #: the largest batch x state size at which a fused float32 step beats NumPy's (measured
-#: at T = 512: 3.5x faster at B = 1, H = 64; 1.2x at B = 1, H = 256 and at B = 4, H = 64;
-#: slower at B = 4, H = 128, where NumPy's products start to pay; docs/performance.md)
+#: at T = 512: 3.3x faster at B = 1, H = 64; 2x at B = 1, H = 128 and B = 2, H = 64; 1.3x
+#: at B = 4, H = 64; even at B = 4, H = 128, where NumPy's products start to pay;
+#: docs/performance.md)
 SMALL = 256
 
 _loaded = None  # the kernels module once loaded

@@ -127,3 +127,26 @@ def test_kernels_that_cannot_load_leave_the_numpy_path(monkeypatch):
     with_missing = execute(plan, params, {"x": x}, "float32")["y"]
     monkeypatch.setenv("RNN_COMPOSER_FUSED", "0")
     np.testing.assert_array_equal(with_missing, execute(plan, params, {"x": x}, "float32")["y"])
+
+
+def test_a_long_generation_loads_the_kernels_and_steps_with_them(monkeypatch):
+    """Generation steps one token at a time at B = 1, the kernels' best case: it says how
+    many item-steps are coming, and a fused stepper writes what the NumPy one writes."""
+    from composer.engine.generation import find_feedback, generate
+    from composer.engine.stepper import Stepper
+
+    net = spec(
+        [layer("l", "lstm", size=16, output=readout(7, "softmax"))],
+        inputs=[{"name": "x", "vocab": 7, "embed": 4}],
+    )
+    graph = build(net)
+    params = init_params(graph, seed=5)
+    asked = []
+    monkeypatch.setattr(fused, "prepare", lambda n, kinds=None, force=False: asked.append(n))
+    texts = {}
+    for on in ("1", "0"):
+        monkeypatch.setenv("RNN_COMPOSER_FUSED", on)
+        stepper = Stepper(graph, params, "float32")
+        texts[on] = generate(stepper, find_feedback(graph), [1, 2, 3], 40, temperature=0.0)
+    assert asked == [3 + 40, 3 + 40]
+    np.testing.assert_array_equal(texts["1"], texts["0"])
