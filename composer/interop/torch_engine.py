@@ -152,6 +152,18 @@ class TorchEngine:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = torch.nn.parallel.DistributedDataParallel(self.module, device_ids=ids)
 
+    def check_data(self, padded: bool) -> None:
+        """Refuse, before training starts, what this engine cannot train exactly: dropout
+        on a padded data set (its masks would differ from the numpy engine's)."""
+        if padded and self.drops:
+            target = self.drops[0][0]
+            raise SpecError(
+                f"layer `{self.graph.nodes[target]['layer']}`: dropout on a padded data set is "
+                "not applied by the torch engine yet (its masks would differ from the numpy "
+                "engine's); train it with --engine numpy",
+                self.graph.nodes[target]["path"],
+            )
+
     def _tensors(self, arrays: Mapping[str, np.ndarray], index=None) -> dict:
         out = {}
         for name, array in arrays.items():
@@ -167,12 +179,7 @@ class TorchEngine:
         inputs, _ = split_lengths(inputs)
         dropout = dropout if backward and self.drops else None
         if dropout is not None and lengths:
-            raise SpecError(
-                f"layer `{self.graph.nodes[self.drops[0][0]]['layer']}`: dropout on a padded "
-                "data set is not applied by the torch engine yet (its masks would differ from "
-                "the numpy engine's); train it with --engine numpy",
-                self.graph.nodes[self.drops[0][0]]["path"],
-            )
+            self.check_data(padded=True)
         self.module.train(dropout is not None)  # eval(): nothing drops
         self.module.load_params(weights, check=False)  # checked by `train`
         step_weights = _weights(self.graph, targets, masks, lengths, inputs)

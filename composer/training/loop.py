@@ -214,6 +214,8 @@ def train(
     if given:  # refused now, not at the first minibatch
         given = check_lengths(plan.folded, inputs, given, where)
         item_steps(plan.folded, inputs, given)
+    if engine is not None and hasattr(engine, "check_data"):  # ... and what it cannot train
+        engine.check_data(padded=bool(given))
     check_representable({**inputs, **targets, **_mask_keys(masks)}, dtype, where)
     check_representable(params, dtype, "weights")
     weights = {key: np.array(value, dtype=check_dtype(dtype)) for key, value in params.items()}

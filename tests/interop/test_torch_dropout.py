@@ -125,8 +125,11 @@ def test_a_padded_data_set_with_dropout_is_refused_by_the_torch_engine_saying_wh
     data = {"x": rng.normal(size=(8, 6, 3)), "o": rng.normal(size=(8, 6, 2)),
             "x.lengths": np.array([6, 5, 4, 6, 3, 6, 2, 6])}  # fmt: skip
     start = net.init_params(seed=0, dtype="float64")
+    seen = []  # refused before training starts: no epoch is measured or reported
     with pytest.raises(SpecError, match="masks would differ from the numpy engine's"):
-        net.train(start, data, epochs=1, batch_size=8, engine=TorchEngine(net.graph, "float64"))
+        net.train(start, data, epochs=1, batch_size=8, engine=TorchEngine(net.graph, "float64"),
+                  on_epoch=seen.append)  # fmt: skip
+    assert seen == []
 
 
 def test_run_on_the_torch_engine_drops_nothing():
