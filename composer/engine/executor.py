@@ -264,7 +264,8 @@ class _Executor(Walk):
             gated = out.ndim == 3
             for a, b in runs:
                 part = view[..., a - start : b - start, :, :]
-                self._sum_leading(part, self._leading_products(part, a, b, feeds, leading))
+                products = self._leading_products(part, a, b, feeds, leading)
+                self._sum_into(part, products, self._multiply_leading)
                 if bias is not None:
                     np.add(part, bias[:, np.newaxis] if gated else bias, out=part)
             return runs
@@ -293,63 +294,59 @@ class _Executor(Walk):
                 target = part[..., u - a : w - a, :, :]
                 yield source, weight, target, (u, w) == (a, b)
 
-    def _sum_leading(self, part: np.ndarray, products) -> None:
-        """`_sum_into` for (steps, n, ...) views of a packed batch's leading items: each
+    def _sum_into(self, part: np.ndarray, products, multiply=None) -> None:
+        """`part` = the sum of source @ weight, each product into its target rows (written
+        by a first product that covers them all, added after); zero where no source
+        exists. `multiply` does one product (`_multiply`, or `_multiply_leading`)."""
+        multiply, filled = multiply or self._multiply, False
+        for source, weight, target, whole in products:
+            if not filled and not whole:
+                part.fill(0)
+            multiply(source, weight, target, write=not filled and whole)
+            filled = True
+        if not filled:
+            part.fill(0)
+
+    def _multiply(self, source, weight, target, write: bool) -> None:
+        if write:
+            np.matmul(source, weight, out=target)  # the common case writes in place
+            return
+        product = self._buffer(1, target.shape)
+        np.matmul(source, weight, out=product)
+        np.add(target, product, out=target)
+
+    def _multiply_leading(self, source, weight, target, write: bool) -> None:
+        """`_multiply` for (steps, n, ...) views of a packed batch's leading items: the
         source's rows gathered, as many steps at a time as the partial-products buffer
         holds with their products, into one contiguous block, so that a product is one
         large matrix product (per gate), not one small product per step (twice as fast),
         and in memory the run already has."""
-        filled, space = False, self.scratch[1]
-        for source, weight, target, whole in products:
-            write = not filled and whole
-            if not filled and not whole:
-                part.fill(0)
-            filled = True
-            steps, n, width = source.shape
-            gates, columns = weight.shape[0] if weight.ndim == 3 else 1, weight.shape[-1]
-            per = min(steps, len(space) // (n * (width + gates * columns)))
-            s, w = source, weight
-            if per < 1:  # no room for a block: one product per step (and gate)
-                if gates > 1:  # (1, steps, n, F) @ (G, 1, F, H)
-                    s, w = source[np.newaxis], weight[:, np.newaxis]
-                if write:
-                    np.matmul(s, w, out=target)
-                else:
-                    np.add(target, np.matmul(s, w), out=target)
-                continue
-            for a in range(0, steps, per):
-                b = min(steps, a + per)
-                rows = (b - a) * n
-                gathered = space[: rows * width].reshape(b - a, n, width)
-                np.copyto(gathered, source[a:b])
-                product = space[rows * width : rows * (width + gates * columns)]
-                product = product.reshape(*weight.shape[:-2], rows, columns)
-                np.matmul(gathered.reshape(rows, width), weight, out=product)
-                into = target[..., a:b, :, :]
-                product = product.reshape(into.shape)
-                if write:
-                    np.copyto(into, product)
-                else:
-                    np.add(into, product, out=into)
-        if not filled:
-            part.fill(0)
-
-    def _sum_into(self, part: np.ndarray, products) -> None:
-        """`part` = the sum of source @ weight, each product into its target rows; zero
-        where no source exists."""
-        filled = False
-        for source, weight, target, whole in products:
-            if not filled and whole:
-                np.matmul(source, weight, out=target)  # the common case writes in place
+        space = self.scratch[1]
+        steps, n, width = source.shape
+        gates, columns = weight.shape[0] if weight.ndim == 3 else 1, weight.shape[-1]
+        per = min(steps, len(space) // (n * (width + gates * columns)))
+        if per < 1:  # no room for a block: one product per step (and gate)
+            if gates > 1:  # (1, steps, n, F) @ (G, 1, F, H)
+                source, weight = source[np.newaxis], weight[:, np.newaxis]
+            if write:
+                np.matmul(source, weight, out=target)
             else:
-                if not filled:
-                    part.fill(0)
-                product = self._buffer(1, target.shape)
-                np.matmul(source, weight, out=product)
-                np.add(target, product, out=target)
-            filled = True
-        if not filled:
-            part.fill(0)
+                np.add(target, np.matmul(source, weight), out=target)
+            return
+        for a in range(0, steps, per):
+            b = min(steps, a + per)
+            rows = (b - a) * n
+            gathered = space[: rows * width].reshape(b - a, n, width)
+            np.copyto(gathered, source[a:b])
+            product = space[rows * width : rows * (width + gates * columns)]
+            product = product.reshape(*weight.shape[:-2], rows, columns)
+            np.matmul(gathered.reshape(rows, width), weight, out=product)
+            into = target[..., a:b, :, :]
+            product = product.reshape(into.shape)
+            if write:
+                np.copyto(into, product)
+            else:
+                np.add(into, product, out=into)
 
     def _source_runs(self, feed: Feed, start: int, stop: int) -> list:
         """Runs of steps t in start..stop-1 where the feed's source exists at t - lag."""

@@ -284,9 +284,8 @@ class Kind:
             read = read * track.recurrent_mask
         d = self.recurrent_gradient(track)[a:b]
         read, d = read.reshape(-1, read.shape[-1]), d.reshape(-1, d.shape[-1])
-        if track.rows is not None:  # a packed batch: only the items still running
-            batch = track.h.shape[1]
-            live = np.flatnonzero(np.arange(batch) < track.rows[a:b, np.newaxis])
+        live = None if track.rows is None else live_rows(track.rows[a:b], track.h.shape[1])
+        if live is not None:  # a packed batch: only the items still running
             read, d = read[live], d[live]
         return read.T @ d
 
@@ -368,6 +367,15 @@ def aligned(arrays, a: int, b: int, reverse: bool, rows=None) -> list:
         [array[i - shift][: rows[i]] if array.ndim > 1 else array[i - shift] for i in steps]
         for array, shift in arrays
     ]
+
+
+def live_rows(counts: np.ndarray | None, batch: int) -> np.ndarray | None:
+    """In a packed batch, the (steps * B) flat rows of the items still running at each of
+    `counts`'s steps, or None when every item runs at every one of them. A whole-span
+    product restricted to these rows skips the padding, as the time loop does."""
+    if counts is None or counts.min() >= batch:
+        return None
+    return np.flatnonzero(np.arange(batch) < counts[:, np.newaxis])
 
 
 def exports_onnx(kind: Kind) -> bool:

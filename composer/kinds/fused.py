@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-__all__ = ["prepare", "kernels", "installed", "LOAD_AT", "SMALL"]
+__all__ = ["prepare", "kernels", "flat", "installed", "LOAD_AT", "SMALL"]
 
 #: item-steps (batch items x steps) of a run worth loading the kernels for: a CLI `run` of
 #: an LSTM (B = 1, H = 32) took 3.0 s either way at 40,000 steps (the load eats the gain),
@@ -40,11 +40,16 @@ SMALL = 256
 _loaded = None  # the kernels module once loaded
 _failed = False  # loading them failed once: not tried again
 load_seconds = 0.0  # what loading them cost this process
+_flat: list = []  # (weights, their flat_gates layout), most recent first
+
+
+def _turned_off() -> bool:
+    return os.environ.get("RNN_COMPOSER_FUSED", "1") == "0"
 
 
 def installed() -> bool:
     """Whether numba is importable and the kernels are not turned off."""
-    if os.environ.get("RNN_COMPOSER_FUSED", "1") == "0":
+    if _turned_off():
         return False
     try:
         return importlib.util.find_spec("numba") is not None
@@ -81,6 +86,16 @@ def kernels(dtype, batch: int, size: int):
     else None."""
     if _loaded is None or np.dtype(dtype) != np.float32 or batch * size > SMALL:
         return None
-    if os.environ.get("RNN_COMPOSER_FUSED", "1") == "0":
-        return None
-    return _loaded
+    return None if _turned_off() else _loaded
+
+
+def flat(Ws: np.ndarray) -> np.ndarray:
+    """`fused_kernels.flat_gates(Ws)`, made once per weight array and kept (the last few,
+    by identity), not again at every call: a stepper calls a kernel at every step."""
+    for held, made in _flat:
+        if held is Ws:
+            return made
+    made = _loaded.flat_gates(Ws)
+    _flat.insert(0, (Ws, made))
+    del _flat[8:]  # a few layers' worth; older weights are let go
+    return made

@@ -102,7 +102,7 @@ class _LSTM(Kind):
         fast = fused.kernels(work[0].dtype, batch, size)
         if fast is not None and isinstance(xw, np.ndarray):  # not a packed batch's lists
             acc = work[0].reshape(-1)[: 4 * size]
-            fast.lstm_scan(xw, prev[0], prev[1], fast.flat_gates(recurrent), out[0], out[1], acc)
+            fast.lstm_scan(xw, prev[0], prev[1], fused.flat(recurrent), out[0], out[1], acc)
             return
         for x_t, h_prev, c_prev, h, c in zip(xw, prev[0], prev[1], out[0], out[1]):
             rows = len(h)

@@ -54,6 +54,7 @@ from composer.errors import DataError
 from composer.graph.weights import check_params, param_shapes
 from composer.kinds import ACTIVATIONS, unprepare
 from composer.kinds.activations import activation_grad
+from composer.kinds.base import live_rows
 from composer.training.dropout import Dropout, pass_masks
 from composer.training.losses import check_targets, cross_entropy, loss_kinds, mse, softmax_source
 from composer.training.tape import Bound, Track, Workspace
@@ -186,15 +187,6 @@ def _forward(
 def _flat(array: np.ndarray) -> np.ndarray:
     """(steps, B, n) as (steps * B, n): a view, the arrays here being contiguous."""
     return array.reshape(-1, array.shape[-1])
-
-
-def live_rows(counts: np.ndarray | None, batch: int) -> np.ndarray | None:
-    """In a packed batch, the (steps * B) flat rows of the items still running at each of
-    `counts`'s steps, or None when every item runs at every one of them. A whole-span
-    product restricted to these rows skips the padding, as the time loop does."""
-    if counts is None or counts.min() >= batch:
-        return None
-    return np.flatnonzero(np.arange(batch) < counts[:, np.newaxis])
 
 
 class _Tape(Walk):
