@@ -222,8 +222,8 @@ def _packed(graph, params, arrays, per_item, dtype) -> dict[str, np.ndarray]:
     gather, out_steps = {}, {}
     for name in plan.outputs:
         ranges = output_steps(graph, name, steps_sorted)
-        gather[name] = _gather(ranges, order, longest)
         out_steps[name] = max(len(r) for r in ranges)
+        gather[name] = _gather(ranges, order, longest, out_steps[name])
     inputs = {name: _cut(graph, name, array, longest) for name, array in arrays.items()}
     check_inputs(plan, inputs)
     bound = bind_params(packed, params, dtype)
@@ -237,17 +237,14 @@ def running(stops: np.ndarray, longest: int) -> np.ndarray:
     return len(stops) - np.searchsorted(stops, np.arange(longest), side="right")
 
 
-def _gather(ranges: list[range], order: np.ndarray, longest: int) -> list[tuple]:
-    """Per step t, (rows, items, positions): the sorted rows whose own window holds t,
-    their items in the caller's order, and their positions in their own outputs."""
+def _gather(ranges: list[range], order: np.ndarray, longest: int, out_steps: int) -> tuple:
+    """`Packing.gather` of one output: (bounds, steps, rows, places) sorted by step, the
+    sorted rows whose own window holds each step and where their values go."""
     counts = np.array([len(r) for r in ranges])
     rows = np.repeat(np.arange(len(ranges)), counts)
     positions = np.concatenate([np.arange(n) for n in counts]) if len(rows) else rows
     steps = np.concatenate([np.arange(r.start, r.stop) for r in ranges]) if len(rows) else rows
     by_step = np.argsort(steps, kind="stable")
-    bounds = np.searchsorted(steps[by_step], np.arange(longest + 1))
-    found = []
-    for t in range(longest):
-        picked = by_step[bounds[t] : bounds[t + 1]]
-        found.append((rows[picked], order[rows[picked]], positions[picked]))
-    return found
+    rows, steps = rows[by_step], steps[by_step]
+    places = order[rows] * out_steps + positions[by_step]
+    return np.searchsorted(steps, np.arange(longest + 1)), steps, rows, places

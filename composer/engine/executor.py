@@ -36,6 +36,10 @@ from composer.kinds import ACTIVATIONS, KINDS, fused
 
 __all__ = ["execute", "Packing"]
 
+#: up to this many items, a packed batch's inputs are copied item by item (2x faster
+#: than a gather then a transposing copy); more, and one gather per chunk
+_ROW_COPIES = 64
+
 
 @dataclass(frozen=True)
 class Packing:
@@ -45,9 +49,10 @@ class Packing:
     `order[row]` is the caller's item computed at that row (the inputs and outputs stay in
     the caller's order; only the executor's own arrays are sorted). `active[name][t]` is
     how many leading rows vector `name` is computed for at step t (an input's later rows
-    read as zero there: padding); `gather[output][t]` is the (rows, items, positions)
-    whose output takes step t's value; `out_steps[output]` is the longest item's output
-    length.
+    read as zero there: padding); `gather[output]` is (bounds, steps, rows, places): the
+    values an output takes, sorted by step (step t's are `bounds[t]:bounds[t + 1]`), each
+    the value at `steps[k]` of sorted row `rows[k]`, put at row `places[k]` of the output
+    seen as (B * its steps, size); `out_steps[output]` is the longest item's output length.
     """
 
     order: np.ndarray
@@ -219,25 +224,35 @@ class _Executor(Walk):
         if self.packing is None:
             np.copyto(track.data[start - track.base : stop - track.base], source.transpose(1, 0, 2))
             return
-        order, active = self.packing.order, self.active[v.name]
-        for i, t in enumerate(range(start, stop)):  # step by step: no copy of the chunk
-            np.take(source[:, i], order, axis=0, out=track.at(t))
-            track.at(t)[active[t] :] = 0  # padding reads as an absent input: zero
+        values = track.data[start - track.base : stop - track.base]
+        order, running = self.packing.order, self.active[v.name][start:stop]
+        if self.batch > _ROW_COPIES:  # many items: one gather, through the products buffer
+            taken = self._buffer(1, (self.batch, stop - start, source.shape[-1]))
+            np.take(source, order, axis=0, out=taken, mode="clip")  # clip: unbuffered
+            np.copyto(values, taken.transpose(1, 0, 2))
+            values[np.arange(self.batch) >= running[:, np.newaxis]] = 0  # padding: absent
+            return
+        counts = np.count_nonzero(running[:, np.newaxis] > np.arange(self.batch), axis=0)
+        for row, (item, n) in enumerate(zip(order.tolist(), counts.tolist())):
+            values[:n, row] = source[item, :n]  # each item's steps in its sorted row
+            values[n:, row] = 0  # padding reads as an absent input
 
     def emit(self, v: Vector, start: int, stop: int) -> None:
         out, offset = self.outputs[v.name], v.window[0]
         if self.packing is not None:  # each item's own steps of its own window
-            gather, seen = self.packing.gather[v.name], set()
+            bounds, steps, rows, places = self.packing.gather[v.name]
+            lo, hi = bounds[start], bounds[stop]
+            flat, places, seen = out.reshape(-1, v.size), places[lo:hi], set()
             for feed in v.feeds:
                 track, (a, b) = self.tracks[feed.source][0], feed.rows
-                summed = feed.rows in seen  # `merge: sum`: the two directions add up
+                values = self._buffer(1, (hi - lo, b - a))  # no copy of the chunk's own
+                where = (steps[lo:hi] - track.base) * self.batch + rows[lo:hi]
+                np.take(track.flat, where, axis=0, out=values, mode="clip")
+                if feed.rows in seen:  # `merge: sum`: the two directions add up
+                    flat[places, a:b] += values
+                else:
+                    flat[places, a:b] = values
                 seen.add(feed.rows)
-                for t in range(start, stop):
-                    rows, items, positions = gather[t]
-                    if len(rows) and summed:
-                        out[items, positions, a:b] += track.at(t)[rows]
-                    elif len(rows):
-                        out[items, positions, a:b] = track.at(t)[rows]
             return
         seen = set()
         for feed in v.feeds:
@@ -400,12 +415,81 @@ class _Executor(Walk):
 
     def scan(self, v: Vector, start: int, stop: int, direction: int) -> None:
         """A recurrent layer over steps start..stop-1: one projection, then the time loop."""
-        projected = self._buffer(0, _shape(v, (stop - start) * self.batch))
-        runs = self._project(v, start, stop, projected, self.feeds[v.name])
+        if v.name in self.active:
+            runs, projected = self._project_packed(v, start, stop, self.feeds[v.name])
+        else:
+            projected = self._buffer(0, _shape(v, (stop - start) * self.batch))
+            runs = self._project(v, start, stop, projected, self.feeds[v.name])
+            projected = _by_step(projected, stop - start)
         self.start_state(v, start, stop, direction)
-        projected = _by_step(projected, stop - start)
         for a, b in runs if direction > 0 else runs[::-1]:
             self._steps(v, projected[a - start : b - start], a, b, direction)
+
+    def _project_packed(self, v: Vector, start: int, stop: int, feeds) -> tuple[list, list]:
+        """`_project` for a packed batch's scan, stored packed as PyTorch's packed
+        sequences are: each step's running rows after the previous step's, so that each
+        feed's product is one contiguous product over the rows that run (the sources'
+        rows gathered into a block first) and padding costs nothing. The runs, and each
+        step's (rows, ...) view (None at a step not computed)."""
+        counts = self.active[v.name][start:stop]
+        offsets = np.concatenate(([0], np.cumsum(counts)))
+        out = self._buffer(0, _shape(v, int(offsets[-1])))
+        bias, runs = self.weights[v.name].bias, step_runs(v.present, start, stop)
+        for a, b in runs:
+            part = out[..., offsets[a - start] : offsets[b - start], :]
+            filled = False
+            for feed, weight in feeds:
+                for u, w in self._source_runs(feed, a, b):
+                    whole = (u, w) == (a, b)
+                    if not filled and not whole:
+                        part.fill(0)
+                    write, span = not filled and whole, (u - start, w - start)
+                    self._packed_product(feed, weight, out, offsets, span, start, write)
+                    filled = True
+            if not filled:
+                part.fill(0)
+            if bias is not None:
+                np.add(part, bias, out=part)
+        steps = [None] * (stop - start)
+        for a, b in runs:
+            for t in range(a - start, b - start):
+                steps[t] = out[..., offsets[t] : offsets[t + 1], :]
+        return runs, steps
+
+    def _packed_product(self, feed, weight, out, offsets, span, start, write: bool) -> None:
+        """The packed rows of steps start + span[0] .. start + span[1] - 1 of `out`, written
+        (`write`) or added to: the feed's source rows that run, times `weight`. The source
+        rows are gathered into the partial-products buffer (with the products, to add) in
+        blocks of as many steps as fit; a step that does not fit alone is multiplied as
+        it is."""
+        track, space = self.tracks[feed.source][0], self.scratch[1]
+        width, columns = track.data.shape[-1], math.prod(out.shape[:-2]) * out.shape[-1]
+        per_row = width if write else width + columns
+        i, last = span
+        while i < last:
+            fits = np.searchsorted(offsets, offsets[i] + len(space) // per_row, "right") - 1
+            j = min(max(int(fits), i), last)
+            into = out[..., offsets[i] : offsets[max(j, i + 1)], :]
+            if j == i:  # one step, too large for the buffer
+                source = track.at(start + i - feed.lag)[: into.shape[-2]]
+                product = np.matmul(source, weight)
+                j = i + 1
+            else:
+                rows = int(offsets[j] - offsets[i])
+                source = space[: rows * width].reshape(rows, width)
+                k = 0
+                for t in range(start + i, start + j):  # the source's running rows, one block
+                    n = int(offsets[t - start + 1] - offsets[t - start])
+                    source[k : k + n] = track.at(t - feed.lag)[:n]
+                    k += n
+                product = into if write else space[rows * width : rows * per_row]
+                product = np.matmul(source, weight, out=product.reshape(into.shape))
+            if write:
+                if product is not into:
+                    np.copyto(into, product)
+            else:
+                np.add(into, product, out=into)
+            i = j
 
     def _steps(self, v: Vector, xw: np.ndarray, start: int, stop: int, direction: int) -> None:
         """The recurrence over the steps start..stop-1, all computed: only s_prev Ws here."""

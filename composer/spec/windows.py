@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = ["MAX_STEPS", "WINDOW_PATTERN", "window_bounds", "parse_window", "fitting_steps"]
@@ -11,6 +12,7 @@ MAX_STEPS = 10_000_000
 WINDOW_PATTERN = r"^\s*(-?\d+)?\s*:\s*(-?\d+)?\s*$"
 
 
+@functools.lru_cache(maxsize=4096)  # a run asks the same few windows thousands of times
 def window_bounds(window: str) -> tuple[int | None, int | None]:
     """A window's (start, stop) as written, None where left out.
 

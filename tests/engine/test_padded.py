@@ -227,6 +227,22 @@ def test_small_chunks_change_nothing_in_a_packed_batch(name, chunk, monkeypatch)
         np.testing.assert_allclose(out[key], values, atol=SAME, rtol=0, err_msg=key)
 
 
+@pytest.mark.parametrize("name", PACKABLE)
+def test_many_items_are_read_by_one_gather_with_the_same_numbers(name, monkeypatch):
+    """A packed batch's inputs are copied item by item up to `_ROW_COPIES` items, gathered
+    at once past it (NaN padding: the gather's padding must read as zero too)."""
+    graph, params, arrays, lengths = _random_batch(name, seed=4)
+    for key, array in arrays.items():
+        if array.dtype.kind == "f":
+            for item, count in enumerate(lengths[key]):
+                array[item, count:] = np.nan
+    expected = run(graph, params, arrays, dtype="float64", lengths=lengths)
+    monkeypatch.setattr(executor, "_ROW_COPIES", 1)
+    out = run(graph, params, arrays, dtype="float64", lengths=lengths)
+    for key, values in expected.items():
+        np.testing.assert_array_equal(out[key], values, err_msg=key)
+
+
 @pytest.mark.parametrize("name", sorted(NETWORKS))
 def test_the_padding_never_matters_even_nan(name):
     graph, params, arrays, lengths = _random_batch(name, seed=3)
