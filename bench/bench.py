@@ -122,6 +122,43 @@ def _median_times(functions, repeats: int, budget: float) -> list[float]:
     return [statistics.median(bucket) for bucket in times]
 
 
+def products_only(kind, sizes, data, repeats, budget) -> float:
+    """Seconds of a forward pass's matrix products alone, nothing else, done the cheapest
+    way NumPy's BLAS allows: each layer's input projection as one product over all steps,
+    then its recurrent products step by step (the step-to-step dependency forbids more),
+    in the fastest of three layouts for the recurrent product (gate-major (G, H, H) as the
+    executor keeps it, PyTorch's (H, G*H), and the transposed (G*H, H) @ (H, B)). What the
+    executor cannot beat, whatever it does about its elementwise passes."""
+    B, H, T, layers = sizes
+    G = GATES[kind]
+    rng = np.random.default_rng(1)
+    x = data["x"].transpose(1, 0, 2).reshape(T * B, H)
+    states = rng.standard_normal((T, B, H)).astype(np.float32)  # what each step would read
+    best = 0.0
+    for layer in data["layers"]:
+        best += _layer_products(x, layer, states, G, repeats, budget)
+    return best
+
+
+def _layer_products(x, layer, states, G, repeats, budget) -> float:
+    """`products_only` of one layer: its projection, and its fastest recurrent loop."""
+    T, B, H = states.shape
+    Wx, Ws = layer["weight_ih"].T.copy(), layer["weight_hh"].T.copy()
+    stacked_Ws = np.ascontiguousarray(Ws.reshape(H, G, H).transpose(1, 0, 2))
+    column_Ws = np.ascontiguousarray(Ws.T)
+    projected = np.empty((T * B, G * H), np.float32)
+    stacked, flat = np.empty((G, B, H), np.float32), np.empty((B, G * H), np.float32)
+    column = np.empty((G * H, B), np.float32)
+    loops = [
+        lambda: [np.matmul(h, stacked_Ws, out=stacked) for h in states],
+        lambda: [np.matmul(h, Ws, out=flat) for h in states],
+        lambda: [np.matmul(column_Ws, h.T, out=column) for h in states],
+    ]
+    project = lambda: np.matmul(x, Wx, out=projected)  # noqa: E731
+    times = _median_times([project, *loops], max(3, repeats // 3), budget)
+    return times[0] + min(times[1:])
+
+
 def numpy_side(kind, sizes, data, repeats, budget):
     """The executor and the hand loop on the same weights: (exec s, hand s, last states)."""
     from loops import LOOPS, arrange
@@ -175,7 +212,8 @@ def numpy_side(kind, sizes, data, repeats, budget):
         (fused_s,) = _median_times([lambda: executor(kernels=True)], repeats, budget)
         gap = max(gap, float(np.abs(executor(kernels=True)["o"] - hand()).max()))
     os.environ["RNN_COMPOSER_FUSED"] = "0"
-    return exec_s, hand_s, out[:, -1], gap, fused_s, fused.load_seconds
+    floor_s = products_only(kind, sizes, data, repeats, budget)
+    return exec_s, hand_s, out[:, -1], gap, fused_s, fused.load_seconds, floor_s
 
 
 def torch_side(kind, sizes, data, repeats, budget, threads):
@@ -310,13 +348,14 @@ def main(argv=None) -> int:
     for sizes in SIZES:
         for kind in ("elman", "lstm", "gru"):
             data = make_weights(kind, *sizes)
-            exec_s, hand_s, out, gap, fused_s, load_s = numpy_worker(
+            exec_s, hand_s, out, gap, fused_s, load_s, floor_s = numpy_worker(
                 "numpy", kind, sizes, data, repeats, args.budget
             )
             torch_s, torch_out, torch_threads = torch_worker(
                 "torch", kind, sizes, data, repeats, args.budget, threads
             )
-            rows.append((kind, sizes, exec_s, hand_s, torch_s, gap, np.abs(out - torch_out).max()))
+            gap_torch = np.abs(out - torch_out).max()
+            rows.append((kind, sizes, exec_s, hand_s, torch_s, gap, gap_torch, floor_s))
             _print_row(rows[-1], torch_threads)
             if fused_s is not None:
                 fused_rows.append((kind, sizes, fused_s, torch_s, load_s))
@@ -352,7 +391,7 @@ def _print_fused(rows):
 
 
 def _print_row(row, threads):
-    kind, (B, H, T, layers), exec_s, hand_s, torch_s, gap, torch_gap = row
+    kind, (B, H, T, layers), exec_s, hand_s, torch_s, gap, torch_gap, _ = row
     print(
         f"{kind:5} B={B:<3} H={H:<5} T={T:<4} layers={layers}  executor {exec_s * 1e3:8.2f} ms"
         f"  hand {hand_s * 1e3:8.2f} ms  torch {torch_s * 1e3:8.2f} ms ({threads} thr)"
@@ -365,10 +404,11 @@ def _print_row(row, threads):
 def _print_summary(rows, peaks, peak):
     print(
         "\n| cell | B | H | T | layers | executor ms | hand loop ms | PyTorch ms "
-        "| exec / PyTorch | exec / hand | executor GFLOP/s (of peak) | PyTorch GFLOP/s (of peak) |"
+        "| exec / PyTorch | exec / hand | executor GFLOP/s (of peak) | PyTorch GFLOP/s (of peak) "
+        "| products only ms | products only / PyTorch |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for kind, (B, H, T, layers), exec_s, hand_s, torch_s, _, _ in rows:
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for kind, (B, H, T, layers), exec_s, hand_s, torch_s, _, _, floor_s in rows:
         target = ""
         if (B, H, T, layers) == SIZES[0]:
             target = f" (target <= {TARGETS[kind]})"
@@ -380,8 +420,12 @@ def _print_summary(rows, peaks, peak):
             f"| {kind} | {B} | {H} | {T} | {layers} | {exec_s * 1e3:.2f} | {hand_s * 1e3:.2f} "
             f"| {torch_s * 1e3:.2f} | {exec_s / torch_s:.2f}{target} | {exec_s / hand_s:.2f} "
             + " ".join(f"| {rate:.1f} ({rate / peak:.0%})" for rate in rates)
-            + " |"
+            + f" | {floor_s * 1e3:.2f} | {floor_s / torch_s:.2f} |"
         )
+    print(
+        "(products only: each layer's input projection as one product and its recurrent "
+        "products step by step in the fastest layout, nothing else: a floor for the executor)"
+    )
     print("\nmany-to-one LSTM(64) -> GRU(64) -> softmax readout, B=4: peak traced bytes")
     print("| T | execute peak | input (excluded) | compile_plan + unroll peak | execute s |")
     print("|---|---|---|---|---|")

@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-__all__ = ["prepare", "kernels", "flat", "installed", "LOAD_AT", "SMALL"]
+__all__ = ["prepare", "compiled", "kernels", "flat", "installed", "LOAD_AT", "SMALL"]
 
 #: item-steps (batch items x steps) of a run worth loading the kernels for: a CLI `run` of
 #: an LSTM (B = 1, H = 32) took 3.0 s either way at 40,000 steps (the load eats the gain),
@@ -81,12 +81,17 @@ def prepare(item_steps: int = 0, force: bool = False, kinds=None) -> bool:
     return _loaded is not None
 
 
-def kernels(dtype, batch: int, size: int):
-    """The kernels module if a forward in `dtype` of `batch` rows of `size` should use it,
-    else None."""
-    if _loaded is None or np.dtype(dtype) != np.float32 or batch * size > SMALL:
+def compiled(dtype):
+    """The kernels module if it is loaded, on, and `dtype` is float32, else None."""
+    if _loaded is None or np.dtype(dtype) != np.float32 or _turned_off():
         return None
-    return None if _turned_off() else _loaded
+    return _loaded
+
+
+def kernels(dtype, batch: int, size: int):
+    """The kernels module if a forward in `dtype` of `batch` rows of `size` should use it
+    (a whole fused step, product included: small sizes only), else None."""
+    return compiled(dtype) if batch * size <= SMALL else None
 
 
 def flat(Ws: np.ndarray) -> np.ndarray:

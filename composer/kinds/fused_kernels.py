@@ -12,11 +12,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["lstm_scan", "ftanh", "flat_gates", "warm"]
+__all__ = ["lstm_scan", "lstm_tape_step", "lstm_tape_back", "ftanh", "flat_gates", "warm"]
 
 _F = np.float32
 _A3 = numba.float32[:, :, :]
 _A4 = numba.float32[:, :, :, :]
+_R2 = numba.float32[:, ::1]  # (rows, columns), rows contiguous
 
 
 @numba.njit(inline="always", fastmath=True, error_model="numpy")
@@ -67,6 +68,76 @@ def lstm_scan(xw, h_prev, c_prev, Wf, h_out, c_out, acc):
                 h_out[s, b, j] = o * ftanh(c)
 
 
+@numba.njit(
+    numba.void(_R2, _R2, numba.float32[::1], _R2, _R2, _R2, _R2, _R2, _R2),
+    cache=True,
+    error_model="numpy",
+    fastmath=True,
+)
+def lstm_tape_step(gates, product, bias, c_prev, c, tc, h, m, slope):
+    """The elementwise part of a training tape's LSTM step (`LSTM.cached_forward`), after
+    its recurrent product: row layout, gates i, f, o, g side by side, sigmoid columns
+    halved. `gates` (n, 4H) holds the projected inputs and becomes the gates' values;
+    `product` (n, 4H) is h_prev Ws; `m` (n, 4H) becomes the four derivative factors and
+    `slope` (n, H) the cell's, as the NumPy passes leave them. Each row is a few simple
+    loops over contiguous memory (few arrays each, so that LLVM vectorises them)."""
+    rows, width = gates.shape
+    H = width // 4
+    half, one = _F(0.5), _F(1.0)
+    for b in range(rows):
+        g, p, k = gates[b], product[b], m[b]
+        for j in range(width):
+            g[j] = ftanh(g[j] + p[j] + bias[j])
+        for j in range(3 * H):  # sigmoid gates: (tanh(x / 2) + 1) / 2, slope (1 - t^2) / 2
+            t = g[j]
+            k[j] = half - half * t * t
+            g[j] = half * t + half
+        for j in range(3 * H, width):
+            t = g[j]
+            k[j] = one - t * t
+        cp, cb, tb, hb, sb = c_prev[b], c[b], tc[b], h[b], slope[b]
+        for j in range(H):
+            cb[j] = g[H + j] * cp[j] + g[j] * g[3 * H + j]
+        for j in range(H):
+            t = ftanh(cb[j])
+            tb[j] = t
+            hb[j] = g[2 * H + j] * t
+            sb[j] = g[2 * H + j] * (one - t * t)
+        for j in range(H):  # dA_i = dc g i', dA_f = dc c_prev f', dA_o = dh tanh(c) o', ...
+            k[j] *= g[3 * H + j]
+            k[H + j] *= cp[j]
+            k[2 * H + j] *= tb[j]
+            k[3 * H + j] *= g[j]
+
+
+@numba.njit(
+    numba.void(_R2, _R2, _R2, _R2, _R2, _R2, _R2, numba.boolean),
+    cache=True,
+    error_model="numpy",
+    fastmath=True,
+)
+def lstm_tape_back(dh, dc, m, slope, gates, da, dc_prev, keep):
+    """The elementwise part of a training tape's LSTM step backward (`LSTM.backward`),
+    before its recurrent product: dc += dh * slope, the four gates' pre-activation
+    gradients `da` (n, 4H) from the factors `m` (n, 4H), and (`keep`) dc_prev = dc * f,
+    f read from the step's `gates` (n, 4H)."""
+    rows, H = dh.shape
+    for b in range(rows):
+        d, c, k, s, a = dh[b], dc[b], m[b], slope[b], da[b]
+        for j in range(H):
+            c[j] += d[j] * s[j]
+        for j in range(H):
+            a[j] = c[j] * k[j]
+            a[H + j] = c[j] * k[H + j]
+            a[3 * H + j] = c[j] * k[3 * H + j]
+        for j in range(H):
+            a[2 * H + j] = d[j] * k[2 * H + j]
+        if keep:
+            p, g = dc_prev[b], gates[b]
+            for j in range(H):
+                p[j] = c[j] * g[H + j]
+
+
 def flat_gates(Ws: np.ndarray) -> np.ndarray:
     """Gate-major (G, H, H) weights as one contiguous (H, G*H) matrix, gate blocks side by
     side: the kernels' recurrent product is then one row of multiply-adds per input."""
@@ -80,3 +151,6 @@ def warm() -> None:
     zeros = np.zeros((1, 1, 1), _F)
     lstm_scan(np.zeros((1, 4, 1, 1), _F), zeros, zeros, np.zeros((1, 4), _F), zeros, zeros,
               np.zeros(4, _F))  # fmt: skip
+    row, rows = np.zeros((1, 1), _F), np.zeros((1, 4), _F)
+    lstm_tape_step(rows, rows, np.zeros(4, _F), row, row, row, row, rows, row)
+    lstm_tape_back(row, row, rows, row, rows, rows, row, True)

@@ -55,6 +55,7 @@ from composer.engine.plan import Plan
 from composer.engine.tokens import padding_lengths
 from composer.errors import DataError, key_mismatch
 from composer.graph.weights import check_params
+from composer.kinds import KINDS, fused
 from composer.spec.model import NetworkSpec
 from composer.training.backprop import Workspace, evaluate, grad
 from composer.training.dropout import Dropout
@@ -221,6 +222,9 @@ def train(
     weights = {key: np.array(value, dtype=check_dtype(dtype)) for key, value in params.items()}
     sets = (inputs, targets, masks, given)
     run = _Run(plan, weights, sets, kinds, dtype, batch_size, bptt, clip)
+    if engine is None:  # a long run of our passes loads the compiled steps, if installed
+        layer_kinds = {KINDS[v.kind] for v in plan.vectors.values() if v.role == "state"}
+        fused.prepare(batch * plan.steps * (epochs + 1), kinds=layer_kinds)
     run.engine = engine
     run.dropout = Dropout(seed + 2)  # the layers' dropout, in updates only
     run.opt = make_optimizer(optimizer, weights, lr, weight_decay)

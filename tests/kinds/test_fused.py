@@ -150,3 +150,78 @@ def test_a_long_generation_loads_the_kernels_and_steps_with_them(monkeypatch):
         texts[on] = generate(stepper, find_feedback(graph), [1, 2, 3], 40, temperature=0.0)
     assert asked == [3 + 40, 3 + 40]
     np.testing.assert_array_equal(texts["1"], texts["0"])
+
+
+TRAINING = {  # the training tape's LSTM steps, every path they take
+    "plain": ([layer("l", "lstm", size=16, output=readout(3))], {}),
+    "backward": ([layer("l", "lstm", size=16, direction="backward", output=readout(3))], {}),
+    "bidirectional, stacked": (
+        [
+            layer("a", "lstm", size=8, bidirectional=True),
+            layer("b", "lstm", input="a", size=8, output=readout(3)),
+        ],
+        {},
+    ),
+    "dilated": ([layer("l", "lstm", size=8, delay=2, output=readout(3))], {}),
+    "recurrent dropout": (
+        [layer("l", "lstm", size=16, recurrent_dropout=0.3, output=readout(3))],
+        {"train": "masks"},
+    ),
+    "truncated": ([layer("l", "lstm", size=16, output=readout(3))], {"bptt": 4}),
+}
+
+
+def _gradients(net, params, x, y, on: bool, monkeypatch, lengths=None, **options):
+    from composer.training.backprop import grad
+    from composer.training.padded import grad_padded
+
+    monkeypatch.setenv("RNN_COMPOSER_FUSED", "1" if on else "0")
+    graph = build(net)
+    if lengths is not None:
+        return grad_padded(graph, params, {"x": x}, {"y": y}, {"x": lengths}, **options)
+    plan = compile_plan(unroll(graph, x.shape[1]))
+    return grad(plan, params, {"x": x}, {"y": y}, **options)
+
+
+@pytest.mark.parametrize("case", [*TRAINING, "padded"])
+def test_fused_training_steps_give_numpy_s_loss_and_gradients(case, monkeypatch):
+    """float32 training with the compiled elementwise steps of the tape (forward and
+    backward) against the NumPy passes: the same loss and gradients to float32 rounding
+    (the kernels' tanh differs from NumPy's by up to 4e-7)."""
+    from composer.training.dropout import Dropout
+
+    layers, options = TRAINING.get(case, TRAINING["plain"])
+    if options.get("train"):
+        options = {"train": Dropout(seed=7)}  # one set of masks for both paths
+    lengths = np.array([9, 4, 7, 1, 9]) if case == "padded" else None
+    net = spec(layers, inputs=[{"name": "x", "size": 5}])
+    params = init_params(build(net), seed=3, dtype="float32")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5, 9, 5)).astype(np.float32)
+    y = rng.standard_normal((5, 9, 3)).astype(np.float32)
+    fast = _gradients(net, params, x, y, True, monkeypatch, lengths, **options)
+    plain = _gradients(net, params, x, y, False, monkeypatch, lengths, **options)
+    assert fast[0] == pytest.approx(plain[0], rel=1e-5)
+    assert fast[1].keys() == plain[1].keys()
+    for key, value in plain[1].items():
+        scale = np.abs(value).max()
+        assert np.abs(fast[1][key] - value).max() <= 2e-5 * scale + 1e-7, key
+    assert any(not np.array_equal(fast[1][k], plain[1][k]) for k in plain[1])  # it ran
+
+
+def test_a_long_training_run_loads_the_kernels(monkeypatch):
+    from composer.training.loop import train
+
+    net = spec([layer("l", "lstm", size=4, output=readout(2))], inputs=[{"name": "x", "size": 3}])
+    graph = build(net)
+    asked = []
+
+    def prepare(item_steps=0, force=False, kinds=None):
+        asked.append((item_steps, {kind.name for kind in kinds}))
+        return False
+
+    monkeypatch.setattr(fused, "prepare", prepare)
+    rng = np.random.default_rng(0)
+    data = {"x": rng.standard_normal((6, 5, 3)), "y": rng.standard_normal((6, 5, 2))}
+    train(graph, init_params(graph, seed=0), data, epochs=3, batch_size=2)
+    assert asked == [(6 * 5 * (3 + 1), {"lstm"})]  # items x steps x passes over the data
