@@ -6,11 +6,17 @@ arithmetic (an LSTM step at B = 1, H = 64 does 16,000 multiply-adds in about 25 
 of it call overhead). A kernel that runs every step of a chunk in compiled code, the
 recurrent product, the gates and the cell update fused, takes about 4 us per step.
 
+Training: the tape's LSTM step leaves the gates' derivative factors besides the gates and
+the cell, about sixteen NumPy passes a step forward and six backward; two kernels do each
+side's passes in one call (the matrix products stay with BLAS), at any size, which takes
+about an eighth off a float32 training step (docs/performance.md).
+
 When: loading numba and the cached kernels costs about a second and 100 MB of memory per
 process, so a run asks for the kernels (`prepare`) with an estimate of its work, and they
-are loaded only when that work is large (`LOAD_AT` item-steps) or they are loaded already (a
-notebook, a long generation, or `prepare(force=True)`). Then every float32 forward of a
-kind that has a kernel, at sizes where it wins (`SMALL`), uses it; float64
+are loaded only when that work is large (`LOAD_AT` item-steps: a run, a generation, or
+training's items x steps x passes over the data) or they are loaded already (a notebook,
+or `prepare(force=True)`). Then every float32 forward of a kind that has a kernel, at
+sizes where it wins (`SMALL`), and every float32 training step of one, uses them; float64
 keeps NumPy's exact functions (the kernels' tanh is a rational approximation, within
 4e-7 of the true value, as oneDNN's and Eigen's float32 kernels use).
 
