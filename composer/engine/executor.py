@@ -114,15 +114,6 @@ def _carry_sizes(vector: Vector, carries) -> list[int]:
     return [vector.size if name == "h" else vector.units for name in carries]
 
 
-def _leading(values: np.ndarray, steps: int, batch: int, n: int) -> np.ndarray:
-    """Rows of `steps` steps, (steps * B, size) or (G, steps * B, H), as the leading `n`
-    items of each step: (steps, n, size) or (G, steps, n, H) views."""
-    if values.ndim == 2:
-        return values.reshape(steps, batch, values.shape[-1])[:, :n]
-    gates, _, size = values.shape
-    return values.reshape(gates, steps, batch, size)[:, :, :n]
-
-
 def _by_step(values: np.ndarray, steps: int) -> np.ndarray:
     """A pre-activation of `steps` steps as one (B, size) or (G, B, H) block per step."""
     if values.ndim == 2:
@@ -272,18 +263,6 @@ class _Executor(Walk):
         """Fill `out` (rows of steps start..stop-1) with bias + sum of src[t - lag] W over
         `feeds`, at the steps `v` is computed at; return those steps as runs."""
         runs, bias, batch = step_runs(v.present, start, stop), self.weights[v.name].bias, self.batch
-        steps, active = stop - start, self.active.get(v.name)
-        leading = int(active[start:stop].max()) if active is not None else batch
-        if leading < batch:  # a packed batch whose later items are done: (steps, n, ...) views
-            view = _leading(out[..., : steps * batch, :], steps, batch, leading)
-            gated = out.ndim == 3
-            for a, b in runs:
-                part = view[..., a - start : b - start, :, :]
-                products = self._leading_products(part, a, b, feeds, leading)
-                self._sum_into(part, products, self._multiply_leading)
-                if bias is not None:
-                    np.add(part, bias[:, np.newaxis] if gated else bias, out=part)
-            return runs
         for a, b in runs:
             part = out[..., (a - start) * batch : (b - start) * batch, :]
             self._sum_into(part, self._products(part, a, b, feeds))
@@ -300,24 +279,15 @@ class _Executor(Walk):
                 target = part[..., (u - a) * batch : (w - a) * batch, :]
                 yield source, weight, target, (u, w) == (a, b)
 
-    def _leading_products(self, part, a: int, b: int, feeds, leading: int):
-        """`_products` for the first `leading` items of each step, as (steps, n, ...) views."""
-        for feed, weight in feeds:
-            track = self.tracks[feed.source][0]
-            for u, w in self._source_runs(feed, a, b):
-                source = track.data[u - feed.lag - track.base : w - feed.lag - track.base, :leading]
-                target = part[..., u - a : w - a, :, :]
-                yield source, weight, target, (u, w) == (a, b)
-
-    def _sum_into(self, part: np.ndarray, products, multiply=None) -> None:
+    def _sum_into(self, part: np.ndarray, products) -> None:
         """`part` = the sum of source @ weight, each product into its target rows (written
         by a first product that covers them all, added after); zero where no source
-        exists. `multiply` does one product (`_multiply`, or `_multiply_leading`)."""
-        multiply, filled = multiply or self._multiply, False
+        exists."""
+        filled = False
         for source, weight, target, whole in products:
             if not filled and not whole:
                 part.fill(0)
-            multiply(source, weight, target, write=not filled and whole)
+            self._multiply(source, weight, target, write=not filled and whole)
             filled = True
         if not filled:
             part.fill(0)
@@ -329,39 +299,6 @@ class _Executor(Walk):
         product = self._buffer(1, target.shape)
         np.matmul(source, weight, out=product)
         np.add(target, product, out=target)
-
-    def _multiply_leading(self, source, weight, target, write: bool) -> None:
-        """`_multiply` for (steps, n, ...) views of a packed batch's leading items: the
-        source's rows gathered, as many steps at a time as the partial-products buffer
-        holds with their products, into one contiguous block, so that a product is one
-        large matrix product (per gate), not one small product per step (twice as fast),
-        and in memory the run already has."""
-        space = self.scratch[1]
-        steps, n, width = source.shape
-        gates, columns = weight.shape[0] if weight.ndim == 3 else 1, weight.shape[-1]
-        per = min(steps, len(space) // (n * (width + gates * columns)))
-        if per < 1:  # no room for a block: one product per step (and gate)
-            if gates > 1:  # (1, steps, n, F) @ (G, 1, F, H)
-                source, weight = source[np.newaxis], weight[:, np.newaxis]
-            if write:
-                np.matmul(source, weight, out=target)
-            else:
-                np.add(target, np.matmul(source, weight), out=target)
-            return
-        for a in range(0, steps, per):
-            b = min(steps, a + per)
-            rows = (b - a) * n
-            gathered = space[: rows * width].reshape(b - a, n, width)
-            np.copyto(gathered, source[a:b])
-            product = space[rows * width : rows * (width + gates * columns)]
-            product = product.reshape(*weight.shape[:-2], rows, columns)
-            np.matmul(gathered.reshape(rows, width), weight, out=product)
-            into = target[..., a:b, :, :]
-            product = product.reshape(into.shape)
-            if write:
-                np.copyto(into, product)
-            else:
-                np.add(into, product, out=into)
 
     def _source_runs(self, feed: Feed, start: int, stop: int) -> list:
         """Runs of steps t in start..stop-1 where the feed's source exists at t - lag."""
@@ -375,13 +312,18 @@ class _Executor(Walk):
         if v.role == "merge":
             self._merge(v, start, stop)
             return
-        out = self.tracks[v.name][0].rows(start, stop)
-        activation = ACTIVATIONS[v.activation]
-        active = self.active.get(v.name)
+        track, activation = self.tracks[v.name][0], ACTIVATIONS[v.activation]
+        if v.name in self.active:  # only the items still running, each step into its rows
+            feeds, space = self.feeds[v.name], self.scratch[0]
+            runs, projected = self._project_packed(v, start, stop, feeds, space)
+            for a, b in runs:
+                for t in range(a, b):
+                    x_t = projected[t - start]
+                    activation(x_t, out=track.at(t)[: len(x_t)])
+            return
+        out = track.rows(start, stop)
         for a, b in self._project(v, start, stop, out, self.feeds[v.name]):
             part = out[(a - start) * self.batch : (b - start) * self.batch]
-            if active is not None:  # only the items still running
-                part = _leading(part, b - a, self.batch, int(active[a:b].max()))
             activation(part, out=part)
 
     def _merge(self, v: Vector, start: int, stop: int) -> None:
@@ -416,7 +358,8 @@ class _Executor(Walk):
     def scan(self, v: Vector, start: int, stop: int, direction: int) -> None:
         """A recurrent layer over steps start..stop-1: one projection, then the time loop."""
         if v.name in self.active:
-            runs, projected = self._project_packed(v, start, stop, self.feeds[v.name])
+            feeds, space = self.feeds[v.name], self.scratch[0]
+            runs, projected = self._project_packed(v, start, stop, feeds, space)
         else:
             projected = self._buffer(0, _shape(v, (stop - start) * self.batch))
             runs = self._project(v, start, stop, projected, self.feeds[v.name])
@@ -425,15 +368,16 @@ class _Executor(Walk):
         for a, b in runs if direction > 0 else runs[::-1]:
             self._steps(v, projected[a - start : b - start], a, b, direction)
 
-    def _project_packed(self, v: Vector, start: int, stop: int, feeds) -> tuple[list, list]:
-        """`_project` for a packed batch's scan, stored packed as PyTorch's packed
-        sequences are: each step's running rows after the previous step's, so that each
-        feed's product is one contiguous product over the rows that run (the sources'
+    def _project_packed(self, v: Vector, start: int, stop: int, feeds, space) -> tuple:
+        """`_project` for a packed batch, into the flat buffer `space`, stored as PyTorch's
+        packed sequences are: each step's running rows after the previous step's, so that
+        each feed's product is one contiguous product over the rows that run (the sources'
         rows gathered into a block first) and padding costs nothing. The runs, and each
         step's (rows, ...) view (None at a step not computed)."""
         counts = self.active[v.name][start:stop]
         offsets = np.concatenate(([0], np.cumsum(counts)))
-        out = self._buffer(0, _shape(v, int(offsets[-1])))
+        shape = _shape(v, int(offsets[-1]))
+        out = space[: math.prod(shape)].reshape(shape)
         bias, runs = self.weights[v.name].bias, step_runs(v.present, start, stop)
         for a, b in runs:
             part = out[..., offsets[a - start] : offsets[b - start], :]
@@ -516,6 +460,9 @@ class _Executor(Walk):
         if buffer is None:
             buffer = np.empty(_shape(v, self.chunk * self.batch), self.dtype)
             self.general[v.name] = buffer
+        if v.name in self.active:  # a packed batch: each step's running rows
+            self.projected[v.name] = self._project_packed(v, start, stop, feeds, buffer.ravel())[1]
+            return
         self._project(v, start, stop, buffer, feeds)
         self.projected[v.name] = _by_step(buffer, self.chunk)
 

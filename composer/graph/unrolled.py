@@ -258,18 +258,11 @@ def unrolled_graph(unrolled: Unrolled) -> nx.DiGraph:
                 role="recurrent",
                 lag=lag,
             )
-    for target, (given, step) in given_starts(unrolled).items():
-        size = folded.nodes[given]["size"]
-        graph.add_node((given, step), role="given", vector=given, size=size)
-        graph.add_edges_from(
-            (((given, step), (target, t)) for t in unrolled.initial[target]),
-            weight=None,
-            weights=(),
-            role="handover",
-            lag=None,
-        )
-    handovers = [*unrolled.handover.items(), *unrolled.handover_rev.items()]
-    for target, (origin, step) in handovers:
+    given = given_starts(unrolled)
+    for name, step in given.values():
+        graph.add_node((name, step), role="given", vector=name, size=folded.nodes[name]["size"])
+    handovers = [*given.items(), *unrolled.handover.items(), *unrolled.handover_rev.items()]
+    for target, (origin, step) in handovers:  # a start state given, or handed over
         graph.add_edges_from(
             (((origin, step), (target, t)) for t in unrolled.initial[target]),
             weight=None,

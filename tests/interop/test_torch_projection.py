@@ -16,6 +16,8 @@ from tests.builders import connection, input_, layer, output, readout, spec, wri
 
 torch = pytest.importorskip("torch")
 
+from tests.interop import test_torch_weights as torch_weights  # noqa: E402  (needs torch)
+
 pytestmark = pytest.mark.torch
 runner = CliRunner()
 B, T, F, H, P, C = 3, 6, 4, 5, 3, 2
@@ -25,21 +27,9 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-class Tagger(torch.nn.Module):
+def Tagger(bidirectional):  # noqa: N802  (a module, as the user's class)
     """A user's module: a two-layer projected LSTM and a linear head."""
-
-    def __init__(self, bidirectional):
-        super().__init__()
-        self.encoder = torch.nn.LSTM(
-            F, H, num_layers=2, proj_size=P, bidirectional=bidirectional, batch_first=True
-        ).double()
-        self.head = torch.nn.Linear(P * (2 if bidirectional else 1), C).double()
-        with torch.no_grad():
-            for p in self.parameters():
-                p.normal_(0, 0.5)
-
-    def forward(self, x):
-        return self.head(self.encoder(x)[0])
+    return torch_weights.Tagger("lstm", 2, bidirectional, F, H, C, proj_size=P)
 
 
 def _spec(bidirectional):

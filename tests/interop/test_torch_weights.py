@@ -39,13 +39,14 @@ CLASSES = {"elman": "RNN", "lstm": "LSTM", "gru": "GRU"}
 class Tagger(torch.nn.Module):
     """What a user writes: a recurrent module and a linear head, their own names."""
 
-    def __init__(self, kind, layers, bidirectional, F=3, H=5, C=4):
+    def __init__(self, kind, layers, bidirectional, F=3, H=5, C=4, **options):
         super().__init__()
         cls = getattr(torch.nn, CLASSES[kind])
         self.encoder = cls(
-            F, H, num_layers=layers, bidirectional=bidirectional, batch_first=True
+            F, H, num_layers=layers, bidirectional=bidirectional, batch_first=True, **options
         ).double()
-        self.head = torch.nn.Linear(H * (2 if bidirectional else 1), C).double()
+        width = options.get("proj_size") or H  # what each direction's outputs hold
+        self.head = torch.nn.Linear(width * (2 if bidirectional else 1), C).double()
         with torch.no_grad():
             for p in self.parameters():
                 p.normal_(0, 0.5)

@@ -126,11 +126,12 @@ STRUCTURES = {
 }
 
 
-def _setup(network, batch=3, seed=0):
+def _setup(network, batch=3, seed=0, offset=0.0):
+    """The plan, float64 params (scaled by 1.5, plus `offset`), random inputs and targets."""
     graph = build(network)
     plan = compile_plan(unroll(graph, network.steps))
     rng = np.random.default_rng(seed)
-    params = {k: v * 1.5 for k, v in init_params(graph, seed, "float64").items()}
+    params = {k: v * 1.5 + offset for k, v in init_params(graph, seed, "float64").items()}
     inputs = {
         n: rng.normal(size=(batch, len(plan.window(n)), plan.vectors[n].size)) for n in plan.inputs
     }
@@ -138,6 +139,25 @@ def _setup(network, batch=3, seed=0):
         n: rng.normal(size=(batch, len(plan.window(n)), plan.vectors[n].size)) for n in plan.outputs
     }
     return plan, params, inputs, targets
+
+
+def assert_directional_derivatives(plan, params, inputs, targets, masks, grads, check=None):
+    """Each weight's gradient along two random directions equals the loss's central
+    difference (eps 1e-6, the same dropout masks); `check(key)` runs first for each."""
+    rng, eps = np.random.default_rng(1), 1e-6
+    for key in params:
+        if check is not None:
+            check(key)
+        for _ in range(2):
+            direction = rng.normal(size=params[key].shape)
+            up = dict(params, **{key: params[key] + eps * direction})
+            down = dict(params, **{key: params[key] - eps * direction})
+            numeric = (
+                grad(plan, up, inputs, targets, train=masks)[0]
+                - grad(plan, down, inputs, targets, train=masks)[0]
+            ) / (2 * eps)
+            analytic = float(np.sum(grads[key] * direction))
+            assert analytic == pytest.approx(numeric, rel=1e-6, abs=1e-9), key
 
 
 @pytest.mark.parametrize("name", list(STRUCTURES))
@@ -149,18 +169,7 @@ def test_gradient_matches_finite_differences_with_the_masks_used(name):
     assert plain == pytest.approx(expected, rel=1e-12)
     masks = Dropout(seed=7)  # one set of masks for every call below
     value, grads = grad(plan, params, inputs, targets, train=masks)
-    rng, eps = np.random.default_rng(1), 1e-6
-    for key in params:
-        for _ in range(2):
-            direction = rng.normal(size=params[key].shape)
-            up = dict(params, **{key: params[key] + eps * direction})
-            down = dict(params, **{key: params[key] - eps * direction})
-            numeric = (
-                grad(plan, up, inputs, targets, train=masks)[0]
-                - grad(plan, down, inputs, targets, train=masks)[0]
-            ) / (2 * eps)
-            analytic = float(np.sum(grads[key] * direction))
-            assert analytic == pytest.approx(numeric, rel=1e-6, abs=1e-9), key
+    assert_directional_derivatives(plan, params, inputs, targets, masks, grads)
     if any(k in name for k in ("dropout",)):
         assert masks.masks, "the pass drew its masks"
         assert value != pytest.approx(plain, rel=1e-6)

@@ -12,14 +12,13 @@ import numpy as np
 import pytest
 
 from composer.engine.executor import execute
-from composer.engine.plan import compile_plan
 from composer.graph.folded import build
-from composer.graph.unrolled import unroll
 from composer.graph.weights import init_params, param_table
 from composer.network import Network
 from composer.training.backprop import Dropout, grad
 from tests import oracles
 from tests.builders import connection, input_, layer, output, readout, spec
+from tests.training import test_layer_options as layer_options
 
 P = {"proj_size": 2}
 STRUCTURES = {
@@ -77,17 +76,7 @@ STRUCTURES = {
 
 
 def _setup(network, batch=3, seed=0):
-    graph = build(network)
-    plan = compile_plan(unroll(graph, network.steps))
-    rng = np.random.default_rng(seed)
-    params = {k: v * 1.5 + 0.1 for k, v in init_params(graph, seed, "float64").items()}
-    inputs = {
-        n: rng.normal(size=(batch, len(plan.window(n)), plan.vectors[n].size)) for n in plan.inputs
-    }
-    targets = {
-        n: rng.normal(size=(batch, len(plan.window(n)), plan.vectors[n].size)) for n in plan.outputs
-    }
-    return plan, params, inputs, targets
+    return layer_options._setup(network, batch, seed, offset=0.1)
 
 
 @pytest.mark.parametrize("name", list(STRUCTURES))
@@ -99,20 +88,14 @@ def test_gradient_matches_finite_differences(name):
     assert plain == pytest.approx(expected, rel=1e-12)
     masks = Dropout(seed=7)
     _, grads = grad(plan, params, inputs, targets, train=masks)
-    rng, eps = np.random.default_rng(1), 1e-6
-    for key in params:
+
+    def reached(key):
         if ".Wp" in key:  # the projection is reached
             assert np.abs(grads[key]).sum() > 0, key
-        for _ in range(2):
-            direction = rng.normal(size=params[key].shape)
-            up = dict(params, **{key: params[key] + eps * direction})
-            down = dict(params, **{key: params[key] - eps * direction})
-            numeric = (
-                grad(plan, up, inputs, targets, train=masks)[0]
-                - grad(plan, down, inputs, targets, train=masks)[0]
-            ) / (2 * eps)
-            analytic = float(np.sum(grads[key] * direction))
-            assert analytic == pytest.approx(numeric, rel=1e-6, abs=1e-9), key
+
+    layer_options.assert_directional_derivatives(
+        plan, params, inputs, targets, masks, grads, reached
+    )
 
 
 def test_forward_is_the_hand_written_loop():
