@@ -241,7 +241,13 @@ def test_gru_resets_after_the_recurrent_product_as_pytorch_does():
 # -- any network: random stacks, exported at a fixed T ---------------------------------------
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# most drawn networks use a feature beyond plain stacks (taps, feedback, merges, ...), which
+# the exporter refuses (tested apart): keeping the rest filters out most draws, by design
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 @given(random_networks())
 def test_random_networks_export_and_run_the_same(drawn):
     network, _ = drawn
