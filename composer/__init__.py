@@ -7,6 +7,9 @@ The stages are plain functions, re-exported here from their subpackages, left to
 as methods.
 """
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _distribution_version
+
 from composer.draw.diagrams import folded_dot, unfolded_dot
 from composer.engine.batches import run
 from composer.engine.executor import execute
@@ -22,7 +25,13 @@ from composer.spec.reader import load_spec
 from composer.training.backprop import grad
 from composer.training.loop import train
 
+try:  # one place for the version: the installed package's metadata (pyproject.toml)
+    __version__ = _distribution_version("rnn-composer")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
 __all__ = [
+    "__version__",
     "Network",
     "NetworkSpec",
     "load_spec",

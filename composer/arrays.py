@@ -172,6 +172,15 @@ def _members(archive: zipfile.ZipFile, path: Path) -> list[zipfile.ZipInfo]:
         raise DataError(
             f"{shown(path)}: holds {len(infos):,} arrays, over the limit of {MAX_MEMBERS:,}"
         )
+    # A zip may hold one name twice; numpy would silently keep one of them.
+    seen: set[str] = set()
+    for info in infos:
+        if info.filename in seen:
+            raise DataError(
+                f"{shown(path)}: holds the member {info.filename!r} twice; "
+                "which one is meant is unclear, so write each array once"
+            )
+        seen.add(info.filename)
     return infos
 
 

@@ -174,3 +174,15 @@ def test_a_header_only_python_2_parsing_reads_is_refused_without_a_warning(tmp_p
         warnings.simplefilter("error")
         with pytest.raises(DataError, match="not a valid .npy array"):
             read_arrays(path)
+
+
+def test_an_npz_holding_one_member_twice_is_refused(tmp_path):
+    """Python's zipfile writes a second `x.npy` beside the first; numpy would keep one."""
+    path = tmp_path / "twice.npz"
+    write_arrays(path, {"x": np.zeros((2, 3))})
+    with zipfile.ZipFile(path, "a") as archive, pytest.warns(UserWarning, match="Duplicate"):
+        with archive.open("x.npy", "w") as member:
+            np.lib.format.write_array(member, np.ones((2, 3)))
+    with pytest.raises(DataError, match=r"holds the member 'x\.npy' twice") as err:
+        read_arrays(path)
+    assert str(path) in str(err.value)

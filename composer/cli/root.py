@@ -19,11 +19,25 @@ app = typer.Typer(
 )
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from composer import __version__
+
+        typer.echo(f"rnn-composer {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
     ctx: typer.Context,
     show_tracebacks: Annotated[
         bool, typer.Option("--debug", help="Show tracebacks on errors.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
+        ),
     ] = False,
 ) -> None:
     ctx.ensure_object(dict)["debug"] = show_tracebacks

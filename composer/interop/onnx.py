@@ -61,12 +61,9 @@ class OptionError(ComposerError):
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from composer import __version__
 
-    try:
-        return version("rnn-composer")
-    except PackageNotFoundError:  # pragma: no cover - run from a source tree
-        return "unknown"
+    return __version__
 
 
 @functools.cache

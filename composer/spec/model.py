@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
@@ -12,6 +12,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from composer.spec.windows import MAX_STEPS, WINDOW_PATTERN
 
@@ -567,6 +568,14 @@ class NetworkSpec(_Model):
     alignment: AlignmentField = Field(
         "many-to-many", description="A preset name, or `{preset, delay}`, or explicit windows."
     )
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_is_the_integer_one(cls, value: Any) -> Any:
+        # A Literal compares by equality even in strict mode, so `true` and `1.0` would pass.
+        if type(value) is not int:
+            raise PydanticCustomError("literal_error", "Input should be 1", {"expected": "1"})
+        return value
 
     def aligned(self) -> Alignment:
         """The alignment as an `Alignment` object."""

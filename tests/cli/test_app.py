@@ -306,3 +306,22 @@ def test_huge_steps_are_refused_before_allocating(command):
     result = invoke(command, "specs/lecture-elman.yaml", "--steps", 10**12)
     assert result.exit_code == 5
     assert "unrolling to T = 1,000,000,000,000 would need about" in result.stderr
+
+
+def test_an_inputs_file_holding_one_member_twice_exits_4(tmp_path):
+    import warnings
+    import zipfile
+
+    import numpy as np
+
+    inputs = tmp_path / "x.npz"
+    with warnings.catch_warnings(), zipfile.ZipFile(inputs, "w") as archive:
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate name it writes
+        for value in (0.0, 1.0):
+            with archive.open("x.npy", "w") as member:
+                np.lib.format.write_array(member, np.full((1, 4, 3), value, np.float32))
+    result = invoke("run", write_spec(tmp_path, LECTURE), "--input", inputs)
+    assert result.exit_code == 4, result.output
+    assert result.stderr == f"{inputs}: holds the member 'x.npy' twice; " + (
+        "which one is meant is unclear, so write each array once\n"
+    )

@@ -7,7 +7,6 @@ import itertools
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import HealthCheck, assume, given, settings
 
 from composer import build, init_params, load_spec, run
@@ -20,6 +19,8 @@ from tests.builders import input_, layer, output, random_input, random_networks,
 from tests.conftest import SPECS
 from tests.interop import CONVERTED
 from tests.oracles import SCENARIOS
+
+pytest.importorskip("onnxruntime")
 
 BIDIRECTIONAL_HANDOVER = SCENARIOS["bidirectional-encoder-concat-lstm-lstm"][0]
 SCENARIOS = {
@@ -216,6 +217,7 @@ def test_gru_resets_after_the_recurrent_product_as_pytorch_does():
     linear_before_reset=1. Checked against torch.nn.GRU itself, and shown to matter: the
     same model with the attribute at 0 computes something else."""
     graph = build(spec([layer("g", "gru", "x", 5)], inputs=[input_("x", 3)], outputs=[output("y")]))
+    torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     module = torch.nn.GRU(3, 5, batch_first=True).double()
     for parameter in module.parameters():

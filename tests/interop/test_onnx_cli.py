@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import numpy as np
-import onnx
 import pytest
 from typer.testing import CliRunner
 
@@ -21,6 +20,8 @@ from composer.interop.onnx import MIN_OPSET, build_model, default_opset
 from composer.kinds import KINDS
 from tests.conftest import ROOT
 from tests.kinds.minimal import MINIMAL, MinimalSpec
+
+onnx = pytest.importorskip("onnx")
 
 SENTIMENT = ROOT / "specs" / "sentiment.yaml"
 JORDAN = ROOT / "specs" / "jordan.yaml"

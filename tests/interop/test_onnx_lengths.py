@@ -13,6 +13,8 @@ from composer.errors import SpecError
 from composer.interop.onnx import build_model, run_model
 from tests.builders import connection, input_, layer, output, readout, spec
 
+pytest.importorskip("onnxruntime")
+
 LENGTHS = np.array([7, 1, 4, 6, 7])  # length 1, the full length and between
 WAYS = {
     "forward": {},

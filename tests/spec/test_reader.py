@@ -58,6 +58,14 @@ YAML_CASES = [
     ("state_size: 4", "state_size: 2000000", "10:17: layers[0].state_size:", "must be <= 1000000"),
     ("state_size: 4", "state_size: '64'", "10:17: layers[0].state_size:", "got the string '64'"),
     ("state_size: 4", "state_size: true", "10:17: layers[0].state_size:", "integer, got true"),
+    # Lax coercion would read these as integers; each is refused where it stands.
+    ("version: 1", "version: true", "1:10: version:", "must be 1, got true"),
+    ("version: 1", "version: 1.0", "1:10: version:", "must be 1, got 1.0"),
+    ("version: 1", "version: '1'", "1:10: version:", "must be 1, got the string '1'"),
+    ("name: net", "name: net\nsteps: 3.0", "3:8: steps:", "expected an integer, got 3.0"),
+    ("name: net", "name: net\nsteps: true", "3:8: steps:", "expected an integer, got true"),
+    ("input: x", "input: x\n    delay: '2'", "10:12: layers[0].delay:", "got the string '2'"),
+    ("size: 3", "size: 3.0", "5:11: inputs[0].size:", "expected an integer, got 3.0"),
     ("state_size: 4", "state_size: 2.5", "10:17: layers[0].state_size:", "integer, got 2.5"),
     ("state_size: 4", "state_size: .nan", "10:17: layers[0].state_size:", "integer, got .nan"),
     ("state_size: 4", "state_size: 1.0e+400", "10:17: layers[0].state_size:", "got infinity"),
@@ -154,6 +162,7 @@ JSON_CASES = [
     ('"state_size": 4', '"state_size": 1e400', "4:66: layers[0].state_size:", "got infinity"),
     ('"state_size": 4', '"state_size": "64"', "4:66: layers[0].state_size:", "string '64'"),
     ('"state_size": 4', '"state_size": true', "4:66: layers[0].state_size:", "got true"),
+    ('"inputs"', '"version": true, "inputs"', "2:14: version:", "must be 1, got true"),
     ('"state_size": 4', '"state_sze": 4', "4:52: layers[0].state_sze:", "unknown field"),
     ('"kind": "elman"', '"kind": "elmn"', "4:29: layers[0].kind:", "unknown kind `elmn`"),
     (
