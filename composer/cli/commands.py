@@ -24,6 +24,7 @@ from composer.cli.common import (
     unused_warnings,
 )
 from composer.cli.engines import DeviceOption, RunEngineName, RunEngineOption, check_device
+from composer.cli.files import Read, file_arguments, lengths_file
 from composer.cli.outputs import check_outputs
 from composer.cli.pictures import (
     page_values,
@@ -79,6 +80,7 @@ __all__ = ["validate", "summary", "deps", "run", "render", "schema", "new", "spe
 
 @app.command()
 @reports_errors
+@file_arguments(inputs={"specs": Read.spec})
 def validate(
     specs: Annotated[
         list[Path],
@@ -119,6 +121,7 @@ def validate(
 
 @app.command()
 @reports_errors
+@file_arguments(inputs={"spec": Read.spec})
 def summary(
     spec: SpecPath, steps: Steps = None, as_json: AsJson = False, max_memory: MaxMemory = "4G"
 ) -> None:
@@ -132,6 +135,7 @@ def summary(
 
 @app.command()
 @reports_errors
+@file_arguments(inputs={"spec": Read.spec})
 def deps(
     spec: SpecPath,
     steps: Steps = None,
@@ -177,6 +181,17 @@ def _select(found: dict, at: str, steps: int) -> dict:
 
 @app.command()
 @reports_errors
+@file_arguments(
+    inputs={
+        "spec": Read.spec,
+        "input": Read.arrays,
+        "weights": Read.arrays,
+        "lengths": Read.lengths,
+        "model": Read.model,
+        "state_in": Read.arrays,
+    },
+    outputs=("output", "save_weights", "state_out", "trace_path"),
+)
 def run(
     spec: SpecPath,
     input: Annotated[
@@ -273,7 +288,7 @@ def run(
         "--state-out": state_out,
         "--trace": trace_path,
     }
-    check_outputs(outputs_named, force, (spec, input, weights))
+    check_outputs(outputs_named, force)
     check_memory(input_bytes(input), max_memory, f"reading {shown(input)}")
     arrays, flat, given = read_inputs(
         input,
@@ -382,8 +397,8 @@ def _lengths_option(text: str, inputs: list[str], given: dict) -> dict:
         raise typer.BadParameter(
             "the inputs file already holds lengths; give them once", param_hint="--lengths"
         )
-    path = Path(text)
-    if path.suffix == ".npy":
+    path = lengths_file(text)
+    if path is not None:
         values = read_arrays(path, default_key="lengths")["lengths"]
     else:
         values = parse_lengths(text)
@@ -423,6 +438,16 @@ class Readout(str, Enum):
 
 @app.command()
 @reports_errors
+@file_arguments(
+    inputs={
+        "spec": Read.spec,
+        "weights": Read.arrays,
+        "input": Read.arrays,
+        "trace_file": Read.arrays,
+        "data": Read.arrays,
+    },
+    outputs=("output",),
+)
 def render(
     spec: SpecPath,
     steps: Steps = None,
@@ -601,7 +626,7 @@ def render(
             f"{shown(output)!r} is a folder; give a file name", param_hint="--output"
         )
     paths = {v: _diagram_path(spec, output, v, fmt_value, len(views) > 1) for v in views}
-    check_outputs([("--output", path) for path in paths.values()], force, (spec,))
+    check_outputs([("--output", path) for path in paths.values()], force)
     if "unfolded" in views:
         check_memory(
             drawing_bytes(unrolled, max_columns, highlight is not None),
@@ -650,7 +675,7 @@ def _render_numbers(spec, view, fmt, output, trace_file, gradients, weights, dat
             raise typer.BadParameter("--view trace draws a `run --trace` file; give --trace",
                                      param_hint="--trace")  # fmt: skip
         path = output or Path(f"{spec.stem}.trace.{fmt}")
-        check_outputs([("--output", path)], force, (spec, trace_file))
+        check_outputs([("--output", path)], force)
         written = write_trace_view(sourced, folded, trace_file, path, fmt, options, force)
     else:
         for option, value in (("--weights", weights), ("--data", data)):
@@ -663,7 +688,7 @@ def _render_numbers(spec, view, fmt, output, trace_file, gradients, weights, dat
             except ComposerError as err:
                 raise typer.BadParameter(str(err), param_hint="--at") from None
         path = output or Path(f"{spec.stem}.gradients.{fmt}")
-        check_outputs([("--output", path)], force, (spec, weights, data))
+        check_outputs([("--output", path)], force)
         written = write_gradient_view(sourced, folded, weights, data, target, loss, path, fmt,
                                       options, style, max_columns, force, max_memory)  # fmt: skip
     for path in written:
@@ -673,7 +698,7 @@ def _render_numbers(spec, view, fmt, output, trace_file, gradients, weights, dat
 def _render_page(spec, steps, output, style_options, weights, input, force, max_memory):
     style = _style(*style_options)
     path = output or Path(f"{spec.stem}.html")
-    check_outputs([("--output", path)], force, (spec, weights, input))
+    check_outputs([("--output", path)], force)
     sourced, folded = read_checked(spec)
     values = None
     if input is not None:
@@ -747,6 +772,7 @@ def spec_schema() -> dict:
 
 @app.command()
 @reports_errors
+@file_arguments(inputs={}, outputs=("output",))
 def new(
     preset: Annotated[
         str, typer.Argument(help=f"One of: {', '.join(STARTERS)}.", metavar="PRESET")

@@ -12,6 +12,7 @@ from typing import Annotated
 import networkx as nx
 import typer
 
+from composer.cli.files import declared_inputs
 from composer.engine.memory import DEFAULT_MAX_MEMORY, parse_size
 from composer.engine.pipeline import unroll_within
 from composer.errors import ComposerError, SpecError, SpecErrors
@@ -117,8 +118,9 @@ def unrolled_from(
 def check_output(
     path: Path, force: bool, inputs: tuple[Path | None, ...] = (), option: str = "--output"
 ) -> None:
-    """Refuse an output path that would lose data or cannot be written (a usage error)."""
-    problem = output_problem(path, force, inputs)
+    """Refuse an output path that would lose data or cannot be written (a usage error);
+    the inputs are `inputs` and those the running command declares (`declared_inputs`)."""
+    problem = output_problem(path, force, (*inputs, *declared_inputs()))
     if problem is not None:
         raise typer.BadParameter(problem, param_hint=option)
 

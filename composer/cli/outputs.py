@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from composer.cli.files import declared_inputs
 from composer.outputs import output_problem
 
 __all__ = ["check_outputs"]
@@ -19,9 +20,10 @@ def check_outputs(
 ) -> None:
     """Refuse outputs that would lose data: each checked as `check_output` does, and no two
     naming one file (through links). `outputs` pairs an option (`--output`) with its path.
+    The inputs are `inputs` and those the running command declares (`declared_inputs`).
     """
     pairs = list(outputs.items() if isinstance(outputs, Mapping) else outputs)
-    inputs = tuple(inputs)
+    inputs = (*inputs, *declared_inputs())
     earlier: list[Path] = []
     for option, path in pairs:
         if path is None:
