@@ -44,7 +44,7 @@ def check_readable(
     max_memory: int | None = None,
     factor: int = 1,
     cap: int | None = None,
-    what: str = "file",
+    what: str = "a file",
 ) -> int:
     """The size of `path`, once it is known to be a regular file that can be read within
     the limits: `factor` times its size within `max_memory` (a ResourceError, exit 5,
@@ -64,7 +64,7 @@ def check_readable(
         raise DataError(f"{name}: not a regular file (a device, FIFO or socket); give a file")
     size = info.st_size
     if cap is not None and size > cap:
-        raise ResourceError(f"{name}: {_size(size)}, over the {_size(cap)} limit of a {what}")
+        raise ResourceError(f"{name}: {_size(size)}, over the {_size(cap)} limit of {what}")
     if max_memory is not None and size * factor > max_memory:
         raise ResourceError(
             f"reading {name} would need about {_size(size * factor)}, over the limit of "
@@ -81,6 +81,8 @@ def _size(size: int) -> str:
 
 def check_total(paths: list[Path], cap: int, what: str) -> int:
     """`check_readable` for several files read together, their total within `cap`."""
+    if len(paths) == 1:
+        return check_readable(paths[0], cap=cap, what=what)
     total = sum(check_readable(path) for path in paths)
     if total > cap:
         raise ResourceError(

@@ -276,6 +276,12 @@ def run(
             "a model file runs with --engine onnx, and holds its own weights: drop --weights",
             param_hint="--model",
         )
+    if model is not None and save_weights is not None:
+        raise typer.BadParameter(
+            "a model file holds its own weights, which are not read back: drop --save-weights "
+            "(the weights of SPEC are what `export` wrote into it)",
+            param_hint="--save-weights",
+        )
     if trace_path is not None and (
         engine is not RunEngineName.numpy or state_in is not None or state_out is not None
     ):
@@ -333,6 +339,7 @@ def run(
             )
         written = write_trace(trace_path, plan, params, arrays, dtype.value, flat, force)
         typer.echo(f"wrote {shown(trace_path)} ({written} arrays)", err=True)
+    stepped = state_in is not None or state_out is not None  # engines other than numpy refused
     if engine is RunEngineName.torch:
         from composer.interop.torch_engine import run_torch
 
@@ -347,8 +354,11 @@ def run(
             outputs = run_onnx(folded, params, arrays, given, dtype.value, plan.steps, model)
         except SpecError as err:
             raise sourced.locate(err) from err
-    elif state_in is not None or state_out is not None:
-        outputs = run_with_state(folded, params, arrays, state_in, state_out, dtype.value, force)
+    elif stepped:
+        outputs = run_with_state(
+            folded, params, arrays, state_in, state_out, dtype.value, force,
+            item_steps=per_item if padded else None,
+        )  # fmt: skip
     elif padded:
         outputs = run_padded(folded, params, arrays, given, None, dtype.value)
     else:
@@ -376,7 +386,10 @@ def run(
             f" per item), {dtype.value}, {origin}"
         )
         for name in plan.outputs:
-            steps_of = output_steps(folded, name, per_item)
+            # stepped, every output is taken at every step
+            steps_of = (
+                [range(t) for t in per_item] if stepped else output_steps(folded, name, per_item)
+            )
             lengths_of = outputs[f"{name}.lengths"]
             typer.echo(padded_report(name, outputs[name], lengths_of, steps_of))
         return

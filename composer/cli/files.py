@@ -158,7 +158,7 @@ def _check_reads(declared: FileArguments, read: dict, max_memory: int) -> None:
             continue
         for path in read[name]:
             if kind is Read.vocab:
-                check_readable(path, cap=MAX_VOCAB_BYTES, what="vocabulary file")
+                check_readable(path, cap=MAX_VOCAB_BYTES, what="a vocabulary file")
             elif kind is Read.model:  # the bytes read, and ONNX Runtime's copy of them
                 check_readable(path, max_memory=max_memory, factor=2)
             elif kind in (Read.arrays, Read.lengths):
