@@ -278,8 +278,8 @@ def run(
         )
     if model is not None and save_weights is not None:
         raise typer.BadParameter(
-            "a model file holds its own weights, which are not read back: drop --save-weights "
-            "(the weights of SPEC are what `export` wrote into it)",
+            "a model file holds its own weights; --save-weights would write seeded weights "
+            "the model does not use: drop it",
             param_hint="--save-weights",
         )
     if trace_path is not None and (

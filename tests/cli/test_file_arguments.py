@@ -19,26 +19,12 @@ from typer.testing import CliRunner
 from composer.cli import app
 from composer.cli.files import Read
 from composer.reading import MAX_TEXT_BYTES, MAX_VOCAB_BYTES
+from tests.builders import doc_tagger
 from tests.conftest import ROOT
 
 runner = CliRunner()
 
-TAGGER = """\
-version: 1
-name: torch_tagger
-steps: 12
-inputs:
-  - {name: x, size: 4}
-layers:
-  - name: tagger
-    kind: lstm
-    input: x
-    state_size: 16
-    output: {size: 3}
-outputs:
-  - {name: tags, from: tagger}
-alignment: many-to-many
-"""
+TAGGER = doc_tagger()
 
 
 def invoke(*args):
