@@ -28,6 +28,7 @@ from pathlib import Path
 
 from composer.errors import DataError, ResourceError
 from composer.outputs import shown
+from composer.text import human_size
 
 __all__ = ["MAX_VOCAB_BYTES", "MAX_TEXT_BYTES", "check_readable", "check_total"]
 
@@ -64,19 +65,15 @@ def check_readable(
         raise DataError(f"{name}: not a regular file (a device, FIFO or socket); give a file")
     size = info.st_size
     if cap is not None and size > cap:
-        raise ResourceError(f"{name}: {_size(size)}, over the {_size(cap)} limit of {what}")
+        raise ResourceError(
+            f"{name}: {human_size(size)}, over the {human_size(cap)} limit of {what}"
+        )
     if max_memory is not None and size * factor > max_memory:
         raise ResourceError(
-            f"reading {name} would need about {_size(size * factor)}, over the limit of "
-            f"{_size(max_memory)}; raise --max-memory"
+            f"reading {name} would need about {human_size(size * factor)}, over the limit of "
+            f"{human_size(max_memory)}; raise --max-memory"
         )
     return size
-
-
-def _size(size: int) -> str:
-    from composer.engine.memory import human_size  # here: the engine imports this module
-
-    return human_size(size)
 
 
 def check_total(paths: list[Path], cap: int, what: str) -> int:
@@ -87,6 +84,6 @@ def check_total(paths: list[Path], cap: int, what: str) -> int:
     if total > cap:
         raise ResourceError(
             f"{', '.join(shown(p) for p in paths[:3])}{', ...' if len(paths) > 3 else ''}: "
-            f"{_size(total)} in all, over the {_size(cap)} limit of {what}"
+            f"{human_size(total)} in all, over the {human_size(cap)} limit of {what}"
         )
     return total
