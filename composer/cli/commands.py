@@ -24,7 +24,7 @@ from composer.cli.common import (
     unused_warnings,
 )
 from composer.cli.engines import DeviceOption, RunEngineName, RunEngineOption, check_device
-from composer.cli.files import Read, file_arguments, lengths_file
+from composer.cli.files import Read, declared_inputs, file_arguments, lengths_file
 from composer.cli.outputs import check_outputs
 from composer.cli.pictures import (
     page_values,
@@ -660,7 +660,7 @@ def render(
             )
     except ComposerError as err:
         raise typer.BadParameter(str(err), param_hint="--highlight") from None
-    keep = (spec, *paths.values())  # a `.dot` fallback must not land on one of these
+    keep = (*declared_inputs(), *paths.values())  # a `.dot` fallback lands on none of these
     for written in write_diagrams(
         texts, paths, fmt_value, overwrite=force, keep=keep, options=options
     ):
