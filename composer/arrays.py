@@ -49,6 +49,7 @@ _BROKEN = (
 )
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
+_EMPTY_ZIP_MAGIC = b"PK\x05\x06"  # an archive that is only its end record: no member
 _REFUSED = {
     ".pt": "a PyTorch pickle",
     ".pth": "a PyTorch pickle",
@@ -131,6 +132,10 @@ def read_arrays(path: str | os.PathLike, *, default_key: str = "x") -> dict[str,
                 return {default_key: _load_npy(handle, str(path), path.stat().st_size)}
             if magic.startswith(_ZIP_MAGIC):
                 return _read_npz(handle, path)
+            if not magic:
+                raise DataError(f"{shown(path)}: an empty file (0 bytes); expected .npy or .npz")
+            if magic.startswith(_EMPTY_ZIP_MAGIC):
+                raise DataError(f"{shown(path)}: an empty .npz archive; it holds no arrays")
     except OSError as err:  # /proc/self/mem and the like open, then fail to read
         raise DataError(f"{shown(path)}: cannot be read ({err.strerror or err})") from err
     raise DataError(f"{path}: not a .npy or .npz file (leading bytes {magic!r})")

@@ -16,7 +16,7 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["same_file", "output_problem", "write_target", "shown"]
+__all__ = ["same_file", "output_problem", "unwritable", "write_target", "shown"]
 
 
 def shown(path: str | os.PathLike) -> str:
@@ -46,11 +46,17 @@ def write_target(path: str | os.PathLike) -> Path:
 
 
 def output_problem(
-    path: Path, force: bool, inputs: Iterable[Path | None] = (), others: Iterable[Path] = ()
+    path: Path,
+    force: bool,
+    inputs: Iterable[Path | None] = (),
+    others: Iterable[Path] = (),
+    *,
+    writable: bool = True,
 ) -> str | None:
     """Why writing `path` would lose data or cannot work (a usage error); None if it is safe.
 
-    `inputs` are the command's input files; `others` its other outputs.
+    `inputs` are the command's input files; `others` its other outputs. With
+    `writable=False` the folder's permissions are left to `unwritable` (a write error).
     """
     name = shown(path)
     if str(path) in ("", ".", "..") or path.name in ("", ".", ".."):
@@ -78,6 +84,13 @@ def output_problem(
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         return f"folder {shown(folder)} does not exist"
-    if not os.access(folder, os.W_OK):
-        return f"folder {shown(folder)} is not writable"
+    return unwritable(path) if writable else None
+
+
+def unwritable(path: Path) -> str | None:
+    """Why the folder of `path` (a link's target's) refuses a new file: its permissions."""
+    target = write_target(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if folder.is_dir() and not os.access(folder, os.W_OK):
+        return f"cannot write {shown(path)}: folder {shown(folder)} is not writable"
     return None

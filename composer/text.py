@@ -1,10 +1,11 @@
-"""Words for people: step lists as readable ranges, shared by reports and messages."""
+"""Words for people: step lists as readable ranges and sizes in bytes, shared by reports
+and messages."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["format_steps"]
+__all__ = ["format_steps", "human_size"]
 
 
 def format_steps(steps: Iterable[int], limit: int | None = None) -> str:
@@ -27,3 +28,12 @@ def format_steps(steps: Iterable[int], limit: int | None = None) -> str:
     if limit is not None and len(runs) > limit:
         return ", ".join(runs[:limit]) + f", ... ({len(steps)} steps)"
     return ", ".join(runs)
+
+
+def human_size(size: float) -> str:
+    """`1536` -> `1.5 KiB`."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"

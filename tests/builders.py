@@ -41,6 +41,7 @@ __all__ = [
     "lecture",
     "write_spec",
     "random_networks",
+    "doc_tagger",
 ]
 
 
@@ -117,6 +118,13 @@ def write_spec(directory: Path, content: NetworkSpec | str | bytes, name: str = 
         content = content.encode("utf-8")
     path.write_bytes(content)
     return path
+
+
+def doc_tagger() -> str:
+    """`tagger.yaml`, the LSTM tagger of docs/interop.md (4 -> 16 -> 3), as written there."""
+    text = (Path(__file__).parents[1] / "docs" / "interop.md").read_text(encoding="utf-8")
+    section = text.split("The same network as a spec, `tagger.yaml`")[1]
+    return section.split("```yaml\n")[1].split("```")[0]
 
 
 @st.composite

@@ -24,6 +24,7 @@ from composer.cli.common import (
     unused_warnings,
 )
 from composer.cli.engines import DeviceOption, RunEngineName, RunEngineOption, check_device
+from composer.cli.files import Read, declared_inputs, file_arguments, lengths_file
 from composer.cli.outputs import check_outputs
 from composer.cli.pictures import (
     page_values,
@@ -79,6 +80,7 @@ __all__ = ["validate", "summary", "deps", "run", "render", "schema", "new", "spe
 
 @app.command()
 @reports_errors
+@file_arguments(inputs={"specs": Read.spec})
 def validate(
     specs: Annotated[
         list[Path],
@@ -119,6 +121,7 @@ def validate(
 
 @app.command()
 @reports_errors
+@file_arguments(inputs={"spec": Read.spec})
 def summary(
     spec: SpecPath, steps: Steps = None, as_json: AsJson = False, max_memory: MaxMemory = "4G"
 ) -> None:
@@ -132,6 +135,7 @@ def summary(
 
 @app.command()
 @reports_errors
+@file_arguments(inputs={"spec": Read.spec})
 def deps(
     spec: SpecPath,
     steps: Steps = None,
@@ -177,6 +181,17 @@ def _select(found: dict, at: str, steps: int) -> dict:
 
 @app.command()
 @reports_errors
+@file_arguments(
+    inputs={
+        "spec": Read.spec,
+        "input": Read.arrays,
+        "weights": Read.arrays,
+        "lengths": Read.lengths,
+        "model": Read.model,
+        "state_in": Read.arrays,
+    },
+    outputs=("output", "save_weights", "state_out", "trace_path"),
+)
 def run(
     spec: SpecPath,
     input: Annotated[
@@ -261,6 +276,12 @@ def run(
             "a model file runs with --engine onnx, and holds its own weights: drop --weights",
             param_hint="--model",
         )
+    if model is not None and save_weights is not None:
+        raise typer.BadParameter(
+            "a model file holds its own weights; --save-weights would write seeded weights "
+            "the model does not use: drop it",
+            param_hint="--save-weights",
+        )
     if trace_path is not None and (
         engine is not RunEngineName.numpy or state_in is not None or state_out is not None
     ):
@@ -273,7 +294,7 @@ def run(
         "--state-out": state_out,
         "--trace": trace_path,
     }
-    check_outputs(outputs_named, force, (spec, input, weights))
+    check_outputs(outputs_named, force)
     check_memory(input_bytes(input), max_memory, f"reading {shown(input)}")
     arrays, flat, given = read_inputs(
         input,
@@ -318,6 +339,7 @@ def run(
             )
         written = write_trace(trace_path, plan, params, arrays, dtype.value, flat, force)
         typer.echo(f"wrote {shown(trace_path)} ({written} arrays)", err=True)
+    stepped = state_in is not None or state_out is not None  # engines other than numpy refused
     if engine is RunEngineName.torch:
         from composer.interop.torch_engine import run_torch
 
@@ -332,8 +354,11 @@ def run(
             outputs = run_onnx(folded, params, arrays, given, dtype.value, plan.steps, model)
         except SpecError as err:
             raise sourced.locate(err) from err
-    elif state_in is not None or state_out is not None:
-        outputs = run_with_state(folded, params, arrays, state_in, state_out, dtype.value, force)
+    elif stepped:
+        outputs = run_with_state(
+            folded, params, arrays, state_in, state_out, dtype.value, force,
+            item_steps=per_item if padded else None,
+        )  # fmt: skip
     elif padded:
         outputs = run_padded(folded, params, arrays, given, None, dtype.value)
     else:
@@ -361,7 +386,10 @@ def run(
             f" per item), {dtype.value}, {origin}"
         )
         for name in plan.outputs:
-            steps_of = output_steps(folded, name, per_item)
+            # stepped, every output is taken at every step
+            steps_of = (
+                [range(t) for t in per_item] if stepped else output_steps(folded, name, per_item)
+            )
             lengths_of = outputs[f"{name}.lengths"]
             typer.echo(padded_report(name, outputs[name], lengths_of, steps_of))
         return
@@ -382,8 +410,8 @@ def _lengths_option(text: str, inputs: list[str], given: dict) -> dict:
         raise typer.BadParameter(
             "the inputs file already holds lengths; give them once", param_hint="--lengths"
         )
-    path = Path(text)
-    if path.suffix == ".npy":
+    path = lengths_file(text)
+    if path is not None:
         values = read_arrays(path, default_key="lengths")["lengths"]
     else:
         values = parse_lengths(text)
@@ -423,6 +451,16 @@ class Readout(str, Enum):
 
 @app.command()
 @reports_errors
+@file_arguments(
+    inputs={
+        "spec": Read.spec,
+        "weights": Read.arrays,
+        "input": Read.arrays,
+        "trace_file": Read.arrays,
+        "data": Read.arrays,
+    },
+    outputs=("output",),
+)
 def render(
     spec: SpecPath,
     steps: Steps = None,
@@ -601,7 +639,7 @@ def render(
             f"{shown(output)!r} is a folder; give a file name", param_hint="--output"
         )
     paths = {v: _diagram_path(spec, output, v, fmt_value, len(views) > 1) for v in views}
-    check_outputs([("--output", path) for path in paths.values()], force, (spec,))
+    check_outputs([("--output", path) for path in paths.values()], force)
     if "unfolded" in views:
         check_memory(
             drawing_bytes(unrolled, max_columns, highlight is not None),
@@ -622,7 +660,7 @@ def render(
             )
     except ComposerError as err:
         raise typer.BadParameter(str(err), param_hint="--highlight") from None
-    keep = (spec, *paths.values())  # a `.dot` fallback must not land on one of these
+    keep = (*declared_inputs(), *paths.values())  # a `.dot` fallback lands on none of these
     for written in write_diagrams(
         texts, paths, fmt_value, overwrite=force, keep=keep, options=options
     ):
@@ -650,7 +688,7 @@ def _render_numbers(spec, view, fmt, output, trace_file, gradients, weights, dat
             raise typer.BadParameter("--view trace draws a `run --trace` file; give --trace",
                                      param_hint="--trace")  # fmt: skip
         path = output or Path(f"{spec.stem}.trace.{fmt}")
-        check_outputs([("--output", path)], force, (spec, trace_file))
+        check_outputs([("--output", path)], force)
         written = write_trace_view(sourced, folded, trace_file, path, fmt, options, force)
     else:
         for option, value in (("--weights", weights), ("--data", data)):
@@ -663,7 +701,7 @@ def _render_numbers(spec, view, fmt, output, trace_file, gradients, weights, dat
             except ComposerError as err:
                 raise typer.BadParameter(str(err), param_hint="--at") from None
         path = output or Path(f"{spec.stem}.gradients.{fmt}")
-        check_outputs([("--output", path)], force, (spec, weights, data))
+        check_outputs([("--output", path)], force)
         written = write_gradient_view(sourced, folded, weights, data, target, loss, path, fmt,
                                       options, style, max_columns, force, max_memory)  # fmt: skip
     for path in written:
@@ -673,7 +711,7 @@ def _render_numbers(spec, view, fmt, output, trace_file, gradients, weights, dat
 def _render_page(spec, steps, output, style_options, weights, input, force, max_memory):
     style = _style(*style_options)
     path = output or Path(f"{spec.stem}.html")
-    check_outputs([("--output", path)], force, (spec, weights, input))
+    check_outputs([("--output", path)], force)
     sourced, folded = read_checked(spec)
     values = None
     if input is not None:
@@ -747,6 +785,7 @@ def spec_schema() -> dict:
 
 @app.command()
 @reports_errors
+@file_arguments(inputs={}, outputs=("output",))
 def new(
     preset: Annotated[
         str, typer.Argument(help=f"One of: {', '.join(STARTERS)}.", metavar="PRESET")

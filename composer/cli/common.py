@@ -12,13 +12,14 @@ from typing import Annotated
 import networkx as nx
 import typer
 
+from composer.cli.outputs import check_outputs
 from composer.engine.memory import DEFAULT_MAX_MEMORY, parse_size
 from composer.engine.pipeline import unroll_within
 from composer.errors import ComposerError, SpecError, SpecErrors
 from composer.graph.folded import build
 from composer.graph.unrolled import Unrolled
 from composer.graph.unused import unused_parts
-from composer.outputs import output_problem, shown
+from composer.outputs import shown
 from composer.spec.reader import SourcedSpec, read_spec
 
 __all__ = [
@@ -117,10 +118,9 @@ def unrolled_from(
 def check_output(
     path: Path, force: bool, inputs: tuple[Path | None, ...] = (), option: str = "--output"
 ) -> None:
-    """Refuse an output path that would lose data or cannot be written (a usage error)."""
-    problem = output_problem(path, force, inputs)
-    if problem is not None:
-        raise typer.BadParameter(problem, param_hint=option)
+    """Refuse an output path that would lose data (a usage error) or cannot be written
+    (a WriteError): `check_outputs` for one path."""
+    check_outputs([(option, path)], force, inputs)
 
 
 def unused_warnings(sourced: SourcedSpec, folded: nx.MultiDiGraph, prefix: str) -> list[SpecError]:

@@ -10,6 +10,7 @@ import typer
 
 from composer.arrays import atomic_write, write_arrays
 from composer.cli.common import reports_errors
+from composer.cli.files import Read, file_arguments
 from composer.cli.outputs import check_outputs
 from composer.cli.root import app
 from composer.outputs import shown
@@ -35,6 +36,7 @@ app.add_typer(data_app, name="data")
 
 @data_app.command()
 @reports_errors
+@file_arguments(inputs={"files": Read.text}, outputs=("output", "vocab"))
 def text(
     files: Annotated[
         list[Path], typer.Argument(exists=True, dir_okay=False, help="UTF-8 text files.")
@@ -66,7 +68,7 @@ def text(
             f"expected two different names such as x,y, got {names!r}", param_hint="--names"
         )
     vocab = vocab or output.with_name(output.stem + ".vocab.json")
-    check_outputs({"--output": output, "--vocab": vocab}, force, files)
+    check_outputs({"--output": output, "--vocab": vocab}, force)
     texts = [read_text(path) for path in files]
     table = build_vocab(texts, level, vocab_size)
     ids = np.concatenate([encode_text(t, table, str(p)) for t, p in zip(texts, files)])

@@ -4,10 +4,13 @@ only ONNX Runtime (`composer.interop.onnx`, the `[onnx]` extra)."""
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from typing import Annotated
 
 import typer
+
+from composer.outputs import shown
 
 __all__ = [
     "EngineName",
@@ -56,9 +59,14 @@ DeviceOption = Annotated[
 
 
 def check_device(engine: EngineName | RunEngineName, device: str | None) -> None:
-    """Refuse `--device` without `--engine torch` (a usage error)."""
+    """Refuse `--device` without `--engine torch`, or not of the form `cpu`, `cuda` or
+    `cuda:N` (usage errors; whether the GPU exists is checked when torch is loaded)."""
     if device is not None and engine.value != "torch":
         raise typer.BadParameter("--device is for --engine torch", param_hint="--device")
+    if device is not None and not re.fullmatch(r"cpu|cuda(:[0-9]{1,4})?", device):
+        raise typer.BadParameter(
+            f"expected cpu, cuda or cuda:N, got {shown(device)!r}", param_hint="--device"
+        )
 
 
 def is_main_process() -> bool:

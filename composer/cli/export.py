@@ -13,6 +13,7 @@ import typer
 
 from composer.arrays import read_arrays
 from composer.cli.common import DType, SpecPath, Steps, read_checked, reports_errors
+from composer.cli.files import Read, file_arguments
 from composer.cli.outputs import check_outputs
 from composer.cli.root import app
 from composer.engine.finite import check_representable
@@ -55,6 +56,7 @@ class ExportRequest:
 
 @app.command()
 @reports_errors
+@file_arguments(inputs={"spec": Read.spec, "weights": Read.arrays}, outputs=("output",))
 def export(
     spec: SpecPath,
     weights: Annotated[
@@ -85,7 +87,7 @@ def export(
 ) -> None:
     """Write the network with its weights for another engine: PyTorch or ONNX."""
     sourced, folded = read_checked(spec)
-    check_outputs({"--output": output}, force, (spec, weights))
+    check_outputs({"--output": output}, force)
     check_representable(read_arrays(weights), dtype.value, shown(weights))
     params = load_params(weights, folded, dtype.value)
     module, function = EXPORTERS[format].split(":")

@@ -12,6 +12,7 @@ import typer
 
 from composer.arrays import read_arrays
 from composer.cli.common import DType, SpecPath, read_checked, reports_errors
+from composer.cli.files import Read, file_arguments
 from composer.cli.root import app
 from composer.engine.generation import beam_search, find_feedback, generate
 from composer.engine.stepper import Stepper, check_steppable
@@ -28,6 +29,9 @@ __all__ = ["generate_text"]
 
 @app.command("generate")
 @reports_errors
+@file_arguments(
+    inputs={"spec": Read.spec, "weights": Read.arrays, "vocab": Read.vocab, "start": Read.arrays}
+)
 def generate_text(
     spec: SpecPath,
     weights: Annotated[

@@ -10,6 +10,7 @@ import typer
 
 from composer.arrays import write_arrays
 from composer.cli.common import SpecPath, read_checked, reports_errors
+from composer.cli.files import Read, file_arguments
 from composer.cli.outputs import check_outputs
 from composer.cli.root import app
 from composer.outputs import shown
@@ -19,6 +20,7 @@ __all__ = ["import_weights"]
 
 @app.command("import-weights")
 @reports_errors
+@file_arguments(inputs={"spec": Read.spec, "state": Read.state}, outputs=("output",))
 def import_weights(
     spec: SpecPath,
     state: Annotated[
@@ -54,7 +56,7 @@ def import_weights(
     from composer.interop.torch import import_state
 
     _, folded = read_checked(spec)
-    check_outputs({"--output": output}, force, (spec, state))
+    check_outputs({"--output": output}, force)
     params = import_state(folded, state, map or (), allow_unused)
     write_arrays(output, params, overwrite=force)
     dtype = next(iter(params.values())).dtype if params else "float32"

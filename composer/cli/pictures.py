@@ -9,6 +9,7 @@ import numpy as np
 import typer
 
 from composer.arrays import atomic_write, read_arrays
+from composer.cli.files import declared_inputs
 from composer.draw.diagrams import dot_svg, unfolded_dot, write_diagrams
 from composer.draw.heatmap import gradient_chart, gradient_shades, trace_dot
 from composer.draw.page import page_html, page_steps
@@ -94,7 +95,7 @@ def write_trace_view(sourced, folded, trace_path: Path, path: Path, fmt: str, op
     except DataError as err:
         raise DataError(f"{shown(trace_path)}: {err}") from err
     return write_diagrams({"trace": text}, {"trace": path}, fmt, overwrite=force,
-                          keep=(trace_path,), options=options)  # fmt: skip
+                          keep=(trace_path, *declared_inputs()), options=options)  # fmt: skip
 
 
 def write_gradient_view(
@@ -127,4 +128,5 @@ def write_gradient_view(
     text = unfolded_dot(unrolled, max_columns=max_columns, style=style,
                         shades=gradient_shades(norms), extra=chart)  # fmt: skip
     return write_diagrams({"gradients": text}, {"gradients": path}, fmt, overwrite=force,
-                          keep=(weights, data), options=options)  # fmt: skip
+                          keep=(weights, data, *declared_inputs()),
+                          options=options)  # fmt: skip

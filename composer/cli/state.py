@@ -41,11 +41,13 @@ def run_with_state(
     state_out: Path | None,
     dtype: str,
     force: bool,
+    item_steps: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """The outputs of a run step by step from a state file, the final state written."""
+    """The outputs of a run step by step from a state file, the final state written: with
+    `item_steps` (a padded batch), each item's state after its own last step."""
     state = read_arrays(state_in) if state_in is not None else None
     where = shown(state_in) if state_in is not None else "state"
-    outputs, final = run_stepped(graph, params, arrays, state, dtype, where)
+    outputs, final = run_stepped(graph, params, arrays, state, dtype, where, item_steps)
     if state_out is not None:
         write_arrays(state_out, final, overwrite=force)
         typer.echo(

@@ -26,6 +26,7 @@ from composer.cli.engines import (
     check_device,
     is_main_process,
 )
+from composer.cli.files import Read, file_arguments
 from composer.cli.outputs import check_outputs
 from composer.cli.root import app
 from composer.draw.curve import loss_curve_svg
@@ -98,6 +99,11 @@ def _fmt(value: float | None) -> str:
 
 @app.command("train")
 @reports_errors
+@file_arguments(
+    inputs={"spec": Read.spec, "data": Read.arrays, "weights": Read.arrays},
+    outputs=("output", "curve"),
+    replaces={"output": "weights"},  # --weights W --output W --force resumes in place
+)
 def train_command(
     spec: SpecPath,
     data: Annotated[
@@ -173,9 +179,9 @@ def train_command(
     check_device(engine, device)
     output = output or Path(f"{spec.stem}.weights.npz")
     # --weights W --output W --force resumes in place: W is read whole before it is replaced
-    check_output(output, force, (spec, data))
+    check_output(output, force)
     if curve is not None:
-        check_outputs([("--output", output), ("--curve", curve)], force, (spec, data, weights))
+        check_outputs([("--output", output), ("--curve", curve)], force)
         if curve.suffix.lower() != ".svg":
             raise typer.BadParameter(
                 f"the loss curve is drawn as SVG; give a file ending in .svg, got {shown(curve)}",

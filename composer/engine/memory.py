@@ -22,6 +22,7 @@ from composer.errors import ResourceError
 from composer.graph.unrolled import Unrolled
 from composer.graph.weights import param_table
 from composer.kinds import KINDS
+from composer.text import human_size
 
 __all__ = [
     "DEFAULT_MAX_MEMORY",
@@ -60,15 +61,6 @@ def parse_size(text: str) -> int:
     if size > _MAX_SIZE:
         raise ValueError(f"size {text!r} is over the largest limit, {human_size(_MAX_SIZE)}")
     return size
-
-
-def human_size(size: float) -> str:
-    """`1536` -> `1.5 KiB`."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
 
 
 def _edge_count(unrolled: Unrolled) -> int:

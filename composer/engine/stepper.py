@@ -158,6 +158,11 @@ class Stepper:
         self._walk.reset()
 
     @property
+    def batch(self) -> int | None:
+        """The batch size B the state holds (None before the first step or state)."""
+        return self._walk.batch
+
+    @property
     def steps(self) -> int:
         """How many steps were taken since the start (or the state was set)."""
         return self._walk.steps_done
@@ -425,13 +430,18 @@ def run_stepped(
     state: Mapping[str, np.ndarray] | None = None,
     dtype: str = "float32",
     where: str = "state",
+    item_steps: Sequence[int] | np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(outputs, final state) of (B, T, ...) inputs run step by step from `state` (zeros
     when None): every input and output at every step, so running a sequence in pieces,
     each starting from the state the last one ended with, gives what running it whole
     does. Outputs are (B, T, size). A start state given with the data (`initial_state: h0`,
     a (B, H) array among the inputs) goes in with the first step; with `state` it must not
-    be given (the state holds every layer's start)."""
+    be given (the state holds every layer's start).
+
+    `item_steps`, (B,) ints >= 1, are a padded batch's steps per item: each item's final
+    state is the one after its own last step, its outputs are zeros past it, and the
+    outputs also hold `<output>.lengths`, as each item run alone gives them."""
     stepper = Stepper(graph, params, dtype)
     if state is not None:
         stepper.load_state(state, where)
@@ -441,11 +451,40 @@ def run_stepped(
     if len(lengths) != 1:
         raise DataError("inputs: every input needs the same number of steps to run step by step")
     (steps,) = lengths
+    batch = {np.shape(a)[0] for a in [*inputs.values(), *starts.values()]}
+    if stepper.batch is not None and batch != {stepper.batch}:
+        raise DataError(
+            f"{where}: holds the state of {stepper.batch} items, but the inputs are a batch "
+            f"of {', '.join(map(str, sorted(batch)))}; give a state of the same batch"
+        )
+    ends = None if item_steps is None else np.asarray(item_steps, dtype=np.int64)
+    if ends is not None:
+        if ends.shape != (next(iter(batch)),) or ends.min() < 1 or ends.max() > steps:
+            raise DataError(f"lengths: expected {batch} items of 1..{steps} steps, got {ends}")
+        steps = int(ends.max())
     vocab = token_vocab(graph)
     out: dict[str, list] = {}
+    final: dict[str, np.ndarray] = {}
     for t in range(steps):
         step = {n: a[:, t] if n in vocab else a[:, t, :] for n, a in inputs.items()}
         step.update(starts if t == 0 else {})
         for name, value in stepper.step(step).items():
             out.setdefault(name, []).append(value)
-    return {name: np.stack(values, axis=1) for name, values in out.items()}, stepper.state
+        if ends is not None:
+            _keep_finished(final, stepper.state, np.flatnonzero(ends == t + 1))
+    outputs = {name: np.stack(values, axis=1) for name, values in out.items()}
+    if ends is None:
+        return outputs, stepper.state
+    past_end = np.arange(steps)[np.newaxis, :] >= ends[:, np.newaxis]
+    for name in list(outputs):
+        outputs[name][past_end] = 0
+        outputs[f"{name}.lengths"] = ends.copy()
+    return outputs, final
+
+
+def _keep_finished(final: dict, state: Mapping[str, np.ndarray], rows: np.ndarray) -> None:
+    """Copy the state of the items that have just taken their last step."""
+    if not len(rows):
+        return
+    for key, value in state.items():
+        final.setdefault(key, np.zeros_like(value))[rows] = value[rows]

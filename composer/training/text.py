@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from composer.errors import DataError
+from composer.reading import MAX_VOCAB_BYTES, check_readable
 
 __all__ = [
     "LEVELS",
@@ -46,8 +47,10 @@ _WORD = re.compile(r"\w+|\s+|[^\w\s]")
 
 
 def read_text(path: str | os.PathLike) -> str:
-    """A UTF-8 text file; anything else refused in one line (DataError)."""
+    """A UTF-8 text file; anything else refused in one line (DataError). Not a regular
+    file (a device, a FIFO) is refused before it is read (`composer.reading`)."""
     path = Path(path)
+    check_readable(path)
     try:
         data = path.read_bytes()
     except OSError as err:
@@ -151,7 +154,9 @@ def vocab_json(vocab: dict) -> str:
 
 
 def read_vocab(path: str | os.PathLike) -> dict:
-    """A vocabulary file, checked: `level` and a list of distinct string `tokens`."""
+    """A vocabulary file, checked: `level` and a list of distinct string `tokens`; at most
+    `MAX_VOCAB_BYTES` (`composer.reading`)."""
+    check_readable(path, cap=MAX_VOCAB_BYTES, what="a vocabulary file")
     text = read_text(path)
     try:
         vocab = json.loads(text)
