@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from enum import Enum
 from pathlib import Path
@@ -10,11 +11,12 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from composer.arrays import read_arrays
-from composer.cli.common import DType, SpecPath, read_checked, reports_errors
+from composer.arrays import declared_bytes, read_arrays
+from composer.cli.common import DType, MaxMemory, SpecPath, read_checked, reports_errors
 from composer.cli.root import app
 from composer.engine.generation import beam_search, find_feedback, generate
-from composer.engine.stepper import Stepper, check_steppable
+from composer.engine.memory import beam_bytes, check_memory, generation_bytes, params_bytes
+from composer.engine.stepper import Stepper, check_steppable, step_plan
 from composer.errors import DataError, SpecError
 from composer.graph.folded import given_states
 from composer.graph.weights import load_params
@@ -24,6 +26,16 @@ from composer.training.text import decode_ids, encode_text, read_vocab
 Grammar = Enum("Grammar", {name: name for name in ACCEPTORS}, type=str)
 
 __all__ = ["generate_text"]
+
+#: the most bytes a token's character takes: in a Python string (4), encoded for the
+#: terminal (4), and escaped by `repr` in a beam's line (10)
+_TEXT_BYTES = 18
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise typer.BadParameter(f"expected a finite number >= 0, got {value}")
+    return value
 
 
 @app.command("generate")
@@ -40,7 +52,13 @@ def generate_text(
     prompt: Annotated[str, typer.Option(help="The text to start from.")] = "",
     length: Annotated[int, typer.Option(min=1, help="Tokens to generate.")] = 200,
     temperature: Annotated[
-        float, typer.Option(min=0.0, help="Sharpness: below 1 surer, 0 the likeliest token.")
+        float,
+        typer.Option(
+            min=0.0,
+            callback=_finite,
+            help="Sharpness: below 1 surer, 0 the likeliest token (first of ties); any "
+            "finite value above 0 is honoured, so a tiny one draws among the likeliest.",
+        ),
     ] = 0.8,
     top_k: Annotated[
         int | None, typer.Option(min=1, help="Draw among the K likeliest tokens only.")
@@ -68,6 +86,7 @@ def generate_text(
             "with one (H,) array per such input, or a .npy for the only one.",
         ),
     ] = None,
+    max_memory: MaxMemory = "4G",
 ) -> None:
     """Generate text: the prompt, then one token at a time, each fed back in (the text
     appears as it is written). Each token costs one step of the network."""
@@ -84,10 +103,13 @@ def generate_text(
             f"{feedback.vocab} (output `{feedback.output}`); use the vocabulary the model "
             "was trained with"
         )
-    params = load_params(weights, folded, dtype.value)
     ids = encode_text(prompt, table, "--prompt").tolist()
     if feedback.input is not None and not ids:
         raise typer.BadParameter("give at least one token to start from", param_hint="--prompt")
+    need, what = _estimate(folded, feedback, table, length, beam, count, accept, dtype.value)
+    need += params_bytes(folded, dtype.value) + declared_bytes(weights)
+    check_memory(need, max_memory, f"{what} with {spec}", advice="generate less")
+    params = load_params(weights, folded, dtype.value)
     starts = _starts(start, folded, spec)
     stepper = Stepper(folded, params, dtype.value)
     options = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, inputs=starts)
@@ -111,6 +133,19 @@ def generate_text(
         return
     for tokens in generate(stepper, feedback, ids, length, count=count, **options):
         typer.echo(prompt + decode_ids(tokens, table))
+
+
+def _estimate(folded, feedback, table, length, beam, count, accept, dtype) -> tuple[int, str]:
+    """(the bytes generation needs, what it is) from the sizes asked for, before any work:
+    the rows stepped, the ids kept and the text held at once."""
+    _, plan = step_plan(folded)
+    token_bytes = _TEXT_BYTES * max(len(token) for token in table["tokens"])
+    if beam is not None:
+        need = beam_bytes(plan, feedback.vocab, beam, length, token_bytes, dtype)
+        return need, f"a beam search of {beam:,} beams over {length:,} tokens"
+    held = count if accept is not None else int(count > 1)  # else streamed
+    need = generation_bytes(plan, feedback.vocab, count, length, token_bytes, held, dtype)
+    return need, f"generating {count:,} text{'s' if count != 1 else ''} of {length:,} tokens"
 
 
 def _starts(path: Path | None, folded, spec: Path) -> dict[str, np.ndarray]:

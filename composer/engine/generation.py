@@ -24,7 +24,7 @@ import networkx as nx
 import numpy as np
 
 from composer.engine.stepper import Stepper
-from composer.engine.tokens import token_vocab
+from composer.engine.tokens import one_hot_ids, token_vocab
 from composer.errors import DataError, SpecError
 
 __all__ = ["Feedback", "find_feedback", "sample_next", "generate", "beam_search"]
@@ -81,13 +81,20 @@ def sample_next(
     top_p: float | None = None,
 ) -> np.ndarray:
     """One token id per row of (B, N) probabilities: argmax at temperature 0, else a draw
-    from p^(1/temperature), kept to the top_k tokens and the top_p mass, renormalised."""
+    from p^(1/temperature), kept to the top_k tokens and the top_p mass, renormalised.
+
+    Any finite temperature above 0 is honoured: the log-probabilities' distances below the
+    likeliest token's are divided by it, so a tiny one (1e-320) gives every other token a
+    weight of 0 and draws among the likeliest, the limit of sampling as it goes to 0."""
+    if not np.isfinite(temperature) or temperature < 0:
+        raise DataError(f"temperature must be a finite number >= 0, got {temperature!r}")
     probs = np.asarray(probs, dtype=np.float64)
     if temperature == 0:
         return probs.argmax(axis=-1)
-    logp = np.log(np.maximum(probs, 1e-300)) / temperature
-    logp -= logp.max(axis=-1, keepdims=True)
-    weights = np.exp(logp)
+    logp = np.log(np.maximum(probs, 1e-300))
+    logp -= logp.max(axis=-1, keepdims=True)  # in -690.8..0: the likeliest at 0
+    with np.errstate(over="ignore"):  # a distance over a tiny temperature is -inf: weight 0
+        weights = np.exp(logp / temperature)
     order = np.argsort(-weights, axis=-1, kind="stable")
     ranked = np.take_along_axis(weights, order, axis=-1)
     ranked /= ranked.sum(axis=-1, keepdims=True)
@@ -109,9 +116,9 @@ def sample_next(
 def _feed(stepper: Stepper, feedback: Feedback, tokens: np.ndarray, inputs) -> np.ndarray:
     """One step with `tokens` (B,) going back in; the output's (B, N) probabilities."""
     if feedback.input is not None:
-        value = np.eye(feedback.vocab)[tokens] if feedback.one_hot else tokens
+        value = one_hot_ids(tokens, feedback.vocab, np.float64) if feedback.one_hot else tokens
         return stepper.step({**inputs, feedback.input: value})[feedback.output]
-    stepper.replace_last(feedback.node, np.eye(feedback.vocab, dtype=np.float64)[tokens])
+    stepper.replace_last(feedback.node, one_hot_ids(tokens, feedback.vocab, np.float64))
     return stepper.step(inputs)[feedback.output]
 
 
