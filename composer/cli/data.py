@@ -23,8 +23,8 @@ from composer.training.text import (
     text_windows,
     token_count,
     unigram_bits,
-    window_count,
     vocab_json,
+    window_count,
 )
 
 __all__ = ["data_app", "text"]

@@ -14,9 +14,9 @@ import typer
 from composer.arrays import declared_bytes, read_arrays
 from composer.cli.common import DType, MaxMemory, SpecPath, read_checked, reports_errors
 from composer.cli.root import app
-from composer.engine.generation import beam_search, find_feedback, generate
-from composer.engine.memory import beam_bytes, check_memory, generation_bytes, params_bytes
-from composer.engine.stepper import Stepper, check_steppable, step_plan
+from composer.engine.generation import beam_search, find_feedback, generate, generation_bytes
+from composer.engine.memory import check_memory, params_bytes
+from composer.engine.stepper import Stepper, check_steppable
 from composer.errors import DataError, SpecError
 from composer.graph.folded import given_states
 from composer.graph.weights import load_params
@@ -26,10 +26,6 @@ from composer.training.text import decode_ids, encode_text, read_vocab
 Grammar = Enum("Grammar", {name: name for name in ACCEPTORS}, type=str)
 
 __all__ = ["generate_text"]
-
-#: the most bytes a token's character takes: in a Python string (4), encoded for the
-#: terminal (4), and escaped by `repr` in a beam's line (10)
-_TEXT_BYTES = 18
 
 
 def _finite(value: float) -> float:
@@ -106,8 +102,15 @@ def generate_text(
     ids = encode_text(prompt, table, "--prompt").tolist()
     if feedback.input is not None and not ids:
         raise typer.BadParameter("give at least one token to start from", param_hint="--prompt")
-    need, what = _estimate(folded, feedback, table, length, beam, count, accept, dtype.value)
-    need += params_bytes(folded, dtype.value) + declared_bytes(weights)
+    held = count if accept is not None else int(count > 1)  # texts at once; else streamed
+    need = generation_bytes(
+        folded, feedback, table["tokens"], length, count=count, beam=beam, held=held,
+        dtype=dtype.value,
+    ) + params_bytes(folded, dtype.value) + declared_bytes(weights)  # fmt: skip
+    if beam is not None:
+        what = f"a beam search of {beam:,} beams over {length:,} tokens"
+    else:
+        what = f"generating {count:,} text{'s' if count != 1 else ''} of {length:,} tokens"
     check_memory(need, max_memory, f"{what} with {spec}", advice="generate less")
     params = load_params(weights, folded, dtype.value)
     starts = _starts(start, folded, spec)
@@ -133,19 +136,6 @@ def generate_text(
         return
     for tokens in generate(stepper, feedback, ids, length, count=count, **options):
         typer.echo(prompt + decode_ids(tokens, table))
-
-
-def _estimate(folded, feedback, table, length, beam, count, accept, dtype) -> tuple[int, str]:
-    """(the bytes generation needs, what it is) from the sizes asked for, before any work:
-    the rows stepped, the ids kept and the text held at once."""
-    _, plan = step_plan(folded)
-    token_bytes = _TEXT_BYTES * max(len(token) for token in table["tokens"])
-    if beam is not None:
-        need = beam_bytes(plan, feedback.vocab, beam, length, token_bytes, dtype)
-        return need, f"a beam search of {beam:,} beams over {length:,} tokens"
-    held = count if accept is not None else int(count > 1)  # else streamed
-    need = generation_bytes(plan, feedback.vocab, count, length, token_bytes, held, dtype)
-    return need, f"generating {count:,} text{'s' if count != 1 else ''} of {length:,} tokens"
 
 
 def _starts(path: Path | None, folded, spec: Path) -> dict[str, np.ndarray]:

@@ -5,7 +5,7 @@ unrolling (`unroll_bytes`), a materialised unrolled graph (`graph_bytes`, `deps_
 a forward pass of the executor (`execute_bytes`, with the chunking and track extents the
 executor itself uses), the training tape of one gradient (`tape_bytes`), the weights
 (`params_bytes`), the unfolded picture (`drawing_bytes`), the JSON of the
-dependencies (`deps_json_bytes`), generation (`step_bytes`, `generation_bytes`,
+dependencies (`deps_json_bytes`), generation (`step_bytes`, `stepped_bytes`,
 `beam_bytes`) and text turned into windows of ids (`text_data_bytes`).
 """
 
@@ -39,7 +39,7 @@ __all__ = [
     "drawing_bytes",
     "deps_json_bytes",
     "step_bytes",
-    "generation_bytes",
+    "stepped_bytes",
     "beam_bytes",
     "text_data_bytes",
     "check_memory",
@@ -222,7 +222,7 @@ _STRING_BYTES = 80  # a token's own string: 49 to 80 bytes and its characters
 _GENERATION_BYTES = 64 << 10  # generation's own small objects, whatever the sizes
 
 
-def generation_bytes(
+def stepped_bytes(
     plan: Plan,
     vocab: int,
     count: int,

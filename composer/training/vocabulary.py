@@ -128,7 +128,7 @@ def check_vocab(data, where: str) -> dict:
             raise DataError(f"{where}: missing key {key!r}; a vocabulary is {_SHAPE}")
     level = data["level"]
     if not isinstance(level, str) or level not in LEVELS:
-        raise DataError(f"{where}: key 'level': expected \"char\" or \"word\", got {_show(level)}")
+        raise DataError(f'{where}: key \'level\': expected "char" or "word", got {_show(level)}')
     tokens = _tokens(data["tokens"], level, where)
     vocab = {"level": level, "tokens": tokens}
     if "counts" in data:
@@ -158,7 +158,9 @@ def _tokens(tokens, level: str, where: str) -> list[str]:
     what = "one character" if level == "char" else "a word, a run of spaces or one mark"
     for i, token in enumerate(tokens):
         if not isinstance(token, str):
-            raise DataError(f"{where}: key 'tokens', item {i}: expected a string, got {_show(token)}")
+            raise DataError(
+                f"{where}: key 'tokens', item {i}: expected a string, got {_show(token)}"
+            )
         if not token.isascii() and not _encodable(token):
             raise DataError(
                 f"{where}: key 'tokens', item {i}: {_show(token)} holds a lone surrogate, "
@@ -166,8 +168,7 @@ def _tokens(tokens, level: str, where: str) -> list[str]:
             )
         if tokenize(token, level) != [token]:
             raise DataError(
-                f"{where}: key 'tokens', item {i}: a {level!r} token is {what}, "
-                f"got {_show(token)}"
+                f"{where}: key 'tokens', item {i}: a {level!r} token is {what}, got {_show(token)}"
             )
         if token in seen:
             raise DataError(
