@@ -9,10 +9,12 @@ import numpy as np
 import typer
 
 from composer.arrays import atomic_write, write_arrays
-from composer.cli.common import reports_errors
+from composer.cli.common import MaxMemory, reports_errors
 from composer.cli.files import Read, file_arguments
 from composer.cli.outputs import check_outputs
 from composer.cli.root import app
+from composer.engine.memory import check_memory, text_data_bytes
+from composer.errors import DataError
 from composer.outputs import shown
 from composer.training.text import (
     LEVELS,
@@ -20,8 +22,10 @@ from composer.training.text import (
     encode_text,
     read_text,
     text_windows,
+    token_count,
     unigram_bits,
     vocab_json,
+    window_count,
 )
 
 __all__ = ["data_app", "text"]
@@ -46,7 +50,9 @@ def text(
         Path | None,
         typer.Option(help="The vocabulary .json to write; default: next to --output."),
     ] = None,
-    seq_len: Annotated[int, typer.Option(min=1, help="Steps per window.")] = 64,
+    seq_len: Annotated[
+        int, typer.Option(min=1, help="Steps per window: at most the text's tokens less one.")
+    ] = 64,
     vocab_size: Annotated[
         int | None,
         typer.Option(min=2, help="Exactly N tokens: the N-1 most frequent and one for the rest."),
@@ -56,10 +62,12 @@ def text(
         str, typer.Option(metavar="INPUT,TARGET", help="The keys of the ids and the targets.")
     ] = "x,y",
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    max_memory: MaxMemory = "4G",
 ) -> None:
     """Write text as token ids: inputs and next-token targets in windows of --seq-len
     (the last one ragged, with its length), and the vocabulary, whose size is what a
-    spec's `vocab:` must say."""
+    spec's `vocab:` must say. A window holds at most the text's next-token pairs (its
+    tokens less one), so the data takes about 16 bytes per token."""
     if level not in LEVELS:
         raise typer.BadParameter(f"expected one of {', '.join(LEVELS)}", param_hint="--level")
     keys = names.split(",")
@@ -70,6 +78,16 @@ def text(
     vocab = vocab or output.with_name(output.stem + ".vocab.json")
     check_outputs({"--output": output, "--vocab": vocab}, force)
     texts = [read_text(path) for path in files]
+    where = shown(files[0]) + (f" and {len(files) - 1} more" if len(files) > 1 else "")
+    sizes = [token_count(t, level) for t in texts]
+    try:
+        windows = window_count(sum(sizes), seq_len)
+    except DataError as err:
+        raise DataError(f"{where}: {err}") from None
+    shared = level == "char" and all(not t or max(t) < "\u0100" for t in texts)
+    need = text_data_bytes(sum(sizes), max(sizes), windows, seq_len, shared)
+    what = f"turning {where} ({sum(sizes):,} tokens) into {windows:,} windows of {seq_len:,}"
+    check_memory(need, max_memory, what, advice="give less text")
     table = build_vocab(texts, level, vocab_size)
     ids = np.concatenate([encode_text(t, table, str(p)) for t, p in zip(texts, files)])
     x, y, lengths = text_windows(ids, seq_len)

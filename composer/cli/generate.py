@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from enum import Enum
 from pathlib import Path
@@ -10,11 +11,12 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from composer.arrays import read_arrays
-from composer.cli.common import DType, SpecPath, read_checked, reports_errors
+from composer.arrays import declared_bytes, read_arrays
+from composer.cli.common import DType, MaxMemory, SpecPath, read_checked, reports_errors
 from composer.cli.files import Read, file_arguments
 from composer.cli.root import app
-from composer.engine.generation import beam_search, find_feedback, generate
+from composer.engine.generation import beam_search, find_feedback, generate, generation_bytes
+from composer.engine.memory import check_memory, params_bytes
 from composer.engine.stepper import Stepper, check_steppable
 from composer.errors import DataError, SpecError
 from composer.graph.folded import given_states
@@ -25,6 +27,12 @@ from composer.training.text import decode_ids, encode_text, read_vocab
 Grammar = Enum("Grammar", {name: name for name in ACCEPTORS}, type=str)
 
 __all__ = ["generate_text"]
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise typer.BadParameter(f"expected a finite number >= 0, got {value}")
+    return value
 
 
 @app.command("generate")
@@ -44,7 +52,13 @@ def generate_text(
     prompt: Annotated[str, typer.Option(help="The text to start from.")] = "",
     length: Annotated[int, typer.Option(min=1, help="Tokens to generate.")] = 200,
     temperature: Annotated[
-        float, typer.Option(min=0.0, help="Sharpness: below 1 surer, 0 the likeliest token.")
+        float,
+        typer.Option(
+            min=0.0,
+            callback=_finite,
+            help="Sharpness: below 1 surer, 0 the likeliest token (first of ties); any "
+            "finite value above 0 is honoured, so a tiny one draws among the likeliest.",
+        ),
     ] = 0.8,
     top_k: Annotated[
         int | None, typer.Option(min=1, help="Draw among the K likeliest tokens only.")
@@ -72,6 +86,7 @@ def generate_text(
             "with one (H,) array per such input, or a .npy for the only one.",
         ),
     ] = None,
+    max_memory: MaxMemory = "4G",
 ) -> None:
     """Generate text: the prompt, then one token at a time, each fed back in (the text
     appears as it is written). Each token costs one step of the network."""
@@ -88,10 +103,20 @@ def generate_text(
             f"{feedback.vocab} (output `{feedback.output}`); use the vocabulary the model "
             "was trained with"
         )
-    params = load_params(weights, folded, dtype.value)
     ids = encode_text(prompt, table, "--prompt").tolist()
     if feedback.input is not None and not ids:
         raise typer.BadParameter("give at least one token to start from", param_hint="--prompt")
+    held = count if accept is not None else int(count > 1)  # texts at once; else streamed
+    need = generation_bytes(
+        folded, feedback, table["tokens"], length, count=count, beam=beam, held=held,
+        dtype=dtype.value,
+    ) + params_bytes(folded, dtype.value) + declared_bytes(weights)  # fmt: skip
+    if beam is not None:
+        what = f"a beam search of {beam:,} beams over {length:,} tokens"
+    else:
+        what = f"generating {count:,} text{'s' if count != 1 else ''} of {length:,} tokens"
+    check_memory(need, max_memory, f"{what} with {spec}", advice="generate less")
+    params = load_params(weights, folded, dtype.value)
     starts = _starts(start, folded, spec)
     stepper = Stepper(folded, params, dtype.value)
     options = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, inputs=starts)

@@ -23,11 +23,23 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
-from composer.engine.stepper import Stepper
-from composer.engine.tokens import token_vocab
+from composer.engine.memory import beam_bytes, stepped_bytes
+from composer.engine.stepper import Stepper, step_plan
+from composer.engine.tokens import one_hot_ids, token_vocab
 from composer.errors import DataError, SpecError
 
-__all__ = ["Feedback", "find_feedback", "sample_next", "generate", "beam_search"]
+__all__ = [
+    "Feedback",
+    "find_feedback",
+    "sample_next",
+    "generate",
+    "beam_search",
+    "generation_bytes",
+]
+
+#: the most bytes a token's character takes: in a Python string (4), encoded for the
+#: terminal (4), and escaped by `repr` in a beam's line (10)
+_CHARACTER_BYTES = 18
 
 
 @dataclass(frozen=True)
@@ -81,13 +93,20 @@ def sample_next(
     top_p: float | None = None,
 ) -> np.ndarray:
     """One token id per row of (B, N) probabilities: argmax at temperature 0, else a draw
-    from p^(1/temperature), kept to the top_k tokens and the top_p mass, renormalised."""
+    from p^(1/temperature), kept to the top_k tokens and the top_p mass, renormalised.
+
+    Any finite temperature above 0 is honoured: the log-probabilities' distances below the
+    likeliest token's are divided by it, so a tiny one (1e-320) gives every other token a
+    weight of 0 and draws among the likeliest, the limit of sampling as it goes to 0."""
+    if not np.isfinite(temperature) or temperature < 0:
+        raise DataError(f"temperature must be a finite number >= 0, got {temperature!r}")
     probs = np.asarray(probs, dtype=np.float64)
     if temperature == 0:
         return probs.argmax(axis=-1)
-    logp = np.log(np.maximum(probs, 1e-300)) / temperature
-    logp -= logp.max(axis=-1, keepdims=True)
-    weights = np.exp(logp)
+    logp = np.log(np.maximum(probs, 1e-300))
+    logp -= logp.max(axis=-1, keepdims=True)  # in -690.8..0: the likeliest at 0
+    with np.errstate(over="ignore", under="ignore"):  # far below the likeliest: weight 0
+        weights = np.exp(logp / temperature)
     order = np.argsort(-weights, axis=-1, kind="stable")
     ranked = np.take_along_axis(weights, order, axis=-1)
     ranked /= ranked.sum(axis=-1, keepdims=True)
@@ -109,9 +128,9 @@ def sample_next(
 def _feed(stepper: Stepper, feedback: Feedback, tokens: np.ndarray, inputs) -> np.ndarray:
     """One step with `tokens` (B,) going back in; the output's (B, N) probabilities."""
     if feedback.input is not None:
-        value = np.eye(feedback.vocab)[tokens] if feedback.one_hot else tokens
+        value = one_hot_ids(tokens, feedback.vocab, np.float64) if feedback.one_hot else tokens
         return stepper.step({**inputs, feedback.input: value})[feedback.output]
-    stepper.replace_last(feedback.node, np.eye(feedback.vocab, dtype=np.float64)[tokens])
+    stepper.replace_last(feedback.node, one_hot_ids(tokens, feedback.vocab, np.float64))
     return stepper.step(inputs)[feedback.output]
 
 
@@ -195,3 +214,24 @@ def beam_search(
             stepper.select(rows)
             probs = _feed(stepper, feedback, tokens, {})
     return [(seq.tolist(), float(score)) for seq, score in zip(sequences, scores)]
+
+
+def generation_bytes(
+    graph: nx.MultiDiGraph,
+    feedback: Feedback,
+    tokens: Sequence[str],
+    length: int,
+    *,
+    count: int = 1,
+    beam: int | None = None,
+    held: int = 0,
+    dtype: str = "float32",
+) -> int:
+    """The memory `generate` (or `beam_search` with `beam`) needs for `length` tokens of
+    `count` rows, `held` texts of them kept at once, weights excluded: estimated from the
+    sizes alone (`composer.engine.memory`), before anything is allocated."""
+    _, plan = step_plan(graph)
+    token_bytes = _CHARACTER_BYTES * max(len(token) for token in tokens)
+    if beam is not None:
+        return beam_bytes(plan, feedback.vocab, beam, length, token_bytes, dtype)
+    return stepped_bytes(plan, feedback.vocab, count, length, token_bytes, held, dtype)

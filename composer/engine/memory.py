@@ -4,8 +4,9 @@ Every estimate lives here, so that a command checks the same figure the stage al
 unrolling (`unroll_bytes`), a materialised unrolled graph (`graph_bytes`, `deps_bytes`),
 a forward pass of the executor (`execute_bytes`, with the chunking and track extents the
 executor itself uses), the training tape of one gradient (`tape_bytes`), the weights
-(`params_bytes`), the unfolded picture (`drawing_bytes`) and the JSON of the
-dependencies (`deps_json_bytes`).
+(`params_bytes`), the unfolded picture (`drawing_bytes`), the JSON of the
+dependencies (`deps_json_bytes`), generation (`step_bytes`, `stepped_bytes`,
+`beam_bytes`) and text turned into windows of ids (`text_data_bytes`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ __all__ = [
     "params_bytes",
     "drawing_bytes",
     "deps_json_bytes",
+    "step_bytes",
+    "stepped_bytes",
+    "beam_bytes",
+    "text_data_bytes",
     "check_memory",
 ]
 
@@ -187,10 +192,79 @@ def deps_json_bytes(unrolled: Unrolled) -> int:
     return outputs * inputs * _JSON_ENTRY_BYTES
 
 
-def check_memory(estimate: int, limit: int, what: str) -> None:
-    """Refuse `what` when its estimate is over `limit`, saying both."""
+def step_bytes(plan: Plan, batch: int, dtype: str = "float32") -> int:
+    """What a `Stepper` holds and allocates for `batch` items over a step of its one-step
+    plan: each vector's carried arrays this step and the steps read back (twice when beam
+    search selects rows), its pre-activation, a state's scratch and a product's result."""
+    numbers = 0
+    for v in plan.vectors.values():
+        carried = v.size
+        if v.role == "state":
+            carried += (len(KINDS[v.kind].carries) - 1) * v.units
+        lag = v.recurrence.lag if v.recurrence is not None else 0
+        depth = max(v.history, lag, 0)
+        numbers += (2 + 2 * depth) * carried + (3 * v.columns if v.kind else 0)
+    return numbers * batch * np.dtype(dtype).itemsize
+
+
+# Python objects, measured on CPython 3.11 and rounded up: a list entry, an int object
+# (ids above 256 are not shared); the (B, N) float64 arrays of a sampling step.
+_ENTRY_BYTES, _INT_BYTES, _SAMPLING_ARRAYS = 8, 32, 10
+_STRING_BYTES = 80  # a token's own string: 49 to 80 bytes and its characters
+_GENERATION_BYTES = 64 << 10  # generation's own small objects, whatever the sizes
+
+
+def stepped_bytes(
+    plan: Plan,
+    vocab: int,
+    count: int,
+    length: int,
+    token_bytes: int,
+    held: int,
+    dtype: str = "float32",
+) -> int:
+    """`generate`: the stepper and a sampling step for `count` rows, the (count, length)
+    ids, and the text of `held` rows at once (`token_bytes`: the most a token's text
+    takes, in a Python string and encoded for the terminal)."""
+    rows = step_bytes(plan, count, dtype) + _SAMPLING_ARRAYS * count * vocab * 8
+    text = held * length * (token_bytes + _ENTRY_BYTES)
+    return _GENERATION_BYTES + rows + count * length * 8 + text
+
+
+def beam_bytes(
+    plan: Plan, vocab: int, beam: int, length: int, token_bytes: int, dtype: str = "float32"
+) -> int:
+    """`generate --beam`: the stepper for the most rows the beams reach (the last step's
+    parents), their candidates' log-probabilities and ranking, the kept sequences (as
+    arrays, then as lists of ints) and one line of text."""
+    rows = 1  # the rows grow from 1 by a factor of `vocab` until `beam`
+    for _ in range(length - 1):
+        if rows >= beam or vocab == 1:
+            break
+        rows = min(beam, rows * vocab)
+    kept = min(beam, rows * vocab)
+    candidates = rows * vocab * 8 * 6  # log p, the sums, their negation and the ranking
+    sequences = kept * length * (2 * 8 + _ENTRY_BYTES + (_INT_BYTES if vocab > 257 else 0))
+    line = length * token_bytes * 2
+    return _GENERATION_BYTES + step_bytes(plan, rows, dtype) + candidates + sequences + line
+
+
+def text_data_bytes(tokens: int, largest: int, windows: int, seq_len: int, shared: bool) -> int:
+    """`data text` on `tokens` tokens (`largest` in one text) as `windows` windows of
+    `seq_len`, the most of its three phases: a text's tokens while it is counted and
+    encoded (a list, a string each, its ids as a list of ints, then an array; strings and
+    ints are shared when `shared`: one Latin-1 character each, under 257 ids) beside the
+    ids of the texts before it; every text's ids and their concatenation; the ids and the
+    windows of inputs and targets with their lengths."""
+    each = 2 * _ENTRY_BYTES + 8 + (0 if shared else _STRING_BYTES + _INT_BYTES)
+    encoding = largest * each + tokens * 8
+    return max(encoding, 2 * tokens * 8, tokens * 8 + windows * (2 * seq_len + 1) * 8)
+
+
+def check_memory(estimate: int, limit: int, what: str, advice: str = "use fewer steps") -> None:
+    """Refuse `what` when its estimate is over `limit`, saying both, and `advice`."""
     if estimate > limit:
         raise ResourceError(
             f"{what} would need about {human_size(estimate)}, over the limit of "
-            f"{human_size(limit)}; use fewer steps or raise --max-memory"
+            f"{human_size(limit)}; {advice} or raise --max-memory"
         )

@@ -44,7 +44,7 @@ from composer.dtypes import check_dtype
 from composer.engine.executor import _carry_sizes, _shape
 from composer.engine.inputs import check_given, is_given
 from composer.engine.pipeline import plan_for_steps
-from composer.engine.plan import Vector, bind_params
+from composer.engine.plan import Plan, Vector, bind_params
 from composer.engine.tokens import check_ids, one_hot_ids, token_vocab
 from composer.engine.walk import Walk
 from composer.errors import DataError, SpecError
@@ -52,7 +52,7 @@ from composer.graph.features import refuse_extended
 from composer.kinds import ACTIVATIONS, KINDS, fused
 from composer.spec.windows import window_bounds
 
-__all__ = ["Stepper", "state_keys", "check_steppable", "run_stepped"]
+__all__ = ["Stepper", "state_keys", "check_steppable", "step_plan", "run_stepped"]
 
 
 def check_steppable(graph: nx.MultiDiGraph) -> None:
@@ -82,6 +82,17 @@ def check_steppable(graph: nx.MultiDiGraph) -> None:
                 "stepped one step at a time carries its own states instead",
                 path + ("initial_state",),
             )
+
+
+def step_plan(graph: nx.MultiDiGraph) -> tuple[nx.MultiDiGraph, Plan]:
+    """(the graph as stepped, the plan of its one step): every input and output present at
+    every step (the caller says which it gives); a network that cannot step refused."""
+    check_steppable(graph)
+    graph = graph.copy()
+    for name, role in graph.nodes(data="role"):
+        if role in ("input", "output"):
+            graph.nodes[name]["window"] = ":"
+    return graph, plan_for_steps(graph, 1)
 
 
 def _carries(v: Vector) -> tuple[str, ...]:
@@ -177,12 +188,7 @@ class _OneStep(Walk):
     """The walk over the plan of one step, with the past of the vectors read back."""
 
     def __init__(self, graph: nx.MultiDiGraph, params: Mapping[str, np.ndarray], dtype="float32"):
-        check_steppable(graph)
-        graph = graph.copy()  # inputs and outputs at every step: the caller says which
-        for name, role in graph.nodes(data="role"):
-            if role in ("input", "output"):
-                graph.nodes[name]["window"] = ":"
-        plan = plan_for_steps(graph, 1)
+        graph, plan = step_plan(graph)
         self.graph, self.dtype = graph, np.dtype(check_dtype(dtype))
         self.bound = bind_params(graph, params, dtype)
         weights = {n: self.bound.weights(v) for n, v in plan.vectors.items() if v.kind}

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,24 +25,25 @@ import numpy as np
 
 from composer.errors import DataError
 from composer.reading import MAX_VOCAB_BYTES, check_readable
+from composer.training.vocabulary import LEVELS, parse_vocab, token_count, tokenize
 
 __all__ = [
     "LEVELS",
     "read_text",
     "tokenize",
+    "token_count",
     "build_vocab",
     "encode_text",
     "decode_ids",
+    "window_count",
     "text_windows",
     "read_vocab",
     "vocab_json",
     "unigram_bits",
 ]
 
-LEVELS = ("char", "word")
 #: the token that stands for the rare ones left out of a vocabulary of a given size
 UNKNOWN = "\ufffd"
-_WORD = re.compile(r"\w+|\s+|[^\w\s]")
 
 
 def read_text(path: str | os.PathLike) -> str:
@@ -64,13 +64,6 @@ def read_text(path: str | os.PathLike) -> str:
         ) from None
 
 
-def tokenize(text: str, level: str) -> list[str]:
-    """Characters, or words with the spaces and punctuation between them as tokens."""
-    if level not in LEVELS:
-        raise DataError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
-    return list(text) if level == "char" else _WORD.findall(text)
-
-
 def build_vocab(texts: Sequence[str], level: str = "char", size: int | None = None) -> dict:
     """`{"level", "tokens", "counts"}` of texts: tokens sorted, each one's count.
 
@@ -83,12 +76,13 @@ def build_vocab(texts: Sequence[str], level: str = "char", size: int | None = No
     if size is None:
         tokens = sorted(counts)
         return {"level": level, "tokens": tokens, "counts": [counts[t] for t in tokens]}
-    if size < 2 or size > len(counts) + 1:
+    others = [token for token in counts if token != UNKNOWN]  # a U+FFFD joins the rest
+    if size < 2 or size > len(others) + 1:
         raise DataError(
-            f"--vocab-size {size}: the text has {len(counts)} distinct tokens; give 2.."
-            f"{len(counts) + 1} (the most frequent ones and one for the rest)"
+            f"--vocab-size {size}: the text has {len(others)} distinct tokens; give 2.."
+            f"{len(others) + 1} (the most frequent ones and one for the rest)"
         )
-    kept = sorted(sorted(counts, key=lambda t: (-counts[t], t))[: size - 1])
+    kept = sorted(sorted(others, key=lambda t: (-counts[t], t))[: size - 1])
     rest = sum(counts.values()) - sum(counts[t] for t in kept)
     tokens = [*kept, UNKNOWN]
     return {
@@ -122,15 +116,29 @@ def decode_ids(ids: Sequence[int], vocab: dict) -> str:
     return "".join(tokens[int(i)] for i in ids)
 
 
-def text_windows(ids: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(inputs, next-token targets, lengths): windows of `seq_len` steps, (B, seq_len) ids,
-    the targets one token ahead; the last window padded with 0 past its length."""
+def window_count(tokens: int, seq_len: int) -> int:
+    """How many windows of `seq_len` steps a text of `tokens` tokens makes: one per
+    `seq_len` of its `tokens - 1` next-token pairs, the last one ragged. A window longer
+    than every pair would be mostly padding, so it is refused (DataError), as are texts of
+    fewer than 2 tokens."""
     if seq_len < 1:
         raise DataError(f"--seq-len must be >= 1, got {seq_len}")
-    if len(ids) < 2:
+    if tokens < 2:
         raise DataError("the text has fewer than 2 tokens: no next token to predict")
+    if seq_len > tokens - 1:
+        raise DataError(
+            f"--seq-len {seq_len:,} is longer than the text: its {tokens:,} tokens make "
+            f"{tokens - 1:,} next-token pairs, so a window holds at most {tokens - 1:,}"
+        )
+    return -(-(tokens - 1) // seq_len)
+
+
+def text_windows(ids: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(inputs, next-token targets, lengths): windows of `seq_len` steps, (B, seq_len) ids,
+    the targets one token ahead; the last window padded with 0 past its length
+    (`window_count`: `seq_len` at most the number of next-token pairs)."""
+    count = window_count(len(ids), seq_len)
     inputs, targets = ids[:-1], ids[1:]
-    count = -(-len(inputs) // seq_len)
     x = np.zeros((count, seq_len), dtype=np.int64)
     y = np.zeros((count, seq_len), dtype=np.int64)
     x.reshape(-1)[: len(inputs)] = inputs
@@ -154,19 +162,9 @@ def vocab_json(vocab: dict) -> str:
 
 
 def read_vocab(path: str | os.PathLike) -> dict:
-    """A vocabulary file, checked: `level` and a list of distinct string `tokens`; at most
-    `MAX_VOCAB_BYTES` (`composer.reading`)."""
+    """A vocabulary file, checked whole: every field's type and range
+    (`composer.training.vocabulary`), each problem one line naming the file and the key; at
+    most `MAX_VOCAB_BYTES` (`composer.reading`)."""
     check_readable(path, cap=MAX_VOCAB_BYTES, what="a vocabulary file")
     text = read_text(path)
-    try:
-        vocab = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not JSON ({err.msg} at line {err.lineno})") from None
-    if not isinstance(vocab, dict) or vocab.get("level") not in LEVELS:
-        raise DataError(f'{path}: expected {{"level": "char" or "word", "tokens": [...]}}')
-    tokens = vocab.get("tokens")
-    if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) for t in tokens):
-        raise DataError(f"{path}: `tokens` must be a non-empty list of strings")
-    if len(set(tokens)) != len(tokens):
-        raise DataError(f"{path}: `tokens` holds a token twice")
-    return vocab
+    return parse_vocab(text, str(path))

@@ -201,3 +201,81 @@ def test_a_trained_language_model_exports_to_both_formats(lm, tmp_path):
     got = run_model(tmp_path / "m.onnx", {"x": data["x"][:3]})["y"]
     want = run(graph, params, {"x": data["x"][:3]})["y"]
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+
+def _generate(lm, *args):
+    return invoke("generate", lm / "lm.json", "-w", lm / "w.npz", "--vocab",
+                  lm / "d.vocab.json", "--prompt", "the ", *args)  # fmt: skip
+
+
+def test_a_tiny_temperature_is_the_likeliest_token(lm):
+    """Issue 25, item 9: `--temperature 1e-320` printed RuntimeWarnings and repeated token 0."""
+    code, tiny = _generate(lm, "--length", 20, "--temperature", 1e-320, "--seed", 1)
+    assert code == 0 and "Warning" not in tiny, tiny
+    assert tiny == _generate(lm, "--length", 20, "--temperature", 0)[1]
+    code, out = _generate(lm, "--length", 20, "--temperature", "inf")
+    assert code == 2 and "expected a finite number >= 0, got inf" in out
+
+
+def test_a_vocabulary_is_checked_whole_before_any_text(lm, tmp_path):
+    """Issue 25, item 14: a bad `unknown` loaded, then was a traceback at the first unknown
+    token; now refused at load, whatever the prompt holds."""
+    vocab = read_vocab(lm / "d.vocab.json")
+    for unknown in (99, "a", 1.5):
+        (tmp_path / "v.json").write_text(json.dumps({**vocab, "unknown": unknown}))
+        for prompt in ("the ", "Z"):
+            code, out = invoke("generate", lm / "lm.json", "-w", lm / "w.npz", "--vocab",
+                               tmp_path / "v.json", "--prompt", prompt, "--length", 3)  # fmt: skip
+            assert code == 4 and out.count("\n") == 1, out
+            assert out.startswith(f"{tmp_path / 'v.json'}: key 'unknown': expected the id")
+
+
+HUGE = [  # issue 25, item 15: each was a MemoryError traceback (the beams after 24 s)
+    (("--count", 10**9), "generating 1,000,000,000 texts of 200 tokens"),
+    (("--length", 10**12), "generating 1 text of 1,000,000,000,000 tokens"),
+    (("--beam", 10**9, "--length", 8), "a beam search of 1,000,000,000 beams over 8 tokens"),
+    (("--count", 1000, "--length", 1000, "--max-memory", "1M"), "generating 1,000 texts"),
+    (("--count", 50, "--length", 50, "--accept", "reber", "--max-memory", "100K"),
+     "generating 50 texts of 50 tokens"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("args, what", HUGE)
+def test_generation_over_the_memory_limit_is_refused_before_any_work(lm, args, what):
+    result = runner.invoke(app, [str(a) for a in ("generate", lm / "lm.json", "-w", lm / "w.npz",
+                           "--vocab", lm / "d.vocab.json", "--prompt", "the ", *args)])  # fmt: skip
+    assert result.exit_code == 5 and result.stdout == "", result.output  # nothing generated
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(what), result.stderr
+    assert "over the limit of" in result.stderr and "generate less" in result.stderr
+
+
+def test_generation_under_the_memory_limit_runs(lm):
+    code, out = _generate(lm, "--count", 1000, "--length", 50, "--max-memory", "20M")
+    assert code == 0 and out.count("\n") >= 1000, out[-200:]
+
+
+def test_data_text_refuses_a_window_longer_than_the_text(lm, tmp_path):
+    """Issue 25, item 16: `--seq-len 1000000000` was a MemoryError traceback; `--seq-len
+    1e8` on 77 tokens wrote a 1.6 GB file. A window holds at most the text's next-token
+    pairs (its tokens less one)."""
+    text, out = lm / "a.txt", tmp_path / "o.npz"
+    pairs = len(TEXT) - 1
+    for seq_len in (10**9, 10**8, pairs + 1):
+        code, message = invoke("data", "text", text, "-o", out, "--seq-len", seq_len)
+        assert code == 4 and message.count("\n") == 1, message
+        assert message.startswith(f"{text}: --seq-len {seq_len:,} is longer than the text")
+        assert f"its {len(TEXT):,} tokens make {pairs:,} next-token pairs" in message
+        assert not out.exists() and not (tmp_path / "o.vocab.json").exists()
+    code, message = invoke("data", "text", text, "-o", out, "--seq-len", pairs)
+    assert code == 0, message
+    assert np.load(out)["x"].shape == (1, pairs) and "x.lengths" not in np.load(out)
+
+
+def test_data_text_over_the_memory_limit_is_refused_before_it_is_encoded(tmp_path):
+    (tmp_path / "a.txt").write_text(TEXT * 500)
+    out = tmp_path / "o.npz"
+    code, message = invoke("data", "text", tmp_path / "a.txt", "-o", out, "--max-memory", "100K")
+    assert code == 5 and message.count("\n") == 1, message
+    assert message.startswith(f"turning {tmp_path / 'a.txt'} ({len(TEXT) * 500:,} tokens)")
+    assert "over the limit of 100.0 KiB" in message and not out.exists()
+    assert invoke("data", "text", tmp_path / "a.txt", "-o", out, "--max-memory", "10M")[0] == 0

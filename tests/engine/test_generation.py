@@ -3,12 +3,21 @@ beam 1 is greedy; beams come out best first with their log-probabilities."""
 
 from __future__ import annotations
 
+import tracemalloc
+import warnings
+
 import numpy as np
 import pytest
 
 from composer.engine.batches import run
-from composer.engine.generation import beam_search, find_feedback, generate, sample_next
-from composer.errors import SpecError
+from composer.engine.generation import (
+    beam_search,
+    find_feedback,
+    generate,
+    generation_bytes,
+    sample_next,
+)
+from composer.errors import DataError, SpecError
 from composer.network import Network
 from tests.conftest import ROOT
 
@@ -93,3 +102,64 @@ def test_a_network_without_feedback_is_refused():
     net = Network.from_file(ROOT / "specs" / "gru.yaml")
     with pytest.raises(SpecError, match="nothing to feed a generated token back into"):
         find_feedback(net.graph)
+
+
+def test_a_tiny_temperature_draws_the_likeliest_without_overflowing():
+    """Issue 25, item 9: 1e-320 passed the `min=0` check, then overflowed into NaN weights
+    (RuntimeWarnings) and drew token 0. Any temperature above 0 is the sampling's own limit:
+    the likeliest token, ties shared at random."""
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(9), size=200)
+    probs[:, 0] = 0.0  # token 0 is never the likeliest
+    with np.errstate(all="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for temperature in (1e-320, 5e-324, 1e-300, 1e-30):
+            picked = sample_next(probs, rng, temperature)
+            assert np.array_equal(picked, probs.argmax(axis=1)), temperature
+        tied = np.array([[0.4, 0.1, 0.4, 0.1]] * 400)
+        assert set(sample_next(tied, rng, 1e-320).tolist()) == {0, 2}
+        assert sample_next(tied, rng, 0).tolist() == [0] * 400  # 0: argmax, the first of ties
+
+
+@pytest.mark.parametrize("temperature", [float("nan"), float("inf"), -1.0])
+def test_a_temperature_that_is_no_number_of_sharpness_is_refused(temperature):
+    with pytest.raises(DataError, match="temperature must be a finite number >= 0"):
+        sample_next(np.full((1, 3), 1 / 3), np.random.default_rng(0), temperature)
+
+
+GENERATED = [  # (count, length, beam): the sizes whose memory the estimate must cover
+    (1, 60, None), (20, 30, None), (400, 12, None), (1, 6, 3), (1, 7, 300), (1, 4, 2000),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("count, length, beam", GENERATED)
+def test_generation_stays_within_its_estimate(model, count, length, beam):
+    """Issue 25, item 15: the estimate `generate` checks against --max-memory before any
+    work covers what generating allocates (traced), rows of beams included."""
+    net, params, _, feedback = model
+    stepper = net.stepper(params, "float64")
+    tokens = [str(i) for i in range(feedback.vocab)]
+    need = generation_bytes(
+        net.graph, feedback, tokens, length, count=count, beam=beam, dtype="float64"
+    )
+    tracemalloc.start()
+    try:
+        if beam is None:
+            generate(stepper, feedback, [1, 2], length, count=count, seed=0)
+        else:
+            beam_search(stepper, feedback, [1, 2], length, beam)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= need, (peak, need)
+    assert need <= 4 * peak + (256 << 10)  # and not wildly over
+
+
+def test_the_estimate_of_huge_beams_follows_the_rows_they_reach(model):
+    """The beams grow from one row by the vocabulary's size at each token: 10^9 beams over
+    2 tokens of 7 reach 7 rows; over 20 tokens, 10^9."""
+    net, _, _, feedback = model
+    tokens = [str(i) for i in range(feedback.vocab)]
+    short = generation_bytes(net.graph, feedback, tokens, 2, beam=10**9)
+    long = generation_bytes(net.graph, feedback, tokens, 20, beam=10**9)
+    assert short < (1 << 20) < 10**9 * 20 * 8 < long
