@@ -1,13 +1,15 @@
 """A forward pass in one call (`run`), for a whole batch or a padded one (`run_padded`).
 
-Padded batches hold sequences of different lengths, each item exactly as if it ran alone.
+Padded batches hold sequences of different lengths, each item as if it ran alone.
 
 Item b of a padded batch gives what its arrays cut to their lengths give alone: its own T,
 its windows resolved against that T (a many-to-one output at its own last step), a
 backward layer starting at its own last step. Outputs are zero past each item's own last
-output step, and `<output>.lengths` says how many steps each item has.
+output step, and `<output>.lengths` says how many steps each item has. The numbers are
+an item's alone to rounding, not always to the last bit: the batch's products have more
+rows, which BLAS may round differently, depending on the CPU.
 
-Two ways to get there, the same numbers:
+Two ways to get there, the same numbers to rounding:
 
 - **packed**, as PyTorch runs packed sequences: the items sorted by T, the longest first,
   one pass over the longest T, and at each step only the leading items still running

@@ -75,7 +75,9 @@ def execute(
     T_in and T_out are the number of steps of each input's and output's window. Params
     (a mapping, or `bind_params`'s result to skip checking and arranging them again) and
     inputs are cast to `dtype` (`float32` or `float64`) once; every array computed is of
-    that dtype. `chunk` (steps per chunk) only tunes speed and memory, never results.
+    that dtype. `chunk` (steps per chunk) tunes speed and memory; results change only by
+    rounding (a chunk's input projection is a product over its steps' rows, which BLAS may
+    round differently for another number of rows, depending on the CPU).
     `packing` runs a sorted padded batch (`composer.engine.batches`).
     """
     dt = _dtype(dtype)

@@ -5,7 +5,7 @@ A padded batch's loss is what the losses say of any batch, a mean over the emitt
 lengths, `composer.engine.batches`), weighted by an optional mask as well. So its gradient
 is the sum of each item's gradient alone, each weighted by its share of the real steps.
 
-Two ways to get it, the same numbers:
+Two ways to get it, the same numbers to rounding:
 
 - a network whose layers all run forward in time (and that could run packed) is one
   pass over the longest T: padding reads as zero, every output step of every item is

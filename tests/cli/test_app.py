@@ -273,7 +273,7 @@ def test_run_reports_and_writes_outputs(tmp_path):
         "float64",
     )
     assert result.exit_code == 0, result.output
-    np.testing.assert_array_equal(np.load(again)["y"], first)
+    np.testing.assert_array_equal(np.load(again)["y"], first)  # exact: the same run, repeated
 
 
 def test_run_refuses_bad_inputs_with_exit_4(tmp_path):

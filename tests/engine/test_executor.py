@@ -23,6 +23,7 @@ from composer.spec.reader import load_spec
 from tests.builders import input_, layer, lecture, output, readout, spec
 from tests.conftest import SPECS
 from tests.oracles import SCENARIOS, lstm
+from tests.tolerances import assert_close, run_depth
 
 TORCH_KINDS = [("elman", "tanh"), ("elman", "relu"), ("lstm", None), ("gru", None)]
 TOLERANCE = {"float64": 1e-10, "float32": 1e-5}
@@ -133,17 +134,21 @@ def test_matches_the_hand_written_loop(name):
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_chunk_size_never_changes_results(name):
-    """Small chunks exercise the sliding history of a streaming plan."""
+def test_chunk_size_changes_results_by_rounding_only(name):
+    """Small chunks exercise the sliding history of a streaming plan. A chunk's input
+    projection is a product over its steps' rows: BLAS may round one of 1 row and one of
+    T rows differently (it blocks by size and CPU), so the same numbers to float64
+    rounding, not bit for bit."""
     spec, steps, _ = SCENARIOS[name]
     graph = build(spec)
     params, inputs = normal_params(graph), normal_inputs(graph, steps)
     plan = compile_plan(unroll(graph, steps))
     reference = execute(plan, params, inputs, "float64", chunk=steps)
+    depth = run_depth(steps, len(spec.layers))
     for chunk in (1, 2, 3):
         out = execute(plan, params, inputs, "float64", chunk=chunk)
         for key in reference:
-            np.testing.assert_array_equal(out[key], reference[key])
+            assert_close(out[key], reference[key], np.float64, depth, err_msg=f"{key} {chunk}")
 
 
 def test_longer_runs_stream_in_chunks_like_a_single_pass():
@@ -220,6 +225,8 @@ def test_an_input_step_changes_exactly_the_outputs_that_depend_on_it(name):
                 (o, plan.window(o)[j])
                 for o in plan.outputs
                 for j in range(len(plan.window(o)))
+                # exact: the same products on the same shapes; a value changes only if
+                # one it reads does
                 if not np.array_equal(out[o][:, j], base[o][:, j])
             }
             reached = nx.descendants(dag, (source, step)) if (source, step) in dag else set()
@@ -258,7 +265,7 @@ def test_two_dimensional_input_gives_two_dimensional_outputs():
     params = init_params(graph)
     flat, batched = run(graph, params, x), run(graph, params, {"x": x[None]})
     assert flat["y"].shape == (6, 2) and batched["y"].shape == (1, 6, 2)
-    np.testing.assert_array_equal(flat["y"], batched["y"][0])
+    np.testing.assert_array_equal(flat["y"], batched["y"][0])  # exact: the same shapes
 
 
 def test_inputs_nothing_reads_are_not_required_and_numpy_steps_work():
@@ -276,7 +283,7 @@ def test_inputs_nothing_reads_are_not_required_and_numpy_steps_work():
     assert "unused" not in compile_plan(unroll(graph, 5)).vectors
     out = run(graph, params, {"x": x, "unused": np.ones((2, 5, 2))}, steps=np.int64(5))
     assert out["o"].shape == (2, 1, 4)
-    np.testing.assert_array_equal(run(graph, params, {"x": x})["o"], out["o"])
+    np.testing.assert_array_equal(run(graph, params, {"x": x})["o"], out["o"])  # exact: same run
     assert run(graph, params, x[0])["o"].shape == (1, 4)  # one needed input: a bare array
 
 
@@ -375,4 +382,4 @@ def test_huge_inputs_give_finite_outputs_without_warnings(path, scale, dtype):
     for name, value in first.items():
         assert value.dtype == np.dtype(dtype)
         assert np.isfinite(value).all(), name
-        assert value.tobytes() == again[name].tobytes()  # bitwise identical across runs
+        assert value.tobytes() == again[name].tobytes()  # exact: the same run, repeated

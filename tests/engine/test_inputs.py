@@ -65,7 +65,7 @@ def test_reads_npy_npz_and_csv(tmp_path):
     (tmp_path / "x.csv").write_text("\n".join(",".join(map(str, row)) for row in x) + "\n\n")
     arrays, flat, _ = read_inputs(tmp_path / "x.csv", graph)
     assert flat
-    np.testing.assert_array_equal(arrays["x"][0], x)
+    np.testing.assert_array_equal(arrays["x"][0], x)  # exact: repr of a float reads back
 
 
 @pytest.mark.parametrize(

@@ -240,6 +240,7 @@ def test_many_items_are_read_by_one_gather_with_the_same_numbers(name, monkeypat
     monkeypatch.setattr(executor, "_ROW_COPIES", 1)
     out = run(graph, params, arrays, dtype="float64", lengths=lengths)
     for key, values in expected.items():
+        # exact: the same rows gathered another way, then the same products on them
         np.testing.assert_array_equal(out[key], values, err_msg=key)
 
 
@@ -253,6 +254,7 @@ def test_the_padding_never_matters_even_nan(name):
             array[item, count:] = fill
     out = run(graph, params, arrays, dtype="float64", lengths=lengths)
     for key, values in expected.items():
+        # exact: the padding is never read, so the same products run on the same shapes
         np.testing.assert_array_equal(out[key], values, err_msg=key)
 
 

@@ -35,6 +35,7 @@ def test_ids_behave_exactly_as_one_hot_arrays(ids):
     tokens, vectors = _net(vocab=5), _net(size=5)
     params = tokens.init_params(0, "float64")
     one_hot = np.eye(5)[x]
+    # exact: ids are read as these very one-hot rows, then the same products run
     assert np.array_equal(
         tokens.run(params, {"x": x}, dtype="float64")["y"],
         vectors.run(params, {"x": one_hot}, dtype="float64")["y"],

@@ -26,7 +26,7 @@ def test_no_init_is_pytorchs_default_and_default_names_it():
     plain = init_params(build(spec([layer("a", "lstm", size=6, output=readout(2))])), 3)
     named = _params({"Wx": "default", "Ws": "default", "b": "default", "Wy": "default"}, seed=3)
     assert plain.keys() == named.keys()
-    for key in plain:
+    for key in plain:  # exact: the same seeded draws, in float64, rounded to float32
         np.testing.assert_array_equal(plain[key], named[key].astype(np.float32))
     assert np.abs(plain["a.Ws"]).max() <= 1 / np.sqrt(6)
     assert np.abs(plain["a.b"]).max() <= 2 / np.sqrt(6)  # bias_ih + bias_hh
@@ -81,7 +81,7 @@ def test_every_scheme_is_seeded_and_shapes_agree_with_the_table(seed, size):
     first, again = init_params(graph, seed), init_params(graph, seed)
     for info in param_table(graph):
         assert first[info.key].shape == info.shape
-        np.testing.assert_array_equal(first[info.key], again[info.key])
+        np.testing.assert_array_equal(first[info.key], again[info.key])  # exact: the same seed
 
 
 def test_dense_layers_take_w_and_b():

@@ -84,7 +84,7 @@ def _assert_unused_is_inert(network):
             keys = [k for k in params if k == unused.name or k.startswith(unused.name + ".")]
             changed = {k: v * 100 for k, v in params.items() if k in keys}
             out = run(graph, {**params, **changed}, inputs, steps, "float64")
-            for key, value in reference.items():
+            for key, value in reference.items():  # exact: what is read runs as it did
                 np.testing.assert_array_equal(out[key], value)
 
 

@@ -39,7 +39,7 @@ def test_counts_match_shapes_and_the_lecture_total():
 def test_init_is_seeded_and_within_pytorch_ranges():
     graph = build(lecture())
     first, again, other = init_params(graph, 3), init_params(graph, 3), init_params(graph, 4)
-    assert all(np.array_equal(first[k], again[k]) for k in first)
+    assert all(np.array_equal(first[k], again[k]) for k in first)  # exact: the same seed
     assert not np.array_equal(first["rnn.Wx"], other["rnn.Wx"])
     assert np.abs(first["rnn.Ws"]).max() <= 0.5  # 1/sqrt(H), H = 4
     assert np.abs(first["rnn.b"]).max() <= 1.0  # bias_ih + bias_hh
@@ -53,7 +53,7 @@ def test_npz_round_trip_and_checks(tmp_path):
     path = tmp_path / "w.npz"
     save_params(path, params)
     loaded = load_params(path, graph, "float64")
-    assert all(np.array_equal(params[k], loaded[k]) for k in params)
+    assert all(np.array_equal(params[k], loaded[k]) for k in params)  # exact: stored, read back
     bad = dict(params, **{"rnn.Wx": params["rnn.Wx"].T})
     save_params(path, bad)
     with pytest.raises(

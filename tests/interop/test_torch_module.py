@@ -101,7 +101,7 @@ def test_parameters_come_back_exactly(case):
     _, net, params, _, _, _ = case
     back = net.to_torch(params, dtype="float64").params()
     assert sorted(back) == sorted(params)
-    for key, value in params.items():
+    for key, value in params.items():  # exact: float64 copies
         np.testing.assert_array_equal(back[key], value)
 
 
@@ -183,7 +183,7 @@ def test_a_plain_layers_state_dict_is_exactly_torchs_module(kind):
 def test_our_bias_exports_as_bias_ih_with_a_zero_bias_hh():
     net = _stack("lstm", False)
     params = net.init_params(seed=4)
-    state = net.to_torch(params).state_dict()
+    state = net.to_torch(params).state_dict()  # exact below: copies
     np.testing.assert_array_equal(state["l0.rnn.bias_ih_l0"].numpy(), params["l0.b"])
     assert not state["l0.rnn.bias_hh_l0"].any()
     np.testing.assert_array_equal(state["l0.rnn.weight_ih_l0"].numpy(), params["l0.Wx"].T)

@@ -97,7 +97,7 @@ def test_to_torch_holds_an_nn_lstm_with_proj_size(bidirectional):
     module = net.to_torch(params, "float64")
     rnn = module.l0.rnn
     assert isinstance(rnn, torch.nn.LSTM) and (rnn.hidden_size, rnn.proj_size) == (H, P)
-    assert tuple(rnn.weight_hr_l0.shape) == (P, H)
+    assert tuple(rnn.weight_hr_l0.shape) == (P, H)  # exact below: the weights copied
     np.testing.assert_array_equal(rnn.weight_hr_l0.detach().numpy(), params["l0.Wp"].T)
     if bidirectional:
         np.testing.assert_array_equal(
@@ -172,7 +172,7 @@ def test_export_then_import_is_exact(tmp_path, suffix):
     assert result.exit_code == 0, result.output
     got = dict(np.load(back))
     assert sorted(got) == sorted(params)
-    for key, value in params.items():
+    for key, value in params.items():  # exact: float64 copies
         np.testing.assert_array_equal(got[key], value, err_msg=key)
 
 

@@ -80,7 +80,7 @@ def test_names_read_naturally_and_come_back_exactly():
     net = _network("gru", True, True, False)
     params = _random(net)
     module = net.to_torch(params, "float64")
-    state = module.state_dict()
+    state = module.state_dict()  # exact below: float64 copies
     np.testing.assert_array_equal(state["x.embedding.weight"].numpy(), params["x.E"])
     np.testing.assert_array_equal(state["a.s0"].numpy(), params["a.s0"])
     assert isinstance(module.x.embedding, torch.nn.Embedding)
@@ -198,5 +198,5 @@ def test_export_then_import_keeps_the_embedding_and_s0_exactly(tmp_path):
         assert result.exit_code == 0, result.output
     back = dict(np.load(tmp_path / "back.npz"))
     assert sorted(back) == sorted(params) and {"x.E", "a.s0"} <= set(back)
-    for key, value in params.items():
+    for key, value in params.items():  # exact: float64 copies
         np.testing.assert_array_equal(back[key], value, err_msg=key)

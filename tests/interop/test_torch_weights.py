@@ -116,7 +116,7 @@ def test_export_then_import_is_exact(tmp_path, path, suffix):
     assert result.exit_code == 0, result.output
     got = dict(np.load(back))
     assert sorted(got) == sorted(params)
-    for key, value in params.items():
+    for key, value in params.items():  # exact: float64 copies (and zero biases added)
         np.testing.assert_array_equal(got[key], value, err_msg=key)
     # and the file is the module's own state_dict
     module = net.to_torch(params, "float64")
@@ -194,6 +194,7 @@ def test_unused_keys_are_listed_and_refused_unless_allowed(lstm_case, tmp_path):
     assert result.exit_code == 0, result.output
     got = np.load(tmp_path / "w.npz")
     state = model.state_dict()
+    # exact: copies, and one float32 addition, correctly rounded on any machine
     np.testing.assert_array_equal(got["l0.Wx"], state["encoder.weight_ih_l0"].numpy().T)
     summed = state["encoder.bias_ih_l0"] + state["encoder.bias_hh_l0"]
     np.testing.assert_array_equal(got["l0.b"], summed.numpy())

@@ -105,7 +105,7 @@ def test_every_recurrent_kind_keeps_the_contract(kind, dtype):
     if kind.startswith("lstm"):
         assert c.dtype == dtype
         np.testing.assert_allclose(c, expected_c, atol=tolerance)
-    assert all(np.array_equal(before[0][k], w[k]) for k in w)
+    assert all(np.array_equal(before[0][k], w[k]) for k in w)  # exact: inputs left unchanged
     for old, new in zip(before[1:], (x, h_prev, c_prev)):
         assert np.array_equal(old, new)
     for array in cell.workspace(B, H, dtype)[:1]:
@@ -151,13 +151,14 @@ def test_activations_are_stable_at_plus_minus_1e4(name, dtype):
         out = ACTIVATIONS[name](x)
         in_place = ACTIVATIONS[name](x.copy(), out=np.empty_like(x))
     assert out.dtype == dtype and np.isfinite(out).all()
-    np.testing.assert_array_equal(out, in_place)
+    np.testing.assert_array_equal(out, in_place)  # exact: the same ufuncs on the same shapes
 
 
 def test_sigmoid_and_softmax_saturate_exactly():
     with np.errstate(all="raise"):
         for dtype in DTYPES:
             x = np.array([-1e4, 0.0, 1e4], dtype=dtype)
+            # exact: tanh saturates to exactly +-1 with any libm; sigmoid(0) = 0.5 exactly
             np.testing.assert_array_equal(sigmoid(x), [0.0, 0.5, 1.0])
             np.testing.assert_allclose(softmax(x), [0.0, 0.0, 1.0], atol=1e-18)
             rows = softmax(np.array([[1e4, 1e4, -1e4]], dtype=dtype))
@@ -195,6 +196,7 @@ def test_gate_stacks_are_the_prepared_columns_stacked(kind):
     columns = prepare(cell, w, H)
     stacked = gate_stack(cell, columns, H)
     assert stacked.shape == (cell.gates, F, H)
+    # exact: columns moved, and halved (a power of two scales without rounding)
     np.testing.assert_array_equal(np.concatenate(list(stacked), axis=-1), columns)
     # prepared: PyTorch's blocks in the kind's order, the sigmoid ones halved
     for position, block in enumerate(cell.order):
@@ -205,6 +207,6 @@ def test_gate_stacks_are_the_prepared_columns_stacked(kind):
 
 
 def test_one_gate_weights_are_left_as_they_are():
-    w = np.arange(6.0).reshape(2, 3)
+    w = np.arange(6.0).reshape(2, 3)  # exact below: copies, no arithmetic
     np.testing.assert_array_equal(gate_stack(KINDS["elman"], prepare(KINDS["elman"], w, 3), 3), w)
     np.testing.assert_array_equal(prepare(KINDS["dense"], w, 3), w)

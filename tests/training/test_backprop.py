@@ -354,7 +354,7 @@ def test_a_reused_workspace_changes_nothing(name):
     grad(plan, params2, inputs2, targets2, kinds, masks2, bptt=2, workspace=workspace)
     fresh = grad(plan, params, inputs, targets, kinds, masks)
     again = grad(plan, params, inputs, targets, kinds, masks, workspace=workspace)
-    assert fresh[0] == again[0]
+    assert fresh[0] == again[0]  # exact: the same products on the same shapes, other buffers
     for key in fresh[1]:
         np.testing.assert_array_equal(fresh[1][key], again[1][key])
 
@@ -372,9 +372,9 @@ def test_float32_gradients_agree_with_float64():
 def test_evaluate_is_the_loss_of_grad_and_bptt_beyond_t_changes_nothing():
     plan, params, inputs, targets, kinds, masks = _setup(*STRUCTURES["jordan-lstm-delay-2"])
     value, full = grad(plan, params, inputs, targets, kinds)
-    assert evaluate(plan, params, inputs, targets, kinds) == value
+    assert evaluate(plan, params, inputs, targets, kinds) == value  # exact: grad's forward
     _, truncated = grad(plan, params, inputs, targets, kinds, bptt=plan.steps)
-    for key in full:
+    for key in full:  # exact: a cut at T cuts nothing, the same products run
         np.testing.assert_array_equal(full[key], truncated[key])
 
 

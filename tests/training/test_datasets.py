@@ -10,6 +10,7 @@ from composer.cli.datasets import main
 from composer.training.datasets import DATASETS, SYMBOLS, accepts, reber_string
 from composer.training.text import read_vocab
 from tests.conftest import ROOT
+from tests.tolerances import assert_close
 
 DATA = ROOT / "specs" / "data"
 
@@ -31,7 +32,13 @@ def test_shipped_data_is_what_the_generator_writes(name, tmp_path):
     written, shipped = read_arrays(tmp_path / "d.npz"), read_arrays(DATA / f"{name}.npz")
     assert sorted(written) == sorted(shipped)
     for key in shipped:
-        np.testing.assert_array_equal(written[key], shipped[key])
+        if shipped[key].dtype.kind == "f":
+            # float64 values (a libm's sin, which may differ in its last bit from machine
+            # to machine) rounded to the float32 shipped: one float32 ulp apart at most
+            assert written[key].dtype == shipped[key].dtype, key
+            assert_close(written[key], shipped[key], np.float32, 2, err_msg=key)
+        else:  # exact: labels and ids, integers drawn from the same seed
+            np.testing.assert_array_equal(written[key], shipped[key], err_msg=key)
     assert (DATA / f"{name}.npz").stat().st_size < 400_000
 
 

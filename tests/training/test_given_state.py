@@ -13,6 +13,7 @@ import pytest
 from composer.engine.stepper import run_stepped
 from composer.errors import DataError, SpecError
 from composer.network import Network
+from tests.tolerances import assert_close, run_depth
 
 KINDS = ["elman", "lstm", "gru"]
 RNG = np.random.default_rng(0)
@@ -78,7 +79,7 @@ def test_the_given_state_changes_the_outputs_and_zeros_give_a_plain_layer(case):
     del plain["layers"][0]["initial_state"]
     plain["inputs"] = plain["inputs"][:1]
     alone = Network.from_spec(plain).run(params, X, dtype="float64")["y"]
-    assert np.array_equal(zeros, alone)
+    assert np.array_equal(zeros, alone)  # exact: the same products, zeros added exactly
     assert np.abs(given - zeros)[:, 0].min() > 1e-6  # every item's first step moved
 
 
@@ -122,10 +123,13 @@ def test_stepper_takes_it_with_the_first_step_and_pieces_equal_the_whole(case):
     with pytest.raises(DataError, match="read before the first step only"):
         stepper.step({"x": X[:, 1], "h0": H0})
     steps += [stepper.step({"x": X[:, t]})["y"] for t in range(1, 6)]
-    assert np.abs(np.stack(steps, axis=1) - whole).max() < 1e-13
+    stepped = np.stack(steps, axis=1)
+    # one step's products (B rows) against the run's (B * T rows): float64 rounding apart
+    assert_close(stepped, whole, np.float64, run_depth(6))
     first, state = run_stepped(net.graph, params, {"x": X[:, :2], "h0": H0}, None, "float64")
     rest, _ = run_stepped(net.graph, params, {"x": X[:, 2:]}, state, "float64")
-    assert np.array_equal(np.concatenate([first["y"], rest["y"]], axis=1), whole)
+    # exact: pieces run step by step, as the stepper did, the same products on the same shapes
+    assert np.array_equal(np.concatenate([first["y"], rest["y"]], axis=1), stepped)
 
 
 def test_dilated_layer_takes_it_at_each_of_its_first_steps():

@@ -215,6 +215,7 @@ def test_without_train_dropout_is_off_and_run_ignores_it():
     plain = spec([layer("a", "gru", output=readout(2))], steps=5)
     plan, params, inputs, targets = _setup(with_dropout)
     plain_plan = compile_plan(unroll(build(plain), 5))
+    # exact: dropout off, the two specs run the same products on the same shapes
     assert grad(plan, params, inputs, targets)[0] == grad(plain_plan, params, inputs, targets)[0]
     a = execute(plan, params, inputs, "float64")["y"]
     np.testing.assert_array_equal(a, execute(plain_plan, params, inputs, "float64")["y"])
@@ -232,6 +233,7 @@ def test_training_with_dropout_is_seeded_and_differs_from_training_without():
     first = train(with_dropout, params, data, **options)
     again = train(with_dropout, params, data, **options)
     without = train(plain, params, data, **options)
+    # exact: the same seeded runs; epoch 0's validation has no dropout, as the plain spec
     assert [e.train_loss for e in first.history] == [e.train_loss for e in again.history]
     assert first.history[0] == without.history[0] or (
         first.history[0].val_loss == without.history[0].val_loss  # epoch 0: no dropout
@@ -353,7 +355,7 @@ def test_masks_are_inverted_dropout_seeded_and_held_until_renewed(p, seed, shape
     first = masks.mask("k", shape, p, np.float64)
     assert set(np.unique(first)) <= {0.0, 1 / (1 - p)}
     assert masks.mask("k", shape, p, np.float64) is first
-    np.testing.assert_array_equal(Dropout(seed).mask("k", shape, p, np.float64), first)
+    np.testing.assert_array_equal(Dropout(seed).mask("k", shape, p, np.float64), first)  # seeded
     masks.renew()
     assert masks.mask("k", shape, p, np.float64) is not first
 

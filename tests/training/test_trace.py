@@ -43,7 +43,7 @@ def test_the_trace_equals_the_executors_outputs(spec_path):
         start, stop = plan.vectors[name].window
         # the steps something reads (a tapped input's last steps may be read by nothing)
         present = plan.vectors[name].present[start:stop]
-        np.testing.assert_array_equal(
+        np.testing.assert_array_equal(  # exact: the inputs as read, copied
             found[name][:, start:stop][:, present], read[name][:, present]
         )
         assert np.isnan(found[name][:, start:stop][:, ~present]).all()
