@@ -27,7 +27,7 @@ from composer.interop import need
 from composer.interop.declared import Declared
 from composer.interop.pt_file import read_pt
 from composer.interop.safetensors_file import read_header
-from composer.interop.torch_keys import remap, to_state, used_keys
+from composer.interop.torch_keys import remap, to_state, torch_keys, used_keys
 from composer.outputs import shown
 
 __all__ = ["SUFFIXES", "export", "read_state", "write_state", "import_state"]
@@ -102,12 +102,14 @@ def import_state(
     values beyond the dtype are refused, naming the file and the key."""
     where = shown(Path(path))
     state = read_state(path, max_memory)
-    used = [state[name] for name in dict.fromkeys(used_keys(graph, state, maps).values())]
+    used = used_keys(graph, state, maps)  # our torch name -> theirs
     if dtype is None:
-        dtype = "float64" if all(t.dtype == np.float64 for t in used) else "float32"
+        dtype = "float64" if all(state[t].dtype == np.float64 for t in used.values()) else "float32"
+    # a tensor is read only once its declared shape is the spec's: the spec's sizes count
+    sizes = {n: math.prod(k.shape) for k in torch_keys(graph) for n in k.names if n in used}
     each = np.dtype(dtype).itemsize
-    need = sum(t.nbytes + 2 * each * math.prod(t.shape) for t in used)  # read, turned, cast
-    check_memory(need, max_memory, f"reading {len(used)} tensors of {where}")
+    need = sum(sizes[n] * (state[t].dtype.itemsize + 2 * each) for n, t in used.items())
+    check_memory(need, max_memory, f"reading the weights in {where}")
     state = {name: replace(t, target=dtype) for name, t in state.items()}
     params = remap(graph, state, maps, where, allow_unused)
     return {k: v.astype(dtype) for k, v in params.items()}
