@@ -96,7 +96,7 @@ test: setup
 # the memory limits measured on runs that fit them (`make fuzz FUZZ_EXAMPLES=10000`).
 FUZZ_EXAMPLES ?= 5000
 fuzz: setup
-	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_fuzz.py tests/spec/test_reader.py \
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_fuzz.py tests/spec/test_reader.py tests/interop/test_state_files_fuzz.py \
 	  tests/cli/test_memory_limits.py tests/cli/test_signals.py \
 	  -k "fuzz or random or fail_cleanly or limit or ctrl_c"
 
