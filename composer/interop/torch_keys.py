@@ -274,7 +274,8 @@ def remap(
         shown = ", ".join(map(repr, unused[:SHOWN_KEYS]))
         more = f" and {len(unused) - SHOWN_KEYS:,} more" if len(unused) > SHOWN_KEYS else ""
         raise DataError(
-            f"{where}: {len(unused):,} keys not used by the spec: {shown}{more} (map them "
+            f"{where}: {len(unused):,} key{'s' if len(unused) > 1 else ''} not used by the "
+            f"spec: {shown}{more} (map them "
             "with --map, or pass --allow-unused to leave them out)"
         )
     try:

@@ -23,7 +23,7 @@ from tests.builders import input_, layer, output, spec, write_spec
 torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")
 
-pytestmark = pytest.mark.torch
+pytestmark = [pytest.mark.torch, pytest.mark.filterwarnings("ignore::UserWarning")]
 runner = CliRunner()
 SPEC = spec(
     [layer("l0", "lstm", "x", 5, output={"size": 4})],
@@ -132,6 +132,7 @@ NOT_PLAIN = {
     "sparse_csr": lambda t: t.to_sparse_csr(),
     "quantized": lambda t: torch.quantize_per_tensor(t, 0.1, 0, torch.qint8),
     "meta": lambda t: torch.empty(t.shape, device="meta"),
+    "nested": lambda t: torch.nested.nested_tensor([t, t]),
 }
 
 
