@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from composer.engine.memory import DEFAULT_MAX_MEMORY, check_memory
 from composer.errors import DataError
 from composer.interop.declared import Declared
 from composer.outputs import shown
@@ -26,6 +27,8 @@ __all__ = ["read_header", "MAX_HEADER_BYTES"]
 
 #: the longest header read (the format's own limit)
 MAX_HEADER_BYTES = 100_000_000
+#: the memory a parsed header takes, per byte of its JSON (measured: 19 for 1.5M keys)
+_PARSED = 20
 #: dtype name -> (bytes per value, NumPy dtype as stored, or None: not read as numbers)
 _DTYPES = {
     "F64": (8, "<f8"),
@@ -52,19 +55,20 @@ class _Broken(Exception):
     """What is wrong with the file, as the one-line refusal says it."""
 
 
-def read_header(path: str | Path) -> dict[str, Declared]:
-    """Every tensor of a `.safetensors` file, in the header's order, values unread."""
+def read_header(path: str | Path, max_memory: int = DEFAULT_MAX_MEMORY) -> dict[str, Declared]:
+    """Every tensor of a `.safetensors` file, in the header's order, values unread; the
+    memory its parsed header takes (about 20 bytes a byte) is checked first."""
     path = Path(path)
     where = shown(path)
     try:
-        return _tensors(path, where)
+        return _tensors(path, where, max_memory)
     except _Broken as err:
         raise DataError(f"{where}: not a valid safetensors file ({err})") from None
     except OSError as err:
         raise DataError(f"{where}: cannot be read ({err.strerror or err})") from None
 
 
-def _tensors(path: Path, where: str) -> dict[str, Declared]:
+def _tensors(path: Path, where: str, max_memory: int) -> dict[str, Declared]:
     if not path.is_file():
         raise _Broken("not a regular file")
     size = path.stat().st_size
@@ -77,6 +81,7 @@ def _tensors(path: Path, where: str) -> dict[str, Declared]:
             raise _Broken(f"declares a header of {length:,} bytes, over {MAX_HEADER_BYTES:,}")
         if 8 + length > size:
             raise _Broken(f"declares a header of {length:,} bytes, but the file has {size:,}")
+        check_memory(_PARSED * length, max_memory, f"reading the header of {where}")
         text = handle.read(length)
     header = _json(text)
     start = 8 + length

@@ -57,7 +57,7 @@ def read_state(path: str | Path, max_memory: int = DEFAULT_MAX_MEMORY) -> dict[s
     from `.safetensors`, or safely from `.pt`/`.pth`."""
     path = Path(path)
     if _suffix(path, "STATE") == ".safetensors":
-        return read_header(path)
+        return read_header(path, max_memory)
     return read_pt(path, max_memory)
 
 

@@ -265,6 +265,9 @@ def test_many_unused_keys_give_a_short_line(tmp_path):
     _one_line(code, out_text, out)
     assert len(out_text) < 1000 and "'extra.0'" in out_text and "199,990 more" in out_text
     assert "200,000 keys not used" in out_text
+    code, out_text, out = _import(tmp_path, path, "--max-memory", "100M")  # parsing costs
+    _one_line(code, out_text, out, expected=5)
+    assert "the header of" in out_text
 
 
 def test_a_missing_embedding_key_does_not_suggest_map(tmp_path):
