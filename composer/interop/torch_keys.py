@@ -269,13 +269,14 @@ def remap(
                 f"{key.torch_shape()}); {_renaming(name)}"
             )
     used = used_keys(graph, state, maps)
-    unused = [name for name in state if name not in set(used.values())]
+    taken = set(used.values())
+    unused = [name for name in state if name not in taken]
     if unused and not allow_unused:
-        shown = ", ".join(map(repr, unused[:SHOWN_KEYS]))
+        listed = ", ".join(map(repr, unused[:SHOWN_KEYS]))
         more = f" and {len(unused) - SHOWN_KEYS:,} more" if len(unused) > SHOWN_KEYS else ""
         raise DataError(
             f"{where}: {len(unused):,} key{'s' if len(unused) > 1 else ''} not used by the "
-            f"spec: {shown}{more} (map them "
+            f"spec: {listed}{more} (map them "
             "with --map, or pass --allow-unused to leave them out)"
         )
     try:
