@@ -77,10 +77,15 @@ def _reason(err: Exception) -> str:
     ...     "unsupported GLOBAL posix.system whose module posix is blocked.\\n\\nCheck the "
     ...     "documentation of torch.load."))
     'Trying to load unsupported GLOBAL posix.system whose module posix is blocked.'
+    >>> _reason(KeyError("101"))
+    "KeyError '101'"
     """
     sentences = re.split(r"(?<=[.!?])\s+|\n+", str(err))
     kept = [s.strip() for s in sentences if s.strip() and not _ADVICE.search(s)]
-    return (kept[0] if kept else type(err).__name__)[:200]
+    text = kept[0] if kept else ""
+    if not re.search("[A-Za-z]{3}", text):  # such as KeyError('101'): say what failed
+        text = f"{type(err).__name__} {text}".strip()
+    return text[:200]
 
 
 def _declared(name: str, tensor, where: str) -> Declared:
