@@ -53,7 +53,6 @@ from composer.draw.diagrams import (
 from composer.draw.style import Style, parse_weight_names
 from composer.engine.batches import output_steps, run_padded
 from composer.engine.executor import execute
-from composer.engine.finite import check_representable
 from composer.engine.inputs import infer_steps, input_bytes, read_inputs
 from composer.engine.lengths import check_lengths, item_steps, parse_lengths
 from composer.engine.memory import (
@@ -66,6 +65,7 @@ from composer.engine.memory import (
 )
 from composer.engine.pipeline import plan_for_steps
 from composer.errors import ComposerError, DataError, SpecError, SpecErrors
+from composer.finite import check_representable
 from composer.graph.deps import dependencies
 from composer.graph.weights import init_params, load_params
 from composer.outputs import shown
@@ -328,7 +328,6 @@ def run(
         f"running {spec} at T = {plan.steps}, B = {batch}",
     )
     if weights is not None:
-        check_representable(read_arrays(weights), dtype.value, shown(weights))
         params = load_params(weights, folded, dtype.value, allow_nonfinite=allow_nonfinite)
     else:
         params = init_params(folded, seed, dtype.value)

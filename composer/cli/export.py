@@ -11,15 +11,12 @@ from typing import Annotated
 
 import typer
 
-from composer.arrays import read_arrays
 from composer.cli.common import DType, SpecPath, Steps, read_checked, reports_errors
 from composer.cli.files import Read, file_arguments
 from composer.cli.outputs import check_outputs
 from composer.cli.root import app
-from composer.engine.finite import check_representable
 from composer.errors import SpecError
 from composer.graph.weights import load_params
-from composer.outputs import shown
 
 __all__ = ["export", "ExportRequest", "EXPORTERS"]
 
@@ -88,7 +85,6 @@ def export(
     """Write the network with its weights for another engine: PyTorch or ONNX."""
     sourced, folded = read_checked(spec)
     check_outputs({"--output": output}, force)
-    check_representable(read_arrays(weights), dtype.value, shown(weights))
     params = load_params(weights, folded, dtype.value)
     module, function = EXPORTERS[format].split(":")
     exporter = getattr(importlib.import_module(module), function)

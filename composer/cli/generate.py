@@ -19,8 +19,10 @@ from composer.engine.generation import beam_search, find_feedback, generate, gen
 from composer.engine.memory import check_memory, params_bytes
 from composer.engine.stepper import Stepper, check_steppable
 from composer.errors import DataError, SpecError
+from composer.finite import check_values
 from composer.graph.folded import given_states
 from composer.graph.weights import load_params
+from composer.outputs import shown
 from composer.training.datasets import ACCEPTORS
 from composer.training.text import decode_ids, encode_text, read_vocab
 
@@ -117,7 +119,7 @@ def generate_text(
         what = f"generating {count:,} text{'s' if count != 1 else ''} of {length:,} tokens"
     check_memory(need, max_memory, f"{what} with {spec}", advice="generate less")
     params = load_params(weights, folded, dtype.value)
-    starts = _starts(start, folded, spec)
+    starts = _starts(start, folded, spec, dtype.value)
     stepper = Stepper(folded, params, dtype.value)
     options = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, inputs=starts)
     if beam is not None:
@@ -142,9 +144,9 @@ def generate_text(
         typer.echo(prompt + decode_ids(tokens, table))
 
 
-def _starts(path: Path | None, folded, spec: Path) -> dict[str, np.ndarray]:
+def _starts(path: Path | None, folded, spec: Path, dtype: str) -> dict[str, np.ndarray]:
     """The start states a spec's layers take from inputs, one (H,) vector each, checked
-    before anything is written."""
+    (shapes, NaN, Inf, values beyond `dtype`) before anything is written."""
     wanted = given_states(folded)
     if not wanted:
         if path is not None:
@@ -154,6 +156,7 @@ def _starts(path: Path | None, folded, spec: Path) -> dict[str, np.ndarray]:
         named = ", ".join(f"`{name}` ({size} numbers)" for name, size in wanted.items())
         raise DataError(f"{spec} starts from {named}: give it with --start FILE")
     arrays = read_arrays(path, default_key=next(iter(wanted)))
+    check_values(arrays, dtype, shown(path))
     starts = {}
     for name, size in wanted.items():
         if name not in arrays:

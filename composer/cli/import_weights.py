@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from composer.arrays import write_arrays
-from composer.cli.common import SpecPath, read_checked, reports_errors
+from composer.cli.common import MaxMemory, SpecPath, read_checked, reports_errors
 from composer.cli.files import Read, file_arguments
 from composer.cli.outputs import check_outputs
 from composer.cli.root import app
@@ -47,17 +47,20 @@ def import_weights(
         typer.Option("--allow-unused", help="Leave out state_dict keys the spec does not use."),
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    max_memory: MaxMemory = "4G",
 ) -> None:
     """Read a network's weights trained in PyTorch into this tool's .npz.
 
     The state_dict's keys are matched to the spec's layers; a missing or mis-shaped key
     names the torch key, the spec weight and both shapes. Nothing in a .pt file runs.
+    Only the tensors the spec uses are read; NaN, Inf and values beyond the weights'
+    precision are refused.
     """
     from composer.interop.torch import import_state
 
     _, folded = read_checked(spec)
     check_outputs({"--output": output}, force)
-    params = import_state(folded, state, map or (), allow_unused)
+    params = import_state(folded, state, map or (), allow_unused, max_memory=max_memory)
     write_arrays(output, params, overwrite=force)
     dtype = next(iter(params.values())).dtype if params else "float32"
     typer.echo(

@@ -48,6 +48,7 @@ from composer.engine.plan import Plan, Vector, bind_params
 from composer.engine.tokens import check_ids, one_hot_ids, token_vocab
 from composer.engine.walk import Walk
 from composer.errors import DataError, SpecError
+from composer.finite import check_values
 from composer.graph.features import refuse_extended
 from composer.kinds import ACTIVATIONS, KINDS, fused
 from composer.spec.windows import window_bounds
@@ -232,6 +233,7 @@ class _OneStep(Walk):
             parts = [f"missing {', '.join(missing)}"] if missing else []
             parts += [f"unknown {', '.join(extra)}"] if extra else []
             raise DataError(f"{where}: {'; '.join(parts)}; expected keys {', '.join(expected)}")
+        check_values({k: given[k] for k in expected}, self.dtype.name, where)
         batches = {np.shape(given[k])[0] for k in expected if np.ndim(given[k])}
         if len(batches) != 1:
             raise DataError(f"{where}: the arrays disagree on the batch size B")

@@ -12,6 +12,7 @@ import numpy as np
 from composer.arrays import read_arrays, write_arrays
 from composer.dtypes import check_dtype
 from composer.errors import DataError, key_mismatch
+from composer.finite import check_values
 from composer.kinds import KINDS
 
 __all__ = [
@@ -296,9 +297,11 @@ def load_params(
     *,
     allow_nonfinite: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Weights from a `.npz`, checked against the graph and cast to `dtype`."""
+    """Weights from a `.npz`, checked against the graph (NaN, Inf and values beyond
+    `dtype` refused, naming the file and key) and cast to `dtype`."""
     params = read_arrays(path)
-    check_params(graph, params, str(path), allow_nonfinite=allow_nonfinite)
+    check_params(graph, params, str(path), allow_nonfinite=True)
+    check_values(params, check_dtype(dtype), str(path), allow_nonfinite=allow_nonfinite)
     return {k: np.ascontiguousarray(v, dtype=check_dtype(dtype)) for k, v in params.items()}
 
 

@@ -1,25 +1,33 @@
 """PyTorch state_dict files in and out: `export --format torch` and `import-weights`.
 
-A state_dict is read from `.safetensors` (tensors only, by construction) or from `.pt` /
-`.pth` through `torch.load(weights_only=True)`, which refuses any pickle that would build
-anything but tensors and plain containers: nothing in the file runs. Keys are matched by
-`composer.interop.torch_keys` (our module's names, or `--map` rules).
+A state_dict is read from `.safetensors` (tensors only, by construction; its header read
+by `composer.interop.safetensors_file`) or from `.pt` / `.pth` through
+`torch.load(weights_only=True)` (`composer.interop.pt_file`), which refuses any pickle
+that would build anything but tensors and plain containers: nothing in the file runs.
+Both declare each tensor's shape and dtype before its values are read, and only the
+tensors the spec uses are. Keys are matched by `composer.interop.torch_keys` (our
+module's names, or `--map` rules).
 """
 
 from __future__ import annotations
 
 import io
-import warnings
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import networkx as nx
 import numpy as np
 
 from composer.arrays import atomic_write
-from composer.errors import ComposerError, DataError
+from composer.engine.memory import DEFAULT_MAX_MEMORY, check_memory
+from composer.errors import ComposerError
 from composer.interop import need
-from composer.interop.torch_keys import remap, to_state
+from composer.interop.declared import Declared
+from composer.interop.pt_file import read_pt
+from composer.interop.safetensors_file import read_header
+from composer.interop.torch_keys import remap, to_state, torch_keys, used_keys
 from composer.outputs import shown
 
 __all__ = ["SUFFIXES", "export", "read_state", "write_state", "import_state"]
@@ -44,41 +52,13 @@ def _suffix(path: Path, option: str) -> str:
     return suffix
 
 
-def read_state(path: str | Path) -> dict[str, np.ndarray]:
-    """A state_dict as arrays, from `.safetensors` or (safely) from `.pt`/`.pth`."""
+def read_state(path: str | Path, max_memory: int = DEFAULT_MAX_MEMORY) -> dict[str, Declared]:
+    """A state_dict file's tensors by name, their values unread (`np.asarray` reads one):
+    from `.safetensors`, or safely from `.pt`/`.pth`."""
     path = Path(path)
     if _suffix(path, "STATE") == ".safetensors":
-        numpy_io = need("safetensors.numpy")
-        try:
-            return dict(numpy_io.load_file(str(path)))
-        except Exception as err:  # the library's own parse errors carry no common base
-            raise DataError(
-                f"{shown(path)}: not a readable safetensors file ({_first(err)})"
-            ) from None
-    torch = need("torch")
-    try:
-        with warnings.catch_warnings():  # its notes on pickle protocols are not the user's
-            warnings.simplefilter("ignore")
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as err:  # an UnpicklingError for code, others for broken files
-        raise DataError(
-            f"{shown(path)}: refused: torch.load(weights_only=True) reads tensors and plain "
-            f"containers only, and this file holds something else or is damaged "
-            f"({_first(err)})"
-        ) from None
-    if not isinstance(state, Mapping) or not all(torch.is_tensor(v) for v in state.values()):
-        raise DataError(
-            f"{shown(path)}: expected a state_dict (a mapping of names to tensors), got "
-            f"{type(state).__name__}; save `model.state_dict()`"
-        )
-    return {
-        str(k): (v.float() if v.dtype in (torch.float16, torch.bfloat16) else v).numpy()
-        for k, v in state.items()
-    }
-
-
-def _first(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        return read_header(path, max_memory)
+    return read_pt(path, max_memory)
 
 
 def write_state(path: str | Path, state: Mapping[str, np.ndarray], overwrite: bool) -> None:
@@ -114,11 +94,22 @@ def import_state(
     maps: Sequence[str] = (),
     allow_unused: bool = False,
     dtype: str | None = None,
+    max_memory: int = DEFAULT_MAX_MEMORY,
 ) -> dict[str, np.ndarray]:
-    """Our weights from a PyTorch state_dict file; float32 unless it holds float64 (or
-    `dtype` says)."""
-    state = read_state(path)
-    params = remap(graph, state, maps, shown(Path(path)), allow_unused)
+    """Our weights from a PyTorch state_dict file; float32 unless every tensor used is
+    float64 (or `dtype` says). Only the tensors used are read, after their declared
+    shapes were checked and the memory they take estimated (`max_memory`); NaN, Inf and
+    values beyond the dtype are refused, naming the file and the key."""
+    where = shown(Path(path))
+    state = read_state(path, max_memory)
+    used = used_keys(graph, state, maps)  # our torch name -> theirs
     if dtype is None:
-        dtype = "float64" if all(v.dtype == np.float64 for v in params.values()) else "float32"
+        dtype = "float64" if all(state[t].dtype == np.float64 for t in used.values()) else "float32"
+    # a tensor is read only once its declared shape is the spec's: the spec's sizes count
+    sizes = {n: math.prod(k.shape) for k in torch_keys(graph) for n in k.names if n in used}
+    each = np.dtype(dtype).itemsize
+    need = sum(sizes[n] * (state[t].dtype.itemsize + 2 * each) for n, t in used.items())
+    check_memory(need, max_memory, f"reading the weights in {where}")
+    state = {name: replace(t, target=dtype) for name, t in state.items()}
+    params = remap(graph, state, maps, where, allow_unused)
     return {k: v.astype(dtype) for k, v in params.items()}

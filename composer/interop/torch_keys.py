@@ -29,7 +29,7 @@ Examples
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import networkx as nx
@@ -46,7 +46,9 @@ __all__ = [
     "from_state",
     "grads_from_state",
     "parse_map",
+    "used_keys",
     "remap",
+    "SHOWN_KEYS",
 ]
 
 
@@ -120,7 +122,9 @@ def from_state(
     graph: nx.MultiDiGraph, state: Mapping[str, np.ndarray], where: str = "state_dict"
 ) -> dict[str, np.ndarray]:
     """Our weights from a state_dict under our module's names; a missing key or a wrong
-    shape names the torch key, our weight, both shapes."""
+    shape names the torch key, our weight, both shapes. A value is read (`np.asarray`)
+    only after its shape and dtype were checked, so values read lazily (such as
+    `composer.interop.declared.Declared`) are read only when they fit."""
     params = {}
     for key in torch_keys(graph):
         parts = []
@@ -128,21 +132,35 @@ def from_state(
             if name not in state:
                 raise DataError(
                     f"{where}: no key {name!r} for {key.ours} (expected a tensor of shape "
-                    f"{key.torch_shape()}); use --map LAYER=MODULE[:K] for other names"
+                    f"{key.torch_shape()}); {_renaming(name)}"
                 )
-            value = np.asarray(state[name])
+            value = state[name]
+            if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+                value = np.asarray(value)
             if tuple(value.shape) != key.torch_shape():
                 transposed = " transposed" if key.transpose else ""
                 raise DataError(
                     f"{where}: key {name!r} has shape {tuple(value.shape)}, but {key.ours} "
                     f"{key.shape} needs {key.torch_shape()} there (our weight{transposed})"
                 )
-            if value.dtype.kind != "f":
-                raise DataError(f"{where}: key {name!r}: expected floats, got {value.dtype}")
-            parts.append(value)
+            if np.dtype(value.dtype).kind != "f":
+                stored = getattr(value, "stored", value.dtype)
+                raise DataError(f"{where}: key {name!r}: expected floats, got {stored}")
+            parts.append(np.asarray(value))
         total = parts[0] if len(parts) == 1 else parts[0] + parts[1]
         params[key.ours] = np.ascontiguousarray(total.T if key.transpose else total)
     return params
+
+
+def _renaming(name: str) -> str:
+    """How a missing key can be given: `--map` renames layers' modules, nothing else."""
+    if re.search(r"\.(rnn|readout|linear)\.[a-z_]+\d*(_reverse)?$", name):
+        return "use --map LAYER=MODULE[:K] for other names"
+    what = "an input's embedding" if name.endswith(".embedding.weight") else "this tensor"
+    return (
+        f"--map renames layers' recurrent, readout and linear modules only, not {what}: "
+        f"save it under the name {name!r}"
+    )
 
 
 def grads_from_state(
@@ -182,17 +200,10 @@ def parse_map(text: str) -> tuple[str, bool, str, int]:
     return layer, bool(readout), module, int(index or 0)
 
 
-def remap(
-    graph: nx.MultiDiGraph,
-    state: Mapping[str, np.ndarray],
-    maps: Sequence[str],
-    where: str = "state_dict",
-    allow_unused: bool = False,
-) -> dict[str, np.ndarray]:
-    """A user's state_dict under our module's names, by `--map` rules (`parse_map`); the
-    rest is expected under our names. Keys left unused are refused unless `allow_unused`."""
+def _renames(graph: nx.MultiDiGraph, maps: Sequence[str]) -> dict[str, str]:
+    """Our torch names -> the user's, by `--map` rules."""
     layers = {d["layer"]: d for _, d in graph.nodes(data=True) if d.get("layer")}
-    renames = {}  # our torch name -> the user's
+    renames = {}
     for text in maps:
         layer, readout, module, index = parse_map(text)
         if layer not in layers:
@@ -210,29 +221,68 @@ def remap(
             for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"):
                 ours = f"{layer}.rnn.{name}_l0{tail}"
                 renames[ours] = f"{module}.{name}_l{index}{tail}"
-    renamed, used = {}, set()
+    return renames
+
+
+def used_keys(
+    graph: nx.MultiDiGraph, names: Iterable[str], maps: Sequence[str] = ()
+) -> dict[str, str]:
+    """Which of a state_dict's keys (`names`) the spec takes, by `--map` rules: our torch
+    name -> the user's key, for the keys present (nothing is read)."""
+    names = set(names)
+    renames = _renames(graph, maps)
+    found = {}
+    for key in torch_keys(graph):
+        for name in key.names:
+            if renames.get(name, name) in names:
+                found[name] = renames.get(name, name)
+    return found
+
+
+#: unused keys named in a refusal; the rest are counted
+SHOWN_KEYS = 10
+
+
+def remap(
+    graph: nx.MultiDiGraph,
+    state: Mapping[str, np.ndarray],
+    maps: Sequence[str],
+    where: str = "state_dict",
+    allow_unused: bool = False,
+) -> dict[str, np.ndarray]:
+    """A user's state_dict under our module's names, by `--map` rules (`parse_map`); the
+    rest is expected under our names. Keys left unused are refused unless `allow_unused`;
+    their values are never read."""
+    renames = _renames(graph, maps)
     for key in torch_keys(graph):
         for name in key.names:
             theirs = renames.get(name, name)
             if theirs in state:
-                renamed[name] = state[theirs]
-                used.add(theirs)
-            elif theirs != name:
+                continue
+            if theirs != name:
                 raise DataError(
                     f"{where}: no key {theirs!r} (mapped to {name}, for {key.ours}, expected a "
                     f"tensor of shape {key.torch_shape()})"
                 )
+            raise DataError(
+                f"{where}: no key {name!r} for {key.ours} (expected a tensor of shape "
+                f"{key.torch_shape()}); {_renaming(name)}"
+            )
+    used = used_keys(graph, state, maps)
+    taken = set(used.values())
+    unused = [name for name in state if name not in taken]
+    if unused and not allow_unused:
+        listed = ", ".join(map(repr, unused[:SHOWN_KEYS]))
+        more = f" and {len(unused) - SHOWN_KEYS:,} more" if len(unused) > SHOWN_KEYS else ""
+        raise DataError(
+            f"{where}: {len(unused):,} key{'s' if len(unused) > 1 else ''} not used by the "
+            f"spec: {listed}{more} (map them "
+            "with --map, or pass --allow-unused to leave them out)"
+        )
     try:
-        params = from_state(graph, renamed, where)
+        return from_state(graph, {ours: state[theirs] for ours, theirs in used.items()}, where)
     except DataError as err:  # name the user's key, not ours, in the message
         message = str(err)
         for ours, theirs in renames.items():
             message = message.replace(f"{ours!r}", f"{theirs!r}")
         raise DataError(message) from None
-    unused = [name for name in state if name not in used]
-    if unused and not allow_unused:
-        raise DataError(
-            f"{where}: keys not used by the spec: {', '.join(unused)} (map them with "
-            "--map, or pass --allow-unused to leave them out)"
-        )
-    return params

@@ -41,7 +41,6 @@ import networkx as nx
 import numpy as np
 
 from composer.dtypes import check_dtype
-from composer.engine.finite import check_representable
 from composer.engine.inputs import (
     check_inputs,
     infer_steps,
@@ -54,6 +53,7 @@ from composer.engine.pipeline import folded_graph, plan_for_steps
 from composer.engine.plan import Plan
 from composer.engine.tokens import padding_lengths
 from composer.errors import DataError, key_mismatch
+from composer.finite import check_representable
 from composer.graph.weights import check_params
 from composer.kinds import KINDS, fused
 from composer.spec.model import NetworkSpec

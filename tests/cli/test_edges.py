@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from composer.arrays import read_arrays
 from composer.cli import app
-from composer.engine.finite import check_representable
+from composer.finite import check_representable
 
 ROOT = Path(__file__).parent.parent.parent
 SPEC = ROOT / "specs" / "lecture-elman.yaml"
