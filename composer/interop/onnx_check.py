@@ -91,6 +91,8 @@ def refuse_external_data(model, where: str) -> None:
         if tensor.data_location == EXTERNAL or len(tensor.external_data):
             location = {entry.key: entry.value for entry in tensor.external_data}.get("location")
             file = f" ({shown(location)!r})" if location is not None else ""
+            if what.startswith("node") and tensor.name:
+                what = f"tensor `{shown(tensor.name)}` ({what})"
             raise DataError(
                 f"{where}: {what} keeps its data in an external file{file}; models with "
                 "external data are not run (the exporter never writes them: keep every "
