@@ -171,6 +171,7 @@ def train_command(
     and the first one alone reports and writes.
     """
     check_device(engine, device)
+    main = is_main_process()  # the environment's group, checked before any work
     output = output or Path(f"{spec.stem}.weights.npz")
     # --weights W --output W --force resumes in place: W is read whole before it is replaced
     check_output(output, force, (spec, data))
@@ -218,7 +219,6 @@ def train_command(
         from composer.interop.torch_engine import TorchEngine
 
         options["engine"] = TorchEngine(graph, dtype.value, device)
-    main = is_main_process()
     bar = _Bar(Console(stderr=True), epochs)
     shown_progress = dict(on_epoch=bar.epoch, on_step=bar.step) if main else {}
     with interrupt_once():

@@ -148,7 +148,9 @@ def declared(value_info) -> tuple[str, int | None, list]:
         what = {"sequence_type": "a sequence", "map_type": "a map", "optional_type": "an optional"}
         return what.get(kind, "an untyped value"), None, []
     tensor = value_info.type.tensor_type
-    element = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name if tensor.elem_type else "?"
+    element = (
+        onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name if tensor.elem_type else "?"
+    )
     if not tensor.HasField("shape"):
         return f"tensor({element})", None, []
     dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
