@@ -97,7 +97,7 @@ test: setup
 FUZZ_EXAMPLES ?= 5000
 fuzz: setup
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_fuzz.py tests/spec/test_reader.py \
-	  tests/cli/test_memory_limits.py tests/cli/test_signals.py \
+	  tests/cli/test_memory_limits.py tests/cli/test_signals.py tests/interop/test_fuzz_onnx.py tests/cli/test_fuzz_env.py \
 	  -k "fuzz or random or fail_cleanly or limit or ctrl_c"
 
 lint: setup

@@ -34,9 +34,9 @@ from composer.interop.onnx_check import (
     refuse_external_data,
 )
 from composer.interop.onnx_graph import Builder
-from composer.interop.onnx_worker import QUIET, WorkerError, run_session
 from composer.interop.onnx_plain import fixed_t_reasons, plain_graph
 from composer.interop.onnx_unrolled import unrolled_graph
+from composer.interop.onnx_worker import QUIET, WorkerError, run_session
 from composer.kinds import KINDS, exports_onnx
 from composer.outputs import shown
 

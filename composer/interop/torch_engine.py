@@ -21,11 +21,11 @@ from composer.engine.batches import output_steps
 from composer.engine.inputs import batched, split_lengths
 from composer.engine.lengths import check_lengths, item_steps
 from composer.errors import DataError, SpecError
-from composer.launch import process_group
 from composer.interop import need
 from composer.interop.torch_group import join_group
 from composer.interop.torch_keys import grads_from_state
 from composer.interop.torch_module import to_torch
+from composer.launch import process_group
 
 torch = need("torch")
 

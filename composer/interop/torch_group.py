@@ -3,11 +3,11 @@
 `torch.distributed.init_process_group` waits for the missing peers inside native code for
 30 minutes, deaf to SIGINT and SIGTERM. Here the wait is ours: rank 0 serves the store
 without waiting (or, under `torchrun`, every rank joins the agent's store), the others
-wait in short tries until something listens there, and each process counts itself in and polls the count, so a
-signal stops the wait between polls. After `RNN_COMPOSER_PEER_TIMEOUT` seconds (default
-300; `composer.launch`) the wait ends in one line (`PeersMissing`, exit code 5). The
-group then starts on that store, every peer there, with the same timeout for its
-collectives.
+wait in short tries until something listens there, and each process counts itself in
+and polls the count, so a signal stops the wait between polls. After
+`RNN_COMPOSER_PEER_TIMEOUT` seconds (default 300; `composer.launch`) the wait ends in one
+line (`PeersMissing`, exit code 5). The group then starts on that store, every peer
+there, with the same timeout for its collectives.
 """
 
 from __future__ import annotations

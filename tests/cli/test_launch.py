@@ -98,11 +98,14 @@ def test_the_group_the_environment_describes(env, group):
         ({"WORLD_SIZE": "2"}, "WORLD_SIZE=2 but RANK is not set: each process of a group needs "
          "its rank (torchrun sets both)"),
         ({"WORLD_SIZE": "2", "RANK": "abc"}, "RANK: expected a whole number >= 0, got 'abc'"),
-        ({"WORLD_SIZE": "2", "RANK": "2"}, "RANK=2 but WORLD_SIZE=2: a rank is 0 to WORLD_SIZE - 1"),
-        ({"WORLD_SIZE": "1", "RANK": "1"}, "RANK=1 but WORLD_SIZE=1: a rank is 0 to WORLD_SIZE - 1"),
+        ({"WORLD_SIZE": "2", "RANK": "2"},
+         "RANK=2 but WORLD_SIZE=2: a rank is 0 to WORLD_SIZE - 1"),
+        ({"WORLD_SIZE": "1", "RANK": "1"},
+         "RANK=1 but WORLD_SIZE=1: a rank is 0 to WORLD_SIZE - 1"),
         ({"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "x"},
          "LOCAL_RANK: expected a whole number >= 0, got 'x'"),
-        ({"WORLD_SIZE": "1e9999", "RANK": "0"}, "WORLD_SIZE: expected a whole number >= 1, got '1e9999'"),
+        ({"WORLD_SIZE": "1e9999", "RANK": "0"},
+         "WORLD_SIZE: expected a whole number >= 1, got '1e9999'"),
     ],
 )  # fmt: skip
 def test_an_inconsistent_environment_is_one_line_naming_the_variable(env, message):

@@ -90,7 +90,10 @@ def endless() -> bytes:
     """tags = x[..., :3], carried through a Loop with no trip count whose condition
     stays true: it never ends."""
     body = helper.make_graph(
-        [helper.make_node("Identity", ["c"], ["c_out"]), helper.make_node("Identity", ["v"], ["v_out"])],
+        [
+            helper.make_node("Identity", ["c"], ["c_out"]),
+            helper.make_node("Identity", ["v"], ["v_out"]),
+        ],
         "body",
         [
             helper.make_tensor_value_info("i", TensorProto.INT64, []),

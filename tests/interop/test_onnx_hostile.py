@@ -109,16 +109,17 @@ def _out(name, elem, shape, value):
     return [h.constant(name, value)], [helper.make_tensor_value_info(name, elem, shape)]
 
 
+F32, FLOAT = np.float32, TensorProto.FLOAT
 HOSTILE = {
-    "scalar": _out("tags", TensorProto.FLOAT, [], np.array(1.0, np.float32)),
-    "rank 5": _out("tags", TensorProto.FLOAT, [2, 12, 3, 1, 1], np.zeros((2, 12, 3, 1, 1), np.float32)),
+    "scalar": _out("tags", FLOAT, [], np.array(1.0, F32)),
+    "rank 5": _out("tags", FLOAT, [2, 12, 3, 1, 1], np.zeros((2, 12, 3, 1, 1), F32)),
     "int": _out("tags", TensorProto.INT64, [2, 12, 3], np.zeros((2, 12, 3), np.int64)),
     "string": _out("tags", TensorProto.STRING, [1], np.array(["a"], dtype=object)),
-    "undeclared scalar": _out("tags", TensorProto.FLOAT, None, np.array(1.0, np.float32)),
-    "undeclared wrong size": _out("tags", TensorProto.FLOAT, None, np.zeros((2, 12, 5), np.float32)),
-    "undeclared wrong batch": _out("tags", TensorProto.FLOAT, None, np.zeros((3, 12, 3), np.float32)),
-    "undeclared wrong steps": _out("tags", TensorProto.FLOAT, None, np.zeros((2, 11, 3), np.float32)),
-}  # fmt: skip
+    "undeclared scalar": _out("tags", FLOAT, None, np.array(1.0, F32)),
+    "undeclared wrong size": _out("tags", FLOAT, None, np.zeros((2, 12, 5), F32)),
+    "undeclared wrong batch": _out("tags", FLOAT, None, np.zeros((3, 12, 3), F32)),
+    "undeclared wrong steps": _out("tags", FLOAT, None, np.zeros((2, 11, 3), F32)),
+}
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
@@ -169,8 +170,8 @@ def test_inputs_that_are_not_the_spec_s_are_refused(tagger):
         "of rank 2": [h.x_input(shape=("B", 4))],
     }
     for message, inputs in cases.items():
-        model = h.make([h.constant("tags", np.zeros((2, 12, 3), np.float32))],
-                       [helper.make_tensor_value_info("tags", TensorProto.FLOAT, None)], inputs)  # fmt: skip
+        tags = helper.make_tensor_value_info("tags", TensorProto.FLOAT, None)
+        model = h.make([h.constant("tags", np.zeros((2, 12, 3), np.float32))], [tags], inputs)
         result = run_model(tagger, model)
         assert result.exit_code == 4
         assert message in one_line(result)
@@ -237,7 +238,8 @@ def test_onnx_refuses_steps_that_disagree_with_the_input_as_the_other_engines_do
         lines.add(one_line(result))
         assert not (tagger / "o.npz").exists()
     assert lines == {
-        "input 'x': expected shape (B, 5, 4) (its window `:` holds 5 of T = 5 steps), got (2, 12, 4)"
+        "input 'x': expected shape (B, 5, 4) (its window `:` holds 5 of T = 5 steps), "
+        "got (2, 12, 4)"
     }
 
 

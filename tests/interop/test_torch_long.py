@@ -57,7 +57,9 @@ def test_chunks_give_what_one_call_gives(monkeypatch, kind, dtype):
 def test_both_directions_and_packed_batches_fall_back_to_the_cell_loop(monkeypatch, kind):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(3, 17, 3))
-    whole, chunked = both_ways(monkeypatch, network(kind, bidirectional=True), x, "float64", steps=17)
+    whole, chunked = both_ways(
+        monkeypatch, network(kind, bidirectional=True), x, "float64", steps=17
+    )
     np.testing.assert_allclose(chunked["y"], whole["y"], rtol=0, atol=1e-12)
     lengths = {"x": np.array([17, 9, 4])}
     whole, chunked = both_ways(monkeypatch, network(kind), x, "float64", lengths=lengths)
