@@ -63,7 +63,8 @@ def check_device(engine: EngineName | RunEngineName, device: str | None) -> None
 
 def is_main_process() -> bool:
     """Whether this process shows progress and writes files: rank 0 under `torchrun`, or
-    the one process outside a group, whatever a stray `RANK` says (`composer.launch`)."""
-    from composer.launch import process_group
+    the one process outside a group, whatever a stray `RANK` says
+    (`composer.interop.launch`)."""
+    from composer.interop.launch import process_group
 
     return process_group().main

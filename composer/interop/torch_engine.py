@@ -22,10 +22,10 @@ from composer.engine.inputs import batched, split_lengths
 from composer.engine.lengths import check_lengths, item_steps
 from composer.errors import DataError, SpecError
 from composer.interop import need
+from composer.interop.launch import process_group
 from composer.interop.torch_group import join_group
 from composer.interop.torch_keys import grads_from_state
 from composer.interop.torch_module import to_torch
-from composer.launch import process_group
 
 torch = need("torch")
 
@@ -33,12 +33,12 @@ __all__ = ["device_for", "rank", "world_size", "run_torch", "TorchEngine", "loss
 
 
 def world_size() -> int:
-    """How many processes `torchrun` started (1 without it; `composer.launch`)."""
+    """How many processes `torchrun` started (1 without it; `composer.interop.launch`)."""
     return process_group().world
 
 
 def rank() -> int:
-    """This process's rank under `torchrun` (0 without it; `composer.launch`)."""
+    """This process's rank under `torchrun` (0 without it; `composer.interop.launch`)."""
     return process_group().rank
 
 

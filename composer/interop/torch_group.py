@@ -5,9 +5,9 @@
 without waiting (or, under `torchrun`, every rank joins the agent's store), the others
 wait in short tries until something listens there, and each process counts itself in
 and polls the count, so a signal stops the wait between polls. After
-`RNN_COMPOSER_PEER_TIMEOUT` seconds (default 300; `composer.launch`) the wait ends in one
-line (`PeersMissing`, exit code 5). The group then starts on that store, every peer
-there, with the same timeout for its collectives.
+`RNN_COMPOSER_PEER_TIMEOUT` seconds (default 300; `composer.interop.launch`) the wait
+ends in one line (`PeersMissing`, exit code 5). The group then starts on that store,
+every peer there, with the same timeout for its collectives.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from composer.errors import ComposerError, ResourceError
 from composer.interop import need
-from composer.launch import Group, LaunchError, peer_timeout
+from composer.interop.launch import Group, LaunchError, peer_timeout
 
 torch = need("torch")
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from composer.cli import app
-from composer.launch import LaunchError, peer_timeout, process_group
+from composer.interop.launch import LaunchError, peer_timeout, process_group
 from tests.cli.test_launch import LAUNCH, TAGGER
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))

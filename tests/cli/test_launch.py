@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from composer.launch import Group, LaunchError, peer_timeout, process_group
+from composer.interop.launch import Group, LaunchError, peer_timeout, process_group
 from tests.conftest import ROOT
 
 TAGGER = """version: 1
