@@ -263,7 +263,7 @@ def check_values(
     sizes = _outputs(folded)
     for name, value in values.items():
         if isinstance(value, str):  # what the worker found instead of a tensor
-            raise DataError(f"{where}: output `{shown(name)}` came as {value}, not a tensor")
+            raise DataError(f"{where}: output `{shown(name)}` came as {value}, not a float tensor")
         if name in sizes:
             expected = (batch, (steps or {}).get(name), sizes[name])
             fits = value.dtype.kind == "f" and value.ndim == 3

@@ -113,7 +113,9 @@ def _read_into(stream, view: memoryview) -> None:
 def _describe(value) -> str | None:
     """None for a numeric tensor; else what the value is, for a message."""
     if isinstance(value, np.ndarray):
-        return None if value.dtype.kind in "biuf" else f"a tensor of {value.dtype.name} values"
+        if value.dtype.kind in "biuf":
+            return None
+        return "a tensor of strings" if value.dtype.kind in "OUS" else f"a {value.dtype} tensor"
     if isinstance(value, list):
         return "a sequence"
     if isinstance(value, dict):
