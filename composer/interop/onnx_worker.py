@@ -3,9 +3,10 @@
 A session's `run` is native code that never returns to Python until it ends: a `Loop`
 with no trip count, or one long LSTM kernel, would hold SIGINT and SIGTERM for as long
 as it runs. `run_session` hands the model and its inputs to a fresh interpreter running
-this file (`python -P`, so nothing is imported from the current folder) and waits on its
-pipe; a signal then interrupts the wait, the child is killed, and the signal goes on as
-everywhere else (exit code 130 or 128 + its number, nothing written).
+this file (`python -P`, so nothing is imported from the current folder or from this
+package's folder) and waits on its pipe; a signal then interrupts the wait, the child is
+killed, and the signal goes on as everywhere else (exit code 130 or 128 + its number,
+nothing written).
 
 The pipe carries a JSON header line, then raw array bytes: no pickle either way. The
 child sends back numeric tensors only; any other value (a sequence, a map, strings) is
@@ -24,6 +25,9 @@ import numpy as np
 
 __all__ = ["WorkerError", "run_session"]
 
+#: the child's flags: no script folder (this package's `onnx.py` and `torch.py` would hide
+#: the libraries) and no current folder on its path; before 3.11, isolated mode does it
+SAFE_PATH = ("-P",) if sys.version_info >= (3, 11) else ("-I",)
 #: ONNX Runtime's log level for the child's sessions: fatal only (its errors come back as
 #: exceptions, reported in one line; its warnings are not ours to show)
 QUIET = 4
@@ -41,7 +45,7 @@ def run_session(model: bytes, feeds: dict[str, np.ndarray]) -> dict[str, object]
     """The model's outputs by name, computed in a child process: numeric arrays, or a
     string that says what else came (`a sequence`, `a tensor of strings`, ...)."""
     child = subprocess.Popen(
-        [sys.executable, "-P", os.path.abspath(__file__)],
+        [sys.executable, *SAFE_PATH, os.path.abspath(__file__)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
