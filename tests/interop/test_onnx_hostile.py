@@ -283,3 +283,29 @@ def test_a_loop_that_never_ends_stops_on_the_signal(tagger, signum):
         assert (
             not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2]
         )
+
+
+def test_a_crashing_runtime_is_one_line(tagger, monkeypatch):
+    from composer.interop import onnx_worker
+
+    crash = tagger / "crash.py"
+    crash.write_text("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n")
+    monkeypatch.setattr(onnx_worker, "__file__", str(crash))
+    result = run_model(tagger, h.genuine(), "--output", tagger / "o.npz")
+    assert result.exit_code == 4
+    assert (
+        one_line(result)
+        == f"{tagger / 'm.onnx'}: ONNX Runtime failed: ONNX Runtime ended with signal SIGSEGV"
+    )
+    assert not (tagger / "o.npz").exists()
+
+
+def test_the_worker_imports_nothing_from_the_current_folder(tagger, monkeypatch):
+    from composer.interop.onnx_worker import run_session
+
+    for name in ("numpy", "onnxruntime", "json"):
+        (tagger / f"{name}.py").write_text("open('hijacked', 'w').close()\nraise SystemExit(9)\n")
+    monkeypatch.chdir(tagger)
+    outputs = run_session(h.genuine(), {"x": h.X})
+    np.testing.assert_array_equal(outputs["tags"], h.X[..., :3])
+    assert not (tagger / "hijacked").exists()
