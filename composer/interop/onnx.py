@@ -291,8 +291,9 @@ def run_model(model, arrays: Mapping[str, np.ndarray], lengths: Mapping | None =
     """Run an ONNX model (a path, bytes or a ModelProto) with ONNX Runtime on (B, T_in, F)
     arrays by input name, with `lengths` (B,) per input if the model takes them; its
     outputs by name. Refused in one line (DataError) when the model wants other inputs or
-    keeps data in external files. The run is a child process (`onnx_worker`), so it stops
-    on SIGINT and SIGTERM like any other."""
+    keeps data in external files; an output that is not a numeric tensor comes as a string
+    saying what it is. The run is a child process (`onnx_worker`), so it stops on SIGINT
+    and SIGTERM like any other."""
     return _run_parsed(*model_bytes(model), arrays, lengths)
 
 
@@ -324,10 +325,8 @@ def _run_parsed(data: bytes, where: str, proto, arrays, lengths) -> dict:
     try:
         return run_session(data, feeds)
     except WorkerError as err:
-        said = {"load": "cannot load the model", "run": "refused the inputs"}
-        raise DataError(
-            f"{where}: ONNX Runtime {said.get(err.stage, 'failed')}: {shown(str(err))}"
-        ) from None
+        said = {"load": "cannot load the model: ", "run": "refused the inputs: "}
+        raise DataError(f"{where}: ONNX Runtime {said.get(err.stage, '')}{err}") from None
 
 
 def model_bytes(model) -> tuple[bytes, str, object]:

@@ -62,7 +62,7 @@ def run_session(model: bytes, feeds: dict[str, np.ndarray]) -> dict[str, object]
         child.kill()
         code = child.wait()
         how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-        raise WorkerError("crash", f"ONNX Runtime ended with {how}") from None
+        raise WorkerError("crash", f"ended with {how}") from None
     finally:
         if child.returncode is None:  # a signal or an error here: stop it now
             child.kill()
