@@ -205,3 +205,13 @@ def test_a_missing_gpu_is_refused_before_any_group_starts(folder):
     assert code == 4, stderr
     assert stderr == "--device cuda: no CUDA GPU is available to PyTorch here\n"
     assert time.monotonic() - start < 60  # not the 300 s wait for the peer
+
+
+def test_a_missing_gpu_is_said_once_by_rank_0(folder):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    env = environment(WORLD_SIZE="2", RANK="1", MASTER_ADDR="127.0.0.1", MASTER_PORT="1")
+    code, stderr = finished(train(folder, "--engine", "torch", "--device", "cuda", env=env))
+    assert (code, stderr) == (4, "")
