@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 
@@ -44,12 +45,18 @@ class WorkerError(Exception):
 def run_session(model: bytes, feeds: dict[str, np.ndarray]) -> dict[str, object]:
     """The model's outputs by name, computed in a child process: numeric arrays, or a
     string that says what else came (`a sequence`, `a tensor of strings`, ...)."""
-    child = subprocess.Popen(
-        [sys.executable, *SAFE_PATH, os.path.abspath(__file__)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
+    with tempfile.TemporaryDirectory(prefix="rnn-composer-onnx-") as empty:
+        child = subprocess.Popen(
+            [sys.executable, *SAFE_PATH, os.path.abspath(__file__)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=empty,  # nothing a relative path could name (external data is refused before)
+        )
+        return _talk(child, model, feeds)
+
+
+def _talk(child: subprocess.Popen, model: bytes, feeds: dict[str, np.ndarray]) -> dict:
     try:
         try:
             _send(child.stdin, {"model": len(model)}, [memoryview(model)], feeds)
@@ -61,7 +68,9 @@ def run_session(model: bytes, feeds: dict[str, np.ndarray]) -> dict[str, object]
     except (EOFError, ValueError):
         child.kill()
         code = child.wait()
-        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        how = f"exit code {code}"
+        if -code in signal.valid_signals():
+            how = f"signal {signal.Signals(-code).name}"
         raise WorkerError("crash", f"ended with {how}") from None
     finally:
         if child.returncode is None:  # a signal or an error here: stop it now
