@@ -215,3 +215,15 @@ def test_a_missing_gpu_is_said_once_by_rank_0(folder):
     env = environment(WORLD_SIZE="2", RANK="1", MASTER_ADDR="127.0.0.1", MASTER_PORT="1")
     code, stderr = finished(train(folder, "--engine", "torch", "--device", "cuda", env=env))
     assert (code, stderr) == (4, "")
+
+
+def test_a_port_in_use_is_one_line(folder):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        env = environment(WORLD_SIZE="2", RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+        code, stderr = finished(train(folder, "--engine", "torch", env=env))
+    assert code == 5, stderr
+    assert stderr.count("\n") == 1, stderr
+    assert stderr.startswith(f"MASTER_ADDR:MASTER_PORT 127.0.0.1:{port}: cannot serve the process")
