@@ -41,14 +41,17 @@ __all__ = [
 #: the metadata key of the network digest
 DIGEST_KEY = "rnn-composer.network.sha256"
 #: fields of the built network that do not change what it computes, left out of the digest
-NOT_DIGESTED = frozenset({"name", "path", "window_path", "description", "dropout", "label"})
+NOT_DIGESTED = frozenset(
+    {"name", "steps", "path", "window_path", "description", "dropout", "label"}
+)
 #: ONNX's TensorProto.DataLocation.EXTERNAL
 EXTERNAL = 1
 
 
 def network_digest(folded: nx.MultiDiGraph) -> str:
     """SHA-256 of the network a spec builds: its vectors, connections, sizes, kinds and
-    windows, as canonical JSON; comments, layout, descriptions and dropout leave it as is."""
+    windows, as canonical JSON; comments, layout, descriptions, dropout and the default T
+    leave it as is."""
 
     def kept(data: dict) -> dict:
         return {k: v for k, v in data.items() if k not in NOT_DIGESTED}
