@@ -190,11 +190,10 @@ def test_a_model_of_another_network_is_refused_by_its_digest(tagger):
         f"{tagger / 'm.onnx'}: exported from another network than this spec (its "
         f"{DIGEST_KEY} differs); run it with the spec it was exported from"
     )
-    # comments, layout and descriptions are not the network: the digest stays
+    # comments, layout, names, descriptions and the default T are not the network
     same = tagger / "same.yaml"
-    same.write_text(
-        "# a comment\n" + h.TAGGER.replace("name: tagger\n", "name: tagger\ndescription: d\n")
-    )
+    edited = h.TAGGER.replace("name: tagger\n", "name: other\ndescription: d\n")
+    same.write_text("# a comment\n" + edited.replace("steps: 12", "steps: 20"))
     ran = invoke(
         "run", same, "-i", tagger / "x.npy", "--engine", "onnx", "--model", tagger / "m.onnx"
     )
