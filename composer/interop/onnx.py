@@ -333,14 +333,15 @@ def model_bytes(model) -> tuple[bytes, str, object]:
     """A model's bytes, its name for messages and its parsed `ModelProto`, checked for
     external data (refused: `composer.interop.onnx_check`)."""
     where = "the ONNX model"
-    if hasattr(model, "SerializeToString"):
-        data = model.SerializeToString()
-    elif isinstance(model, (str, Path)):
-        where = shown(model)
-        data = Path(model).read_bytes()
+    if hasattr(model, "SerializeToString"):  # parsed already
+        data, proto = model.SerializeToString(), model
     else:
-        data = bytes(model)
-    proto = parse_model(data, where)
+        if isinstance(model, (str, Path)):
+            where = shown(model)
+            data = Path(model).read_bytes()
+        else:
+            data = bytes(model)
+        proto = parse_model(data, where)
     refuse_external_data(proto, where)
     return data, where, proto
 
