@@ -127,8 +127,9 @@ test-core: dot
 # the memory limits measured on runs that fit them (`make fuzz FUZZ_EXAMPLES=10000`).
 FUZZ_EXAMPLES ?= 5000
 fuzz: setup
-	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_fuzz.py tests/test_fuzz_language.py tests/spec/test_reader.py tests/interop/test_state_files_fuzz.py \
-	  tests/cli/test_memory_limits.py tests/cli/test_signals.py \
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_fuzz.py tests/test_fuzz_language.py \
+	  tests/spec/test_reader.py tests/interop/test_state_files_fuzz.py tests/interop/test_fuzz_onnx.py \
+	  tests/cli/test_fuzz_env.py tests/cli/test_memory_limits.py tests/test_signals.py \
 	  -k "fuzz or random or fail_cleanly or limit or ctrl_c"
 
 lint: setup

@@ -53,7 +53,7 @@ from composer.draw.diagrams import (
 from composer.draw.style import Style, parse_weight_names
 from composer.engine.batches import output_steps, run_padded
 from composer.engine.executor import execute
-from composer.engine.inputs import infer_steps, input_bytes, read_inputs
+from composer.engine.inputs import check_inputs, infer_steps, input_bytes, read_inputs
 from composer.engine.lengths import check_lengths, item_steps, parse_lengths
 from composer.engine.memory import (
     check_memory,
@@ -349,6 +349,8 @@ def run(
     elif engine is RunEngineName.onnx:
         from composer.interop.onnx import run_onnx
 
+        if not padded:  # the inputs against T (and --steps), as the other engines check them
+            check_inputs(plan, arrays)
         try:
             outputs = run_onnx(folded, params, arrays, given, dtype.value, plan.steps, model)
         except SpecError as err:

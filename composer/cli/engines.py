@@ -70,7 +70,9 @@ def check_device(engine: EngineName | RunEngineName, device: str | None) -> None
 
 
 def is_main_process() -> bool:
-    """Whether this process shows progress and writes files: rank 0 under `torchrun`."""
-    import os
+    """Whether this process shows progress and writes files: rank 0 under `torchrun`, or
+    the one process outside a group, whatever a stray `RANK` says
+    (`composer.interop.launch`)."""
+    from composer.interop.launch import process_group
 
-    return os.environ.get("RANK", "0") == "0"
+    return process_group().main

@@ -31,7 +31,7 @@ from composer.cli.outputs import check_outputs
 from composer.cli.root import app
 from composer.draw.curve import loss_curve_svg
 from composer.engine.memory import check_memory, params_bytes, tape_bytes
-from composer.errors import SpecError
+from composer.errors import DataError, SpecError
 from composer.graph.weights import init_params, load_params
 from composer.outputs import shown
 from composer.signals import interrupt_once, shielded
@@ -177,6 +177,7 @@ def train_command(
     and the first one alone reports and writes.
     """
     check_device(engine, device)
+    main = is_main_process()  # the environment's group, checked before any work
     output = output or Path(f"{spec.stem}.weights.npz")
     # --weights W --output W --force resumes in place: W is read whole before it is replaced
     check_output(output, force)
@@ -223,8 +224,12 @@ def train_command(
     if engine is EngineName.torch:
         from composer.interop.torch_engine import TorchEngine
 
-        options["engine"] = TorchEngine(graph, dtype.value, device)
-    main = is_main_process()
+        try:
+            options["engine"] = TorchEngine(graph, dtype.value, device)
+        except (DataError, SpecError) as err:  # the same in every process, before any group:
+            if not main:  # said once, by rank 0
+                raise typer.Exit(err.exit_code) from None
+            raise
     bar = _Bar(Console(stderr=True), epochs)
     shown_progress = dict(on_epoch=bar.epoch, on_step=bar.step) if main else {}
     with interrupt_once():

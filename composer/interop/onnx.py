@@ -22,9 +22,21 @@ from composer.engine.pipeline import unroll_within
 from composer.errors import ComposerError, DataError, ResourceError, SpecError
 from composer.graph.features import refuse_extended
 from composer.interop import need
+from composer.interop.onnx_check import (
+    DIGEST_KEY,
+    check_interface,
+    check_values,
+    declared,
+    graph_inputs,
+    network_digest,
+    output_steps,
+    parse_model,
+    refuse_external_data,
+)
 from composer.interop.onnx_graph import Builder
 from composer.interop.onnx_plain import fixed_t_reasons, plain_graph
 from composer.interop.onnx_unrolled import unrolled_graph
+from composer.interop.onnx_worker import QUIET, WorkerError, run_session
 from composer.kinds import KINDS, exports_onnx
 from composer.outputs import shown
 
@@ -45,7 +57,12 @@ MAX_MODEL_BYTES = 2**31 - 1
 #: what one unrolled (vector, step) costs in the file, at most: its nodes and constants
 UNROLLED_NODE_BYTES = 1024
 #: metadata keys of a written model
-META = ("rnn-composer.version", "rnn-composer.spec", "rnn-composer.weights.sha256")
+META = (
+    "rnn-composer.version",
+    "rnn-composer.spec",
+    "rnn-composer.weights.sha256",
+    "rnn-composer.network.sha256",
+)
 
 
 class NeedsSteps(ComposerError):
@@ -70,12 +87,17 @@ def _version() -> str:
 def default_opset() -> int:
     """The newest opset both the installed `onnx` and `onnxruntime` support."""
     onnx, ort = need("onnx"), need("onnxruntime")
+    ort.set_default_logger_severity(QUIET)  # its errors come as exceptions; no log lines
+    quiet = ort.SessionOptions()
+    quiet.log_severity_level = QUIET
     for opset in range(onnx.defs.onnx_opset_version(), MIN_OPSET - 1, -1):
         g = Builder("float32", opset)
         g.name_as("x", "y")
         model = _model(g, [g.value_info("x", [1])], [g.value_info("y", [1])], "probe", opset)
         try:
-            ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+            ort.InferenceSession(
+                model.SerializeToString(), quiet, providers=["CPUExecutionProvider"]
+            )
         except Exception:  # noqa: BLE001 - ONNX Runtime's error types vary by version
             continue
         return opset
@@ -239,7 +261,11 @@ def _sha256(path: Path) -> str:
 
 def export(request) -> str:
     """`export --format onnx`: write the model (atomically); the line to report."""
-    metadata = {META[1]: request.spec_text, META[2]: _sha256(request.weights_path)}
+    metadata = {
+        META[1]: request.spec_text,
+        META[2]: _sha256(request.weights_path),
+        DIGEST_KEY: network_digest(request.graph),
+    }
     model, how = build_model(
         request.graph,
         request.params,
@@ -261,22 +287,20 @@ def export(request) -> str:
 def run_model(model, arrays: Mapping[str, np.ndarray], lengths: Mapping | None = None) -> dict:
     """Run an ONNX model (a path, bytes or a ModelProto) with ONNX Runtime on (B, T_in, F)
     arrays by input name, with `lengths` (B,) per input if the model takes them; its
-    outputs by name. Refused in one line (DataError) when the model wants other inputs."""
-    ort = need("onnxruntime")
-    if hasattr(model, "SerializeToString"):
-        model = model.SerializeToString()
-    elif isinstance(model, (str, Path)):
-        model = Path(model).read_bytes()
-    try:
-        session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
-    except Exception as err:  # noqa: BLE001 - ONNX Runtime's error types vary by version
-        raise DataError(f"ONNX Runtime cannot load the model: {_first_line(err)}") from None
+    outputs by name. Refused in one line (DataError) when the model wants other inputs or
+    keeps data in external files; an output that is not a numeric tensor comes as a string
+    saying what it is. The run is a child process (`onnx_worker`), so it stops on SIGINT
+    and SIGTERM like any other."""
+    return _run_parsed(*model_bytes(model), arrays, lengths)
+
+
+def _run_parsed(data: bytes, where: str, proto, arrays, lengths) -> dict:
     lengths = dict(lengths or {})
     feeds = {}
-    for spec in session.get_inputs():
-        name = spec.name
-        element = {"tensor(double)": np.float64, "tensor(int64)": np.int64}.get(
-            spec.type, np.float32
+    for info in graph_inputs(proto):
+        name = info.name
+        element = {"tensor(float64)": np.float64, "tensor(int64)": np.int64}.get(
+            declared(info)[0], np.float32
         )
         if name.endswith(".lengths"):
             source = arrays.get(name[: -len(".lengths")])
@@ -290,19 +314,33 @@ def run_model(model, arrays: Mapping[str, np.ndarray], lengths: Mapping | None =
         elif name in arrays:
             feeds[name] = np.ascontiguousarray(arrays[name], dtype=element)
         else:
-            raise DataError(f"the ONNX model needs an input `{name}`; given: {', '.join(arrays)}")
+            raise DataError(
+                f"{where}: the model needs an input `{shown(name)}`; given: {', '.join(arrays)}"
+            )
     if lengths and not any(name.endswith(".lengths") for name in feeds):
-        raise DataError("the ONNX model takes no lengths; export it with --lengths")
+        raise DataError(f"{where}: the model takes no lengths; export it with --lengths")
     try:
-        values = session.run(None, feeds)
-    except Exception as err:  # noqa: BLE001
-        raise DataError(f"ONNX Runtime refused the inputs: {_first_line(err)}") from None
-    return {spec.name: value for spec, value in zip(session.get_outputs(), values)}
+        return run_session(data, feeds)
+    except WorkerError as err:
+        said = {"load": "cannot load the model: ", "run": "refused the inputs: "}
+        raise DataError(f"{where}: ONNX Runtime {said.get(err.stage, '')}{err}") from None
 
 
-def _first_line(err: Exception) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+def model_bytes(model) -> tuple[bytes, str, object]:
+    """A model's bytes, its name for messages and its parsed `ModelProto`, checked for
+    external data (refused: `composer.interop.onnx_check`)."""
+    where = "the ONNX model"
+    if hasattr(model, "SerializeToString"):  # parsed already
+        data, proto = model.SerializeToString(), model
+    else:
+        if isinstance(model, (str, Path)):
+            where = shown(model)
+            data = Path(model).read_bytes()
+        else:
+            data = bytes(model)
+        proto = parse_model(data, where)
+    refuse_external_data(proto, where)
+    return data, where, proto
 
 
 def run_onnx(
@@ -316,8 +354,14 @@ def run_onnx(
 ) -> dict[str, np.ndarray]:
     """`run --engine onnx`: the network exported in memory (or the given `model`) run by
     ONNX Runtime; the outputs as `run` gives them (with `<output>.lengths` when padded)."""
+    where = shown(model) if model is not None else "the exported model"
     if model is None:
         fixed = steps if fixed_t_reasons(folded) else None
         model, _ = build_model(folded, params, dtype=dtype, steps=fixed, lengths=bool(lengths))
-    outputs = run_model(model, arrays, lengths)
+    data, _, proto = model_bytes(model)
+    if where != "the exported model":
+        check_interface(proto, folded, where)
+    outputs = _run_parsed(data, where, proto, arrays, lengths)
+    batch = len(next(iter(arrays.values())))
+    check_values(outputs, folded, batch, None if lengths else output_steps(folded, steps), where)
     return {name: value for name, value in outputs.items() if lengths or "." not in name}

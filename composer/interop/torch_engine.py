@@ -12,7 +12,6 @@ one up to the order of the floating-point sums.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 import networkx as nx
@@ -23,6 +22,8 @@ from composer.engine.inputs import batched, split_lengths
 from composer.engine.lengths import check_lengths, item_steps
 from composer.errors import DataError, SpecError
 from composer.interop import need
+from composer.interop.launch import process_group
+from composer.interop.torch_group import join_group
 from composer.interop.torch_keys import grads_from_state
 from composer.interop.torch_module import to_torch
 
@@ -32,13 +33,13 @@ __all__ = ["device_for", "rank", "world_size", "run_torch", "TorchEngine", "loss
 
 
 def world_size() -> int:
-    """How many processes `torchrun` started (1 without it)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    """How many processes `torchrun` started (1 without it; `composer.interop.launch`)."""
+    return process_group().world
 
 
 def rank() -> int:
-    """This process's rank under `torchrun` (0 without it)."""
-    return int(os.environ.get("RANK", "0"))
+    """This process's rank under `torchrun` (0 without it; `composer.interop.launch`)."""
+    return process_group().rank
 
 
 def device_for(text: str | None) -> torch.device:
@@ -55,7 +56,7 @@ def device_for(text: str | None) -> torch.device:
         if not torch.cuda.is_available():
             raise DataError(f"--device {text}: no CUDA GPU is available to PyTorch here")
         if device.index is None and world_size() > 1:
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            device = torch.device("cuda", process_group().local_rank)
         if (device.index or 0) >= torch.cuda.device_count():
             raise DataError(
                 f"--device {text}: there are {torch.cuda.device_count()} GPUs (cuda:0..)"
@@ -142,10 +143,10 @@ class TorchEngine:
                 "engine under torchrun (DDP) yet; train it on one process or with --engine numpy",
                 graph.nodes[target]["path"],
             )
+        self.device = device_for(device)  # a missing GPU is refused before any group starts
         if self.distributed and not torch.distributed.is_initialized():
-            backend = "nccl" if (device or "cpu").startswith("cuda") else "gloo"
-            torch.distributed.init_process_group(backend)
-        self.device = device_for(device)
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            join_group(backend, process_group())
         self.module = to_torch(graph, None, dtype).to(self.device)
         self.model = self.module
         if self.distributed:

@@ -57,6 +57,11 @@ nn = torch.nn
 
 __all__ = ["ComposerModule", "to_torch"]
 
+#: the most gate values (steps x batch x gates x units) one call of a `torch.nn` recurrent
+#: module computes: 256 MiB in float32, well inside oneDNN's 2 GiB; longer sequences run
+#: in chunks with the state carried over (the same result)
+NATIVE_ELEMENTS = 2**26
+
 
 def to_torch(
     graph: nx.MultiDiGraph, params: Mapping[str, np.ndarray] | None = None, dtype: str = "float32"
@@ -444,7 +449,16 @@ class _Pass:
         states = native_layer(self.module.graph, self.plan, v, self.bptt)
         if states and any(name in self.recurrent_masks for name in states):
             return None  # variational dropout on the recurrence: the cell loop applies it
+        if states and (len(states) > 1 or self.per_item is not None):
+            if self.T > self._chunk(v):  # too long for one call, and not cut in chunks
+                return None  # (both directions, or packed): the cell loop, step by step
         return states
+
+    def _chunk(self, v: Vector) -> int:
+        """The most steps one call of a layer's `torch.nn` module takes: oneDNN fails
+        ("could not create a primitive") once a call's gates pass 2**31 bytes."""
+        gates = KINDS[v.kind].gates * v.size * self.batch
+        return max(1, NATIVE_ELEMENTS // gates)
 
     def _dropped(self, feed, x, steps):
         """What a feed reads at `steps` (x: (B, len(steps), rows)), its dropout applied."""
@@ -468,19 +482,20 @@ class _Pass:
             )
             out, _ = rnn(packed, state)
             out = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=self.T)[0]
-        elif self.bptt is not None:  # detach the carried state every bptt steps
+        else:  # in chunks, the state carried (exact); detached every bptt steps
+            block, chunk = self.bptt or self.T, self._chunk(forward)
             parts = []
-            for a in range(0, self.T, self.bptt):
-                part, state = rnn(x[:, a : a + self.bptt], state)
-                parts.append(part)
-                state = (
-                    tuple(s.detach() for s in state)
-                    if isinstance(state, tuple)
-                    else (state.detach())
-                )
-            out = torch.cat(parts, 1)
-        else:
-            out, _ = rnn(x, state)
+            for a in range(0, self.T, block):
+                for b in range(a, min(a + block, self.T), chunk):
+                    part, state = rnn(x[:, b : min(b + chunk, a + block)], state)
+                    parts.append(part)
+                if self.bptt is not None:
+                    state = (
+                        tuple(s.detach() for s in state)
+                        if isinstance(state, tuple)
+                        else (state.detach())
+                    )
+            out = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
         size = forward.size
         for i, name in enumerate(states):
             self.values[name] = _Values(out[..., i * size : (i + 1) * size])

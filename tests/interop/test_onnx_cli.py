@@ -241,7 +241,7 @@ def test_run_reports_the_engine_and_refuses_a_model_with_weights(files):
     padded = invoke("run", SENTIMENT, "-i", files / "x.npy", "--engine", "onnx",
                     "--model", files / "sentiment.onnx", "--lengths", "3,4,5")  # fmt: skip
     assert padded.exit_code == 4
-    assert one_line(padded) == "the ONNX model takes no lengths; export it with --lengths"
+    assert one_line(padded) == f"{model}: the model takes no lengths; export it with --lengths"
 
 
 def test_a_model_that_does_not_fit_the_inputs_is_one_line(files):
@@ -250,7 +250,7 @@ def test_a_model_that_does_not_fit_the_inputs_is_one_line(files):
     assert invoke(*args, "--steps", 6).exit_code == 0
     result = invoke("run", SENTIMENT, "-i", files / "x.npy", "--engine", "onnx", "--model", out)
     assert result.exit_code == 4
-    assert one_line(result).startswith("ONNX Runtime refused the inputs: ")
+    assert one_line(result).startswith(f"{out}: ONNX Runtime refused the inputs: ")
 
 
 def test_without_the_extra_the_command_says_what_to_install(files, monkeypatch):
