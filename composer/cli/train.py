@@ -28,6 +28,15 @@ from composer.cli.engines import (
 )
 from composer.cli.outputs import check_outputs
 from composer.cli.root import app
+from composer.cli.train_options import (
+    MinDelta,
+    Monitor,
+    Patience,
+    SplitName,
+    ValidationData,
+    ValidationSplit,
+    held_out,
+)
 from composer.draw.curve import loss_curve_svg
 from composer.engine.memory import check_memory, params_bytes, tape_bytes
 from composer.errors import SpecError
@@ -35,6 +44,7 @@ from composer.graph.weights import init_params, load_params
 from composer.outputs import shown
 from composer.signals import interrupt_once, shielded
 from composer.training.loop import Epoch, TrainResult, plan_for, train
+from composer.training.stopping import stopped_warning
 
 __all__ = ["train_command"]
 
@@ -144,9 +154,16 @@ def train_command(
         float, typer.Option("--weight-decay", min=0.0, help="L2 weight decay.")
     ] = 0.0,
     validation: Annotated[
-        float,
-        typer.Option("--validation", min=0.0, max=0.9, help="Fraction held out for validation."),
-    ] = 0.1,
+        float | None,
+        typer.Option(
+            "--validation", min=0.0, max=0.9, help="Fraction held out for validation (0.1)."
+        ),
+    ] = None,
+    validation_data: ValidationData = None,
+    validation_split: ValidationSplit = SplitName.random,
+    patience: Patience = None,
+    min_delta: MinDelta = 0.0,
+    monitor: Monitor = None,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -173,7 +190,7 @@ def train_command(
     check_device(engine, device)
     output = output or Path(f"{spec.stem}.weights.npz")
     # --weights W --output W --force resumes in place: W is read whole before it is replaced
-    check_output(output, force, (spec, data))
+    check_output(output, force, (spec, data, *filter(None, [validation_data])))
     if curve is not None:
         check_outputs([("--output", output), ("--curve", curve)], force, (spec, data, weights))
         if curve.suffix.lower() != ".svg":
@@ -210,10 +227,15 @@ def train_command(
         bptt=bptt,
         clip=clip,
         weight_decay=weight_decay,
-        validation=validation,
         dtype=dtype.value,
         where=str(data),
+        patience=patience,
+        min_delta=min_delta,
+        monitor=monitor,
     )
+    fraction = 0.1 if validation is None else validation
+    given = validation is not None
+    options |= held_out(fraction, validation_data, validation_split, given, max_memory)
     if engine is EngineName.torch:
         from composer.interop.torch_engine import TorchEngine
 
@@ -258,11 +280,9 @@ def _finish(result: TrainResult, output: Path, curve: Path | None, title: str, f
     )
     if curve is not None:
         summary += f" and {shown(curve)}"
-    if result.diverged:
-        typer.echo(
-            "warning: the loss or the weights became NaN or infinite; training stopped early",
-            err=True,
-        )
+    warning = stopped_warning(result)
+    if warning:
+        typer.echo(warning, err=True)
     if result.interrupted:
         typer.echo(f"interrupted: {summary}", err=True)
         raise typer.Exit(130)

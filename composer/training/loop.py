@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import networkx as nx
 import numpy as np
@@ -62,10 +62,12 @@ from composer.training.dropout import Dropout
 from composer.training.losses import check_targets, loss_kinds
 from composer.training.optim import clip_grad_norm, make_optimizer
 from composer.training.padded import evaluate_padded, grad_padded
+from composer.training.stopping import Monitor, diverging, loss_of
 
-__all__ = ["plan_for", "Epoch", "TrainResult", "train", "check_data", "split_data"]
+__all__ = ["plan_for", "Epoch", "TrainResult", "train", "check_data", "split_data", "SPLITS"]
 
 Arrays = Mapping[str, np.ndarray]
+SPLITS = ("random", "time")
 
 
 @dataclass(frozen=True)
@@ -78,11 +80,16 @@ class Epoch:
     val_loss: float | None
     seconds: float
     updates: int
+    lr: float | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    batches: int = 0
 
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What `train` returns: the best weights and how training went."""
+    """What `train` returns: the best weights and how training went. `stopped` says why
+    a run ended before its last epoch: `early` (patience ran out), `diverged` (see
+    `composer.training.stopping`), `callback` (a callback returned a value), else None."""
 
     params: dict[str, np.ndarray]
     history: tuple[Epoch, ...]
@@ -91,6 +98,7 @@ class TrainResult:
     steps_per_second: float
     interrupted: bool = False
     diverged: bool = False
+    stopped: str | None = None
 
 
 def check_data(
@@ -130,13 +138,22 @@ def _mask_keys(masks: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {f"{name}.mask": mask for name, mask in masks.items()}
 
 
-def split_data(batch: int, validation: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded (training, validation) indexes: `validation` is the held-out fraction."""
+def split_data(
+    batch: int, validation: float, seed: int, split: str = "random"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(training, validation) indexes: `validation` is the held-out fraction, drawn at
+    random (seeded) with `split="random"`, or the last sequences in file order with
+    `split="time"` (windows of one series, in time order: nothing of the held-out
+    stretch is seen in training)."""
     if not 0 <= validation < 1:
         raise DataError(f"validation must be a fraction in [0, 1), got {validation!r}")
+    if split not in SPLITS:
+        raise DataError(f"validation split {split!r}: expected one of {', '.join(SPLITS)}")
     held = int(round(batch * validation))
     if validation and batch >= 2:
         held = min(max(held, 1), batch - 1)
+    if split == "time":
+        return np.arange(batch - held), np.arange(batch - held, batch)
     order = np.random.default_rng(seed).permutation(batch)
     return np.sort(order[held:]), np.sort(order[:held])
 
@@ -175,11 +192,17 @@ def train(
     bptt: int | None = None,
     clip: float | None = None,
     weight_decay: float = 0.0,
-    validation: float = 0.1,
+    validation: float | Arrays = 0.1,
+    split: str = "random",
+    patience: int | None = None,
+    min_delta: float = 0.0,
+    monitor: str | None = None,
+    callbacks: Sequence[Callable[[Epoch], object]] = (),
     on_epoch: Callable[[Epoch], None] | None = None,
     on_step: Callable[[int, float], None] | None = None,
     dtype: str = "float32",
     where: str = "data",
+    validation_where: str = "validation data",
     lengths: Mapping[str, object] | None = None,
     engine: Callable | None = None,
 ) -> TrainResult:
@@ -190,19 +213,104 @@ def train(
     (`composer.training.padded`). `params` are the starting weights (not changed).
     `optimizer` is `sgd` (momentum 0.9) or `adam`; `clip` scales each minibatch's
     gradients to at most that global norm; `bptt` truncates backpropagation through time
-    (see `composer.training.backprop`). `on_epoch` is called with each `Epoch` (epoch 0:
-    the untrained losses), `on_step` with the update count and the minibatch's loss.
-    `where` names the data in error messages. `engine`, when given, computes each
-    minibatch's loss and gradients instead of the NumPy passes: called as
-    `engine(weights, inputs, targets, masks, lengths, kinds, bptt, backward, dropout=)`, it
-    returns the loss, and with `backward` also the gradients by key (the PyTorch engine,
-    `composer.interop.torch_engine.TorchEngine`); `dropout` is the update's `Dropout`,
-    whose masks the engine applies (None when nothing drops).
+    (see `composer.training.backprop`).
+
+    `validation` is the held-out fraction of `data` (`split`: `random`, seeded, or
+    `time`, the last sequences in file order), or a data dict of its own, checked as
+    `data` is (its errors name `validation_where`). `patience` stops the run after that
+    many epochs without an improvement of more than `min_delta` in `monitor` (default:
+    the validation loss, the training loss without a validation set); the best weights by
+    `monitor` are the result. A run whose loss becomes NaN or infinite, or rises far
+    above the untrained one (`composer.training.stopping`), stops and keeps the best.
+
+    `on_epoch` and each of `callbacks` are called with each `Epoch` (epoch 0: the
+    untrained losses); a callback that returns a value other than None or False stops the
+    run after that epoch (`stopped="callback"`). `on_step` is called with the update
+    count and the minibatch's loss. `where` names the data in error messages. `engine`,
+    when given, computes each minibatch's loss and gradients instead of the NumPy passes:
+    called as `engine(weights, inputs, targets, masks, lengths, kinds, bptt, backward,
+    dropout=)`, it returns the loss, and with `backward` also the gradients by key (the
+    PyTorch engine, `composer.interop.torch_engine.TorchEngine`); `dropout` is the
+    update's `Dropout`, whose masks the engine applies (None when nothing drops).
     """
     if epochs < 0 or batch_size < 1:
         raise DataError(f"epochs must be >= 0 and batch size >= 1, got {epochs}, {batch_size}")
     if clip is not None and not clip > 0:
         raise DataError(f"clip must be > 0, got {clip!r}")
+    prepared = dict(dtype=dtype, engine=engine)
+    kinds, train_set = _prepare(graph_or_spec, params, data, loss, lengths, where, **prepared)
+    plan, inputs, targets, masks, given, batch = train_set
+    held_set = None
+    if isinstance(validation, Mapping):
+        val_where = validation_where
+        held_set = _prepare(plan.folded, params, validation, kinds, None, val_where, **prepared)[1]
+        fit, held = np.arange(batch), np.arange(held_set[-1])
+    else:
+        fit, held = split_data(batch, validation, seed, split)
+    check_representable(params, dtype, "weights")
+    weights = {key: np.array(value, dtype=check_dtype(dtype)) for key, value in params.items()}
+    run = _Run(plan, weights, (inputs, targets, masks, given), kinds, dtype, batch_size, bptt, clip)
+    if held_set is not None:
+        run.held_plan, run.held_sets = held_set[0], held_set[1:5]
+    if engine is None:  # a long run of our passes loads the compiled steps, if installed
+        layer_kinds = {KINDS[v.kind] for v in plan.vectors.values() if v.role == "state"}
+        fused.prepare(batch * plan.steps * (epochs + 1), kinds=layer_kinds)
+    run.engine = engine
+    run.dropout = Dropout(seed + 2)  # the layers' dropout, in updates only
+    run.opt = make_optimizer(optimizer, weights, lr, weight_decay)
+    watch = Monitor(monitor, patience, min_delta)
+    rng = np.random.default_rng(seed + 1)
+    started = time.perf_counter()
+    batches = -(-len(fit) // batch_size)
+    history, best = [], None
+    interrupted, stopped = False, None
+    try:
+        for epoch in range(epochs + 1):
+            if epoch == 0:  # the untrained weights: the baseline, and a candidate
+                mean = run.measure(fit)
+            elif (mean := run.epoch(rng.permutation(fit), on_step)) is None:
+                stopped = "diverged"
+                break
+            val = run.measure(held, held=held_set is not None) if len(held) else None
+            seconds = time.perf_counter() - started
+            record = Epoch(epoch, mean, val, seconds, run.opt.steps, run.opt.lr, {}, batches)
+            if epoch and diverging(record, history[0]):
+                stopped = "diverged"
+                history.append(record)
+                break
+            history.append(record)
+            if watch.improved(record) or best is None:
+                best = ({key: array.copy() for key, array in weights.items()}, epoch)
+            if on_epoch:
+                on_epoch(record)
+            if any(_stops(callback(record)) for callback in callbacks):
+                stopped = "callback"
+                break
+            if watch.exhausted():
+                stopped = "early"
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    if best is None:  # stopped before even the untrained loss was known
+        history.append(Epoch(0, math.nan, None, time.perf_counter() - started, 0))
+        best = ({key: array.copy() for key, array in weights.items()}, 0)
+    rate = run.opt.steps / run.busy if run.busy > 0 else 0.0
+    params_out, epoch = best
+    value = loss_of(history[epoch]) if epoch < len(history) else math.nan
+    diverged = stopped == "diverged"
+    return TrainResult(
+        params_out, tuple(history), epoch, value, rate, interrupted, diverged, stopped
+    )
+
+
+def _stops(answer: object) -> bool:
+    """Whether a callback's answer stops the run: any value but None and False."""
+    return answer is not None and answer is not False
+
+
+def _prepare(graph_or_spec, params, data, loss, lengths, where, *, dtype, engine):
+    """The loss kinds and (plan, inputs, targets, masks, lengths, B) of one data set,
+    every key, shape and length checked."""
     data, given = split_lengths(data)
     if lengths is not None and given:
         raise DataError(f"{where}: holds lengths, and lengths were passed too; give them once")
@@ -218,42 +326,7 @@ def train(
     if engine is not None and hasattr(engine, "check_data"):  # ... and what it cannot train
         engine.check_data(padded=bool(given))
     check_representable({**inputs, **targets, **_mask_keys(masks)}, dtype, where)
-    check_representable(params, dtype, "weights")
-    weights = {key: np.array(value, dtype=check_dtype(dtype)) for key, value in params.items()}
-    sets = (inputs, targets, masks, given)
-    run = _Run(plan, weights, sets, kinds, dtype, batch_size, bptt, clip)
-    if engine is None:  # a long run of our passes loads the compiled steps, if installed
-        layer_kinds = {KINDS[v.kind] for v in plan.vectors.values() if v.role == "state"}
-        fused.prepare(batch * plan.steps * (epochs + 1), kinds=layer_kinds)
-    run.engine = engine
-    run.dropout = Dropout(seed + 2)  # the layers' dropout, in updates only
-    run.opt = make_optimizer(optimizer, weights, lr, weight_decay)
-    fit, held = split_data(batch, validation, seed)
-    rng = np.random.default_rng(seed + 1)
-    started = time.perf_counter()
-    history, best = [], None
-    interrupted = diverged = False
-    try:
-        for epoch in range(epochs + 1):
-            if epoch == 0:  # the untrained weights: the baseline, and a candidate
-                mean = run.measure(fit)
-            elif (mean := run.epoch(rng.permutation(fit), on_step)) is None:
-                diverged = True
-                break
-            val = run.measure(held) if len(held) else None
-            record = Epoch(epoch, mean, val, time.perf_counter() - started, run.opt.steps)
-            history.append(record)
-            best = _best(record, weights, best)
-            if on_epoch:
-                on_epoch(record)
-    except KeyboardInterrupt:
-        interrupted = True
-    if best is None:  # stopped before even the untrained loss was known
-        history.append(Epoch(0, math.nan, None, time.perf_counter() - started, 0))
-        best = ({key: array.copy() for key, array in weights.items()}, 0, math.nan)
-    rate = run.opt.steps / run.busy if run.busy > 0 else 0.0
-    params_out, epoch, value = best
-    return TrainResult(params_out, tuple(history), epoch, value, rate, interrupted, diverged)
+    return kinds, (plan, inputs, targets, masks, given, batch)
 
 
 class _Run:
@@ -268,11 +341,12 @@ class _Run:
         self.workspace = Workspace()  # arrays reused from minibatch to minibatch
         self.plans = {}  # a padded data set's plans by T, made once
         self.dropout = None  # the masks of the layers' dropout: new ones for each update
+        self.held_plan, self.held_sets = None, None  # a validation data set of its own
 
-    def _batch(self, index: np.ndarray) -> tuple[dict, dict, dict, dict]:
-        return tuple({k: v[index] for k, v in arrays.items()} for arrays in self.sets)
+    def _batch(self, index: np.ndarray, sets=None) -> tuple[dict, dict, dict, dict]:
+        return tuple({k: v[index] for k, v in arrays.items()} for arrays in sets or self.sets)
 
-    def _loss(self, inputs, targets, masks, lengths, backward: bool):
+    def _loss(self, inputs, targets, masks, lengths, backward: bool, plan=None):
         """The loss of a minibatch (and its gradients when `backward`, with dropout),
         padded or not."""
         drop = {}
@@ -300,14 +374,17 @@ class _Run:
                 self.plan, self.weights, inputs, targets, self.kinds, masks, self.bptt,
                 **common, **drop,
             )  # fmt: skip
-        return evaluate(self.plan, self.weights, inputs, targets, self.kinds, masks, **common)
+        plan = plan or self.plan
+        return evaluate(plan, self.weights, inputs, targets, self.kinds, masks, **common)
 
-    def measure(self, index: np.ndarray) -> float:
-        """The loss over the sequences `index`, in chunks, weighted by chunk size."""
+    def measure(self, index: np.ndarray, held: bool = False) -> float:
+        """The loss over the sequences `index` (of the validation data set when `held`),
+        in chunks, weighted by chunk size."""
         total, chunk = 0.0, max(self.batch_size, 256)
+        sets, plan = (self.held_sets, self.held_plan) if held else (self.sets, self.plan)
         for start in range(0, len(index), chunk):
             part = index[start : start + chunk]
-            value = self._loss(*self._batch(part), backward=False)
+            value = self._loss(*self._batch(part, sets), backward=False, plan=plan)
             total += value * len(part)
         return total / len(index)
 
@@ -333,11 +410,3 @@ class _Run:
         finally:
             self.busy += time.perf_counter() - tick
         return sum(v * n for v, n in losses) / sum(n for _, n in losses)
-
-
-def _best(record: Epoch, weights: dict, best):
-    """(params copy, epoch, loss) of the better of `best` and this epoch's weights."""
-    value = record.val_loss if record.val_loss is not None else record.train_loss
-    if best is not None and not value < best[2]:
-        return best
-    return {key: array.copy() for key, array in weights.items()}, record.epoch, value

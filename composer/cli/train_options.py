@@ -1,0 +1,82 @@
+"""The `train` command's options for held-out data and stopping, and what they become
+as `composer.training.train` arguments."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from composer.arrays import declared_bytes, read_arrays
+from composer.engine.memory import check_memory
+
+__all__ = [
+    "SplitName",
+    "ValidationData",
+    "ValidationSplit",
+    "Patience",
+    "MinDelta",
+    "Monitor",
+    "held_out",
+]
+
+
+class SplitName(str, Enum):
+    random = "random"
+    time = "time"
+
+
+ValidationData = Annotated[
+    Path | None,
+    typer.Option(
+        "--validation-data",
+        help="Measure on this .npz (keys as --data's) instead of a fraction of --data.",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+ValidationSplit = Annotated[
+    SplitName,
+    typer.Option(
+        "--validation-split",
+        help="random (seeded) or time: hold out the last sequences, in file order.",
+    ),
+]
+Patience = Annotated[
+    int | None,
+    typer.Option("--patience", min=1, help="Stop after N epochs without improvement."),
+]
+MinDelta = Annotated[
+    float,
+    typer.Option("--min-delta", min=0.0, help="What counts as an improvement (--patience)."),
+]
+Monitor = Annotated[
+    str | None,
+    typer.Option(
+        "--monitor",
+        help="What --patience and the best weights follow: loss (default), val_loss, "
+        "train_loss or a metric (o.accuracy).",
+    ),
+]
+
+
+def held_out(
+    validation: float,
+    validation_data: Path | None,
+    split: SplitName,
+    validation_given: bool,
+    max_memory,
+) -> dict:
+    """`train`'s `validation` and `split` arguments: a file's arrays, or the fraction."""
+    if validation_data is None:
+        return {"validation": validation, "split": split.value}
+    if validation_given:
+        raise typer.BadParameter(
+            "--validation is a fraction of --data; give it or --validation-data, not both",
+            param_hint="--validation",
+        )
+    check_memory(declared_bytes(validation_data), max_memory, f"reading {validation_data}")
+    arrays = read_arrays(validation_data)
+    return {"validation": arrays, "validation_where": str(validation_data)}

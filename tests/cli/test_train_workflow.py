@@ -1,0 +1,57 @@
+"""The `train` command's modelling workflow through the real app: held-out files, the
+time split, stopping, and their one-line refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+from typer.testing import CliRunner
+
+from composer.arrays import read_arrays, write_arrays
+from composer.cli import app
+from tests.conftest import ROOT
+
+SPECS, DATA = ROOT / "specs", ROOT / "specs" / "data"
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, ["train", *map(str, args)])
+
+
+def _files(tmp_path, count: int = 96):
+    data = read_arrays(DATA / "sine.npz")
+    fit, held = tmp_path / "fit.npz", tmp_path / "held.npz"
+    write_arrays(fit, {k: v[:64] for k, v in data.items()})
+    write_arrays(held, {k: v[64:count] for k, v in data.items()})
+    return fit, held
+
+
+def test_validation_data_and_patience(tmp_path):
+    fit, held = _files(tmp_path)
+    out = tmp_path / "w.npz"
+    args = (SPECS / "sine.yaml", "--data", fit, "--validation-data", held, "--lr", 0.05)
+    result = invoke(*args, "--epochs", 60, "--batch-size", 16, "--patience", 2, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "stopped early at epoch" in result.output and out.exists()
+
+
+def test_validation_data_is_refused_beside_a_fraction_and_checked(tmp_path):
+    fit, held = _files(tmp_path)
+    out = tmp_path / "w.npz"
+    both = invoke(SPECS / "sine.yaml", "--data", fit, "--validation-data", held,
+                  "--validation", 0.2, "-o", out)  # fmt: skip
+    assert both.exit_code == 2 and "give it or --validation-data, not both" in both.output
+    write_arrays(held, {"x": np.zeros((4, 29, 1), np.float32)})
+    bad = invoke(SPECS / "sine.yaml", "--data", fit, "--validation-data", held, "-o", out)
+    assert bad.exit_code == 4 and f"{held}: missing 'o'" in bad.output
+    assert not out.exists()
+
+
+def test_time_split_and_a_diverging_run_warn_in_one_line(tmp_path):
+    fit, _ = _files(tmp_path)
+    out = tmp_path / "w.npz"
+    result = invoke(SPECS / "sine.yaml", "--data", fit, "--validation-split", "time",
+                    "--optimizer", "sgd", "--lr", 1e39, "--epochs", 3, "-o", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "diverged" in line]
+    assert len(lines) == 1 and "keeping the best weights (epoch 0)" in lines[0]
