@@ -30,12 +30,16 @@ from composer.cli.outputs import check_outputs
 from composer.cli.root import app
 from composer.cli.train_options import (
     MinDelta,
+    Momentum,
     Monitor,
+    Nesterov,
     Patience,
+    ScheduleText,
     SplitName,
     ValidationData,
     ValidationSplit,
     held_out,
+    optimiser,
 )
 from composer.draw.curve import loss_curve_svg
 from composer.engine.memory import check_memory, params_bytes, tape_bytes
@@ -137,6 +141,9 @@ def train_command(
     optimizer: Annotated[
         OptimizerName, typer.Option("--optimizer", help="sgd (momentum 0.9) or adam.")
     ] = OptimizerName.adam,
+    momentum: Momentum = None,
+    nesterov: Nesterov = False,
+    schedule: ScheduleText = "constant",
     loss: Annotated[
         LossName, typer.Option("--loss", help="mse, or cross-entropy (softmax outputs).")
     ] = LossName.mse,
@@ -188,6 +195,7 @@ def train_command(
     and the first one alone reports and writes.
     """
     check_device(engine, device)
+    optimiser_options = optimiser(optimizer.value, momentum, nesterov, schedule)
     output = output or Path(f"{spec.stem}.weights.npz")
     # --weights W --output W --force resumes in place: W is read whole before it is replaced
     check_output(output, force, (spec, data, *filter(None, [validation_data])))
@@ -232,6 +240,7 @@ def train_command(
         patience=patience,
         min_delta=min_delta,
         monitor=monitor,
+        **optimiser_options,
     )
     fraction = 0.1 if validation is None else validation
     given = validation is not None

@@ -11,6 +11,8 @@ import typer
 
 from composer.arrays import declared_bytes, read_arrays
 from composer.engine.memory import check_memory
+from composer.errors import DataError
+from composer.training.schedules import GRAMMAR, parse_schedule
 
 __all__ = [
     "SplitName",
@@ -20,6 +22,10 @@ __all__ = [
     "MinDelta",
     "Monitor",
     "held_out",
+    "ScheduleText",
+    "Momentum",
+    "Nesterov",
+    "optimiser",
 ]
 
 
@@ -80,3 +86,30 @@ def held_out(
     check_memory(declared_bytes(validation_data), max_memory, f"reading {validation_data}")
     arrays = read_arrays(validation_data)
     return {"validation": arrays, "validation_where": str(validation_data)}
+
+
+ScheduleText = Annotated[
+    str, typer.Option("--schedule", help=f"The learning rate per epoch: {GRAMMAR}.")
+]
+Momentum = Annotated[
+    float | None,
+    typer.Option("--momentum", min=0.0, max=0.999999, help="SGD's momentum (0.9)."),
+]
+Nesterov = Annotated[bool, typer.Option("--nesterov", help="Nesterov momentum (SGD).")]
+
+
+def optimiser(optimizer: str, momentum: float | None, nesterov: bool, schedule: str) -> dict:
+    """`train`'s `momentum`, `nesterov` and `schedule`, checked before anything is read."""
+    if optimizer != "sgd" and (momentum is not None or nesterov):
+        option = "--momentum" if momentum is not None else "--nesterov"
+        raise typer.BadParameter(f"is for --optimizer sgd, not {optimizer}", param_hint=option)
+    momentum = 0.9 if momentum is None else momentum
+    if nesterov and momentum == 0:
+        raise typer.BadParameter(
+            "Nesterov momentum needs a --momentum > 0", param_hint="--nesterov"
+        )
+    try:
+        parse_schedule(schedule)
+    except DataError as err:
+        raise typer.BadParameter(str(err), param_hint="--schedule") from None
+    return {"momentum": momentum, "nesterov": nesterov, "schedule": schedule}

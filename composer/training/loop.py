@@ -62,6 +62,7 @@ from composer.training.dropout import Dropout
 from composer.training.losses import check_targets, loss_kinds
 from composer.training.optim import clip_grad_norm, make_optimizer
 from composer.training.padded import evaluate_padded, grad_padded
+from composer.training.schedules import Schedule, parse_schedule
 from composer.training.stopping import Monitor, diverging, loss_of
 
 __all__ = ["plan_for", "Epoch", "TrainResult", "train", "check_data", "split_data", "SPLITS"]
@@ -192,6 +193,9 @@ def train(
     bptt: int | None = None,
     clip: float | None = None,
     weight_decay: float = 0.0,
+    momentum: float = 0.9,
+    nesterov: bool = False,
+    schedule: str | Schedule = "constant",
     validation: float | Arrays = 0.1,
     split: str = "random",
     patience: int | None = None,
@@ -211,7 +215,9 @@ def train(
     A padded data set gives each input's (B,) real lengths as `<input>.lengths` in `data`
     or in `lengths`: the loss then covers each sequence's real steps only
     (`composer.training.padded`). `params` are the starting weights (not changed).
-    `optimizer` is `sgd` (momentum 0.9) or `adam`; `clip` scales each minibatch's
+    `optimizer` is `sgd` (with `momentum`, 0.9 by default, and `nesterov`) or `adam`;
+    `schedule` sets each epoch's rate (`composer.training.schedules`); `clip` scales each
+    minibatch's
     gradients to at most that global norm; `bptt` truncates backpropagation through time
     (see `composer.training.backprop`).
 
@@ -257,7 +263,9 @@ def train(
         fused.prepare(batch * plan.steps * (epochs + 1), kinds=layer_kinds)
     run.engine = engine
     run.dropout = Dropout(seed + 2)  # the layers' dropout, in updates only
-    run.opt = make_optimizer(optimizer, weights, lr, weight_decay)
+    run.opt = make_optimizer(optimizer, weights, lr, weight_decay, momentum, nesterov)
+    rates = parse_schedule(schedule)
+    rates.start(lr, epochs)
     watch = Monitor(monitor, patience, min_delta)
     rng = np.random.default_rng(seed + 1)
     started = time.perf_counter()
@@ -268,9 +276,11 @@ def train(
         for epoch in range(epochs + 1):
             if epoch == 0:  # the untrained weights: the baseline, and a candidate
                 mean = run.measure(fit)
-            elif (mean := run.epoch(rng.permutation(fit), on_step)) is None:
-                stopped = "diverged"
-                break
+            else:
+                run.opt.lr = rates.rate(epoch)
+                if (mean := run.epoch(rng.permutation(fit), on_step)) is None:
+                    stopped = "diverged"
+                    break
             val = run.measure(held, held=held_set is not None) if len(held) else None
             seconds = time.perf_counter() - started
             record = Epoch(epoch, mean, val, seconds, run.opt.steps, run.opt.lr, {}, batches)
@@ -279,6 +289,8 @@ def train(
                 history.append(record)
                 break
             history.append(record)
+            if epoch:
+                rates.after(epoch, loss_of(record))
             if watch.improved(record) or best is None:
                 best = ({key: array.copy() for key, array in weights.items()}, epoch)
             if on_epoch:

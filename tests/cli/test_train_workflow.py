@@ -55,3 +55,20 @@ def test_time_split_and_a_diverging_run_warn_in_one_line(tmp_path):
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if "diverged" in line]
     assert len(lines) == 1 and "keeping the best weights (epoch 0)" in lines[0]
+
+
+def test_schedule_and_momentum_options_are_checked_before_reading(tmp_path):
+    fit, _ = _files(tmp_path)
+    out = tmp_path / "w.npz"
+    sgd = ("--optimizer", "sgd", "--momentum", 0.5, "--nesterov")
+    ok = invoke(SPECS / "sine.yaml", "--data", fit, "--epochs", 2, *sgd,
+                "--schedule", "warmup:1,step:1:0.5", "-o", out)  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    for args, message in [
+        (("--schedule", "cosine:x"), "MIN must be a number"),
+        (("--momentum", 0.5), "is for --optimizer sgd, not adam"),
+        (("--optimizer", "sgd", "--nesterov", "--momentum", 0), "needs a --momentum > 0"),
+    ]:
+        result = invoke(SPECS / "sine.yaml", "--data", fit, *args, "-o", tmp_path / "no.npz")
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert not (tmp_path / "no.npz").exists()
