@@ -2,7 +2,7 @@
 
 Every command registers on `app` (`composer.cli.root`) in its module: `commands` (validate,
 summary, deps, run, render, schema, new), `export`, `import_weights`, `train`, `data`
-(`data text`) and `generate`.
+(`data text`), `generate` and `evaluate`.
 """
 
 import sys
@@ -12,6 +12,7 @@ import typer
 from composer.cli import (  # noqa: F401  (registers the commands)
     commands,
     data,
+    evaluate,
     export,
     generate,
     import_weights,

@@ -29,6 +29,7 @@ from composer.cli.engines import (
 from composer.cli.outputs import check_outputs
 from composer.cli.root import app
 from composer.cli.train_options import (
+    MetricNames,
     MinDelta,
     Momentum,
     Monitor,
@@ -49,6 +50,7 @@ from composer.outputs import shown
 from composer.signals import interrupt_once, shielded
 from composer.training.loop import Epoch, TrainResult, plan_for, train
 from composer.training.stopping import stopped_warning
+from composer.training.summary import epoch_row
 
 __all__ = ["train_command"]
 
@@ -88,6 +90,8 @@ class _Bar:
             self.task = self.progress.add_task(
                 "train", total=self.epochs, epoch=0, loss="-", val="-", rate="-"
             )
+        if record.metrics:  # a row per epoch, above the bar
+            self.progress.console.print(epoch_row(record), highlight=False, soft_wrap=True)
         rate = record.updates / record.seconds if record.seconds else 0
         self.progress.update(
             self.task,
@@ -171,6 +175,7 @@ def train_command(
     patience: Patience = None,
     min_delta: MinDelta = 0.0,
     monitor: Monitor = None,
+    metric: MetricNames = None,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -240,6 +245,7 @@ def train_command(
         patience=patience,
         min_delta=min_delta,
         monitor=monitor,
+        metrics=metric,
         **optimiser_options,
     )
     fraction = 0.1 if validation is None else validation

@@ -26,6 +26,9 @@ __all__ = [
     "Momentum",
     "Nesterov",
     "optimiser",
+    "MetricNames",
+    "LossChoice",
+    "LossKind",
 ]
 
 
@@ -34,6 +37,24 @@ class SplitName(str, Enum):
     time = "time"
 
 
+MetricNames = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--metric",
+        help="A metric to report (repeatable): accuracy, top-K, set-accuracy, mae, rmse, "
+        "perplexity, bits-per-char; OUTPUT:NAME for one output.",
+    ),
+]
+
+
+class LossKind(str, Enum):
+    mse = "mse"
+    cross_entropy = "cross-entropy"
+
+
+LossChoice = Annotated[
+    LossKind, typer.Option("--loss", help="mse, or cross-entropy (softmax outputs).")
+]
 ValidationData = Annotated[
     Path | None,
     typer.Option(

@@ -60,6 +60,7 @@ from composer.spec.model import NetworkSpec
 from composer.training.backprop import Workspace, evaluate, grad
 from composer.training.dropout import Dropout
 from composer.training.losses import check_targets, loss_kinds
+from composer.training.metrics import declared_metrics, measure_metrics
 from composer.training.optim import clip_grad_norm, make_optimizer
 from composer.training.padded import evaluate_padded, grad_padded
 from composer.training.schedules import Schedule, parse_schedule
@@ -201,6 +202,7 @@ def train(
     patience: int | None = None,
     min_delta: float = 0.0,
     monitor: str | None = None,
+    metrics: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
     callbacks: Sequence[Callable[[Epoch], object]] = (),
     on_epoch: Callable[[Epoch], None] | None = None,
     on_step: Callable[[int, float], None] | None = None,
@@ -228,6 +230,10 @@ def train(
     the validation loss, the training loss without a validation set); the best weights by
     `monitor` are the result. A run whose loss becomes NaN or infinite, or rises far
     above the untrained one (`composer.training.stopping`), stops and keeps the best.
+
+    `metrics` (`["accuracy", "o:mae"]`, or `{output: [names]}`) are measured after every
+    epoch on the validation set (the training set without one) and kept in each
+    `Epoch.metrics` under `<output>.<metric>` (`composer.training.metrics`).
 
     `on_epoch` and each of `callbacks` are called with each `Epoch` (epoch 0: the
     untrained losses); a callback that returns a value other than None or False stops the
@@ -267,6 +273,7 @@ def train(
     rates = parse_schedule(schedule)
     rates.start(lr, epochs)
     watch = Monitor(monitor, patience, min_delta)
+    pairs = declared_metrics(plan, kinds, metrics)
     rng = np.random.default_rng(seed + 1)
     started = time.perf_counter()
     batches = -(-len(fit) // batch_size)
@@ -283,7 +290,8 @@ def train(
                     break
             val = run.measure(held, held=held_set is not None) if len(held) else None
             seconds = time.perf_counter() - started
-            record = Epoch(epoch, mean, val, seconds, run.opt.steps, run.opt.lr, {}, batches)
+            scores = run.metrics(held if len(held) else fit, pairs, held_set is not None)
+            record = Epoch(epoch, mean, val, seconds, run.opt.steps, run.opt.lr, scores, batches)
             if epoch and diverging(record, history[0]):
                 stopped = "diverged"
                 history.append(record)
@@ -399,6 +407,15 @@ class _Run:
             value = self._loss(*self._batch(part, sets), backward=False, plan=plan)
             total += value * len(part)
         return total / len(index)
+
+    def metrics(self, index: np.ndarray, pairs, held: bool = False) -> dict[str, float]:
+        """The declared metrics over the sequences `index` (of the validation data set
+        when `held`)."""
+        if not pairs:
+            return {}
+        sets, plan = (self.held_sets, self.held_plan) if held else (self.sets, self.plan)
+        chunk = max(self.batch_size, 256)
+        return measure_metrics(plan, self.weights, sets, index, pairs, self.dtype, chunk)
 
     def epoch(self, order: np.ndarray, on_step) -> float | None:
         """One pass of updates over `order` in minibatches; their mean loss (None: a NaN or
