@@ -8,9 +8,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from composer.arrays import atomic_write, declared_bytes, read_arrays, write_arrays
+from composer.arrays import declared_bytes, read_arrays
 from composer.cli.common import (
     DType,
     MaxMemory,
@@ -39,18 +38,18 @@ from composer.cli.train_options import (
     SplitName,
     ValidationData,
     ValidationSplit,
+    check_history,
     held_out,
     optimiser,
 )
-from composer.draw.curve import loss_curve_svg
+from composer.cli.train_progress import TrainBar
+from composer.cli.train_report import HistoryPath, Report, TrainJson
 from composer.engine.memory import check_memory, params_bytes, tape_bytes
 from composer.errors import SpecError
 from composer.graph.weights import init_params, load_params
 from composer.outputs import shown
-from composer.signals import interrupt_once, shielded
-from composer.training.loop import Epoch, TrainResult, plan_for, train
-from composer.training.stopping import stopped_warning
-from composer.training.summary import epoch_row
+from composer.signals import interrupt_once
+from composer.training.loop import plan_for, train
 
 __all__ = ["train_command"]
 
@@ -63,55 +62,6 @@ class OptimizerName(str, Enum):
 class LossName(str, Enum):
     mse = "mse"
     cross_entropy = "cross-entropy"
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("epoch {task.fields[epoch]}/{task.total:.0f}"),
-        BarColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TextColumn("val {task.fields[val]}"),
-        TextColumn("{task.fields[rate]} steps/s"),
-        TimeElapsedColumn(),
-        console=console,
-    )
-
-
-class _Bar:
-    """The progress bar, shown from epoch 0 on: data errors come before it, on their own."""
-
-    def __init__(self, console: Console, epochs: int):
-        self.console, self.epochs, self.progress, self.task = console, epochs, None, None
-
-    def epoch(self, record: Epoch) -> None:
-        if self.progress is None:
-            self.progress = _progress(self.console)
-            self.progress.start()
-            self.task = self.progress.add_task(
-                "train", total=self.epochs, epoch=0, loss="-", val="-", rate="-"
-            )
-        if record.metrics:  # a row per epoch, above the bar
-            self.progress.console.print(epoch_row(record), highlight=False, soft_wrap=True)
-        rate = record.updates / record.seconds if record.seconds else 0
-        self.progress.update(
-            self.task,
-            completed=record.epoch,
-            epoch=record.epoch,
-            loss=_fmt(record.train_loss),
-            val=_fmt(record.val_loss),
-            rate=f"{rate:.0f}",
-        )
-
-    def step(self, update: int, value: float) -> None:
-        self.progress.update(self.task, loss=_fmt(value))
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
 
 
 @app.command("train")
@@ -176,6 +126,8 @@ def train_command(
     min_delta: MinDelta = 0.0,
     monitor: Monitor = None,
     metric: MetricNames = None,
+    history: HistoryPath = None,
+    as_json: TrainJson = False,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -204,9 +156,12 @@ def train_command(
     output = output or Path(f"{spec.stem}.weights.npz")
     # --weights W --output W --force resumes in place: W is read whole before it is replaced
     check_output(output, force, (spec, data, *filter(None, [validation_data])))
-    if curve is not None:
-        check_outputs([("--output", output), ("--curve", curve)], force, (spec, data, weights))
-        if curve.suffix.lower() != ".svg":
+    if history is not None:
+        check_history(history)
+    if curve is not None or history is not None:
+        written = [("--output", output), ("--curve", curve), ("--history", history)]
+        check_outputs(written, force, (spec, data, weights, validation_data))
+        if curve is not None and curve.suffix.lower() != ".svg":
             raise typer.BadParameter(
                 f"the loss curve is drawn as SVG; give a file ending in .svg, got {shown(curve)}",
                 param_hint="--curve",
@@ -256,8 +211,10 @@ def train_command(
 
         options["engine"] = TorchEngine(graph, dtype.value, device)
     main = is_main_process()
-    bar = _Bar(Console(stderr=True), epochs)
-    shown_progress = dict(on_epoch=bar.epoch, on_step=bar.step) if main else {}
+    bar = TrainBar(Console(stderr=True), epochs)
+    report = Report(history, as_json, force, "given" if weights else "untrained")
+    shown_progress = dict(on_epoch=bar.epoch, on_step=bar.step, callbacks=[report.epoch])
+    shown_progress = shown_progress if main else {}
     with interrupt_once():
         try:
             result = train(graph, start, arrays, **shown_progress, **options)
@@ -266,7 +223,7 @@ def train_command(
         finally:
             bar.close()
         if main:
-            _finish(result, output, curve, sourced.spec.name or spec.stem, force)
+            report.finish(result, output, curve, sourced.spec.name or spec.stem)
 
 
 def training_bytes(plan, graph, batch: int, sequences: int, dtype: str) -> int:
@@ -277,28 +234,3 @@ def training_bytes(plan, graph, batch: int, sequences: int, dtype: str) -> int:
     chunk = min(max(batch, 256), sequences)
     tapes = tape_bytes(plan, batch, dtype) + tape_bytes(plan, chunk, dtype)
     return tapes + 6 * params_bytes(graph, dtype)
-
-
-def _finish(result: TrainResult, output: Path, curve: Path | None, title: str, force: bool) -> None:
-    """Write the best weights (and the curve), say what happened; exit 130 if interrupted."""
-    with shielded():  # a second Ctrl-C must not cost the weights the first one kept
-        write_arrays(output, result.params, overwrite=force)
-        if curve is not None:
-            svg = loss_curve_svg(result.history, title)
-            atomic_write(curve, lambda handle: handle.write(svg.encode()), overwrite=force)
-    first = result.history[0]
-    which = "validation" if first.val_loss is not None else "training"
-    untrained = first.val_loss if first.val_loss is not None else first.train_loss
-    summary = (
-        f"{which} loss {untrained:.4g} untrained, best {result.best_loss:.4g} at epoch "
-        f"{result.best_epoch} ({result.steps_per_second:.0f} updates/s); wrote {shown(output)}"
-    )
-    if curve is not None:
-        summary += f" and {shown(curve)}"
-    warning = stopped_warning(result)
-    if warning:
-        typer.echo(warning, err=True)
-    if result.interrupted:
-        typer.echo(f"interrupted: {summary}", err=True)
-        raise typer.Exit(130)
-    typer.echo(summary, err=True)

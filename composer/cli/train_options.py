@@ -12,6 +12,7 @@ import typer
 from composer.arrays import declared_bytes, read_arrays
 from composer.engine.memory import check_memory
 from composer.errors import DataError
+from composer.training.history import check_suffix
 from composer.training.schedules import GRAMMAR, parse_schedule
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "MetricNames",
     "LossChoice",
     "LossKind",
+    "check_history",
 ]
 
 
@@ -134,3 +136,11 @@ def optimiser(optimizer: str, momentum: float | None, nesterov: bool, schedule: 
     except DataError as err:
         raise typer.BadParameter(str(err), param_hint="--schedule") from None
     return {"momentum": momentum, "nesterov": nesterov, "schedule": schedule}
+
+
+def check_history(path: Path) -> None:
+    """Refuse a --history name whose format is not known, before anything is read."""
+    try:
+        check_suffix(path)
+    except DataError as err:
+        raise typer.BadParameter(str(err), param_hint="--history") from None

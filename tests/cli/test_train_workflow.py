@@ -72,3 +72,62 @@ def test_schedule_and_momentum_options_are_checked_before_reading(tmp_path):
         result = invoke(SPECS / "sine.yaml", "--data", fit, *args, "-o", tmp_path / "no.npz")
         assert result.exit_code == 2 and message in result.output, result.output
         assert not (tmp_path / "no.npz").exists()
+
+
+def test_history_files_and_the_json_summary(tmp_path):
+    import csv
+    import json
+
+    fit, _ = _files(tmp_path)
+    out = tmp_path / "w.npz"
+    args = (SPECS / "sine.yaml", "--data", fit, "--epochs", 3, "--lr", 0.01, "--metric", "rmse")
+    result = invoke(*args, "--history", tmp_path / "h.csv", "--json", "-o", out)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)  # stdout holds the JSON alone
+    rows = list(csv.DictReader((tmp_path / "h.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    assert list(rows[0]) == ["epoch", "train_loss", "val_loss", "o.rmse", "lr", "seconds",
+                             "updates"]  # fmt: skip
+    assert float(rows[-1]["val_loss"]) == summary["last"]["val_loss"]
+    assert summary["start"] == "untrained" and summary["epochs_run"] == 3
+    best = rows[summary["best_epoch"]]
+    assert (
+        float(best["val_loss"]) == summary["best_loss"] == min(float(r["val_loss"]) for r in rows)
+    )
+    # the same as JSON lines, from the same weights: "untrained" is not said of them
+    again = invoke(*args, "--history", tmp_path / "h.jsonl", "--weights", out, "-o",
+                   tmp_path / "w2.npz")  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert "at the start (--weights)" in again.output and "untrained" not in again.output
+    lines = [json.loads(line) for line in (tmp_path / "h.jsonl").read_text().splitlines()]
+    assert len(lines) == 4 and set(lines[0]) == set(rows[0])
+
+
+def test_a_history_file_is_checked_before_training(tmp_path):
+    fit, _ = _files(tmp_path)
+    bad = invoke(SPECS / "sine.yaml", "--data", fit, "--history", tmp_path / "h.txt",
+                 "-o", tmp_path / "w.npz")  # fmt: skip
+    assert bad.exit_code == 2 and "written as .csv or .jsonl" in bad.output
+    (tmp_path / "h.csv").write_text("mine")
+    kept = invoke(SPECS / "sine.yaml", "--data", fit, "--history", tmp_path / "h.csv",
+                  "-o", tmp_path / "w.npz")  # fmt: skip
+    assert kept.exit_code == 2 and "exists; pass --force" in kept.output
+    assert (tmp_path / "h.csv").read_text() == "mine" and not (tmp_path / "w.npz").exists()
+
+
+def test_the_bar_advances_with_every_minibatch():
+    import io
+
+    from rich.console import Console
+
+    from composer.cli.train_progress import TrainBar
+    from composer.training.loop import Epoch
+
+    bar = TrainBar(Console(file=io.StringIO()), epochs=3)
+    bar.epoch(Epoch(0, 1.0, None, 0.0, 0, batches=4))
+    task = bar.progress.tasks[0]
+    assert task.total == 12 and task.completed == 0
+    bar.step(1, 0.9)
+    bar.step(2, 0.8)
+    assert task.completed == 2 and task.fields["epoch"] == 1
+    bar.close()
