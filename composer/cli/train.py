@@ -28,17 +28,21 @@ from composer.cli.engines import (
 from composer.cli.outputs import check_outputs
 from composer.cli.root import app
 from composer.cli.train_options import (
+    CheckpointDir,
+    CheckpointEvery,
     MetricNames,
     MinDelta,
     Momentum,
     Monitor,
     Nesterov,
     Patience,
+    ResumeDir,
     ScheduleText,
     SplitName,
     ValidationData,
     ValidationSplit,
     check_history,
+    checkpointing,
     held_out,
     optimiser,
 )
@@ -128,6 +132,9 @@ def train_command(
     metric: MetricNames = None,
     history: HistoryPath = None,
     as_json: TrainJson = False,
+    checkpoint: CheckpointDir = None,
+    checkpoint_every: CheckpointEvery = 1,
+    resume: ResumeDir = None,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -153,6 +160,7 @@ def train_command(
     """
     check_device(engine, device)
     optimiser_options = optimiser(optimizer.value, momentum, nesterov, schedule)
+    saving = checkpointing(checkpoint, checkpoint_every, resume, weights, force)
     output = output or Path(f"{spec.stem}.weights.npz")
     # --weights W --output W --force resumes in place: W is read whole before it is replaced
     check_output(output, force, (spec, data, *filter(None, [validation_data])))
@@ -202,6 +210,7 @@ def train_command(
         monitor=monitor,
         metrics=metric,
         **optimiser_options,
+        **saving,
     )
     fraction = 0.1 if validation is None else validation
     given = validation is not None
@@ -212,7 +221,10 @@ def train_command(
         options["engine"] = TorchEngine(graph, dtype.value, device)
     main = is_main_process()
     bar = TrainBar(Console(stderr=True), epochs)
-    report = Report(history, as_json, force, "given" if weights else "untrained")
+    begun = "resumed" if resume else "given" if weights else "untrained"
+    report = Report(history, as_json, force, begun, resume)
+    if not main:  # rank 0 alone writes the checkpoint
+        options["checkpoint"] = None
     shown_progress = dict(on_epoch=bar.epoch, on_step=bar.step, callbacks=[report.epoch])
     shown_progress = shown_progress if main else {}
     with interrupt_once():

@@ -12,6 +12,7 @@ import typer
 from composer.arrays import declared_bytes, read_arrays
 from composer.engine.memory import check_memory
 from composer.errors import DataError
+from composer.training.checkpoint import CHECKPOINT
 from composer.training.history import check_suffix
 from composer.training.schedules import GRAMMAR, parse_schedule
 
@@ -31,6 +32,10 @@ __all__ = [
     "LossChoice",
     "LossKind",
     "check_history",
+    "CheckpointDir",
+    "CheckpointEvery",
+    "ResumeDir",
+    "checkpointing",
 ]
 
 
@@ -144,3 +149,44 @@ def check_history(path: Path) -> None:
         check_suffix(path)
     except DataError as err:
         raise typer.BadParameter(str(err), param_hint="--history") from None
+
+
+CheckpointDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoint",
+        help="Save the run's whole state in this folder (resumable with --resume).",
+        file_okay=False,
+    ),
+]
+CheckpointEvery = Annotated[
+    int, typer.Option("--checkpoint-every", min=1, help="Save a checkpoint every N epochs.")
+]
+ResumeDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--resume",
+        help="Go on from the checkpoint in this folder (the same options; more epochs).",
+        exists=True,
+        file_okay=False,
+    ),
+]
+
+
+def checkpointing(
+    checkpoint: Path | None, every: int, resume: Path | None, weights: Path | None, force: bool
+) -> dict:
+    """`train`'s `checkpoint`, `checkpoint_every` and `resume`, checked before training."""
+    if resume is not None and weights is not None:
+        raise typer.BadParameter(
+            "--resume takes the weights from the checkpoint; leave out --weights",
+            param_hint="--weights",
+        )
+    if checkpoint is not None and resume is None and not force:
+        if (checkpoint / CHECKPOINT).exists():
+            raise typer.BadParameter(
+                f"{checkpoint} holds a checkpoint; pass --resume {checkpoint} to go on "
+                "from it, or --force to start over",
+                param_hint="--checkpoint",
+            )
+    return {"checkpoint": checkpoint, "checkpoint_every": every, "resume": resume}

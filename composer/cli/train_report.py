@@ -15,8 +15,9 @@ from composer.arrays import atomic_write, write_arrays
 from composer.draw.curve import loss_curve_svg
 from composer.outputs import shown
 from composer.signals import shielded
+from composer.training.checkpoint import saved_history
 from composer.training.history import HistoryFile
-from composer.training.loop import TrainResult
+from composer.training.loop import Epoch, TrainResult
 from composer.training.stopping import stopped_warning
 from composer.training.summary import history_row
 
@@ -43,8 +44,11 @@ class Report:
     """A run's files and words. `start` says what epoch 0's weights were: `untrained`
     (the seeded init), `given` (--weights) or `resumed` (a checkpoint's)."""
 
-    def __init__(self, history: Path | None, as_json: bool, force: bool, start: str):
-        self.file = HistoryFile(history, force) if history is not None else None
+    def __init__(self, history: Path | None, as_json: bool, force: bool, start: str, resume=None):
+        rows = []
+        if resume is not None and history is not None:  # the file goes on where it was
+            rows = [history_row(Epoch(**fields)) for fields in saved_history(resume)]
+        self.file = HistoryFile(history, force, rows) if history is not None else None
         self.as_json, self.force, self.start = as_json, force, start
 
     def epoch(self, record) -> None:
@@ -63,7 +67,7 @@ class Report:
         which = "validation" if first.val_loss is not None else "training"
         value = first.val_loss if first.val_loss is not None else first.train_loss
         said = {"untrained": "untrained", "given": "at the start (--weights)"}.get(
-            self.start, f"at epoch {first.epoch} (resumed)"
+            self.start, "at epoch 0"
         )
         summary = (
             f"{which} loss {value:.4g} {said}, best {result.best_loss:.4g} at epoch "
@@ -93,7 +97,7 @@ class Report:
             "start_loss": _clean(start),
             "best_epoch": result.best_epoch,
             "best_loss": _clean(result.best_loss),
-            "best": history_row(result.history[result.best_epoch - first.epoch]),
+            "best": history_row(result.history[result.best_epoch]),
             "last": history_row(last),
             "epochs_run": last.epoch,
             "stopped": result.stopped,

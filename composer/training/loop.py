@@ -33,6 +33,7 @@ True
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ from composer.graph.weights import check_params
 from composer.kinds import KINDS, fused
 from composer.spec.model import NetworkSpec
 from composer.training.backprop import Workspace, evaluate, grad
+from composer.training.checkpoint import fingerprint, restore, snapshot
 from composer.training.dropout import Dropout
 from composer.training.losses import check_targets, loss_kinds
 from composer.training.metrics import declared_metrics, measure_metrics
@@ -203,6 +205,9 @@ def train(
     min_delta: float = 0.0,
     monitor: str | None = None,
     metrics: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 1,
+    resume: str | os.PathLike | None = None,
     callbacks: Sequence[Callable[[Epoch], object]] = (),
     on_epoch: Callable[[Epoch], None] | None = None,
     on_step: Callable[[int, float], None] | None = None,
@@ -235,6 +240,11 @@ def train(
     epoch on the validation set (the training set without one) and kept in each
     `Epoch.metrics` under `<output>.<metric>` (`composer.training.metrics`).
 
+    `checkpoint` is a folder where the run's whole state is saved after epoch 0, every
+    `checkpoint_every` epochs and at the end; `resume` a folder to go on from, as if the
+    run had never stopped (`composer.training.checkpoint`; the same options are needed,
+    more epochs may be given; `on_epoch` is then called first with the last saved epoch).
+
     `on_epoch` and each of `callbacks` are called with each `Epoch` (epoch 0: the
     untrained losses); a callback that returns a value other than None or False stops the
     run after that epoch (`stopped="callback"`). `on_step` is called with the update
@@ -245,6 +255,8 @@ def train(
     PyTorch engine, `composer.interop.torch_engine.TorchEngine`); `dropout` is the
     update's `Dropout`, whose masks the engine applies (None when nothing drops).
     """
+    if checkpoint_every < 1:
+        raise DataError(f"checkpoint every must be >= 1 epoch, got {checkpoint_every!r}")
     if epochs < 0 or batch_size < 1:
         raise DataError(f"epochs must be >= 0 and batch size >= 1, got {epochs}, {batch_size}")
     if clip is not None and not clip > 0:
@@ -279,8 +291,28 @@ def train(
     batches = -(-len(fit) // batch_size)
     history, best = [], None
     interrupted, stopped = False, None
+    same = dict(
+        batch_size=batch_size, lr=lr, optimizer=optimizer, loss=repr(sorted(kinds.items())),
+        seed=seed,
+        bptt=bptt, clip=clip, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
+        schedule=rates.text, monitor=watch.name, patience=patience, min_delta=min_delta,
+        validation=len(held), split=split if held_set is None else "file", sequences=batch,
+        dtype=dtype, metrics=repr(pairs), engine=type(engine).__name__,
+    )  # fmt: skip
+    mark = fingerprint(plan.folded, weights)
+    keep = dict(mark=mark, options=same, opt=run.opt, rng=rng, dropout=run.dropout,
+                rates=rates, watch=watch)  # fmt: skip
+    first = 0
+    if resume is not None:
+        last, best_weights, best_epoch, history = restore(
+            resume, weights=weights, make_epoch=Epoch, **keep
+        )
+        best, first = (best_weights, best_epoch), last + 1
+        started -= history[-1].seconds
+        if on_epoch:
+            on_epoch(history[-1])
     try:
-        for epoch in range(epochs + 1):
+        for epoch in range(first, epochs + 1):
             if epoch == 0:  # the untrained weights: the baseline, and a candidate
                 mean = run.measure(fit)
             else:
@@ -305,9 +337,13 @@ def train(
                 on_epoch(record)
             if any(_stops(callback(record)) for callback in callbacks):
                 stopped = "callback"
-                break
-            if watch.exhausted():
+            elif watch.exhausted():
                 stopped = "early"
+            due = epoch % checkpoint_every == 0 or epoch == epochs or stopped
+            if checkpoint is not None and due:
+                snapshot(checkpoint, epoch=epoch, weights=weights, best=best[0],
+                         best_epoch=best[1], history=history, **keep)  # fmt: skip
+            if stopped:
                 break
     except KeyboardInterrupt:
         interrupted = True
