@@ -14,7 +14,13 @@ from composer.arrays import declared_bytes, read_arrays
 from composer.cli.common import AsJson, DType, MaxMemory, SpecPath, read_checked, reports_errors
 from composer.cli.engines import DeviceOption, EngineName, EngineOption, check_device
 from composer.cli.root import app
-from composer.cli.train_options import LossChoice, LossKind, MetricNames
+from composer.cli.train_options import (
+    AllowUnnormalised,
+    LossChoice,
+    LossKind,
+    MetricNames,
+    one_line_warnings,
+)
 from composer.engine.memory import check_memory
 from composer.errors import SpecError
 from composer.graph.weights import load_params
@@ -45,6 +51,7 @@ def evaluate_command(
     ],
     loss: LossChoice = LossKind.mse,
     metric: MetricNames = None,
+    allow_unnormalised: AllowUnnormalised = False,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Sequences per pass.")
     ] = 256,
@@ -68,8 +75,10 @@ def evaluate_command(
         from composer.interop.torch_engine import TorchEngine
 
         options["engine"] = TorchEngine(graph, dtype.value, device)
+    options["allow_unnormalised"] = allow_unnormalised
     try:
-        figures = score(graph, params, arrays, where=str(data), **options)
+        with one_line_warnings():
+            figures = score(graph, params, arrays, where=str(data), **options)
     except SpecError as err:
         raise sourced.locate(err) from err
     if as_json:

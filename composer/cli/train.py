@@ -28,6 +28,7 @@ from composer.cli.engines import (
 from composer.cli.outputs import check_outputs
 from composer.cli.root import app
 from composer.cli.train_options import (
+    AllowUnnormalised,
     CheckpointDir,
     CheckpointEvery,
     MetricNames,
@@ -44,6 +45,7 @@ from composer.cli.train_options import (
     check_history,
     checkpointing,
     held_out,
+    one_line_warnings,
     optimiser,
 )
 from composer.cli.train_progress import TrainBar
@@ -66,6 +68,7 @@ class OptimizerName(str, Enum):
 class LossName(str, Enum):
     mse = "mse"
     cross_entropy = "cross-entropy"
+    binary_cross_entropy = "binary-cross-entropy"
 
 
 @app.command("train")
@@ -103,7 +106,11 @@ def train_command(
     nesterov: Nesterov = False,
     schedule: ScheduleText = "constant",
     loss: Annotated[
-        LossName, typer.Option("--loss", help="mse, or cross-entropy (softmax outputs).")
+        LossName,
+        typer.Option(
+            "--loss",
+            help="mse, cross-entropy (softmax outputs) or binary-cross-entropy (sigmoid).",
+        ),
     ] = LossName.mse,
     seed: Annotated[
         int, typer.Option("--seed", min=0, help="Seeds the init, split and shuffling.")
@@ -130,6 +137,7 @@ def train_command(
     min_delta: MinDelta = 0.0,
     monitor: Monitor = None,
     metric: MetricNames = None,
+    allow_unnormalised: AllowUnnormalised = False,
     history: HistoryPath = None,
     as_json: TrainJson = False,
     checkpoint: CheckpointDir = None,
@@ -209,6 +217,7 @@ def train_command(
         min_delta=min_delta,
         monitor=monitor,
         metrics=metric,
+        allow_unnormalised=allow_unnormalised,
         **optimiser_options,
         **saving,
     )
@@ -227,7 +236,7 @@ def train_command(
         options["checkpoint"] = None
     shown_progress = dict(on_epoch=bar.epoch, on_step=bar.step, callbacks=[report.epoch])
     shown_progress = shown_progress if main else {}
-    with interrupt_once():
+    with interrupt_once(), one_line_warnings():
         try:
             result = train(graph, start, arrays, **shown_progress, **options)
         except SpecError as err:

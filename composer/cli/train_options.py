@@ -3,6 +3,9 @@ as `composer.training.train` arguments."""
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -36,6 +39,8 @@ __all__ = [
     "CheckpointEvery",
     "ResumeDir",
     "checkpointing",
+    "AllowUnnormalised",
+    "one_line_warnings",
 ]
 
 
@@ -57,10 +62,21 @@ MetricNames = Annotated[
 class LossKind(str, Enum):
     mse = "mse"
     cross_entropy = "cross-entropy"
+    binary_cross_entropy = "binary-cross-entropy"
 
 
 LossChoice = Annotated[
-    LossKind, typer.Option("--loss", help="mse, or cross-entropy (softmax outputs).")
+    LossKind,
+    typer.Option(
+        "--loss", help="mse, cross-entropy (softmax outputs) or binary-cross-entropy (sigmoid)."
+    ),
+]
+AllowUnnormalised = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unnormalised-targets",
+        help="Train on cross-entropy targets that do not sum to 1 (warned, not refused).",
+    ),
 ]
 ValidationData = Annotated[
     Path | None,
@@ -190,3 +206,18 @@ def checkpointing(
                 param_hint="--checkpoint",
             )
     return {"checkpoint": checkpoint, "checkpoint_every": every, "resume": resume}
+
+
+@contextlib.contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Inside the block, a warning is one line on stderr: `warning: ...`."""
+    saved = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        typer.echo(f"warning: {message}", err=True)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = saved

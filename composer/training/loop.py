@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -61,17 +62,30 @@ from composer.spec.model import NetworkSpec
 from composer.training.backprop import Workspace, evaluate, grad
 from composer.training.checkpoint import fingerprint, restore, snapshot
 from composer.training.dropout import Dropout
-from composer.training.losses import check_targets, loss_kinds
+from composer.training.losses import check_target_sums, check_targets, loss_kinds
 from composer.training.metrics import declared_metrics, measure_metrics
 from composer.training.optim import clip_grad_norm, make_optimizer
 from composer.training.padded import evaluate_padded, grad_padded
 from composer.training.schedules import Schedule, parse_schedule
 from composer.training.stopping import Monitor, diverging, loss_of
 
-__all__ = ["plan_for", "Epoch", "TrainResult", "train", "check_data", "split_data", "SPLITS"]
+__all__ = [
+    "plan_for",
+    "Epoch",
+    "TrainResult",
+    "train",
+    "check_data",
+    "split_data",
+    "SPLITS",
+    "UnnormalisedTargets",
+]
 
 Arrays = Mapping[str, np.ndarray]
 SPLITS = ("random", "time")
+
+
+class UnnormalisedTargets(UserWarning):
+    """Cross-entropy targets that do not sum to 1, trained on as asked."""
 
 
 @dataclass(frozen=True)
@@ -106,10 +120,16 @@ class TrainResult:
 
 
 def check_data(
-    plan: Plan, data: Arrays, kinds: Mapping[str, str], where: str = "data"
+    plan: Plan,
+    data: Arrays,
+    kinds: Mapping[str, str],
+    where: str = "data",
+    allow_unnormalised: bool = False,
 ) -> tuple[dict, dict, dict, int]:
     """(inputs, targets, masks, B) of a data dict, every key and shape checked against the
-    plan; errors name `where` (the file), the key, and expected against received."""
+    plan; errors name `where` (the file), the key, and expected against received.
+    Cross-entropy targets that do not sum to 1 are refused, or with `allow_unnormalised`
+    warned about (`UnnormalisedTargets`)."""
     names = [*plan.inputs, *plan.given]  # the sequences, and any start states (B, H)
     expected = [*names, *plan.outputs]
     optional = {f"{name}.mask" for name in plan.outputs}
@@ -130,6 +150,8 @@ def check_data(
     targets = {name: np.asarray(data[name]) for name in plan.outputs}
     masks = {n: np.asarray(data[f"{n}.mask"]) for n in plan.outputs if f"{n}.mask" in data}
     check_targets(plan, targets, masks, kinds, batch, where)
+    for line in check_target_sums(targets, masks, kinds, where, allow_unnormalised):
+        warnings.warn(line, UnnormalisedTargets, stacklevel=3)
     if masks and len(masks) == len(plan.outputs) and not any(m.any() for m in masks.values()):
         raise DataError(
             f"{where}: every mask is 0 everywhere ({', '.join(map(repr, _mask_keys(masks)))}), "
@@ -205,6 +227,7 @@ def train(
     min_delta: float = 0.0,
     monitor: str | None = None,
     metrics: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+    allow_unnormalised: bool = False,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 1,
     resume: str | os.PathLike | None = None,
@@ -245,6 +268,9 @@ def train(
     run had never stopped (`composer.training.checkpoint`; the same options are needed,
     more epochs may be given; `on_epoch` is then called first with the last saved epoch).
 
+    Cross-entropy targets that do not sum to 1 at a step that counts are refused;
+    `allow_unnormalised=True` trains on them with a warning (`UnnormalisedTargets`).
+
     `on_epoch` and each of `callbacks` are called with each `Epoch` (epoch 0: the
     untrained losses); a callback that returns a value other than None or False stops the
     run after that epoch (`stopped="callback"`). `on_step` is called with the update
@@ -261,7 +287,7 @@ def train(
         raise DataError(f"epochs must be >= 0 and batch size >= 1, got {epochs}, {batch_size}")
     if clip is not None and not clip > 0:
         raise DataError(f"clip must be > 0, got {clip!r}")
-    prepared = dict(dtype=dtype, engine=engine)
+    prepared = dict(dtype=dtype, engine=engine, allow_unnormalised=allow_unnormalised)
     kinds, train_set = _prepare(graph_or_spec, params, data, loss, lengths, where, **prepared)
     plan, inputs, targets, masks, given, batch = train_set
     held_set = None
@@ -364,7 +390,9 @@ def _stops(answer: object) -> bool:
     return answer is not None and answer is not False
 
 
-def _prepare(graph_or_spec, params, data, loss, lengths, where, *, dtype, engine):
+def _prepare(
+    graph_or_spec, params, data, loss, lengths, where, *, dtype, engine, allow_unnormalised
+):
     """The loss kinds and (plan, inputs, targets, masks, lengths, B) of one data set,
     every key, shape and length checked."""
     data, given = split_lengths(data)
@@ -374,7 +402,7 @@ def _prepare(graph_or_spec, params, data, loss, lengths, where, *, dtype, engine
     plan = plan_for(graph_or_spec, data, where)
     check_params(plan.folded, dict(params))
     kinds = loss_kinds(plan, loss)
-    inputs, targets, masks, batch = check_data(plan, data, kinds, where)
+    inputs, targets, masks, batch = check_data(plan, data, kinds, where, allow_unnormalised)
     given = given or padding_lengths(plan.folded, inputs)  # `padding_id` gives them too
     if given:  # refused now, not at the first minibatch
         given = check_lengths(plan.folded, inputs, given, where)

@@ -39,6 +39,7 @@ def score(
     dtype: str = "float32",
     where: str = "data",
     engine=None,
+    allow_unnormalised: bool = False,
 ) -> dict[str, float]:
     """`{"loss": value, "<output>.<metric>": value, ...}` of `params` on the whole of
     `data` (checked as `train` checks it): the loss as training measures it, the metrics
@@ -46,6 +47,7 @@ def score(
     result = train(
         graph_or_spec, params, data, epochs=0, batch_size=batch_size, loss=loss,
         validation=0.0, metrics=metrics, dtype=dtype, where=where, engine=engine,
+        allow_unnormalised=allow_unnormalised,
     )  # fmt: skip
     first = result.history[0]
     return {"loss": first.train_loss, **first.metrics}

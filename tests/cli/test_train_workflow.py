@@ -131,3 +131,22 @@ def test_the_bar_advances_with_every_minibatch():
     bar.step(2, 0.8)
     assert task.completed == 2 and task.fields["epoch"] == 1
     bar.close()
+
+
+def test_unnormalised_targets_are_refused_or_warned_in_one_line(tmp_path):
+    import numpy as np
+
+    data = dict(read_arrays(DATA / "running-sum.npz"))
+    ids = data.pop("o")[:64]
+    multi = np.eye(2, dtype=np.float32)[ids]
+    multi[0, 0] = [1.0, 1.0]
+    write_arrays(tmp_path / "d.npz", {"x": data["x"][:64], "o": multi})
+    base = (SPECS / "running-sum.yaml", "--data", tmp_path / "d.npz", "--loss", "cross-entropy",
+            "--epochs", 1, "-o", tmp_path / "w.npz")  # fmt: skip
+    refused = invoke(*base)
+    assert refused.exit_code == 4 and "cross-entropy targets must sum to 1" in refused.output
+    assert not (tmp_path / "w.npz").exists()
+    warned = invoke(*base, "--allow-unnormalised-targets")
+    assert warned.exit_code == 0, warned.output
+    lines = [line for line in warned.output.splitlines() if "must sum to 1" in line]
+    assert len(lines) == 1 and lines[0].startswith("warning: ")
