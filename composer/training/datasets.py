@@ -89,7 +89,7 @@ def echo(count: int = 512, steps: int = 20, symbols: int = 4, seed: int = 0):
     return {"x": x, "y": x[:, :1].copy()}
 
 
-def adding(count: int = 2000, steps: int = 50, seed: int = 0):
+def adding(count: int = 800, steps: int = 50, seed: int = 0):
     """`x` (count, T, 2): a value in [0, 1) and a marker per step, the marker 1 at one
     step of the first half and one of the second; `o` (count, 1, 1): the sum of the two
     marked values. Always answering 1 gives an MSE of about 1/6 (the sum's variance)."""
