@@ -312,6 +312,7 @@ def train(
     rates.start(lr, epochs)
     watch = Monitor(monitor, patience, min_delta)
     pairs = declared_metrics(plan, kinds, metrics)
+    watch.check([f"{output}.{metric}" for output, metric in pairs], bool(len(held)))
     rng = np.random.default_rng(seed + 1)
     started = time.perf_counter()
     batches = -(-len(fit) // batch_size)

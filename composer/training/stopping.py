@@ -63,6 +63,15 @@ class Monitor:
         self.patience, self.min_delta = patience, float(min_delta)
         self.best, self.waited = math.inf, 0
 
+    def check(self, metrics, validation: bool) -> None:
+        """Refuse, before training, a figure the run will not have: `metrics` are the
+        declared `<output>.<metric>` names."""
+        known = ["loss", "train_loss", *(["val_loss"] if validation else []), *metrics]
+        if self.name not in known:
+            if self.name == "val_loss":
+                raise DataError("monitor val_loss: there is no validation set")
+            raise DataError(f"monitor {self.name!r}: expected one of {', '.join(known)}")
+
     def value(self, record) -> float:
         """The monitored figure of an epoch record."""
         if self.name == "loss":

@@ -125,3 +125,17 @@ def test_a_callback_stops_the_run_by_returning_a_value():
     result = train(spec, start, data, epochs=10, callbacks=[enough, lambda r: False])
     assert result.stopped == "callback" and seen == [0, 1, 2]
     assert len(result.history) == 3 and math.isfinite(result.best_loss)
+
+
+def test_a_monitor_the_run_will_not_have_is_refused_before_training():
+    spec, start, data = _sine(32)
+    calls = []
+    with pytest.raises(DataError, match=r"monitor 'o.accuracy': expected one of loss, train_loss, "
+                       r"val_loss, o.rmse$"):  # fmt: skip
+        train(spec, start, data, monitor="o.accuracy", metrics=["rmse"], on_epoch=calls.append)
+    with pytest.raises(DataError, match="monitor val_loss: there is no validation set"):
+        train(spec, start, data, monitor="val_loss", validation=0.0, on_epoch=calls.append)
+    assert calls == []  # not even the untrained epoch was measured
+    result = train(spec, start, data, monitor="o.rmse", metrics=["rmse"], epochs=2)
+    rmse = [e.metrics["o.rmse"] for e in result.history]
+    assert result.best_epoch == int(np.argmin(rmse))
