@@ -318,10 +318,10 @@ def train(
     batches = -(-len(fit) // batch_size)
     history, best = [], None
     interrupted, stopped = False, None
-    same = dict(
+    same = dict(  # what a resumed run must share with its checkpoint
         batch_size=batch_size, lr=lr, optimizer=optimizer, loss=repr(sorted(kinds.items())),
-        seed=seed,
-        bptt=bptt, clip=clip, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
+        seed=seed, bptt=bptt, clip=clip, weight_decay=weight_decay, momentum=momentum,
+        nesterov=nesterov,
         schedule=rates.text, monitor=watch.name, patience=patience, min_delta=min_delta,
         validation=len(held), split=split if held_set is None else "file", sequences=batch,
         dtype=dtype, metrics=repr(pairs), engine=type(engine).__name__,
