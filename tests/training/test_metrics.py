@@ -113,3 +113,27 @@ def test_metrics_that_do_not_fit_are_refused_in_one_line(metrics, loss, message)
         data["o"] = np.eye(2, dtype=np.float32)[data["o"]]
     with pytest.raises(DataError, match=message.replace("(", r"\(").replace("`", "`")):
         net.evaluate(net.init_params(), data, loss=loss, metrics=metrics)
+
+
+def test_class_and_value_metrics_against_torch_on_random_arrays():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    probs = rng.dirichlet(np.ones(6), size=(5, 7))
+    ids = rng.integers(0, 6, (5, 7))
+    mask = (rng.random((5, 7)) > 0.3).astype(float)
+    p, t, w = torch.tensor(probs), torch.tensor(ids), torch.tensor(mask)
+    for k in (1, 3):
+        hit = (p.topk(k, dim=-1).indices == t[..., None]).any(-1).double()
+        assert _value(f"top-{k}", probs, ids, mask) == pytest.approx(
+            float((hit * w).sum() / w.sum()), rel=1e-12
+        )
+    nll = torch.nn.functional.nll_loss(p.log().reshape(-1, 6), t.reshape(-1), reduction="none")
+    mean = float((nll * w.reshape(-1)).sum() / w.sum())
+    assert _value("perplexity", probs, ids, mask) == pytest.approx(math.exp(mean), rel=1e-12)
+    out, target = rng.normal(size=(5, 7, 2)), rng.normal(size=(5, 7, 2))
+    weight = w[..., None].expand(5, 7, 2)
+    diff = torch.tensor(out) - torch.tensor(target)
+    mae = float((diff.abs() * weight).sum() / weight.sum())
+    mse = float((diff**2 * weight).sum() / weight.sum())
+    assert _value("mae", out, target, mask) == pytest.approx(mae, rel=1e-12)
+    assert _value("rmse", out, target, mask) == pytest.approx(math.sqrt(mse), rel=1e-12)
