@@ -315,16 +315,15 @@ def train(
     watch.check([f"{output}.{metric}" for output, metric in pairs], bool(len(held)))
     rng = np.random.default_rng(seed + 1)
     started = time.perf_counter()
-    batches = -(-len(fit) // batch_size)
     history, best = [], None
     interrupted, stopped = False, None
     same = dict(  # what a resumed run must share with its checkpoint
         batch_size=batch_size, lr=lr, optimizer=optimizer, loss=repr(sorted(kinds.items())),
         seed=seed, bptt=bptt, clip=clip, weight_decay=weight_decay, momentum=momentum,
-        nesterov=nesterov,
-        schedule=rates.text, monitor=watch.name, patience=patience, min_delta=min_delta,
-        validation=len(held), split=split if held_set is None else "file", sequences=batch,
-        dtype=dtype, metrics=repr(pairs), engine=type(engine).__name__,
+        nesterov=nesterov, schedule=rates.text, monitor=watch.name, patience=patience,
+        min_delta=min_delta, validation=len(held), sequences=batch, dtype=dtype,
+        split=split if held_set is None else "file", metrics=repr(pairs),
+        engine=type(engine).__name__,
     )  # fmt: skip
     mark = fingerprint(plan.folded, weights)
     keep = dict(mark=mark, options=same, opt=run.opt, rng=rng, dropout=run.dropout,
@@ -347,10 +346,7 @@ def train(
                 if (mean := run.epoch(rng.permutation(fit), on_step)) is None:
                     stopped = "diverged"
                     break
-            val = run.measure(held, held=held_set is not None) if len(held) else None
-            seconds = time.perf_counter() - started
-            scores = run.metrics(held if len(held) else fit, pairs, held_set is not None)
-            record = Epoch(epoch, mean, val, seconds, run.opt.steps, run.opt.lr, scores, batches)
+            record = run.record(epoch, mean, fit, held, pairs, time.perf_counter() - started)
             if epoch and diverging(record, history[0]):
                 stopped = "diverged"
                 history.append(record)
@@ -472,6 +468,16 @@ class _Run:
             value = self._loss(*self._batch(part, sets), backward=False, plan=plan)
             total += value * len(part)
         return total / len(index)
+
+    def record(self, epoch: int, mean: float, fit, held, pairs, seconds: float) -> Epoch:
+        """An epoch's record: `mean`, the training loss, and the validation loss and the
+        metrics measured now (the metrics on the training set without a validation set)."""
+        external = self.held_sets is not None
+        val = self.measure(held, held=external) if len(held) else None
+        scores = self.metrics(held if len(held) else fit, pairs, external)
+        batches = -(-len(fit) // self.batch_size)
+        opt = self.opt
+        return Epoch(epoch, mean, val, seconds, opt.steps, opt.lr, scores, batches)
 
     def metrics(self, index: np.ndarray, pairs, held: bool = False) -> dict[str, float]:
         """The declared metrics over the sequences `index` (of the validation data set
