@@ -313,10 +313,7 @@ def train(
     watch = Monitor(monitor, patience, min_delta)
     pairs = declared_metrics(plan, kinds, metrics)
     watch.check([f"{output}.{metric}" for output, metric in pairs], bool(len(held)))
-    rng = np.random.default_rng(seed + 1)
-    started = time.perf_counter()
-    history, best = [], None
-    interrupted, stopped = False, None
+    course = _Course(run, rates, watch, np.random.default_rng(seed + 1), pairs, fit, held)
     same = dict(  # what a resumed run must share with its checkpoint
         batch_size=batch_size, lr=lr, optimizer=optimizer, loss=repr(sorted(kinds.items())),
         seed=seed, bptt=bptt, clip=clip, weight_decay=weight_decay, momentum=momentum,
@@ -325,61 +322,99 @@ def train(
         split=split if held_set is None else "file", metrics=repr(pairs),
         engine=type(engine).__name__,
     )  # fmt: skip
-    mark = fingerprint(plan.folded, weights)
-    keep = dict(mark=mark, options=same, opt=run.opt, rng=rng, dropout=run.dropout,
-                rates=rates, watch=watch)  # fmt: skip
-    first = 0
+    keep = dict(mark=fingerprint(plan.folded, weights), options=same, opt=run.opt,
+                rng=course.rng, dropout=run.dropout, rates=rates, watch=watch)  # fmt: skip
     if resume is not None:
-        last, best_weights, best_epoch, history = restore(
-            resume, weights=weights, make_epoch=Epoch, **keep
-        )
-        best, first = (best_weights, best_epoch), last + 1
-        started -= history[-1].seconds
+        course.resume(resume, keep)
         if on_epoch:
-            on_epoch(history[-1])
+            on_epoch(course.history[-1])
+    interrupted = False
     try:
-        for epoch in range(first, epochs + 1):
-            if epoch == 0:  # the untrained weights: the baseline, and a candidate
-                mean = run.measure(fit)
-            else:
-                run.opt.lr = rates.rate(epoch)
-                if (mean := run.epoch(rng.permutation(fit), on_step)) is None:
-                    stopped = "diverged"
-                    break
-            record = run.record(epoch, mean, fit, held, pairs, time.perf_counter() - started)
-            if epoch and diverging(record, history[0]):
-                stopped = "diverged"
-                history.append(record)
+        for epoch in range(course.first, epochs + 1):
+            if (record := course.epoch(epoch, on_step)) is None:
                 break
-            history.append(record)
-            if epoch:
-                rates.after(epoch, loss_of(record))
-            if watch.improved(record) or best is None:
-                best = ({key: array.copy() for key, array in weights.items()}, epoch)
             if on_epoch:
                 on_epoch(record)
             if any(_stops(callback(record)) for callback in callbacks):
-                stopped = "callback"
+                course.stopped = "callback"
             elif watch.exhausted():
-                stopped = "early"
-            due = epoch % checkpoint_every == 0 or epoch == epochs or stopped
+                course.stopped = "early"
+            due = epoch % checkpoint_every == 0 or epoch == epochs or course.stopped
             if checkpoint is not None and due:
-                snapshot(checkpoint, epoch=epoch, weights=weights, best=best[0],
-                         best_epoch=best[1], history=history, **keep)  # fmt: skip
-            if stopped:
+                course.save(checkpoint, epoch, keep)
+            if course.stopped:
                 break
     except KeyboardInterrupt:
         interrupted = True
-    if best is None:  # stopped before even the untrained loss was known
-        history.append(Epoch(0, math.nan, None, time.perf_counter() - started, 0))
-        best = ({key: array.copy() for key, array in weights.items()}, 0)
-    rate = run.opt.steps / run.busy if run.busy > 0 else 0.0
-    params_out, epoch = best
-    value = loss_of(history[epoch]) if epoch < len(history) else math.nan
-    diverged = stopped == "diverged"
-    return TrainResult(
-        params_out, tuple(history), epoch, value, rate, interrupted, diverged, stopped
-    )
+    return course.result(interrupted)
+
+
+class _Course:
+    """A run's epochs: the shuffling, the schedule, the monitor, the history and the best
+    weights so far; what a checkpoint saves and a resumed run restores."""
+
+    def __init__(self, run, rates, watch, rng, pairs, fit, held):
+        self.run, self.rates, self.watch, self.rng = run, rates, watch, rng
+        self.pairs, self.fit, self.held = pairs, fit, held
+        self.history: list[Epoch] = []
+        self.best = None  # (weights, epoch)
+        self.stopped = None  # why the run ended early: early, diverged, callback
+        self.first, self.started = 0, time.perf_counter()
+
+    def resume(self, folder, keep: dict) -> None:
+        """Go on from a checkpoint: its state in every object of the run."""
+        weights = self.run.weights
+        last, best, best_epoch, self.history = restore(
+            folder, weights=weights, make_epoch=Epoch, **keep
+        )
+        self.best, self.first = (best, best_epoch), last + 1
+        self.started -= self.history[-1].seconds
+
+    def epoch(self, epoch: int, on_step) -> Epoch | None:
+        """Train one epoch (epoch 0: measure the start) and record it; None when the run
+        diverged (`stopped` says so)."""
+        run = self.run
+        if epoch == 0:  # the untrained weights: the baseline, and a candidate
+            mean = run.measure(self.fit)
+        else:
+            run.opt.lr = self.rates.rate(epoch)
+            if (mean := run.epoch(self.rng.permutation(self.fit), on_step)) is None:
+                self.stopped = "diverged"
+                return None
+        seconds = time.perf_counter() - self.started
+        record = run.record(epoch, mean, self.fit, self.held, self.pairs, seconds)
+        self.history.append(record)
+        if epoch and diverging(record, self.history[0]):
+            self.stopped = "diverged"
+            return None
+        if epoch:
+            self.rates.after(epoch, loss_of(record))
+        if self.watch.improved(record) or self.best is None:
+            self.best = (self._copy(), epoch)
+        return record
+
+    def _copy(self) -> dict[str, np.ndarray]:
+        return {key: array.copy() for key, array in self.run.weights.items()}
+
+    def save(self, folder, epoch: int, keep: dict) -> None:
+        """Write the checkpoint of the run after `epoch`."""
+        snapshot(folder, epoch=epoch, weights=self.run.weights, best=self.best[0],
+                 best_epoch=self.best[1], history=self.history, **keep)  # fmt: skip
+
+    def result(self, interrupted: bool) -> TrainResult:
+        """The best weights and the history, however the run ended."""
+        if self.best is None:  # stopped before even the untrained loss was known
+            seconds = time.perf_counter() - self.started
+            self.history.append(Epoch(0, math.nan, None, seconds, 0))
+            self.best = (self._copy(), 0)
+        run = self.run
+        rate = run.opt.steps / run.busy if run.busy > 0 else 0.0
+        params, epoch = self.best
+        value = loss_of(self.history[epoch]) if epoch < len(self.history) else math.nan
+        diverged = self.stopped == "diverged"
+        return TrainResult(
+            params, tuple(self.history), epoch, value, rate, interrupted, diverged, self.stopped
+        )
 
 
 def _stops(answer: object) -> bool:
