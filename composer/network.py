@@ -23,6 +23,7 @@ from composer.spec.reader import load_spec
 from composer.training.backprop import grad
 from composer.training.loop import TrainResult, train
 from composer.training.padded import grad_padded
+from composer.training.scoring import score
 from composer.training.trace import gradient_norms, trace
 
 __all__ = ["Network"]
@@ -121,8 +122,16 @@ class Network:
         return gradient_norms(plan, params, arrays, targets, at=at, **options)[1]
 
     def train(self, params, data, **options) -> TrainResult:
-        """Train the weights on data by name (`composer.train`'s options, `lengths=` too)."""
+        """Train the weights on data by name (`composer.train`'s options, `lengths=` too:
+        `validation=` a fraction or a data dict, `metrics=`, `callbacks=`, `patience=`,
+        `schedule=`, `checkpoint=`, `resume=`; docs/training.md)."""
         return train(self.graph, params, data, **options)
+
+    def evaluate(self, params, data, **options) -> dict[str, float]:
+        """The loss and the metrics of weights on data by name, nothing updated:
+        `{"loss": ..., "<output>.<metric>": ...}` (`composer.training.scoring.score`'s
+        options: `loss=`, `metrics=`, `dtype=`, `engine=`)."""
+        return score(self.graph, params, data, **options)
 
     def stepper(self, params, dtype: str = "float32") -> Stepper:
         """The network one step at a time, its state kept: `.step(inputs) -> outputs`,

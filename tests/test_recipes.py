@@ -127,3 +127,8 @@ def test_the_narx_recipe_runs(tmp_path, monkeypatch):
     (body,) = re.findall(r"```yaml\n# specs/narx.yaml\n(.*?)```", text, re.S)
     lines = (ROOT / "specs/narx.yaml").read_text(encoding="utf-8").splitlines(keepends=True)
     assert body == "".join(line for line in lines if not line.startswith("#"))
+
+
+def test_the_irnn_recipe_learns_what_the_tanh_layer_does_not(tmp_path, monkeypatch):
+    run_in_order("docs/recipes/irnn.md", tmp_path, monkeypatch)
+    assert (tmp_path / "irnn.weights.npz").exists() and (tmp_path / "tanh.weights.npz").exists()

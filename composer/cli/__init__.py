@@ -2,7 +2,7 @@
 
 Every command registers on `app` (`composer.cli.root`) in its module: `commands` (validate,
 summary, deps, run, render, schema, new), `export`, `import_weights`, `train`, `data`
-(`data text`) and `generate`.
+(`data text`), `series` (`data series`), `generate` and `evaluate`.
 """
 
 import sys
@@ -12,9 +12,11 @@ import typer
 from composer.cli import (  # noqa: F401  (registers the commands)
     commands,
     data,
+    evaluate,
     export,
     generate,
     import_weights,
+    series,
     train,
 )
 from composer.cli.root import app

@@ -31,7 +31,8 @@ from composer.training.text import (
 __all__ = ["data_app", "text"]
 
 data_app = typer.Typer(
-    help="Make training data: `data text` turns text files into token ids.",
+    help="Make training data: `data text` turns text files into token ids, `data series` "
+    "a numeric series into forecasting windows.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )

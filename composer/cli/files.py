@@ -40,6 +40,7 @@ class Read(str, Enum):
     vocab = "vocab"  # a vocabulary .json: MAX_VOCAB_BYTES
     text = "text"  # `data text`'s files: MAX_TEXT_BYTES in all
     lengths = "lengths"  # `--lengths`: a .npy file read as arrays, else numbers
+    folder = "folder"  # a folder (`train --resume`): its files are checked where they are read
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,8 @@ def _check_reads(declared: FileArguments, read: dict, max_memory: int) -> None:
                 check_total(read[name], MAX_TEXT_BYTES, "the text `data text` reads")
             continue
         for path in read[name]:
+            if kind is Read.folder:
+                continue
             if kind is Read.vocab:
                 check_readable(path, cap=MAX_VOCAB_BYTES, what="a vocabulary file")
             elif kind is Read.model:  # the bytes read, and ONNX Runtime's copy of them

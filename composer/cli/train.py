@@ -8,9 +8,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from composer.arrays import atomic_write, declared_bytes, read_arrays, write_arrays
+from composer.arrays import declared_bytes, read_arrays
 from composer.cli.common import (
     DType,
     MaxMemory,
@@ -29,13 +28,35 @@ from composer.cli.engines import (
 from composer.cli.files import Read, file_arguments
 from composer.cli.outputs import check_outputs
 from composer.cli.root import app
-from composer.draw.curve import loss_curve_svg
+from composer.cli.train_options import (
+    AllowUnnormalised,
+    CheckpointDir,
+    CheckpointEvery,
+    MetricNames,
+    MinDelta,
+    Momentum,
+    Monitor,
+    Nesterov,
+    Patience,
+    ResumeDir,
+    ScheduleText,
+    SplitName,
+    ValidationData,
+    ValidationSplit,
+    check_history,
+    checkpointing,
+    held_out,
+    one_line_warnings,
+    optimiser,
+)
+from composer.cli.train_progress import TrainBar
+from composer.cli.train_report import HistoryPath, Report, TrainJson
 from composer.engine.memory import check_memory, params_bytes, tape_bytes
 from composer.errors import DataError, SpecError
 from composer.graph.weights import init_params, load_params
 from composer.outputs import shown
-from composer.signals import interrupt_once, shielded
-from composer.training.loop import Epoch, TrainResult, plan_for, train
+from composer.signals import interrupt_once
+from composer.training.loop import plan_for, train
 
 __all__ = ["train_command"]
 
@@ -48,61 +69,22 @@ class OptimizerName(str, Enum):
 class LossName(str, Enum):
     mse = "mse"
     cross_entropy = "cross-entropy"
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("epoch {task.fields[epoch]}/{task.total:.0f}"),
-        BarColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TextColumn("val {task.fields[val]}"),
-        TextColumn("{task.fields[rate]} steps/s"),
-        TimeElapsedColumn(),
-        console=console,
-    )
-
-
-class _Bar:
-    """The progress bar, shown from epoch 0 on: data errors come before it, on their own."""
-
-    def __init__(self, console: Console, epochs: int):
-        self.console, self.epochs, self.progress, self.task = console, epochs, None, None
-
-    def epoch(self, record: Epoch) -> None:
-        if self.progress is None:
-            self.progress = _progress(self.console)
-            self.progress.start()
-            self.task = self.progress.add_task(
-                "train", total=self.epochs, epoch=0, loss="-", val="-", rate="-"
-            )
-        rate = record.updates / record.seconds if record.seconds else 0
-        self.progress.update(
-            self.task,
-            completed=record.epoch,
-            epoch=record.epoch,
-            loss=_fmt(record.train_loss),
-            val=_fmt(record.val_loss),
-            rate=f"{rate:.0f}",
-        )
-
-    def step(self, update: int, value: float) -> None:
-        self.progress.update(self.task, loss=_fmt(value))
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
+    binary_cross_entropy = "binary-cross-entropy"
 
 
 @app.command("train")
 @reports_errors
 @file_arguments(
-    inputs={"spec": Read.spec, "data": Read.arrays, "weights": Read.arrays},
-    outputs=("output", "curve"),
-    replaces={"output": "weights"},  # --weights W --output W --force resumes in place
+    inputs={
+        "spec": Read.spec,
+        "data": Read.arrays,
+        "weights": Read.arrays,
+        "validation_data": Read.arrays,
+        "resume": Read.folder,
+    },
+    outputs=("output", "curve", "history", "checkpoint"),
+    # --weights W --output W --force resumes in place; --resume D --checkpoint D goes on in D
+    replaces={"output": "weights", "checkpoint": "resume"},
 )
 def train_command(
     spec: SpecPath,
@@ -133,8 +115,15 @@ def train_command(
     optimizer: Annotated[
         OptimizerName, typer.Option("--optimizer", help="sgd (momentum 0.9) or adam.")
     ] = OptimizerName.adam,
+    momentum: Momentum = None,
+    nesterov: Nesterov = False,
+    schedule: ScheduleText = "constant",
     loss: Annotated[
-        LossName, typer.Option("--loss", help="mse, or cross-entropy (softmax outputs).")
+        LossName,
+        typer.Option(
+            "--loss",
+            help="mse, cross-entropy (softmax outputs) or binary-cross-entropy (sigmoid).",
+        ),
     ] = LossName.mse,
     seed: Annotated[
         int, typer.Option("--seed", min=0, help="Seeds the init, split and shuffling.")
@@ -150,9 +139,23 @@ def train_command(
         float, typer.Option("--weight-decay", min=0.0, help="L2 weight decay.")
     ] = 0.0,
     validation: Annotated[
-        float,
-        typer.Option("--validation", min=0.0, max=0.9, help="Fraction held out for validation."),
-    ] = 0.1,
+        float | None,
+        typer.Option(
+            "--validation", min=0.0, max=0.9, help="Fraction held out for validation (0.1)."
+        ),
+    ] = None,
+    validation_data: ValidationData = None,
+    validation_split: ValidationSplit = SplitName.random,
+    patience: Patience = None,
+    min_delta: MinDelta = 0.0,
+    monitor: Monitor = None,
+    metric: MetricNames = None,
+    allow_unnormalised: AllowUnnormalised = False,
+    history: HistoryPath = None,
+    as_json: TrainJson = False,
+    checkpoint: CheckpointDir = None,
+    checkpoint_every: CheckpointEvery = 1,
+    resume: ResumeDir = None,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -178,12 +181,17 @@ def train_command(
     """
     check_device(engine, device)
     main = is_main_process()  # the environment's group, checked before any work
+    optimiser_options = optimiser(optimizer.value, momentum, nesterov, schedule)
+    saving = checkpointing(checkpoint, checkpoint_every, resume, weights, force)
     output = output or Path(f"{spec.stem}.weights.npz")
     # --weights W --output W --force resumes in place: W is read whole before it is replaced
     check_output(output, force)
-    if curve is not None:
-        check_outputs([("--output", output), ("--curve", curve)], force)
-        if curve.suffix.lower() != ".svg":
+    if history is not None:
+        check_history(history)
+    if curve is not None or history is not None:
+        written = [("--output", output), ("--curve", curve), ("--history", history)]
+        check_outputs([(option, path) for option, path in written if path is not None], force)
+        if curve is not None and curve.suffix.lower() != ".svg":
             raise typer.BadParameter(
                 f"the loss curve is drawn as SVG; give a file ending in .svg, got {shown(curve)}",
                 param_hint="--curve",
@@ -217,10 +225,19 @@ def train_command(
         bptt=bptt,
         clip=clip,
         weight_decay=weight_decay,
-        validation=validation,
         dtype=dtype.value,
         where=str(data),
+        patience=patience,
+        min_delta=min_delta,
+        monitor=monitor,
+        metrics=metric,
+        allow_unnormalised=allow_unnormalised,
+        **optimiser_options,
+        **saving,
     )
+    fraction = 0.1 if validation is None else validation
+    given = validation is not None
+    options |= held_out(fraction, validation_data, validation_split, given, max_memory)
     if engine is EngineName.torch:
         from composer.interop.torch_engine import TorchEngine
 
@@ -230,9 +247,14 @@ def train_command(
             if not main:  # said once, by rank 0
                 raise typer.Exit(err.exit_code) from None
             raise
-    bar = _Bar(Console(stderr=True), epochs)
-    shown_progress = dict(on_epoch=bar.epoch, on_step=bar.step) if main else {}
-    with interrupt_once():
+    bar = TrainBar(Console(stderr=True), epochs)
+    begun = "resumed" if resume else "given" if weights else "untrained"
+    report = Report(history, as_json, force, begun, resume)
+    if not main:  # rank 0 alone writes the checkpoint
+        options["checkpoint"] = None
+    shown_progress = dict(on_epoch=bar.epoch, on_step=bar.step, callbacks=[report.epoch])
+    shown_progress = shown_progress if main else {}
+    with interrupt_once(), one_line_warnings():
         try:
             result = train(graph, start, arrays, **shown_progress, **options)
         except SpecError as err:
@@ -240,7 +262,7 @@ def train_command(
         finally:
             bar.close()
         if main:
-            _finish(result, output, curve, sourced.spec.name or spec.stem, force)
+            report.finish(result, output, curve, sourced.spec.name or spec.stem)
 
 
 def training_bytes(plan, graph, batch: int, sequences: int, dtype: str) -> int:
@@ -251,30 +273,3 @@ def training_bytes(plan, graph, batch: int, sequences: int, dtype: str) -> int:
     chunk = min(max(batch, 256), sequences)
     tapes = tape_bytes(plan, batch, dtype) + tape_bytes(plan, chunk, dtype)
     return tapes + 6 * params_bytes(graph, dtype)
-
-
-def _finish(result: TrainResult, output: Path, curve: Path | None, title: str, force: bool) -> None:
-    """Write the best weights (and the curve), say what happened; exit 130 if interrupted."""
-    with shielded():  # a second Ctrl-C must not cost the weights the first one kept
-        write_arrays(output, result.params, overwrite=force)
-        if curve is not None:
-            svg = loss_curve_svg(result.history, title)
-            atomic_write(curve, lambda handle: handle.write(svg.encode()), overwrite=force)
-    first = result.history[0]
-    which = "validation" if first.val_loss is not None else "training"
-    untrained = first.val_loss if first.val_loss is not None else first.train_loss
-    summary = (
-        f"{which} loss {untrained:.4g} untrained, best {result.best_loss:.4g} at epoch "
-        f"{result.best_epoch} ({result.steps_per_second:.0f} updates/s); wrote {shown(output)}"
-    )
-    if curve is not None:
-        summary += f" and {shown(curve)}"
-    if result.diverged:
-        typer.echo(
-            "warning: the loss or the weights became NaN or infinite; training stopped early",
-            err=True,
-        )
-    if result.interrupted:
-        typer.echo(f"interrupted: {summary}", err=True)
-        raise typer.Exit(130)
-    typer.echo(summary, err=True)

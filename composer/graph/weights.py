@@ -11,7 +11,7 @@ import numpy as np
 
 from composer.arrays import read_arrays, write_arrays
 from composer.dtypes import check_dtype
-from composer.errors import DataError, key_mismatch
+from composer.errors import DataError, SpecError, key_mismatch
 from composer.finite import check_values
 from composer.kinds import KINDS
 
@@ -70,6 +70,21 @@ def _own_init(
     return init
 
 
+def _check_identity(data: dict, weight, init: dict) -> None:
+    """Refuse `identity` on a weight whose (gate) blocks are not square."""
+    scheme = init["scheme"]
+    if scheme != "identity" and not (isinstance(scheme, tuple) and scheme[0] == "identity"):
+        return
+    rows, cols = weight.shape[0], weight.shape[-1] // init.get("blocks", 1)
+    if len(weight.shape) != 2 or rows != cols:
+        raise SpecError(
+            f"init: `{weight.suffix}: identity` needs a square weight, but "
+            f"`{data['layer']}.{weight.suffix}` is {' x '.join(map(str, weight.shape))}"
+            + (f" ({init['blocks']} gate blocks)" if init.get("blocks", 1) > 1 else ""),
+            (*data["path"], "init", weight.suffix),
+        )
+
+
 def _layers(graph: nx.MultiDiGraph) -> dict[str, list[tuple[str, dict]]]:
     """Each layer's nodes (states, readout or dense output), layers in spec order."""
     layers: dict[str, list[tuple[str, dict]]] = {}
@@ -113,6 +128,7 @@ def param_table(graph: nx.MultiDiGraph) -> list[ParamInfo]:
             for w in infos:
                 gated = w.shape[-1] == kind.columns(units)
                 init = _own_init(data, kind, w.suffix, units, w.scheme, gated)
+                _check_identity(data, w, init)
                 if w.suffix != kind.input_weight:
                     key = f"{name}.{w.suffix}{suffix}"
                     rows.append(
@@ -245,6 +261,9 @@ def draw(info: ParamInfo, rng: np.random.Generator) -> np.ndarray:
     if scheme in ("xavier", "glorot"):  # Glorot & Bengio 2010: Var = 2 / (fan_in + fan_out)
         limit = math.sqrt(6 / (shape[0] + shape[1]))
         return rng.uniform(-limit, limit, shape)
+    if scheme == "identity" or scheme[0] == "identity":  # Le et al. 2015: g I per gate
+        scale = 1.0 if scheme == "identity" else float(scheme[1])
+        return np.concatenate([scale * np.eye(shape[0]) for _ in range(info.blocks)], 1)
     if scheme == "orthogonal":  # Saxe et al. 2013, one orthogonal block per gate
         width = shape[1] // info.blocks
         return np.concatenate([_orthogonal(rng, shape[0], width) for _ in range(info.blocks)], 1)

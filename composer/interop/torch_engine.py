@@ -109,7 +109,8 @@ def _weights(
 
 def loss_of(outputs, logits, targets, kinds, weights, totals):
     """The losses of `composer.training.losses` on tensors: per output the weighted mean
-    over its steps (`totals` divides), mse over features, cross-entropy from logits."""
+    over its steps (`totals` divides), mse and binary cross-entropy over features, both
+    cross-entropies from logits."""
     value = 0
     for name, kind in kinds.items():
         if totals[name] <= 0:
@@ -120,6 +121,11 @@ def loss_of(outputs, logits, targets, kinds, weights, totals):
         weight = weights[name][:, :steps, None] if name in weights else 1.0
         if kind == "mse":
             value = value + (weight * (out - target) ** 2).sum() / (totals[name] * out.shape[-1])
+        elif kind == "binary-cross-entropy":
+            per = torch.nn.functional.binary_cross_entropy_with_logits(
+                logits[name], target, reduction="none"
+            )
+            value = value + (weight * per).sum() / (totals[name] * out.shape[-1])
         else:
             logp = logits[name].log_softmax(-1)
             if target.dim() == logp.dim() - 1:

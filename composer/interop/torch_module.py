@@ -50,7 +50,7 @@ from composer.interop import need
 from composer.interop.torch_keys import from_state, to_state, torch_keys
 from composer.kinds import KINDS
 from composer.training.dropout import Dropout, pass_masks
-from composer.training.losses import softmax_source
+from composer.training.losses import logit_source
 
 torch = need("torch")
 nn = torch.nn
@@ -560,7 +560,7 @@ class _Pass:
             pre = pre.expand(self.batch, len(steps), v.size)
         out = _activate(pre, v.activation)
         full = steps == list(range(self.T))
-        if v.activation == "softmax":
+        if v.activation in ("softmax", "sigmoid"):
             self.raw[v.name] = pre if full else dict(zip(steps, pre.unbind(1)))
         self.values[v.name] = _Values(out if full else None)
         if not full:
@@ -608,7 +608,7 @@ class _Pass:
             for key in v.biases:
                 pre = pre + w[key]
             values.steps[t] = _activate(pre, v.activation)
-            if v.activation == "softmax":
+            if v.activation in ("softmax", "sigmoid"):
                 self.raw.setdefault(v.name, {})[t] = pre
             return
         kind, lag = KINDS[v.kind], v.recurrence.lag
@@ -664,7 +664,7 @@ class _Pass:
             steps = list(self.plan.window(name))
             parts = _by_rows(v.feeds, lambda f, steps=steps: self.values[f.source].over(steps))
             outputs[name] = parts[0] if len(parts) == 1 else torch.cat(parts, -1)
-            source = softmax_source(self.plan, name) if self.logits else None
+            source = logit_source(self.plan, name) if self.logits else None
             if source is not None:
                 raw = self.raw[source]
                 if isinstance(raw, dict):

@@ -22,6 +22,7 @@ __all__ = [
     "Readout",
     "Uniform",
     "Normal",
+    "Identity",
     "Scheme",
     "BiasScheme",
     "RecurrentInit",
@@ -170,16 +171,24 @@ class Normal(_Model):
     normal: float = Field(gt=0, le=1e6, description="s: the standard deviation of N(0, s^2).")
 
 
+class Identity(_Model):
+    """g times the identity matrix (a square weight: the IRNN of Le et al. 2015)."""
+
+    identity: float = Field(gt=0, le=1e6, description="g: the scale of g * I.")
+
+
 Scheme = Union[
-    Literal["default", "orthogonal", "xavier", "glorot", "zeros"],
+    Literal["default", "orthogonal", "xavier", "glorot", "zeros", "identity"],
     Uniform,
     Normal,
+    Identity,
 ]
 BiasScheme = Union[Literal["default", "zeros"], Uniform, Normal]
 _SCHEME = (
     "`default` (PyTorch's U(-1/sqrt(H), 1/sqrt(H))), `orthogonal` (each gate's block; "
     "Saxe et al. 2013), `xavier` or `glorot` (Glorot & Bengio 2010, uniform), `zeros`, "
-    "`{uniform: a}` or `{normal: s}`."
+    "`{uniform: a}` or `{normal: s}`, `identity` or `{identity: g}` (g I, square weights "
+    "only; Le et al. 2015)."
 )
 
 

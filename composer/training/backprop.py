@@ -56,7 +56,14 @@ from composer.kinds import ACTIVATIONS, unprepare
 from composer.kinds.activations import activation_grad
 from composer.kinds.base import live_rows
 from composer.training.dropout import Dropout, pass_masks
-from composer.training.losses import check_targets, cross_entropy, loss_kinds, mse, softmax_source
+from composer.training.losses import (
+    binary_cross_entropy,
+    check_targets,
+    cross_entropy,
+    logit_source,
+    loss_kinds,
+    mse,
+)
 from composer.training.tape import Bound, Track, Workspace
 
 __all__ = ["grad", "evaluate", "forward_pass", "backward_pass", "Workspace", "Dropout"]
@@ -331,7 +338,7 @@ class _Tape(Walk):
     def _activate(self, v: Vector, a: int, b: int) -> None:
         """A dense vector's values over steps a..b-1 from its pre-activation, in place."""
         track = self.tracks[v.name]
-        if v.activation == "softmax":
+        if v.activation in ("softmax", "sigmoid"):  # what a cross-entropy reads
             track.keep_logits(a, b)
         ACTIVATIONS[v.activation](track.h[a:b], out=track.h[a:b])
         holes = np.flatnonzero(~v.present[a:b]) + a
@@ -394,10 +401,11 @@ class _Tape(Walk):
             if target.dtype.kind == "f":
                 target = target.astype(self.dtype, copy=False)
             start, stop = self.plan.vectors[name].window
-            if kinds[name] == "cross-entropy":
-                track = self.tracks[softmax_source(self.plan, name)]
+            if kinds[name] in ("cross-entropy", "binary-cross-entropy"):
+                track = self.tracks[logit_source(self.plan, name)]
                 logits = track.logits[start:stop].transpose(1, 0, 2)
-                value, d = cross_entropy(logits, target, mask, divisor)
+                of = cross_entropy if kinds[name] == "cross-entropy" else binary_cross_entropy
+                value, d = of(logits, target, mask, divisor)
                 if seed:
                     track.dlogits[start:stop] += d.transpose(1, 0, 2)
             else:

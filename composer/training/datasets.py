@@ -5,6 +5,8 @@
   cross-entropy with class ids);
 - `echo`: recall the first of T random symbols at the last step (many-to-one), where
   an Elman network's gradient vanishes and an LSTM's does not;
+- `adding`: the adding problem (Hochreiter and Schmidhuber, 1997; Le et al., 2015):
+  the sum of the two values marked among T random ones, read once at the end;
 - `reber`: next-symbol prediction on the embedded Reber grammar, the classic test of
   long-range memory (Hochreiter and Schmidhuber, 1997), padded, with each string's
   length.
@@ -34,6 +36,7 @@ __all__ = [
     "running_sum",
     "reber",
     "echo",
+    "adding",
     "reber_string",
     "accepts",
     "reber_complete",
@@ -84,6 +87,21 @@ def echo(count: int = 512, steps: int = 20, symbols: int = 4, seed: int = 0):
     ids = rng.integers(0, symbols, (count, steps))
     x = np.eye(symbols, dtype=np.float32)[ids]
     return {"x": x, "y": x[:, :1].copy()}
+
+
+def adding(count: int = 800, steps: int = 50, seed: int = 0):
+    """`x` (count, T, 2): a value in [0, 1) and a marker per step, the marker 1 at one
+    step of the first half and one of the second; `o` (count, 1, 1): the sum of the two
+    marked values. Always answering 1 gives an MSE of about 1/6 (the sum's variance)."""
+    rng = np.random.default_rng(seed)
+    values = rng.random((count, steps))
+    first = rng.integers(0, steps // 2, count)
+    second = rng.integers(steps // 2, steps, count)
+    marks = np.zeros((count, steps))
+    marks[np.arange(count), first] = marks[np.arange(count), second] = 1.0
+    total = values[np.arange(count), first] + values[np.arange(count), second]
+    x = np.stack([values, marks], axis=-1).astype(np.float32)
+    return {"x": x, "o": total[:, None, None].astype(np.float32)}
 
 
 def reber_string(rng: np.random.Generator) -> str:
@@ -156,4 +174,10 @@ def reber_complete(string: str) -> bool:
 ACCEPTORS = {"reber": (accepts, reber_complete)}
 
 
-DATASETS = {"sine": sine, "running-sum": running_sum, "reber": reber, "echo": echo}
+DATASETS = {
+    "sine": sine,
+    "running-sum": running_sum,
+    "reber": reber,
+    "echo": echo,
+    "adding": adding,
+}

@@ -40,10 +40,18 @@ __all__ = [
     "one_hot",
     "loss_kinds",
     "softmax_source",
+    "logit_source",
     "check_targets",
+    "binary_cross_entropy",
+    "check_target_sums",
+    "LOGIT_LOSSES",
 ]
 
-LOSSES = ("mse", "cross-entropy")
+LOSSES = ("mse", "cross-entropy", "binary-cross-entropy")
+#: the activation each loss computed from logits needs on the output's layer
+LOGIT_LOSSES = {"cross-entropy": "softmax", "binary-cross-entropy": "sigmoid"}
+#: how far a cross-entropy target's row may sum from 1 (or 0: a padded step)
+SUM_TOLERANCE = 1e-3
 
 
 def _weights(
@@ -105,6 +113,41 @@ def cross_entropy(
     return value, (np.exp(logp) * mass - targets) * (weights / total)
 
 
+def binary_cross_entropy(
+    logits: np.ndarray,
+    targets: np.ndarray,
+    mask: np.ndarray | None = None,
+    total: float | None = None,
+) -> tuple[float, np.ndarray]:
+    """Binary cross-entropy of a sigmoid output from its logits (B, T_out, size), averaged
+    over features and weighted steps, and its gradient w.r.t. the logits.
+
+    Each unit is a yes/no target y in [0, 1] (multi-label: several may be 1). The loss is
+    the stable form of -y log s(a) - (1 - y) log(1 - s(a)), max(a, 0) - a y +
+    log(1 + exp(-|a|)), finite for any finite logit (PyTorch's
+    `binary_cross_entropy_with_logits`); its gradient is (s(a) - y) / size per step.
+    """
+    weights, total = _weights(mask, logits.shape[:2], logits.dtype, total)
+    if total <= 0:
+        return 0.0, np.zeros_like(logits)
+    size = logits.shape[-1]
+    per = np.maximum(logits, 0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))
+    value = float(np.sum(weights * per) / (total * size))
+    probs = 0.5 * (1 + np.tanh(0.5 * logits))  # the sigmoid, without overflow
+    return value, (probs - targets) * (weights / (total * size))
+
+
+def logit_source(plan, output: str) -> str | None:
+    """The softmax or sigmoid vector (a readout or a dense layer) an output emits, whose
+    pre-activation a cross-entropy reads, or None."""
+    feeds = plan.vectors[output].feeds
+    if len(feeds) != 1:
+        return None
+    source = plan.vectors[feeds[0].source]
+    dense = source.role in ("readout", "dense")
+    return source.name if source.activation in ("softmax", "sigmoid") and dense else None
+
+
 def softmax_source(plan, output: str) -> str | None:
     """The softmax vector (a readout or a dense layer) an output emits, or None."""
     feeds = plan.vectors[output].feeds
@@ -127,11 +170,13 @@ def loss_kinds(plan, loss: str | Mapping[str, str]) -> dict[str, str]:
     for name, kind in kinds.items():
         if kind not in LOSSES:
             raise DataError(f"loss {kind!r} for output `{name}`: expected one of {LOSSES}")
-        if kind == "cross-entropy" and softmax_source(plan, name) is None:
+        wanted = LOGIT_LOSSES.get(kind)
+        source = logit_source(plan, name)
+        if wanted and (source is None or plan.vectors[source].activation != wanted):
             layer = plan.folded.nodes[name]["layer"]
             raise SpecError(
-                f"cross-entropy on output `{name}` needs a softmax readout: give layer "
-                f"`{layer}` `output: {{activation: softmax}}` (or use --loss mse)",
+                f"{kind} on output `{name}` needs a {wanted} readout: give layer "
+                f"`{layer}` `output: {{activation: {wanted}}}` (or use --loss mse)",
                 plan.folded.nodes[name]["path"],
             )
     return kinds
@@ -159,7 +204,7 @@ def _check_target(where: str, target, kind: str, shape: tuple[int, int, int]) ->
                 f"got {target.min()}..{target.max()}"
             )
         return target
-    ids = f" or (B, T_out) = {shape[:2]} integer class ids" if kind != "mse" else ""
+    ids = f" or (B, T_out) = {shape[:2]} integer class ids" if kind == "cross-entropy" else ""
     if target.dtype.kind != "f" or target.shape != shape:
         hint = ""
         if kind == "mse" and target.dtype.kind in "iu" and target.shape == shape[:2]:
@@ -170,6 +215,11 @@ def _check_target(where: str, target, kind: str, shape: tuple[int, int, int]) ->
         )
     if not np.isfinite(target).all():
         raise DataError(f"{where}: holds NaN or Inf")
+    if kind == "binary-cross-entropy" and target.size and (target.min() < 0 or target.max() > 1):
+        raise DataError(
+            f"{where}: binary cross-entropy targets must lie in [0, 1], "
+            f"got {target.min():g}..{target.max():g}"
+        )
     return target
 
 
@@ -198,3 +248,39 @@ def check_targets(
             mask = _check_mask(f"{where}: key '{name}.mask'", mask, shape[:2])
         checked[name] = (target, mask)
     return checked
+
+
+def check_target_sums(
+    targets: Mapping[str, np.ndarray],
+    masks: Mapping[str, np.ndarray],
+    kinds: Mapping[str, str],
+    where: str,
+    allow: bool = False,
+) -> list[str]:
+    """Refuse cross-entropy targets (floats) whose rows do not sum to 1, at the steps
+    that count (a mask's zeros, and rows of zeros, such as padding, are left out): a
+    multi-hot target on a softmax is a mistake the loss would not show. With `allow`,
+    the problems come back as warning lines instead."""
+    found = []
+    for name, kind in kinds.items():
+        target = np.asarray(targets[name])
+        if kind != "cross-entropy" or target.dtype.kind != "f":
+            continue
+        sums = target.sum(axis=-1)
+        counted = np.abs(sums) > SUM_TOLERANCE
+        if name in masks:
+            counted &= np.asarray(masks[name]) > 0
+        wrong = counted & (np.abs(sums - 1) > SUM_TOLERANCE)
+        if wrong.any():
+            item, step = (int(i) for i in np.argwhere(wrong)[0])
+            count = int(wrong.sum())
+            steps = "1 step does not" if count == 1 else f"{count} steps do not"
+            found.append(
+                f"{where}: key {name!r}: cross-entropy targets must sum to 1 at each step "
+                f"(a distribution over the classes), but {steps}, "
+                f"first item {item}, step {step}: {sums[item, step]:g}; for multi-hot "
+                "targets use a sigmoid output and binary-cross-entropy"
+            )
+    if found and not allow:
+        raise DataError(found[0])
+    return found

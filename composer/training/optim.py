@@ -123,11 +123,21 @@ OPTIMIZERS = {"sgd": SGD, "adam": Adam}
 
 
 def make_optimizer(
-    name: str, params: MutableMapping[str, np.ndarray], lr: float, weight_decay: float = 0.0
+    name: str,
+    params: MutableMapping[str, np.ndarray],
+    lr: float,
+    weight_decay: float = 0.0,
+    momentum: float = 0.9,
+    nesterov: bool = False,
 ) -> Optimizer:
-    """`sgd` (momentum 0.9) or `adam` (PyTorch's defaults) over `params`."""
+    """`sgd` (momentum 0.9 unless given, Nesterov's if asked) or `adam` (PyTorch's
+    defaults) over `params`."""
     if name == "sgd":
-        return SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+        if nesterov and not momentum > 0:
+            raise DataError("Nesterov momentum needs a momentum > 0")
+        return SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+    if nesterov:
+        raise DataError(f"Nesterov momentum is for sgd, not {name}")
     if name == "adam":
         return Adam(params, lr=lr, weight_decay=weight_decay)
     raise DataError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}")

@@ -89,6 +89,13 @@ def test_docs_have_commands():
 def test_documented_commands_run(command, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     args = shlex.split(command)[2:]  # after `rnn-composer train`
+    for i, arg in enumerate(args[:-1]):  # files the command writes go to tmp_path
+        if arg in ("--history", "--checkpoint", "--resume"):
+            args[i + 1] = str(tmp_path / args[i + 1])
+    if "--resume" in args:  # the checkpoint it goes on from: the same run, not resumed
+        at = args.index("--resume")
+        first = [*args[:at], *args[at + 2 :], "--epochs", "1", "--output", tmp_path / "s.npz"]
+        assert invoke(*first).exit_code == 0
     out = ["--epochs", "1", "--output", tmp_path / "w.npz", "--curve", tmp_path / "c.svg"]
     result = invoke(*args, *out, "--force")
     assert result.exit_code == 0, result.output

@@ -124,7 +124,8 @@ def test_torchrun_with_two_processes_gives_the_one_process_weights(tmp_path):
     write_arrays(tmp_path / "d.npz", data)
     args = ["-m", "composer", "train", SPECS / "running-sum.yaml", "--data", "d.npz",
             "--loss", "cross-entropy", "--epochs", "2", "--batch-size", "16", "--lr", "0.01",
-            "--engine", "torch", "--dtype", "float64", "-o", "two.npz"]  # fmt: skip
+            "--engine", "torch", "--dtype", "float64", "-o", "two.npz", "--metric", "accuracy",
+            "--history", "h.csv", "--checkpoint", "ck"]  # fmt: skip
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     two = subprocess.run(
         [str(_torchrun()), "--standalone", "--nproc-per-node", "2", *map(str, args)],
@@ -136,7 +137,18 @@ def test_torchrun_with_two_processes_gives_the_one_process_weights(tmp_path):
     net = Network.from_file(SPECS / "running-sum.yaml")
     start = net.init_params(seed=0, dtype="float64")
     options = dict(epochs=2, batch_size=16, lr=0.01, loss="cross-entropy", dtype="float64")
-    one = net.train(start, data, engine=TorchEngine(net.graph, "float64"), **options).params
+    single = net.train(start, data, engine=TorchEngine(net.graph, "float64"), metrics=["accuracy"],
+                       **options)  # fmt: skip
+    one = single.params
+    # the history, written once by rank 0, holds the figures of the whole minibatches
+    rows = (tmp_path / "h.csv").read_text().splitlines()
+    assert len(rows) == 4 and rows[0].startswith("epoch,train_loss,val_loss,o.accuracy,lr")
+    for row, record in zip(rows[1:], single.history):
+        _, train_loss, val_loss, accuracy, *_ = map(float, row.split(","))
+        assert train_loss == pytest.approx(record.train_loss, abs=1e-9)
+        assert val_loss == pytest.approx(record.val_loss, abs=1e-9)
+        assert accuracy == record.metrics["o.accuracy"]
+    assert [p.name for p in (tmp_path / "ck").iterdir()] == ["checkpoint.npz"]
     got = np.load(tmp_path / "two.npz")
     assert sorted(got) == sorted(one)
     for key, value in one.items():
