@@ -58,7 +58,8 @@ def page_values(folded, weights: Path | None, inputs: Path, seed: int, dtype: st
     steps = infer_steps(folded, arrays)
     plan = plan_for_steps(folded, steps)
     params = load_params(weights, folded, dtype) if weights else init_params(folded, seed, dtype)
-    found = trace(plan, params, arrays, dtype)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused by the page
+        found = trace(plan, params, arrays, dtype)
     return steps, {key: value[0] for key, value in found.items()}
 
 

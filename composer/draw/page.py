@@ -22,17 +22,32 @@ import numpy as np
 from composer.draw.diagrams import folded_dot, unfolded_dot
 from composer.draw.style import Style, merged_readouts
 from composer.draw.view import StepTemplate, display_names, kept_columns, same_steps
-from composer.errors import ComposerError
+from composer.errors import ComposerError, DataError
 from composer.graph.unrolled import Unrolled
 from composer.graph.weights import param_table
 from composer.text import format_steps
 
-__all__ = ["page_html", "page_data", "page_steps", "fingerprint", "page_stamp", "PAGE_COLUMNS"]
+__all__ = [
+    "page_html",
+    "page_data",
+    "page_steps",
+    "fingerprint",
+    "page_stamp",
+    "embedded_json",
+    "PAGE_COLUMNS",
+]
 
 #: the most steps a page draws: every T from the smallest that unrolls up to this many
 PAGE_COLUMNS = 12
 
 _ASSETS = Path(__file__).with_name("page_assets")
+
+#: the page's content-security policy: nothing is fetched, sent or re-based (`form-action`
+#: and `base-uri` do not fall back to `default-src`, so they are named)
+POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+    "img-src data:; form-action 'none'; base-uri 'none'"
+)
 
 
 def page_steps(steps: int, unroll: Callable[[int], Unrolled]) -> list[tuple[int, Unrolled]]:
@@ -70,13 +85,12 @@ def page_html(
         drawing["svg"] = _clean(svg(drawing["svg"]))
     script = (_ASSETS / "page.js").read_text(encoding="utf-8")
     style_sheet = (_ASSETS / "page.css").read_text(encoding="utf-8")
-    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    payload = embedded_json(data)
     title = _escape(f"{name}: folded and unfolded")
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">\n"
+        f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">\n'
         f'<meta name="generator" content="rnn-composer; source {stamp}">\n'
         f"<title>{title}</title>\n<style>\n{style_sheet}</style>\n</head>\n<body>\n"
         f"<header><h1>{_escape(name)}</h1>\n"
@@ -128,8 +142,9 @@ def page_data(
 def fingerprint(data: dict) -> str:
     """A digest of a page's sources (its data with the DOT texts, script and style sheet):
     a page is current when the digest it carries is the one its sources give now, which
-    needs no Graphviz to check."""
+    needs no Graphviz to check. The policy counts too."""
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode())
+    digest.update(POLICY.encode())
     for asset in ("page.js", "page.css"):
         digest.update((_ASSETS / asset).read_bytes())
     return digest.hexdigest()[:16]
@@ -139,6 +154,18 @@ def page_stamp(html: str) -> str | None:
     """The source digest a written page carries (`fingerprint`), or None."""
     match = re.search(r'<meta name="generator" content="rnn-composer; source (\w+)">', html)
     return match.group(1) if match else None
+
+
+#: characters the HTML parser reads inside a script block (`</script`, `<!--`) and `&`,
+#: written as JSON escapes, which JSON.parse reads back as the same characters
+_HTML_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def embedded_json(data: dict) -> str:
+    """`data` as JSON text safe inside `<script type="application/json">`: no `<`, `>` or
+    `&` (so no name can end the block or open a comment in it), and no NaN or Infinity,
+    which JSON.parse refuses (`_values` refuses them first, with a message)."""
+    return json.dumps(data, separators=(",", ":"), allow_nan=False).translate(_HTML_SAFE)
 
 
 def _escape(text: str) -> str:
@@ -281,7 +308,13 @@ def _values(values: Mapping[str, np.ndarray], unrollings, merge) -> dict:
             if np.isnan(row).all():
                 continue
             shown = row[:16]
+            bad = np.flatnonzero(~np.isfinite(row))
+            if bad.size:  # an overflow: JSON has no Infinity or NaN, and no colour shows it
+                raise DataError(
+                    f"the traced values overflow: {key} at step {t} holds {row[bad[0]]} "
+                    f"(element {bad[0]}); the page shows finite values only, so check the "
+                    "weights and the input"
+                )
             cells[f"{key}@{t}"] = [round(float(v), 4) for v in shown]
-            finite = np.abs(shown[np.isfinite(shown)])
-            biggest = max(biggest, float(finite.max()) if finite.size else 0.0)
+            biggest = max(biggest, float(np.abs(shown).max()) if shown.size else 0.0)
     return {"T": steps, "cells": cells, "scale": biggest if math.isfinite(biggest) else 1.0}

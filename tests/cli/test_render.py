@@ -245,7 +245,8 @@ def test_render_html_writes_one_self_contained_page(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.html", "x.npy"]
     text = out.read_text()
     assert text.startswith("<!DOCTYPE html>") and "default-src 'none'" in text
-    assert text.count("<svg") == 1 + 3  # the folded picture and T = 1..3, the input's T
+    # the folded picture and T = 1..3, the input's T, in the JSON (where < is \u003c)
+    assert text.count("\\u003csvg") == 1 + 3 and "<svg" not in text
     assert '"values":{"T":3' in text and not re.search(r"""(src|href)=["']?https?:""", text)
     again = invoke(LECTURE, "-o", out)
     assert again.exit_code == 2 and "--force" in again.output

