@@ -37,7 +37,9 @@ from composer.draw.view import (
     StepTemplate,
     UnfoldedView,
     display_names,
+    folded_edge_id,
     same_steps,
+    tapped_pairs,
     unfolded_view,
     weight_label,
 )
@@ -128,12 +130,13 @@ def folded_dot(
     for tail, head, attrs in _folded_edges(graph, style):
         if tail in merged and head == merged[tail]:
             continue
+        ends, keys = attrs.pop("ends"), attrs.pop("weight_keys")
         if used is not None:
-            key = attrs["id"].split("->")
-            inside = (key[0], key[1], attrs.pop("weight_key", None)) in used[1]
-            attrs |= _shaded(inside, False)
-        attrs.pop("weight_key", None)
-        attrs["id"] = "->".join(shown_as.get(end, end) for end in attrs["id"].split("->"))
+            attrs |= _shaded(any((*ends, key) in used[1] for key in keys), False)
+        ids_ends = attrs["id"].split("->", 1)
+        attrs["id"] = "->".join(shown_as.get(end, end) for end in ids_ends[:1]) + "->"
+        head_id, colon, rest = ids_ends[1].partition(":")
+        attrs["id"] += shown_as.get(head_id, head_id) + colon + rest
         lines.append(f"  {ids[tail]} -> {ids[head]}{attr_list(attrs)};")
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -225,9 +228,26 @@ def _folded_edges(graph: nx.MultiDiGraph, style: Style) -> Iterable[tuple[str, s
     # (drawn as a flat edge; ports on it make Graphviz 2.43 read its id as an arrow type)
     west = {origin for _, data in graph.nodes(data=True) for origin in handover_origins(data)}
     instant = instant_graph(graph)
+    tapped = tapped_pairs(graph)
+    taps: dict[tuple[str, str], list[dict]] = {}
     for tail, head, _, data in edges:
-        attrs = {"id": f"{tail}->{head}", **_folded_edge(graph, data, style)}
-        attrs["weight_key"] = data["weight"]
+        if (tail, head) in tapped:
+            taps.setdefault((tail, head), []).append(data)
+    if style.taps == "apart":
+        rank = {id(d): i for pair in taps.values() for i, d in enumerate(_fanned(pair))}
+        edges.sort(key=lambda e: (order[e[0]], order[e[1]], rank.get(id(e[3]), 0)))
+    for tail, head, _, data in edges:
+        if (tail, head) in tapped and style.taps == "folded":
+            pair = taps[tail, head]
+            if data is not min(pair, key=lambda d: abs(d["lag"])):
+                continue  # drawn as one edge with the pair's nearest tap
+            attrs = {"id": folded_edge_id(tail, head), **_folded_edge(graph, data, style)}
+            attrs["label"] = _taps_label(graph, pair, style)
+            attrs |= {"ends": (tail, head), "weight_keys": [d["weight"] for d in pair]}
+        else:
+            attrs = {"id": folded_edge_id(tail, head, data, tapped)}
+            attrs |= _folded_edge(graph, data, style)
+            attrs |= {"ends": (tail, head), "weight_keys": [data["weight"]]}
         if tail == head and tail in west:
             attrs |= {"tailport": "nw", "headport": "sw"}
         if tail != head and data["lag"] and nx.has_path(instant, head, tail):
@@ -238,6 +258,7 @@ def _folded_edges(graph: nx.MultiDiGraph, style: Style) -> Iterable[tuple[str, s
     for node, data in sorted(graph.nodes(data=True), key=lambda item: item[1]["order"]):
         for origin in handover_origins(data):
             attrs = {"id": f"{origin}->{node}", "class": "handover"}
+            attrs |= {"ends": (origin, node), "weight_keys": [None]}
             label = "last state, second pass" if data.get("two_pass") else "initial state"
             if data.get("initial_rev"):  # a bidirectional source: both final states, merged
                 last = "first step" if origin == data["initial_rev"] else "last step"
@@ -246,6 +267,7 @@ def _folded_edges(graph: nx.MultiDiGraph, style: Style) -> Iterable[tuple[str, s
             yield origin, node, attrs
         if data.get("given"):  # a start state given with the data: read before step 0
             attrs = {"id": f"{data['given']}->{node}", "class": "handover"}
+            attrs |= {"ends": (data["given"], node), "weight_keys": [None]}
             attrs |= {"label": "initial state", **EDGE_STYLE["handover"]}
             yield data["given"], node, attrs
 
@@ -272,6 +294,36 @@ def _folded_edge(graph: nx.MultiDiGraph, data: dict, style: Style) -> dict:
     elif role in ("input", "readout", "emit"):
         attrs["weight"] = 4
     return attrs
+
+
+def _fanned(taps: list[dict]) -> list[dict]:
+    """A pair's taps in the order that makes Graphviz fan them out by delay: it draws the
+    first edge between two nodes in the middle, then the others alternately either side,
+    so the middle delay goes first, then its neighbours outwards."""
+    ordered = sorted(taps, key=lambda d: d["lag"])
+    middle = (len(ordered) - 1) // 2
+    found = [ordered[middle]]
+    for step in range(1, len(ordered)):
+        for at in (middle - step, middle + step):
+            if 0 <= at < len(ordered):
+                found.append(ordered[at])
+    return found
+
+
+def _taps_label(graph: nx.MultiDiGraph, taps: list[dict], style: Style) -> str | None:
+    """One label for a pair's taps: `W@k, t-k, k = -2..2` (the weight at delay k)."""
+    if style.labels == "none":
+        return None
+    lags = sorted(d["lag"] for d in taps)
+    base = weight_label(graph, taps[0]["weight"], style).partition("@")[0]
+    if lags == list(range(lags[0], lags[-1] + 1)) and len(lags) > 2:
+        said = f"{lags[0]}..{lags[-1]}"
+    else:
+        said = ", ".join(map(str, lags))
+    label = f"{base}@k, t-k, k = {said}"
+    if style.labels == "full" and taps[0]["shape"] is not None:
+        label += f" ({'×'.join(map(str, _block_shape(taps[0])))} each)"
+    return html_text(label)
 
 
 def _block_shape(data: dict) -> tuple[int, ...]:
@@ -415,10 +467,19 @@ class _UnfoldedDrawing:
     def _labelled(self) -> set[Edge]:
         """The edges that carry their weight's name: in each column, the first edge of each
         weight; an edge routed around the rows it passes, only in the first column it is
-        drawn in (the same weight's name on every copy would cover the picture)."""
+        drawn in; a tap of a tapped delay line (`tapped_pairs`), once, in the column
+        nearest the middle (the same weight's name on every copy would cover the picture)."""
         seen, found = set(), set()
+        tapped = tapped_pairs(self.folded)
+        middle = len(self.view.columns) // 2
+        taps: dict[str, Edge] = {}  # a tap's weight -> its one labelled edge, mid-picture
         for edge in self.view.edges:
             if edge.weight is None or edge.role == "elided":
+                continue
+            if (edge.tail.vector, edge.head.vector) in tapped:
+                best = taps.get(edge.weight)
+                if best is None or abs(edge.head.column - middle) < abs(best.head.column - middle):
+                    taps[edge.weight] = edge
                 continue
             keys = {(edge.weight, edge.head.column)}
             if self.grid.passed(edge):
@@ -426,7 +487,7 @@ class _UnfoldedDrawing:
             if not keys & seen:
                 found.add(edge)
             seen |= keys
-        return found
+        return found | set(taps.values())
 
     def _label(self, edge: Edge) -> str:
         if self.style.labels == "none" or edge not in self.labelled:

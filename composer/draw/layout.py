@@ -14,6 +14,7 @@ from composer.draw.view import Edge, Node, UnfoldedView
 __all__ = ["Grid", "ROW_GAP", "LANE", "AXIS_GAP"]
 
 ROW_GAP, LANE, AXIS_GAP = 0.9, 0.45, 0.55  # inches between rows and lanes; to the axis
+MIN_WIDTH = 0.75  # inches: Graphviz's least node width (`width`), which short names get
 
 
 class Grid:
@@ -55,7 +56,7 @@ class Grid:
             return 0.5
         chars = len(self.names[node.vector]) + 0.7 * len(str(node.step))
         chars += 4 if node.role == "init" else 0  # ` = 0`
-        return 0.3 + 0.105 * chars
+        return max(MIN_WIDTH, 0.3 + 0.105 * chars)
 
     def crossing(self) -> bool:
         """Whether some edge drawn straight would pass through a node other than its ends.

@@ -21,7 +21,14 @@ import numpy as np
 
 from composer.draw.diagrams import folded_dot, unfolded_dot
 from composer.draw.style import Style, merged_readouts
-from composer.draw.view import StepTemplate, display_names, kept_columns, same_steps
+from composer.draw.view import (
+    StepTemplate,
+    display_names,
+    folded_edge_id,
+    kept_columns,
+    same_steps,
+    tapped_pairs,
+)
 from composer.errors import ComposerError, DataError
 from composer.graph.unrolled import Unrolled
 from composer.graph.weights import param_table
@@ -131,7 +138,7 @@ def page_data(
     return {
         "name": name,
         "folded": folded_dot(folded, style=style),
-        "foldedEdges": _folded_edges(folded, merge),
+        "foldedEdges": _folded_edges(folded, merge, style),
         "info": _info(folded, merge, unrollings),
         "drawings": drawings,
         "start": start if start is not None else unrollings[-1][0],
@@ -231,13 +238,18 @@ def _initial_steps(unrolled: Unrolled) -> set[int]:
     return {t for ts in unrolled.initial.values() for t in ts}
 
 
-def _folded_edges(folded: nx.MultiDiGraph, merge: dict[str, str]) -> dict[str, list[str]]:
-    """The folded picture's edge ids -> the weights they draw (a shaded weight's copies)."""
+def _folded_edges(
+    folded: nx.MultiDiGraph, merge: dict[str, str], style: Style
+) -> dict[str, list[str]]:
+    """The folded picture's edge ids -> the weights they draw (a shaded weight's copies;
+    all of a pair's taps when they are drawn as one edge)."""
     found: dict[str, list[str]] = {}
+    tapped = tapped_pairs(folded) if style.taps == "apart" else set()
     for tail, head, data in folded.edges(data=True):
         if data["weight"] is None:
             continue
-        key = f"{merge.get(tail, tail)}->{merge.get(head, head)}"
+        key = folded_edge_id(merge.get(tail, tail), merge.get(head, head), data,
+                             {(merge.get(t, t), merge.get(h, h)) for t, h in tapped})  # fmt: skip
         found.setdefault(key, [])
         if data["weight"] not in found[key]:
             found[key].append(data["weight"])

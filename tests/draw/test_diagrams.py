@@ -491,8 +491,25 @@ def test_a_two_pass_handover_is_drawn_as_a_second_pass():
     assert "second pass" not in unfolded_dot(unroll(causal, 4))
 
 
-def test_input_taps_are_labelled_with_their_delay():
-    text = folded_dot(build(load_spec(ROOT / "specs" / "tdnn.yaml")))
+def test_input_taps_drawn_apart_are_labelled_with_their_delay():
+    text = folded_dot(build(load_spec(ROOT / "specs" / "tdnn.yaml")), style=Style(taps="apart"))
     for label in ("tdnn1.W@-2, t+2", "tdnn1.W@1, t-1", "tdnn2.W@2, t-2"):
         assert label in text
     assert "tdnn1.W, t" not in text  # the present step needs no mark
+    ids = re.findall(r'id="(frames->tdnn1\.y[^"]*)"', text)  # one id per tap
+    assert len(ids) == 5 == len(set(ids)) and "frames->tdnn1.y:tdnn1.W@2" in ids
+
+
+def test_a_pairs_taps_are_one_edge_named_with_its_delays_by_default():
+    text = folded_dot(build(load_spec(ROOT / "specs" / "tdnn.yaml")))
+    taps = [line for line in text.splitlines() if 'id="frames->tdnn1.y"' in line]
+    assert len(taps) == 1 and "label=<tdnn1.W@k, t-k, k = -2..2>" in taps[0]
+    assert "label=<tdnn2.W@k, t-k, k = -2, 0, 2>" in text
+    full = folded_dot(build(load_spec(ROOT / "specs" / "tdnn.yaml")), style=Style(labels="full"))
+    assert "k = -2..2 (13×32 each)" in full
+
+
+def test_taps_drawn_apart_fan_out_in_the_order_of_their_delays():
+    text = folded_dot(build(load_spec(ROOT / "specs" / "narx.yaml")), style=Style(taps="apart"))
+    lags = [int(m) for m in re.findall(r'id="u->h\.y:h\.W@(\d+)"', text)]
+    assert lags == [2, 1, 3]  # Graphviz draws the first in the middle, then either side
