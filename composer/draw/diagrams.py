@@ -590,6 +590,8 @@ class _UnfoldedDrawing:
             attrs["xlabel"] = attrs.pop("label")
         elif edge.tail.vector == edge.head.vector:
             attrs |= self.grid.midway(edge)
+        elif label and edge.tail.column != edge.head.column:  # slanted: beside its middle
+            attrs |= self.grid.beside(edge, len(label))
         if "labeldistance" in attrs and attrs["label"]:
             attrs["headlabel"] = attrs.pop("label")  # named just before the arrowhead
         attrs |= EDGE_STYLE.get(edge.role, {})

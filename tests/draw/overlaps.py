@@ -146,3 +146,43 @@ def overlaps(dot_text: str) -> list[str]:
 
 def _text(box: Box) -> str:
     return f"[{box.x0:.0f}..{box.x1:.0f} x {box.y0:.0f}..{box.y1:.0f}]"
+
+
+def _bezier(points: list[list[float]], samples: int = 12) -> list[tuple[float, float]]:
+    """Points along a piecewise cubic Bézier path (Graphviz's `b` operation)."""
+    found = []
+    for i in range(0, len(points) - 3, 3):
+        p0, p1, p2, p3 = points[i : i + 4]
+        for k in range(samples + 1):
+            t = k / samples
+            a, b, c, d = (1 - t) ** 3, 3 * t * (1 - t) ** 2, 3 * t * t * (1 - t), t**3
+            found.append(tuple(a * p0[j] + b * p1[j] + c * p2[j] + d * p3[j] for j in (0, 1)))
+    return found
+
+
+def edge_paths(layout: dict) -> dict[str, list[tuple[float, float]]]:
+    """Each edge's line as points, by its id."""
+    found = {}
+    for edge in layout.get("edges", []):
+        name = edge.get("id") or f"{edge['tail']}->{edge['head']}"
+        points = [p for op in edge.get("_draw_", []) if op["op"] in ("b", "B")
+                  for p in _bezier(op["points"])]  # fmt: skip
+        found[name] = points
+    return found
+
+
+def crossings(dot_text: str) -> list[str]:
+    """Each label box an edge's line passes through, its own edge's included."""
+    layout = layout_json(dot_text)
+    found = []
+    for label in label_boxes(layout):
+        for name, points in edge_paths(layout).items():
+            inside = [
+                (x, y)
+                for x, y in points
+                if label.x0 + SLACK < x < label.x1 - SLACK
+                and label.y0 + SLACK < y < label.y1 - SLACK
+            ]
+            if inside:
+                found.append(f"{label.what} {_text(label)} is crossed by {name}")
+    return found

@@ -16,7 +16,7 @@ from composer.graph.unrolled import unroll
 from composer.spec.reader import load_spec
 from tests.builders import connection, layer, readout, spec
 from tests.conftest import ROOT
-from tests.draw.overlaps import overlaps
+from tests.draw.overlaps import crossings, overlaps
 
 pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is missing")
 
@@ -87,3 +87,13 @@ def test_the_check_sees_a_label_on_a_node():
         "labeldistance=6, labelangle=0]; }"
     )
     assert any("meets node" in found for found in overlaps(text.replace("{", "{ layout=neato;", 1)))
+
+
+@pytest.mark.parametrize("stem", ["jordan", "generate", "encoder-decoder", "narx", "tdnn"])
+def test_a_slanted_edges_label_is_beside_its_line_not_on_it(stem):
+    network = load_spec(ROOT / "specs" / f"{stem}.yaml")
+    graph = build(network)
+    for labels in ("weights", "full"):
+        text = unfolded_dot(unroll(graph, network.steps), style=Style(labels=labels))
+        own = [c for c in crossings(text) if c.split(" is crossed by ")[1] in c.split(" [")[0]]
+        assert own == [], (stem, labels)
