@@ -64,9 +64,9 @@ def test_render_trace_draws_a_panel_per_vector_and_gate(traced):
     text = out.read_text()
     for title in ("lstm1.gates.f", "lstm2.c", "sigmoid, 0 to 1"):
         assert title in text
-    assert text.count('WIDTH="9" HEIGHT="9"') == 6 * (
-        8 + 32 * 12 + 4 + 4
-    )  # steps × units of every panel
+    # steps × units of every panel (22 pt cells at T = 6); y is lstm2.y's panel
+    assert text.count('WIDTH="22" HEIGHT="22"') == 6 * (8 + 32 * 12 + 4)
+    assert "= lstm2.y" in text
     svg = traced / "trace.svg"
     assert invoke("render", LSTM, "--view", "trace", "--trace", traced / "t.npz", "-o", svg)
     assert svg.read_text().lstrip().startswith("<?xml")
