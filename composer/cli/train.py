@@ -29,8 +29,9 @@ from composer.cli.engines import (
 from composer.cli.outputs import check_outputs
 from composer.cli.root import app
 from composer.draw.curve import loss_curve_svg
+from composer.draw.curve_png import loss_curve_png, require_matplotlib
 from composer.engine.memory import check_memory, params_bytes, tape_bytes
-from composer.errors import SpecError
+from composer.errors import ComposerError, SpecError
 from composer.graph.weights import init_params, load_params
 from composer.outputs import shown
 from composer.signals import interrupt_once, shielded
@@ -157,7 +158,11 @@ def train_command(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
     curve: Annotated[
-        Path | None, typer.Option("--curve", help="Also write the loss curve here (an .svg file).")
+        Path | None,
+        typer.Option(
+            "--curve",
+            help="Also write the loss curve here: .svg, or .png (needs the `plot` extra).",
+        ),
     ] = None,
     dtype: Annotated[DType, typer.Option(help="Computation precision.")] = DType.float32,
     max_memory: MaxMemory = "4G",
@@ -176,11 +181,17 @@ def train_command(
     check_output(output, force, (spec, data))
     if curve is not None:
         check_outputs([("--output", output), ("--curve", curve)], force, (spec, data, weights))
-        if curve.suffix.lower() != ".svg":
+        if curve.suffix.lower() not in (".svg", ".png"):
             raise typer.BadParameter(
-                f"the loss curve is drawn as SVG; give a file ending in .svg, got {shown(curve)}",
+                f"the loss curve is drawn as SVG or PNG; give a file ending in .svg or .png, "
+                f"got {shown(curve)}",
                 param_hint="--curve",
             )
+        if curve.suffix.lower() == ".png":
+            try:
+                require_matplotlib()  # before training, not after
+            except ComposerError as err:
+                raise typer.BadParameter(str(err), param_hint="--curve") from None
     sourced, graph = read_checked(spec)
     check_memory(declared_bytes(data), max_memory, f"reading {shown(data)}")
     arrays = read_arrays(data)
@@ -247,8 +258,11 @@ def _finish(result: TrainResult, output: Path, curve: Path | None, title: str, f
     with shielded():  # a second Ctrl-C must not cost the weights the first one kept
         write_arrays(output, result.params, overwrite=force)
         if curve is not None:
-            svg = loss_curve_svg(result.history, title)
-            atomic_write(curve, lambda handle: handle.write(svg.encode()), overwrite=force)
+            if curve.suffix.lower() == ".png":
+                picture = loss_curve_png(result.history, title)
+            else:
+                picture = loss_curve_svg(result.history, title).encode()
+            atomic_write(curve, lambda handle: handle.write(picture), overwrite=force)
     first = result.history[0]
     which = "validation" if first.val_loss is not None else "training"
     untrained = first.val_loss if first.val_loss is not None else first.train_loss
