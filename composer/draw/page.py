@@ -28,8 +28,10 @@ from composer.draw.view import (
     kept_columns,
     same_steps,
     tapped_pairs,
+    weight_label,
 )
 from composer.errors import ComposerError, DataError
+from composer.graph.deps import dependencies
 from composer.graph.unrolled import Unrolled
 from composer.graph.weights import param_table
 from composer.text import format_steps
@@ -223,7 +225,7 @@ def _graph(unrolled: Unrolled, renamed: dict[str, str]) -> dict:
                 continue
             weights.append(attrs["weight"])
             edges.append([index[tail], index[head], attrs["weight"]])
-    found = {"nodes": nodes, "edges": edges}
+    found = {"nodes": nodes, "edges": edges, "deps": _deps_text(unrolled, template, drawn, renamed)}
     if any(c.elided for c in columns):
         found["cones"] = {
             nodes[index[_node_id(cell, renamed)]]: sorted(
@@ -232,6 +234,41 @@ def _graph(unrolled: Unrolled, renamed: dict[str, str]) -> dict:
             for cell in drawn
         }
     return found
+
+
+def _deps_text(unrolled: Unrolled, template: StepTemplate, drawn, renamed) -> dict[str, str]:
+    """What each drawn node depends on, written as `deps` writes it (`y[3] <- x[0..3]`):
+    an emitted output's line is `deps`' own; any other node's lists the input steps of its
+    whole cone, drawn or elided, inputs in the network's order."""
+    folded = unrolled.folded
+    shown = {_node_id(cell, renamed) for cell in drawn}
+    lines = {
+        f"{output}@{t}": f"{output}[{t}] <- {_inputs_text(found)}"
+        for output, per_step in dependencies(unrolled).items()
+        for t, found in per_step.items()
+        if f"{output}@{t}" in shown
+    }
+    order = nx.get_node_attributes(folded, "order")
+    for cell in sorted(drawn, key=lambda c: (c[1], order[c[0]])):
+        key = _node_id(cell, renamed)
+        if key in lines or folded.nodes[cell[0]]["role"] == "input":
+            continue
+        found: dict[str, list[int]] = {}
+        for vector, t in template.cone(cell):
+            data = folded.nodes[vector]
+            if data["role"] == "input":
+                steps = found.setdefault(vector, [])
+                if not data.get("given_state"):
+                    steps.append(t)
+        ordered = {v: sorted(found[v]) for v in sorted(found, key=order.get)}
+        name, step = key.rpartition("@")[::2]
+        lines[key] = f"{name}[{step}] <- {_inputs_text(ordered)}"
+    return lines
+
+
+def _inputs_text(found: Mapping[str, list[int]]) -> str:
+    parts = [f"{name}[{format_steps(steps)}]" if steps else name for name, steps in found.items()]
+    return ", ".join(parts) or "(no input)"
 
 
 def _initial_steps(unrolled: Unrolled) -> set[int]:
@@ -271,41 +308,78 @@ def _info(folded: nx.MultiDiGraph, merge: dict[str, str], unrollings) -> dict:
             "name": names[node],
             "role": data["role"],
             "size": data["size"],
-            "formula": _formula(folded, source, names, source_data)
-            + (f"; emitted as {node}" if source != node else ""),
+            "formula": _formula(folded, source, names, source_data, names[node])
+            + (f" (the readout {names[source]}, emitted as {node})" if source != node else ""),
             "steps": steps,
         }
     weights = {info.key: list(info.shape) for info in param_table(folded)}
     return {"vectors": vectors, "weights": weights}
 
 
-def _formula(folded: nx.MultiDiGraph, node: str, names: dict, data: dict) -> str:
-    """`s_t = tanh(x_t Wx + s_(t-1) Ws + b)`, read off the folded graph's in-edges."""
+def _formula(
+    folded: nx.MultiDiGraph, node: str, names: dict, data: dict, shown: str | None = None
+) -> str:
+    """The lecture's formula, read off the folded graph's in-edges:
+    `s_t = tanh(x_t Wx + s_{t-1} Ws + b)`, `y_t = softmax(s_t Wy + by)`. Each term names its
+    weight as the diagrams do, with the block of a weight read in parts (`Wy[0:24]`, a
+    bidirectional layer's two halves), and the bias by its key (`b`, `by`). `shown`: the
+    name on the left when another node draws this one (an output drawing its readout)."""
     role = data["role"]
     if role == "input" and data.get("given_state"):
         return f"{names[node]}: a start state, given with the data (no steps)"
     if role == "input":
         return f"{names[node]}_t: given"
     terms = []
-    for source, _, edge in sorted(folded.in_edges(node, data=True), key=lambda e: e[0]):
+    edges = sorted(folded.in_edges(node, data=True), key=lambda e: (folded.nodes[e[0]]["order"],
+                                                                      -e[2]["lag"]))  # fmt: skip
+    for source, _, edge in edges:
         lag = edge["lag"]
-        step = "t" if lag == 0 else f"t{-lag:+d}"
-        term = f"{names[source]}_({step})"
-        terms.append(f"{term} {edge['weight']}" if edge["weight"] else term)
+        step = "t" if lag == 0 else f"{{t{-lag:+d}}}"
+        term = f"{names[source]}_{step}"
+        if edge["weight"]:
+            weight = weight_label(folded, edge["weight"])
+            shape, rows = edge["shape"], edge["rows"]
+            if shape is not None and rows != (0, shape[0]):
+                weight += f"[{rows[0]}:{rows[1]}]"
+            term += f" {weight}"
+        terms.append(term)
+    lhs = f"{shown or names[node]}_t = "
     if role == "output":
-        return f"{names[node]}_t = " + ", ".join(terms)
+        return lhs + ", ".join(terms)
     if role == "merge":  # a bidirectional layer's two states, step by step
         return (
-            f"{names[node]}_t = "
+            lhs
             + (" * " if data["merge"] == "mul" else " + ").join(terms)
             + (" (elementwise)" if data["merge"] == "mul" else ", halved")
         )
-    total = " + ".join([*terms, "b"])
+    bias = _bias_key(folded, node, data)
+    total = " + ".join([*terms, *([weight_label(folded, bias)] if bias else [])])
     if role == "state":
-        return f"{names[node]}_t = {data['kind']} cell({total})" + (
-            f", activation {data['activation']}" if data.get("activation") else ""
+        kind = data["kind"]
+        if kind == "elman":
+            return lhs + f"{data.get('activation') or 'tanh'}({total})"
+        return (
+            lhs
+            + f"{kind.upper()}({total})"
+            + (f", activation {data['activation']}" if data.get("activation") else "")
         )
-    return f"{names[node]}_t = {data.get('activation') or 'identity'}({total})"
+    activation = data.get("activation") or "identity"
+    return lhs + (total if activation == "identity" else f"{activation}({total})")
+
+
+def _bias_key(folded: nx.MultiDiGraph, node: str, data: dict) -> str | None:
+    """The key of a vector's bias (`s.b`, `s.b_rev`, `s.by`), None without one."""
+    if not data.get("bias") or "layer" not in data:
+        return None
+    keys = {info.key for info in param_table(folded)}
+    layer = data["layer"]
+    if data["role"] == "state":
+        wanted = [f"{layer}.b{data.get('suffix', '')}"]
+    elif data["role"] == "readout":
+        wanted = [f"{layer}.by"]
+    else:
+        wanted = [f"{layer}.b", f"{layer}.by"]
+    return next((key for key in wanted if key in keys), None)
 
 
 def _values(values: Mapping[str, np.ndarray], unrollings, merge) -> dict:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
+from composer.cli.report import format_dependencies
 from composer.draw.diagrams import dot_svg
 from composer.draw.page import (
     embedded_json,
@@ -41,6 +42,7 @@ from tests.builders import connection, layer, readout, spec
 from tests.conftest import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
+LECTURE_SPEC = "specs/lecture-elman.yaml"
 SHOTS = ROOT / "out" / "browser"
 SKIPS = spec(
     [layer("l1"), layer("l2", input="l1"), layer("l3", input="l2", output=readout(2))],
@@ -114,11 +116,12 @@ class Page:
         assert self.requests == [self.url], self.requests  # the file itself, nothing else
 
 
-def write_page(folder: Path, name: str, network, steps: int, values=None) -> Path:
+def write_page(folder: Path, name: str, network, steps: int, values=None, style=Style()) -> Path:
     graph = build(network)
     unrollings = page_steps(steps, lambda t: unroll(graph, t))
     path = folder / f"{name}.html"
-    path.write_text(page_html(name, unrollings, dot_svg, values=values), encoding="utf-8")
+    text = page_html(name, unrollings, dot_svg, values=values, style=style)
+    path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -347,3 +350,105 @@ def test_the_page_blocks_form_submissions_and_base_changes(browser, folder):
     assert target not in opened.requests
     assert all("Content Security Policy" in e for e in opened.errors), opened.errors
     opened.page.close()
+
+
+# -- the page in a lecture hall: what `deps` says, taps, the slider, formulas ------------
+
+DEPS_CASES = [
+    ("lecture-elman", 20),  # T = 20 is drawn with its middle steps elided
+    ("narx", 14),
+    ("bidirectional-tagger", 5),
+    ("encoder-decoder", 8),
+]
+
+
+@needs_dot
+@pytest.mark.parametrize(("stem", "steps"), DEPS_CASES, ids=[c[0] for c in DEPS_CASES])
+def test_the_status_line_says_what_deps_says_at_every_t(browser, folder, stem, steps):
+    network = load_spec(ROOT / f"specs/{stem}.yaml")
+    graph = build(network)
+    opened = Page(browser, write_page(folder, f"deps-{stem}", network, steps))
+    for t in opened.page.evaluate("DATA.drawings.map(d => d.T)"):
+        opened.steps(t)
+        lines = {line.split(" <- ")[0]: line
+                 for line in format_dependencies(dependencies(unroll(graph, t)))}  # fmt: skip
+        shown = {n for n in opened.marked("unfolded-view", "node") if "@" in n}
+        clicked = 0
+        for node in sorted(shown):
+            name, step = node.rpartition("@")[::2]
+            if f"{name}[{step}]" not in lines:
+                continue
+            opened.click("unfolded-view", node)
+            status = opened.page.text_content("#status")
+            assert status.split(";")[0] == lines[f"{name}[{step}]"], (t, node)
+            clicked += 1
+        assert clicked > 0
+    opened.clean()
+    opened.page.close()
+
+
+@needs_dot
+def test_taps_drawn_apart_have_ids_of_their_own(browser, folder):
+    network = load_spec(ROOT / "specs/narx.yaml")
+    opened = Page(browser, write_page(folder, "taps", network, 6, style=Style(taps="apart")))
+    ids = opened.page.evaluate(
+        "[...document.querySelectorAll('#folded-view g.edge')].map(g => g.id)"
+    )
+    taps = [i for i in ids if i.startswith("u->h.y")]
+    assert sorted(taps) == ["u->h.y:h.W@1", "u->h.y:h.W@2", "u->h.y:h.W@3"]
+    opened.click("folded-view", "u->h.y:h.W@2")
+    copies = opened.marked("unfolded-view", "edge.copy")
+    assert copies and all(
+        int(c.split("->")[1].rpartition("@")[2]) - int(c.split("->")[0].rpartition("@")[2]) == 2
+        for c in copies
+    )
+    assert opened.page.text_content("#status").startswith("h.W@2: shared by")
+    opened.clean()
+    opened.page.close()
+    together = Page(browser, write_page(folder, "taps-one", network, 6))
+    together.click("folded-view", "u->h.y")  # one edge for the three taps
+    assert together.page.text_content("#status").startswith("h.W@1, h.W@2, h.W@3: shared by")
+    together.clean()
+    together.page.close()
+
+
+@needs_dot
+def test_the_slider_leaves_no_stale_tooltip_or_selection(browser, folder):
+    network = load_spec(ROOT / "specs/lecture-elman.yaml")
+    opened = Page(browser, write_page(folder, "slider", network, 4))
+    opened.page.locator('#unfolded-view g[id="s.s@3"]').hover()
+    assert opened.page.is_visible("#tip")
+    opened.steps(1)
+    assert not opened.page.is_visible("#tip")
+    opened.click("folded-view", "s.s->s.s")
+    assert opened.marked("unfolded-view", "edge.copy") == {"s.s@-1->s.s@0"}
+    opened.steps(3)  # the selection follows the slider: its copies at the new T
+    assert opened.marked("unfolded-view", "edge.copy") == {
+        f"s.s@{t - 1}->s.s@{t}" for t in range(3)
+    }
+    assert opened.page.text_content("#status") == "s.Ws: shared by 3 edges at T = 3"
+    opened.click("unfolded-view", "y@2")
+    opened.steps(2)  # an unfolded node's shading goes with its drawing
+    assert opened.marked("unfolded-view", "anc") == set()
+    assert opened.page.text_content("#status") == ""
+    opened.clean()
+    opened.page.close()
+
+
+@needs_dot
+def test_the_tooltips_write_the_lectures_formulas(browser, folder):
+    opened = Page(browser, write_page(folder, "formulas", load_spec(ROOT / LECTURE_SPEC), 4))
+    state = opened.page.text_content('#unfolded-view g[id="s.s@1"] > title')
+    assert "s_t = tanh(x_t Wx + s_{t-1} Ws + b)" in state
+    output = opened.page.text_content('#unfolded-view g[id="y@1"] > title')
+    assert "y_t = softmax(s_t Wy + by)" in output
+    opened.clean()
+    opened.page.close()
+    network = load_spec(ROOT / "specs/bidirectional-tagger.yaml")
+    both = Page(browser, write_page(folder, "formulas-bi", network, 3))
+    tags = both.page.text_content('#unfolded-view g[id="tags@1"] > title')
+    assert "bilstm→_t Wy[0:24] + bilstm←_t Wy[24:48] + by" in tags
+    backward = both.page.text_content('#unfolded-view g[id="bilstm.s_rev@1"] > title')
+    assert "bilstm←_{t+1} Ws_rev + b_rev" in backward
+    both.clean()
+    both.page.close()

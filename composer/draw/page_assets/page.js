@@ -8,6 +8,7 @@ const stepsValue = document.getElementById("steps-value");
 const statusLine = document.getElementById("status");
 const tip = document.getElementById("tip");
 let drawing = null;
+let selected = null;  // the folded vector or weight whose copies are shaded
 
 function vectorOf(id) { return id.slice(0, id.lastIndexOf("@")); }
 function stepOf(id) { return Number(id.slice(id.lastIndexOf("@") + 1)); }
@@ -37,6 +38,7 @@ function describeWeights(keys) {
 }
 
 function clear() {
+  selected = null;
   for (const root of [foldedView, unfoldedView]) {
     for (const g of root.querySelectorAll(".anc, .desc, .sel, .copy, .faded")) {
       g.classList.remove("anc", "desc", "sel", "copy", "faded");
@@ -100,14 +102,15 @@ function selectNode(id) {
     if ((up.has(tail) || tail === index) && (up.has(head) || head === index)) g.classList.add("anc");
     else if ((down.has(tail) || tail === index) && down.has(head)) g.classList.add("desc");
   }
-  const inputs = [...up].map(i => names[i]).filter(n => DATA.info.vectors[vectorOf(n)] &&
-    DATA.info.vectors[vectorOf(n)].role === "input");
-  statusLine.textContent = `${id} depends on ${up.size} nodes (inputs: ${inputs.join(", ") || "none"}); ` +
-    `${down.size} depend on it`;
+  // what it depends on, as `deps` writes it, over every step (drawn or elided)
+  const deps = drawing.deps[id] || `${vectorOf(id)}[${stepOf(id)}] <- (no input)`;
+  statusLine.textContent = `${deps}; shaded: ${up.size} nodes it depends on, ` +
+    `${down.size} that depend on it`;
 }
 
 function selectFolded(g) {
   clear();
+  selected = g;
   g.classList.add("copy");
   if (g.classList.contains("node")) {
     let count = 0;
@@ -165,6 +168,9 @@ function heat(g, numbers) {
 }
 
 function showSteps(steps) {
+  const again = selected;  // a folded selection carries over to the new T
+  clear();
+  tip.hidden = true;  // its node is gone with the old drawing
   drawing = DATA.drawings.find(d => d.T === steps) || DATA.drawings[DATA.drawings.length - 1];
   unfoldedView.innerHTML = drawing.svg;
   stepsValue.textContent = String(drawing.T);
@@ -195,7 +201,7 @@ function showSteps(steps) {
     g.addEventListener("mousemove", e => showTip(e, text));
     g.addEventListener("mouseleave", () => { tip.hidden = true; });
   }
-  statusLine.textContent = "";
+  if (again) selectFolded(again);
 }
 
 function setUp() {
