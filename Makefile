@@ -4,9 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench docs site serve fuzz lint clean dot chromium char-lm
+.PHONY: setup demo test bench docs site serve fuzz lint clean dot fonts chromium char-lm
 
-setup: $(STAMP) dot chromium
+setup: $(STAMP) dot fonts chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,18 @@ dot:
 	   (apt-get update -qq && apt-get install -y -qq graphviz >/dev/null)); \
 	else \
 	  echo "note: Graphviz's 'dot' is missing; install it (Debian: sudo apt-get install graphviz)"; \
+	fi
+
+# DejaVu Sans: the font every picture names, so that Graphviz lays text out with the
+# metrics a browser draws it with. apt-get when missing and root, else say what to install.
+fonts:
+	@if fc-list 2>/dev/null | grep -q "DejaVu Sans"; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing DejaVu Sans with apt-get"; \
+	  (apt-get install -y -qq fonts-dejavu-core >/dev/null 2>&1 || \
+	   (apt-get update -qq && apt-get install -y -qq fonts-dejavu-core >/dev/null)); \
+	else \
+	  echo "note: the DejaVu Sans font is missing; pictures fall back to another font (Debian: sudo apt-get install fonts-dejavu-core)"; \
 	fi
 
 # Chromium for the interactive page's browser tests (Playwright drives the system's browser):

@@ -24,7 +24,7 @@ __all__ = [
     "EDGE_KEY",
 ]
 
-FONT = "Helvetica"
+FONT = "DejaVu Sans"
 
 # Every attribute set later is declared here with its default first: Graphviz 2.43 mixes
 # up the values (`Arrow type "1.6" unknown`) of attributes first set on a later statement.

@@ -52,7 +52,7 @@ class Grid:
         return f"{self.xs[column]:.2f},{-AXIS_GAP:.2f}!"
 
     def width(self, node: Node) -> float:
-        """About how wide a node is drawn, in inches (12 pt Helvetica, subscripted step)."""
+        """About how wide a node is drawn, in inches (12 pt DejaVu Sans, subscripted step)."""
         if node.step is None:
             return 0.5
         chars = len(self.names[node.vector]) + 0.7 * len(str(node.step))

@@ -452,3 +452,51 @@ def test_the_tooltips_write_the_lectures_formulas(browser, folder):
     assert "bilstm←_{t+1} Ws_rev + b_rev" in backward
     both.clean()
     both.page.close()
+
+
+@needs_dot
+def test_text_is_laid_out_in_the_font_the_page_uses_and_fits_its_node(browser, folder):
+    for stem, steps in (("lecture-elman", 4), ("bidirectional-tagger", 3), ("lstm", 3)):
+        opened = Page(
+            browser,
+            write_page(folder, f"font-{stem}", load_spec(ROOT / f"specs/{stem}.yaml"), steps),
+        )
+        fonts = opened.page.evaluate(
+            "[...new Set([...document.querySelectorAll('svg text')]"
+            ".map(t => t.getAttribute('font-family')))]"
+        )
+        assert fonts == ["DejaVu Sans"], fonts
+        assert "DejaVu Sans" in opened.page.evaluate("getComputedStyle(document.body).fontFamily")
+        too_wide = opened.page.evaluate(
+            """[...document.querySelectorAll('svg g.node')].flatMap(g => {
+                 const shape = g.querySelector('ellipse, polygon, path');
+                 const texts = [...g.querySelectorAll('text')];
+                 if (!shape || !texts.length) return [];
+                 const box = shape.getBBox();
+                 const left = Math.min(...texts.map(t => t.getBBox().x));
+                 const right = Math.max(...texts.map(t => t.getBBox().x + t.getBBox().width));
+                 const said = g.id + ': ' + (right - left) + ' > ' + box.width;
+                 return right - left > box.width ? [said] : [];
+               })"""
+        )
+        assert too_wide == [], (stem, too_wide)
+        opened.clean()
+        opened.page.close()
+
+
+@needs_dot
+def test_a_clicked_folded_edge_has_no_focus_box_and_cells_say_their_values(browser, folder):
+    network = load_spec(ROOT / LECTURE_SPEC)
+    graph = build(network)
+    plan = compile_plan(unroll(graph, 4))
+    found = trace(plan, init_params(graph, 0, "float64"), {"x": np.eye(4)[np.newaxis]})
+    values = {key: value[0] for key, value in found.items()}
+    opened = Page(browser, write_page(folder, "focus", network, 4, values=values))
+    opened.page.locator('#folded-view g[id="s.s->s.s"] text').click()  # its label
+    assert opened.page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "none"
+    cell = opened.page.locator('#unfolded-view g[id="s.s@2"] rect.cell').nth(3)
+    cell.hover()
+    said = opened.page.text_content("#tip")
+    assert said == f"s[2], unit 3: {round(float(values['s.s'][2, 3]), 4)}"
+    opened.clean()
+    opened.page.close()

@@ -163,6 +163,12 @@ function heat(g, numbers) {
     r.setAttribute("width", width); r.setAttribute("height", height);
     r.setAttribute("fill", c); r.setAttribute("stroke", "#9ca3af"); r.setAttribute("stroke-width", "0.3");
     r.setAttribute("class", "cell");
+    const info = DATA.info.vectors[vectorOf(g.id)];
+    const said = `${info ? info.name : vectorOf(g.id)}[${stepOf(g.id)}], unit ${k}: ${v}`;
+    const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
+    title.textContent = said;
+    r.appendChild(title);
+    r.addEventListener("mousemove", e => { e.stopPropagation(); showTip(e, said); });
     g.appendChild(r);
   });
 }
