@@ -113,7 +113,8 @@ def folded_dot(
     ids = {node: f"n{i}" for i, (node, _) in enumerate(nodes)}
     ids |= {output: ids[readout] for readout, output in merged.items()}
     used = _cone_parts(graph, cone) if cone is not None else None
-    lines = header(graph.graph.get("name", "network"), "folded", title, _legend(graph, style))
+    legend = _legend(graph, style, shaded=cone is not None)
+    lines = header(graph.graph.get("name", "network"), "folded", title, legend)
     lines.append("  graph [nodesep=0.6, ranksep=0.45];")
     for node, data in nodes:
         shown_node = shown_as.get(node, node)
@@ -331,8 +332,12 @@ def _block_shape(data: dict) -> tuple[int, ...]:
     return (b - a, *shape[1:])
 
 
-def _legend(graph: nx.MultiDiGraph, style: Style) -> list[tuple[str, str]] | None:
-    """The key of node shapes and edge styles of the roles present, for `--legend`."""
+def _legend(
+    graph: nx.MultiDiGraph, style: Style, shaded: bool = False, unfolded: bool = False
+) -> list[tuple[str, str]] | None:
+    """The key of node shapes and edge styles of the roles present, for `--legend`: each
+    node swatch drawn with its fill and outline (rounded for an ellipse, double for an
+    output); unfolded, the dashed start state; with a highlight, its colours."""
     if not style.legend:
         return None
     merged = merged_readouts(graph) if style.readout == "merged" else {}
@@ -353,7 +358,13 @@ def _legend(graph: nx.MultiDiGraph, style: Style) -> list[tuple[str, str]] | Non
             "merge": "merge of two directions",
         }[role]
         attrs = node_shape(role, _picture(data) if role == "state" else None)
-        found.append(("node", f"{text}|{attrs['fillcolor']}|{attrs['shape']}"))
+        outline = "double" if role == "output" else attrs["shape"]
+        found.append(("node", f"{text}|{attrs['fillcolor']}|{outline}"))
+    if unfolded and any(data["role"] == "state" for _, data in graph.nodes(data=True)):
+        found.append(("node", f"start state (= 0, or handed over)|{FILL['init']}|dashed"))
+    if shaded:
+        found.append(("node", f"what the shaded node depends on|{CONE}|box"))
+        found.append(("node", f"the rest|{FADED}|box"))
     roles = {data["role"] for _, _, data in graph.edges(data=True)}
     if any(data.get("initial_state") or data.get("given") for _, data in graph.nodes(data=True)):
         roles.add("handover")
@@ -506,7 +517,7 @@ class _UnfoldedDrawing:
             self.folded.graph.get("name", "network"),
             "unfolded",
             title,
-            _legend(self.folded, self.style),
+            _legend(self.folded, self.style, shaded=self.cone is not None, unfolded=True),
             self.extra,
         )
         # routing edges around nodes is slow: only when a straight edge would cross one

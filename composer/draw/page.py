@@ -231,7 +231,7 @@ def _graph(unrolled: Unrolled, renamed: dict[str, str]) -> dict:
             nodes[index[_node_id(cell, renamed)]]: sorted(
                 {index[_node_id(n, renamed)] for n in template.cone(cell) if n in drawn}
             )
-            for cell in drawn
+            for cell in sorted(drawn, key=lambda c: (c[1], c[0]))
         }
     return found
 

@@ -513,3 +513,20 @@ def test_taps_drawn_apart_fan_out_in_the_order_of_their_delays():
     text = folded_dot(build(load_spec(ROOT / "specs" / "narx.yaml")), style=Style(taps="apart"))
     lags = [int(m) for m in re.findall(r'id="u->h\.y:h\.W@(\d+)"', text)]
     assert lags == [2, 1, 3]  # Graphviz draws the first in the middle, then either side
+
+
+def test_the_legend_draws_its_swatches_and_keys_start_states_and_shading():
+    graph = build(load_spec(ROOT / "specs" / "lecture-elman.yaml"))
+    style = Style(legend=True)
+    folded = folded_dot(graph, style=style)
+    assert "ellipse</FONT>" not in folded  # outlines are drawn, not named
+    assert 'BORDER="1" STYLE="rounded">input x' in folded
+    assert '<TABLE BORDER="1" STYLE="rounded" CELLBORDER="0" BGCOLOR="#fee2e2">' in folded
+    assert "start state" not in folded  # folded pictures draw none
+    unfolded = unfolded_dot(unroll(graph, 3), style=style)
+    assert 'STYLE="dashed">start state (= 0, or handed over)' in unfolded
+    assert "what the shaded node depends on" not in unfolded
+    shaded = unfolded_dot(unroll(graph, 3), style=style, highlight=("y", 1))
+    assert "what the shaded node depends on" in shaded and "the rest" in shaded
+    cone = render.folded_cone(unroll(graph, 3), ("y", 1))
+    assert "what the shaded node depends on" in folded_dot(graph, style=style, cone=cone)
