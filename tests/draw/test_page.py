@@ -500,3 +500,33 @@ def test_a_clicked_folded_edge_has_no_focus_box_and_cells_say_their_values(brows
     assert said == f"s[2], unit 3: {round(float(values['s.s'][2, 3]), 4)}"
     opened.clean()
     opened.page.close()
+
+
+def test_the_sites_wide_pictures_and_long_output_scroll(browser, tmp_path):
+    """The site's style sheet on a page shaped as the site's: a wide unfolded picture keeps
+    its size and its paragraph scrolls; a long output line scrolls in its code box."""
+    picture = ROOT / "docs/gallery/bidirectional-tagger.unfolded.svg"
+    (tmp_path / "wide.unfolded.svg").write_bytes(picture.read_bytes())
+    css = (ROOT / "docs/stylesheets/extra.css").read_text()
+    page = tmp_path / "site.html"
+    page.write_text(
+        f"<!DOCTYPE html><html><head><style>{css} img {{ max-width: 100%; }}</style></head>"
+        '<body style="width: 600px"><article class="md-typeset">'
+        '<p><img id="wide" src="wide.unfolded.svg"></p>'
+        f'<pre><code id="long">{"x" * 400}</code></pre></article></body></html>',
+        encoding="utf-8",
+    )
+    opened = browser.new_page(viewport={"width": 800, "height": 600})
+    opened.goto(page.as_uri())
+    opened.wait_for_function("document.getElementById('wide').complete")
+    natural, shown = opened.evaluate(
+        "[document.getElementById('wide').naturalWidth, "
+        "document.getElementById('wide').getBoundingClientRect().width]"
+    )
+    assert natural > 600 and shown == pytest.approx(natural, abs=1)
+    assert opened.evaluate("(p => p.scrollWidth > p.clientWidth)(document.querySelector('p'))")
+    assert opened.evaluate(
+        "(c => getComputedStyle(c).overflowX === 'auto' && c.scrollWidth > c.clientWidth)"
+        "(document.getElementById('long'))"
+    )
+    opened.close()
