@@ -530,3 +530,37 @@ def test_the_sites_wide_pictures_and_long_output_scroll(browser, tmp_path):
         "(document.getElementById('long'))"
     )
     opened.close()
+
+
+@needs_dot
+def test_a_long_unfolding_fits_the_width_zooms_and_pans_and_tips_stay_clear(browser, folder):
+    network = load_spec(ROOT / LECTURE_SPEC)
+    opened = Page(browser, write_page(folder, "zoom", network, 12))
+    page = opened.page
+    assert page.evaluate("document.querySelector('main').classList.contains('wide')")
+    width = "document.querySelector('#unfolded-view svg').getBoundingClientRect().width"
+    room = "document.getElementById('unfolded-view').clientWidth"
+    fitted = page.evaluate(width)
+    assert fitted <= page.evaluate(room) and fitted > 0.8 * 1400 * 0.9  # the page's width
+    for _ in range(4):
+        page.click("#zoom-in")
+    assert page.evaluate(width) > 2 * fitted
+    assert page.evaluate(
+        "(s => s.scrollWidth > s.clientWidth)(document.getElementById('unfolded-view'))"
+    )
+    page.click("#zoom-fit")
+    assert page.evaluate(width) == pytest.approx(fitted, abs=1)
+    opened.steps(4)  # a short unfolding shares the row with the folded picture
+    assert not page.evaluate("document.querySelector('main').classList.contains('wide')")
+    node = page.locator('#unfolded-view g[id="s.s@2"]')
+    node.hover()
+    tip, box = page.locator("#tip").bounding_box(), node.bounding_box()
+    apart = (
+        tip["x"] >= box["x"] + box["width"]
+        or tip["x"] + tip["width"] <= box["x"]
+        or tip["y"] >= box["y"] + box["height"]
+        or tip["y"] + tip["height"] <= box["y"]
+    )
+    assert apart, (tip, box)
+    opened.clean()
+    opened.page.close()

@@ -133,11 +133,37 @@ function selectFolded(g) {
 function showTip(event, text) {
   tip.textContent = text;
   tip.hidden = false;
-  const box = tip.getBoundingClientRect();  // kept inside the window
-  const x = event.clientX + 14 + box.width > window.innerWidth ? event.clientX - 14 - box.width : event.clientX + 14;
-  const y = event.clientY + 14 + box.height > window.innerHeight ? event.clientY - 14 - box.height : event.clientY + 14;
+  const box = tip.getBoundingClientRect();
+  // beside the thing described, not over it: right of it, else left, else below; inside
+  // the window
+  const near = event.currentTarget && event.currentTarget.getBoundingClientRect
+    ? event.currentTarget.getBoundingClientRect()
+    : { left: event.clientX, right: event.clientX, top: event.clientY, bottom: event.clientY };
+  let x = near.right + 8, y = event.clientY + 8;
+  if (x + box.width > window.innerWidth) x = near.left - 8 - box.width;
+  if (x < 0) { x = Math.min(event.clientX, window.innerWidth - box.width); y = near.bottom + 8; }
+  if (y + box.height > window.innerHeight) y = Math.max(0, near.top - 8 - box.height);
   tip.style.left = `${Math.max(0, x)}px`;
   tip.style.top = `${Math.max(0, y)}px`;
+}
+
+let zoom = null;  // null: fit the width; else a scale of the drawing's own size
+
+function applyZoom() {
+  const svg = unfoldedView.querySelector("svg");
+  if (!svg) return;
+  unfoldedView.classList.toggle("zoomed", zoom !== null);
+  if (zoom === null) { svg.style.width = ""; return; }
+  const natural = svg.viewBox.baseVal.width * 4 / 3;  // points to CSS pixels
+  svg.style.width = `${Math.round(natural * zoom)}px`;
+}
+
+function zoomBy(factor) {
+  const svg = unfoldedView.querySelector("svg");
+  const natural = svg.viewBox.baseVal.width * 4 / 3;
+  const now = zoom === null ? svg.getBoundingClientRect().width / natural : zoom;
+  zoom = Math.min(8, Math.max(0.25, now * factor));
+  applyZoom();
 }
 
 function label(g, text) {
@@ -207,6 +233,8 @@ function showSteps(steps) {
     g.addEventListener("mousemove", e => showTip(e, text));
     g.addEventListener("mouseleave", () => { tip.hidden = true; });
   }
+  document.querySelector("main").classList.toggle("wide", drawing.T >= 10);
+  applyZoom();
   if (again) selectFolded(again);
 }
 
@@ -231,7 +259,16 @@ function setUp() {
   slider.max = String(DATA.drawings.length - 1);
   slider.step = "1";
   slider.addEventListener("input", () => showSteps(DATA.drawings[Number(slider.value)].T));
-  document.addEventListener("keydown", e => { if (e.key === "Escape") clear(); });
+  document.addEventListener("keydown", e => {
+    if (e.key === "Escape") clear();
+    if (e.target === slider) return;
+    if (e.key === "+" || e.key === "=") zoomBy(1.25);
+    if (e.key === "-") zoomBy(0.8);
+    if (e.key === "0") { zoom = null; applyZoom(); }
+  });
+  document.getElementById("zoom-in").addEventListener("click", () => zoomBy(1.25));
+  document.getElementById("zoom-out").addEventListener("click", () => zoomBy(0.8));
+  document.getElementById("zoom-fit").addEventListener("click", () => { zoom = null; applyZoom(); });
   showSteps(DATA.start);
 }
 
