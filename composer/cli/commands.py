@@ -496,6 +496,13 @@ def render(
             "with its delays; `apart`, one edge per tap."
         ),
     ] = Taps.folded,
+    cell_state: Annotated[
+        bool,
+        typer.Option(
+            "--cell-state",
+            help="Unfolded: draw each (one-way) LSTM's cell state c as a track above h.",
+        ),
+    ] = False,
     weights: Annotated[
         Path | None,
         typer.Option(
@@ -571,7 +578,7 @@ def render(
             at,
             loss.value,
             (dpi, size),
-            _style(labels, weight_names, readout, legend, taps),
+            _style(labels, weight_names, readout, legend, taps, cell_state),
             max_columns,
             force,
             max_memory,
@@ -582,7 +589,7 @@ def render(
             spec,
             steps,
             output,
-            style_options=(labels, weight_names, readout, legend, taps),
+            style_options=(labels, weight_names, readout, legend, taps, cell_state),
             weights=weights,
             input=input,
             force=force,
@@ -599,7 +606,7 @@ def render(
         options = render_options(fmt_value, dpi, size)
     except ComposerError as err:
         raise typer.BadParameter(str(err), param_hint="--size" if size else "--dpi") from None
-    style = _style(labels, weight_names, readout, legend, taps)
+    style = _style(labels, weight_names, readout, legend, taps, cell_state)
     sourced, unrolled = unrolled_from(spec, steps, max_memory)
     target = None
     if highlight is not None:
@@ -727,6 +734,7 @@ def _style(
     readout: Readout,
     legend: bool,
     taps: Taps = Taps.folded,
+    cell_state: bool = False,
 ) -> Style:
     names = {}
     if weight_names is not None:
@@ -740,6 +748,7 @@ def _style(
         weight_names=names,
         legend=legend,
         taps=taps.value,
+        cell_state=cell_state,
     )
 
 

@@ -29,7 +29,7 @@ from composer.draw.dot import (
     node_shape,
     small,
 )
-from composer.draw.layout import Grid
+from composer.draw.layout import CELL_LIFT, Grid
 from composer.draw.style import Style, merged_readouts
 from composer.draw.view import (
     Edge,
@@ -530,8 +530,49 @@ class _UnfoldedDrawing:
             lines.append(f"  {self.ids[node.vector, node.column]}{attr_list(attrs)};")
         lines += self._axis()
         lines += [self._edge(edge) for edge in self.view.edges]
+        if self.style.cell_state:
+            lines += self._cell_track()
         lines.append("}")
         return "\n".join(lines) + "\n"
+
+    def _cell_track(self) -> list[str]:
+        """`style.cell_state`: each LSTM's cell state c drawn as a row of its own, half a
+        row above h and between the columns, so the edges up from h pass it: c_(t-1) ->
+        c_t (the forget gate's product, the path the gradient is carried along) and
+        c_t -> h_t (h = o * tanh(c)). Drawn only: c is not a vector of the unrolled DAG,
+        so it has no id a page or `deps` would click. A bidirectional layer's c is not
+        drawn: its two copies and the edges routed around them leave no room."""
+        lines = []
+        cells: dict[str, list[Node]] = {}
+        for node in self.view.nodes:
+            data = self.folded.nodes.get(node.vector, {})
+            if node.step is None or data.get("role") != "state":
+                continue
+            both = f"{data['layer']}.s_rev" in self.folded  # no room between two copies
+            if "c" in KINDS[data["kind"]].carries and not both:
+                cells.setdefault(node.vector, []).append(node)
+        for vector, nodes in cells.items():
+            data = self.folded.nodes[vector]
+            name = f"{html_text(data['layer'])}.c{html_text(data.get('suffix', ''))}"
+            ids = {}
+            for node in nodes:
+                x, y = self.grid.where[node.vector, node.column]
+                shift = -0.32 * self.grid.column_gap(max(node.column - 1, 0))
+                cid = ids[node.column] = f"c{self.ids[node.vector, node.column]}"
+                attrs = {"class": "cell", "shape": "box", "style": "rounded,filled",
+                         "fillcolor": "#f5f5f4", "color": "#57534e", "height": 0.3,
+                         "margin": "0.04,0.02", "fontsize": 10,
+                         "label": f"{name}<SUB>{node.step}</SUB>",
+                         "pos": f"{x + shift:.2f},{y + CELL_LIFT:.2f}!"}  # fmt: skip
+                lines.append(f"  {cid}{attr_list(attrs)};")
+                into = {"class": "cell", "color": "#57534e"}
+                lines.append(f"  {cid} -> {self.ids[node.vector, node.column]}{attr_list(into)};")
+            step = 1 if (data.get("lag") or 1) > 0 else -1  # a backward copy runs right to left
+            along = {"class": "cell", "color": "#57534e", "penwidth": 1.6}
+            for column, cid in ids.items():
+                if column + step in ids and column + step >= 0:
+                    lines.append(f"  {cid} -> {ids[column + step]}{attr_list(along)};")
+        return lines
 
     def _axis(self) -> list[str]:
         lines = []

@@ -11,10 +11,11 @@ import math
 
 from composer.draw.view import Edge, Node, UnfoldedView
 
-__all__ = ["Grid", "ROW_GAP", "LANE", "AXIS_GAP"]
+__all__ = ["Grid", "ROW_GAP", "LANE", "AXIS_GAP", "CELL_LIFT"]
 
 ROW_GAP, LANE, AXIS_GAP = 0.9, 0.45, 0.55  # inches between rows and lanes; to the axis
 BESIDE_AT = 0.6  # a slanted edge's label: this far from its head, of its visible length
+CELL_LIFT = 0.6  # inches above h where `--cell-state` draws an LSTM's c
 MIN_WIDTH = 0.75  # inches: Graphviz's least node width (`width`), which short names get
 
 
@@ -43,6 +44,13 @@ class Grid:
             (n.vector, n.column): (self.xs[n.column], ys[n.vector] + self._lane(n) * LANE)
             for n in view.nodes
         }
+
+    def column_gap(self, column: int) -> float:
+        """Inches from a column's centre to the next one's (to the previous one's for the
+        last column)."""
+        if column + 1 < len(self.xs):
+            return self.xs[column + 1] - self.xs[column]
+        return self.xs[column] - self.xs[column - 1] if column else 1.0
 
     def pos(self, node: Node) -> str:
         """The node's pinned position for neato."""

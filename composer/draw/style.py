@@ -27,13 +27,15 @@ class Style:
     """`readout`: `merged` draws an output that only copies a readout as one node (the
     lecture's picture), `both` draws the readout and the output apart. `labels`: one of
     `LABELS`. `weight_names`: a weight's key or suffix (`Wx`, `rnn.Ws`) -> the name drawn.
-    `legend`: add a key of node shapes and edge styles. `taps`: one of `TAPS`."""
+    `legend`: add a key of node shapes and edge styles. `taps`: one of `TAPS`.
+    `cell_state`: draw an LSTM's cell state c as a track of its own, unfolded."""
 
     readout: str = "merged"
     labels: str = "weights"
     weight_names: dict[str, str] = field(default_factory=dict)
     legend: bool = False
     taps: str = "folded"
+    cell_state: bool = False
 
     def __post_init__(self) -> None:
         if self.readout not in READOUTS:
@@ -47,7 +49,7 @@ class Style:
 
     def __hash__(self) -> int:
         names = tuple(sorted(self.weight_names.items()))
-        return hash((self.readout, self.labels, names, self.legend, self.taps))
+        return hash((self.readout, self.labels, names, self.legend, self.taps, self.cell_state))
 
     def rename(self, weight: str) -> str:
         """A weight key (`rnn.Wx`) with its drawn name (`rnn.U`), by key first, then suffix."""

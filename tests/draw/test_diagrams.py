@@ -530,3 +530,24 @@ def test_the_legend_draws_its_swatches_and_keys_start_states_and_shading():
     assert "what the shaded node depends on" in shaded and "the rest" in shaded
     cone = render.folded_cone(unroll(graph, 3), ("y", 1))
     assert "what the shaded node depends on" in folded_dot(graph, style=style, cone=cone)
+
+
+def test_the_cell_state_is_drawn_as_a_track_of_its_own_on_request():
+    graph = build(load_spec(ROOT / "specs" / "lstm.yaml"))
+    plain = unfolded_dot(unroll(graph, 3))
+    assert 'class="cell"' not in plain  # the lecture's h-only picture by default
+    text = unfolded_dot(unroll(graph, 3), style=Style(cell_state=True))
+    cells = re.findall(
+        r'^  (cn\d+) \[class="cell".*label=<(lstm\d\.c)<SUB>(-?\d+)</SUB>>', text, re.M
+    )
+    assert {(name, int(t)) for _, name, t in cells} == {
+        (f"lstm{k}.c", t) for k in (1, 2) for t in range(-1, 3)
+    }
+    ids = {(name, int(t)): cid for cid, name, t in cells}
+    for k in (1, 2):
+        for t in range(3):  # c_(t-1) -> c_t along the track
+            assert f"  {ids[f'lstm{k}.c', t - 1]} -> {ids[f'lstm{k}.c', t]} [" in text
+    bidirectional = build(load_spec(ROOT / "specs" / "bidirectional-tagger.yaml"))
+    assert 'class="cell"' not in unfolded_dot(
+        unroll(bidirectional, 3), style=Style(cell_state=True)
+    )

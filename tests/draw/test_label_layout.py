@@ -13,6 +13,7 @@ from composer.draw.diagrams import folded_dot, unfolded_dot
 from composer.draw.style import LABELS, Style, parse_weight_names
 from composer.graph.folded import build
 from composer.graph.unrolled import unroll
+from composer.kinds import KINDS
 from composer.spec.reader import load_spec
 from tests.builders import connection, layer, readout, spec
 from tests.conftest import ROOT
@@ -97,3 +98,18 @@ def test_a_slanted_edges_label_is_beside_its_line_not_on_it(stem):
         text = unfolded_dot(unroll(graph, network.steps), style=Style(labels=labels))
         own = [c for c in crossings(text) if c.split(" is crossed by ")[1] in c.split(" [")[0]]
         assert own == [], (stem, labels)
+
+
+LSTMS = [s for s in GALLERY if "c" in [
+    carried for n, d in build(load_spec(ROOT / "specs" / f"{s}.yaml")).nodes(data=True)
+    if d["role"] == "state" for carried in KINDS[d["kind"]].carries]]  # fmt: skip
+
+
+@pytest.mark.parametrize("stem", LSTMS)
+def test_the_cell_state_track_keeps_labels_clear(stem):
+    network = load_spec(ROOT / "specs" / f"{stem}.yaml")
+    graph = build(network)
+    for labels in LABELS:
+        style = Style(labels=labels, cell_state=True)
+        for t in sorted({network.steps, 12}):
+            assert overlaps(unfolded_dot(unroll(graph, t), style=style)) == [], (stem, labels, t)
