@@ -85,7 +85,8 @@ def page_html(
 ) -> str:
     """The page's HTML for a network unrolled at several T (`page_steps`). `svg` turns DOT
     text into SVG text (`dot -Tsvg`). `values` (a trace of one sequence, by key, arrays
-    (T, size)) shows each vector's values on its nodes, at the T of the trace. `start` is
+    (T, size), or such traces by T) shows each vector's values on its nodes, at each T
+    traced. `start` is
     the T shown first (default: the largest)."""
     data = page_data(name, unrollings, style=style, values=values, start=start)
     stamp = fingerprint(data)
@@ -386,8 +387,17 @@ def _bias_key(folded: nx.MultiDiGraph, node: str, data: dict) -> str | None:
     return next((key for key in wanted if key in keys), None)
 
 
-def _values(values: Mapping[str, np.ndarray], unrollings, merge) -> dict:
-    """{"T": steps, "cells": {node id: [numbers of the first sequence]}, "scale": max |v|}."""
+def _values(values, unrollings, merge) -> dict:
+    """{str(T): {"T": T, "cells": {node id: [numbers of the first sequence]}, "scale":
+    max |v|}} for each T traced: `values` is one trace (by key, (T, size) arrays) or
+    traces by T (`{T: trace}`, the input's first T steps run at each T the page offers)."""
+    if values and all(isinstance(key, int) for key in values):
+        return {str(t): _one_trace(found, merge) for t, found in sorted(values.items())}
+    found = _one_trace(values, merge)
+    return {str(found["T"]): found}
+
+
+def _one_trace(values: Mapping[str, np.ndarray], merge) -> dict:
     steps = next(iter(values.values())).shape[0]
     cells, biggest = {}, 0.0
     for key, array in values.items():

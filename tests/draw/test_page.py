@@ -565,3 +565,24 @@ def test_a_long_unfolding_fits_the_width_zooms_and_pans_and_tips_stay_clear(brow
     assert apart, (tip, box)
     opened.clean()
     opened.page.close()
+
+
+@needs_dot
+def test_values_traced_at_several_t_follow_the_slider(browser, folder):
+    network = load_spec(ROOT / LECTURE_SPEC)
+    graph = build(network)
+    params = init_params(graph, 0, "float64")
+    x = np.eye(4)[np.newaxis]
+    traces = {
+        t: {
+            k: v[0]
+            for k, v in trace(compile_plan(unroll(graph, t)), params, {"x": x[:, :t]}).items()
+        }
+        for t in (2, 4)
+    }
+    opened = Page(browser, write_page(folder, "values-by-t", network, 4, values=traces))
+    for t, drawn in ((4, 4), (3, 0), (2, 2)):
+        opened.steps(t)
+        assert opened.page.locator('#unfolded-view g[id^="y@"] rect.cell').count() == 3 * drawn
+    opened.clean()
+    opened.page.close()

@@ -173,13 +173,13 @@ function label(g, text) {
   g.setAttribute("aria-label", text.split("\n")[0]);
 }
 
-function heat(g, numbers) {
+function heat(g, numbers, scale) {
   const shape = g.querySelector("ellipse, polygon, path");
   if (!shape || !numbers) return;
   const box = shape.getBBox();
   const n = numbers.length, width = Math.min(6, (box.width - 4) / n), height = 5;
   const x0 = box.x + (box.width - n * width) / 2, y0 = box.y + box.height + 1;
-  const scale = DATA.values.scale || 1;
+  scale = scale || 1;
   numbers.forEach((v, k) => {
     const r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
     const a = Math.max(-1, Math.min(1, v / scale));
@@ -222,7 +222,8 @@ function showSteps(steps) {
     });
     g.addEventListener("mousemove", e => showTip(e, text));
     g.addEventListener("mouseleave", () => { tip.hidden = true; });
-    if (DATA.values && DATA.values.T === drawing.T) heat(g, DATA.values.cells[g.id]);
+    const traced = DATA.values && DATA.values[String(drawing.T)];  // values at this T, if run
+    if (traced) heat(g, traced.cells[g.id], traced.scale);
   }
   for (const g of unfoldedView.querySelectorAll("g.edge")) {
     const ends = g.id.split("->");
