@@ -512,7 +512,8 @@ class _UnfoldedDrawing:
         title = f"unfolded, T = {self.unrolled.steps}"
         if self.target is not None:
             name, t = self.target
-            title += f"; shaded: what {html_text(self.names[name])}<SUB>{t}</SUB> depends on"
+            # written as `deps` and the folded title write it (`y[2]`), not as a subscript
+            title += f"; shaded: what {html_text(self.names[name])}[{t}] depends on"
         lines = header(
             self.folded.graph.get("name", "network"),
             "unfolded",
