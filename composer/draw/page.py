@@ -34,6 +34,7 @@ from composer.errors import ComposerError, DataError
 from composer.graph.deps import dependencies
 from composer.graph.unrolled import Unrolled
 from composer.graph.weights import param_table
+from composer.kinds import KINDS
 from composer.text import format_steps
 
 __all__ = [
@@ -357,34 +358,35 @@ def _formula(
             + (" * " if data["merge"] == "mul" else " + ").join(terms)
             + (" (elementwise)" if data["merge"] == "mul" else ", halved")
         )
-    bias = _bias_key(folded, node, data)
-    total = " + ".join([*terms, *([weight_label(folded, bias)] if bias else [])])
+    biases = [weight_label(folded, key) for key in _bias_keys(folded, data)]
+    total = " + ".join([*terms, *biases])
     if role == "state":
-        kind = data["kind"]
-        if kind == "elman":
+        kind = KINDS[data["kind"]]
+        if not kind.gate_names:  # a plain recurrence: its activation of the sum
             return lhs + f"{data.get('activation') or 'tanh'}({total})"
+        cell = kind.picture.tag.split(" (")[0].removesuffix(" h")  # LSTM, GRU
         return (
             lhs
-            + f"{kind.upper()}({total})"
+            + f"{cell}({total})"
             + (f", activation {data['activation']}" if data.get("activation") else "")
         )
     activation = data.get("activation") or "identity"
     return lhs + (total if activation == "identity" else f"{activation}({total})")
 
 
-def _bias_key(folded: nx.MultiDiGraph, node: str, data: dict) -> str | None:
-    """The key of a vector's bias (`s.b`, `s.b_rev`, `s.by`), None without one."""
+def _bias_keys(folded: nx.MultiDiGraph, data: dict) -> list[str]:
+    """The keys of a vector's biases (`s.b`, `s.b_rev`, a GRU's `bx` and `bs`, `s.by`)."""
     if not data.get("bias") or "layer" not in data:
-        return None
+        return []
     keys = {info.key for info in param_table(folded)}
-    layer = data["layer"]
+    layer, suffix = data["layer"], data.get("suffix", "")
     if data["role"] == "state":
-        wanted = [f"{layer}.b{data.get('suffix', '')}"]
+        wanted = [f"{layer}.{b}{suffix}" for b in ("b", "bx", "bs")]
     elif data["role"] == "readout":
         wanted = [f"{layer}.by"]
     else:
-        wanted = [f"{layer}.b", f"{layer}.by"]
-    return next((key for key in wanted if key in keys), None)
+        wanted = [f"{layer}.b"]
+    return [key for key in wanted if key in keys]
 
 
 def _values(values, unrollings, merge) -> dict:
