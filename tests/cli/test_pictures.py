@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import numpy as np
@@ -124,3 +125,16 @@ def test_run_trace_refuses_a_padded_batch(tmp_path):
     result = invoke(*args, "--trace", tmp_path / "t.npz")
     assert result.exit_code == 2 and "a padded batch has no one trace" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+@needs_dot
+def test_render_gradients_charts_an_lstms_cell_state_too(tmp_path):
+    lstm = ROOT / "docs/examples/echo-lstm.yaml"
+    write_arrays(tmp_path / "d.npz", echo(count=8, steps=20, seed=1))
+    write_arrays(tmp_path / "w.npz", Network.from_file(lstm).init_params(3))
+    out = tmp_path / "g.dot"
+    args = ("render", lstm, "--gradients", "--weights", tmp_path / "w.npz")
+    result = invoke(*args, "--data", tmp_path / "d.npz", "--at", "y[-1]", "-o", out)
+    assert result.exit_code == 0, result.output
+    rows = re.findall(r'<TD ALIGN="RIGHT">([^<]+)</TD><TD BORDER="1" SIDES="LB">', out.read_text())
+    assert rows == ["rnn", "rnn.c"]  # h by the layer's name, then its cell state
