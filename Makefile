@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 CORE := $(VENV)/.core-installed
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-core bench docs site serve fuzz lint clean dot chromium char-lm
+.PHONY: setup demo test test-core bench docs site serve fuzz lint clean dot fonts chromium char-lm
 
-setup: $(STAMP) dot chromium
+setup: $(STAMP) dot fonts chromium
 
 # Two stamps, one venv: the core (what `make demo` needs) is installed first, and the test
 # set-up adds the extras to it. Neither reinstalls what the other put there.
@@ -34,6 +34,18 @@ dot:
 	  echo "note: Graphviz's 'dot' is missing; install it (Debian: sudo apt-get install graphviz)"; \
 	fi
 
+# DejaVu Sans: the font every picture names, so that Graphviz lays text out with the
+# metrics a browser draws it with. apt-get when missing and root, else say what to install.
+fonts:
+	@if fc-list 2>/dev/null | grep -q "DejaVu Sans"; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing DejaVu Sans with apt-get"; \
+	  (apt-get install -y -qq fonts-dejavu-core >/dev/null 2>&1 || \
+	   (apt-get update -qq && apt-get install -y -qq fonts-dejavu-core >/dev/null)); \
+	else \
+	  echo "note: the DejaVu Sans font is missing; pictures fall back to another font (Debian: sudo apt-get install fonts-dejavu-core)"; \
+	fi
+
 # Chromium for the interactive page's browser tests (Playwright drives the system's browser):
 # apt-get when missing and root, else the tests skip and say why.
 chromium:
@@ -48,7 +60,7 @@ chromium:
 
 # The lecture's network: its weights, what each output depends on, a run on a
 # four-step input (one-hot rows in specs/data/lecture-x.csv), and its diagrams.
-demo: $(CORE) dot
+demo: $(CORE) dot fonts
 	$(BIN)/rnn-composer summary specs/lecture-elman.yaml
 	$(BIN)/rnn-composer deps specs/lecture-elman.yaml
 	$(BIN)/rnn-composer run specs/lecture-elman.yaml --input specs/data/lecture-x.csv
@@ -104,7 +116,7 @@ test: setup
 # The core install alone, in a venv of its own: the tests that need no extra run and pass,
 # the others skip with their reason, and the README's core commands work.
 CORE_VENV := .venv-core
-test-core: dot
+test-core: dot fonts
 	test -x $(CORE_VENV)/bin/python || $(PYTHON) -m venv $(CORE_VENV)
 	$(CORE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e . 'pytest>=8' 'hypothesis>=6.90'
 	@if $(CORE_VENV)/bin/python -c 'import torch' 2>/dev/null || \

@@ -108,7 +108,8 @@ class Network:
     def gradient_norms(
         self, params, inputs, targets, at=None, steps: int | None = None, **options
     ) -> dict[str, np.ndarray]:
-        """‖∂L/∂s_t‖ for each state and step t, (T,) by state name; `at=("y", 7)` takes the
+        """‖∂L/∂s_t‖ for each state and step t, (T,) by state name (an LSTM's cell state c
+        too, as `<layer>.c`); `at=("y", 7)` takes the
         loss of that output step alone. Options as `grad`'s (`loss`, `mask`, `dtype`)."""
         arrays, flat = batched(self.graph, inputs)
         if flat:

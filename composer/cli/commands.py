@@ -450,6 +450,11 @@ class Readout(str, Enum):
     both = "both"
 
 
+class Taps(str, Enum):
+    folded = "folded"
+    apart = "apart"
+
+
 @app.command()
 @reports_errors
 @file_arguments(
@@ -523,6 +528,20 @@ def render(
             "`both`: the readout and the output apart."
         ),
     ] = Readout.merged,
+    taps: Annotated[
+        Taps,
+        typer.Option(
+            help="Folded: `folded` draws a tapped delay line as one edge per pair, named "
+            "with its delays; `apart`, one edge per tap."
+        ),
+    ] = Taps.folded,
+    cell_state: Annotated[
+        bool,
+        typer.Option(
+            "--cell-state",
+            help="Unfolded: draw each (one-way) LSTM's cell state c as a track above h.",
+        ),
+    ] = False,
     weights: Annotated[
         Path | None,
         typer.Option(
@@ -598,7 +617,7 @@ def render(
             at,
             loss.value,
             (dpi, size),
-            _style(labels, weight_names, readout, legend),
+            _style(labels, weight_names, readout, legend, taps, cell_state),
             max_columns,
             force,
             max_memory,
@@ -609,7 +628,7 @@ def render(
             spec,
             steps,
             output,
-            style_options=(labels, weight_names, readout, legend),
+            style_options=(labels, weight_names, readout, legend, taps, cell_state),
             weights=weights,
             input=input,
             force=force,
@@ -626,7 +645,7 @@ def render(
         options = render_options(fmt_value, dpi, size)
     except ComposerError as err:
         raise typer.BadParameter(str(err), param_hint="--size" if size else "--dpi") from None
-    style = _style(labels, weight_names, readout, legend)
+    style = _style(labels, weight_names, readout, legend, taps, cell_state)
     sourced, unrolled = unrolled_from(spec, steps, max_memory)
     target = None
     if highlight is not None:
@@ -748,14 +767,28 @@ def _render_format(fmt: Format | None, output: Path | None) -> str:
     return fmt.value
 
 
-def _style(labels: Labels, weight_names: str | None, readout: Readout, legend: bool) -> Style:
+def _style(
+    labels: Labels,
+    weight_names: str | None,
+    readout: Readout,
+    legend: bool,
+    taps: Taps = Taps.folded,
+    cell_state: bool = False,
+) -> Style:
     names = {}
     if weight_names is not None:
         try:
             names = parse_weight_names(weight_names)
         except ComposerError as err:
             raise typer.BadParameter(str(err), param_hint="--weight-names") from None
-    return Style(readout=readout.value, labels=labels.value, weight_names=names, legend=legend)
+    return Style(
+        readout=readout.value,
+        labels=labels.value,
+        weight_names=names,
+        legend=legend,
+        taps=taps.value,
+        cell_state=cell_state,
+    )
 
 
 def _names_a_file(output: Path) -> bool:

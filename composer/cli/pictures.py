@@ -12,13 +12,13 @@ from composer.arrays import atomic_write, read_arrays
 from composer.cli.files import declared_inputs
 from composer.draw.diagrams import dot_svg, unfolded_dot, write_diagrams
 from composer.draw.heatmap import gradient_chart, gradient_shades, trace_dot
-from composer.draw.page import page_html, page_steps
+from composer.draw.page import PAGE_COLUMNS, page_html, page_steps
 from composer.draw.style import Style
 from composer.draw.view import display_names
 from composer.engine.inputs import infer_steps, read_inputs
 from composer.engine.memory import check_memory, tape_bytes
 from composer.engine.pipeline import plan_for_steps, unroll_within
-from composer.errors import DataError, SpecError
+from composer.errors import ComposerError, DataError, SpecError
 from composer.graph.weights import init_params, load_params
 from composer.outputs import shown
 from composer.training.loop import check_data, plan_for
@@ -54,13 +54,23 @@ def write_page(
 
 
 def page_values(folded, weights: Path | None, inputs: Path, seed: int, dtype: str = "float64"):
-    """(T, the trace of the first sequence by key, (T, size) arrays) for a page's heatmaps."""
+    """(T, {T': the trace of the first sequence by key, (T', size) arrays}) for a page's
+    heatmaps: the input's first T' steps run at each T' the page offers up to the
+    input's own T (where the network takes that many steps)."""
     arrays, _, _ = read_inputs(inputs, folded)
     steps = infer_steps(folded, arrays)
-    plan = plan_for_steps(folded, steps)
     params = load_params(weights, folded, dtype) if weights else init_params(folded, seed, dtype)
-    found = trace(plan, params, arrays, dtype)
-    return steps, {key: value[0] for key, value in found.items()}
+    traces = {}
+    for t in sorted({*range(1, min(steps, PAGE_COLUMNS) + 1), steps}):
+        cut = {key: value[:, :t] for key, value in arrays.items()}
+        try:
+            plan = plan_for_steps(folded, infer_steps(folded, cut))
+        except ComposerError:
+            continue  # the network needs more steps, or the inputs' windows disagree
+        with np.errstate(over="ignore", invalid="ignore"):  # the page refuses an overflow
+            found = trace(plan, params, cut, dtype)
+        traces[plan.steps] = {key: value[0] for key, value in found.items()}
+    return steps, traces
 
 
 def require(value, option: str, why: str):

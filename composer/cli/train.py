@@ -51,8 +51,9 @@ from composer.cli.train_options import (
 )
 from composer.cli.train_progress import TrainBar
 from composer.cli.train_report import HistoryPath, Report, TrainJson
+from composer.draw.curve_png import require_matplotlib
 from composer.engine.memory import check_memory, params_bytes, tape_bytes
-from composer.errors import DataError, SpecError
+from composer.errors import ComposerError, DataError, SpecError
 from composer.graph.weights import init_params, load_params
 from composer.outputs import shown
 from composer.signals import interrupt_once
@@ -166,7 +167,11 @@ def train_command(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
     curve: Annotated[
-        Path | None, typer.Option("--curve", help="Also write the loss curve here (an .svg file).")
+        Path | None,
+        typer.Option(
+            "--curve",
+            help="Also write the loss curve here: .svg, or .png (needs the `plot` extra).",
+        ),
     ] = None,
     dtype: Annotated[DType, typer.Option(help="Computation precision.")] = DType.float32,
     max_memory: MaxMemory = "4G",
@@ -191,11 +196,18 @@ def train_command(
     if curve is not None or history is not None:
         written = [("--output", output), ("--curve", curve), ("--history", history)]
         check_outputs([(option, path) for option, path in written if path is not None], force)
-        if curve is not None and curve.suffix.lower() != ".svg":
+    if curve is not None:
+        if curve.suffix.lower() not in (".svg", ".png"):
             raise typer.BadParameter(
-                f"the loss curve is drawn as SVG; give a file ending in .svg, got {shown(curve)}",
+                f"the loss curve is drawn as SVG or PNG; give a file ending in .svg or .png, "
+                f"got {shown(curve)}",
                 param_hint="--curve",
             )
+        if curve.suffix.lower() == ".png":
+            try:
+                require_matplotlib()  # before training, not after
+            except ComposerError as err:
+                raise typer.BadParameter(str(err), param_hint="--curve") from None
     sourced, graph = read_checked(spec)
     check_memory(declared_bytes(data), max_memory, f"reading {shown(data)}")
     arrays = read_arrays(data)

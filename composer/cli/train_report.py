@@ -13,6 +13,7 @@ import typer
 
 from composer.arrays import atomic_write, write_arrays
 from composer.draw.curve import loss_curve_svg
+from composer.draw.curve_png import loss_curve_png
 from composer.outputs import shown
 from composer.signals import shielded
 from composer.training.checkpoint import saved_history
@@ -61,8 +62,11 @@ class Report:
         with shielded():  # a second Ctrl-C must not cost the weights the first one kept
             write_arrays(output, result.params, overwrite=self.force)
             if curve is not None:
-                svg = loss_curve_svg(result.history, title)
-                atomic_write(curve, lambda h: h.write(svg.encode()), overwrite=self.force)
+                if curve.suffix.lower() == ".png":
+                    picture = loss_curve_png(result.history, title)
+                else:
+                    picture = loss_curve_svg(result.history, title).encode()
+                atomic_write(curve, lambda h: h.write(picture), overwrite=self.force)
         first = result.history[0]
         which = "validation" if first.val_loss is not None else "training"
         value = first.val_loss if first.val_loss is not None else first.train_loss

@@ -29,7 +29,7 @@ from composer.draw.dot import (
     node_shape,
     small,
 )
-from composer.draw.layout import Grid
+from composer.draw.layout import CELL_LIFT, Grid
 from composer.draw.style import Style, merged_readouts
 from composer.draw.view import (
     Edge,
@@ -37,7 +37,9 @@ from composer.draw.view import (
     StepTemplate,
     UnfoldedView,
     display_names,
+    folded_edge_id,
     same_steps,
+    tapped_pairs,
     unfolded_view,
     weight_label,
 )
@@ -111,7 +113,8 @@ def folded_dot(
     ids = {node: f"n{i}" for i, (node, _) in enumerate(nodes)}
     ids |= {output: ids[readout] for readout, output in merged.items()}
     used = _cone_parts(graph, cone) if cone is not None else None
-    lines = header(graph.graph.get("name", "network"), "folded", title, _legend(graph, style))
+    legend = _legend(graph, style, shaded=cone is not None)
+    lines = header(graph.graph.get("name", "network"), "folded", title, legend)
     lines.append("  graph [nodesep=0.6, ranksep=0.45];")
     for node, data in nodes:
         shown_node = shown_as.get(node, node)
@@ -128,12 +131,13 @@ def folded_dot(
     for tail, head, attrs in _folded_edges(graph, style):
         if tail in merged and head == merged[tail]:
             continue
+        ends, keys = attrs.pop("ends"), attrs.pop("weight_keys")
         if used is not None:
-            key = attrs["id"].split("->")
-            inside = (key[0], key[1], attrs.pop("weight_key", None)) in used[1]
-            attrs |= _shaded(inside, False)
-        attrs.pop("weight_key", None)
-        attrs["id"] = "->".join(shown_as.get(end, end) for end in attrs["id"].split("->"))
+            attrs |= _shaded(any((*ends, key) in used[1] for key in keys), False)
+        ids_ends = attrs["id"].split("->", 1)
+        attrs["id"] = "->".join(shown_as.get(end, end) for end in ids_ends[:1]) + "->"
+        head_id, colon, rest = ids_ends[1].partition(":")
+        attrs["id"] += shown_as.get(head_id, head_id) + colon + rest
         lines.append(f"  {ids[tail]} -> {ids[head]}{attr_list(attrs)};")
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -225,9 +229,26 @@ def _folded_edges(graph: nx.MultiDiGraph, style: Style) -> Iterable[tuple[str, s
     # (drawn as a flat edge; ports on it make Graphviz 2.43 read its id as an arrow type)
     west = {origin for _, data in graph.nodes(data=True) for origin in handover_origins(data)}
     instant = instant_graph(graph)
+    tapped = tapped_pairs(graph)
+    taps: dict[tuple[str, str], list[dict]] = {}
     for tail, head, _, data in edges:
-        attrs = {"id": f"{tail}->{head}", **_folded_edge(graph, data, style)}
-        attrs["weight_key"] = data["weight"]
+        if (tail, head) in tapped:
+            taps.setdefault((tail, head), []).append(data)
+    if style.taps == "apart":
+        rank = {id(d): i for pair in taps.values() for i, d in enumerate(_fanned(pair))}
+        edges.sort(key=lambda e: (order[e[0]], order[e[1]], rank.get(id(e[3]), 0)))
+    for tail, head, _, data in edges:
+        if (tail, head) in tapped and style.taps == "folded":
+            pair = taps[tail, head]
+            if data is not min(pair, key=lambda d: abs(d["lag"])):
+                continue  # drawn as one edge with the pair's nearest tap
+            attrs = {"id": folded_edge_id(tail, head), **_folded_edge(graph, data, style)}
+            attrs["label"] = _taps_label(graph, pair, style)
+            attrs |= {"ends": (tail, head), "weight_keys": [d["weight"] for d in pair]}
+        else:
+            attrs = {"id": folded_edge_id(tail, head, data, tapped)}
+            attrs |= _folded_edge(graph, data, style)
+            attrs |= {"ends": (tail, head), "weight_keys": [data["weight"]]}
         if tail == head and tail in west:
             attrs |= {"tailport": "nw", "headport": "sw"}
         if tail != head and data["lag"] and nx.has_path(instant, head, tail):
@@ -238,6 +259,7 @@ def _folded_edges(graph: nx.MultiDiGraph, style: Style) -> Iterable[tuple[str, s
     for node, data in sorted(graph.nodes(data=True), key=lambda item: item[1]["order"]):
         for origin in handover_origins(data):
             attrs = {"id": f"{origin}->{node}", "class": "handover"}
+            attrs |= {"ends": (origin, node), "weight_keys": [None]}
             label = "last state, second pass" if data.get("two_pass") else "initial state"
             if data.get("initial_rev"):  # a bidirectional source: both final states, merged
                 last = "first step" if origin == data["initial_rev"] else "last step"
@@ -246,6 +268,7 @@ def _folded_edges(graph: nx.MultiDiGraph, style: Style) -> Iterable[tuple[str, s
             yield origin, node, attrs
         if data.get("given"):  # a start state given with the data: read before step 0
             attrs = {"id": f"{data['given']}->{node}", "class": "handover"}
+            attrs |= {"ends": (data["given"], node), "weight_keys": [None]}
             attrs |= {"label": "initial state", **EDGE_STYLE["handover"]}
             yield data["given"], node, attrs
 
@@ -274,13 +297,47 @@ def _folded_edge(graph: nx.MultiDiGraph, data: dict, style: Style) -> dict:
     return attrs
 
 
+def _fanned(taps: list[dict]) -> list[dict]:
+    """A pair's taps in the order that makes Graphviz fan them out by delay: it draws the
+    first edge between two nodes in the middle, then the others alternately either side,
+    so the middle delay goes first, then its neighbours outwards."""
+    ordered = sorted(taps, key=lambda d: d["lag"])
+    middle = (len(ordered) - 1) // 2
+    found = [ordered[middle]]
+    for step in range(1, len(ordered)):
+        for at in (middle - step, middle + step):
+            if 0 <= at < len(ordered):
+                found.append(ordered[at])
+    return found
+
+
+def _taps_label(graph: nx.MultiDiGraph, taps: list[dict], style: Style) -> str | None:
+    """One label for a pair's taps: `W@k, t-k, k = -2..2` (the weight at delay k)."""
+    if style.labels == "none":
+        return None
+    lags = sorted(d["lag"] for d in taps)
+    base = weight_label(graph, taps[0]["weight"], style).partition("@")[0]
+    if lags == list(range(lags[0], lags[-1] + 1)) and len(lags) > 2:
+        said = f"{lags[0]}..{lags[-1]}"
+    else:
+        said = ", ".join(map(str, lags))
+    label = f"{base}@k, t-k, k = {said}"
+    if style.labels == "full" and taps[0]["shape"] is not None:
+        label += f" ({'×'.join(map(str, _block_shape(taps[0])))} each)"
+    return html_text(label)
+
+
 def _block_shape(data: dict) -> tuple[int, ...]:
     shape, (a, b) = data["shape"], data["rows"]
     return (b - a, *shape[1:])
 
 
-def _legend(graph: nx.MultiDiGraph, style: Style) -> list[tuple[str, str]] | None:
-    """The key of node shapes and edge styles of the roles present, for `--legend`."""
+def _legend(
+    graph: nx.MultiDiGraph, style: Style, shaded: bool = False, unfolded: bool = False
+) -> list[tuple[str, str]] | None:
+    """The key of node shapes and edge styles of the roles present, for `--legend`: each
+    node swatch drawn with its fill and outline (rounded for an ellipse, double for an
+    output); unfolded, the dashed start state; with a highlight, its colours."""
     if not style.legend:
         return None
     merged = merged_readouts(graph) if style.readout == "merged" else {}
@@ -301,7 +358,13 @@ def _legend(graph: nx.MultiDiGraph, style: Style) -> list[tuple[str, str]] | Non
             "merge": "merge of two directions",
         }[role]
         attrs = node_shape(role, _picture(data) if role == "state" else None)
-        found.append(("node", f"{text}|{attrs['fillcolor']}|{attrs['shape']}"))
+        outline = "double" if role == "output" else attrs["shape"]
+        found.append(("node", f"{text}|{attrs['fillcolor']}|{outline}"))
+    if unfolded and any(data["role"] == "state" for _, data in graph.nodes(data=True)):
+        found.append(("node", f"start state (= 0, or handed over)|{FILL['init']}|dashed"))
+    if shaded:
+        found.append(("node", f"what the shaded node depends on|{CONE}|box"))
+        found.append(("node", f"the rest|{FADED}|box"))
     roles = {data["role"] for _, _, data in graph.edges(data=True)}
     if any(data.get("initial_state") or data.get("given") for _, data in graph.nodes(data=True)):
         roles.add("handover")
@@ -415,10 +478,19 @@ class _UnfoldedDrawing:
     def _labelled(self) -> set[Edge]:
         """The edges that carry their weight's name: in each column, the first edge of each
         weight; an edge routed around the rows it passes, only in the first column it is
-        drawn in (the same weight's name on every copy would cover the picture)."""
+        drawn in; a tap of a tapped delay line (`tapped_pairs`), once, in the column
+        nearest the middle (the same weight's name on every copy would cover the picture)."""
         seen, found = set(), set()
+        tapped = tapped_pairs(self.folded)
+        middle = len(self.view.columns) // 2
+        taps: dict[str, Edge] = {}  # a tap's weight -> its one labelled edge, mid-picture
         for edge in self.view.edges:
             if edge.weight is None or edge.role == "elided":
+                continue
+            if (edge.tail.vector, edge.head.vector) in tapped:
+                best = taps.get(edge.weight)
+                if best is None or abs(edge.head.column - middle) < abs(best.head.column - middle):
+                    taps[edge.weight] = edge
                 continue
             keys = {(edge.weight, edge.head.column)}
             if self.grid.passed(edge):
@@ -426,7 +498,7 @@ class _UnfoldedDrawing:
             if not keys & seen:
                 found.add(edge)
             seen |= keys
-        return found
+        return found | set(taps.values())
 
     def _label(self, edge: Edge) -> str:
         if self.style.labels == "none" or edge not in self.labelled:
@@ -440,12 +512,13 @@ class _UnfoldedDrawing:
         title = f"unfolded, T = {self.unrolled.steps}"
         if self.target is not None:
             name, t = self.target
-            title += f"; shaded: what {html_text(self.names[name])}<SUB>{t}</SUB> depends on"
+            # written as `deps` and the folded title write it (`y[2]`), not as a subscript
+            title += f"; shaded: what {html_text(self.names[name])}[{t}] depends on"
         lines = header(
             self.folded.graph.get("name", "network"),
             "unfolded",
             title,
-            _legend(self.folded, self.style),
+            _legend(self.folded, self.style, shaded=self.cone is not None, unfolded=True),
             self.extra,
         )
         # routing edges around nodes is slow: only when a straight edge would cross one
@@ -458,8 +531,49 @@ class _UnfoldedDrawing:
             lines.append(f"  {self.ids[node.vector, node.column]}{attr_list(attrs)};")
         lines += self._axis()
         lines += [self._edge(edge) for edge in self.view.edges]
+        if self.style.cell_state:
+            lines += self._cell_track()
         lines.append("}")
         return "\n".join(lines) + "\n"
+
+    def _cell_track(self) -> list[str]:
+        """`style.cell_state`: each LSTM's cell state c drawn as a row of its own, half a
+        row above h and between the columns, so the edges up from h pass it: c_(t-1) ->
+        c_t (the forget gate's product, the path the gradient is carried along) and
+        c_t -> h_t (h = o * tanh(c)). Drawn only: c is not a vector of the unrolled DAG,
+        so it has no id a page or `deps` would click. A bidirectional layer's c is not
+        drawn: its two copies and the edges routed around them leave no room."""
+        lines = []
+        cells: dict[str, list[Node]] = {}
+        for node in self.view.nodes:
+            data = self.folded.nodes.get(node.vector, {})
+            if node.step is None or data.get("role") != "state":
+                continue
+            both = f"{data['layer']}.s_rev" in self.folded  # no room between two copies
+            if "c" in KINDS[data["kind"]].carries and not both:
+                cells.setdefault(node.vector, []).append(node)
+        for vector, nodes in cells.items():
+            data = self.folded.nodes[vector]
+            name = f"{html_text(data['layer'])}.c{html_text(data.get('suffix', ''))}"
+            ids = {}
+            for node in nodes:
+                x, y = self.grid.where[node.vector, node.column]
+                shift = -0.32 * self.grid.column_gap(max(node.column - 1, 0))
+                cid = ids[node.column] = f"c{self.ids[node.vector, node.column]}"
+                attrs = {"class": "cell", "shape": "box", "style": "rounded,filled",
+                         "fillcolor": "#f5f5f4", "color": "#57534e", "height": 0.3,
+                         "margin": "0.04,0.02", "fontsize": 10,
+                         "label": f"{name}<SUB>{node.step}</SUB>",
+                         "pos": f"{x + shift:.2f},{y + CELL_LIFT:.2f}!"}  # fmt: skip
+                lines.append(f"  {cid}{attr_list(attrs)};")
+                into = {"class": "cell", "color": "#57534e"}
+                lines.append(f"  {cid} -> {self.ids[node.vector, node.column]}{attr_list(into)};")
+            step = 1 if (data.get("lag") or 1) > 0 else -1  # a backward copy runs right to left
+            along = {"class": "cell", "color": "#57534e", "penwidth": 1.6}
+            for column, cid in ids.items():
+                if column + step in ids and column + step >= 0:
+                    lines.append(f"  {cid} -> {ids[column + step]}{attr_list(along)};")
+        return lines
 
     def _axis(self) -> list[str]:
         lines = []
@@ -529,6 +643,8 @@ class _UnfoldedDrawing:
             attrs["xlabel"] = attrs.pop("label")
         elif edge.tail.vector == edge.head.vector:
             attrs |= self.grid.midway(edge)
+        elif label and edge.tail.column != edge.head.column:  # slanted: beside its middle
+            attrs |= self.grid.beside(edge, len(label))
         if "labeldistance" in attrs and attrs["label"]:
             attrs["headlabel"] = attrs.pop("label")  # named just before the arrowhead
         attrs |= EDGE_STYLE.get(edge.role, {})

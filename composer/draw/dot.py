@@ -24,7 +24,7 @@ __all__ = [
     "EDGE_KEY",
 ]
 
-FONT = "Helvetica"
+FONT = "DejaVu Sans"
 
 # Every attribute set later is declared here with its default first: Graphviz 2.43 mixes
 # up the values (`Arrow type "1.6" unknown`) of attributes first set on a later statement.
@@ -124,7 +124,13 @@ EDGE_KEY = (
     ("merge", "→ violet: both directions combined step by step (merge)"),
 )
 
-_SHAPE_WORDS = {"ellipse": "ellipse", "box": "box", "hexagon": "hexagon"}
+#: a legend swatch's outline, by the shape it stands for (HTML-like cells are boxes)
+_SWATCH = {
+    "ellipse": 'STYLE="rounded"',
+    "box": "",
+    "hexagon": "",
+    "dashed": 'STYLE="dashed"',
+}
 
 
 def _legend_table(title: str, legend: list[tuple[str, str]]) -> str:
@@ -133,10 +139,14 @@ def _legend_table(title: str, legend: list[tuple[str, str]]) -> str:
     for what, text in legend:
         if what == "node":
             words, fill, shape = text.split("|")
-            cells.append(
-                f'<TD BGCOLOR="{fill}" BORDER="1">{words} '
-                f"{small(_SHAPE_WORDS.get(shape, shape))}</TD>"
-            )
+            if shape == "double":  # an emitted output's double border
+                words = (
+                    f'<TABLE BORDER="1" STYLE="rounded" CELLBORDER="0" BGCOLOR="{fill}">'
+                    f"<TR><TD>{words}</TD></TR></TABLE>"
+                )
+                shape = "ellipse"
+            mark = "⬡ " if shape == "hexagon" else ""
+            cells.append(f'<TD BGCOLOR="{fill}" BORDER="1" {_SWATCH[shape]}>{mark}{words}</TD>')
     edges = [
         f'<TD ALIGN="LEFT">{small(html_text(t), "#111111")}</TD>' for w, t in legend if w == "edge"
     ]

@@ -19,7 +19,10 @@ __all__ = ["trace_dot", "gradient_shades", "gradient_chart", "MAX_UNITS", "MAX_S
 
 #: a panel shows at most this many units (rows) and steps (columns)
 MAX_UNITS, MAX_STEPS = 32, 120
-CELL, LABEL = 9, 14  # points per cell; for the unit numbers and the step axis
+CELL, LABEL = 9, 14  # points per cell (at least); for the unit numbers and the step axis
+BIG_CELL, PANEL_WIDTH = 22, 400  # points: the largest cell; the width a panel aims at
+GATE_INK = (0x06, 0x5F, 0x46)  # dark green: a gate wide open
+POSITIVE_INK = (0x7C, 0x2D, 0x12)  # dark brown-orange: the largest of non-negative values
 
 
 def _diverging(value: float, scale: float) -> str:
@@ -31,46 +34,66 @@ def _diverging(value: float, scale: float) -> str:
     return f"#ff{fade:02x}{fade:02x}" if a >= 0 else f"#{fade:02x}{fade:02x}ff"
 
 
-def _sequential(value: float) -> str:
-    """White at 0 to dark green at 1: a gate's opening."""
+def _sequential(value: float, scale: float = 1.0, ink: tuple[int, ...] = GATE_INK) -> str:
+    """White at 0 to `ink` at `scale`: a gate's opening (0 to 1), or values that are never
+    negative (probabilities, ReLU outputs), which a diverging scale would show all red."""
     if not math.isfinite(value):
         return "#e5e7eb"
-    a = max(0.0, min(1.0, value))
-    r, g, b = (round(255 + (c - 255) * a) for c in (0x06, 0x5F, 0x46))
+    a = max(0.0, min(1.0, value / scale)) if scale > 0 else 0.0
+    r, g, b = (round(255 + (c - 255) * a) for c in ink)
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def _panel(title: str, values: np.ndarray, gate: bool) -> str:
-    """One heatmap as an HTML-like table: a title, then units down and steps across."""
+def cell_size(steps: int) -> int:
+    """Points per cell: large for a short trace, down to `CELL` for a long one, so that a
+    panel is about as wide as a slide allows."""
+    return max(CELL, min(BIG_CELL, PANEL_WIDTH // max(steps, 1)))
+
+
+def _tick_every(steps: int) -> int:
+    return next(k for k in (1, 2, 5, 10, 20, 50) if steps / k <= 12)
+
+
+def _panel(title: str, values: np.ndarray, gate: bool, same_as: list[str] = ()) -> str:
+    """One heatmap as an HTML-like table: a title, then units down and steps across, and a
+    time axis with a tick every few steps."""
     steps, units = values.shape
     shown = values[:MAX_STEPS, :MAX_UNITS]
-    finite = np.abs(shown[np.isfinite(shown)])
-    scale = float(finite.max()) if finite.size else 1.0
-    note = "sigmoid, 0 to 1" if gate else f"±{scale:.3g}"
-    cut = []
+    finite = shown[np.isfinite(shown)]
+    scale = float(np.abs(finite).max()) if finite.size else 1.0
+    positive = not gate and finite.size > 0 and float(finite.min()) >= 0
+    if gate:
+        note, colour = "sigmoid, 0 to 1", _sequential
+    elif positive:
+        note = f"0 to {scale:.3g}, never negative"
+        colour = lambda v: _sequential(v, scale, POSITIVE_INK)  # noqa: E731
+    else:
+        note, colour = f"±{scale:.3g}", lambda v: _diverging(v, scale)  # noqa: E731
+    cut = [f"= {', '.join(same_as)}"] if same_as else []
     if units > MAX_UNITS:
         cut.append(f"first {MAX_UNITS} of {units} units")
     if steps > MAX_STEPS:
         cut.append(f"first {MAX_STEPS} of {steps} steps")
     head = f"<B>{html_text(title)}</B> " + small(html_text(", ".join([note, *cut])))
     columns = shown.shape[0]
+    cell = cell_size(columns)
     rows = []
     for unit in range(shown.shape[1]):
         cells = "".join(
-            f'<TD BGCOLOR="{_sequential(v) if gate else _diverging(v, scale)}" '
-            f'WIDTH="{CELL}" HEIGHT="{CELL}" FIXEDSIZE="TRUE"></TD>'
+            f'<TD BGCOLOR="{colour(v)}" WIDTH="{cell}" HEIGHT="{cell}" FIXEDSIZE="TRUE"></TD>'
             for v in shown[:, unit]
         )
         rows.append(
             f'<TR><TD ALIGN="RIGHT" WIDTH="{LABEL}" FIXEDSIZE="TRUE">{small(str(unit))}</TD>'
             f"{cells}</TR>"
         )
+    every = _tick_every(columns)
     ticks = "".join(
-        f'<TD COLSPAN="{min(5, columns - t)}" ALIGN="LEFT">{small(str(t))}</TD>'
-        for t in range(0, columns, 5)
+        f'<TD COLSPAN="{min(every, columns - t)}" ALIGN="LEFT">{small(str(t))}</TD>'
+        for t in range(0, columns, every)
     )
     rows.append(f'<TR><TD HEIGHT="{LABEL}">{small("t")}</TD>{ticks}</TR>')
-    width, height = LABEL + CELL * columns, CELL * shown.shape[1] + LABEL
+    width, height = LABEL + cell * columns, cell * shown.shape[1] + LABEL
     grid = (
         f'<TABLE BORDER="0" CELLSPACING="0" CELLPADDING="0" FIXEDSIZE="TRUE" WIDTH="{width}" '
         f'HEIGHT="{height}">' + "".join(rows) + "</TABLE>"
@@ -84,6 +107,8 @@ def _panel(title: str, values: np.ndarray, gate: bool) -> str:
 def trace_dot(name: str, folded: nx.MultiDiGraph, trace: Mapping[str, np.ndarray]) -> str:
     """A trace's heatmaps as DOT text: one row per vector of the network, from the inputs
     at the bottom to the outputs at the top; a state's gates and cell state beside it.
+    Vectors holding the same numbers share one panel (`y = s.y`); non-negative values are
+    drawn white to brown, signed ones blue to red, gates white to green.
 
     `trace` holds (T, size) arrays by the keys of `composer.training.trace`; a key the
     network does not have is a DataError."""
@@ -96,9 +121,15 @@ def trace_dot(name: str, folded: nx.MultiDiGraph, trace: Mapping[str, np.ndarray
         f'  node [shape=plaintext, fontname="{FONT}", fontsize=11];',
     ]
     previous = None
+    # the top-most of equal panels stays (an output over the readout it emits)
+    same = _duplicates({k: trace[k] for _, keys in reversed(groups) for k in reversed(keys)})
+    gone = {k for twins in same.values() for k in twins}
+    groups = [(v, [k for k in keys if k not in gone]) for v, keys in groups]
+    groups = [(v, keys) for v, keys in groups if keys]
     for i, (vector, keys) in enumerate(groups):
         panels = [
-            _panel(_title(key, vector, names), trace[key], _opens(folded, key)) for key in keys
+            _panel(_title(key, vector, names), trace[key], _opens(folded, key), same.get(key, []))
+            for key in keys
         ]
         cells = "".join(f'<TD VALIGN="TOP">{panel}</TD>' for panel in panels)
         lines.append(
@@ -110,6 +141,24 @@ def trace_dot(name: str, folded: nx.MultiDiGraph, trace: Mapping[str, np.ndarray
         previous = i
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _duplicates(trace: Mapping[str, np.ndarray]) -> dict[str, list[str]]:
+    """A key -> the later keys holding the same numbers (an output that emits its readout
+    unchanged: `y` and `s.y`); those get no panel of their own."""
+    found: dict[str, list[str]] = {}
+    kept: list[str] = []
+    for key, value in trace.items():
+        twin = next(
+            (k for k in kept if trace[k].shape == np.shape(value)
+             and np.array_equal(trace[k], value, equal_nan=True)),
+            None,
+        )  # fmt: skip
+        if twin is None:
+            kept.append(key)
+        else:
+            found.setdefault(twin, []).append(key)
+    return found
 
 
 def _opens(folded: nx.MultiDiGraph, key: str) -> bool:

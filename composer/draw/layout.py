@@ -11,9 +11,12 @@ import math
 
 from composer.draw.view import Edge, Node, UnfoldedView
 
-__all__ = ["Grid", "ROW_GAP", "LANE", "AXIS_GAP"]
+__all__ = ["Grid", "ROW_GAP", "LANE", "AXIS_GAP", "CELL_LIFT"]
 
 ROW_GAP, LANE, AXIS_GAP = 0.9, 0.45, 0.55  # inches between rows and lanes; to the axis
+BESIDE_AT = 0.6  # a slanted edge's label: this far from its head, of its visible length
+CELL_LIFT = 0.6  # inches above h where `--cell-state` draws an LSTM's c
+MIN_WIDTH = 0.75  # inches: Graphviz's least node width (`width`), which short names get
 
 
 class Grid:
@@ -42,6 +45,13 @@ class Grid:
             for n in view.nodes
         }
 
+    def column_gap(self, column: int) -> float:
+        """Inches from a column's centre to the next one's (to the previous one's for the
+        last column)."""
+        if column + 1 < len(self.xs):
+            return self.xs[column + 1] - self.xs[column]
+        return self.xs[column] - self.xs[column - 1] if column else 1.0
+
     def pos(self, node: Node) -> str:
         """The node's pinned position for neato."""
         return "{:.2f},{:.2f}!".format(*self.where[node.vector, node.column])
@@ -50,12 +60,12 @@ class Grid:
         return f"{self.xs[column]:.2f},{-AXIS_GAP:.2f}!"
 
     def width(self, node: Node) -> float:
-        """About how wide a node is drawn, in inches (12 pt Helvetica, subscripted step)."""
+        """About how wide a node is drawn, in inches (12 pt DejaVu Sans, subscripted step)."""
         if node.step is None:
             return 0.5
         chars = len(self.names[node.vector]) + 0.7 * len(str(node.step))
         chars += 4 if node.role == "init" else 0  # ` = 0`
-        return 0.3 + 0.105 * chars
+        return max(MIN_WIDTH, 0.3 + 0.105 * chars)
 
     def crossing(self) -> bool:
         """Whether some edge drawn straight would pass through a node other than its ends.
@@ -87,6 +97,39 @@ class Grid:
         along = max(visible, 0.2) * 72 / 2  # points from the arrowhead to the middle
         angle = math.degrees(math.atan2(7, along))
         return {"labeldistance": round(along / 10, 2), "labelangle": -round(angle, 1)}
+
+    def beside(self, edge: Edge, chars: int) -> dict[str, float]:
+        """`labeldistance` and `labelangle` that put the head label of a slanted edge
+        beside it, clear of its line and of the nodes: a label of `chars` characters
+        (9 pt) sits on the upper side, moved off the line by as much as its box reaches
+        across it, `BESIDE_AT` of the way from the head; an edge spanning several columns
+        or rows is named half a column (or row) from its tail, between the nodes rather
+        than next to one it passes."""
+        (x0, y0), (x1, y1) = self.where[_cell(edge.tail)], self.where[_cell(edge.head)]
+        length = math.hypot(x1 - x0, y1 - y0)
+        ux, uy = (x0 - x1) / length, (y0 - y1) / length  # from the head towards the tail
+        visible = length - (self.width(edge.tail) + self.width(edge.head)) / 2 * abs(ux)
+        visible -= 2 * _HALF_HEIGHT * abs(uy)
+        along = max(visible, 0.2) * 72 * BESIDE_AT  # points from the arrowhead
+        columns = abs(edge.head.column - edge.tail.column)
+        rows = abs(self.rank[edge.head.vector] - self.rank[edge.tail.vector])
+        if max(columns, rows) > 1:
+            head = self.width(edge.head) / 2 * abs(ux) + _HALF_HEIGHT * abs(uy)
+            along = max(length * (1 - 0.5 / max(columns, rows)) - head, 0.2) * 72
+        width, height = 5.0 * chars + 2, 11.0  # points: the label's box
+        nx_, ny_ = -uy, ux  # a normal; the one pointing up
+        if ny_ < 0 or (ny_ == 0 and nx_ < 0):
+            nx_, ny_ = -nx_, -ny_
+        if rows > 1:  # past a row: on the side away from the column it leaves
+            nx_, ny_ = (-nx_, -ny_) if nx_ * (x1 - x0) < 0 else (nx_, ny_)
+        off = abs(nx_) * width / 2 + abs(ny_) * height / 2 + 2
+        # the angle from the edge's direction to the label, negative clockwise
+        turn = ux * ny_ - uy * nx_  # > 0: the normal is counterclockwise of the direction
+        angle = math.degrees(math.atan2(off, along)) * (1 if turn > 0 else -1)
+        return {
+            "labeldistance": round(math.hypot(along, off) / 10, 2),
+            "labelangle": round(angle, 1),
+        }
 
     def passed(self, edge: Edge) -> bool:
         """Whether an edge up one column passes nodes drawn in the rows between its ends."""

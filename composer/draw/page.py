@@ -21,18 +21,43 @@ import numpy as np
 
 from composer.draw.diagrams import folded_dot, unfolded_dot
 from composer.draw.style import Style, merged_readouts
-from composer.draw.view import StepTemplate, display_names, kept_columns, same_steps
-from composer.errors import ComposerError
+from composer.draw.view import (
+    StepTemplate,
+    display_names,
+    folded_edge_id,
+    kept_columns,
+    same_steps,
+    tapped_pairs,
+    weight_label,
+)
+from composer.errors import ComposerError, DataError
+from composer.graph.deps import dependencies
 from composer.graph.unrolled import Unrolled
 from composer.graph.weights import param_table
+from composer.kinds import KINDS
 from composer.text import format_steps
 
-__all__ = ["page_html", "page_data", "page_steps", "fingerprint", "page_stamp", "PAGE_COLUMNS"]
+__all__ = [
+    "page_html",
+    "page_data",
+    "page_steps",
+    "fingerprint",
+    "page_stamp",
+    "embedded_json",
+    "PAGE_COLUMNS",
+]
 
 #: the most steps a page draws: every T from the smallest that unrolls up to this many
 PAGE_COLUMNS = 12
 
 _ASSETS = Path(__file__).with_name("page_assets")
+
+#: the page's content-security policy: nothing is fetched, sent or re-based (`form-action`
+#: and `base-uri` do not fall back to `default-src`, so they are named)
+POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+    "img-src data:; form-action 'none'; base-uri 'none'"
+)
 
 
 def page_steps(steps: int, unroll: Callable[[int], Unrolled]) -> list[tuple[int, Unrolled]]:
@@ -61,7 +86,8 @@ def page_html(
 ) -> str:
     """The page's HTML for a network unrolled at several T (`page_steps`). `svg` turns DOT
     text into SVG text (`dot -Tsvg`). `values` (a trace of one sequence, by key, arrays
-    (T, size)) shows each vector's values on its nodes, at the T of the trace. `start` is
+    (T, size), or such traces by T) shows each vector's values on its nodes, at each T
+    traced. `start` is
     the T shown first (default: the largest)."""
     data = page_data(name, unrollings, style=style, values=values, start=start)
     stamp = fingerprint(data)
@@ -70,13 +96,12 @@ def page_html(
         drawing["svg"] = _clean(svg(drawing["svg"]))
     script = (_ASSETS / "page.js").read_text(encoding="utf-8")
     style_sheet = (_ASSETS / "page.css").read_text(encoding="utf-8")
-    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    payload = embedded_json(data)
     title = _escape(f"{name}: folded and unfolded")
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">\n"
+        f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">\n'
         f'<meta name="generator" content="rnn-composer; source {stamp}">\n'
         f"<title>{title}</title>\n<style>\n{style_sheet}</style>\n</head>\n<body>\n"
         f"<header><h1>{_escape(name)}</h1>\n"
@@ -86,6 +111,10 @@ def page_html(
         '<span class="key copy">every unrolled copy</span>. Esc clears.</p>\n'
         '<label id="steps-label">T = <output id="steps-value"></output> '
         '<input id="steps" type="range" aria-label="number of steps T"></label>\n'
+        '<span id="zoom" role="group" aria-label="zoom the unfolded network">'
+        '<button id="zoom-out" type="button" aria-label="zoom out">−</button>'
+        '<button id="zoom-fit" type="button" aria-label="fit the width">fit</button>'
+        '<button id="zoom-in" type="button" aria-label="zoom in">+</button></span>\n'
         '<p id="status" role="status" aria-live="polite"></p></header>\n'
         '<main><section id="folded-view" aria-label="the folded network"></section>\n'
         '<section id="unfolded-view" aria-label="the unfolded network"></section></main>\n'
@@ -117,7 +146,7 @@ def page_data(
     return {
         "name": name,
         "folded": folded_dot(folded, style=style),
-        "foldedEdges": _folded_edges(folded, merge),
+        "foldedEdges": _folded_edges(folded, merge, style),
         "info": _info(folded, merge, unrollings),
         "drawings": drawings,
         "start": start if start is not None else unrollings[-1][0],
@@ -128,8 +157,9 @@ def page_data(
 def fingerprint(data: dict) -> str:
     """A digest of a page's sources (its data with the DOT texts, script and style sheet):
     a page is current when the digest it carries is the one its sources give now, which
-    needs no Graphviz to check."""
+    needs no Graphviz to check. The policy counts too."""
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode())
+    digest.update(POLICY.encode())
     for asset in ("page.js", "page.css"):
         digest.update((_ASSETS / asset).read_bytes())
     return digest.hexdigest()[:16]
@@ -139,6 +169,18 @@ def page_stamp(html: str) -> str | None:
     """The source digest a written page carries (`fingerprint`), or None."""
     match = re.search(r'<meta name="generator" content="rnn-composer; source (\w+)">', html)
     return match.group(1) if match else None
+
+
+#: characters the HTML parser reads inside a script block (`</script`, `<!--`) and `&`,
+#: written as JSON escapes, which JSON.parse reads back as the same characters
+_HTML_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def embedded_json(data: dict) -> str:
+    """`data` as JSON text safe inside `<script type="application/json">`: no `<`, `>` or
+    `&` (so no name can end the block or open a comment in it), and no NaN or Infinity,
+    which JSON.parse refuses (`_values` refuses them first, with a message)."""
+    return json.dumps(data, separators=(",", ":"), allow_nan=False).translate(_HTML_SAFE)
 
 
 def _escape(text: str) -> str:
@@ -189,28 +231,68 @@ def _graph(unrolled: Unrolled, renamed: dict[str, str]) -> dict:
                 continue
             weights.append(attrs["weight"])
             edges.append([index[tail], index[head], attrs["weight"]])
-    found = {"nodes": nodes, "edges": edges}
+    found = {"nodes": nodes, "edges": edges, "deps": _deps_text(unrolled, template, drawn, renamed)}
     if any(c.elided for c in columns):
         found["cones"] = {
             nodes[index[_node_id(cell, renamed)]]: sorted(
                 {index[_node_id(n, renamed)] for n in template.cone(cell) if n in drawn}
             )
-            for cell in drawn
+            for cell in sorted(drawn, key=lambda c: (c[1], c[0]))
         }
     return found
+
+
+def _deps_text(unrolled: Unrolled, template: StepTemplate, drawn, renamed) -> dict[str, str]:
+    """What each drawn node depends on, written as `deps` writes it (`y[3] <- x[0..3]`):
+    an emitted output's line is `deps`' own; any other node's lists the input steps of its
+    whole cone, drawn or elided, inputs in the network's order."""
+    folded = unrolled.folded
+    shown = {_node_id(cell, renamed) for cell in drawn}
+    lines = {
+        f"{output}@{t}": f"{output}[{t}] <- {_inputs_text(found)}"
+        for output, per_step in dependencies(unrolled).items()
+        for t, found in per_step.items()
+        if f"{output}@{t}" in shown
+    }
+    order = nx.get_node_attributes(folded, "order")
+    for cell in sorted(drawn, key=lambda c: (c[1], order[c[0]])):
+        key = _node_id(cell, renamed)
+        if key in lines or folded.nodes[cell[0]]["role"] == "input":
+            continue
+        found: dict[str, list[int]] = {}
+        for vector, t in template.cone(cell):
+            data = folded.nodes[vector]
+            if data["role"] == "input":
+                steps = found.setdefault(vector, [])
+                if not data.get("given_state"):
+                    steps.append(t)
+        ordered = {v: sorted(found[v]) for v in sorted(found, key=order.get)}
+        name, step = key.rpartition("@")[::2]
+        lines[key] = f"{name}[{step}] <- {_inputs_text(ordered)}"
+    return lines
+
+
+def _inputs_text(found: Mapping[str, list[int]]) -> str:
+    parts = [f"{name}[{format_steps(steps)}]" if steps else name for name, steps in found.items()]
+    return ", ".join(parts) or "(no input)"
 
 
 def _initial_steps(unrolled: Unrolled) -> set[int]:
     return {t for ts in unrolled.initial.values() for t in ts}
 
 
-def _folded_edges(folded: nx.MultiDiGraph, merge: dict[str, str]) -> dict[str, list[str]]:
-    """The folded picture's edge ids -> the weights they draw (a shaded weight's copies)."""
+def _folded_edges(
+    folded: nx.MultiDiGraph, merge: dict[str, str], style: Style
+) -> dict[str, list[str]]:
+    """The folded picture's edge ids -> the weights they draw (a shaded weight's copies;
+    all of a pair's taps when they are drawn as one edge)."""
     found: dict[str, list[str]] = {}
+    tapped = tapped_pairs(folded) if style.taps == "apart" else set()
     for tail, head, data in folded.edges(data=True):
         if data["weight"] is None:
             continue
-        key = f"{merge.get(tail, tail)}->{merge.get(head, head)}"
+        key = folded_edge_id(merge.get(tail, tail), merge.get(head, head), data,
+                             {(merge.get(t, t), merge.get(h, h)) for t, h in tapped})  # fmt: skip
         found.setdefault(key, [])
         if data["weight"] not in found[key]:
             found[key].append(data["weight"])
@@ -232,45 +314,92 @@ def _info(folded: nx.MultiDiGraph, merge: dict[str, str], unrollings) -> dict:
             "name": names[node],
             "role": data["role"],
             "size": data["size"],
-            "formula": _formula(folded, source, names, source_data)
-            + (f"; emitted as {node}" if source != node else ""),
+            "formula": _formula(folded, source, names, source_data, names[node])
+            + (f" (the readout {names[source]}, emitted as {node})" if source != node else ""),
             "steps": steps,
         }
     weights = {info.key: list(info.shape) for info in param_table(folded)}
     return {"vectors": vectors, "weights": weights}
 
 
-def _formula(folded: nx.MultiDiGraph, node: str, names: dict, data: dict) -> str:
-    """`s_t = tanh(x_t Wx + s_(t-1) Ws + b)`, read off the folded graph's in-edges."""
+def _formula(
+    folded: nx.MultiDiGraph, node: str, names: dict, data: dict, shown: str | None = None
+) -> str:
+    """The lecture's formula, read off the folded graph's in-edges:
+    `s_t = tanh(x_t Wx + s_{t-1} Ws + b)`, `y_t = softmax(s_t Wy + by)`. Each term names its
+    weight as the diagrams do, with the block of a weight read in parts (`Wy[0:24]`, a
+    bidirectional layer's two halves), and the bias by its key (`b`, `by`). `shown`: the
+    name on the left when another node draws this one (an output drawing its readout)."""
     role = data["role"]
     if role == "input" and data.get("given_state"):
         return f"{names[node]}: a start state, given with the data (no steps)"
     if role == "input":
         return f"{names[node]}_t: given"
     terms = []
-    for source, _, edge in sorted(folded.in_edges(node, data=True), key=lambda e: e[0]):
+    edges = sorted(folded.in_edges(node, data=True), key=lambda e: (folded.nodes[e[0]]["order"],
+                                                                      -e[2]["lag"]))  # fmt: skip
+    for source, _, edge in edges:
         lag = edge["lag"]
-        step = "t" if lag == 0 else f"t{-lag:+d}"
-        term = f"{names[source]}_({step})"
-        terms.append(f"{term} {edge['weight']}" if edge["weight"] else term)
+        step = "t" if lag == 0 else f"{{t{-lag:+d}}}"
+        term = f"{names[source]}_{step}"
+        if edge["weight"]:
+            weight = weight_label(folded, edge["weight"])
+            shape, rows = edge["shape"], edge["rows"]
+            if shape is not None and rows != (0, shape[0]):
+                weight += f"[{rows[0]}:{rows[1]}]"
+            term += f" {weight}"
+        terms.append(term)
+    lhs = f"{shown or names[node]}_t = "
     if role == "output":
-        return f"{names[node]}_t = " + ", ".join(terms)
+        return lhs + ", ".join(terms)
     if role == "merge":  # a bidirectional layer's two states, step by step
         return (
-            f"{names[node]}_t = "
+            lhs
             + (" * " if data["merge"] == "mul" else " + ").join(terms)
             + (" (elementwise)" if data["merge"] == "mul" else ", halved")
         )
-    total = " + ".join([*terms, "b"])
+    biases = [weight_label(folded, key) for key in _bias_keys(folded, data)]
+    total = " + ".join([*terms, *biases])
     if role == "state":
-        return f"{names[node]}_t = {data['kind']} cell({total})" + (
-            f", activation {data['activation']}" if data.get("activation") else ""
+        kind = KINDS[data["kind"]]
+        if not kind.gate_names:  # a plain recurrence: its activation of the sum
+            return lhs + f"{data.get('activation') or 'tanh'}({total})"
+        cell = kind.picture.tag.split(" (")[0].removesuffix(" h")  # LSTM, GRU
+        return (
+            lhs
+            + f"{cell}({total})"
+            + (f", activation {data['activation']}" if data.get("activation") else "")
         )
-    return f"{names[node]}_t = {data.get('activation') or 'identity'}({total})"
+    activation = data.get("activation") or "identity"
+    return lhs + (total if activation == "identity" else f"{activation}({total})")
 
 
-def _values(values: Mapping[str, np.ndarray], unrollings, merge) -> dict:
-    """{"T": steps, "cells": {node id: [numbers of the first sequence]}, "scale": max |v|}."""
+def _bias_keys(folded: nx.MultiDiGraph, data: dict) -> list[str]:
+    """The keys of a vector's biases (`s.b`, `s.b_rev`, a GRU's `bx` and `bs`, `s.by`)."""
+    if not data.get("bias") or "layer" not in data:
+        return []
+    keys = {info.key for info in param_table(folded)}
+    layer, suffix = data["layer"], data.get("suffix", "")
+    if data["role"] == "state":
+        wanted = [f"{layer}.{b}{suffix}" for b in ("b", "bx", "bs")]
+    elif data["role"] == "readout":
+        wanted = [f"{layer}.by"]
+    else:
+        wanted = [f"{layer}.b"]
+    return [key for key in wanted if key in keys]
+
+
+def _values(values, unrollings, merge) -> dict:
+    """{str(T): {"T": T, "cells": {node id: [numbers of the first sequence]}, "scale":
+    max |v|}} for each T traced: `values` is one trace (by key, (T, size) arrays) or
+    traces by T (`{T: trace}`, the input's first T steps run at each T the page offers)."""
+    if values and all(isinstance(key, int) for key in values):
+        return {str(t): _one_trace(found, merge) for t, found in sorted(values.items())}
+    found = _one_trace(values, merge)
+    return {str(found["T"]): found}
+
+
+def _one_trace(values: Mapping[str, np.ndarray], merge) -> dict:
     steps = next(iter(values.values())).shape[0]
     cells, biggest = {}, 0.0
     for key, array in values.items():
@@ -281,7 +410,13 @@ def _values(values: Mapping[str, np.ndarray], unrollings, merge) -> dict:
             if np.isnan(row).all():
                 continue
             shown = row[:16]
+            bad = np.flatnonzero(~np.isfinite(row))
+            if bad.size:  # an overflow: JSON has no Infinity or NaN, and no colour shows it
+                raise DataError(
+                    f"the traced values overflow: {key} at step {t} holds {row[bad[0]]} "
+                    f"(element {bad[0]}); the page shows finite values only, so check the "
+                    "weights and the input"
+                )
             cells[f"{key}@{t}"] = [round(float(v), 4) for v in shown]
-            finite = np.abs(shown[np.isfinite(shown)])
-            biggest = max(biggest, float(finite.max()) if finite.size else 0.0)
+            biggest = max(biggest, float(np.abs(shown).max()) if shown.size else 0.0)
     return {"T": steps, "cells": cells, "scale": biggest if math.isfinite(biggest) else 1.0}

@@ -9,12 +9,14 @@ import networkx as nx
 
 from composer.errors import ComposerError
 
-__all__ = ["Style", "LABELS", "READOUTS", "parse_weight_names", "merged_readouts"]
+__all__ = ["Style", "LABELS", "READOUTS", "TAPS", "parse_weight_names", "merged_readouts"]
 
 #: `--labels`: no edge labels, the weights' names, or names with shapes (and node sizes).
 LABELS = ("none", "weights", "full")
 #: `--readout`: one node for an output that is its readout unchanged, or both nodes.
 READOUTS = ("merged", "both")
+#: `--taps`: a tapped delay line folded as one edge per pair, or one edge per tap.
+TAPS = ("folded", "apart")
 
 #: the lecture's order of a layer's weights, for `--weight-names U,W,V`
 POSITIONAL = ("Wx", "Ws", "Wy")
@@ -25,12 +27,15 @@ class Style:
     """`readout`: `merged` draws an output that only copies a readout as one node (the
     lecture's picture), `both` draws the readout and the output apart. `labels`: one of
     `LABELS`. `weight_names`: a weight's key or suffix (`Wx`, `rnn.Ws`) -> the name drawn.
-    `legend`: add a key of node shapes and edge styles."""
+    `legend`: add a key of node shapes and edge styles. `taps`: one of `TAPS`.
+    `cell_state`: draw an LSTM's cell state c as a track of its own, unfolded."""
 
     readout: str = "merged"
     labels: str = "weights"
     weight_names: dict[str, str] = field(default_factory=dict)
     legend: bool = False
+    taps: str = "folded"
+    cell_state: bool = False
 
     def __post_init__(self) -> None:
         if self.readout not in READOUTS:
@@ -39,9 +44,12 @@ class Style:
             )
         if self.labels not in LABELS:
             raise ComposerError(f"labels must be one of {', '.join(LABELS)}, got {self.labels!r}")
+        if self.taps not in TAPS:
+            raise ComposerError(f"taps must be one of {', '.join(TAPS)}, got {self.taps!r}")
 
     def __hash__(self) -> int:
-        return hash((self.readout, self.labels, tuple(sorted(self.weight_names.items()))))
+        names = tuple(sorted(self.weight_names.items()))
+        return hash((self.readout, self.labels, names, self.legend, self.taps, self.cell_state))
 
     def rename(self, weight: str) -> str:
         """A weight key (`rnn.Wx`) with its drawn name (`rnn.U`), by key first, then suffix."""

@@ -26,6 +26,8 @@ __all__ = [
     "UnfoldedView",
     "display_names",
     "weight_label",
+    "tapped_pairs",
+    "folded_edge_id",
     "row_order",
     "kept_columns",
     "StepTemplate",
@@ -109,6 +111,26 @@ def _arrow(folded: nx.MultiDiGraph, node: str) -> str:
     if data["direction"] == "backward":
         return "←"
     return "→" if two_way else ""
+
+
+def tapped_pairs(folded: nx.MultiDiGraph) -> set[tuple[str, str]]:
+    """(source, target) pairs joined by several weighted edges of different delays, not
+    recurrences: the taps of a tapped delay line (`input: {from: x, delays: [...]}`)."""
+    lags: dict[tuple[str, str], set[int]] = {}
+    for tail, head, data in folded.edges(data=True):
+        if data["weight"] is not None and data["role"] != "recurrent":
+            lags.setdefault((tail, head), set()).add(data["lag"])
+    return {pair for pair, found in lags.items() if len(found) > 1}
+
+
+def folded_edge_id(
+    tail: str, head: str, data: dict | None = None, tapped: set | frozenset = frozenset()
+) -> str:
+    """A folded edge's id, `tail->head`; a tap drawn apart adds its weight
+    (`x->h.y:h.W@2`), so each of a pair's taps has its own."""
+    if data is not None and (tail, head) in tapped and data["weight"] is not None:
+        return f"{tail}->{head}:{data['weight']}"
+    return f"{tail}->{head}"
 
 
 def weight_label(folded: nx.MultiDiGraph, weight: str | None, style=None) -> str:

@@ -105,8 +105,10 @@ def gradient_norms(
 ) -> tuple[float, dict[str, np.ndarray]]:
     """(the loss, {state: ‖∂L/∂s_t‖ per step t, (T,)}): the norm over the batch and the
     units of the loss's gradient w.r.t. each state's value at each step, NaN where the
-    state is not computed. `at=(output, t)` takes the loss of that one output step (the
-    other steps masked out)."""
+    state is not computed. A kind that carries more than h has those too, keyed as the
+    trace keys them: an LSTM's cell state c as `<layer>.c` (`<layer>.c_rev`).
+    `at=(output, t)` takes the loss of that one output step (the other steps masked
+    out)."""
     if at is not None:
         batch = next(iter(inputs.values())).shape[0]
         mask = step_mask(plan, at[0], at[1], batch)
@@ -116,8 +118,11 @@ def gradient_norms(
         if v.role != "state":
             continue
         track = tape.tracks[name]
-        g = track.g[-track.lo : plan.steps - track.lo]
-        found = np.sqrt(np.einsum("tbh,tbh->t", g, g, dtype=np.float64))
-        found[~np.asarray(v.present[: plan.steps])] = np.nan
-        norms[name] = found
+        layer, _, state = name.partition(".")
+        suffix = state.removeprefix("s")  # "" or "_rev"
+        for carried in track.kind.carries:  # h, and an LSTM's cell state c
+            g = track.gradient(carried)[-track.lo : plan.steps - track.lo]
+            found = np.sqrt(np.einsum("tbh,tbh->t", g, g, dtype=np.float64))
+            found[~np.asarray(v.present[: plan.steps])] = np.nan
+            norms[name if carried == "h" else f"{layer}.{carried}{suffix}"] = found
     return value, norms

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import numpy as np
@@ -64,9 +65,9 @@ def test_render_trace_draws_a_panel_per_vector_and_gate(traced):
     text = out.read_text()
     for title in ("lstm1.gates.f", "lstm2.c", "sigmoid, 0 to 1"):
         assert title in text
-    assert text.count('WIDTH="9" HEIGHT="9"') == 6 * (
-        8 + 32 * 12 + 4 + 4
-    )  # steps × units of every panel
+    # steps × units of every panel (22 pt cells at T = 6); y is lstm2.y's panel
+    assert text.count('WIDTH="22" HEIGHT="22"') == 6 * (8 + 32 * 12 + 4)
+    assert "= lstm2.y" in text
     svg = traced / "trace.svg"
     assert invoke("render", LSTM, "--view", "trace", "--trace", traced / "t.npz", "-o", svg)
     assert svg.read_text().lstrip().startswith("<?xml")
@@ -124,3 +125,16 @@ def test_run_trace_refuses_a_padded_batch(tmp_path):
     result = invoke(*args, "--trace", tmp_path / "t.npz")
     assert result.exit_code == 2 and "a padded batch has no one trace" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+@needs_dot
+def test_render_gradients_charts_an_lstms_cell_state_too(tmp_path):
+    lstm = ROOT / "docs/examples/echo-lstm.yaml"
+    write_arrays(tmp_path / "d.npz", echo(count=8, steps=20, seed=1))
+    write_arrays(tmp_path / "w.npz", Network.from_file(lstm).init_params(3))
+    out = tmp_path / "g.dot"
+    args = ("render", lstm, "--gradients", "--weights", tmp_path / "w.npz")
+    result = invoke(*args, "--data", tmp_path / "d.npz", "--at", "y[-1]", "-o", out)
+    assert result.exit_code == 0, result.output
+    rows = re.findall(r'<TD ALIGN="RIGHT">([^<]+)</TD><TD BORDER="1" SIDES="LB">', out.read_text())
+    assert rows == ["rnn", "rnn.c"]  # h by the layer's name, then its cell state

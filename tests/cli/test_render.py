@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import struct
@@ -245,8 +246,9 @@ def test_render_html_writes_one_self_contained_page(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.html", "x.npy"]
     text = out.read_text()
     assert text.startswith("<!DOCTYPE html>") and "default-src 'none'" in text
-    assert text.count("<svg") == 1 + 3  # the folded picture and T = 1..3, the input's T
-    assert '"values":{"T":3' in text and not re.search(r"""(src|href)=["']?https?:""", text)
+    # the folded picture and T = 1..3, the input's T, in the JSON (where < is \u003c)
+    assert text.count("\\u003csvg") == 1 + 3 and "<svg" not in text
+    assert '"values":{"1":{"T":1' in text and not re.search(r"""(src|href)=["']?https?:""", text)
     again = invoke(LECTURE, "-o", out)
     assert again.exit_code == 2 and "--force" in again.output
 
@@ -254,3 +256,18 @@ def test_render_html_writes_one_self_contained_page(tmp_path):
 def test_values_need_the_page(tmp_path):
     result = invoke(LECTURE, "-o", tmp_path / "n.svg", "--input", LECTURE)
     assert result.exit_code == 2 and "--format html" in result.output
+
+
+@needs_dot
+def test_the_page_shows_values_at_every_t_the_input_allows(tmp_path):
+    out, x = tmp_path / "net.html", tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(0).normal(size=(1, 5, 4)))
+    assert invoke(LECTURE, "-o", out, "--input", x).exit_code == 0
+    text = out.read_text()
+    found = re.search(r'<script id="data" type="application/json">(.*?)</script>', text, re.S)
+    values = json.loads(found.group(1))["values"]
+    assert sorted(values, key=int) == ["1", "2", "3", "4", "5"]
+    # the input's first T steps at each T: a causal network's early steps agree
+    for t in range(1, 5):
+        assert values[str(t)]["cells"]["s.s@0"] == values["5"]["cells"]["s.s@0"]
+        assert f"y@{t - 1}" in values[str(t)]["cells"] and f"y@{t}" not in values[str(t)]["cells"]

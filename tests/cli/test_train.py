@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import struct
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -37,12 +39,34 @@ def test_command_writes_best_weights_and_curve(tmp_path):
     assert invoke(*args, "--output", out, "--force", "--weights", out).exit_code == 0
 
 
-@pytest.mark.parametrize("name", ["rs.png", "rs.pdf", "rs"])
-def test_a_curve_that_is_not_svg_is_refused_before_training(tmp_path, name):
+@pytest.mark.parametrize("name", ["rs.pdf", "rs"])
+def test_a_curve_that_is_not_svg_or_png_is_refused_before_training(tmp_path, name):
     args = (SPECS / "sine.yaml", "--data", DATA / "sine.npz", "--epochs", 1)
     result = invoke(*args, "--output", tmp_path / "w.npz", "--curve", tmp_path / name)
-    assert result.exit_code == 2 and "give a file ending in .svg" in result.output
+    assert result.exit_code == 2 and "give a file ending in .svg or .png" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_png_curve_without_matplotlib_is_refused_before_training(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    args = (SPECS / "sine.yaml", "--data", DATA / "sine.npz", "--epochs", 1)
+    result = invoke(*args, "--output", tmp_path / "w.npz", "--curve", tmp_path / "c.png")
+    assert result.exit_code == 2, result.output
+    assert "drawn by Matplotlib, which is not installed" in result.output
+    assert "rnn-composer[plot]" in result.output and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_png_curve_marks_the_best_epoch(tmp_path):
+    pytest.importorskip("matplotlib", reason="the `plot` extra draws PNG curves")
+    out, curve = tmp_path / "w.npz", tmp_path / "c.png"
+    args = (SPECS / "sine.yaml", "--data", DATA / "sine.npz", "--epochs", 3, "--lr", 0.01)
+    result = invoke(*args, "--output", out, "--curve", curve)
+    assert result.exit_code == 0, result.output
+    data = curve.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    width, height = struct.unpack(">II", data[16:24])
+    assert (width, height) == (960, 600)  # 6.4 x 4 inches at 150 dpi
 
 
 def test_command_exits_130_after_writing_on_ctrl_c(tmp_path, monkeypatch):

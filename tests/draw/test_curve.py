@@ -25,3 +25,15 @@ def test_loss_curve_is_an_svg_polyline():
     svg = loss_curve_svg(history, "a <b> & c")
     assert svg.startswith("<svg") and svg.count("<polyline") == 2
     assert "a &lt;b&gt; &amp; c" in svg and "epoch</text>" in svg
+
+
+def test_the_best_point_is_the_kept_weights_epoch():
+    from types import SimpleNamespace as Epoch
+
+    from composer.draw.curve_png import best_point
+
+    losses = [(0, 3.0, 2.0), (1, 1.0, 1.5), (2, 0.5, 1.5), (3, 0.2, 1.8)]
+    history = [Epoch(epoch=e, train_loss=t, val_loss=v) for e, t, v in losses]
+    assert best_point(history) == (1, 1.5)
+    no_val = [Epoch(epoch=e.epoch, train_loss=e.train_loss, val_loss=None) for e in history]
+    assert best_point(no_val) == (3, 0.2)

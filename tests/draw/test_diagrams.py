@@ -225,7 +225,7 @@ def test_highlighting_the_lecture_output_shades_every_earlier_input():
     text = unfolded_dot(unroll(build(NETWORKS["lecture"]), 5), highlight=("y", 2))
     _, _, shaded = drawn(text)
     assert {t for v, t in shaded if v == "x"} == {0, 1, 2}
-    assert "shaded: what y<SUB>2</SUB> depends on" in text
+    assert "shaded: what y[2] depends on" in text  # as the folded title and deps write it
 
 
 def test_a_highlighted_step_is_kept_when_columns_are_elided():
@@ -491,8 +491,63 @@ def test_a_two_pass_handover_is_drawn_as_a_second_pass():
     assert "second pass" not in unfolded_dot(unroll(causal, 4))
 
 
-def test_input_taps_are_labelled_with_their_delay():
-    text = folded_dot(build(load_spec(ROOT / "specs" / "tdnn.yaml")))
+def test_input_taps_drawn_apart_are_labelled_with_their_delay():
+    text = folded_dot(build(load_spec(ROOT / "specs" / "tdnn.yaml")), style=Style(taps="apart"))
     for label in ("tdnn1.W@-2, t+2", "tdnn1.W@1, t-1", "tdnn2.W@2, t-2"):
         assert label in text
     assert "tdnn1.W, t" not in text  # the present step needs no mark
+    ids = re.findall(r'id="(frames->tdnn1\.y[^"]*)"', text)  # one id per tap
+    assert len(ids) == 5 == len(set(ids)) and "frames->tdnn1.y:tdnn1.W@2" in ids
+
+
+def test_a_pairs_taps_are_one_edge_named_with_its_delays_by_default():
+    text = folded_dot(build(load_spec(ROOT / "specs" / "tdnn.yaml")))
+    taps = [line for line in text.splitlines() if 'id="frames->tdnn1.y"' in line]
+    assert len(taps) == 1 and "label=<tdnn1.W@k, t-k, k = -2..2>" in taps[0]
+    assert "label=<tdnn2.W@k, t-k, k = -2, 0, 2>" in text
+    full = folded_dot(build(load_spec(ROOT / "specs" / "tdnn.yaml")), style=Style(labels="full"))
+    assert "k = -2..2 (13×32 each)" in full
+
+
+def test_taps_drawn_apart_fan_out_in_the_order_of_their_delays():
+    text = folded_dot(build(load_spec(ROOT / "specs" / "narx.yaml")), style=Style(taps="apart"))
+    lags = [int(m) for m in re.findall(r'id="u->h\.y:h\.W@(\d+)"', text)]
+    assert lags == [2, 1, 3]  # Graphviz draws the first in the middle, then either side
+
+
+def test_the_legend_draws_its_swatches_and_keys_start_states_and_shading():
+    graph = build(load_spec(ROOT / "specs" / "lecture-elman.yaml"))
+    style = Style(legend=True)
+    folded = folded_dot(graph, style=style)
+    assert "ellipse</FONT>" not in folded  # outlines are drawn, not named
+    assert 'BORDER="1" STYLE="rounded">input x' in folded
+    assert '<TABLE BORDER="1" STYLE="rounded" CELLBORDER="0" BGCOLOR="#fee2e2">' in folded
+    assert "start state" not in folded  # folded pictures draw none
+    unfolded = unfolded_dot(unroll(graph, 3), style=style)
+    assert 'STYLE="dashed">start state (= 0, or handed over)' in unfolded
+    assert "what the shaded node depends on" not in unfolded
+    shaded = unfolded_dot(unroll(graph, 3), style=style, highlight=("y", 1))
+    assert "what the shaded node depends on" in shaded and "the rest" in shaded
+    cone = render.folded_cone(unroll(graph, 3), ("y", 1))
+    assert "what the shaded node depends on" in folded_dot(graph, style=style, cone=cone)
+
+
+def test_the_cell_state_is_drawn_as_a_track_of_its_own_on_request():
+    graph = build(load_spec(ROOT / "specs" / "lstm.yaml"))
+    plain = unfolded_dot(unroll(graph, 3))
+    assert 'class="cell"' not in plain  # the lecture's h-only picture by default
+    text = unfolded_dot(unroll(graph, 3), style=Style(cell_state=True))
+    cells = re.findall(
+        r'^  (cn\d+) \[class="cell".*label=<(lstm\d\.c)<SUB>(-?\d+)</SUB>>', text, re.M
+    )
+    assert {(name, int(t)) for _, name, t in cells} == {
+        (f"lstm{k}.c", t) for k in (1, 2) for t in range(-1, 3)
+    }
+    ids = {(name, int(t)): cid for cid, name, t in cells}
+    for k in (1, 2):
+        for t in range(3):  # c_(t-1) -> c_t along the track
+            assert f"  {ids[f'lstm{k}.c', t - 1]} -> {ids[f'lstm{k}.c', t]} [" in text
+    bidirectional = build(load_spec(ROOT / "specs" / "bidirectional-tagger.yaml"))
+    assert 'class="cell"' not in unfolded_dot(
+        unroll(bidirectional, 3), style=Style(cell_state=True)
+    )

@@ -122,7 +122,7 @@ def test_gradient_norms_match_autograd(kind, at):
     cells, linear = _torch_stack(torch, kind, F, H, C)
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(B, T, F)), rng.normal(size=(B, T, C))
-    states = {"l0.s": [], "l1.s": []}
+    states = {"l0.s": [], "l1.s": []} | ({"l0.c": [], "l1.c": []} if kind == "lstm" else {})
     carry = [None, None]
     outs = []
     for t in range(T):
@@ -132,6 +132,9 @@ def test_gradient_norms_match_autograd(kind, at):
             h = carry[index][0] if kind == "lstm" else carry[index]
             h.retain_grad()
             states[f"l{index}.s"].append(h)
+            if kind == "lstm":  # the cell state c: the LSTM's own carried array
+                carry[index][1].retain_grad()
+                states[f"l{index}.c"].append(carry[index][1])
             value = h
         outs.append(linear(value))
     out = torch.stack(outs, dim=1)
@@ -151,6 +154,7 @@ def test_gradient_norms_match_autograd(kind, at):
     norms = net.gradient_norms(
         _our_params(cells, linear, kind), {"x": x}, {"o": y}, at=None if at is None else ("o", at)
     )
+    assert set(norms) == set(states)
     for name, steps in states.items():
         want = [float(s.grad.norm()) if s.grad is not None else 0.0 for s in steps]
         np.testing.assert_allclose(norms[name], want, rtol=1e-9, atol=1e-14, err_msg=name)

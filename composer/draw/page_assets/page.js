@@ -8,6 +8,7 @@ const stepsValue = document.getElementById("steps-value");
 const statusLine = document.getElementById("status");
 const tip = document.getElementById("tip");
 let drawing = null;
+let selected = null;  // the folded vector or weight whose copies are shaded
 
 function vectorOf(id) { return id.slice(0, id.lastIndexOf("@")); }
 function stepOf(id) { return Number(id.slice(id.lastIndexOf("@") + 1)); }
@@ -37,6 +38,7 @@ function describeWeights(keys) {
 }
 
 function clear() {
+  selected = null;
   for (const root of [foldedView, unfoldedView]) {
     for (const g of root.querySelectorAll(".anc, .desc, .sel, .copy, .faded")) {
       g.classList.remove("anc", "desc", "sel", "copy", "faded");
@@ -100,14 +102,15 @@ function selectNode(id) {
     if ((up.has(tail) || tail === index) && (up.has(head) || head === index)) g.classList.add("anc");
     else if ((down.has(tail) || tail === index) && down.has(head)) g.classList.add("desc");
   }
-  const inputs = [...up].map(i => names[i]).filter(n => DATA.info.vectors[vectorOf(n)] &&
-    DATA.info.vectors[vectorOf(n)].role === "input");
-  statusLine.textContent = `${id} depends on ${up.size} nodes (inputs: ${inputs.join(", ") || "none"}); ` +
-    `${down.size} depend on it`;
+  // what it depends on, as `deps` writes it, over every step (drawn or elided)
+  const deps = drawing.deps[id] || `${vectorOf(id)}[${stepOf(id)}] <- (no input)`;
+  statusLine.textContent = `${deps}; shaded: ${up.size} nodes it depends on, ` +
+    `${down.size} that depend on it`;
 }
 
 function selectFolded(g) {
   clear();
+  selected = g;
   g.classList.add("copy");
   if (g.classList.contains("node")) {
     let count = 0;
@@ -130,11 +133,37 @@ function selectFolded(g) {
 function showTip(event, text) {
   tip.textContent = text;
   tip.hidden = false;
-  const box = tip.getBoundingClientRect();  // kept inside the window
-  const x = event.clientX + 14 + box.width > window.innerWidth ? event.clientX - 14 - box.width : event.clientX + 14;
-  const y = event.clientY + 14 + box.height > window.innerHeight ? event.clientY - 14 - box.height : event.clientY + 14;
+  const box = tip.getBoundingClientRect();
+  // beside the thing described, not over it: right of it, else left, else below; inside
+  // the window
+  const near = event.currentTarget && event.currentTarget.getBoundingClientRect
+    ? event.currentTarget.getBoundingClientRect()
+    : { left: event.clientX, right: event.clientX, top: event.clientY, bottom: event.clientY };
+  let x = near.right + 8, y = event.clientY + 8;
+  if (x + box.width > window.innerWidth) x = near.left - 8 - box.width;
+  if (x < 0) { x = Math.min(event.clientX, window.innerWidth - box.width); y = near.bottom + 8; }
+  if (y + box.height > window.innerHeight) y = Math.max(0, near.top - 8 - box.height);
   tip.style.left = `${Math.max(0, x)}px`;
   tip.style.top = `${Math.max(0, y)}px`;
+}
+
+let zoom = null;  // null: fit the width; else a scale of the drawing's own size
+
+function applyZoom() {
+  const svg = unfoldedView.querySelector("svg");
+  if (!svg) return;
+  unfoldedView.classList.toggle("zoomed", zoom !== null);
+  if (zoom === null) { svg.style.width = ""; return; }
+  const natural = svg.viewBox.baseVal.width * 4 / 3;  // points to CSS pixels
+  svg.style.width = `${Math.round(natural * zoom)}px`;
+}
+
+function zoomBy(factor) {
+  const svg = unfoldedView.querySelector("svg");
+  const natural = svg.viewBox.baseVal.width * 4 / 3;
+  const now = zoom === null ? svg.getBoundingClientRect().width / natural : zoom;
+  zoom = Math.min(8, Math.max(0.25, now * factor));
+  applyZoom();
 }
 
 function label(g, text) {
@@ -144,13 +173,13 @@ function label(g, text) {
   g.setAttribute("aria-label", text.split("\n")[0]);
 }
 
-function heat(g, numbers) {
+function heat(g, numbers, scale) {
   const shape = g.querySelector("ellipse, polygon, path");
   if (!shape || !numbers) return;
   const box = shape.getBBox();
   const n = numbers.length, width = Math.min(6, (box.width - 4) / n), height = 5;
   const x0 = box.x + (box.width - n * width) / 2, y0 = box.y + box.height + 1;
-  const scale = DATA.values.scale || 1;
+  scale = scale || 1;
   numbers.forEach((v, k) => {
     const r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
     const a = Math.max(-1, Math.min(1, v / scale));
@@ -160,11 +189,20 @@ function heat(g, numbers) {
     r.setAttribute("width", width); r.setAttribute("height", height);
     r.setAttribute("fill", c); r.setAttribute("stroke", "#9ca3af"); r.setAttribute("stroke-width", "0.3");
     r.setAttribute("class", "cell");
+    const info = DATA.info.vectors[vectorOf(g.id)];
+    const said = `${info ? info.name : vectorOf(g.id)}[${stepOf(g.id)}], unit ${k}: ${v}`;
+    const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
+    title.textContent = said;
+    r.appendChild(title);
+    r.addEventListener("mousemove", e => { e.stopPropagation(); showTip(e, said); });
     g.appendChild(r);
   });
 }
 
 function showSteps(steps) {
+  const again = selected;  // a folded selection carries over to the new T
+  clear();
+  tip.hidden = true;  // its node is gone with the old drawing
   drawing = DATA.drawings.find(d => d.T === steps) || DATA.drawings[DATA.drawings.length - 1];
   unfoldedView.innerHTML = drawing.svg;
   stepsValue.textContent = String(drawing.T);
@@ -184,7 +222,8 @@ function showSteps(steps) {
     });
     g.addEventListener("mousemove", e => showTip(e, text));
     g.addEventListener("mouseleave", () => { tip.hidden = true; });
-    if (DATA.values && DATA.values.T === drawing.T) heat(g, DATA.values.cells[g.id]);
+    const traced = DATA.values && DATA.values[String(drawing.T)];  // values at this T, if run
+    if (traced) heat(g, traced.cells[g.id], traced.scale);
   }
   for (const g of unfoldedView.querySelectorAll("g.edge")) {
     const ends = g.id.split("->");
@@ -195,7 +234,9 @@ function showSteps(steps) {
     g.addEventListener("mousemove", e => showTip(e, text));
     g.addEventListener("mouseleave", () => { tip.hidden = true; });
   }
-  statusLine.textContent = "";
+  document.querySelector("main").classList.toggle("wide", drawing.T >= 10);
+  applyZoom();
+  if (again) selectFolded(again);
 }
 
 function setUp() {
@@ -219,7 +260,16 @@ function setUp() {
   slider.max = String(DATA.drawings.length - 1);
   slider.step = "1";
   slider.addEventListener("input", () => showSteps(DATA.drawings[Number(slider.value)].T));
-  document.addEventListener("keydown", e => { if (e.key === "Escape") clear(); });
+  document.addEventListener("keydown", e => {
+    if (e.key === "Escape") clear();
+    if (e.target === slider) return;
+    if (e.key === "+" || e.key === "=") zoomBy(1.25);
+    if (e.key === "-") zoomBy(0.8);
+    if (e.key === "0") { zoom = null; applyZoom(); }
+  });
+  document.getElementById("zoom-in").addEventListener("click", () => zoomBy(1.25));
+  document.getElementById("zoom-out").addEventListener("click", () => zoomBy(0.8));
+  document.getElementById("zoom-fit").addEventListener("click", () => { zoom = null; applyZoom(); });
   showSteps(DATA.start);
 }
 
