@@ -15,6 +15,7 @@ from composer.cli.common import (
     DType,
     MaxMemory,
     SpecPath,
+    Threads,
     check_output,
     read_checked,
     reports_errors,
@@ -35,6 +36,8 @@ from composer.errors import SpecError
 from composer.graph.weights import init_params, load_params
 from composer.outputs import shown
 from composer.signals import interrupt_once, shielded
+from composer.threads import apply as apply_threads
+from composer.threads import work_of
 from composer.training.loop import Epoch, TrainResult, plan_for, train
 
 __all__ = ["train_command"]
@@ -169,6 +172,7 @@ def train_command(
     max_memory: MaxMemory = "4G",
     engine: EngineOption = EngineName.numpy,
     device: DeviceOption = None,
+    threads: Threads = None,
 ) -> None:
     """Train a network's weights on a data file and write the best ones (by validation loss).
 
@@ -220,6 +224,7 @@ def train_command(
         dtype=dtype.value,
         where=str(data),
     )
+    apply_threads(threads, work_of(graph, batch), torch=engine is EngineName.torch)
     if engine is EngineName.torch:
         from composer.interop.torch_engine import TorchEngine
 
