@@ -10,7 +10,7 @@ The rule (`choose`, a pure function of its arguments):
 
 1. `threads=` in the Python API or `--threads N` on the command line: that many.
 2. Else, if the user set `OMP_NUM_THREADS`, `OPENBLAS_NUM_THREADS` or `MKL_NUM_THREADS`:
-   nothing is changed; the libraries follow the user's setting.
+   nothing is changed; the libraries follow the user's setting (`user_setting`).
 3. Else, work below `PARALLEL_AT` (batch rows x the widest vector): one thread; a product
    that small is not worth waking a second one.
 4. Else, the cores this process may use (its CPU affinity; under `torchrun`, its share of
@@ -60,9 +60,18 @@ _seen = frozenset()  # the modules loaded when it was made
 
 
 def user_setting(environ: Mapping[str, str]) -> str | None:
-    """The first of `ENV_NAMES` the user set (to anything but blank), else None."""
+    """The first of `ENV_NAMES` the user set (to anything but blank), else None.
+
+    `torchrun` sets `OMP_NUM_THREADS=1` in its processes when the user did not set it
+    (`TORCHELASTIC_RUN_ID` tells its processes), so under it that value is its default,
+    not the user's, and each process takes its share of the cores instead: `--threads 1`
+    keeps one thread."""
     for name in ENV_NAMES:
-        if environ.get(name, "").strip():
+        value = environ.get(name, "").strip()
+        torchrun_default = (
+            name == "OMP_NUM_THREADS" and value == "1" and "TORCHELASTIC_RUN_ID" in environ
+        )
+        if value and not torchrun_default:
             return name
     return None
 

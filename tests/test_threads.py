@@ -63,6 +63,17 @@ def test_under_torchrun_each_process_takes_its_share():
     assert choose(BIG, 8, 7.0, environ=ranks) == 1
 
 
+def test_torchruns_own_omp_default_is_not_taken_for_the_users():
+    """torchrun sets OMP_NUM_THREADS=1 where the user did not: each process then takes its
+    share of the cores; any other value, or one of the other variables, is the user's."""
+    ranks = {"LOCAL_WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "none", "OMP_NUM_THREADS": "1"}
+    assert user_setting(ranks) is None
+    assert choose(BIG, 8, 0.0, environ=ranks) == 4
+    assert choose(BIG, 8, 0.0, environ={**ranks, "OMP_NUM_THREADS": "3"}) is None
+    assert choose(BIG, 8, 0.0, environ={**ranks, "OPENBLAS_NUM_THREADS": "1"}) is None
+    assert user_setting({"OMP_NUM_THREADS": "1"}) == "OMP_NUM_THREADS"  # not under torchrun
+
+
 def test_busy_is_the_larger_of_now_and_the_last_minute_less_our_own():
     assert busy_from(load=0.2, running=3, own_running=1, own_rate=0.0) == 2
     assert busy_from(load=2.5, running=1, own_running=1, own_rate=0.5) == 2.0
