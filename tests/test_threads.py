@@ -115,17 +115,18 @@ def test_limits_hold_within_the_call_and_are_restored_after():
 
 
 class _Recorder:
-    """A stand-in for threadpoolctl's controller: the limits asked for."""
+    """A stand-in for threadpoolctl's controller, with one library: the counts set."""
 
     def __init__(self):
-        self.asked = []
+        self.threads, self.asked = 8, []
+        self.lib_controllers = [self]
 
-    def limit(self, limits):
-        self.asked.append(limits)
-        return self
+    def get_num_threads(self):
+        return self.threads
 
-    def restore_original_limits(self):
-        self.asked.append("restored")
+    def set_num_threads(self, count):
+        self.asked.append(count)
+        self.threads = count
 
 
 def test_network_calls_take_threads(monkeypatch):
@@ -139,7 +140,7 @@ def test_network_calls_take_threads(monkeypatch):
     y = np.zeros((5, 3), np.float32)
     net.grad(params, x, {"y": y}, threads=2)
     net.train(params, {"x": x[None].repeat(4, 0), "y": y[None].repeat(4, 0)}, epochs=1, threads=4)
-    assert recorder.asked == [1, "restored", 3, "restored", 2, "restored", 4, "restored"]
+    assert recorder.asked == [1, 8, 3, 8, 2, 8, 4, 8]  # each call's count, then restored
     with pytest.raises(ComposerError, match="got 0"):
         net.run(params, x, threads=0)
 

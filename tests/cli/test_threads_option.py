@@ -15,12 +15,18 @@ SPECS, DATA = ROOT / "specs", ROOT / "specs" / "data"
 
 
 class _Recorder:
-    def __init__(self):
-        self.asked = []
+    """A stand-in for threadpoolctl's controller, with one library: the counts set."""
 
-    def limit(self, limits):
-        self.asked.append(limits)
-        return self
+    def __init__(self):
+        self.threads, self.asked = 8, []
+        self.lib_controllers = [self]
+
+    def get_num_threads(self):
+        return self.threads
+
+    def set_num_threads(self, count):
+        self.asked.append(count)
+        self.threads = count
 
 
 @pytest.fixture
