@@ -73,6 +73,7 @@ bench: setup
 	$(BIN)/python bench/bench_torch_engine.py
 	$(BIN)/python bench/bench_load.py
 	$(BIN)/python bench/bench_short.py
+	$(BIN)/python bench/bench_engines.py
 
 # A character-level language model of this project's own documentation: the text as ids
 # (80 tokens: the 79 commonest characters and one for the rest), a short training run,
