@@ -181,12 +181,15 @@ def for_call(given: int | None, work: int) -> int | None:
 
 def _libraries():
     """threadpoolctl's controller of the loaded BLAS and OpenMP libraries, made again when
-    PyTorch or numba were loaded since (they bring their own)."""
+    PyTorch or numba were loaded since (they bring their own); None if threadpoolctl is
+    missing (a broken install: the counts are then left as they are)."""
     global _controller, _seen
     seen = frozenset(name for name in ("torch", "numba") if name in sys.modules)
     if _controller is None or seen != _seen:
-        from threadpoolctl import ThreadpoolController
-
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            return None
         _controller, _seen = ThreadpoolController(), seen
     return _controller
 
@@ -207,7 +210,8 @@ def _set(count: int) -> list:
     Straight through threadpoolctl's per-library controllers: a few microseconds, where
     its `limit` takes about 40 (a B = 1 call takes about a millisecond)."""
     before = []
-    for library in _libraries().lib_controllers:
+    libraries = _libraries()
+    for library in libraries.lib_controllers if libraries is not None else ():
         had = library.get_num_threads()
         if had != count:
             library.set_num_threads(count)
