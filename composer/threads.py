@@ -101,8 +101,9 @@ def choose(
     environ: Mapping[str, str] | None = None,
 ) -> int | None:
     """The thread count for a call of `work` (batch rows x widest vector) on `cores` cores
-    (this process's share) with `busy` cores' worth of other work, `given` by the user or
-    None; None when the user's environment sets the counts (left as they are).
+    (all this process may use, before a `torchrun` share) with `busy` cores' worth of other
+    work, `given` by the user or None; None when the user's environment sets the counts
+    (left as they are).
 
     >>> unset = {}  # no OMP_NUM_THREADS and the like
     >>> choose(32 * 256, cores=2, busy=0.0, environ=unset)
@@ -118,13 +119,13 @@ def choose(
     """
     if given is not None:
         return given
-    if user_setting(os.environ if environ is None else environ):
+    environ = os.environ if environ is None else environ
+    if user_setting(environ):
         return None
     if work < PARALLEL_AT:
         return 1
-    total = cores  # every core the machine gives this process, before the share
-    share = core_share(cores, os.environ if environ is None else environ)
-    return max(1, min(share, math.floor(total - busy + 0.5)))
+    free = math.floor(cores - busy + 0.5)  # the other ranks of a torchrun count as busy
+    return max(1, min(core_share(cores, environ), free))
 
 
 def usable_cores() -> int:
