@@ -86,7 +86,7 @@ class Network:
         count for this call (default: chosen by `composer.threads` from the work's size
         and how busy the machine is).
         """
-        with limited(threads, work_of(self.graph, _batch(inputs))):
+        with limited(threads, work_of(self.graph, _batch(self.graph, inputs))):
             return run(self.graph, params, inputs, steps, dtype, lengths=lengths)
 
     def grad(
@@ -104,7 +104,7 @@ class Network:
         Like `run`, it takes (T, F) inputs for one sequence; targets are then unbatched too.
         With `lengths`, the loss covers each item's real steps only. `threads` as `run`'s.
         """
-        with limited(threads, work_of(self.graph, _batch(inputs))):
+        with limited(threads, work_of(self.graph, _batch(self.graph, inputs))):
             return self._grad(params, inputs, targets, steps, lengths, **options)
 
     def _grad(self, params, inputs, targets, steps, lengths, **options):
@@ -148,7 +148,7 @@ class Network:
     def train(self, params, data, threads: int | None = None, **options) -> TrainResult:
         """Train the weights on data by name (`composer.train`'s options, `lengths=` too);
         `threads` as `run`'s, for the whole training (chosen for its minibatches' size)."""
-        batch = min(options.get("batch_size", 32), _batch(data))
+        batch = min(options.get("batch_size", 32), _batch(self.graph, data))
         with limited(threads, work_of(self.graph, batch)):
             return train(self.graph, params, data, **options)
 
@@ -175,14 +175,13 @@ class Network:
         return svg(self.graph)
 
 
-def _batch(inputs) -> int:
+def _batch(graph: nx.MultiDiGraph, inputs) -> int:
     """The batch size of inputs as `run` takes them: the leading size of a (B, T, F) array
-    (the first one by name), 1 for one (T, F) sequence."""
-    arrays = list(inputs.values()) if isinstance(inputs, Mapping) else [inputs]
-    for value in arrays:
+    or of (B, T) token ids (the first input by name that has one), 1 for one sequence."""
+    named = inputs.items() if isinstance(inputs, Mapping) else [(None, inputs)]
+    for name, value in named:
         shape = np.shape(value)
-        if len(shape) == 3:
+        vocab = name in graph.nodes and graph.nodes[name].get("vocab")
+        if len(shape) == (2 if vocab else 3):
             return int(shape[0])
-        if len(shape) == 2:
-            return 1
     return 1

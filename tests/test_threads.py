@@ -156,3 +156,34 @@ def test_apply_sets_the_count_for_the_process(monkeypatch):
 def test_work_is_batch_rows_times_the_widest_vector():
     net = Network.from_file("specs/lecture-elman.yaml")  # x 4, s 8, y 3
     assert threads.work_of(net.graph, 5) == 5 * 8
+
+
+def test_network_calls_size_their_work_by_batch(monkeypatch):
+    """The work a call reports is batch rows x the widest vector: (B, T, F) arrays and
+    (B, T) token ids count B rows, one sequence counts one."""
+    import contextlib
+
+    import composer.network as network
+
+    seen = []
+
+    @contextlib.contextmanager
+    def recording(given, work):
+        seen.append(work)
+        yield None
+
+    monkeypatch.setattr(network, "limited", recording)
+    net = Network.from_file("specs/lecture-elman.yaml")  # widest vector: s, 8
+    params = net.init_params(0)
+    x = np.zeros((6, 5, 4), np.float32)
+    net.run(params, x)
+    net.run(params, {"x": x[0]})
+    tokens = Network.from_spec(
+        {
+            "inputs": [{"name": "w", "vocab": 5}],
+            "layers": [{"name": "r", "kind": "gru", "input": "w", "state_size": 3}],
+            "outputs": [{"name": "o", "from": "r"}],
+        }
+    )
+    tokens.run(tokens.init_params(0), {"w": np.zeros((7, 4), np.int64)})
+    assert seen == [6 * 8, 1 * 8, 7 * 5]
