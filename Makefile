@@ -73,7 +73,8 @@ demo: $(CORE) dot fonts
 	@echo "diagrams: out/lecture-elman.folded.{svg,png} and out/lecture-elman.unfolded.{svg,png}"
 
 # Speed against PyTorch and a hand-written NumPy loop, ratios in one run (not part of test):
-# the forward pass, then one training step (forward, backward, Adam), then padded batches.
+# the forward pass, then one training step (forward, backward, Adam), then padded batches;
+# then speed beside busy processes (the thread policy) and many short calls in one process.
 bench: setup
 	$(BIN)/python bench/bench.py
 	$(BIN)/python bench/bench_train.py
@@ -82,6 +83,9 @@ bench: setup
 	$(BIN)/python bench/bench_onnx.py
 	$(BIN)/python bench/bench_generate.py
 	$(BIN)/python bench/bench_torch_engine.py
+	$(BIN)/python bench/bench_load.py
+	$(BIN)/python bench/bench_short.py
+	$(BIN)/python bench/bench_engines.py
 
 # A character-level language model of this project's own documentation: the text as ids
 # (80 tokens: the 79 commonest characters and one for the rest), a short training run,

@@ -20,6 +20,7 @@ from composer.graph.unrolled import Unrolled
 from composer.graph.weights import init_params, param_table
 from composer.spec.model import NetworkSpec
 from composer.spec.reader import load_spec
+from composer.threads import limited, work_of
 from composer.training.backprop import grad
 from composer.training.loop import TrainResult, train
 from composer.training.padded import grad_padded
@@ -70,20 +71,44 @@ class Network:
         """Seeded initial weights with PyTorch's default ranges."""
         return init_params(self.graph, seed, dtype)
 
-    def run(self, params, inputs, steps: int | None = None, dtype: str = "float32", lengths=None):
+    def run(
+        self,
+        params,
+        inputs,
+        steps: int | None = None,
+        dtype: str = "float32",
+        lengths=None,
+        threads: int | None = None,
+    ):
         """Outputs by name for inputs by name (or one array for a one-input network).
 
         `lengths={"x": [10, 7, 4]}` runs a padded batch: each item as if alone, and the
-        result also holds `<output>.lengths`.
+        result also holds `<output>.lengths`. `threads` sets the matrix products' thread
+        count for this call (default: chosen by `composer.threads` from the work's size
+        and how busy the machine is).
         """
-        return run(self.graph, params, inputs, steps, dtype, lengths=lengths)
+        with limited(threads, work_of(self.graph, _batch(self.graph, inputs))):
+            return run(self.graph, params, inputs, steps, dtype, lengths=lengths)
 
-    def grad(self, params, inputs, targets, steps: int | None = None, lengths=None, **options):
+    def grad(
+        self,
+        params,
+        inputs,
+        targets,
+        steps: int | None = None,
+        lengths=None,
+        threads: int | None = None,
+        **options,
+    ):
         """The loss and its gradient for every weight (`composer.grad`'s options).
 
         Like `run`, it takes (T, F) inputs for one sequence; targets are then unbatched too.
-        With `lengths`, the loss covers each item's real steps only.
+        With `lengths`, the loss covers each item's real steps only. `threads` as `run`'s.
         """
+        with limited(threads, work_of(self.graph, _batch(self.graph, inputs))):
+            return self._grad(params, inputs, targets, steps, lengths, **options)
+
+    def _grad(self, params, inputs, targets, steps, lengths, **options):
         arrays, flat = batched(self.graph, inputs)
         if flat:
             targets = {k: np.asarray(v)[np.newaxis] for k, v in dict(targets).items()}
@@ -122,11 +147,14 @@ class Network:
             at = (name, t + plan.steps if t < 0 else t)
         return gradient_norms(plan, params, arrays, targets, at=at, **options)[1]
 
-    def train(self, params, data, **options) -> TrainResult:
+    def train(self, params, data, threads: int | None = None, **options) -> TrainResult:
         """Train the weights on data by name (`composer.train`'s options, `lengths=` too:
         `validation=` a fraction or a data dict, `metrics=`, `callbacks=`, `patience=`,
-        `schedule=`, `checkpoint=`, `resume=`; docs/training.md)."""
-        return train(self.graph, params, data, **options)
+        `schedule=`, `checkpoint=`, `resume=`; docs/training.md); `threads` as `run`'s, for
+        the whole training (chosen for its minibatches' size)."""
+        batch = min(options.get("batch_size", 32), _batch(self.graph, data))
+        with limited(threads, work_of(self.graph, batch)):
+            return train(self.graph, params, data, **options)
 
     def evaluate(self, params, data, **options) -> dict[str, float]:
         """The loss and the metrics of weights on data by name, nothing updated:
@@ -155,3 +183,15 @@ class Network:
 
     def _repr_svg_(self) -> str:
         return svg(self.graph)
+
+
+def _batch(graph: nx.MultiDiGraph, inputs) -> int:
+    """The batch size of inputs as `run` takes them: the leading size of a (B, T, F) array
+    or of (B, T) token ids (the first input by name that has one), 1 for one sequence."""
+    named = inputs.items() if isinstance(inputs, Mapping) else [(None, inputs)]
+    for name, value in named:
+        shape = np.shape(value)
+        vocab = name in graph.nodes and graph.nodes[name].get("vocab")
+        if len(shape) == (2 if vocab else 3):
+            return int(shape[0])
+    return 1

@@ -31,7 +31,7 @@ STAGES = [
     "cli",
     "top",
 ]
-BASE = {"errors", "arrays", "dtypes", "finite", "text", "outputs", "signals", "reading"}
+BASE = {"errors", "arrays", "dtypes", "finite", "text", "outputs", "signals", "reading", "threads"}
 
 
 def _stage(module: str) -> str:

@@ -17,6 +17,7 @@ from composer.cli.common import (
     MaxMemory,
     SpecPath,
     Steps,
+    Threads,
     check_output,
     read_checked,
     reports_errors,
@@ -73,6 +74,8 @@ from composer.spec.model import NetworkSpec
 from composer.spec.reader import read_spec_text
 from composer.spec.starters import STARTERS, starter
 from composer.text import format_steps
+from composer.threads import apply as apply_threads
+from composer.threads import work_of
 from composer.training.trace import write_trace
 
 __all__ = ["validate", "summary", "deps", "run", "render", "schema", "new", "spec_schema"]
@@ -252,6 +255,7 @@ def run(
     state_out: StateOut = None,
     engine: RunEngineOption = RunEngineName.numpy,
     device: DeviceOption = None,
+    threads: Threads = None,
     trace_path: Annotated[
         Path | None,
         typer.Option(
@@ -338,6 +342,7 @@ def run(
             )
         written = write_trace(trace_path, plan, params, arrays, dtype.value, flat, force)
         typer.echo(f"wrote {shown(trace_path)} ({written} arrays)", err=True)
+    apply_threads(threads, work_of(folded, batch), torch=engine is RunEngineName.torch)
     stepped = state_in is not None or state_out is not None  # engines other than numpy refused
     if engine is RunEngineName.torch:
         from composer.interop.torch_engine import run_torch

@@ -28,6 +28,7 @@ __all__ = [
     "AsJson",
     "MaxMemory",
     "DType",
+    "Threads",
     "reports_errors",
     "read_checked",
     "unrolled_from",
@@ -61,6 +62,18 @@ MaxMemory = Annotated[
         parser=_size_option,
         metavar="SIZE",
         help="Refuse work estimated to need more memory than this (e.g. 512M, 8G).",
+    ),
+]
+
+
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        metavar="N",
+        help="Threads for the matrix products and PyTorch (default: chosen from the work's "
+        "size and how busy the machine is; OMP_NUM_THREADS and the like are respected).",
     ),
 ]
 

@@ -11,7 +11,15 @@ from typing import Annotated
 import typer
 
 from composer.arrays import declared_bytes, read_arrays
-from composer.cli.common import AsJson, DType, MaxMemory, SpecPath, read_checked, reports_errors
+from composer.cli.common import (
+    AsJson,
+    DType,
+    MaxMemory,
+    SpecPath,
+    Threads,
+    read_checked,
+    reports_errors,
+)
 from composer.cli.engines import DeviceOption, EngineName, EngineOption, check_device
 from composer.cli.files import Read, file_arguments
 from composer.cli.root import app
@@ -25,6 +33,8 @@ from composer.cli.train_options import (
 from composer.engine.memory import check_memory
 from composer.errors import SpecError
 from composer.graph.weights import load_params
+from composer.threads import apply as apply_threads
+from composer.threads import work_of
 from composer.training.scoring import score
 
 __all__ = ["evaluate_command", "figures_table"]
@@ -62,6 +72,7 @@ def evaluate_command(
     max_memory: MaxMemory = "4G",
     engine: EngineOption = EngineName.numpy,
     device: DeviceOption = None,
+    threads: Threads = None,
 ) -> None:
     """Score weights on a data file: the loss (as `train` measures it) and each --metric.
 
@@ -72,6 +83,10 @@ def evaluate_command(
     check_memory(declared_bytes(data), max_memory, f"reading {data}")
     params = load_params(weights, graph, dtype.value)
     arrays = read_arrays(data)
+    sequences = next(iter(arrays.values())).shape[0] if arrays else batch_size
+    apply_threads(
+        threads, work_of(graph, min(batch_size, sequences)), torch=engine is EngineName.torch
+    )
     options = dict(loss=loss.value, metrics=metric, batch_size=batch_size, dtype=dtype.value)
     if engine is EngineName.torch:
         from composer.interop.torch_engine import TorchEngine

@@ -12,7 +12,7 @@ import numpy as np
 import typer
 
 from composer.arrays import declared_bytes, read_arrays
-from composer.cli.common import DType, MaxMemory, SpecPath, read_checked, reports_errors
+from composer.cli.common import DType, MaxMemory, SpecPath, Threads, read_checked, reports_errors
 from composer.cli.files import Read, file_arguments
 from composer.cli.root import app
 from composer.engine.generation import beam_search, find_feedback, generate, generation_bytes
@@ -23,6 +23,8 @@ from composer.finite import check_values
 from composer.graph.folded import given_states
 from composer.graph.weights import load_params
 from composer.outputs import shown
+from composer.threads import apply as apply_threads
+from composer.threads import work_of
 from composer.training.datasets import ACCEPTORS
 from composer.training.text import decode_ids, encode_text, read_vocab
 
@@ -89,6 +91,7 @@ def generate_text(
         ),
     ] = None,
     max_memory: MaxMemory = "4G",
+    threads: Threads = None,
 ) -> None:
     """Generate text: the prompt, then one token at a time, each fed back in (the text
     appears as it is written). Each token costs one step of the network."""
@@ -120,6 +123,7 @@ def generate_text(
     check_memory(need, max_memory, f"{what} with {spec}", advice="generate less")
     params = load_params(weights, folded, dtype.value)
     starts = _starts(start, folded, spec, dtype.value)
+    apply_threads(threads, work_of(folded, beam or max(held, 1)))
     stepper = Stepper(folded, params, dtype.value)
     options = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, inputs=starts)
     if beam is not None:

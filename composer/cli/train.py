@@ -14,6 +14,7 @@ from composer.cli.common import (
     DType,
     MaxMemory,
     SpecPath,
+    Threads,
     check_output,
     read_checked,
     reports_errors,
@@ -57,6 +58,8 @@ from composer.errors import ComposerError, DataError, SpecError
 from composer.graph.weights import init_params, load_params
 from composer.outputs import shown
 from composer.signals import interrupt_once
+from composer.threads import apply as apply_threads
+from composer.threads import work_of
 from composer.training.loop import plan_for, train
 
 __all__ = ["train_command"]
@@ -177,6 +180,7 @@ def train_command(
     max_memory: MaxMemory = "4G",
     engine: EngineOption = EngineName.numpy,
     device: DeviceOption = None,
+    threads: Threads = None,
 ) -> None:
     """Train a network's weights on a data file and write the best ones (by validation loss).
 
@@ -250,6 +254,7 @@ def train_command(
     fraction = 0.1 if validation is None else validation
     given = validation is not None
     options |= held_out(fraction, validation_data, validation_split, given, max_memory)
+    apply_threads(threads, work_of(graph, batch), torch=engine is EngineName.torch)
     if engine is EngineName.torch:
         from composer.interop.torch_engine import TorchEngine
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import weakref
 from dataclasses import dataclass, replace
 
 import networkx as nx
@@ -224,8 +225,14 @@ def bias_keys(data: dict) -> tuple[str, ...]:
 
 
 def param_shapes(graph: nx.MultiDiGraph) -> dict[str, tuple[int, ...]]:
-    """`{key: shape}` of every weight, in table order."""
-    return {info.key: info.shape for info in param_table(graph)}
+    """`{key: shape}` of every weight, in table order; made once per graph (every run
+    checks its weights against it)."""
+    if graph not in _shapes:
+        _shapes[graph] = {info.key: info.shape for info in param_table(graph)}
+    return dict(_shapes[graph])
+
+
+_shapes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # graph -> its shapes
 
 
 def init_params(

@@ -11,14 +11,15 @@ the cell, about sixteen NumPy passes a step forward and six backward; two kernel
 side's passes in one call (the matrix products stay with BLAS), at any size, which takes
 about an eighth off a float32 training step (docs/performance.md).
 
-When: loading numba and the cached kernels costs about a second and 100 MB of memory per
-process, so a run asks for the kernels (`prepare`) with an estimate of its work, and they
-are loaded only when that work is large (`LOAD_AT` item-steps: a run, a generation, or
-training's items x steps x passes over the data) or they are loaded already (a notebook,
-or `prepare(force=True)`). Then every float32 forward of a kind that has a kernel, at
-sizes where it wins (`SMALL`), and every float32 training step of one, uses them; float64
-keeps NumPy's exact functions (the kernels' tanh is a rational approximation, within
-4e-7 of the true value, as oneDNN's and Eigen's float32 kernels use).
+When: loading numba and the cached kernels costs about half a second and 100 MB of memory
+per process (0.12 s importing numba, 0.36 s loading the cached kernels, 2 vCPUs), so a run
+asks for the kernels (`prepare`) with an estimate of its work, and they are loaded only
+when the process's work adds up to much (`LOAD_AT` item-steps: one long run, generation or
+training, or many short runs one after another, as a server or a notebook makes), or they
+are loaded already (`prepare(force=True)`). Then every float32 forward of a kind that has
+a kernel, at sizes where it wins (`SMALL`), and every float32 training step of one, uses
+them; float64 keeps NumPy's exact functions (the kernels' tanh is a rational
+approximation, within 4e-7 of the true value, as oneDNN's and Eigen's float32 kernels use).
 
 `RNN_COMPOSER_FUSED=0` in the environment turns the kernels off.
 """
@@ -45,6 +46,7 @@ SMALL = 256
 
 _loaded = None  # the kernels module once loaded
 _failed = False  # loading them failed once: not tried again
+_asked = 0  # item-steps asked for so far by runs of kinds that have a kernel
 load_seconds = 0.0  # what loading them cost this process
 _flat: list = []  # (weights, their flat_gates layout), most recent first
 
@@ -64,12 +66,13 @@ def installed() -> bool:
 
 
 def prepare(item_steps: int = 0, force: bool = False, kinds=None) -> bool:
-    """Load the kernels if installed and worth it (`item_steps` >= `LOAD_AT` for a run of
-    `kinds`, one of which has a fused step, or `force`); whether they are loaded."""
-    global _loaded, load_seconds, _failed
-    wanted = force or (
-        item_steps >= LOAD_AT and (kinds is None or any(k.fused_step for k in kinds))
-    )
+    """Load the kernels if installed and worth it (the `item_steps` of this run of `kinds`,
+    one of which has a fused step, added to those of the process's earlier runs, reach
+    `LOAD_AT`; or `force`); whether they are loaded."""
+    global _loaded, load_seconds, _failed, _asked
+    if kinds is None or any(k.fused_step for k in kinds):
+        _asked += item_steps
+    wanted = force or _asked >= LOAD_AT
     if _loaded is None and not _failed and wanted and installed():
         started = time.perf_counter()
         try:

@@ -104,12 +104,27 @@ def test_the_switch(monkeypatch):
 
 def test_kernels_load_only_for_long_runs_of_kinds_that_have_them(monkeypatch):
     monkeypatch.setattr(fused, "_loaded", None)
+    monkeypatch.setattr(fused, "_asked", 0)
     lstm, elman = KINDS["lstm"], KINDS["elman"]
     assert not fused.prepare(fused.LOAD_AT - 1, kinds={lstm})  # a short run: not worth it
     assert not fused.prepare(10 * fused.LOAD_AT, kinds={elman})  # nothing to fuse
     assert not fused.prepare(10 * fused.LOAD_AT, kinds={KINDS["lstm_layer_norm"]})
     assert fused.kernels(np.float32, 1, 64) is None
     assert fused.prepare(fused.LOAD_AT, kinds={elman, lstm})
+    assert fused.kernels(np.float32, 1, 64) is kernels
+
+
+def test_many_short_runs_add_up_to_a_load(monkeypatch):
+    """A server's or a notebook's many short runs load the kernels once their work, added
+    up, reaches `LOAD_AT`: the load then pays as it would for one long run."""
+    monkeypatch.setattr(fused, "_loaded", None)
+    monkeypatch.setattr(fused, "_asked", 0)
+    lstm, elman = KINDS["lstm"], KINDS["elman"]
+    short = fused.LOAD_AT // 4
+    for _ in range(3):
+        assert not fused.prepare(short, kinds={lstm})
+        assert not fused.prepare(10 * fused.LOAD_AT, kinds={elman})  # not counted
+    assert fused.prepare(short, kinds={lstm})
     assert fused.kernels(np.float32, 1, 64) is kernels
 
 
