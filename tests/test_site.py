@@ -24,7 +24,7 @@ RUN_ELSEWHERE = {
     "docs/time.md": ("tests/cli/test_spec_checks.py",),
     **{
         f"docs/recipes/{name}.md": ("tests/test_recipes.py",)
-        for name in ("streaming", "onnx", "gpu", "slides", "narx", "irnn")
+        for name in ("streaming", "onnx", "gpu", "slides", "narx", "irnn", "sunspots")
     },
 }
 #: sections of RUN_HERE pages whose commands build on each other (a file written by one

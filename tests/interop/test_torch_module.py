@@ -32,6 +32,7 @@ NATIVE = {
     "reber",
     "running-sum",
     "sentiment",
+    "sunspots",
     "tagging",
 }
 
