@@ -111,11 +111,6 @@ def _check_kinds(folded: nx.MultiDiGraph) -> None:
                 f"layer `{data['layer']}`: kind {what} has no ONNX export yet",
                 data["path"] + field,
             )
-        if data["role"] in ("state", "dense") and data.get("bias") is False:
-            raise SpecError(
-                f"layer `{data['layer']}`: `bias: false` has no ONNX export yet",
-                data["path"] + ("bias",),
-            )
         if data.get("initial_rev"):
             raise SpecError(
                 f"layer `{data['layer']}`: a hand-over from the bidirectional layer "

@@ -20,6 +20,7 @@ import numpy as np
 from composer.errors import SpecError
 from composer.graph.folded import state_nodes
 from composer.graph.loops import instant_graph
+from composer.graph.weights import bias_keys
 from composer.interop.onnx_graph import Builder
 from composer.kinds import KINDS
 from composer.spec.windows import parse_window, window_bounds
@@ -191,16 +192,12 @@ def _project(g: Builder, params, feeds, values) -> str | None:
     return total
 
 
-def _bias(data) -> str:
-    return f"{data['layer']}.by" if data["role"] == "readout" else f"{data['layer']}.b"
-
-
 def _affine(g: Builder, folded, params, node: str, values) -> str:
     """A readout or dense layer at every step: psi(sum of source W[rows] + b)."""
     data = folded.nodes[node]
     pre = _project(g, params, _feeds(folded, node), values)
-    pre = g.add(pre, g.weight(_bias(data), params[_bias(data)]))
-    return g.activation(data["activation"], pre)
+    biases = [g.weight(key, params[key]) for key in bias_keys(data)]  # none: `bias: false`
+    return g.activation(data["activation"], g.add(pre, *biases))
 
 
 def _gate_rows(kind, array: np.ndarray, size: int) -> np.ndarray:
@@ -232,7 +229,9 @@ def _operator(g: Builder, params, states, folded, kind, values, item_steps) -> d
         rows = [params[key][a:b] for _, key, (a, b), _ in _feeds(folded, state)]
         W.append(_gate_rows(kind, np.concatenate(rows).T, H))
         R.append(_gate_rows(kind, params[f"{layer}.Ws{suffix}"].T, H))
-        biases = [params[f"{layer}.{b}{suffix}"] for b, _ in kind.biases]
+        biases = [params[key] for key in bias_keys(folded.nodes[state])]
+        if not biases:  # `bias: false`: the operator's biases are zero
+            biases = [np.zeros(kind.columns(H), params[f"{layer}.Ws{suffix}"].dtype)] * 2
         Wb, Rb = kind.onnx_biases(biases)
         B.append(np.concatenate([_gate_rows(kind, Wb, H), _gate_rows(kind, Rb, H)]))
     if len(states) == 2:
@@ -261,7 +260,7 @@ def _operator(g: Builder, params, states, folded, kind, values, item_steps) -> d
 def _loop(g: Builder, folded, params, members, values, item_steps, batch) -> dict:
     """Vectors that run step by step, as one Scan over time: a recurrent layer (with any
     dilation), or a feedback loop. Feeds from outside are projected ahead, for all steps;
-    the body (each state's step is its kind's `onnx_step`) adds those from inside, read
+    the body (each state's step is its kind's one `step`) adds those from inside, read
     from rings that carry each vector's last k values (k its longest lag inside the
     loop), oldest first. With lengths, every value is zero past an item's end, so a
     backward layer starts there from its initial zeros."""
@@ -278,10 +277,14 @@ def _loop(g: Builder, folded, params, members, values, item_steps, batch) -> dic
         m: KINDS[d["kind"]].carries if d["role"] == "state" else ("y",) for m, d in nodes.items()
     }
     rings = {m: [body.fresh(f"{m}.{c}_ring") for c in carries[m]] for m in members if depth[m]}
+
+    def width(m: str, carry: int) -> int:  # h has the state's size, the rest one per unit
+        return nodes[m]["size"] if carry == 0 else nodes[m].get("units", nodes[m]["size"])
+
     state_inputs = [
-        body.value_info(ring, [depth[m], "B", nodes[m]["size"]])
+        body.value_info(ring, [depth[m], "B", width(m, k)])
         for m, names in rings.items()
-        for ring in names
+        for k, ring in enumerate(names)
     ]
     learned = {m: d["learned"] for m, d in nodes.items() if d.get("learned")}
     given = {m: d["given"] for m, d in nodes.items() if d.get("given")}
@@ -298,7 +301,7 @@ def _loop(g: Builder, folded, params, members, values, item_steps, batch) -> dic
     initial = [
         g.add(g.zeros(batch, nodes[m]["size"], (depth[m],)), g.unsqueeze(s0[m], [0]))
         if m in s0 and k == 0
-        else g.zeros(batch, nodes[m]["size"], (depth[m],))
+        else g.zeros(batch, width(m, k), (depth[m],))
         for m, names in rings.items()
         for k, _ in enumerate(names)
     ]
@@ -307,7 +310,7 @@ def _loop(g: Builder, folded, params, members, values, item_steps, batch) -> dic
         total = _project(g, params, [f for f in _feeds(folded, m) if f[0] not in inside], values)
         if total is not None:
             projected[m] = body.fresh(f"{m}.xw_t")
-            columns = KINDS[nodes[m]["kind"]].columns(nodes[m]["size"])
+            columns = KINDS[nodes[m]["kind"]].columns(width(m, 1))
             scan_inputs.append(total)
             element_inputs.append(body.value_info(projected[m], ["B", columns]))
     if not scan_inputs:  # the spec's rules give every loop a feed from outside it
@@ -340,14 +343,12 @@ def _loop(g: Builder, folded, params, members, values, item_steps, batch) -> dic
             prev = tuple(read(m, lag, k) for k in range(len(kind.carries)))
             layer, suffix = data["layer"], data["suffix"]
             ws = _rows(g, params, f"{layer}.Ws{suffix}", (0, data["size"]))
-            biases = tuple(
-                _rows(g, params, key, (0, len(params[key])))
-                for key in (f"{layer}.{b}{suffix}" for b, _ in kind.biases)
-            )
-            new = tuple(kind.onnx_step(body, xw, prev, ws, biases, data.get("activation")))
+            biases = [_rows(g, params, key, (0, len(params[key]))) for key in bias_keys(data)]
+            weights = kind.step_weights(ws, biases)
+            new = tuple(kind.step(body, xw, prev, weights, data.get("activation")))
         else:
-            bias = g.weight(_bias(data), params[_bias(data)])
-            new = (body.activation(data["activation"], body.add(xw, bias)),)
+            biases = [g.weight(key, params[key]) for key in bias_keys(data)]
+            new = (body.activation(data["activation"], body.add(xw, *biases)),)
         if live is not None and m in s0:  # past an item's end its ring holds s0 again
             h = body.op("Where", [live, new[0], s0[m]])
             carried[m] = (h, *(body.op("Where", [live, c, body.scalar(0.0)]) for c in new[1:]))
@@ -356,12 +357,12 @@ def _loop(g: Builder, folded, params, members, values, item_steps, batch) -> dic
         now[m] = new
     state_outputs, element_outputs = [], []
     for m, names in rings.items():
-        for ring, value in zip(names, carried.get(m, now[m])):
+        for k, (ring, value) in enumerate(zip(names, carried.get(m, now[m]))):
             latest = body.unsqueeze(value, [0])
             if depth[m] > 1:
                 latest = body.concat([body.slice(ring, 0, 1), latest], axis=0)
             out = body.name_as(latest, body.fresh(f"{ring}_next"))
-            state_outputs.append(body.value_info(out, [depth[m], "B", nodes[m]["size"]]))
+            state_outputs.append(body.value_info(out, [depth[m], "B", width(m, k)]))
     for m in members:
         out = body.name_as(now[m][0], body.fresh(f"{m}_t"))
         element_outputs.append(body.value_info(out, ["B", nodes[m]["size"]]))

@@ -2,11 +2,11 @@
 (vector, step) that the outputs need, in the order the executor's plan computes them.
 
 Weights are initializers stored once and read by every step, so the file grows with T by
-nodes only. A state's step is its kind's (`Kind.onnx_step`); a readout or dense layer is
-`MatMul` + `Add` + its activation; a source absent at a step (outside its window, or
-before step 0) adds nothing, and a recurrence that reaches outside its layer's steps reads
-the initial state: zeros, a trained or given one, or the last state another layer hands
-over.
+nodes only. A state's step is its kind's one `step`, on the builder's nodes; a readout or
+dense layer is `MatMul` + `Add` + its activation; a source absent at a step (outside its
+window, or before step 0) adds nothing, and a recurrence that reaches outside its layer's
+steps reads the initial state: zeros, a trained or given one, or the last state another
+layer hands over.
 """
 
 from __future__ import annotations
@@ -83,12 +83,12 @@ class _Writer:
         biases = tuple(g.weight(key, self.params[key]) for key in v.biases)
         if v.role != "state":
             pre = total if total is not None else g.zeros(self.batch, v.size)
-            return (g.activation(v.activation, g.add(pre, biases[0])),)
+            return (g.activation(v.activation, g.add(pre, *biases)),)
         kind = KINDS[v.kind]
         recurrence = v.recurrence
         recurrent = self.weight(recurrence.weight, (0, v.size))
         prev = self.previous(v, kind, t - recurrence.lag)
-        return tuple(kind.onnx_step(g, total, prev, recurrent, biases, v.activation))
+        return tuple(kind.step(g, total, prev, kind.step_weights(recurrent, biases), v.activation))
 
     def previous(self, v, kind, step: int) -> tuple[str, ...]:
         """What a state's recurrence reads at `step`: its value there, or its initial state."""
@@ -105,8 +105,10 @@ class _Writer:
             given = {"h": self.g.initial(s0, self.batch, v.size)}
         if v.given:  # each item's own start state h, a graph input (B, H)
             given = {"h": v.given}
-        return tuple(
-            given[name] if name in given else self.g.zeros(self.batch, v.size)
+        return tuple(  # h has the state's size, the other carries one number per unit
+            given[name]
+            if name in given
+            else self.g.zeros(self.batch, v.size if name == "h" else v.units)
             for name in kind.carries
         )
 

@@ -13,7 +13,8 @@ How it runs, per call (the plan is the one the NumPy engine runs at that T):
   trained initial state (`initial_state: learn`) is the module's h0;
 - **through a cell loop** everything else the spec can say (dilations, Jordan feedback,
   windows, hand-over, absent inputs, backward-only layers): the plan's groups in order,
-  step by step, each kind's `tensor_step` on the file's layout of the same parameters.
+  step by step, each kind's one `step` on tensors (`composer.interop.torch_ops`), on the
+  file's layout of the same parameters.
 
 Token inputs (`vocab`) are ids: embedded by the input's `nn.Embedding` (`embed`) or
 one-hot, before anything runs. Readouts and dense layers run over all their steps at
@@ -48,6 +49,7 @@ from composer.graph.features import refuse_extended
 from composer.graph.weights import check_params
 from composer.interop import need
 from composer.interop.torch_keys import from_state, to_state, torch_keys
+from composer.interop.torch_ops import TORCH
 from composer.kinds import KINDS
 from composer.training.dropout import Dropout, pass_masks
 from composer.training.losses import softmax_source
@@ -584,11 +586,11 @@ class _Pass:
                 x = x * self.masks[feed][t]
             part = x @ w[feed.weight][feed.rows[0] : feed.rows[1]]
             xw = part if xw is None else xw + part
-        if xw is None:
-            any_weight = w[v.biases[0]] if v.biases else next(iter(w.values()))
-            xw = any_weight.new_zeros((self.batch, columns))
         values = self.values[v.name]
         if v.role != "state":
+            if xw is None:
+                any_weight = w[v.biases[0]] if v.biases else next(iter(w.values()))
+                xw = any_weight.new_zeros((self.batch, columns))
             pre = xw
             for key in v.biases:
                 pre = pre + w[key]
@@ -598,10 +600,10 @@ class _Pass:
             return
         kind, lag = KINDS[v.kind], v.recurrence.lag
         prev = self._previous(v, kind, t, lag)
-        biases = tuple(w[key] for key in v.biases)
+        weights = kind.step_weights(w[v.recurrence.weight], [w[key] for key in v.biases])
         mask = self.recurrent_masks.get(v.name)  # one mask for every step of the sequence
-        read = {} if mask is None else {"read": prev[0] * mask}
-        carries = kind.tensor_step(xw, prev, w[v.recurrence.weight], biases, v.activation, **read)
+        read = None if mask is None else prev[0] * mask
+        carries = kind.step(TORCH, xw, prev, weights, v.activation, read)
         values.steps[t], values.carries[t] = carries[0], carries
 
     def _previous(self, v: Vector, kind, t: int, lag: int) -> tuple:

@@ -14,13 +14,13 @@ ask it instead of branching on the name:
   steps (`backward`, `recurrent_gradient`, `bias_gradients`);
 - `composer.draw` asks for its picture (`picture`);
 - `composer.interop` asks for its ONNX facts: the operator that runs a whole layer
-  (`onnx_operator`), that operator's gate order (`onnx_gates`), attributes and biases,
-  and one step written as ONNX nodes (`onnx_step`) for the step-by-step exports.
-
-- `composer.interop` asks for the PyTorch module that holds its weights (`torch_class`,
-  `torch_options`, `torch_sizes`), how its biases and extras map to PyTorch's
-  (`torch_biases`, `torch_extras`), and one step on tensors for the cell loop
-  (`tensor_step`).
+  (`onnx_operator`), that operator's gate order (`onnx_gates`), attributes and biases;
+  the PyTorch module that holds its weights (`torch_class`, `torch_options`,
+  `torch_sizes`) and how its biases and extras map to PyTorch's (`torch_biases`,
+  `torch_extras`);
+- every engine but the NumPy fast paths runs its one `step`, written in the operations
+  of `composer.kinds.ops`: the PyTorch module's cell loop on tensors, the ONNX exports
+  on nodes.
 
 Weight layout. PyTorch keeps a layer's gates side by side in the columns of Wx (in, G*H)
 in its own order (LSTM i, f, g, o; GRU r, z, n). The cells compute in one layout,
@@ -201,14 +201,6 @@ class Kind:
         bias (PyTorch's two summed) is Wb, and Rb is zero."""
         return biases[0], np.zeros_like(biases[0])
 
-    def onnx_step(self, g, xw, prev: tuple, recurrent: str, biases: tuple, activation):
-        """One step as ONNX nodes added through the builder `g`
-        (`composer.interop.onnx_graph.Builder`): from `xw`, the summed input products
-        (B, G*H) in our gate order without bias (None when nothing feeds this step), the
-        carried values `prev` (one per `carries`), the names of Ws and of the biases,
-        return the carried values of this step (h first). A kind without it has no ONNX
-        export yet."""
-
     # -- interop: PyTorch ------------------------------------------------------------------
 
     def torch_options(self, activation: str | None) -> dict | None:
@@ -221,16 +213,28 @@ class Kind:
         has `size` numbers beyond its hidden size (a projection's `proj_size`)."""
         return {}
 
-    def tensor_step(
-        self, xw, prev: tuple, Ws, biases: tuple, activation: str | None, read=None
-    ) -> tuple:
-        """One step on tensors, through their methods only (so any tensor library that has
-        `@`, `chunk`, `sigmoid` and `tanh` serves): from `xw`, the summed projections of the
-        inputs without bias, the carries `prev` (one per `carries`), Ws and the biases in
-        `biases` order then the `extras`, all in the file's layout; the new carries. `read`,
-        when given, is the state the recurrent product reads instead of h_prev (recurrent
-        dropout's h_prev * m; the rest of the step still uses h_prev)."""
+    # -- the step -------------------------------------------------------------------------
+
+    def step(self, ops, xw, prev: tuple, w: dict, activation: str | None = None, read=None):
+        """One step, written once in the operations `ops` (`composer.kinds.ops`): from
+        `xw`, the summed products of the inputs without bias (None: nothing feeds this
+        step), the carried values `prev` (one per `carries`) and the weights `w` by suffix
+        (`Ws`, the biases, absent with `bias: false`, and the `extras`; `step_weights`),
+        all in the file's layout; the new carried values, h first. `read`, when given, is
+        the state the recurrent product reads instead of h_prev (recurrent dropout's
+        h_prev * m; the rest of the step still uses h_prev). Every engine runs this: the
+        PyTorch module's cell loop on tensors, the ONNX exports on nodes; the NumPy fast
+        paths (`forward`, `cached_forward`) are tested against it. A kind without it has
+        no export."""
         raise NotImplementedError
+
+    def step_weights(self, recurrent, values) -> dict:
+        """`step`'s weights by suffix: `Ws` = `recurrent`, then `values` in a plan's order
+        (`Vector.biases`: the biases, none with `bias: false`, then the `extras`)."""
+        names = [suffix for suffix, _ in self.biases] + list(self.extras)
+        if len(values) < len(names):  # `bias: false`: the extras only
+            names = list(self.extras)
+        return {"Ws": recurrent, **dict(zip(names, values))}
 
     # -- trace ----------------------------------------------------------------------------
 
@@ -379,5 +383,5 @@ def live_rows(counts: np.ndarray | None, batch: int) -> np.ndarray | None:
 
 
 def exports_onnx(kind: Kind) -> bool:
-    """Whether a kind can be written to ONNX (it has its own `onnx_step`)."""
-    return not kind.stateful or type(kind).onnx_step is not Kind.onnx_step
+    """Whether a kind can leave the NumPy engine: it writes its `step`."""
+    return not kind.stateful or type(kind).step is not Kind.step

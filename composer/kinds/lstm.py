@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from composer.errors import SpecError
 from composer.kinds import fused
 from composer.kinds.base import Kind, Picture, WeightInfo, aligned
 
@@ -68,22 +67,18 @@ class _LSTM(Kind):
     onnx_operator = "LSTM"
     onnx_gates = (0, 3, 1, 2)  # ONNX's i, o, f, c from our i, f, g, o
 
-    def onnx_step(self, g, xw, prev, recurrent, biases, activation):
-        h_prev, c_prev = prev
-        pre = g.add(g.matmul(h_prev, recurrent), biases[0])
-        if xw is not None:
-            pre = g.add(pre, xw)
-        i, f, cell, o = g.split(pre, 4)
-        c = g.add(g.mul(g.sigmoid(f), c_prev), g.mul(g.sigmoid(i), g.tanh(cell)))
-        return g.mul(g.sigmoid(o), g.tanh(c)), c
-
     torch_class = "LSTM"
 
-    def tensor_step(self, xw, prev, Ws, biases, activation, read=None) -> tuple:
+    def step(self, ops, xw, prev, w, activation=None, read=None) -> tuple:
         h_prev, c_prev = prev
-        i, f, g, o = (xw + (h_prev if read is None else read) @ Ws + biases[0]).chunk(4, -1)
-        c = f.sigmoid() * c_prev + i.sigmoid() * g.tanh()
-        return o.sigmoid() * c.tanh(), c
+        pre = ops.add(xw, ops.matmul(h_prev if read is None else read, w["Ws"]), w.get("b"))
+        i, f, g, o = ops.split(pre, 4)
+        c = ops.add(ops.mul(ops.sigmoid(f), c_prev), ops.mul(ops.sigmoid(i), ops.tanh(g)))
+        return self.project(ops, ops.mul(ops.sigmoid(o), ops.tanh(c)), w), c
+
+    def project(self, ops, h, w):
+        """The state from the cells' output o * tanh(c): itself (a projection's: h Wp)."""
+        return h
 
     def workspace(self, batch: int, size: int, dtype) -> tuple:
         gates = np.zeros((4, batch, size), dtype=dtype)
@@ -268,11 +263,19 @@ class _LayerNormLSTM(_LSTM):
     option = "layer_norm: true"
 
     # PyTorch (the interop stage): no torch.nn module computes this variant, and the
-    # base kind's module and cell step would compute another network: refuse instead
+    # base kind's module would compute another network: its weights only, a cell loop
     torch_class = ""
 
-    def tensor_step(self, *args, **kwargs):
-        raise SpecError(f"`{self.option}` has no PyTorch module or cell step yet")
+    def step(self, ops, xw, prev, w, activation=None, read=None) -> tuple:
+        h_prev, c_prev = prev
+        rec = ops.matmul(h_prev if read is None else read, w["Ws"])
+        pre = ops.add(
+            ops.mul(ops.layer_norm(xw), w["gx"]), ops.mul(ops.layer_norm(rec), w["gs"]), w["b"]
+        )
+        i, f, g, o = ops.split(pre, 4)
+        c = ops.add(ops.mul(ops.sigmoid(f), c_prev), ops.mul(ops.sigmoid(i), ops.tanh(g)))
+        cell = ops.add(ops.mul(ops.layer_norm(c), w["gc"]), w["bc"])
+        return ops.mul(ops.sigmoid(o), ops.tanh(cell)), c
 
     order = (0, 1, 2, 3)
     sigmoid_gates = 0
@@ -282,8 +285,7 @@ class _LayerNormLSTM(_LSTM):
         tag="LSTM h (layer norm)", shape="box", fill="#dcfce7", style="rounded,filled"
     )
 
-    onnx_operator = None  # no ONNX operator normalises: refused, not mis-exported
-    onnx_step = Kind.onnx_step
+    onnx_operator = None  # no ONNX operator normalises: a Scan of its step
 
     def variant(self, layer) -> Kind:
         return LSTM.variant(layer)
@@ -418,8 +420,7 @@ class _ProjectedLSTM(_LSTM):
     picture = Picture(tag="projected LSTM h", shape="box", fill="#dcfce7", style="rounded,filled")
     torch_extras = (("Wp", "weight_hr"),)
 
-    onnx_operator = None  # ONNX's LSTM has no projection: refused, not mis-exported
-    onnx_step = Kind.onnx_step
+    onnx_operator = None  # ONNX's LSTM has no projection: a Scan of its step
 
     def variant(self, layer) -> Kind:
         return LSTM.variant(layer)
@@ -458,13 +459,8 @@ class _ProjectedLSTM(_LSTM):
             lstm_step(x_t, h_prev, c_prev, recurrent, m, c, scratch[:6])  # m = o * tanh(c)
             np.matmul(m, extra, out=h)
 
-    def tensor_step(self, xw, prev, Ws, biases, activation, read=None) -> tuple:
-        h_prev, c_prev = prev
-        *bias, Wp = biases
-        pre = xw + (h_prev if read is None else read) @ Ws
-        i, f, g, o = (pre + bias[0] if bias else pre).chunk(4, -1)
-        c = f.sigmoid() * c_prev + i.sigmoid() * g.tanh()
-        return (o.sigmoid() * c.tanh()) @ Wp, c
+    def project(self, ops, h, w):
+        return ops.matmul(h, w["Wp"])
 
     def tape(self, track, length: int, batch: int, dtype) -> None:
         H = track.size

@@ -17,7 +17,7 @@ from composer import build, init_params, load_spec, save_params
 from composer.cli import app
 from composer.errors import SpecError
 from composer.interop.onnx import MIN_OPSET, build_model, default_opset
-from composer.kinds import KINDS
+from composer.kinds import KINDS, Kind
 from tests.conftest import ROOT
 from tests.kinds.minimal import MINIMAL, MinimalSpec
 
@@ -176,8 +176,14 @@ def test_lengths_on_an_unrolled_network_are_refused_as_an_unsupported_feature(fi
     assert not out.exists()
 
 
-def test_a_kind_without_an_onnx_step_is_refused_naming_the_layer(monkeypatch):
-    monkeypatch.setitem(KINDS, "minimal", MINIMAL)
+class _Stepless(type(MINIMAL)):
+    """A kind that runs in NumPy but has not written its `step`."""
+
+    step = Kind.step
+
+
+def test_a_kind_without_a_step_is_refused_naming_the_layer(monkeypatch):
+    monkeypatch.setitem(KINDS, "minimal", _Stepless())
     network = MinimalSpec.model_validate(
         {
             "inputs": [{"name": "x", "size": 3}],
