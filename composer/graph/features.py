@@ -1,10 +1,12 @@
-"""The graph features beyond a plain stack that a converter must support exactly or refuse.
+"""The graph features beyond a plain stack: what no `torch.nn` module or ONNX operator has.
 
 PyTorch's `nn.RNN`/`nn.LSTM`/`nn.GRU` and ONNX's recurrent operators have no tapped delay
 lines, no future context into a layer, no layer without an input, no two-pass hand-over
-and no bidirectional merge but `concat`. `extended_features` lists each use of them in a folded
-graph, with its spec path, so that an exporter can refuse a spec in one line naming the
-field (or unroll it exactly).
+and no bidirectional merge but `concat`. `extended_features` lists each use of them in a
+folded graph, with its spec path: the converters carry them as the kinds' steps (the
+PyTorch module's cell loop; ONNX unrolled at a fixed T, which these name as its reasons),
+and a pass that cannot (stepping one step at a time) refuses them in one line naming the
+field (`refuse_extended`).
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ import numpy as np
 from composer.arrays import atomic_write
 from composer.engine.pipeline import unroll_within
 from composer.errors import ComposerError, DataError, ResourceError, SpecError
-from composer.graph.features import refuse_extended
 from composer.interop import need
 from composer.interop.onnx_graph import Builder
 from composer.interop.onnx_plain import fixed_t_reasons, plain_graph
@@ -101,7 +100,6 @@ def _model(g: Builder, inputs, outputs, name: str, opset: int, doc: str = ""):
 
 
 def _check_kinds(folded: nx.MultiDiGraph) -> None:
-    refuse_extended(folded, "ONNX export")  # taps, merges, two passes: not yet
     for _, data in folded.nodes(data=True):
         kind = KINDS.get(data.get("kind"))
         if data["role"] == "state" and not exports_onnx(kind):
@@ -110,12 +108,6 @@ def _check_kinds(folded: nx.MultiDiGraph) -> None:
             raise SpecError(
                 f"layer `{data['layer']}`: kind {what} has no ONNX export yet",
                 data["path"] + field,
-            )
-        if data.get("initial_rev"):
-            raise SpecError(
-                f"layer `{data['layer']}`: a hand-over from the bidirectional layer "
-                f"`{data['initial_state'].split('.')[0]}` has no ONNX export yet",
-                data["path"] + ("initial_state",),
             )
 
 

@@ -118,6 +118,9 @@ class Builder(Ops):
     def matmul(self, a: str | None, b: str) -> str | None:
         return None if a is None else self.op("MatMul", [a, b])
 
+    def scale(self, x: str, number: float) -> str:
+        return self.times(x, self.scalar(number))
+
     def sigmoid(self, x: str) -> str:
         return self.op("Sigmoid", [x])
 

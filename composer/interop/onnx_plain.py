@@ -18,6 +18,7 @@ import networkx as nx
 import numpy as np
 
 from composer.errors import SpecError
+from composer.graph.features import extended_features
 from composer.graph.folded import state_nodes
 from composer.graph.loops import instant_graph
 from composer.graph.weights import bias_keys
@@ -37,7 +38,7 @@ def sorted_nodes(folded: nx.MultiDiGraph, role: str) -> list[str]:
 def fixed_t_reasons(folded: nx.MultiDiGraph) -> dict[str, tuple]:
     """What in a network needs a fixed T in ONNX, in words, each with its spec path
     (empty: it exports with a dynamic T)."""
-    reasons = {}
+    reasons = {what: path for path, what in extended_features(folded)}  # unrolled exactly
     for node, data in folded.nodes(data=True):
         start, stop = window_bounds(data["window"])
         if data["role"] == "state" and data["initial_state"] is not None:

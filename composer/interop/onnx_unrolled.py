@@ -11,8 +11,9 @@ layer hands over.
 
 from __future__ import annotations
 
+from composer.engine.merge import merge_values
 from composer.engine.plan import Plan, compile_plan
-from composer.engine.walk import handed_carries
+from composer.engine.walk import handed_values
 from composer.graph.unrolled import unroll
 from composer.interop.onnx_graph import Builder
 from composer.interop.onnx_plain import encoded, input_info, sorted_nodes
@@ -74,6 +75,9 @@ class _Writer:
             offset = self.plan.window(v.name).start
             source = self.sources[v.name]
             return (g.op("Gather", [source, g.const(t - offset)], axis=1, hint=f"{v.name}@{t}"),)
+        if v.role == "merge":  # a bidirectional layer's two directions, mean or product
+            forward, backward = (self.values[(feed.source, t)][0] for feed in v.feeds)
+            return (merge_values(self.plan.folded.nodes[v.name]["merge"], forward, backward, g),)
         total = None
         for feed in v.feeds:
             if self.available(feed.source, t - feed.lag):
@@ -95,11 +99,8 @@ class _Writer:
         if step not in v.initial:
             return self.values[(v.name, step)]
         given = {}
-        if v.handover is not None:
-            origin, at = v.handover
-            names = KINDS[self.plan.vectors[origin].kind].carries
-            handed = dict(zip(names, self.values[(origin, at)]))
-            given = {name: handed[name] for name in handed_carries(kind.carries, names)}
+        if v.handover is not None:  # another layer's last state (two directions merged)
+            given = handed_values(v, kind.carries, self.final, self.g)
         if v.learned:  # a trained initial state: h from `<layer>.s0`, other carries zero
             s0 = self.g.weight(v.learned, self.params[v.learned])
             given = {"h": self.g.initial(s0, self.batch, v.size)}
@@ -112,13 +113,20 @@ class _Writer:
             for name in kind.carries
         )
 
+    def final(self, origin: str, step: int) -> dict:
+        """{carry: value} of a state at `step`: the final values it hands over."""
+        names = KINDS[self.plan.vectors[origin].kind].carries
+        return dict(zip(names, self.values[(origin, step)]))
+
     def emit(self, v):
         """An output's steps, each the concatenation of its sources, stacked on axis 1."""
         g, window = self.g, self.plan.window(v.name)
         feeds = sorted(v.feeds, key=lambda feed: feed.rows)
         steps = []
         for t in window:
-            parts = [self.values[(feed.source, t)][0] for feed in feeds]
-            steps.append(g.unsqueeze(g.concat(parts, axis=-1), [1]))
+            parts: dict = {}  # by rows: the two directions of `merge: sum` share theirs
+            for feed in feeds:
+                parts[feed.rows] = g.add(parts.get(feed.rows), self.values[(feed.source, t)][0])
+            steps.append(g.unsqueeze(g.concat(list(parts.values()), axis=-1), [1]))
         g.name_as(g.concat(steps, axis=1), v.name)
         return g.value_info(v.name, ["B", len(window), v.size])

@@ -45,10 +45,9 @@ from composer.engine.plan import Plan, Vector
 from composer.engine.tokens import check_ids, padding_lengths, token_vocab
 from composer.engine.walk import handed_values
 from composer.errors import DataError, SpecError
-from composer.graph.features import refuse_extended
 from composer.graph.weights import check_params
 from composer.interop import need
-from composer.interop.torch_keys import from_state, to_state, torch_keys
+from composer.interop.torch_keys import from_state, held_natively, to_state, torch_keys
 from composer.interop.torch_ops import TORCH
 from composer.kinds import KINDS
 from composer.training.dropout import Dropout, pass_masks
@@ -89,13 +88,6 @@ class ComposerModule(nn.Module):
 
     def __init__(self, graph: nx.MultiDiGraph, dtype=None):
         super().__init__()
-        for _, data in graph.nodes(data=True):
-            if data["role"] in ("state", "dense") and data.get("bias") is False:
-                raise SpecError(
-                    f"layer `{data['layer']}`: `bias: false` has no PyTorch module yet",
-                    data["path"] + ("bias",),
-                )
-        refuse_extended(graph, "the PyTorch module", merges=False)  # taps, two passes: not yet
         self.graph = graph
         self._drops = any(d.get("dropout") for *_, d in graph.edges(data=True))
         self._own_masks = Dropout(None)  # a training call's masks, unless given
@@ -127,12 +119,17 @@ class ComposerModule(nn.Module):
                 embedding = _Input()
                 embedding.embedding = nn.Embedding(rows, cols, dtype=dtype)
                 self.add_module(name, embedding)
-        for _, target, data in graph.edges(data=True):
-            if data["role"] == "connection":
-                rows, cols = shapes[data["weight"]]
-                name = data["weight"].split(".", 1)[1]
-                linear = nn.Linear(rows, cols, bias=False, dtype=dtype)
-                getattr(self, graph.nodes[target]["layer"]).add_module(name, linear)
+        own = set(self.state_dict())
+        for key in self._keys:  # the weights no torch.nn module holds, by their keys
+            if key.names[0] in own:
+                continue
+            layer, name = key.ours.split(".", 1)
+            if key.transpose:  # a matrix: an nn.Linear without bias
+                linear = nn.Linear(*key.shape, bias=False, dtype=dtype)
+                getattr(self, layer).add_module(name, linear)
+            else:
+                value = nn.Parameter(torch.zeros(key.shape, dtype=dtype))
+                getattr(self, layer).register_parameter(name, value)
         names = {name for key in self._keys for name in key.names}
         assert names == set(self.state_dict()), sorted(names ^ set(self.state_dict()))
 
@@ -142,11 +139,9 @@ class ComposerModule(nn.Module):
         for data in nodes:
             if data.get("learned"):
                 module.s0 = nn.Parameter(torch.zeros(shapes[data["learned"]], dtype=dtype))
-            if data["role"] == "state" and not data["suffix"]:
+            bias = data.get("bias", True)
+            if data["role"] == "state" and not data["suffix"] and held_natively(data, shapes):
                 kind = KINDS[data["kind"]]
-                if not kind.torch_class:
-                    what = f"`{kind.option}`" if getattr(kind, "option", None) else "its kind"
-                    raise SpecError(f"layer `{layer}`: {what} has no PyTorch module yet", ())
                 fan_in = shapes[f"{layer}.{kind.input_weight}"][0]
                 options = kind.torch_options(data["activation"]) or {}
                 units = data.get("units", data["size"])  # H; the state has size P when projected
@@ -157,15 +152,16 @@ class ComposerModule(nn.Module):
                     units,
                     batch_first=True,
                     bidirectional=bidirectional,
+                    bias=bias,
                     dtype=dtype,
                     **options,
                 )
             elif data["role"] == "readout":
                 rows, cols = shapes[f"{layer}.Wy"]
                 module.readout = nn.Linear(rows, cols, dtype=dtype)
-            elif data["role"] == "dense":
+            elif data["role"] == "dense" and held_natively(data, shapes):
                 rows, cols = shapes[f"{layer}.{KINDS[data['kind']].input_weight}"]
-                module.linear = nn.Linear(rows, cols, dtype=dtype)
+                module.linear = nn.Linear(rows, cols, bias=bias, dtype=dtype)
         return module
 
     # -- weights --------------------------------------------------------------------------
@@ -345,15 +341,20 @@ def native_layer(
     states = [n for n in plan.vectors if graph.nodes[n].get("layer") == layer]
     states = [n for n in states if plan.vectors[n].role == "state"]
     kind = KINDS[v.kind]
-    if kind.torch_options(v.activation) is None:
+    if not kind.torch_class or kind.torch_options(v.activation) is None:
         return None
     own = {f"{layer}.{kind.input_weight}", f"{layer}.{kind.input_weight}_rev"}
+    handed = {h[0] for u in plan.vectors.values() for h in (u.handover, u.handover_rev) if h}
+    if handed & set(states):  # another layer starts from its state at some step: a loop
+        return None
     lags = sorted(graph.nodes[n]["lag"] for n in states)
     if lags not in ([1], [-1, 1]) or (bptt is not None and lags != [1]):
         return None
     for name in states:
         s = plan.vectors[name]
         if not s.present.all() or s.handover is not None or s.window != (0, plan.steps):
+            return None
+        if not s.feeds:  # a layer without an input: its module has no place for that
             return None
         for feed in s.feeds:
             source = plan.vectors[feed.source]
@@ -515,7 +516,7 @@ class _Pass:
         steps = np.flatnonzero(v.present).tolist()
         how = self.module.graph.nodes[v.name]["merge"]
         forward, backward = (self.values[feed.source].over(steps) for feed in v.feeds)
-        out = merge_values(how, forward, backward)
+        out = merge_values(how, forward, backward, TORCH)
         if steps == list(range(self.T)):
             self.values[v.name] = _Values(out)
         else:
@@ -625,7 +626,7 @@ class _Pass:
             return tuple(h0 if name == "h" else zeros[name] for name in kind.carries)
         if v.handover is None:
             return tuple(zeros.values())
-        given = handed_values(v, kind.carries, self._final, cat=_cat)
+        given = handed_values(v, kind.carries, self._final, TORCH)
         return tuple(given.get(name, zeros[name]) for name in kind.carries)
 
     def _final(self, origin: str, step: int) -> dict:
@@ -659,10 +660,6 @@ class _Pass:
                 else:
                     logits[name] = raw[:, steps[0] : steps[-1] + 1]
         return outputs, logits
-
-
-def _cat(forward, backward):
-    return torch.cat([forward, backward], -1)
 
 
 def _by_rows(feeds, values) -> list:

@@ -26,6 +26,9 @@ class TorchOps(Ops):
     def matmul(self, a, b):
         return None if a is None else a @ b
 
+    def scale(self, x, number: float):
+        return x * number
+
     def sigmoid(self, x):
         return x.sigmoid()
 

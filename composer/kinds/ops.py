@@ -8,7 +8,7 @@ is an `Ops` whose values are the names of ONNX values).
 The vocabulary, on (B, columns) values in the file's weight layout (PyTorch's gate
 order, no halved columns):
 
-- `add(*terms)`, `sub(a, b)`, `mul(a, b)`, `matmul(a, b)`;
+- `add(*terms)`, `sub(a, b)`, `mul(a, b)`, `matmul(a, b)`, `scale(x, number)`;
 - the activations `sigmoid`, `tanh`, `relu`, `identity`, `softmax` (over the last axis),
   and `activation(name, x)` for the spec's choice;
 - `split(x, parts)` into equal blocks of the last axis (a layer's gates), `concat(values)`
@@ -20,7 +20,7 @@ None is an absent term, zero: `add` skips it, and `mul`, `matmul`, `split` and
 `layer_norm` of None give None. A layer with no input (`xw` None) or no biases
 (`bias: false`) runs the same equations.
 
-An implementation defines the primitives `plus`, `times`, `sub`, `matmul`, `sigmoid`,
+An implementation defines the primitives `plus`, `times`, `sub`, `matmul`, `scale`, `sigmoid`,
 `tanh`, `relu`, `softmax`, `chunks`, `concat` and `normalise`.
 
 Examples
@@ -85,6 +85,9 @@ class NumpyOps(Ops):
 
     def matmul(self, a, b):
         return None if a is None else np.matmul(a, b)
+
+    def scale(self, x, number: float):
+        return x * number
 
     def sigmoid(self, x):
         return activations.sigmoid(x)

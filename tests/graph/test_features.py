@@ -1,13 +1,18 @@
-"""The features a converter must support exactly or refuse are each found, with the field."""
+"""The features beyond plain stacks (no `torch.nn` module or ONNX operator computes them)
+are each found, with the field; both converters carry them exactly, as the kinds' steps."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from composer.errors import SpecError
+from composer.engine.plan import compile_plan
 from composer.graph.features import extended_features
 from composer.graph.folded import build
+from composer.graph.unrolled import unroll
+from composer.graph.weights import init_params
 from composer.spec.reader import load_spec
+from tests.builders import random_input
 from tests.conftest import SPECS
 from tests.oracles import SCENARIOS
 
@@ -41,28 +46,45 @@ def test_the_example_specs_beyond_plain_stacks_are_the_tapped_ones():
     assert extended == {"narx", "tdnn"}
 
 
-def test_converters_refuse_an_extended_network_in_one_line_naming_the_field():
-    pytest.importorskip("torch")
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_the_pytorch_module_carries_every_extended_network(name):
+    """Run step by step, each recurrent step the kind's one `step`: the module gives the
+    hand-written loop's outputs (float64) and `grad`'s gradients."""
+    torch = pytest.importorskip("torch")
+    from composer.interop.torch_keys import grads_from_state
     from composer.interop.torch_module import to_torch
+    from composer.training.backprop import grad
+
+    network, steps, oracle = SCENARIOS[name]
+    graph = build(network)
+    rng = np.random.default_rng(0)
+    params = {k: rng.normal(0, 0.5, v.shape) for k, v in init_params(graph).items()}
+    plan = compile_plan(unroll(graph, steps))
+    inputs = {n: random_input(graph, n, 2, len(plan.window(n)), rng) for n in plan.inputs}
+    module = to_torch(graph, params, "float64")
+    got = module({k: torch.from_numpy(v) for k, v in inputs.items()}, steps=steps)
+    expected = oracle(params, inputs, steps)
+    targets = {k: rng.normal(size=v.shape) for k, v in expected.items()}
+    for key, value in expected.items():
+        np.testing.assert_allclose(got[key].detach().numpy(), value, atol=1e-10, err_msg=key)
+    sum(((got[k] - torch.from_numpy(y)) ** 2).mean() for k, y in targets.items()).backward()
+    ours = grads_from_state(
+        graph, {k: p.grad.numpy() for k, p in module.named_parameters() if p.grad is not None}
+    )
+    _, want = grad(plan, params, inputs, targets, dtype="float64")
+    for key, value in want.items():
+        np.testing.assert_allclose(ours[key], value, atol=1e-8, rtol=1e-8, err_msg=key)
+
+
+def test_onnx_export_unrolls_an_extended_network_naming_the_field():
+    """Without --steps the export asks for a T, naming the feature; with it, it unrolls
+    (ONNX Runtime's agreement: `tests/interop/test_onnx.py`)."""
+    pytest.importorskip("onnx")
+    from composer.interop.onnx import NeedsSteps, export_mode
 
     for name in EXPECTED:
         graph = build(SCENARIOS[name][0])
-        if name in MERGES:  # the module merges both directions as the engine does
-            assert not extended_features(graph, merges=False)
-            continue
-        with pytest.raises(SpecError) as caught:
-            to_torch(graph)
-        assert caught.value.path in EXPECTED[name], name
-        assert "\n" not in str(caught.value)
-        assert caught.value.message.startswith("the PyTorch module does not support ")
-
-
-def test_onnx_export_refuses_an_extended_network_naming_the_field():
-    pytest.importorskip("onnx")
-    from composer.interop.onnx import export_mode
-
-    for name in EXPECTED:
-        with pytest.raises(SpecError) as caught:
-            export_mode(build(SCENARIOS[name][0]), "float32", 8, False)
-        assert caught.value.path in EXPECTED[name], name
-        assert caught.value.message.startswith("ONNX export does not support ")
+        assert export_mode(graph, "float32", 8, False) == "unrolled"
+        if graph.graph["preset"] != "one-to-one":
+            with pytest.raises(NeedsSteps):
+                export_mode(graph, "float32", None, False)
