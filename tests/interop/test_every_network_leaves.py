@@ -16,11 +16,15 @@ from composer.engine.batches import run
 from composer.engine.pipeline import plan_for_steps
 from composer.graph.folded import build
 from composer.graph.weights import init_params, save_params
+from composer.kinds import KINDS
+from composer.spec.model import NetworkSpec
 from composer.spec.reader import load_spec
 from composer.spec.starters import STARTERS, starter
 from composer.training.backprop import grad
 from tests.builders import random_input
 from tests.conftest import ROOT
+from tests.kinds.minimal import MINIMAL, MinimalSpec
+from tests.kinds.test_step import LAYERS
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
@@ -152,3 +156,48 @@ def test_the_tapped_examples_train_on_the_torch_engine_as_on_numpy(name):
         assert b.val_loss == pytest.approx(a.val_loss, rel=1e-9)
     for key, value in ours.params.items():
         np.testing.assert_allclose(theirs.params[key], value, rtol=1e-7, atol=1e-9, err_msg=key)
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_every_kind_and_variant_leaves_with_no_interop_code_of_its_own(name, monkeypatch):
+    """Each kind and variant, the test kind (`tests/kinds/minimal.py`) included, bidirectional
+    under a second layer: the PyTorch module (outputs and gradients), its state_dict and
+    back, and ONNX (a dynamic T, float64 and float32), all from the kind's one step."""
+    monkeypatch.setitem(KINDS, "minimal", MINIMAL)
+    kind, fields = LAYERS[name]
+    model = MinimalSpec if kind == "minimal" else NetworkSpec
+    first = {"name": "a", "kind": kind, "input": "x", "state_size": 5, "bidirectional": True}
+    top = {"name": "b", "kind": kind, "input": "a", "state_size": 4, "output": {"size": 2}}
+    graph = build(
+        model.model_validate(
+            {
+                "inputs": [{"name": "x", "size": 3}],
+                "layers": [first | fields, top | fields],
+                "outputs": [{"name": "y", "from": "b"}],
+                "steps": 6,
+            }
+        )
+    )
+    params = init_params(graph, seed=1, dtype="float64")
+    rng = np.random.default_rng(2)
+    x, target = rng.normal(size=(2, 6, 3)), rng.normal(size=(2, 6, 2))
+    module = to_torch(graph, params, "float64")
+    got = module(torch.from_numpy(x))["y"]
+    expected = run(graph, params, {"x": x}, 6, "float64")["y"]
+    np.testing.assert_allclose(got.detach().numpy(), expected, atol=1e-10, rtol=0)
+    ((got - torch.from_numpy(target)) ** 2).mean().backward()
+    ours = grads_from_state(
+        graph, {k: p.grad.numpy() for k, p in module.named_parameters() if p.grad is not None}
+    )
+    _, want = grad(plan_for_steps(graph, 6), params, {"x": x}, {"y": target}, dtype="float64")
+    for key, value in want.items():
+        np.testing.assert_allclose(ours[key], value, atol=1e-8, rtol=1e-8, err_msg=key)
+    back = to_torch(graph, None, "float64")
+    back.load_state_dict(module.state_dict())
+    for key, value in back.params().items():
+        np.testing.assert_array_equal(value, params[key], err_msg=key)
+    for dtype, tolerance in (("float64", 1e-10), ("float32", 1e-5)):
+        onnx_model, _ = build_model(graph, params, dtype=dtype)
+        (got,) = run_model(onnx_model, {"x": x}).values()
+        expected = run(graph, params, {"x": x}, 6, dtype)["y"]
+        np.testing.assert_allclose(got, expected, atol=tolerance, rtol=0)
