@@ -21,6 +21,7 @@ from composer.arrays import atomic_write
 from composer.engine.pipeline import unroll_within
 from composer.errors import ComposerError, DataError, ResourceError, SpecError
 from composer.interop import need
+from composer.interop.native import ONNX_OPERATORS
 from composer.interop.onnx_graph import Builder
 from composer.interop.onnx_plain import fixed_t_reasons, plain_graph
 from composer.interop.onnx_unrolled import unrolled_graph
@@ -197,7 +198,7 @@ def _check_size(folded, params, dtype: str, steps: int | None) -> None:
 def _written_as(op_types: set[str]) -> str:
     """How a network's recurrent layers were written, from its graph's operators."""
     forms = []
-    if op_types & {kind.onnx_operator for kind in KINDS.values()}:
+    if op_types & {native.operator for native in ONNX_OPERATORS.values()}:
         forms.append("ONNX recurrent operators")
     if "Scan" in op_types:
         forms.append("Scan loops")

@@ -22,6 +22,7 @@ from composer.graph.features import extended_features
 from composer.graph.folded import state_nodes
 from composer.graph.loops import instant_graph
 from composer.graph.weights import bias_keys
+from composer.interop.native import ONNX_OPERATORS, OnnxOperator
 from composer.interop.onnx_graph import Builder
 from composer.kinds import KINDS
 from composer.spec.windows import parse_window, window_bounds
@@ -201,16 +202,16 @@ def _affine(g: Builder, folded, params, node: str, values) -> str:
     return g.activation(data["activation"], g.add(pre, *biases))
 
 
-def _gate_rows(kind, array: np.ndarray, size: int) -> np.ndarray:
-    """Our gate blocks along the first axis, in ONNX's order (`Kind.onnx_gates`)."""
-    return np.concatenate([array[k * size : (k + 1) * size] for k in kind.onnx_gates], axis=0)
+def _gate_rows(native: OnnxOperator, array: np.ndarray, size: int) -> np.ndarray:
+    """Our gate blocks along the first axis, in ONNX's order (`OnnxOperator.gates`)."""
+    return np.concatenate([array[k * size : (k + 1) * size] for k in native.gates], axis=0)
 
 
 def _recurrent(g: Builder, folded, params, states, values, item_steps, native, batch) -> dict:
     """A recurrent layer's state(s) at every step, (T, B, H) each."""
     data = folded.nodes[states[0]]
     kind = KINDS[data["kind"]]
-    if native and kind.onnx_operator is not None and data["delay"] == 1:
+    if native and kind.name in ONNX_OPERATORS and data["delay"] == 1:
         return _operator(g, params, states, folded, kind, values, item_steps)
     found = {}
     for state in states:
@@ -220,7 +221,7 @@ def _recurrent(g: Builder, folded, params, states, values, item_steps, native, b
 
 def _operator(g: Builder, params, states, folded, kind, values, item_steps) -> dict:
     """The layer as one ONNX RNN, LSTM or GRU node."""
-    first = folded.nodes[states[0]]
+    first, native = folded.nodes[states[0]], ONNX_OPERATORS[kind.name]
     layer, H = first["layer"], first["size"]
     feeds = _feeds(folded, states[0])
     x = g.concat([_shifted(g, values[source], lag) for source, _, _, lag in feeds], axis=-1)
@@ -228,13 +229,13 @@ def _operator(g: Builder, params, states, folded, kind, values, item_steps) -> d
     for state in states:
         suffix = folded.nodes[state]["suffix"]
         rows = [params[key][a:b] for _, key, (a, b), _ in _feeds(folded, state)]
-        W.append(_gate_rows(kind, np.concatenate(rows).T, H))
-        R.append(_gate_rows(kind, params[f"{layer}.Ws{suffix}"].T, H))
+        W.append(_gate_rows(native, np.concatenate(rows).T, H))
+        R.append(_gate_rows(native, params[f"{layer}.Ws{suffix}"].T, H))
         biases = [params[key] for key in bias_keys(folded.nodes[state])]
         if not biases:  # `bias: false`: the operator's biases are zero
             biases = [np.zeros(kind.columns(H), params[f"{layer}.Ws{suffix}"].dtype)] * 2
-        Wb, Rb = kind.onnx_biases(biases)
-        B.append(np.concatenate([_gate_rows(kind, Wb, H), _gate_rows(kind, Rb, H)]))
+        Wb, Rb = native.biases(biases)
+        B.append(np.concatenate([_gate_rows(native, Wb, H), _gate_rows(native, Rb, H)]))
     if len(states) == 2:
         direction = "bidirectional"
     else:
@@ -249,9 +250,9 @@ def _operator(g: Builder, params, states, folded, kind, values, item_steps) -> d
         inputs.append(g.unsqueeze(first["given"], [0]))
     while inputs[-1] == "":
         inputs.pop()
-    attrs = kind.onnx_attributes(first.get("activation"), len(states))
+    attrs = native.attributes(first.get("activation"), len(states))
     y = g.op(
-        kind.onnx_operator, inputs, hint=f"{layer}.Y", hidden_size=H, direction=direction, **attrs
+        native.operator, inputs, hint=f"{layer}.Y", hidden_size=H, direction=direction, **attrs
     )
     if len(states) == 1:
         return {states[0]: g.squeeze(y, [1])}

@@ -14,8 +14,8 @@ its `nn.Embedding` as `embedding` (`<input>.E` is `<input>.embedding.weight`, (N
 both); a layer with `initial_state: learn` holds its trained initial state `<layer>.s0`
 as the parameter `s0` of its submodule, so the key is the same in both. Matrices are
 transposed (PyTorch keeps (out, in)); a bias that stands for PyTorch's two summed
-(`Kind.torch_biases`) exports as bias_ih = b, bias_hh = 0, which is exact, and imports as
-their sum.
+(`composer.interop.native.TorchModule.biases`) exports as bias_ih = b, bias_hh = 0, which
+is exact, and imports as their sum.
 
 Examples
 --------
@@ -42,6 +42,7 @@ import numpy as np
 
 from composer.errors import DataError
 from composer.graph.weights import param_shapes
+from composer.interop.native import TORCH_MODULES
 from composer.kinds import KINDS
 
 __all__ = [
@@ -84,13 +85,14 @@ def torch_keys(graph: nx.MultiDiGraph) -> list[TorchKey]:
             names[data["learned"]] = ((data["learned"],), False)
         if role == "state" and held_natively(data, shapes):
             kind, sfx = KINDS[data["kind"]], data["suffix"]
+            native = TORCH_MODULES[kind.name]
             tail = "_l0" + ("_reverse" if sfx else "")
             rnn = f"{layer}.rnn."
             names[f"{layer}.{kind.input_weight}{sfx}"] = ((f"{rnn}weight_ih{tail}",), True)
             names[f"{layer}.Ws{sfx}"] = ((f"{rnn}weight_hh{tail}",), True)
-            for suffix, theirs in kind.torch_biases:
+            for suffix, theirs in native.biases:
                 names[f"{layer}.{suffix}{sfx}"] = (tuple(f"{rnn}{n}{tail}" for n in theirs), False)
-            for suffix, theirs in kind.torch_extras:  # a projection's Wp: weight_hr
+            for suffix, theirs in native.extras:  # a projection's Wp: weight_hr
                 names[f"{layer}.{suffix}{sfx}"] = ((f"{rnn}{theirs}{tail}",), True)
         elif role == "readout" or (role == "dense" and held_natively(data, shapes)):
             module, (weight, bias) = (
@@ -116,7 +118,7 @@ def held_natively(data: dict, shapes: Mapping[str, tuple]) -> bool:
     if data["role"] not in ("state", "dense"):
         return False
     kind = KINDS[data["kind"]]
-    if data["role"] == "state" and not kind.torch_class:
+    if data["role"] == "state" and kind.name not in TORCH_MODULES:
         return False
     return f"{data['layer']}.{kind.input_weight}{data.get('suffix', '')}" in shapes
 

@@ -47,6 +47,7 @@ from composer.engine.walk import handed_values
 from composer.errors import DataError, SpecError
 from composer.graph.weights import check_params
 from composer.interop import need
+from composer.interop.native import TORCH_MODULES
 from composer.interop.torch_keys import from_state, held_natively, to_state, torch_keys
 from composer.interop.torch_ops import TORCH
 from composer.kinds import KINDS
@@ -143,11 +144,12 @@ class ComposerModule(nn.Module):
             if data["role"] == "state" and not data["suffix"] and held_natively(data, shapes):
                 kind = KINDS[data["kind"]]
                 fan_in = shapes[f"{layer}.{kind.input_weight}"][0]
-                options = kind.torch_options(data["activation"]) or {}
+                native = TORCH_MODULES[kind.name]
+                options = native.options(data["activation"]) or {}
                 units = data.get("units", data["size"])  # H; the state has size P when projected
-                options.update(kind.torch_sizes(units, data["size"]))
+                options.update(native.sizes(units, data["size"]))
                 bidirectional = any(d["role"] == "state" and d["suffix"] for d in nodes)
-                module.rnn = getattr(nn, kind.torch_class)(
+                module.rnn = getattr(nn, native.module)(
                     fan_in,
                     units,
                     batch_first=True,
@@ -340,10 +342,11 @@ def native_layer(
     layer = graph.nodes[v.name]["layer"]
     states = [n for n in plan.vectors if graph.nodes[n].get("layer") == layer]
     states = [n for n in states if plan.vectors[n].role == "state"]
-    kind = KINDS[v.kind]
-    if not kind.torch_class or kind.torch_options(v.activation) is None:
+    native = TORCH_MODULES.get(v.kind)
+    if native is None or native.options(v.activation) is None:
         return None
-    own = {f"{layer}.{kind.input_weight}", f"{layer}.{kind.input_weight}_rev"}
+    weight = KINDS[v.kind].input_weight
+    own = {f"{layer}.{weight}", f"{layer}.{weight}_rev"}
     handed = {h[0] for u in plan.vectors.values() for h in (u.handover, u.handover_rev) if h}
     if handed & set(states):  # another layer starts from its state at some step: a loop
         return None

@@ -13,14 +13,10 @@ ask it instead of branching on the name:
   steps that keep what the backward needs (`cached_forward`, `factors`) and the backward
   steps (`backward`, `recurrent_gradient`, `bias_gradients`);
 - `composer.draw` asks for its picture (`picture`);
-- `composer.interop` asks for its ONNX facts: the operator that runs a whole layer
-  (`onnx_operator`), that operator's gate order (`onnx_gates`), attributes and biases;
-  the PyTorch module that holds its weights (`torch_class`, `torch_options`,
-  `torch_sizes`) and how its biases and extras map to PyTorch's (`torch_biases`,
-  `torch_extras`);
 - every engine but the NumPy fast paths runs its one `step`, written in the operations
   of `composer.kinds.ops`: the PyTorch module's cell loop on tensors, the ONNX exports
-  on nodes.
+  on nodes. Which `torch.nn` module or ONNX operator computes a kind whole is the
+  converters' fact (`composer.interop.native`), not the kind's.
 
 Weight layout. PyTorch keeps a layer's gates side by side in the columns of Wx (in, G*H)
 in its own order (LSTM i, f, g, o; GRU r, z, n). The cells compute in one layout,
@@ -127,17 +123,6 @@ class Kind:
         Carried arrays other than s (an LSTM's cell c) and the gate blocks keep H units."""
         return layer.state_size
 
-    onnx_operator: str | None = None
-    onnx_gates: tuple[int, ...] = (0,)
-
-    #: the `torch.nn` module that holds this kind's weights (`RNN`, `LSTM`, `GRU`), or ""
-    torch_class: str = ""
-    #: each bias suffix with the PyTorch biases it stands for; two names are PyTorch's two
-    #: biases summed (exported exactly as bias_ih = b, bias_hh = 0)
-    torch_biases: tuple[tuple[str, tuple[str, ...]], ...] = (("b", ("bias_ih", "bias_hh")),)
-    #: each of `extras` with the PyTorch matrix it is, transposed (`Wp`: `weight_hr`)
-    torch_extras: tuple[tuple[str, str], ...] = ()
-
     #: the gates' names in the compute layout's order (`order`), for traces
     gate_names: tuple[str, ...] = ()
 
@@ -189,29 +174,6 @@ class Kind:
         A step may hold fewer rows than the workspace (a packed batch's leading items):
         then it computes with `leading(work, rows)`."""
         raise NotImplementedError
-
-    # -- interop: ONNX ---------------------------------------------------------------------
-
-    def onnx_attributes(self, activation: str | None, directions: int) -> dict:
-        """Attributes of `onnx_operator` for this kind (beyond hidden_size and direction)."""
-        return {}
-
-    def onnx_biases(self, biases: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """ONNX's (Wb, Rb) from our biases in `biases` order, in our gate order: our one
-        bias (PyTorch's two summed) is Wb, and Rb is zero."""
-        return biases[0], np.zeros_like(biases[0])
-
-    # -- interop: PyTorch ------------------------------------------------------------------
-
-    def torch_options(self, activation: str | None) -> dict | None:
-        """Keyword options of `torch_class` for a layer with `activation`, or None when that
-        module cannot compute it (it then only holds the weights, and a cell loop runs)."""
-        return {}
-
-    def torch_sizes(self, units: int, size: int) -> dict:
-        """Keyword options of `torch_class` that size a layer of `units` units whose state
-        has `size` numbers beyond its hidden size (a projection's `proj_size`)."""
-        return {}
 
     # -- the step -------------------------------------------------------------------------
 

@@ -68,22 +68,9 @@ class _GRU(Kind):
     order = (0, 1, 2)
     sigmoid_gates = 2
     biases = (("bx", False), ("bs", False))
-    torch_class = "GRU"
-    torch_biases = (("bx", ("bias_ih",)), ("bs", ("bias_hh",)))
     tape_numbers = 7  # h_prev Ws_n + bs_n, and the four gate factors, r, z, n
     picture = Picture(tag="GRU h", shape="hexagon", fill="#ede9fe")
     gate_names = ("r", "z", "n")
-
-    onnx_operator = "GRU"
-    onnx_gates = (1, 0, 2)  # ONNX's z, r, h from our r, z, n
-
-    def onnx_attributes(self, activation, directions: int) -> dict:
-        # the reset gate multiplies (h_prev Ws_n + bs_n), as PyTorch's GRU and ours do;
-        # ONNX's default, 0, would multiply h_prev before the product
-        return {"linear_before_reset": 1}
-
-    def onnx_biases(self, biases):
-        return biases[0], biases[1]  # bx as Wb, bs as Rb
 
     def step(self, ops, xw, prev, w, activation=None, read=None) -> tuple:
         (h_prev,) = prev  # the recurrent product reads `read` (dropout), the mix h_prev
@@ -258,19 +245,12 @@ class _GRUResetBefore(_GRU):
     name = "gru_reset_before"
     option = "reset_after: false"
 
-    # PyTorch (the interop stage): no torch.nn module computes this variant, and the
-    # base kind's module would compute another network: its weights only, a cell loop
-    torch_class = ""
-
-    reset_after = False  # no nn.GRU computes this: a converter must use a cell loop or refuse
+    reset_after = False  # r scales h_prev before the product: not nn.GRU's equations
     tape_numbers = 2  # r * h_prev, and its gradient's scratch
     picture = Picture(tag="GRU h (reset before)", shape="hexagon", fill="#ede9fe")
 
     def variant(self, layer) -> Kind:
         return GRU.variant(layer)
-
-    def onnx_attributes(self, activation, directions: int) -> dict:
-        return {"linear_before_reset": 0}  # ONNX's default: r scales h_prev first
 
     def step(self, ops, xw, prev, w, activation=None, read=None) -> tuple:
         (h_prev,) = prev
@@ -419,10 +399,6 @@ class _LayerNormGRU(_GRU):
     name = "gru_layer_norm"
     option = "layer_norm: true"
 
-    # PyTorch (the interop stage): no torch.nn module computes this variant, and the
-    # base kind's module would compute another network: its weights only, a cell loop
-    torch_class = ""
-
     def step(self, ops, xw, prev, w, activation=None, read=None) -> tuple:
         (h_prev,) = prev
         rec = ops.matmul(h_prev if read is None else read, w["Ws"])
@@ -434,8 +410,6 @@ class _LayerNormGRU(_GRU):
     biases = (("bx", False), ("bs", False), ("gx", False), ("gs", False))
     tape_numbers = 14
     picture = Picture(tag="GRU h (layer norm)", shape="hexagon", fill="#ede9fe")
-
-    onnx_operator = None  # no ONNX operator normalises: a Scan of its step
 
     def variant(self, layer) -> Kind:
         return GRU.variant(layer)

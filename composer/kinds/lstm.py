@@ -64,11 +64,6 @@ class _LSTM(Kind):
     picture = Picture(tag="LSTM h", shape="box", fill="#dcfce7", style="rounded,filled")
     gate_names = ("i", "f", "o", "g")
 
-    onnx_operator = "LSTM"
-    onnx_gates = (0, 3, 1, 2)  # ONNX's i, o, f, c from our i, f, g, o
-
-    torch_class = "LSTM"
-
     def step(self, ops, xw, prev, w, activation=None, read=None) -> tuple:
         h_prev, c_prev = prev
         pre = ops.add(xw, ops.matmul(h_prev if read is None else read, w["Ws"]), w.get("b"))
@@ -262,10 +257,6 @@ class _LayerNormLSTM(_LSTM):
     name = "lstm_layer_norm"
     option = "layer_norm: true"
 
-    # PyTorch (the interop stage): no torch.nn module computes this variant, and the
-    # base kind's module would compute another network: its weights only, a cell loop
-    torch_class = ""
-
     def step(self, ops, xw, prev, w, activation=None, read=None) -> tuple:
         h_prev, c_prev = prev
         rec = ops.matmul(h_prev if read is None else read, w["Ws"])
@@ -284,8 +275,6 @@ class _LayerNormLSTM(_LSTM):
     picture = Picture(
         tag="LSTM h (layer norm)", shape="box", fill="#dcfce7", style="rounded,filled"
     )
-
-    onnx_operator = None  # no ONNX operator normalises: a Scan of its step
 
     def variant(self, layer) -> Kind:
         return LSTM.variant(layer)
@@ -418,9 +407,6 @@ class _ProjectedLSTM(_LSTM):
     extras = ("Wp",)
     tape_numbers = 4  # c, tanh c, its gradient and m = o * tanh(c), per unit and step
     picture = Picture(tag="projected LSTM h", shape="box", fill="#dcfce7", style="rounded,filled")
-    torch_extras = (("Wp", "weight_hr"),)
-
-    onnx_operator = None  # ONNX's LSTM has no projection: a Scan of its step
 
     def variant(self, layer) -> Kind:
         return LSTM.variant(layer)
@@ -436,9 +422,6 @@ class _ProjectedLSTM(_LSTM):
                 w = WeightInfo("Ws", (width, w.shape[1]), "P*4*H", w.bound)
             out.append(w)
         return out + [WeightInfo("Wp", (size, width), "H*P", 1 / np.sqrt(size))]
-
-    def torch_sizes(self, units: int, size: int) -> dict:
-        return {"proj_size": size}
 
     def fold_biases(self, biases):
         # the biases (none with `bias: false`), then Wp: the extra every step reads
