@@ -18,7 +18,7 @@ from composer.engine.merge import merge_values
 from composer.engine.plan import Feed, Group, Plan, Vector
 from composer.kinds.ops import NUMPY, Ops
 
-__all__ = ["Walk", "Weighted", "handed_carries", "handed_values"]
+__all__ = ["Walk", "Weighted", "handed_carries", "handed_values", "start_values"]
 
 #: a feed and the weight rows it multiplies its source by
 Weighted = tuple[Feed, np.ndarray]
@@ -41,6 +41,23 @@ def handed_values(v: Vector, carries: Sequence[str], values, ops: Ops = NUMPY) -
         return {name: given[name] for name in names}
     other = values(*v.handover_rev)
     return {name: merge_values(v.merge, given[name], other[name], ops) for name in names}
+
+
+def start_values(v: Vector, carries: Sequence[str], final, learned=None, given=None,
+                 ops: Ops = NUMPY) -> dict:  # fmt: skip
+    """The start-state rule, written once for every pass: `{carry: value}` a state `v`
+    (with `carries`) starts from at its first steps, by its `initial_state`: h given with
+    the data (`given()`, each item's), h learned (`learned()`, its s0), or a hand-over's
+    final carried values (`final(state, step)`; a bidirectional source's two directions
+    merged in `ops`); none: zeros. The carries left out start at zero (an LSTM's c, unless
+    an LSTM hands it over). `learned` and `given` are called only when the state has one."""
+    if v.given:
+        return {"h": given()}
+    if v.learned:
+        return {"h": learned()}
+    if v.handover is not None:
+        return handed_values(v, carries, final, ops)
+    return {}
 
 
 class Walk:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from composer.engine.merge import merge_values
 from composer.engine.plan import Plan, compile_plan
-from composer.engine.walk import handed_values
+from composer.engine.walk import start_values
 from composer.graph.unrolled import unroll
 from composer.interop.onnx_graph import Builder
 from composer.interop.onnx_plain import encoded, input_info, sorted_nodes
@@ -98,14 +98,13 @@ class _Writer:
         """What a state's recurrence reads at `step`: its value there, or its initial state."""
         if step not in v.initial:
             return self.values[(v.name, step)]
-        given = {}
-        if v.handover is not None:  # another layer's last state (two directions merged)
-            given = handed_values(v, kind.carries, self.final, self.g)
-        if v.learned:  # a trained initial state: h from `<layer>.s0`, other carries zero
+
+        def learned():  # a trained initial state: h from `<layer>.s0`, repeated per item
             s0 = self.g.weight(v.learned, self.params[v.learned])
-            given = {"h": self.g.initial(s0, self.batch, v.size)}
-        if v.given:  # each item's own start state h, a graph input (B, H)
-            given = {"h": v.given}
+            return self.g.initial(s0, self.batch, v.size)
+
+        given = lambda: v.given  # noqa: E731  (each item's own start state h, a graph input)
+        given = start_values(v, kind.carries, self.final, learned, given, self.g)
         return tuple(  # h has the state's size, the other carries one number per unit
             given[name]
             if name in given

@@ -43,7 +43,7 @@ from composer.engine.merge import merge_values
 from composer.engine.pipeline import plan_for_steps
 from composer.engine.plan import Plan, Vector
 from composer.engine.tokens import check_ids, padding_lengths, token_vocab
-from composer.engine.walk import handed_values
+from composer.engine.walk import start_values
 from composer.errors import DataError, SpecError
 from composer.graph.weights import check_params
 from composer.interop import need
@@ -494,12 +494,11 @@ class _Pass:
     def _start(self, v: Vector):
         """A layer's trained or given initial state as its `torch.nn` module's (h0[, c0]),
         or None (zeros)."""
-        if v.given:  # each item's own, (B, H)
-            h0 = self.starts[v.given].unsqueeze(0).contiguous()
-        elif v.learned:
-            h0 = self.weights[v.learned].expand(1, self.batch, v.size).contiguous()
-        else:
+        learned = lambda: self.weights[v.learned].expand(self.batch, v.size)  # noqa: E731
+        found = start_values(v, KINDS[v.kind].carries, None, learned, self._given(v), TORCH)
+        if not found:  # zeros (a layer handed a state over runs in the cell loop)
             return None
+        h0 = found["h"].unsqueeze(0).contiguous()
         names = KINDS[v.kind].carries
         c0 = h0.new_zeros((1, self.batch, v.units))  # the other carries, per unit (an LSTM's c)
         carries = tuple(h0 if name == "h" else c0 for name in names)
@@ -619,18 +618,17 @@ class _Pass:
                 prev = tuple(p.detach() for p in prev)
             return prev
         new_zeros = self.weights[v.recurrence.weight].new_zeros
-        zeros = {  # h has the state's size, the other carries one number per unit
-            name: new_zeros((self.batch, v.size if name == "h" else v.units))
-            for name in kind.carries
-        }
-        if v.learned or v.given:  # a trained or given initial state h; other carries zero
-            h0 = self.starts[v.given] if v.given else self.weights[v.learned]
-            h0 = h0.expand(self.batch, v.size)
-            return tuple(h0 if name == "h" else zeros[name] for name in kind.carries)
-        if v.handover is None:
-            return tuple(zeros.values())
-        given = handed_values(v, kind.carries, self._final, TORCH)
-        return tuple(given.get(name, zeros[name]) for name in kind.carries)
+        learned = lambda: self.weights[v.learned].expand(self.batch, v.size)  # noqa: E731
+        given = start_values(v, kind.carries, self._final, learned, self._given(v), TORCH)
+
+        def zeros(name: str):  # h has the state's size, the other carries one per unit
+            return new_zeros((self.batch, v.size if name == "h" else v.units))
+
+        return tuple(given[name] if name in given else zeros(name) for name in kind.carries)
+
+    def _given(self, v: Vector):
+        """A state's start state given with the data, (B, H), as `start_values` asks."""
+        return lambda: self.starts[v.given]
 
     def _final(self, origin: str, step: int) -> dict:
         """{carry: value} of a state at `step`: the final values it hands over."""
