@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from composer.engine.merge import merge_values
 from composer.engine.plan import Plan, compile_plan
-from composer.engine.walk import start_values
+from composer.engine.walk import Walk, start_values
 from composer.graph.unrolled import unroll
 from composer.interop.onnx_graph import Builder
 from composer.interop.onnx_plain import encoded, input_info, sorted_nodes
@@ -28,12 +28,17 @@ def unrolled_graph(g: Builder, folded, params, steps: int):
     return _Writer(g, plan, params).write()
 
 
-class _Writer:
+class _Writer(Walk):
     """The values of one unrolled graph: `values[(vector, t)]` are the names of what
-    the vector carries at step t (its value first)."""
+    the vector carries at step t (its value first), written in the plan's order
+    (`Walk`, the schedule the executor and the training tape follow)."""
 
     def __init__(self, g: Builder, plan: Plan, params):
-        self.g, self.plan, self.params = g, plan, params
+        super().__init__(
+            plan, {name: [(f, None) for f in v.feeds] for name, v in plan.vectors.items()}
+        )
+        self.g, self.params = g, params
+        self.outputs: list = []
         self.values: dict[tuple[str, int], tuple[str, ...]] = {}
         self.batch = None
         self.sources: dict[str, str] = {}  # each input as (B, T_in, size) vectors
@@ -46,18 +51,27 @@ class _Writer:
             self.sources[name] = encoded(g, folded, self.params, name)
             if self.batch is None:
                 self.batch = g.dim(name, 0)
-        outputs = []
-        for group in plan.groups:
-            vectors = [plan.vectors[name] for name in group.vectors]
-            if group.kind == "output":
-                outputs.append(self.emit(vectors[0]))
-                continue
-            order = range(plan.steps) if group.direction > 0 else range(plan.steps - 1, -1, -1)
-            for t in order:
-                for v in vectors:
-                    if v.present[t]:
-                        self.values[(v.name, t)] = self.compute(v, t)
-        return inputs, outputs
+        self.forward(0, plan.steps)
+        return inputs, self.outputs
+
+    # -- the walk's hooks: every vector at its steps, in order ----------------------------
+
+    def read_input(self, v, start: int, stop: int) -> None:
+        self.loop([v], start, stop)
+
+    def feedforward(self, v, start: int, stop: int) -> None:
+        self.loop([v], start, stop)
+
+    def scan(self, v, start: int, stop: int, direction: int) -> None:
+        for t in range(start, stop) if direction > 0 else range(stop - 1, start - 1, -1):
+            if v.present[t]:
+                self.values[(v.name, t)] = self.compute(v, t)
+
+    def loop(self, vectors, start: int, stop: int) -> None:
+        for t in range(start, stop):
+            for v in vectors:
+                if v.present[t]:
+                    self.values[(v.name, t)] = self.compute(v, t)
 
     def available(self, name: str, step: int) -> bool:
         vector = self.plan.vectors.get(name)
@@ -117,7 +131,7 @@ class _Writer:
         names = KINDS[self.plan.vectors[origin].kind].carries
         return dict(zip(names, self.values[(origin, step)]))
 
-    def emit(self, v):
+    def emit(self, v, start: int = 0, stop: int = 0) -> None:
         """An output's steps, each the concatenation of its sources, stacked on axis 1."""
         g, window = self.g, self.plan.window(v.name)
         feeds = sorted(v.feeds, key=lambda feed: feed.rows)
@@ -128,4 +142,4 @@ class _Writer:
                 parts[feed.rows] = g.add(parts.get(feed.rows), self.values[(feed.source, t)][0])
             steps.append(g.unsqueeze(g.concat(list(parts.values()), axis=-1), [1]))
         g.name_as(g.concat(steps, axis=1), v.name)
-        return g.value_info(v.name, ["B", len(window), v.size])
+        self.outputs.append(g.value_info(v.name, ["B", len(window), v.size]))

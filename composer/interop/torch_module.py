@@ -43,7 +43,7 @@ from composer.engine.merge import merge_values
 from composer.engine.pipeline import plan_for_steps
 from composer.engine.plan import Plan, Vector
 from composer.engine.tokens import check_ids, padding_lengths, token_vocab
-from composer.engine.walk import start_values
+from composer.engine.walk import Walk, start_values
 from composer.errors import DataError, SpecError
 from composer.graph.weights import check_params
 from composer.interop import need
@@ -388,13 +388,19 @@ class _Values:
         return torch.stack([self.steps[t] for t in steps], 1)
 
 
-class _Pass:
-    """One forward pass over a plan, in the plan's group order."""
+class _Pass(Walk):
+    """One forward pass over a plan, in the plan's group order (`Walk`, the schedule the
+    executor and the training tape follow): a recurrent layer through its `torch.nn`
+    module where it can, else step by step, each step the kind's one `step` on tensors."""
 
     def __init__(self, module, plan, arrays, bptt, logits, per_item=None, dropout=None):
-        self.module, self.plan, self.bptt, self.logits = module, plan, bptt, logits
+        super().__init__(
+            plan, {name: [(f, None) for f in v.feeds] for name, v in plan.vectors.items()}
+        )
+        self.module, self.bptt, self.logits = module, bptt, logits
         self.T, self.weights, self.per_item = plan.steps, module._ours(), per_item
-        self.values: dict[str, _Values] = {}
+        self.arrays, self.done = arrays, set()  # `done`: both directions of a native layer
+        self.values: dict[str, _Values] = {name: _Values() for name in plan.vectors}
         self.raw = {}  # pre-activations of softmax vectors, for a cross-entropy
         self.batch = next(iter(arrays.values())).shape[0]
         self.starts = {name: arrays[name] for name in plan.given}  # (B, H) start states
@@ -405,35 +411,46 @@ class _Pass:
             as_tensor = lambda m: torch.as_tensor(m, dtype=x.dtype, device=x.device)  # noqa: E731
             self.masks = {feed: as_tensor(mask) for feed, mask in feeds.items()}
             self.recurrent_masks = {name: as_tensor(m) for name, m in recurrent.items()}
-        for name in plan.inputs:
-            self.values[name] = _Values()
-            x, start = arrays[name], plan.window(name).start
-            if per_item is not None:  # inputs read as zero past each item's end
-                stops = [input_steps(module.graph, name, int(t)) for t in per_item]
-                keep = (
-                    torch.arange(x.shape[1], device=x.device)[None, :]
-                    < torch.tensor(stops, device=x.device)[:, None]
-                )
-                x = x * keep[..., None]
-            self.values[name] = _Values(x) if start == 0 and x.shape[1] == self.T else _Values()
-            if self.values[name].full is None:
-                for i, t in enumerate(plan.window(name)):
-                    self.values[name].steps[t] = x[:, i]
-        done = set()
-        for group in plan.groups:
-            vectors = [plan.vectors[n] for n in group.vectors]
-            if group.kind in ("input", "output") or group.vectors[0] in done:
-                continue
-            layer = self._native_layer(vectors[0])
-            if group.kind == "scan" and layer is not None:
-                self._native(layer)
-                done |= set(layer)
-            elif group.kind == "feedforward" and vectors[0].role == "merge":
-                self._merge(vectors[0])
-            elif group.kind == "feedforward":
-                self._feedforward(vectors[0])
-            else:
-                self._loop(vectors, group.direction)
+        self.forward(0, self.T)
+
+    # -- the walk's hooks -----------------------------------------------------------------
+
+    def read_input(self, v: Vector, start: int, stop: int) -> None:
+        name, plan = v.name, self.plan
+        x, first = self.arrays[name], plan.window(name).start
+        if self.per_item is not None:  # inputs read as zero past each item's end
+            stops = [input_steps(self.module.graph, name, int(t)) for t in self.per_item]
+            keep = (
+                torch.arange(x.shape[1], device=x.device)[None, :]
+                < torch.tensor(stops, device=x.device)[:, None]
+            )
+            x = x * keep[..., None]
+        self.values[name] = _Values(x) if first == 0 and x.shape[1] == self.T else _Values()
+        if self.values[name].full is None:
+            for i, t in enumerate(plan.window(name)):
+                self.values[name].steps[t] = x[:, i]
+
+    def emit(self, v: Vector, start: int, stop: int) -> None:
+        """Outputs are gathered at the end (`outputs`)."""
+
+    def feedforward(self, v: Vector, start: int, stop: int) -> None:
+        if v.role == "merge":
+            self._merge(v)
+        else:
+            self._feedforward(v)
+
+    def scan(self, v: Vector, start: int, stop: int, direction: int) -> None:
+        if v.name in self.done:
+            return
+        layer = self._native_layer(v)
+        if layer is not None:
+            self._native(layer)
+            self.done |= set(layer)
+        else:
+            self._loop([v], direction)
+
+    def loop(self, vectors: list[Vector], start: int, stop: int) -> None:
+        self._loop(vectors, 1)
 
     @staticmethod
     def all_native(module, plan) -> bool:
