@@ -17,10 +17,10 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
+from composer.engine.pipeline import plan_for_steps
 from composer.errors import SpecError
 from composer.graph.features import extended_features
 from composer.graph.folded import state_nodes
-from composer.graph.loops import instant_graph
 from composer.graph.weights import bias_keys
 from composer.interop.native import ONNX_OPERATORS, OnnxOperator
 from composer.interop.onnx_graph import Builder
@@ -111,11 +111,11 @@ def plain_graph(g: Builder, folded: nx.MultiDiGraph, params, *, lengths: bool, s
         values[name] = g.op("Transpose", [x], perm=[1, 0, 2], hint=f"{name}.tm")
     batch = g.dim(names[0], 0)
     done: set[str] = set()
-    for group in _groups(folded):
+    for kind, group in _groups(folded, steps):
         head = folded.nodes[group[0]]
         if group[0] in done:
             continue
-        if _is_loop(folded, group):
+        if kind == "general":  # a feedback loop
             values.update(_loop(g, folded, params, group, values, item_steps, batch))
         elif head["role"] == "state":
             states = state_nodes(folded, head["layer"])  # both directions at once
@@ -133,28 +133,21 @@ def plain_graph(g: Builder, folded: nx.MultiDiGraph, params, *, lengths: bool, s
     return inputs, outputs
 
 
-def _groups(folded: nx.MultiDiGraph) -> list[list[str]]:
-    """The vectors in groups computed together, every group's sources first: a vector
-    alone, or a feedback loop (vectors that feed each other across time), each group in
-    within-step order. As the executor's plan groups them, at any T."""
-    order = nx.get_node_attributes(folded, "order")
-    inner = [n for n, d in folded.nodes(data=True) if d["role"] not in ("input", "output")]
-    components = nx.condensation(nx.DiGraph(folded.subgraph(inner)))
-    members = nx.get_node_attributes(components, "members")
-    first = {c: min(order[n] for n in members[c]) for c in components}
-    groups = []
-    for component in nx.lexicographical_topological_sort(components, key=first.__getitem__):
-        instant = instant_graph(folded.subgraph(members[component]))
-        groups.append(list(nx.lexicographical_topological_sort(instant, key=order.__getitem__)))
-    return groups
+#: the T at which a network with a dynamic T is planned for its groups: any T past its
+#: windows gives the same groups (a plain network's do not depend on T)
+PLAN_STEPS = 64
 
 
-def _is_loop(folded: nx.MultiDiGraph, group: list[str]) -> bool:
-    """Whether a group is a feedback loop: several vectors, or one that reads its own past
-    through more than its recurrence (a connection to itself)."""
-    (node, *others) = group
-    roles = [role for _, target, role in folded.out_edges(node, data="role") if target == node]
-    return bool(others) or any(role != "recurrent" for role in roles)
+def _groups(folded: nx.MultiDiGraph, steps: int | None) -> list[tuple[str, list[str]]]:
+    """The vectors in the groups the executor's plan computes together, in its order, each
+    as (its kind, its vectors in within-step order): `scan` (a recurrent layer), `general`
+    (vectors that feed each other across time), `feedforward`."""
+    plan = plan_for_steps(folded, max(steps or 0, PLAN_STEPS))
+    return [
+        (group.kind, list(group.vectors))
+        for group in plan.groups
+        if group.kind not in ("input", "output")
+    ]
 
 
 def _feeds(folded, node: str) -> list[tuple]:
