@@ -40,7 +40,14 @@ def fixed_t_reasons(folded: nx.MultiDiGraph) -> dict[str, tuple]:
     """What in a network needs a fixed T in ONNX, in words, each with its spec path
     (empty: it exports with a dynamic T)."""
     reasons = {what: path for path, what in extended_features(folded)}  # unrolled exactly
+    loops = [c for c in nx.strongly_connected_components(nx.DiGraph(folded)) if len(c) > 1]
     for node, data in folded.nodes(data=True):
+        loop = next((c for c in loops if node in c), ())
+        read = [t for _, t, lag in folded.out_edges(node, data="lag") if t in loop and lag]
+        if (data.get("learned") or data.get("given")) and set(read) - {node}:
+            # a Scan's ring would hold the start state where the other layer reads it
+            text = f"`{data['layer']}`'s start state read across steps inside its loop"
+            reasons[text] = data["path"] + ("initial_state",)
         start, stop = window_bounds(data["window"])
         if data["role"] == "state" and data["initial_state"] is not None:
             origin = data["initial_state"].split(".")[0]
@@ -283,14 +290,8 @@ def _loop(g: Builder, folded, params, members, values, item_steps, batch) -> dic
     ]
     learned = {m: d["learned"] for m, d in nodes.items() if d.get("learned")}
     given = {m: d["given"] for m, d in nodes.items() if d.get("given")}
-    for m in [*learned, *given]:  # its ring holds s0 at first: only its own recurrence reads it
-        if any(t in inside and t != m and lag for _, t, lag in folded.out_edges(m, data="lag")):
-            what = "a learned" if m in learned else "a given"
-            raise SpecError(
-                f"layer `{nodes[m]['layer']}`: {what} initial state read across steps "
-                f"by another layer of its feedback loop has no ONNX export yet",
-                nodes[m]["path"] + ("initial_state",),
-            )
+    # its ring holds s0 at first: only its own recurrence reads it (`fixed_t_reasons`
+    # unrolls a loop where another layer reads it across steps)
     s0 = {m: g.weight(key, params[key]) for m, key in learned.items()}  # (H,)
     s0 |= given  # the graph input, (B, H)
     initial = [
