@@ -201,3 +201,26 @@ def test_every_kind_and_variant_leaves_with_no_interop_code_of_its_own(name, mon
         (got,) = run_model(onnx_model, {"x": x}).values()
         expected = run(graph, params, {"x": x}, 6, dtype)["y"]
         np.testing.assert_allclose(got, expected, atol=tolerance, rtol=0)
+
+
+def test_a_kind_without_a_step_is_refused_by_the_module_in_one_line(monkeypatch):
+    from composer.errors import SpecError
+    from composer.kinds.base import Kind
+
+    class Stepless(type(MINIMAL)):
+        step = Kind.step
+
+    monkeypatch.setitem(KINDS, "minimal", Stepless())
+    graph = build(
+        MinimalSpec.model_validate(
+            {
+                "inputs": [{"name": "x", "size": 3}],
+                "layers": [{"name": "m", "kind": "minimal", "input": "x", "state_size": 4}],
+                "outputs": [{"name": "y", "from": "m"}],
+            }
+        )
+    )
+    with pytest.raises(SpecError) as caught:
+        to_torch(graph)
+    assert caught.value.path == ("layers", 0) and "\n" not in str(caught.value)
+    assert "kind `minimal` has no PyTorch module yet: it writes no `step`" in str(caught.value)
