@@ -18,9 +18,12 @@ from composer.errors import SpecError
 __all__ = ["extended_features", "refuse_extended"]
 
 
-def extended_features(graph: nx.MultiDiGraph, merges: bool = True) -> list[tuple[tuple, str]]:
+def extended_features(
+    graph: nx.MultiDiGraph, merges: bool = True, taps: bool = True
+) -> list[tuple[tuple, str]]:
     """`[(spec path, what)]` for every use of a feature beyond plain stacks, in spec order;
-    bidirectional merges other than `concat` only with `merges`.
+    bidirectional merges other than `concat` only with `merges`, tapped delays, future
+    context and several delays of one connection pair only with `taps`.
 
     Examples
     --------
@@ -36,7 +39,7 @@ def extended_features(graph: nx.MultiDiGraph, merges: bool = True) -> list[tuple
     """
     found: dict[tuple, str] = {}
     pairs: dict[tuple, set] = {}
-    for source, target, data in graph.edges(data=True):
+    for source, target, data in graph.edges(data=True) if taps else ():
         lag, weight, path = data["lag"], data["weight"], data["path"]
         if data["role"] == "input" and lag != 0:
             found.setdefault((path, weight), f"a tapped delay line (`{weight}` reads t{-lag:+d})")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
+from composer.engine.merge import merge_values
 from composer.engine.pipeline import plan_for_steps
 from composer.errors import SpecError
 from composer.graph.features import extended_features
@@ -39,7 +40,9 @@ def sorted_nodes(folded: nx.MultiDiGraph, role: str) -> list[str]:
 def fixed_t_reasons(folded: nx.MultiDiGraph) -> dict[str, tuple]:
     """What in a network needs a fixed T in ONNX, in words, each with its spec path
     (empty: it exports with a dynamic T)."""
-    reasons = {what: path for path, what in extended_features(folded)}  # unrolled exactly
+    # taps, future context and merges are written with a dynamic T; a layer without an
+    # input and a two-pass hand-over need one (unrolled exactly)
+    reasons = {what: path for path, what in extended_features(folded, False, False)}
     loops = [c for c in nx.strongly_connected_components(nx.DiGraph(folded)) if len(c) > 1]
     for node, data in folded.nodes(data=True):
         loop = next((c for c in loops if node in c), ())
@@ -117,12 +120,21 @@ def plain_graph(g: Builder, folded: nx.MultiDiGraph, params, *, lengths: bool, s
             x = g.op("Pad", [x, g.const([0, 0, 0, 0, tail, 0])])
         values[name] = g.op("Transpose", [x], perm=[1, 0, 2], hint=f"{name}.tm")
     batch = g.dim(names[0], 0)
+    if item_steps is not None:  # (T, B, 1): 1 while an item runs, for what reads ahead
+        first = values[next(n for n in names if n in values)]
+        mask = g.steps_mask(g.dim(first, 0), item_steps)
+        values[LIVE] = g.op("Transpose", [g.unsqueeze(g.cast(mask, g.dtype.name), [2])],
+                            perm=[1, 0, 2])  # fmt: skip
     done: set[str] = set()
-    for kind, group in _groups(folded, steps):
+    plan, groups = _groups(folded, steps)
+    for kind, group in groups:
         head = folded.nodes[group[0]]
         if group[0] in done:
             continue
-        if kind == "general":  # a feedback loop
+        if head["role"] == "merge":  # a bidirectional layer's two directions, mean or product
+            forward, backward = (values[feed.source] for feed in plan.vectors[group[0]].feeds)
+            values[group[0]] = merge_values(head["merge"], forward, backward, g)
+        elif kind == "general":  # a feedback loop
             values.update(_loop(g, folded, params, group, values, item_steps, batch))
         elif head["role"] == "state":
             states = state_nodes(folded, head["layer"])  # both directions at once
@@ -143,18 +155,17 @@ def plain_graph(g: Builder, folded: nx.MultiDiGraph, params, *, lengths: bool, s
 #: the T at which a network with a dynamic T is planned for its groups: any T past its
 #: windows gives the same groups (a plain network's do not depend on T)
 PLAN_STEPS = 64
+#: the key, among the values, of the (T, B, 1) mask of the steps each item runs
+LIVE = "<live>"
 
 
-def _groups(folded: nx.MultiDiGraph, steps: int | None) -> list[tuple[str, list[str]]]:
-    """The vectors in the groups the executor's plan computes together, in its order, each
-    as (its kind, its vectors in within-step order): `scan` (a recurrent layer), `general`
-    (vectors that feed each other across time), `feedforward`."""
+def _groups(folded: nx.MultiDiGraph, steps: int | None) -> tuple:
+    """The executor's plan, and the vectors in the groups it computes together, in its
+    order, each as (its kind, its vectors in within-step order): `scan` (a recurrent
+    layer), `general` (vectors that feed each other across time), `feedforward`."""
     plan = plan_for_steps(folded, max(steps or 0, PLAN_STEPS))
-    return [
-        (group.kind, list(group.vectors))
-        for group in plan.groups
-        if group.kind not in ("input", "output")
-    ]
+    groups = [(g.kind, list(g.vectors)) for g in plan.groups if g.kind not in ("input", "output")]
+    return plan, groups
 
 
 def _feeds(folded, node: str) -> list[tuple]:
@@ -177,19 +188,27 @@ def _rows(g: Builder, params, key: str, rows: tuple[int, int]) -> str:
     return g.weight(f"{key}[{rows[0]}:{rows[1]}]", weight[rows[0] : rows[1]])
 
 
-def _shifted(g: Builder, value: str, lag: int) -> str:
-    """A (T, B, F) value read `lag` steps back: zeros before step 0 (a source absent)."""
+def _shifted(g: Builder, value: str, lag: int, live: str | None = None) -> str:
+    """A (T, B, F) value read `lag` steps back: zeros before step 0 (a source absent); a
+    negative lag reads ahead, zeros past the last step and, with `live` ((T, B, 1) ones
+    while an item runs), past each item's end."""
     if lag == 0:
         return value
-    padded = g.op("Pad", [value, g.const([lag, 0, 0, 0, 0, 0])])
-    return g.slice(padded, 0, g.const([0]), g.dim(value, 0))
+    if lag > 0:
+        padded = g.op("Pad", [value, g.const([lag, 0, 0, 0, 0, 0])])
+        return g.slice(padded, 0, g.const([0]), g.dim(value, 0))
+    if live is not None:
+        value = g.mul(value, live)
+    padded = g.op("Pad", [value, g.const([0, 0, 0, -lag, 0, 0])])
+    return g.slice(padded, 0, g.const([-lag]), g.add(g.dim(value, 0), g.const([-lag])))
 
 
 def _project(g: Builder, params, feeds, values) -> str | None:
     """The sum over `feeds` of source[t - lag] W[rows], at every step; None without feeds."""
     total = None
     for source, key, rows, lag in feeds:
-        product = g.matmul(_shifted(g, values[source], lag), _rows(g, params, key, rows))
+        shifted = _shifted(g, values[source], lag, values.get(LIVE))
+        product = g.matmul(shifted, _rows(g, params, key, rows))
         total = product if total is None else g.add(total, product)
     return total
 
@@ -224,7 +243,8 @@ def _operator(g: Builder, params, states, folded, kind, values, item_steps) -> d
     first, native = folded.nodes[states[0]], ONNX_OPERATORS[kind.name]
     layer, H = first["layer"], first["size"]
     feeds = _feeds(folded, states[0])
-    x = g.concat([_shifted(g, values[source], lag) for source, _, _, lag in feeds], axis=-1)
+    x = [_shifted(g, values[source], lag, values.get(LIVE)) for source, _, _, lag in feeds]
+    x = g.concat(x, axis=-1)
     W, R, B = [], [], []
     for state in states:
         suffix = folded.nodes[state]["suffix"]
@@ -387,7 +407,10 @@ def _emit(g: Builder, folded, name: str, values, item_steps, steps) -> tuple:
         ((source, tuple(d["rows"])) for source, _, d in folded.in_edges(name, data=True)),
         key=lambda pair: pair[1],
     )
-    value = g.concat([values[source] for source, _ in sources], axis=-1)
+    parts: dict = {}  # by rows: the two directions of `merge: sum` share theirs
+    for source, rows in sources:
+        parts[rows] = g.add(parts.get(rows), values[source])
+    value = g.concat(list(parts.values()), axis=-1)
     value = g.op("Transpose", [value], perm=[1, 0, 2])  # (B, T, size)
     start, _ = window_bounds(data["window"])
     start = start or 0

@@ -76,15 +76,38 @@ def test_the_pytorch_module_carries_every_extended_network(name):
         np.testing.assert_allclose(ours[key], value, atol=1e-8, rtol=1e-8, err_msg=key)
 
 
-def test_onnx_export_unrolls_an_extended_network_naming_the_field():
-    """Without --steps the export asks for a T, naming the feature; with it, it unrolls
-    (ONNX Runtime's agreement: `tests/interop/test_onnx.py`)."""
-    pytest.importorskip("onnx")
-    from composer.interop.onnx import NeedsSteps, export_mode
+#: the features ONNX writes with a dynamic T (the rest need one: they are unrolled)
+DYNAMIC = {"narx", "tdnn", "backward-taps", "bidirectional-sum", "bidirectional-mean-mul"}
 
-    for name in EXPECTED:
-        graph = build(SCENARIOS[name][0])
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_onnx_writes_every_extended_network_with_lengths_where_t_is_free(name):
+    """Taps, future context and merges keep a dynamic T and take `--lengths` (each item as
+    `run` gives it with lengths, padding loud); a layer without an input and a two-pass
+    hand-over are unrolled at --steps T, and say so without one."""
+    pytest.importorskip("onnxruntime")
+    from composer.engine.batches import run
+    from composer.interop.onnx import NeedsSteps, build_model, export_mode, run_model
+
+    network, steps, _ = SCENARIOS[name]
+    graph = build(network)
+    if name not in DYNAMIC:
         assert export_mode(graph, "float32", 8, False) == "unrolled"
-        if graph.graph["preset"] != "one-to-one":
-            with pytest.raises(NeedsSteps):
-                export_mode(graph, "float32", None, False)
+        with pytest.raises(NeedsSteps):
+            export_mode(graph, "float32", None, False)
+        return
+    rng = np.random.default_rng(0)
+    params = {k: rng.normal(0, 0.3, v.shape) for k, v in init_params(graph).items()}
+    plan = compile_plan(unroll(graph, steps))
+    inputs = {n: random_input(graph, n, 3, len(plan.window(n)), rng) for n in plan.inputs}
+    lengths = {n: np.array([x.shape[1], max(1, x.shape[1] - 2), 1]) for n, x in inputs.items()}
+    for n, x in inputs.items():  # loud padding: read past an item's end, it would show
+        x[np.arange(x.shape[1])[np.newaxis] >= lengths[n][:, np.newaxis]] = 1e3
+    for dtype, tolerance in (("float32", 1e-5), ("float64", 1e-10)):
+        model, how = build_model(graph, params, dtype=dtype, lengths=True)
+        assert "dynamic batch and T" in how
+        got = run_model(model, inputs, lengths)
+        want = run(graph, params, inputs, dtype=dtype, lengths=lengths)
+        assert sorted(got) == sorted(want)
+        for key, value in want.items():
+            np.testing.assert_allclose(got[key], value, atol=tolerance, rtol=0, err_msg=key)
