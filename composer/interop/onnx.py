@@ -25,7 +25,7 @@ from composer.interop.native import ONNX_OPERATORS
 from composer.interop.onnx_graph import Builder
 from composer.interop.onnx_plain import fixed_t_reasons, plain_graph
 from composer.interop.onnx_unrolled import unrolled_graph
-from composer.kinds import KINDS, exports_onnx
+from composer.kinds import KINDS, writes_step
 from composer.outputs import shown
 
 __all__ = [
@@ -103,7 +103,7 @@ def _model(g: Builder, inputs, outputs, name: str, opset: int, doc: str = ""):
 def _check_kinds(folded: nx.MultiDiGraph) -> None:
     for _, data in folded.nodes(data=True):
         kind = KINDS.get(data.get("kind"))
-        if data["role"] == "state" and not exports_onnx(kind):
+        if data["role"] == "state" and not writes_step(kind):
             what = f"`{kind.spec_kind}` with `{kind.option}`" if kind.option else f"`{kind.name}`"
             field = (kind.option.split(":")[0],) if kind.option else ()  # the option's field
             raise SpecError(

@@ -50,7 +50,7 @@ from composer.interop import need
 from composer.interop.native import TORCH_MODULES
 from composer.interop.torch_keys import from_state, held_natively, to_state, torch_keys
 from composer.interop.torch_ops import TORCH
-from composer.kinds import KINDS, exports_onnx
+from composer.kinds import KINDS, writes_step
 from composer.training.dropout import Dropout, pass_masks
 from composer.training.losses import softmax_source
 
@@ -90,7 +90,7 @@ class ComposerModule(nn.Module):
     def __init__(self, graph: nx.MultiDiGraph, dtype=None):
         super().__init__()
         for _, data in graph.nodes(data=True):
-            if data["role"] == "state" and not exports_onnx(KINDS[data["kind"]]):
+            if data["role"] == "state" and not writes_step(KINDS[data["kind"]]):
                 raise SpecError(
                     f"layer `{data['layer']}`: kind `{data['kind']}` has no PyTorch module "
                     "yet: it writes no `step` (only the numpy engine runs it)",

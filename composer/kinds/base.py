@@ -44,7 +44,7 @@ __all__ = [
     "gate_stack",
     "unprepare",
     "aligned",
-    "exports_onnx",
+    "writes_step",
 ]
 
 
@@ -344,6 +344,6 @@ def live_rows(counts: np.ndarray | None, batch: int) -> np.ndarray | None:
     return np.flatnonzero(np.arange(batch) < counts[:, np.newaxis])
 
 
-def exports_onnx(kind: Kind) -> bool:
+def writes_step(kind: Kind) -> bool:
     """Whether a kind can leave the NumPy engine: it writes its `step`."""
     return not kind.stateful or type(kind).step is not Kind.step
