@@ -163,7 +163,9 @@ def _groups(folded: nx.MultiDiGraph, steps: int | None) -> tuple:
     """The executor's plan, and the vectors in the groups it computes together, in its
     order, each as (its kind, its vectors in within-step order): `scan` (a recurrent
     layer), `general` (vectors that feed each other across time), `feedforward`."""
-    plan = plan_for_steps(folded, max(steps or 0, PLAN_STEPS))
+    bounds = [window_bounds(w) for _, w in folded.nodes(data="window") if w]
+    reach = sum(abs(b) for pair in bounds for b in pair if b is not None)  # past every window
+    plan = plan_for_steps(folded, max(steps or 0, PLAN_STEPS + reach))
     groups = [(g.kind, list(g.vectors)) for g in plan.groups if g.kind not in ("input", "output")]
     return plan, groups
 
