@@ -144,8 +144,11 @@ KIND_NAMES = {"elman", "lstm", "gru"}
 @pytest.mark.parametrize("module", sorted(_modules()))
 def test_no_stage_outside_the_kinds_knows_a_kind_by_name(module):
     """`dense` is also a vector's role, so only the recurrent kinds' names are looked for;
-    the spec's models name every kind, and that is where a new kind's model goes."""
-    if _stage(module) in ("kinds", "spec"):
+    the spec's models name every kind, and that is where a new kind's model goes. The one
+    other place is the converters' registry (`composer.interop.native`): which `torch.nn`
+    module and ONNX operator compute a kind whole, keyed by kind, as PyTorch's exporter
+    keeps ONNX's gate order; a kind absent from it leaves as its step."""
+    if _stage(module) in ("kinds", "spec") or module == "composer.interop.native":
         return
     tree = ast.parse(_modules()[module].read_text())
     named = [
@@ -154,3 +157,18 @@ def test_no_stage_outside_the_kinds_knows_a_kind_by_name(module):
         if isinstance(node, ast.Constant) and node.value in KIND_NAMES
     ]
     assert not named, f"{module} names the kinds {named}"
+
+
+def test_a_kind_holds_no_converter_facts():
+    """`Kind` is the mathematics (weights, step, fast paths, backward, picture): no torch.nn
+    module, no ONNX operator, gate order or step written for one library, and no variant
+    switches an inherited feature off."""
+    from composer.kinds import KINDS, Kind
+
+    for kind in [Kind(), *KINDS.values()]:
+        held = [name for name in dir(kind) if name.startswith(("torch_", "onnx_", "tensor_"))]
+        assert not held, (kind.name, held)
+    for kind in KINDS.values():  # every kind writes its step; none sets one back to Kind's
+        assert kind.stateful is False or type(kind).step is not Kind.step, kind.name
+    text = "\n".join(p.read_text() for p in (PACKAGE / "kinds").glob("*.py"))
+    assert "= Kind." not in text and 'torch_class = ""' not in text

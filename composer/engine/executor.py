@@ -30,7 +30,7 @@ from composer.engine.memory import chunk_steps, track_extent
 from composer.engine.merge import merge_values
 from composer.engine.plan import BoundParams, Feed, Plan, Vector, bind_params, step_runs
 from composer.engine.tokens import encode_tokens
-from composer.engine.walk import Walk, handed_values
+from composer.engine.walk import Walk, start_values
 from composer.errors import DataError
 from composer.kinds import ACTIVATIONS, KINDS, fused
 
@@ -340,14 +340,13 @@ class _Executor(Walk):
         if not v.initial or not start <= first < stop:
             return
         carries = KINDS[v.kind].carries
-        given = {}
-        if v.handover is not None:
-            given = handed_values(v, carries, self._snapshot)
-        if v.learned:
-            given = {"h": self.weights[v.name].initial}
-        if v.given:  # each item's own start state h, in the executor's row order
+
+        def given():  # each item's own start state h, in the executor's row order
             values = self.inputs[v.given]
-            given = {"h": values[self.packing.order] if self.packing else values}
+            return values[self.packing.order] if self.packing else values
+
+        learned = lambda: self.weights[v.name].initial  # noqa: E731
+        given = start_values(v, carries, self._snapshot, learned, given)
         for name, track in zip(carries, self.tracks[v.name]):
             for step in v.initial:
                 track.at(step)[...] = given.get(name, 0)

@@ -3,28 +3,28 @@
 `merge: sum` needs no vector: its readers' weights share rows (s W + s_rev W), but a mean
 or a product of the two directions is a vector of its own, `<layer>.m`, computed at each
 step from the two states. A bidirectional encoder's final state, handed to a decoder's
-`initial_state`, merges the same way, `concat` included. Written once for NumPy arrays
-and PyTorch tensors alike (`cat` joins two of them along the last axis).
+`initial_state`, merges the same way, `concat` included. Written once in the step
+vocabulary (`composer.kinds.ops`): NumPy arrays, torch tensors and ONNX nodes alike.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from composer.kinds.ops import NUMPY, Ops
 
 __all__ = ["merge_values", "merge_grads"]
 
 
-def merge_values(merge: str, forward, backward, cat=None):
+def merge_values(merge: str, forward, backward, ops: Ops = NUMPY):
     """`concat`: [forward, backward]; `sum`; `mean`: (forward + backward) / 2; `mul`:
-    forward * backward."""
+    forward * backward; in the operations `ops`."""
     if merge == "concat":
-        return np.concatenate([forward, backward], -1) if cat is None else cat(forward, backward)
+        return ops.concat([forward, backward])
     if merge == "sum":
-        return forward + backward
+        return ops.add(forward, backward)
     if merge == "mul":
-        return forward * backward
+        return ops.mul(forward, backward)
     if merge == "mean":
-        return (forward + backward) * 0.5
+        return ops.scale(ops.add(forward, backward), 0.5)
     raise ValueError(f"unknown merge `{merge}`")
 
 

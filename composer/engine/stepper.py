@@ -46,7 +46,7 @@ from composer.engine.inputs import check_given, is_given
 from composer.engine.pipeline import plan_for_steps
 from composer.engine.plan import Plan, Vector, bind_params
 from composer.engine.tokens import check_ids, one_hot_ids, token_vocab
-from composer.engine.walk import Walk
+from composer.engine.walk import Walk, start_values
 from composer.errors import DataError, SpecError
 from composer.finite import check_values
 from composer.graph.features import refuse_extended
@@ -412,12 +412,14 @@ class _OneStep(Walk):
             ACTIVATIONS[v.activation](x_t, out=out[0])
         else:
             prev = self._back(v.name, v.recurrence.lag)
-            if prev is None:
+            if prev is None:  # before its first step: the start-state rule (no hand-over here)
+                learned = lambda: self.weights[v.name].initial  # noqa: E731
+                given = lambda: self.starts[v.given]  # noqa: E731
+                found = start_values(v, _carries(v), None, learned, given)
                 prev = [np.zeros_like(o) for o in out]
-                if v.learned:  # before its first step, a trained initial state
-                    prev[0] = prev[0] + self.weights[v.name].initial
-                if v.given:  # ... or the one given with the first step
-                    prev[0] = self.starts[v.given]
+                for k, name in enumerate(_carries(v)):
+                    if name in found:
+                        prev[k][...] = found[name]
             bound = self.weights[v.name]
             KINDS[v.kind].forward(
                 x_t[np.newaxis],

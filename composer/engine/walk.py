@@ -16,8 +16,9 @@ import numpy as np
 
 from composer.engine.merge import merge_values
 from composer.engine.plan import Feed, Group, Plan, Vector
+from composer.kinds.ops import NUMPY, Ops
 
-__all__ = ["Walk", "Weighted", "handed_carries", "handed_values"]
+__all__ = ["Walk", "Weighted", "handed_carries", "handed_values", "start_values"]
 
 #: a feed and the weight rows it multiplies its source by
 Weighted = tuple[Feed, np.ndarray]
@@ -29,17 +30,34 @@ def handed_carries(target: Sequence[str], origin: Sequence[str]) -> list[str]:
     return [name for name in target if name == "h" or name in origin]
 
 
-def handed_values(v: Vector, carries: Sequence[str], values, cat=None) -> dict:
+def handed_values(v: Vector, carries: Sequence[str], values, ops: Ops = NUMPY) -> dict:
     """`{carry: value}` a state `v` with `carries` starts from: its hand-over's final
     carried values (`values(state, step)` -> {carry: value}), a bidirectional source's two
-    directions merged by its `merge` (`cat` joins tensors for `concat`); the carries not
-    handed over are left out (zeros)."""
+    directions merged by its `merge` (in the operations `ops`); the carries not handed
+    over are left out (zeros)."""
     given = values(*v.handover)
     names = handed_carries(carries, list(given))
     if v.handover_rev is None:
         return {name: given[name] for name in names}
     other = values(*v.handover_rev)
-    return {name: merge_values(v.merge, given[name], other[name], cat) for name in names}
+    return {name: merge_values(v.merge, given[name], other[name], ops) for name in names}
+
+
+def start_values(v: Vector, carries: Sequence[str], final, learned=None, given=None,
+                 ops: Ops = NUMPY) -> dict:  # fmt: skip
+    """The start-state rule, written once for every pass: `{carry: value}` a state `v`
+    (with `carries`) starts from at its first steps, by its `initial_state`: h given with
+    the data (`given()`, each item's), h learned (`learned()`, its s0), or a hand-over's
+    final carried values (`final(state, step)`; a bidirectional source's two directions
+    merged in `ops`); none: zeros. The carries left out start at zero (an LSTM's c, unless
+    an LSTM hands it over). `learned` and `given` are called only when the state has one."""
+    if v.given:
+        return {"h": given()}
+    if v.learned:
+        return {"h": learned()}
+    if v.handover is not None:
+        return handed_values(v, carries, final, ops)
+    return {}
 
 
 class Walk:

@@ -1,10 +1,12 @@
-"""The graph features beyond a plain stack that a converter must support exactly or refuse.
+"""The graph features beyond a plain stack: what no `torch.nn` module or ONNX operator has.
 
 PyTorch's `nn.RNN`/`nn.LSTM`/`nn.GRU` and ONNX's recurrent operators have no tapped delay
 lines, no future context into a layer, no layer without an input, no two-pass hand-over
-and no bidirectional merge but `concat`. `extended_features` lists each use of them in a folded
-graph, with its spec path, so that an exporter can refuse a spec in one line naming the
-field (or unroll it exactly).
+and no bidirectional merge but `concat`. `extended_features` lists each use of them in a
+folded graph, with its spec path: the converters carry them as the kinds' steps (the
+PyTorch module's cell loop; ONNX unrolled at a fixed T, which these name as its reasons),
+and a pass that cannot (stepping one step at a time) refuses them in one line naming the
+field (`refuse_extended`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from composer.errors import SpecError
 __all__ = ["extended_features", "refuse_extended"]
 
 
-def extended_features(graph: nx.MultiDiGraph, merges: bool = True) -> list[tuple[tuple, str]]:
+def extended_features(
+    graph: nx.MultiDiGraph, merges: bool = True, taps: bool = True
+) -> list[tuple[tuple, str]]:
     """`[(spec path, what)]` for every use of a feature beyond plain stacks, in spec order;
-    bidirectional merges other than `concat` only with `merges`.
+    bidirectional merges other than `concat` only with `merges`, tapped delays, future
+    context and several delays of one connection pair only with `taps`.
 
     Examples
     --------
@@ -34,7 +39,7 @@ def extended_features(graph: nx.MultiDiGraph, merges: bool = True) -> list[tuple
     """
     found: dict[tuple, str] = {}
     pairs: dict[tuple, set] = {}
-    for source, target, data in graph.edges(data=True):
+    for source, target, data in graph.edges(data=True) if taps else ():
         lag, weight, path = data["lag"], data["weight"], data["path"]
         if data["role"] == "input" and lag != 0:
             found.setdefault((path, weight), f"a tapped delay line (`{weight}` reads t{-lag:+d})")

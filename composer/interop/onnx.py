@@ -20,8 +20,8 @@ import numpy as np
 from composer.arrays import atomic_write
 from composer.engine.pipeline import unroll_within
 from composer.errors import ComposerError, DataError, ResourceError, SpecError
-from composer.graph.features import refuse_extended
 from composer.interop import need
+from composer.interop.native import ONNX_OPERATORS
 from composer.interop.onnx_check import (
     DIGEST_KEY,
     check_interface,
@@ -37,7 +37,7 @@ from composer.interop.onnx_graph import Builder
 from composer.interop.onnx_plain import fixed_t_reasons, plain_graph
 from composer.interop.onnx_unrolled import unrolled_graph
 from composer.interop.onnx_worker import QUIET, WorkerError, run_session
-from composer.kinds import KINDS, exports_onnx
+from composer.kinds import KINDS, writes_step
 from composer.outputs import shown
 
 __all__ = [
@@ -123,26 +123,14 @@ def _model(g: Builder, inputs, outputs, name: str, opset: int, doc: str = ""):
 
 
 def _check_kinds(folded: nx.MultiDiGraph) -> None:
-    refuse_extended(folded, "ONNX export")  # taps, merges, two passes: not yet
     for _, data in folded.nodes(data=True):
         kind = KINDS.get(data.get("kind"))
-        if data["role"] == "state" and not exports_onnx(kind):
+        if data["role"] == "state" and not writes_step(kind):
             what = f"`{kind.spec_kind}` with `{kind.option}`" if kind.option else f"`{kind.name}`"
             field = (kind.option.split(":")[0],) if kind.option else ()  # the option's field
             raise SpecError(
                 f"layer `{data['layer']}`: kind {what} has no ONNX export yet",
                 data["path"] + field,
-            )
-        if data["role"] in ("state", "dense") and data.get("bias") is False:
-            raise SpecError(
-                f"layer `{data['layer']}`: `bias: false` has no ONNX export yet",
-                data["path"] + ("bias",),
-            )
-        if data.get("initial_rev"):
-            raise SpecError(
-                f"layer `{data['layer']}`: a hand-over from the bidirectional layer "
-                f"`{data['initial_state'].split('.')[0]}` has no ONNX export yet",
-                data["path"] + ("initial_state",),
             )
 
 
@@ -232,7 +220,7 @@ def _check_size(folded, params, dtype: str, steps: int | None) -> None:
 def _written_as(op_types: set[str]) -> str:
     """How a network's recurrent layers were written, from its graph's operators."""
     forms = []
-    if op_types & {kind.onnx_operator for kind in KINDS.values()}:
+    if op_types & {native.operator for native in ONNX_OPERATORS.values()}:
         forms.append("ONNX recurrent operators")
     if "Scan" in op_types:
         forms.append("Scan loops")

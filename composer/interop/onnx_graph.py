@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from composer.interop import need
+from composer.kinds.ops import LAYER_NORM_EPS, Ops
 
 __all__ = ["Builder"]
 
@@ -24,8 +25,9 @@ __all__ = ["Builder"]
 _ELEMENT = {"float32": 1, "float64": 11, "int64": 7, "int32": 6, "bool": 9}
 
 
-class Builder:
-    """Nodes and initializers of one graph; `child()` makes a subgraph's builder (a Scan
+class Builder(Ops):
+    """Nodes and initializers of one graph, and the step vocabulary (`composer.kinds.ops`)
+    on the names of its values; `child()` makes a subgraph's builder (a Scan
     body) that shares the names and the weights, which a subgraph reads from outside.
 
     Values are named by what they are (`rnn.s@3`, `tanh_12`); weights by their keys, once.
@@ -102,19 +104,22 @@ class Builder:
         """A scalar of the graph's dtype."""
         return self.const(value, self.dtype.name)
 
-    # -- arithmetic -----------------------------------------------------------------------
+    # -- the step vocabulary (`composer.kinds.ops`) ----------------------------------------
 
-    def add(self, a: str, b: str) -> str:
+    def plus(self, a: str, b: str) -> str:
         return self.op("Add", [a, b])
 
     def sub(self, a: str, b: str) -> str:
         return self.op("Sub", [a, b])
 
-    def mul(self, a: str, b: str) -> str:
+    def times(self, a: str, b: str) -> str:
         return self.op("Mul", [a, b])
 
-    def matmul(self, a: str, b: str) -> str:
-        return self.op("MatMul", [a, b])
+    def matmul(self, a: str | None, b: str) -> str | None:
+        return None if a is None else self.op("MatMul", [a, b])
+
+    def scale(self, x: str, number: float) -> str:
+        return self.times(x, self.scalar(number))
 
     def sigmoid(self, x: str) -> str:
         return self.op("Sigmoid", [x])
@@ -122,21 +127,32 @@ class Builder:
     def tanh(self, x: str) -> str:
         return self.op("Tanh", [x])
 
-    def activation(self, name: str, x: str) -> str:
-        """One of the spec's activations (`composer.kinds.ACTIVATIONS`), over the last axis."""
-        if name == "identity":
-            return x
-        if name == "softmax":
-            return self.op("Softmax", [x], axis=-1)
-        return self.op({"tanh": "Tanh", "relu": "Relu", "sigmoid": "Sigmoid"}[name], [x])
+    def relu(self, x: str) -> str:
+        return self.op("Relu", [x])
 
-    def split(self, x: str, parts: int) -> list[str]:
+    def softmax(self, x: str) -> str:
+        return self.op("Softmax", [x], axis=-1)
+
+    def chunks(self, x: str, parts: int) -> list[str]:
         """`x` cut into `parts` equal blocks along its last axis (a layer's gates)."""
         attrs = {"num_outputs": parts} if self.opset >= 18 else {}
         return self.op("Split", [x], outputs=parts, axis=-1, **attrs)
 
-    def concat(self, values: Sequence[str], axis: int) -> str:
+    def concat(self, values: Sequence[str], axis: int = -1) -> str:
         return values[0] if len(values) == 1 else self.op("Concat", list(values), axis=axis)
+
+    def mean(self, x: str) -> str:
+        """The mean over the last axis, kept as an axis of 1."""
+        if self.opset >= 18:
+            return self.op("ReduceMean", [x, self.const([-1])], keepdims=1)
+        return self.op("ReduceMean", [x], axes=[-1], keepdims=1)
+
+    def normalise(self, x: str) -> str:
+        """(x - mean) / sqrt(var + eps) over the last axis, as NumPy's and torch's."""
+        centred = self.sub(x, self.mean(x))
+        variance = self.mean(self.times(centred, centred))
+        std = self.op("Sqrt", [self.plus(variance, self.scalar(LAYER_NORM_EPS))])
+        return self.op("Div", [centred, std])
 
     def unsqueeze(self, x: str, axes: Sequence[int]) -> str:
         return self.op("Unsqueeze", [x, self.const(list(axes))])

@@ -17,9 +17,13 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
+from composer.engine.merge import merge_values
+from composer.engine.pipeline import plan_for_steps
 from composer.errors import SpecError
+from composer.graph.features import extended_features
 from composer.graph.folded import state_nodes
-from composer.graph.loops import instant_graph
+from composer.graph.weights import bias_keys
+from composer.interop.native import ONNX_OPERATORS, OnnxOperator
 from composer.interop.onnx_graph import Builder
 from composer.kinds import KINDS
 from composer.spec.windows import parse_window, window_bounds
@@ -36,8 +40,17 @@ def sorted_nodes(folded: nx.MultiDiGraph, role: str) -> list[str]:
 def fixed_t_reasons(folded: nx.MultiDiGraph) -> dict[str, tuple]:
     """What in a network needs a fixed T in ONNX, in words, each with its spec path
     (empty: it exports with a dynamic T)."""
-    reasons = {}
+    # taps, future context and merges are written with a dynamic T; a layer without an
+    # input and a two-pass hand-over need one (unrolled exactly)
+    reasons = {what: path for path, what in extended_features(folded, False, False)}
+    loops = [c for c in nx.strongly_connected_components(nx.DiGraph(folded)) if len(c) > 1]
     for node, data in folded.nodes(data=True):
+        loop = next((c for c in loops if node in c), ())
+        read = [t for _, t, lag in folded.out_edges(node, data="lag") if t in loop and lag]
+        if (data.get("learned") or data.get("given")) and set(read) - {node}:
+            # a Scan's ring would hold the start state where the other layer reads it
+            text = f"`{data['layer']}`'s start state read across steps inside its loop"
+            reasons[text] = data["path"] + ("initial_state",)
         start, stop = window_bounds(data["window"])
         if data["role"] == "state" and data["initial_state"] is not None:
             origin = data["initial_state"].split(".")[0]
@@ -107,12 +120,21 @@ def plain_graph(g: Builder, folded: nx.MultiDiGraph, params, *, lengths: bool, s
             x = g.op("Pad", [x, g.const([0, 0, 0, 0, tail, 0])])
         values[name] = g.op("Transpose", [x], perm=[1, 0, 2], hint=f"{name}.tm")
     batch = g.dim(names[0], 0)
+    if item_steps is not None:  # (T, B, 1): 1 while an item runs, for what reads ahead
+        first = values[next(n for n in names if n in values)]
+        mask = g.steps_mask(g.dim(first, 0), item_steps)
+        values[LIVE] = g.op("Transpose", [g.unsqueeze(g.cast(mask, g.dtype.name), [2])],
+                            perm=[1, 0, 2])  # fmt: skip
     done: set[str] = set()
-    for group in _groups(folded):
+    plan, groups = _groups(folded, steps)
+    for kind, group in groups:
         head = folded.nodes[group[0]]
         if group[0] in done:
             continue
-        if _is_loop(folded, group):
+        if head["role"] == "merge":  # a bidirectional layer's two directions, mean or product
+            forward, backward = (values[feed.source] for feed in plan.vectors[group[0]].feeds)
+            values[group[0]] = merge_values(head["merge"], forward, backward, g)
+        elif kind == "general":  # a feedback loop
             values.update(_loop(g, folded, params, group, values, item_steps, batch))
         elif head["role"] == "state":
             states = state_nodes(folded, head["layer"])  # both directions at once
@@ -130,28 +152,22 @@ def plain_graph(g: Builder, folded: nx.MultiDiGraph, params, *, lengths: bool, s
     return inputs, outputs
 
 
-def _groups(folded: nx.MultiDiGraph) -> list[list[str]]:
-    """The vectors in groups computed together, every group's sources first: a vector
-    alone, or a feedback loop (vectors that feed each other across time), each group in
-    within-step order. As the executor's plan groups them, at any T."""
-    order = nx.get_node_attributes(folded, "order")
-    inner = [n for n, d in folded.nodes(data=True) if d["role"] not in ("input", "output")]
-    components = nx.condensation(nx.DiGraph(folded.subgraph(inner)))
-    members = nx.get_node_attributes(components, "members")
-    first = {c: min(order[n] for n in members[c]) for c in components}
-    groups = []
-    for component in nx.lexicographical_topological_sort(components, key=first.__getitem__):
-        instant = instant_graph(folded.subgraph(members[component]))
-        groups.append(list(nx.lexicographical_topological_sort(instant, key=order.__getitem__)))
-    return groups
+#: the T at which a network with a dynamic T is planned for its groups: any T past its
+#: windows gives the same groups (a plain network's do not depend on T)
+PLAN_STEPS = 64
+#: the key, among the values, of the (T, B, 1) mask of the steps each item runs
+LIVE = "<live>"
 
 
-def _is_loop(folded: nx.MultiDiGraph, group: list[str]) -> bool:
-    """Whether a group is a feedback loop: several vectors, or one that reads its own past
-    through more than its recurrence (a connection to itself)."""
-    (node, *others) = group
-    roles = [role for _, target, role in folded.out_edges(node, data="role") if target == node]
-    return bool(others) or any(role != "recurrent" for role in roles)
+def _groups(folded: nx.MultiDiGraph, steps: int | None) -> tuple:
+    """The executor's plan, and the vectors in the groups it computes together, in its
+    order, each as (its kind, its vectors in within-step order): `scan` (a recurrent
+    layer), `general` (vectors that feed each other across time), `feedforward`."""
+    bounds = [window_bounds(w) for _, w in folded.nodes(data="window") if w]
+    reach = sum(abs(b) for pair in bounds for b in pair if b is not None)  # past every window
+    plan = plan_for_steps(folded, max(steps or 0, PLAN_STEPS + reach))
+    groups = [(g.kind, list(g.vectors)) for g in plan.groups if g.kind not in ("input", "output")]
+    return plan, groups
 
 
 def _feeds(folded, node: str) -> list[tuple]:
@@ -174,45 +190,49 @@ def _rows(g: Builder, params, key: str, rows: tuple[int, int]) -> str:
     return g.weight(f"{key}[{rows[0]}:{rows[1]}]", weight[rows[0] : rows[1]])
 
 
-def _shifted(g: Builder, value: str, lag: int) -> str:
-    """A (T, B, F) value read `lag` steps back: zeros before step 0 (a source absent)."""
+def _shifted(g: Builder, value: str, lag: int, live: str | None = None) -> str:
+    """A (T, B, F) value read `lag` steps back: zeros before step 0 (a source absent); a
+    negative lag reads ahead, zeros past the last step and, with `live` ((T, B, 1) ones
+    while an item runs), past each item's end."""
     if lag == 0:
         return value
-    padded = g.op("Pad", [value, g.const([lag, 0, 0, 0, 0, 0])])
-    return g.slice(padded, 0, g.const([0]), g.dim(value, 0))
+    if lag > 0:
+        padded = g.op("Pad", [value, g.const([lag, 0, 0, 0, 0, 0])])
+        return g.slice(padded, 0, g.const([0]), g.dim(value, 0))
+    if live is not None:
+        value = g.mul(value, live)
+    padded = g.op("Pad", [value, g.const([0, 0, 0, -lag, 0, 0])])
+    return g.slice(padded, 0, g.const([-lag]), g.add(g.dim(value, 0), g.const([-lag])))
 
 
 def _project(g: Builder, params, feeds, values) -> str | None:
     """The sum over `feeds` of source[t - lag] W[rows], at every step; None without feeds."""
     total = None
     for source, key, rows, lag in feeds:
-        product = g.matmul(_shifted(g, values[source], lag), _rows(g, params, key, rows))
+        shifted = _shifted(g, values[source], lag, values.get(LIVE))
+        product = g.matmul(shifted, _rows(g, params, key, rows))
         total = product if total is None else g.add(total, product)
     return total
-
-
-def _bias(data) -> str:
-    return f"{data['layer']}.by" if data["role"] == "readout" else f"{data['layer']}.b"
 
 
 def _affine(g: Builder, folded, params, node: str, values) -> str:
     """A readout or dense layer at every step: psi(sum of source W[rows] + b)."""
     data = folded.nodes[node]
     pre = _project(g, params, _feeds(folded, node), values)
-    pre = g.add(pre, g.weight(_bias(data), params[_bias(data)]))
-    return g.activation(data["activation"], pre)
+    biases = [g.weight(key, params[key]) for key in bias_keys(data)]  # none: `bias: false`
+    return g.activation(data["activation"], g.add(pre, *biases))
 
 
-def _gate_rows(kind, array: np.ndarray, size: int) -> np.ndarray:
-    """Our gate blocks along the first axis, in ONNX's order (`Kind.onnx_gates`)."""
-    return np.concatenate([array[k * size : (k + 1) * size] for k in kind.onnx_gates], axis=0)
+def _gate_rows(native: OnnxOperator, array: np.ndarray, size: int) -> np.ndarray:
+    """Our gate blocks along the first axis, in ONNX's order (`OnnxOperator.gates`)."""
+    return np.concatenate([array[k * size : (k + 1) * size] for k in native.gates], axis=0)
 
 
 def _recurrent(g: Builder, folded, params, states, values, item_steps, native, batch) -> dict:
     """A recurrent layer's state(s) at every step, (T, B, H) each."""
     data = folded.nodes[states[0]]
     kind = KINDS[data["kind"]]
-    if native and kind.onnx_operator is not None and data["delay"] == 1:
+    if native and kind.name in ONNX_OPERATORS and data["delay"] == 1:
         return _operator(g, params, states, folded, kind, values, item_steps)
     found = {}
     for state in states:
@@ -222,19 +242,22 @@ def _recurrent(g: Builder, folded, params, states, values, item_steps, native, b
 
 def _operator(g: Builder, params, states, folded, kind, values, item_steps) -> dict:
     """The layer as one ONNX RNN, LSTM or GRU node."""
-    first = folded.nodes[states[0]]
+    first, native = folded.nodes[states[0]], ONNX_OPERATORS[kind.name]
     layer, H = first["layer"], first["size"]
     feeds = _feeds(folded, states[0])
-    x = g.concat([_shifted(g, values[source], lag) for source, _, _, lag in feeds], axis=-1)
+    x = [_shifted(g, values[source], lag, values.get(LIVE)) for source, _, _, lag in feeds]
+    x = g.concat(x, axis=-1)
     W, R, B = [], [], []
     for state in states:
         suffix = folded.nodes[state]["suffix"]
         rows = [params[key][a:b] for _, key, (a, b), _ in _feeds(folded, state)]
-        W.append(_gate_rows(kind, np.concatenate(rows).T, H))
-        R.append(_gate_rows(kind, params[f"{layer}.Ws{suffix}"].T, H))
-        biases = [params[f"{layer}.{b}{suffix}"] for b, _ in kind.biases]
-        Wb, Rb = kind.onnx_biases(biases)
-        B.append(np.concatenate([_gate_rows(kind, Wb, H), _gate_rows(kind, Rb, H)]))
+        W.append(_gate_rows(native, np.concatenate(rows).T, H))
+        R.append(_gate_rows(native, params[f"{layer}.Ws{suffix}"].T, H))
+        biases = [params[key] for key in bias_keys(folded.nodes[state])]
+        if not biases:  # `bias: false`: the operator's biases are zero
+            biases = [np.zeros(kind.columns(H), params[f"{layer}.Ws{suffix}"].dtype)] * 2
+        Wb, Rb = native.biases(biases)
+        B.append(np.concatenate([_gate_rows(native, Wb, H), _gate_rows(native, Rb, H)]))
     if len(states) == 2:
         direction = "bidirectional"
     else:
@@ -249,9 +272,9 @@ def _operator(g: Builder, params, states, folded, kind, values, item_steps) -> d
         inputs.append(g.unsqueeze(first["given"], [0]))
     while inputs[-1] == "":
         inputs.pop()
-    attrs = kind.onnx_attributes(first.get("activation"), len(states))
+    attrs = native.attributes(first.get("activation"), len(states))
     y = g.op(
-        kind.onnx_operator, inputs, hint=f"{layer}.Y", hidden_size=H, direction=direction, **attrs
+        native.operator, inputs, hint=f"{layer}.Y", hidden_size=H, direction=direction, **attrs
     )
     if len(states) == 1:
         return {states[0]: g.squeeze(y, [1])}
@@ -261,7 +284,7 @@ def _operator(g: Builder, params, states, folded, kind, values, item_steps) -> d
 def _loop(g: Builder, folded, params, members, values, item_steps, batch) -> dict:
     """Vectors that run step by step, as one Scan over time: a recurrent layer (with any
     dilation), or a feedback loop. Feeds from outside are projected ahead, for all steps;
-    the body (each state's step is its kind's `onnx_step`) adds those from inside, read
+    the body (each state's step is its kind's one `step`) adds those from inside, read
     from rings that carry each vector's last k values (k its longest lag inside the
     loop), oldest first. With lengths, every value is zero past an item's end, so a
     backward layer starts there from its initial zeros."""
@@ -278,27 +301,25 @@ def _loop(g: Builder, folded, params, members, values, item_steps, batch) -> dic
         m: KINDS[d["kind"]].carries if d["role"] == "state" else ("y",) for m, d in nodes.items()
     }
     rings = {m: [body.fresh(f"{m}.{c}_ring") for c in carries[m]] for m in members if depth[m]}
+
+    def width(m: str, carry: int) -> int:  # h has the state's size, the rest one per unit
+        return nodes[m]["size"] if carry == 0 else nodes[m].get("units", nodes[m]["size"])
+
     state_inputs = [
-        body.value_info(ring, [depth[m], "B", nodes[m]["size"]])
+        body.value_info(ring, [depth[m], "B", width(m, k)])
         for m, names in rings.items()
-        for ring in names
+        for k, ring in enumerate(names)
     ]
     learned = {m: d["learned"] for m, d in nodes.items() if d.get("learned")}
     given = {m: d["given"] for m, d in nodes.items() if d.get("given")}
-    for m in [*learned, *given]:  # its ring holds s0 at first: only its own recurrence reads it
-        if any(t in inside and t != m and lag for _, t, lag in folded.out_edges(m, data="lag")):
-            what = "a learned" if m in learned else "a given"
-            raise SpecError(
-                f"layer `{nodes[m]['layer']}`: {what} initial state read across steps "
-                f"by another layer of its feedback loop has no ONNX export yet",
-                nodes[m]["path"] + ("initial_state",),
-            )
+    # its ring holds s0 at first: only its own recurrence reads it (`fixed_t_reasons`
+    # unrolls a loop where another layer reads it across steps)
     s0 = {m: g.weight(key, params[key]) for m, key in learned.items()}  # (H,)
     s0 |= given  # the graph input, (B, H)
     initial = [
         g.add(g.zeros(batch, nodes[m]["size"], (depth[m],)), g.unsqueeze(s0[m], [0]))
         if m in s0 and k == 0
-        else g.zeros(batch, nodes[m]["size"], (depth[m],))
+        else g.zeros(batch, width(m, k), (depth[m],))
         for m, names in rings.items()
         for k, _ in enumerate(names)
     ]
@@ -307,7 +328,7 @@ def _loop(g: Builder, folded, params, members, values, item_steps, batch) -> dic
         total = _project(g, params, [f for f in _feeds(folded, m) if f[0] not in inside], values)
         if total is not None:
             projected[m] = body.fresh(f"{m}.xw_t")
-            columns = KINDS[nodes[m]["kind"]].columns(nodes[m]["size"])
+            columns = KINDS[nodes[m]["kind"]].columns(width(m, 1))
             scan_inputs.append(total)
             element_inputs.append(body.value_info(projected[m], ["B", columns]))
     if not scan_inputs:  # the spec's rules give every loop a feed from outside it
@@ -340,14 +361,12 @@ def _loop(g: Builder, folded, params, members, values, item_steps, batch) -> dic
             prev = tuple(read(m, lag, k) for k in range(len(kind.carries)))
             layer, suffix = data["layer"], data["suffix"]
             ws = _rows(g, params, f"{layer}.Ws{suffix}", (0, data["size"]))
-            biases = tuple(
-                _rows(g, params, key, (0, len(params[key])))
-                for key in (f"{layer}.{b}{suffix}" for b, _ in kind.biases)
-            )
-            new = tuple(kind.onnx_step(body, xw, prev, ws, biases, data.get("activation")))
+            biases = [_rows(g, params, key, (0, len(params[key]))) for key in bias_keys(data)]
+            weights = kind.step_weights(ws, biases)
+            new = tuple(kind.step(body, xw, prev, weights, data.get("activation")))
         else:
-            bias = g.weight(_bias(data), params[_bias(data)])
-            new = (body.activation(data["activation"], body.add(xw, bias)),)
+            biases = [g.weight(key, params[key]) for key in bias_keys(data)]
+            new = (body.activation(data["activation"], body.add(xw, *biases)),)
         if live is not None and m in s0:  # past an item's end its ring holds s0 again
             h = body.op("Where", [live, new[0], s0[m]])
             carried[m] = (h, *(body.op("Where", [live, c, body.scalar(0.0)]) for c in new[1:]))
@@ -356,12 +375,12 @@ def _loop(g: Builder, folded, params, members, values, item_steps, batch) -> dic
         now[m] = new
     state_outputs, element_outputs = [], []
     for m, names in rings.items():
-        for ring, value in zip(names, carried.get(m, now[m])):
+        for k, (ring, value) in enumerate(zip(names, carried.get(m, now[m]))):
             latest = body.unsqueeze(value, [0])
             if depth[m] > 1:
                 latest = body.concat([body.slice(ring, 0, 1), latest], axis=0)
             out = body.name_as(latest, body.fresh(f"{ring}_next"))
-            state_outputs.append(body.value_info(out, [depth[m], "B", nodes[m]["size"]]))
+            state_outputs.append(body.value_info(out, [depth[m], "B", width(m, k)]))
     for m in members:
         out = body.name_as(now[m][0], body.fresh(f"{m}_t"))
         element_outputs.append(body.value_info(out, ["B", nodes[m]["size"]]))
@@ -390,7 +409,10 @@ def _emit(g: Builder, folded, name: str, values, item_steps, steps) -> tuple:
         ((source, tuple(d["rows"])) for source, _, d in folded.in_edges(name, data=True)),
         key=lambda pair: pair[1],
     )
-    value = g.concat([values[source] for source, _ in sources], axis=-1)
+    parts: dict = {}  # by rows: the two directions of `merge: sum` share theirs
+    for source, rows in sources:
+        parts[rows] = g.add(parts.get(rows), values[source])
+    value = g.concat(list(parts.values()), axis=-1)
     value = g.op("Transpose", [value], perm=[1, 0, 2])  # (B, T, size)
     start, _ = window_bounds(data["window"])
     start = start or 0

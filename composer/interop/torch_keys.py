@@ -4,13 +4,18 @@ Every spec layer is one submodule named after the layer: a recurrent layer holds
 `torch.nn` module as `rnn` (`nn.RNN`, `nn.LSTM` or `nn.GRU`, one layer, both directions
 of a bidirectional one) and its readout as `readout` (`nn.Linear`); a dense layer holds
 `linear` (`nn.Linear`); a connection `{from: a, to: b}` is `b.W_a`, an `nn.Linear`
-without bias. A token input with `embed: E` is a submodule named after the input holding
+without bias. Any other weight, one no `torch.nn` module holds (a tapped delay's
+`<layer>.W@k`, the weights of a kind that has no `torch.nn` module, such as a
+layer-normalised LSTM's, or of a layer without an input at its own step), is named by its
+key: a matrix `<layer>.<name>` is the `nn.Linear` without bias `<layer>.<name>` (so its
+PyTorch name is `<layer>.<name>.weight`, transposed), a vector the parameter
+`<layer>.<name>`. A token input with `embed: E` is a submodule named after the input holding
 its `nn.Embedding` as `embedding` (`<input>.E` is `<input>.embedding.weight`, (N, E) in
 both); a layer with `initial_state: learn` holds its trained initial state `<layer>.s0`
 as the parameter `s0` of its submodule, so the key is the same in both. Matrices are
 transposed (PyTorch keeps (out, in)); a bias that stands for PyTorch's two summed
-(`Kind.torch_biases`) exports as bias_ih = b, bias_hh = 0, which is exact, and imports as
-their sum.
+(`composer.interop.native.TorchModule.biases`) exports as bias_ih = b, bias_hh = 0, which
+is exact, and imports as their sum.
 
 Examples
 --------
@@ -37,11 +42,13 @@ import numpy as np
 
 from composer.errors import DataError
 from composer.graph.weights import param_shapes
+from composer.interop.native import TORCH_MODULES
 from composer.kinds import KINDS
 
 __all__ = [
     "TorchKey",
     "torch_keys",
+    "held_natively",
     "to_state",
     "from_state",
     "grads_from_state",
@@ -76,17 +83,18 @@ def torch_keys(graph: nx.MultiDiGraph) -> list[TorchKey]:
             names[f"{node}.E"] = ((f"{node}.embedding.weight",), False)
         if data.get("learned"):
             names[data["learned"]] = ((data["learned"],), False)
-        if role == "state":
+        if role == "state" and held_natively(data, shapes):
             kind, sfx = KINDS[data["kind"]], data["suffix"]
+            native = TORCH_MODULES[kind.name]
             tail = "_l0" + ("_reverse" if sfx else "")
             rnn = f"{layer}.rnn."
             names[f"{layer}.{kind.input_weight}{sfx}"] = ((f"{rnn}weight_ih{tail}",), True)
             names[f"{layer}.Ws{sfx}"] = ((f"{rnn}weight_hh{tail}",), True)
-            for suffix, theirs in kind.torch_biases:
+            for suffix, theirs in native.biases:
                 names[f"{layer}.{suffix}{sfx}"] = (tuple(f"{rnn}{n}{tail}" for n in theirs), False)
-            for suffix, theirs in kind.torch_extras:  # a projection's Wp: weight_hr
+            for suffix, theirs in native.extras:  # a projection's Wp: weight_hr
                 names[f"{layer}.{suffix}{sfx}"] = ((f"{rnn}{theirs}{tail}",), True)
-        elif role in ("readout", "dense"):
+        elif role == "readout" or (role == "dense" and held_natively(data, shapes)):
             module, (weight, bias) = (
                 ("readout", ("Wy", "by"))
                 if role == "readout"
@@ -97,13 +105,22 @@ def torch_keys(graph: nx.MultiDiGraph) -> list[TorchKey]:
             )
             names[f"{layer}.{weight}"] = ((f"{layer}.{module}.weight",), True)
             names[f"{layer}.{bias}"] = ((f"{layer}.{module}.bias",), False)
-    for _, _, data in graph.edges(data=True):
-        if data["role"] == "connection":
-            names[data["weight"]] = ((f"{data['weight']}.weight",), True)
-    missing = [key for key in shapes if key not in names]
-    if missing:
-        raise DataError(f"no PyTorch name for the weights {', '.join(missing)}")
+    for key, shape in shapes.items():  # no torch.nn module of its own: by its key
+        if key not in names:
+            names[key] = ((f"{key}.weight",), True) if len(shape) == 2 else ((key,), False)
     return [TorchKey(key, *names[key], shape) for key, shape in shapes.items()]
+
+
+def held_natively(data: dict, shapes: Mapping[str, tuple]) -> bool:
+    """Whether a folded node's layer keeps its own weights in a `torch.nn` module: a
+    recurrent layer of a kind that has one (`nn.RNN`, `nn.LSTM`, `nn.GRU`) and a dense
+    layer, when it reads an input at its own step (its input weight exists)."""
+    if data["role"] not in ("state", "dense"):
+        return False
+    kind = KINDS[data["kind"]]
+    if data["role"] == "state" and kind.name not in TORCH_MODULES:
+        return False
+    return f"{data['layer']}.{kind.input_weight}{data.get('suffix', '')}" in shapes
 
 
 def to_state(graph: nx.MultiDiGraph, params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -13,7 +13,8 @@ How it runs, per call (the plan is the one the NumPy engine runs at that T):
   trained initial state (`initial_state: learn`) is the module's h0;
 - **through a cell loop** everything else the spec can say (dilations, Jordan feedback,
   windows, hand-over, absent inputs, backward-only layers): the plan's groups in order,
-  step by step, each kind's `tensor_step` on the file's layout of the same parameters.
+  step by step, each kind's one `step` on tensors (`composer.interop.torch_ops`), on the
+  file's layout of the same parameters.
 
 Token inputs (`vocab`) are ids: embedded by the input's `nn.Embedding` (`embed`) or
 one-hot, before anything runs. Readouts and dense layers run over all their steps at
@@ -42,13 +43,14 @@ from composer.engine.merge import merge_values
 from composer.engine.pipeline import plan_for_steps
 from composer.engine.plan import Plan, Vector
 from composer.engine.tokens import check_ids, padding_lengths, token_vocab
-from composer.engine.walk import handed_values
+from composer.engine.walk import Walk, start_values
 from composer.errors import DataError, SpecError
-from composer.graph.features import refuse_extended
 from composer.graph.weights import check_params
 from composer.interop import need
-from composer.interop.torch_keys import from_state, to_state, torch_keys
-from composer.kinds import KINDS
+from composer.interop.native import TORCH_MODULES
+from composer.interop.torch_keys import from_state, held_natively, to_state, torch_keys
+from composer.interop.torch_ops import TORCH
+from composer.kinds import KINDS, writes_step
 from composer.training.dropout import Dropout, pass_masks
 from composer.training.losses import logit_source
 
@@ -93,12 +95,12 @@ class ComposerModule(nn.Module):
     def __init__(self, graph: nx.MultiDiGraph, dtype=None):
         super().__init__()
         for _, data in graph.nodes(data=True):
-            if data["role"] in ("state", "dense") and data.get("bias") is False:
+            if data["role"] == "state" and not writes_step(KINDS[data["kind"]]):
                 raise SpecError(
-                    f"layer `{data['layer']}`: `bias: false` has no PyTorch module yet",
-                    data["path"] + ("bias",),
+                    f"layer `{data['layer']}`: kind `{data['kind']}` has no PyTorch module "
+                    "yet: it writes no `step` (only the numpy engine runs it)",
+                    data["path"],
                 )
-        refuse_extended(graph, "the PyTorch module", merges=False)  # taps, two passes: not yet
         self.graph = graph
         self._drops = any(d.get("dropout") for *_, d in graph.edges(data=True))
         self._own_masks = Dropout(None)  # a training call's masks, unless given
@@ -130,12 +132,17 @@ class ComposerModule(nn.Module):
                 embedding = _Input()
                 embedding.embedding = nn.Embedding(rows, cols, dtype=dtype)
                 self.add_module(name, embedding)
-        for _, target, data in graph.edges(data=True):
-            if data["role"] == "connection":
-                rows, cols = shapes[data["weight"]]
-                name = data["weight"].split(".", 1)[1]
-                linear = nn.Linear(rows, cols, bias=False, dtype=dtype)
-                getattr(self, graph.nodes[target]["layer"]).add_module(name, linear)
+        own = set(self.state_dict())
+        for key in self._keys:  # the weights no torch.nn module holds, by their keys
+            if key.names[0] in own:
+                continue
+            layer, name = key.ours.split(".", 1)
+            if key.transpose:  # a matrix: an nn.Linear without bias
+                linear = nn.Linear(*key.shape, bias=False, dtype=dtype)
+                getattr(self, layer).add_module(name, linear)
+            else:
+                value = nn.Parameter(torch.zeros(key.shape, dtype=dtype))
+                getattr(self, layer).register_parameter(name, value)
         names = {name for key in self._keys for name in key.names}
         assert names == set(self.state_dict()), sorted(names ^ set(self.state_dict()))
 
@@ -145,30 +152,30 @@ class ComposerModule(nn.Module):
         for data in nodes:
             if data.get("learned"):
                 module.s0 = nn.Parameter(torch.zeros(shapes[data["learned"]], dtype=dtype))
-            if data["role"] == "state" and not data["suffix"]:
+            bias = data.get("bias", True)
+            if data["role"] == "state" and not data["suffix"] and held_natively(data, shapes):
                 kind = KINDS[data["kind"]]
-                if not kind.torch_class:
-                    what = f"`{kind.option}`" if getattr(kind, "option", None) else "its kind"
-                    raise SpecError(f"layer `{layer}`: {what} has no PyTorch module yet", ())
                 fan_in = shapes[f"{layer}.{kind.input_weight}"][0]
-                options = kind.torch_options(data["activation"]) or {}
+                native = TORCH_MODULES[kind.name]
+                options = native.options(data["activation"]) or {}
                 units = data.get("units", data["size"])  # H; the state has size P when projected
-                options.update(kind.torch_sizes(units, data["size"]))
+                options.update(native.sizes(units, data["size"]))
                 bidirectional = any(d["role"] == "state" and d["suffix"] for d in nodes)
-                module.rnn = getattr(nn, kind.torch_class)(
+                module.rnn = getattr(nn, native.module)(
                     fan_in,
                     units,
                     batch_first=True,
                     bidirectional=bidirectional,
+                    bias=bias,
                     dtype=dtype,
                     **options,
                 )
             elif data["role"] == "readout":
                 rows, cols = shapes[f"{layer}.Wy"]
                 module.readout = nn.Linear(rows, cols, dtype=dtype)
-            elif data["role"] == "dense":
+            elif data["role"] == "dense" and held_natively(data, shapes):
                 rows, cols = shapes[f"{layer}.{KINDS[data['kind']].input_weight}"]
-                module.linear = nn.Linear(rows, cols, dtype=dtype)
+                module.linear = nn.Linear(rows, cols, bias=bias, dtype=dtype)
         return module
 
     # -- weights --------------------------------------------------------------------------
@@ -347,16 +354,22 @@ def native_layer(
     layer = graph.nodes[v.name]["layer"]
     states = [n for n in plan.vectors if graph.nodes[n].get("layer") == layer]
     states = [n for n in states if plan.vectors[n].role == "state"]
-    kind = KINDS[v.kind]
-    if kind.torch_options(v.activation) is None:
+    native = TORCH_MODULES.get(v.kind)
+    if native is None or native.options(v.activation) is None:
         return None
-    own = {f"{layer}.{kind.input_weight}", f"{layer}.{kind.input_weight}_rev"}
+    weight = KINDS[v.kind].input_weight
+    own = {f"{layer}.{weight}", f"{layer}.{weight}_rev"}
+    handed = {h[0] for u in plan.vectors.values() for h in (u.handover, u.handover_rev) if h}
+    if handed & set(states):  # another layer starts from its state at some step: a loop
+        return None
     lags = sorted(graph.nodes[n]["lag"] for n in states)
     if lags not in ([1], [-1, 1]) or (bptt is not None and lags != [1]):
         return None
     for name in states:
         s = plan.vectors[name]
         if not s.present.all() or s.handover is not None or s.window != (0, plan.steps):
+            return None
+        if not s.feeds:  # a layer without an input: its module has no place for that
             return None
         for feed in s.feeds:
             source = plan.vectors[feed.source]
@@ -387,13 +400,19 @@ class _Values:
         return torch.stack([self.steps[t] for t in steps], 1)
 
 
-class _Pass:
-    """One forward pass over a plan, in the plan's group order."""
+class _Pass(Walk):
+    """One forward pass over a plan, in the plan's group order (`Walk`, the schedule the
+    executor and the training tape follow): a recurrent layer through its `torch.nn`
+    module where it can, else step by step, each step the kind's one `step` on tensors."""
 
     def __init__(self, module, plan, arrays, bptt, logits, per_item=None, dropout=None):
-        self.module, self.plan, self.bptt, self.logits = module, plan, bptt, logits
+        super().__init__(
+            plan, {name: [(f, None) for f in v.feeds] for name, v in plan.vectors.items()}
+        )
+        self.module, self.bptt, self.logits = module, bptt, logits
         self.T, self.weights, self.per_item = plan.steps, module._ours(), per_item
-        self.values: dict[str, _Values] = {}
+        self.arrays, self.done = arrays, set()  # `done`: both directions of a native layer
+        self.values: dict[str, _Values] = {name: _Values() for name in plan.vectors}
         self.raw = {}  # pre-activations of softmax vectors, for a cross-entropy
         self.batch = next(iter(arrays.values())).shape[0]
         self.starts = {name: arrays[name] for name in plan.given}  # (B, H) start states
@@ -404,35 +423,46 @@ class _Pass:
             as_tensor = lambda m: torch.as_tensor(m, dtype=x.dtype, device=x.device)  # noqa: E731
             self.masks = {feed: as_tensor(mask) for feed, mask in feeds.items()}
             self.recurrent_masks = {name: as_tensor(m) for name, m in recurrent.items()}
-        for name in plan.inputs:
-            self.values[name] = _Values()
-            x, start = arrays[name], plan.window(name).start
-            if per_item is not None:  # inputs read as zero past each item's end
-                stops = [input_steps(module.graph, name, int(t)) for t in per_item]
-                keep = (
-                    torch.arange(x.shape[1], device=x.device)[None, :]
-                    < torch.tensor(stops, device=x.device)[:, None]
-                )
-                x = x * keep[..., None]
-            self.values[name] = _Values(x) if start == 0 and x.shape[1] == self.T else _Values()
-            if self.values[name].full is None:
-                for i, t in enumerate(plan.window(name)):
-                    self.values[name].steps[t] = x[:, i]
-        done = set()
-        for group in plan.groups:
-            vectors = [plan.vectors[n] for n in group.vectors]
-            if group.kind in ("input", "output") or group.vectors[0] in done:
-                continue
-            layer = self._native_layer(vectors[0])
-            if group.kind == "scan" and layer is not None:
-                self._native(layer)
-                done |= set(layer)
-            elif group.kind == "feedforward" and vectors[0].role == "merge":
-                self._merge(vectors[0])
-            elif group.kind == "feedforward":
-                self._feedforward(vectors[0])
-            else:
-                self._loop(vectors, group.direction)
+        self.forward(0, self.T)
+
+    # -- the walk's hooks -----------------------------------------------------------------
+
+    def read_input(self, v: Vector, start: int, stop: int) -> None:
+        name, plan = v.name, self.plan
+        x, first = self.arrays[name], plan.window(name).start
+        if self.per_item is not None:  # inputs read as zero past each item's end
+            stops = [input_steps(self.module.graph, name, int(t)) for t in self.per_item]
+            keep = (
+                torch.arange(x.shape[1], device=x.device)[None, :]
+                < torch.tensor(stops, device=x.device)[:, None]
+            )
+            x = x * keep[..., None]
+        self.values[name] = _Values(x) if first == 0 and x.shape[1] == self.T else _Values()
+        if self.values[name].full is None:
+            for i, t in enumerate(plan.window(name)):
+                self.values[name].steps[t] = x[:, i]
+
+    def emit(self, v: Vector, start: int, stop: int) -> None:
+        """Outputs are gathered at the end (`outputs`)."""
+
+    def feedforward(self, v: Vector, start: int, stop: int) -> None:
+        if v.role == "merge":
+            self._merge(v)
+        else:
+            self._feedforward(v)
+
+    def scan(self, v: Vector, start: int, stop: int, direction: int) -> None:
+        if v.name in self.done:
+            return
+        layer = self._native_layer(v)
+        if layer is not None:
+            self._native(layer)
+            self.done |= set(layer)
+        else:
+            self._loop([v], direction)
+
+    def loop(self, vectors: list[Vector], start: int, stop: int) -> None:
+        self._loop(vectors, 1)
 
     @staticmethod
     def all_native(module, plan) -> bool:
@@ -503,12 +533,11 @@ class _Pass:
     def _start(self, v: Vector):
         """A layer's trained or given initial state as its `torch.nn` module's (h0[, c0]),
         or None (zeros)."""
-        if v.given:  # each item's own, (B, H)
-            h0 = self.starts[v.given].unsqueeze(0).contiguous()
-        elif v.learned:
-            h0 = self.weights[v.learned].expand(1, self.batch, v.size).contiguous()
-        else:
+        learned = lambda: self.weights[v.learned].expand(self.batch, v.size)  # noqa: E731
+        found = start_values(v, KINDS[v.kind].carries, None, learned, self._given(v), TORCH)
+        if not found:  # zeros (a layer handed a state over runs in the cell loop)
             return None
+        h0 = found["h"].unsqueeze(0).contiguous()
         names = KINDS[v.kind].carries
         c0 = h0.new_zeros((1, self.batch, v.units))  # the other carries, per unit (an LSTM's c)
         carries = tuple(h0 if name == "h" else c0 for name in names)
@@ -528,7 +557,7 @@ class _Pass:
         steps = np.flatnonzero(v.present).tolist()
         how = self.module.graph.nodes[v.name]["merge"]
         forward, backward = (self.values[feed.source].over(steps) for feed in v.feeds)
-        out = merge_values(how, forward, backward)
+        out = merge_values(how, forward, backward, TORCH)
         if steps == list(range(self.T)):
             self.values[v.name] = _Values(out)
         else:
@@ -599,11 +628,11 @@ class _Pass:
                 x = x * self.masks[feed][t]
             part = x @ w[feed.weight][feed.rows[0] : feed.rows[1]]
             xw = part if xw is None else xw + part
-        if xw is None:
-            any_weight = w[v.biases[0]] if v.biases else next(iter(w.values()))
-            xw = any_weight.new_zeros((self.batch, columns))
         values = self.values[v.name]
         if v.role != "state":
+            if xw is None:
+                any_weight = w[v.biases[0]] if v.biases else next(iter(w.values()))
+                xw = any_weight.new_zeros((self.batch, columns))
             pre = xw
             for key in v.biases:
                 pre = pre + w[key]
@@ -613,10 +642,10 @@ class _Pass:
             return
         kind, lag = KINDS[v.kind], v.recurrence.lag
         prev = self._previous(v, kind, t, lag)
-        biases = tuple(w[key] for key in v.biases)
+        weights = kind.step_weights(w[v.recurrence.weight], [w[key] for key in v.biases])
         mask = self.recurrent_masks.get(v.name)  # one mask for every step of the sequence
-        read = {} if mask is None else {"read": prev[0] * mask}
-        carries = kind.tensor_step(xw, prev, w[v.recurrence.weight], biases, v.activation, **read)
+        read = None if mask is None else prev[0] * mask
+        carries = kind.step(TORCH, xw, prev, weights, v.activation, read)
         values.steps[t], values.carries[t] = carries[0], carries
 
     def _previous(self, v: Vector, kind, t: int, lag: int) -> tuple:
@@ -628,18 +657,17 @@ class _Pass:
                 prev = tuple(p.detach() for p in prev)
             return prev
         new_zeros = self.weights[v.recurrence.weight].new_zeros
-        zeros = {  # h has the state's size, the other carries one number per unit
-            name: new_zeros((self.batch, v.size if name == "h" else v.units))
-            for name in kind.carries
-        }
-        if v.learned or v.given:  # a trained or given initial state h; other carries zero
-            h0 = self.starts[v.given] if v.given else self.weights[v.learned]
-            h0 = h0.expand(self.batch, v.size)
-            return tuple(h0 if name == "h" else zeros[name] for name in kind.carries)
-        if v.handover is None:
-            return tuple(zeros.values())
-        given = handed_values(v, kind.carries, self._final, cat=_cat)
-        return tuple(given.get(name, zeros[name]) for name in kind.carries)
+        learned = lambda: self.weights[v.learned].expand(self.batch, v.size)  # noqa: E731
+        given = start_values(v, kind.carries, self._final, learned, self._given(v), TORCH)
+
+        def zeros(name: str):  # h has the state's size, the other carries one per unit
+            return new_zeros((self.batch, v.size if name == "h" else v.units))
+
+        return tuple(given[name] if name in given else zeros(name) for name in kind.carries)
+
+    def _given(self, v: Vector):
+        """A state's start state given with the data, (B, H), as `start_values` asks."""
+        return lambda: self.starts[v.given]
 
     def _final(self, origin: str, step: int) -> dict:
         """{carry: value} of a state at `step`: the final values it hands over."""
@@ -672,10 +700,6 @@ class _Pass:
                 else:
                     logits[name] = raw[:, steps[0] : steps[-1] + 1]
         return outputs, logits
-
-
-def _cat(forward, backward):
-    return torch.cat([forward, backward], -1)
 
 
 def _by_rows(feeds, values) -> list:

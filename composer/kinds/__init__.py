@@ -11,10 +11,10 @@ from composer.kinds.base import (
     Kind,
     Picture,
     WeightInfo,
-    exports_onnx,
     gate_stack,
     prepare,
     unprepare,
+    writes_step,
 )
 from composer.kinds.dense import DENSE
 from composer.kinds.elman import ELMAN
@@ -30,7 +30,7 @@ __all__ = [
     "prepare",
     "gate_stack",
     "unprepare",
-    "exports_onnx",
+    "writes_step",
 ]
 
 #: every layer kind by its name: the spec's `kind`, and the variants an option selects

@@ -13,14 +13,10 @@ ask it instead of branching on the name:
   steps that keep what the backward needs (`cached_forward`, `factors`) and the backward
   steps (`backward`, `recurrent_gradient`, `bias_gradients`);
 - `composer.draw` asks for its picture (`picture`);
-- `composer.interop` asks for its ONNX facts: the operator that runs a whole layer
-  (`onnx_operator`), that operator's gate order (`onnx_gates`), attributes and biases,
-  and one step written as ONNX nodes (`onnx_step`) for the step-by-step exports.
-
-- `composer.interop` asks for the PyTorch module that holds its weights (`torch_class`,
-  `torch_options`, `torch_sizes`), how its biases and extras map to PyTorch's
-  (`torch_biases`, `torch_extras`), and one step on tensors for the cell loop
-  (`tensor_step`).
+- every engine but the NumPy fast paths runs its one `step`, written in the operations
+  of `composer.kinds.ops`: the PyTorch module's cell loop on tensors, the ONNX exports
+  on nodes. Which `torch.nn` module or ONNX operator computes a kind whole is the
+  converters' fact (`composer.interop.native`), not the kind's.
 
 Weight layout. PyTorch keeps a layer's gates side by side in the columns of Wx (in, G*H)
 in its own order (LSTM i, f, g, o; GRU r, z, n). The cells compute in one layout,
@@ -48,7 +44,7 @@ __all__ = [
     "gate_stack",
     "unprepare",
     "aligned",
-    "exports_onnx",
+    "writes_step",
 ]
 
 
@@ -127,17 +123,6 @@ class Kind:
         Carried arrays other than s (an LSTM's cell c) and the gate blocks keep H units."""
         return layer.state_size
 
-    onnx_operator: str | None = None
-    onnx_gates: tuple[int, ...] = (0,)
-
-    #: the `torch.nn` module that holds this kind's weights (`RNN`, `LSTM`, `GRU`), or ""
-    torch_class: str = ""
-    #: each bias suffix with the PyTorch biases it stands for; two names are PyTorch's two
-    #: biases summed (exported exactly as bias_ih = b, bias_hh = 0)
-    torch_biases: tuple[tuple[str, tuple[str, ...]], ...] = (("b", ("bias_ih", "bias_hh")),)
-    #: each of `extras` with the PyTorch matrix it is, transposed (`Wp`: `weight_hr`)
-    torch_extras: tuple[tuple[str, str], ...] = ()
-
     #: the gates' names in the compute layout's order (`order`), for traces
     gate_names: tuple[str, ...] = ()
 
@@ -190,47 +175,28 @@ class Kind:
         then it computes with `leading(work, rows)`."""
         raise NotImplementedError
 
-    # -- interop: ONNX ---------------------------------------------------------------------
+    # -- the step -------------------------------------------------------------------------
 
-    def onnx_attributes(self, activation: str | None, directions: int) -> dict:
-        """Attributes of `onnx_operator` for this kind (beyond hidden_size and direction)."""
-        return {}
-
-    def onnx_biases(self, biases: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """ONNX's (Wb, Rb) from our biases in `biases` order, in our gate order: our one
-        bias (PyTorch's two summed) is Wb, and Rb is zero."""
-        return biases[0], np.zeros_like(biases[0])
-
-    def onnx_step(self, g, xw, prev: tuple, recurrent: str, biases: tuple, activation):
-        """One step as ONNX nodes added through the builder `g`
-        (`composer.interop.onnx_graph.Builder`): from `xw`, the summed input products
-        (B, G*H) in our gate order without bias (None when nothing feeds this step), the
-        carried values `prev` (one per `carries`), the names of Ws and of the biases,
-        return the carried values of this step (h first). A kind without it has no ONNX
-        export yet."""
-
-    # -- interop: PyTorch ------------------------------------------------------------------
-
-    def torch_options(self, activation: str | None) -> dict | None:
-        """Keyword options of `torch_class` for a layer with `activation`, or None when that
-        module cannot compute it (it then only holds the weights, and a cell loop runs)."""
-        return {}
-
-    def torch_sizes(self, units: int, size: int) -> dict:
-        """Keyword options of `torch_class` that size a layer of `units` units whose state
-        has `size` numbers beyond its hidden size (a projection's `proj_size`)."""
-        return {}
-
-    def tensor_step(
-        self, xw, prev: tuple, Ws, biases: tuple, activation: str | None, read=None
-    ) -> tuple:
-        """One step on tensors, through their methods only (so any tensor library that has
-        `@`, `chunk`, `sigmoid` and `tanh` serves): from `xw`, the summed projections of the
-        inputs without bias, the carries `prev` (one per `carries`), Ws and the biases in
-        `biases` order then the `extras`, all in the file's layout; the new carries. `read`,
-        when given, is the state the recurrent product reads instead of h_prev (recurrent
-        dropout's h_prev * m; the rest of the step still uses h_prev)."""
+    def step(self, ops, xw, prev: tuple, w: dict, activation: str | None = None, read=None):
+        """One step, written once in the operations `ops` (`composer.kinds.ops`): from
+        `xw`, the summed products of the inputs without bias (None: nothing feeds this
+        step), the carried values `prev` (one per `carries`) and the weights `w` by suffix
+        (`Ws`, the biases, absent with `bias: false`, and the `extras`; `step_weights`),
+        all in the file's layout; the new carried values, h first. `read`, when given, is
+        the state the recurrent product reads instead of h_prev (recurrent dropout's
+        h_prev * m; the rest of the step still uses h_prev). Every engine runs this: the
+        PyTorch module's cell loop on tensors, the ONNX exports on nodes; the NumPy fast
+        paths (`forward`, `cached_forward`) are tested against it. A kind without it has
+        no export."""
         raise NotImplementedError
+
+    def step_weights(self, recurrent, values) -> dict:
+        """`step`'s weights by suffix: `Ws` = `recurrent`, then `values` in a plan's order
+        (`Vector.biases`: the biases, none with `bias: false`, then the `extras`)."""
+        names = [suffix for suffix, _ in self.biases] + list(self.extras)
+        if len(values) < len(names):  # `bias: false`: the extras only
+            names = list(self.extras)
+        return {"Ws": recurrent, **dict(zip(names, values))}
 
     # -- trace ----------------------------------------------------------------------------
 
@@ -378,6 +344,6 @@ def live_rows(counts: np.ndarray | None, batch: int) -> np.ndarray | None:
     return np.flatnonzero(np.arange(batch) < counts[:, np.newaxis])
 
 
-def exports_onnx(kind: Kind) -> bool:
-    """Whether a kind can be written to ONNX (it has its own `onnx_step`)."""
-    return not kind.stateful or type(kind).onnx_step is not Kind.onnx_step
+def writes_step(kind: Kind) -> bool:
+    """Whether a kind can leave the NumPy engine: it writes its `step`."""
+    return not kind.stateful or type(kind).step is not Kind.step

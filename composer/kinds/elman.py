@@ -37,10 +37,6 @@ def elman_step(
     return s
 
 
-#: our activations as ONNX's RNN names them
-_ONNX_ACTIVATIONS = {"tanh": "Tanh", "relu": "Relu", "sigmoid": "Sigmoid", "identity": "Affine"}
-
-
 def _activation(name: str) -> Callable[..., np.ndarray]:
     return np.tanh if name == "tanh" else ACTIVATIONS[name]
 
@@ -51,32 +47,11 @@ class Elman(Kind):
     name = spec_kind = "elman"
     takes_recurrent_dropout = True
     picture = Picture(tag="s", shape="ellipse", fill="#fef3c7")
-    onnx_operator = "RNN"
 
-    def onnx_attributes(self, activation, directions: int) -> dict:
-        # ONNX's RNN has no identity: Affine with alpha 1 and beta 0 is one
-        name = _ONNX_ACTIVATIONS[activation or "tanh"]
-        attributes = {"activations": [name] * directions}
-        if name == "Affine":
-            attributes["activation_alpha"] = [1.0] * directions
-            attributes["activation_beta"] = [0.0] * directions
-        return attributes
-
-    def onnx_step(self, g, xw, prev, recurrent, biases, activation):
-        pre = g.add(g.matmul(prev[0], recurrent), biases[0])
-        if xw is not None:
-            pre = g.add(pre, xw)
-        return (g.activation(activation or "tanh", pre),)
-
-    torch_class = "RNN"
-
-    def torch_options(self, activation: str | None) -> dict | None:
-        # nn.RNN knows tanh and relu; sigmoid and identity run in the cell loop
-        return {"nonlinearity": activation} if activation in ("tanh", "relu") else None
-
-    def tensor_step(self, xw, prev, Ws, biases, activation, read=None) -> tuple:
-        s = xw + (prev[0] if read is None else read) @ Ws + biases[0]
-        return (s if activation == "identity" else getattr(s, activation)(),)
+    def step(self, ops, xw, prev, w, activation=None, read=None) -> tuple:
+        h_prev = prev[0] if read is None else read
+        pre = ops.add(xw, ops.matmul(h_prev, w["Ws"]), w.get("b"))
+        return (ops.activation(activation or "tanh", pre),)
 
     def forward(self, xw, prev, out, recurrent, extra, work, activation) -> None:
         act = _activation(activation)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from composer.errors import SpecError
 from composer.kinds.base import Kind, Picture, WeightInfo, aligned
 
 __all__ = [
@@ -69,41 +68,23 @@ class _GRU(Kind):
     order = (0, 1, 2)
     sigmoid_gates = 2
     biases = (("bx", False), ("bs", False))
-    torch_class = "GRU"
-    torch_biases = (("bx", ("bias_ih",)), ("bs", ("bias_hh",)))
     tape_numbers = 7  # h_prev Ws_n + bs_n, and the four gate factors, r, z, n
     picture = Picture(tag="GRU h", shape="hexagon", fill="#ede9fe")
     gate_names = ("r", "z", "n")
 
-    onnx_operator = "GRU"
-    onnx_gates = (1, 0, 2)  # ONNX's z, r, h from our r, z, n
-
-    def onnx_attributes(self, activation, directions: int) -> dict:
-        # the reset gate multiplies (h_prev Ws_n + bs_n), as PyTorch's GRU and ours do;
-        # ONNX's default, 0, would multiply h_prev before the product
-        return {"linear_before_reset": 1}
-
-    def onnx_biases(self, biases):
-        return biases[0], biases[1]  # bx as Wb, bs as Rb
-
-    def onnx_step(self, g, xw, prev, recurrent, biases, activation):
-        (h_prev,) = prev
-        bx, bs = biases
-        gx = bx if xw is None else g.add(xw, bx)
-        gh = g.add(g.matmul(h_prev, recurrent), bs)
-        x_r, x_z, x_n = g.split(gx, 3)
-        h_r, h_z, h_n = g.split(gh, 3)
-        r, z = g.sigmoid(g.add(x_r, h_r)), g.sigmoid(g.add(x_z, h_z))
-        n = g.tanh(g.add(x_n, g.mul(r, h_n)))
-        return (g.add(n, g.mul(z, g.sub(h_prev, n))),)
-
-    def tensor_step(self, xw, prev, Ws, biases, activation, read=None) -> tuple:
+    def step(self, ops, xw, prev, w, activation=None, read=None) -> tuple:
         (h_prev,) = prev  # the recurrent product reads `read` (dropout), the mix h_prev
-        x_r, x_z, x_n = (xw + biases[0]).chunk(3, -1)
-        h_r, h_z, h_n = ((h_prev if read is None else read) @ Ws + biases[1]).chunk(3, -1)
-        r, z = (x_r + h_r).sigmoid(), (x_z + h_z).sigmoid()
-        n = (x_n + r * h_n).tanh()
-        return ((1 - z) * n + z * h_prev,)
+        x_r, x_z, x_n = ops.split(ops.add(xw, w.get("bx")), 3)
+        rec = ops.add(ops.matmul(h_prev if read is None else read, w["Ws"]), w.get("bs"))
+        h_r, h_z, h_n = ops.split(rec, 3)
+        return (self.mix(ops, h_prev, x_r, x_z, x_n, h_r, h_z, h_n),)
+
+    @staticmethod
+    def mix(ops, h_prev, x_r, x_z, x_n, h_r, h_z, h_n):
+        """h = (1 - z) * n + z * h_prev from the gates' input and recurrent parts."""
+        r, z = ops.sigmoid(ops.add(x_r, h_r)), ops.sigmoid(ops.add(x_z, h_z))
+        n = ops.tanh(ops.add(x_n, ops.mul(r, h_n)))
+        return ops.add(n, ops.mul(z, ops.sub(h_prev, n)))
 
     def variant(self, layer) -> Kind:
         if getattr(layer, "layer_norm", False):
@@ -264,33 +245,23 @@ class _GRUResetBefore(_GRU):
     name = "gru_reset_before"
     option = "reset_after: false"
 
-    # PyTorch (the interop stage): no torch.nn module computes this variant, and the
-    # base kind's module and cell step would compute another network: refuse instead
-    torch_class = ""
-
-    def tensor_step(self, *args, **kwargs):
-        raise SpecError(f"`{self.option}` has no PyTorch module or cell step yet")
-
-    reset_after = False  # no nn.GRU computes this: a converter must use a cell loop or refuse
+    reset_after = False  # r scales h_prev before the product: not nn.GRU's equations
     tape_numbers = 2  # r * h_prev, and its gradient's scratch
     picture = Picture(tag="GRU h (reset before)", shape="hexagon", fill="#ede9fe")
 
     def variant(self, layer) -> Kind:
         return GRU.variant(layer)
 
-    def onnx_attributes(self, activation, directions: int) -> dict:
-        return {"linear_before_reset": 0}  # ONNX's default: r scales h_prev first
-
-    def onnx_step(self, g, xw, prev, recurrent, biases, activation):
+    def step(self, ops, xw, prev, w, activation=None, read=None) -> tuple:
         (h_prev,) = prev
-        bx, bs = biases
-        gx = bx if xw is None else g.add(xw, bx)
-        x_r, x_z, x_n = g.split(gx, 3)
-        h_r, h_z, _ = g.split(g.add(g.matmul(h_prev, recurrent), bs), 3)
-        r, z = g.sigmoid(g.add(x_r, h_r)), g.sigmoid(g.add(x_z, h_z))
-        _, _, h_n = g.split(g.add(g.matmul(g.mul(r, h_prev), recurrent), bs), 3)
-        n = g.tanh(g.add(x_n, h_n))
-        return (g.add(n, g.mul(z, g.sub(h_prev, n))),)
+        read = h_prev if read is None else read
+        x_r, x_z, x_n = ops.split(ops.add(xw, w.get("bx")), 3)
+        W_r, W_z, W_n = ops.split(w["Ws"], 3)
+        b_r, b_z, b_n = ops.split(w.get("bs"), 3)
+        r = ops.sigmoid(ops.add(x_r, ops.matmul(read, W_r), b_r))
+        z = ops.sigmoid(ops.add(x_z, ops.matmul(read, W_z), b_z))
+        n = ops.tanh(ops.add(x_n, ops.matmul(ops.mul(r, read), W_n), b_n))
+        return (ops.add(n, ops.mul(z, ops.sub(h_prev, n))),)
 
     def fold_biases(self, biases):
         if not biases:
@@ -428,20 +399,17 @@ class _LayerNormGRU(_GRU):
     name = "gru_layer_norm"
     option = "layer_norm: true"
 
-    # PyTorch (the interop stage): no torch.nn module computes this variant, and the
-    # base kind's module and cell step would compute another network: refuse instead
-    torch_class = ""
-
-    def tensor_step(self, *args, **kwargs):
-        raise SpecError(f"`{self.option}` has no PyTorch module or cell step yet")
+    def step(self, ops, xw, prev, w, activation=None, read=None) -> tuple:
+        (h_prev,) = prev
+        rec = ops.matmul(h_prev if read is None else read, w["Ws"])
+        a = ops.add(ops.mul(ops.layer_norm(xw), w["gx"]), w["bx"])
+        s = ops.add(ops.mul(ops.layer_norm(rec), w["gs"]), w["bs"])
+        return (self.mix(ops, h_prev, *ops.split(a, 3), *ops.split(s, 3)),)
 
     sigmoid_gates = 0
     biases = (("bx", False), ("bs", False), ("gx", False), ("gs", False))
     tape_numbers = 14
     picture = Picture(tag="GRU h (layer norm)", shape="hexagon", fill="#ede9fe")
-
-    onnx_operator = None  # no ONNX operator normalises: refused, not mis-exported
-    onnx_step = Kind.onnx_step
 
     def variant(self, layer) -> Kind:
         return GRU.variant(layer)

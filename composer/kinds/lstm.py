@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from composer.errors import SpecError
 from composer.kinds import fused
 from composer.kinds.base import Kind, Picture, WeightInfo, aligned
 
@@ -65,25 +64,16 @@ class _LSTM(Kind):
     picture = Picture(tag="LSTM h", shape="box", fill="#dcfce7", style="rounded,filled")
     gate_names = ("i", "f", "o", "g")
 
-    onnx_operator = "LSTM"
-    onnx_gates = (0, 3, 1, 2)  # ONNX's i, o, f, c from our i, f, g, o
-
-    def onnx_step(self, g, xw, prev, recurrent, biases, activation):
+    def step(self, ops, xw, prev, w, activation=None, read=None) -> tuple:
         h_prev, c_prev = prev
-        pre = g.add(g.matmul(h_prev, recurrent), biases[0])
-        if xw is not None:
-            pre = g.add(pre, xw)
-        i, f, cell, o = g.split(pre, 4)
-        c = g.add(g.mul(g.sigmoid(f), c_prev), g.mul(g.sigmoid(i), g.tanh(cell)))
-        return g.mul(g.sigmoid(o), g.tanh(c)), c
+        pre = ops.add(xw, ops.matmul(h_prev if read is None else read, w["Ws"]), w.get("b"))
+        i, f, g, o = ops.split(pre, 4)
+        c = ops.add(ops.mul(ops.sigmoid(f), c_prev), ops.mul(ops.sigmoid(i), ops.tanh(g)))
+        return self.project(ops, ops.mul(ops.sigmoid(o), ops.tanh(c)), w), c
 
-    torch_class = "LSTM"
-
-    def tensor_step(self, xw, prev, Ws, biases, activation, read=None) -> tuple:
-        h_prev, c_prev = prev
-        i, f, g, o = (xw + (h_prev if read is None else read) @ Ws + biases[0]).chunk(4, -1)
-        c = f.sigmoid() * c_prev + i.sigmoid() * g.tanh()
-        return o.sigmoid() * c.tanh(), c
+    def project(self, ops, h, w):
+        """The state from the cells' output o * tanh(c): itself (a projection's: h Wp)."""
+        return h
 
     def workspace(self, batch: int, size: int, dtype) -> tuple:
         gates = np.zeros((4, batch, size), dtype=dtype)
@@ -267,12 +257,16 @@ class _LayerNormLSTM(_LSTM):
     name = "lstm_layer_norm"
     option = "layer_norm: true"
 
-    # PyTorch (the interop stage): no torch.nn module computes this variant, and the
-    # base kind's module and cell step would compute another network: refuse instead
-    torch_class = ""
-
-    def tensor_step(self, *args, **kwargs):
-        raise SpecError(f"`{self.option}` has no PyTorch module or cell step yet")
+    def step(self, ops, xw, prev, w, activation=None, read=None) -> tuple:
+        h_prev, c_prev = prev
+        rec = ops.matmul(h_prev if read is None else read, w["Ws"])
+        pre = ops.add(
+            ops.mul(ops.layer_norm(xw), w["gx"]), ops.mul(ops.layer_norm(rec), w["gs"]), w["b"]
+        )
+        i, f, g, o = ops.split(pre, 4)
+        c = ops.add(ops.mul(ops.sigmoid(f), c_prev), ops.mul(ops.sigmoid(i), ops.tanh(g)))
+        cell = ops.add(ops.mul(ops.layer_norm(c), w["gc"]), w["bc"])
+        return ops.mul(ops.sigmoid(o), ops.tanh(cell)), c
 
     order = (0, 1, 2, 3)
     sigmoid_gates = 0
@@ -281,9 +275,6 @@ class _LayerNormLSTM(_LSTM):
     picture = Picture(
         tag="LSTM h (layer norm)", shape="box", fill="#dcfce7", style="rounded,filled"
     )
-
-    onnx_operator = None  # no ONNX operator normalises: refused, not mis-exported
-    onnx_step = Kind.onnx_step
 
     def variant(self, layer) -> Kind:
         return LSTM.variant(layer)
@@ -416,10 +407,6 @@ class _ProjectedLSTM(_LSTM):
     extras = ("Wp",)
     tape_numbers = 4  # c, tanh c, its gradient and m = o * tanh(c), per unit and step
     picture = Picture(tag="projected LSTM h", shape="box", fill="#dcfce7", style="rounded,filled")
-    torch_extras = (("Wp", "weight_hr"),)
-
-    onnx_operator = None  # ONNX's LSTM has no projection: refused, not mis-exported
-    onnx_step = Kind.onnx_step
 
     def variant(self, layer) -> Kind:
         return LSTM.variant(layer)
@@ -435,9 +422,6 @@ class _ProjectedLSTM(_LSTM):
                 w = WeightInfo("Ws", (width, w.shape[1]), "P*4*H", w.bound)
             out.append(w)
         return out + [WeightInfo("Wp", (size, width), "H*P", 1 / np.sqrt(size))]
-
-    def torch_sizes(self, units: int, size: int) -> dict:
-        return {"proj_size": size}
 
     def fold_biases(self, biases):
         # the biases (none with `bias: false`), then Wp: the extra every step reads
@@ -458,13 +442,8 @@ class _ProjectedLSTM(_LSTM):
             lstm_step(x_t, h_prev, c_prev, recurrent, m, c, scratch[:6])  # m = o * tanh(c)
             np.matmul(m, extra, out=h)
 
-    def tensor_step(self, xw, prev, Ws, biases, activation, read=None) -> tuple:
-        h_prev, c_prev = prev
-        *bias, Wp = biases
-        pre = xw + (h_prev if read is None else read) @ Ws
-        i, f, g, o = (pre + bias[0] if bias else pre).chunk(4, -1)
-        c = f.sigmoid() * c_prev + i.sigmoid() * g.tanh()
-        return (o.sigmoid() * c.tanh()) @ Wp, c
+    def project(self, ops, h, w):
+        return ops.matmul(h, w["Wp"])
 
     def tape(self, track, length: int, batch: int, dtype) -> None:
         H = track.size

@@ -49,7 +49,7 @@ from composer.engine.inputs import check_inputs
 from composer.engine.merge import merge_grads, merge_values
 from composer.engine.plan import Plan, Vector, step_runs
 from composer.engine.tokens import embedding_grads, encode_tokens
-from composer.engine.walk import Walk, handed_carries, handed_values
+from composer.engine.walk import Walk, handed_carries, start_values
 from composer.errors import DataError
 from composer.graph.weights import check_params, param_shapes
 from composer.kinds import ACTIVATIONS, unprepare
@@ -348,15 +348,9 @@ class _Tape(Walk):
         """Initial states: zeros, the trained one, the one given with the data, or the
         handed-over last state (and what else both carry)."""
         track = self.tracks[v.name]
-        if v.learned:
-            for t in v.initial:
-                track.h[t - track.lo] = self.bound[v.name].initial
-        if v.given:  # each item's own start state h, given with the data
-            for t in v.initial:
-                track.h[t - track.lo] = self.inputs[v.given]
-        if v.handover is None:
-            return
-        for name, value in handed_values(v, track.kind.carries, self._final).items():
+        learned, given = (lambda: self.bound[v.name].initial), (lambda: self.inputs[v.given])
+        found = start_values(v, track.kind.carries, self._final, learned, given)
+        for name, value in found.items():
             for t in v.initial:
                 getattr(track, name)[t - track.lo] = value
 

@@ -1,13 +1,18 @@
-"""The features a converter must support exactly or refuse are each found, with the field."""
+"""The features beyond plain stacks (no `torch.nn` module or ONNX operator computes them)
+are each found, with the field; both converters carry them exactly, as the kinds' steps."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from composer.errors import SpecError
+from composer.engine.plan import compile_plan
 from composer.graph.features import extended_features
 from composer.graph.folded import build
+from composer.graph.unrolled import unroll
+from composer.graph.weights import init_params
 from composer.spec.reader import load_spec
+from tests.builders import random_input
 from tests.conftest import SPECS
 from tests.oracles import SCENARIOS
 
@@ -41,28 +46,68 @@ def test_the_example_specs_beyond_plain_stacks_are_the_tapped_ones():
     assert extended == {"narx", "tdnn"}
 
 
-def test_converters_refuse_an_extended_network_in_one_line_naming_the_field():
-    pytest.importorskip("torch")
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_the_pytorch_module_carries_every_extended_network(name):
+    """Run step by step, each recurrent step the kind's one `step`: the module gives the
+    hand-written loop's outputs (float64) and `grad`'s gradients."""
+    torch = pytest.importorskip("torch")
+    from composer.interop.torch_keys import grads_from_state
     from composer.interop.torch_module import to_torch
+    from composer.training.backprop import grad
 
-    for name in EXPECTED:
-        graph = build(SCENARIOS[name][0])
-        if name in MERGES:  # the module merges both directions as the engine does
-            assert not extended_features(graph, merges=False)
-            continue
-        with pytest.raises(SpecError) as caught:
-            to_torch(graph)
-        assert caught.value.path in EXPECTED[name], name
-        assert "\n" not in str(caught.value)
-        assert caught.value.message.startswith("the PyTorch module does not support ")
+    network, steps, oracle = SCENARIOS[name]
+    graph = build(network)
+    rng = np.random.default_rng(0)
+    params = {k: rng.normal(0, 0.5, v.shape) for k, v in init_params(graph).items()}
+    plan = compile_plan(unroll(graph, steps))
+    inputs = {n: random_input(graph, n, 2, len(plan.window(n)), rng) for n in plan.inputs}
+    module = to_torch(graph, params, "float64")
+    got = module({k: torch.from_numpy(v) for k, v in inputs.items()}, steps=steps)
+    expected = oracle(params, inputs, steps)
+    targets = {k: rng.normal(size=v.shape) for k, v in expected.items()}
+    for key, value in expected.items():
+        np.testing.assert_allclose(got[key].detach().numpy(), value, atol=1e-10, err_msg=key)
+    sum(((got[k] - torch.from_numpy(y)) ** 2).mean() for k, y in targets.items()).backward()
+    ours = grads_from_state(
+        graph, {k: p.grad.numpy() for k, p in module.named_parameters() if p.grad is not None}
+    )
+    _, want = grad(plan, params, inputs, targets, dtype="float64")
+    for key, value in want.items():
+        np.testing.assert_allclose(ours[key], value, atol=1e-8, rtol=1e-8, err_msg=key)
 
 
-def test_onnx_export_refuses_an_extended_network_naming_the_field():
-    pytest.importorskip("onnx")
-    from composer.interop.onnx import export_mode
+#: the features ONNX writes with a dynamic T (the rest need one: they are unrolled)
+DYNAMIC = {"narx", "tdnn", "backward-taps", "bidirectional-sum", "bidirectional-mean-mul"}
 
-    for name in EXPECTED:
-        with pytest.raises(SpecError) as caught:
-            export_mode(build(SCENARIOS[name][0]), "float32", 8, False)
-        assert caught.value.path in EXPECTED[name], name
-        assert caught.value.message.startswith("ONNX export does not support ")
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_onnx_writes_every_extended_network_with_lengths_where_t_is_free(name):
+    """Taps, future context and merges keep a dynamic T and take `--lengths` (each item as
+    `run` gives it with lengths, padding loud); a layer without an input and a two-pass
+    hand-over are unrolled at --steps T, and say so without one."""
+    pytest.importorskip("onnxruntime")
+    from composer.engine.batches import run
+    from composer.interop.onnx import NeedsSteps, build_model, export_mode, run_model
+
+    network, steps, _ = SCENARIOS[name]
+    graph = build(network)
+    if name not in DYNAMIC:
+        assert export_mode(graph, "float32", 8, False) == "unrolled"
+        with pytest.raises(NeedsSteps):
+            export_mode(graph, "float32", None, False)
+        return
+    rng = np.random.default_rng(0)
+    params = {k: rng.normal(0, 0.3, v.shape) for k, v in init_params(graph).items()}
+    plan = compile_plan(unroll(graph, steps))
+    inputs = {n: random_input(graph, n, 3, len(plan.window(n)), rng) for n in plan.inputs}
+    lengths = {n: np.array([x.shape[1], max(1, x.shape[1] - 2), 1]) for n, x in inputs.items()}
+    for n, x in inputs.items():  # loud padding: read past an item's end, it would show
+        x[np.arange(x.shape[1])[np.newaxis] >= lengths[n][:, np.newaxis]] = 1e3
+    for dtype, tolerance in (("float32", 1e-5), ("float64", 1e-10)):
+        model, how = build_model(graph, params, dtype=dtype, lengths=True)
+        assert "dynamic batch and T" in how
+        got = run_model(model, inputs, lengths)
+        want = run(graph, params, inputs, dtype=dtype, lengths=lengths)
+        assert sorted(got) == sorted(want)
+        for key, value in want.items():
+            np.testing.assert_allclose(got[key], value, atol=tolerance, rtol=0, err_msg=key)

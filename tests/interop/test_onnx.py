@@ -1,5 +1,7 @@
 """ONNX export: what ONNX Runtime computes on an exported model equals `run`, for every
-example spec, every plain stack shape and the hand-written oracles' networks."""
+example spec, every plain stack shape and every one of the hand-written oracles' networks
+(tapped delays, merges, input-free layers, two passes and bidirectional hand-overs
+included: unrolled, each recurrent step the kind's one step)."""
 
 from __future__ import annotations
 
@@ -7,40 +9,17 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 
 from composer import build, init_params, load_spec, run
 from composer.engine.plan import compile_plan
-from composer.graph.features import extended_features  # noqa: E402
-from composer.graph.folded import build as _build  # noqa: E402
 from composer.graph.unrolled import unroll
 from composer.interop.onnx import build_model, run_model
 from tests.builders import input_, layer, output, random_input, random_networks, readout, spec
 from tests.conftest import SPECS
-from tests.interop import CONVERTED
 from tests.oracles import SCENARIOS
 
 pytest.importorskip("onnxruntime")
-
-BIDIRECTIONAL_HANDOVER = SCENARIOS["bidirectional-encoder-concat-lstm-lstm"][0]
-SCENARIOS = {
-    n: s
-    for n, s in SCENARIOS.items()
-    if not extended_features(_build(s[0])) and not n.startswith("bidirectional-encoder")
-}
-
-
-def test_a_bidirectional_encoders_hand_over_is_refused_in_one_line():
-    from composer.errors import SpecError
-
-    graph = _build(BIDIRECTIONAL_HANDOVER)
-    with pytest.raises(SpecError) as caught:
-        build_model(graph, normal_params(graph), dtype="float64", steps=7)
-    assert caught.value.path == ("layers", 1, "initial_state")
-    assert str(caught.value.message) == (
-        "layer `dec`: a hand-over from the bidirectional layer `enc` has no ONNX export yet"
-    )
-
 
 TOLERANCE = {"float32": 1e-5, "float64": 1e-10}
 
@@ -73,7 +52,7 @@ def op_types(model) -> set[str]:
 # -- every example spec, at its T ----------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=CONVERTED, ids=[p.stem for p in CONVERTED])
+@pytest.fixture(scope="module", params=SPECS, ids=[p.stem for p in SPECS])
 def example(request):
     graph = build(load_spec(request.param))
     return graph, graph.graph["steps"], normal_params(graph, scale=0.3)
@@ -243,8 +222,7 @@ def test_gru_resets_after_the_recurrent_product_as_pytorch_does():
 # -- any network: random stacks, exported at a fixed T ---------------------------------------
 
 
-# most drawn networks use a feature beyond plain stacks (taps, feedback, merges, ...), which
-# the exporter refuses (tested apart): keeping the rest filters out most draws, by design
+# every drawn network exports (taps, feedback, merges, ...: unrolled at the fixed T)
 @settings(
     max_examples=12,
     deadline=None,
@@ -254,7 +232,6 @@ def test_gru_resets_after_the_recurrent_product_as_pytorch_does():
 def test_random_networks_export_and_run_the_same(drawn):
     network, _ = drawn
     graph = build(network)
-    assume(not extended_features(graph))  # refused in one line, tested apart
     steps = 1 if graph.graph["preset"] == "one-to-one" else 4
     params = normal_params(graph)
     inputs = normal_inputs(graph, steps, 2)
@@ -276,3 +253,16 @@ def test_unrolled_weights_are_stored_once_so_the_file_grows_by_nodes_only():
     assert many > 5 * few  # the steps are there, as nodes
     assert large - small <= 4096  # and nothing else grows with T
     assert small > sum(v.nbytes for v in params.values())  # the weights, in float32, once
+
+
+def test_a_dynamic_t_network_whose_window_starts_late_is_grouped_by_its_plan():
+    """The groups come from the executor's plan at a T past every window: an output from
+    step 70 on still exports with a dynamic T, and agrees at T = 100."""
+    graph = build(
+        spec([layer("a", "gru", output=readout(2))], outputs=[output("o", "a", window="70:")])
+    )
+    params = normal_params(graph)
+    model, how = build_model(graph, params, dtype="float64")
+    assert "dynamic batch and T" in how
+    inputs = normal_inputs(graph, 100, 2)
+    assert_same(run_model(model, inputs), run(graph, params, inputs, 100, "float64"), "float64")

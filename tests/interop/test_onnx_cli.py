@@ -16,8 +16,9 @@ from typer.testing import CliRunner
 from composer import build, init_params, load_spec, save_params
 from composer.cli import app
 from composer.errors import SpecError
+from composer.interop.native import ONNX_OPERATORS
 from composer.interop.onnx import MIN_OPSET, build_model, default_opset
-from composer.kinds import KINDS
+from composer.kinds import KINDS, Kind
 from tests.conftest import ROOT
 from tests.kinds.minimal import MINIMAL, MinimalSpec
 
@@ -176,8 +177,14 @@ def test_lengths_on_an_unrolled_network_are_refused_as_an_unsupported_feature(fi
     assert not out.exists()
 
 
-def test_a_kind_without_an_onnx_step_is_refused_naming_the_layer(monkeypatch):
-    monkeypatch.setitem(KINDS, "minimal", MINIMAL)
+class _Stepless(type(MINIMAL)):
+    """A kind that runs in NumPy but has not written its `step`."""
+
+    step = Kind.step
+
+
+def test_a_kind_without_a_step_is_refused_naming_the_layer(monkeypatch):
+    monkeypatch.setitem(KINDS, "minimal", _Stepless())
     network = MinimalSpec.model_validate(
         {
             "inputs": [{"name": "x", "size": 3}],
@@ -289,7 +296,8 @@ def test_the_docs_run_command_runs(files, monkeypatch):
 
 def test_the_docs_table_agrees_with_the_kinds():
     """The table's gate orders are what the export writes: ours permuted by each kind's
-    `onnx_gates` reads as ONNX's row (g is ONNX's c, n its h)."""
+    operator's `gates` (`composer.interop.native`) reads as ONNX's row (g is ONNX's c, n
+    its h)."""
     table = ONNX_SECTION[ONNX_SECTION.index("### Gate order") :]
     header = next(line for line in table.splitlines() if line.startswith("| |"))
     columns = [c.strip() for c in header.split("|")[2:-1]]
@@ -299,9 +307,10 @@ def test_the_docs_table_agrees_with_the_kinds():
     renamed = {"g": "c", "n": "h"}
     for kind, row in (("lstm", "LSTM gate order"), ("gru", "GRU gate order")):
         ours, onnx_order = rows[row][0].strip().split(", "), rows[row][3].strip().split(", ")
-        written = [renamed.get(ours[k], ours[k]) for k in KINDS[kind].onnx_gates]
+        written = [renamed.get(ours[k], ours[k]) for k in ONNX_OPERATORS[kind].gates]
         assert written == onnx_order, (kind, written, onnx_order)
-    assert [KINDS[k].onnx_operator for k in ("elman", "lstm", "gru")] == ["RNN", "LSTM", "GRU"]
+    operators = [ONNX_OPERATORS[k].operator for k in ("elman", "lstm", "gru")]
+    assert operators == ["RNN", "LSTM", "GRU"]
 
 
 def test_a_model_too_large_for_one_file_is_refused_before_it_is_built(files):

@@ -13,9 +13,8 @@ from typer.testing import CliRunner
 from composer import build, run
 from composer.arrays import write_arrays
 from composer.cli import app
-from composer.errors import SpecError
 from composer.graph.weights import save_params
-from composer.interop.onnx import build_model, run_model
+from composer.interop.onnx import NeedsSteps, build_model, run_model
 from tests.builders import connection, layer, readout, spec, write_spec
 from tests.conftest import ROOT
 from tests.interop.test_onnx import TOLERANCE, normal_params
@@ -91,16 +90,23 @@ def test_unrolled_at_a_fixed_t_a_late_layer_starts_from_it():
     np.testing.assert_allclose(got, expected, atol=TOLERANCE["float64"], rtol=0)
 
 
-def test_read_across_steps_inside_a_loop_is_refused_naming_the_field():
+def test_read_across_steps_inside_a_loop_is_unrolled_exactly():
     layers = [
         layer("a", "gru", "x", 4, initial_state="h0"),
         layer("b", "gru", "a", 4, output=readout(2)),
     ]
     graph = build(spec(layers, inputs=INPUTS, connections=[connection("a", "b", delay=1),
                                                           connection("b", "a")]))  # fmt: skip
-    with pytest.raises(SpecError, match="a given initial state read across steps") as err:
+    with pytest.raises(NeedsSteps, match="`a`'s start state read across steps") as err:
         build_model(graph, normal_params(graph), dtype="float64")
-    assert err.value.dotted_path == "layers[0].initial_state"
+    assert "--steps" in str(err.value)
+    params = normal_params(graph)
+    model, how = build_model(graph, params, dtype="float64", steps=6)
+    assert how == "unrolled at T = 6"
+    got = run_model(model, {"x": X, "h0": H0})
+    expected = run(graph, params, {"x": X, "h0": H0}, 6, dtype="float64")
+    for key, value in expected.items():
+        np.testing.assert_allclose(got[key], value, atol=TOLERANCE["float64"], rtol=0)
 
 
 def test_run_engine_onnx_reads_it_from_the_inputs_file(tmp_path):

@@ -14,9 +14,8 @@ from composer import build, run
 from composer.arrays import write_arrays
 from composer.cli import app
 from composer.engine.tokens import padding_lengths
-from composer.errors import SpecError
 from composer.graph.weights import save_params
-from composer.interop.onnx import build_model, run_model
+from composer.interop.onnx import NeedsSteps, build_model, run_model
 from composer.network import Network
 from tests.builders import connection, layer, output, readout, spec
 from tests.conftest import ROOT
@@ -122,13 +121,17 @@ def test_export_writes_a_token_model(tmp_path):
     assert_same(got, net.run(net.init_params(), {"chars": x}), "float32")
 
 
-def test_a_trained_state_read_back_by_its_loop_is_refused_in_one_line():
+def test_a_trained_state_read_back_by_its_loop_is_unrolled_exactly():
     layers = [layer("a", "gru", "x", 4, initial_state="learn"), layer("b", "elman", "a", 3)]
     network = spec(
         layers, inputs=[{"name": "x", "vocab": 5}],
         connections=[connection("b", "a"), connection("a", "b", 2)],
     )  # fmt: skip
     graph = build(network)
-    with pytest.raises(SpecError, match="`a`: a learned initial state read across steps") as err:
+    with pytest.raises(NeedsSteps, match="`a`'s start state read across steps inside its loop"):
         build_model(graph, normal_params(graph))
-    assert err.value.path == ("layers", 0, "initial_state") and "\n" not in str(err.value)
+    params = normal_params(graph)
+    model, how = build_model(graph, params, dtype="float64", steps=5)
+    assert how == "unrolled at T = 5"
+    x = np.random.default_rng(1).integers(0, 5, (2, 5))
+    assert_same(run_model(model, {"x": x}), run(graph, params, {"x": x}, 5, "float64"), "float64")

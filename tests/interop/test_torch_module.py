@@ -1,4 +1,5 @@
-"""`Network.to_torch`: every example spec as an nn.Module gives `Network.run`'s outputs and
+"""`Network.to_torch`: every example spec (tapped delays, merges, input-free layers and
+two passes included) as an nn.Module gives `Network.run`'s outputs and
 `Network.grad`'s gradients (float64), plain stacks through torch's own modules, lengths
 packed or grouped, and PyTorch's parameter names."""
 
@@ -11,7 +12,7 @@ from composer.engine.inputs import input_sizes
 from composer.engine.pipeline import plan_for_steps
 from composer.network import Network
 from tests.builders import input_, layer, output, random_input, spec
-from tests.interop import CONVERTED
+from tests.conftest import SPECS
 from tests.oracles import SCENARIOS
 
 torch = pytest.importorskip("torch")
@@ -34,6 +35,7 @@ NATIVE = {
     "sentiment",
     "sunspots",
     "tagging",
+    "tdnn",  # dense layers only: each over all its steps at once
 }
 
 
@@ -63,7 +65,7 @@ def _mse(outputs, targets):
     return sum(((outputs[k] - torch.from_numpy(y)) ** 2).mean() for k, y in targets.items())
 
 
-@pytest.fixture(scope="module", params=CONVERTED, ids=[p.stem for p in CONVERTED])
+@pytest.fixture(scope="module", params=SPECS, ids=[p.stem for p in SPECS])
 def case(request):
     return request.param.stem, *_case(request.param)
 
@@ -106,7 +108,7 @@ def test_parameters_come_back_exactly(case):
         np.testing.assert_array_equal(back[key], value)
 
 
-@pytest.mark.parametrize("path", CONVERTED, ids=[p.stem for p in CONVERTED])
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
 def test_lengths_give_each_item_as_alone(path):
     net, params, inputs, _, plan = _case(path, batch=4, seed=3)
     single = {name for name in plan.inputs if len(plan.window(name)) == 1}

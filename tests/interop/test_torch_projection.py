@@ -1,7 +1,8 @@
 """LSTM `proj_size` against PyTorch's own `nn.LSTM(proj_size=P)` (float64): the forward
 pass, the gradients (autograd against `Network.grad`), the module `to_torch` makes (native
 and through its cell loop), `export --format torch` then `import-weights` (exact), a
-user's module imported with `--map`; ONNX, whose LSTM has no projection, refuses it."""
+user's module imported with `--map`; ONNX, whose LSTM has no projection, as the kind's
+step."""
 
 from __future__ import annotations
 
@@ -143,7 +144,7 @@ CELL_LOOP = {
 
 @pytest.mark.parametrize("name", list(CELL_LOOP))
 def test_the_cell_loop_computes_what_the_executor_does(name):
-    """Layers the module cannot hand to nn.LSTM whole run step by step (`tensor_step`);
+    """Layers the module cannot hand to nn.LSTM whole run step by step (the kind's `step`);
     a trained initial state is nn.LSTM's (h0, c0)."""
     net = Network.from_spec(CELL_LOOP[name])
     rng = np.random.default_rng(4)
@@ -194,13 +195,18 @@ def test_import_from_a_user_module_with_map(tmp_path):
     np.testing.assert_allclose(got, expected, atol=1e-10, rtol=0)
 
 
-def test_onnx_refuses_the_projection_in_one_line(tmp_path):
-    path = write_spec(tmp_path, _spec(False))
+def test_onnx_writes_the_projection_as_the_kinds_step(tmp_path):
+    """ONNX's LSTM has no projection: the export is a Scan of the kind's one step."""
+    ort = pytest.importorskip("onnxruntime")
+    path = write_spec(tmp_path, _spec(True))
     net = Network.from_file(path)
-    save_params(tmp_path / "w.npz", net.init_params())
+    params = net.init_params(seed=2)
+    save_params(tmp_path / "w.npz", params)
     out = tmp_path / "m.onnx"
-    result = invoke("export", path, "-w", tmp_path / "w.npz", "--format", "onnx", "-o", out)
-    assert result.exit_code == 3
-    message = result.output.strip()
-    assert "\n" not in message and "layers[0].proj_size" in message
-    assert "`proj_size` has no ONNX export" in message and not out.exists()
+    result = invoke("export", path, "-w", tmp_path / "w.npz", "--format", "onnx", "-o", out,
+                    "--dtype", "float64")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    x = np.random.default_rng(6).normal(size=(2, T, F))
+    (got,) = ort.InferenceSession(str(out)).run(None, {"x": x})
+    expected = net.run(params, {"x": x}, dtype="float64")["o"]
+    np.testing.assert_allclose(got, expected, atol=1e-10, rtol=0)

@@ -20,8 +20,7 @@ from composer.graph.weights import save_params
 from composer.interop.torch_keys import to_state
 from composer.network import Network
 from tests.builders import input_, layer, output, random_input, spec, write_spec
-from tests.conftest import ROOT
-from tests.interop import CONVERTED
+from tests.conftest import ROOT, SPECS
 
 torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")
@@ -103,7 +102,7 @@ def _random_params(net, seed=0):
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
-@pytest.mark.parametrize("path", CONVERTED, ids=[p.stem for p in CONVERTED])
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
 def test_export_then_import_is_exact(tmp_path, path, suffix):
     net = Network.from_file(path)
     params = _random_params(net)

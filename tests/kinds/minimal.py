@@ -50,6 +50,13 @@ class _Minimal(Kind):
     tape_numbers = 1  # its derivative factors take 2H per step, the common tape holds H
     picture = Picture(tag="MIN h", shape="octagon", fill="#e0f2fe")
 
+    def step(self, ops, xw, prev, w, activation=None, read=None) -> tuple:
+        """The equations, once: what the PyTorch module and the ONNX exports run."""
+        (h_prev,) = prev
+        pre = ops.add(xw, ops.matmul(h_prev if read is None else read, w["Ws"]), w.get("b"))
+        z, n = ops.split(pre, 2)
+        return (ops.add(h_prev, ops.mul(ops.sigmoid(z), ops.sub(ops.tanh(n), h_prev))),)
+
     def workspace(self, batch: int, size: int, dtype) -> tuple:
         return (np.zeros((2, batch, size), dtype=dtype),)
 
