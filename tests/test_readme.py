@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from composer.cli import app
+from tests.tolerances import printed_in
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 
@@ -62,7 +63,7 @@ def check_command(command, output, tmp_path, monkeypatch):
     printed = (result.stdout + result.stderr).replace(str(root) + "/", "")
     printed = VARYING.sub("N updates/s", printed)
     for line in shown:
-        assert line.rstrip() in [p.rstrip() for p in printed.splitlines()], (line, printed)
+        assert printed_in(line, printed.splitlines()), (line, printed)
 
 
 def test_readme_python_example(monkeypatch):

@@ -18,6 +18,7 @@ from composer.cli import app
 from tests.conftest import ROOT
 from tests.test_readme import VARYING
 from tests.test_site import IN_ORDER, load_tool
+from tests.tolerances import printed_in
 
 
 def blocks(page: str) -> list[tuple[str, str]]:
@@ -50,7 +51,7 @@ def run_in_order(page: str, where, monkeypatch) -> dict:
                 printed = [VARYING.sub("N updates/s", line).rstrip() for line in lines]
                 for line in output:
                     if line.strip() != "...":
-                        assert line.rstrip() in printed, (page, command, line, printed)
+                        assert printed_in(line, printed), (page, command, line, printed)
     return namespace
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.tolerances import ROUNDINGS_PER_STEP, assert_close, run_depth, tolerance
+from tests.tolerances import ROUNDINGS_PER_STEP, assert_close, run_depth, shows, tolerance
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -36,3 +36,20 @@ def test_the_tolerance_is_relative_to_the_largest_magnitude():
     assert_close(moved, expected, np.float64, 1)
     with pytest.raises(AssertionError):  # without the large value, 1e-3 sets the scale: 1
         assert_close(moved[1:], expected[1:], np.float64, 1)
+
+
+@pytest.mark.parametrize(
+    ("shown", "printed", "same"),
+    [
+        ("epoch 16  loss 0.1352  val 0.2893", "epoch 16  loss 0.1352  val 0.2893", True),
+        ("epoch 16  loss 0.1352  val 0.2893", "epoch 16  loss 0.1353  val 0.2892", True),
+        ("epoch 16  loss 0.1352", "epoch 17  loss 0.1352", False),  # integers are exact
+        ("loss 0.1352", "loss 0.1362", False),  # ten units of the last place
+        ("loss 1.5e-05", "loss 1.6e-05", True),  # within two units of the place shown
+        ("loss 1.5e-05", "loss 1.9e-05", False),
+        ("wrote w.npz: 3,311 bytes", "wrote w.npz: 3,312 bytes", False),
+        ("best 0.2893 at epoch 16", "best at epoch 16", False),  # the words must agree
+    ],
+)
+def test_a_documented_line_is_shown_to_its_printed_precision(shown, printed, same):
+    assert shows(shown, printed) is same

@@ -27,9 +27,12 @@ its terms, not to its result, which may be near zero.
 
 from __future__ import annotations
 
+import math
+import re
+
 import numpy as np
 
-__all__ = ["ROUNDINGS_PER_STEP", "tolerance", "run_depth", "assert_close"]
+__all__ = ["ROUNDINGS_PER_STEP", "tolerance", "run_depth", "assert_close", "shows", "printed_in"]
 
 #: the roundings counted for one step of one layer: its product's sum and its gates' few
 #: elementwise operations, with room for the product's terms added in another order
@@ -57,3 +60,35 @@ def assert_close(actual, expected, dtype, depth: int, err_msg: str = "") -> None
     scale = max(1.0, float(np.abs(finite).max())) if finite.size else 1.0
     atol = tolerance(dtype, depth) * scale
     np.testing.assert_allclose(actual, expected, rtol=0, atol=atol, err_msg=err_msg)
+
+
+#: a number as the tool prints it: an integer, a decimal, perhaps with an exponent
+_NUMBER = re.compile(r"\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+
+
+def shows(shown: str, printed: str) -> bool:
+    """Whether a printed line says what a documented one shows, read as output copied from
+    another machine: the same words and integers (counts, epochs, steps), and decimals
+    equal to within two units of the last place shown or 1e-3 relative. A documented
+    training run (float32, many updates) drifts by a few ulps a step on another CPU's
+    kernels, which its printed figures may show in their last digit."""
+    shown, printed = shown.rstrip(), printed.rstrip()
+    if shown == printed:
+        return True
+    if _NUMBER.split(shown) != _NUMBER.split(printed):
+        return False
+    for a, b in zip(_NUMBER.findall(shown), _NUMBER.findall(printed)):
+        if a == b:
+            continue
+        if not any(c in a for c in ".e") or not any(c in b for c in ".e"):
+            return False
+        places = len(a.split("e")[0].partition(".")[2])
+        unit = 10.0 ** (-places) * (10.0 ** int(a.split("e")[1]) if "e" in a else 1.0)
+        if not math.isclose(float(a), float(b), rel_tol=1e-3, abs_tol=2 * unit):
+            return False
+    return True
+
+
+def printed_in(shown: str, printed: list[str]) -> bool:
+    """Whether any printed line `shows` the documented line."""
+    return any(shows(shown, line) for line in printed)
