@@ -245,7 +245,10 @@ def apply(given: int | None, work: int, torch: bool = False) -> int | None:
     count = for_call(given, work)
     if count is not None:
         if torch:
-            import torch as _  # noqa: F401  (its OpenMP pool is then among the libraries)
+            try:  # its OpenMP pool is then among the libraries
+                import torch as _  # noqa: F401
+            except ImportError:  # the engine says so itself, in one line, when it starts
+                pass
         _set(count)
         _torch_threads(count)
     return count
