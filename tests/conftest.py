@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -9,6 +10,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+#: a test that runs PyTorch: skipped, with the reason, on a core-only install
+NEEDS_TORCH = pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None,
+    reason="needs torch: pip install 'rnn-composer[torch]'",
+)
 
 
 @pytest.fixture(params=SPECS, ids=[p.stem for p in SPECS])

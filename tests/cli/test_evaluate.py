@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from composer import Network
 from composer.arrays import read_arrays, write_arrays
 from composer.cli import app
-from tests.conftest import ROOT
+from tests.conftest import NEEDS_TORCH, ROOT
 
 SPECS, DATA = ROOT / "specs", ROOT / "specs" / "data"
 runner = CliRunner()
@@ -27,7 +27,7 @@ def trained(tmp_path):
     return net, params, data, tmp_path
 
 
-@pytest.mark.parametrize("engine", ["numpy", "torch"])
+@pytest.mark.parametrize("engine", ["numpy", pytest.param("torch", marks=NEEDS_TORCH)])
 def test_evaluate_prints_the_loss_and_metrics_as_json(trained, engine):
     net, params, data, tmp = trained
     args = ["evaluate", SPECS / "running-sum.yaml", "--weights", tmp / "w.npz", "--data",

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from composer.interop.launch import Group, LaunchError, peer_timeout, process_group
-from tests.conftest import ROOT
+from tests.conftest import NEEDS_TORCH, ROOT
 
 TAGGER = """version: 1
 name: tagger
@@ -125,7 +125,7 @@ def test_the_peer_timeout_is_checked():
 # -- through the command line -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("engine", ["numpy", "torch"])
+@pytest.mark.parametrize("engine", ["numpy", pytest.param("torch", marks=NEEDS_TORCH)])
 @pytest.mark.parametrize("rank", ["1", "abc"])
 def test_a_stray_rank_outside_a_group_still_writes_the_weights(folder, engine, rank):
     code, stderr = finished(train(folder, "--engine", engine, env=environment(RANK=rank)))
@@ -134,6 +134,7 @@ def test_a_stray_rank_outside_a_group_still_writes_the_weights(folder, engine, r
     assert (folder / "w.npz").exists()
 
 
+@NEEDS_TORCH
 @pytest.mark.parametrize(
     "variables, message",
     [
@@ -151,6 +152,7 @@ def test_an_inconsistent_environment_through_train_is_one_line(folder, variables
     assert not (folder / "w.npz").exists()
 
 
+@NEEDS_TORCH
 @pytest.mark.parametrize("rank", ["0", "1"])
 def test_a_missing_peer_is_awaited_for_the_timeout_then_one_line(folder, rank):
     env = environment(WORLD_SIZE="2", RANK=rank, MASTER_ADDR="127.0.0.1",
@@ -164,6 +166,7 @@ def test_a_missing_peer_is_awaited_for_the_timeout_then_one_line(folder, rank):
     assert not (folder / "w.npz").exists()
 
 
+@NEEDS_TORCH
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 @pytest.mark.parametrize("rank", ["0", "1"])
 def test_the_wait_for_peers_stops_on_signals(folder, rank, signum):
@@ -181,6 +184,7 @@ def test_the_wait_for_peers_stops_on_signals(folder, rank, signum):
     assert not (folder / "w.npz").exists()
 
 
+@NEEDS_TORCH
 def test_two_processes_meet_without_torchrun(folder):
     port = str(free_port())
     common = dict(WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
@@ -193,6 +197,7 @@ def test_two_processes_meet_without_torchrun(folder):
     assert (folder / "w.npz").exists() and not (folder / "w1.npz").exists()
 
 
+@NEEDS_TORCH
 def test_a_missing_gpu_is_refused_before_any_group_starts(folder):
     import torch
 
@@ -207,6 +212,7 @@ def test_a_missing_gpu_is_refused_before_any_group_starts(folder):
     assert time.monotonic() - start < 60  # not the 300 s wait for the peer
 
 
+@NEEDS_TORCH
 def test_a_missing_gpu_is_said_once_by_rank_0(folder):
     import torch
 
@@ -217,6 +223,7 @@ def test_a_missing_gpu_is_said_once_by_rank_0(folder):
     assert (code, stderr) == (4, "")
 
 
+@NEEDS_TORCH
 def test_a_port_in_use_is_one_line(folder):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -12,14 +12,18 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
 from composer.cli import app
 from composer.interop.onnx_check import DIGEST_KEY
-from tests.interop import hostile_onnx as h
+
+pytest.importorskip("onnxruntime")
+from onnx import TensorProto, helper  # noqa: E402
+
+from tests.interop import hostile_onnx as h  # noqa: E402
 
 HEAVY = int(os.environ.get("FUZZ_EXAMPLES", "8"))
 SETTINGS = settings(

@@ -12,15 +12,18 @@ import sys
 import time
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
 from composer.cli import app
 from composer.interop.onnx_check import DIGEST_KEY
 from tests.conftest import ROOT
-from tests.interop import hostile_onnx as h
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+from onnx import TensorProto, helper  # noqa: E402
+
+from tests.interop import hostile_onnx as h  # noqa: E402
 
 
 def invoke(*args):

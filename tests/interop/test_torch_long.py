@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from composer import build, init_params
-from composer.interop import torch_module
-from composer.interop.torch_engine import run_torch
-from composer.spec.model import NetworkSpec
 
 pytest.importorskip("torch")
+from composer.interop import torch_module  # noqa: E402
+from composer.interop.torch_engine import run_torch
+from composer.spec.model import NetworkSpec
 
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 
