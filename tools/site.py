@@ -24,7 +24,8 @@ import typer
 import composer
 from composer.cli import app
 from composer.cli.commands import spec_schema
-from composer.draw.diagrams import render_options, unfolded_dot, write_diagram
+from composer.draw.graphviz import render_options, write_diagram
+from composer.draw.unfolded_picture import unfolded_dot
 from composer.graph.folded import build
 from composer.graph.unrolled import unroll
 from composer.kinds import KINDS
