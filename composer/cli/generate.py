@@ -20,7 +20,7 @@ from composer.engine.memory import check_memory, params_bytes
 from composer.engine.stepper import Stepper, check_steppable
 from composer.errors import DataError, SpecError
 from composer.finite import check_values
-from composer.graph.folded import given_states
+from composer.graph.handover import given_states
 from composer.graph.weights import load_params
 from composer.outputs import shown
 from composer.threads import apply as apply_threads

@@ -29,7 +29,7 @@ from composer.draw.view import (
     tapped_pairs,
     weight_label,
 )
-from composer.graph.folded import handover_origins
+from composer.graph.handover import handover_origins
 from composer.graph.loops import instant_graph
 from composer.kinds import KINDS
 
