@@ -31,7 +31,17 @@ STAGES = [
     "cli",
     "top",
 ]
-BASE = {"errors", "arrays", "dtypes", "finite", "text", "outputs", "signals", "reading", "threads"}
+BASE = {
+    "errors",
+    "arrays",
+    "dtypes",
+    "finite",
+    "readable",
+    "output_files",
+    "signals",
+    "reading",
+    "threads",
+}
 
 
 def _stage(module: str) -> str:
@@ -87,7 +97,7 @@ def test_the_rule_catches_an_arrow_against_the_flow(tmp_path):
 
 def test_datasets_and_the_loss_curve_need_nothing_of_the_pipeline():
     modules = _modules()
-    assert {_stage(n) for n in _imports(modules["composer.training.datasets"])} <= {"base"}
+    assert {_stage(n) for n in _imports(modules["composer.training.example_data"])} <= {"base"}
     assert {_stage(n) for n in _imports(modules["composer.draw.curve"])} <= {"base"}
 
 

@@ -64,11 +64,11 @@ from composer.errors import ComposerError, DataError, SpecError, SpecErrors
 from composer.finite import check_representable
 from composer.graph.deps import dependencies
 from composer.graph.weights import init_params, load_params
-from composer.outputs import shown
+from composer.output_files import shown
+from composer.readable import format_steps
 from composer.spec.model import NetworkSpec
 from composer.spec.reader import read_spec_text
 from composer.spec.starters import STARTERS, starter
-from composer.text import format_steps
 from composer.threads import apply as apply_threads
 from composer.threads import work_of
 from composer.training.trace import write_trace

@@ -22,10 +22,10 @@ from composer.errors import DataError, SpecError
 from composer.finite import check_values
 from composer.graph.handover import given_states
 from composer.graph.weights import load_params
-from composer.outputs import shown
+from composer.output_files import shown
 from composer.threads import apply as apply_threads
 from composer.threads import work_of
-from composer.training.datasets import ACCEPTORS
+from composer.training.example_data import ACCEPTORS
 from composer.training.text import decode_ids, encode_text, read_vocab
 
 Grammar = Enum("Grammar", {name: name for name in ACCEPTORS}, type=str)

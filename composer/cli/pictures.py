@@ -21,7 +21,7 @@ from composer.engine.memory import check_memory, tape_bytes
 from composer.engine.pipeline import plan_for_steps, unroll_within
 from composer.errors import ComposerError, DataError, SpecError
 from composer.graph.weights import init_params, load_params
-from composer.outputs import shown
+from composer.output_files import shown
 from composer.training.loop import check_data, plan_for
 from composer.training.losses import loss_kinds
 from composer.training.trace import gradient_norms, trace

@@ -17,7 +17,7 @@ from composer.draw.folded_picture import folded_dot
 from composer.draw.unfolded_picture import unfolded_dot
 from composer.errors import ComposerError, RenderError, WriteError
 from composer.graph.unrolled import Unrolled
-from composer.outputs import output_problem, shown
+from composer.output_files import output_problem, shown
 
 __all__ = ["FORMATS", "write_diagram", "write_diagrams", "render_options", "dot_svg", "svg"]
 

@@ -9,7 +9,7 @@ from composer.draw.view import (
 )
 from composer.errors import ComposerError
 from composer.graph.unrolled import Unrolled
-from composer.text import format_steps
+from composer.readable import format_steps
 
 __all__ = ["parse_highlight", "highlighted_node", "folded_cone"]
 

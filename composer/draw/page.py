@@ -36,7 +36,7 @@ from composer.graph.deps import dependencies
 from composer.graph.unrolled import Unrolled
 from composer.graph.weights import param_table
 from composer.kinds import KINDS
-from composer.text import format_steps
+from composer.readable import format_steps
 
 __all__ = [
     "page_html",
