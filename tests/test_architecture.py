@@ -182,3 +182,18 @@ def test_a_kind_holds_no_converter_facts():
         assert kind.stateful is False or type(kind).step is not Kind.step, kind.name
     text = "\n".join(p.read_text() for p in (PACKAGE / "kinds").glob("*.py"))
     assert "= Kind." not in text and 'torch_class = ""' not in text
+
+
+@pytest.mark.parametrize("module", sorted(_modules()))
+def test_no_underscore_name_is_imported_across_modules(module):
+    """A name with a leading underscore is its module's own: another module that needs it
+    needs it public, in the module its concept belongs to."""
+    tree = ast.parse(_modules()[module].read_text())
+    private = [
+        f"{node.module}.{alias.name}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("composer")
+        for alias in node.names
+        if alias.name.startswith("_") and not alias.name.startswith("__")
+    ]
+    assert not private, f"{module} imports private names {private}"
