@@ -10,7 +10,8 @@ as methods.
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _distribution_version
 
-from composer.draw.diagrams import folded_dot, unfolded_dot
+from composer.draw.folded_picture import folded_dot
+from composer.draw.unfolded_picture import unfolded_dot
 from composer.engine.batches import run
 from composer.engine.executor import execute
 from composer.engine.plan import compile_plan

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from composer.errors import DataError, OutputExistsError, WriteError
-from composer.outputs import shown, write_target
+from composer.output_files import shown, write_target
 from composer.signals import shielded
 
 __all__ = [

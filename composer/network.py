@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
-from composer.draw.diagrams import svg
+from composer.draw.graphviz import svg
 from composer.engine.batches import run
 from composer.engine.inputs import batched, infer_steps
 from composer.engine.pipeline import plan_for_steps, unroll_within

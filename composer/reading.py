@@ -27,8 +27,8 @@ import stat
 from pathlib import Path
 
 from composer.errors import DataError, ResourceError
-from composer.outputs import shown
-from composer.text import human_size
+from composer.output_files import shown
+from composer.readable import human_size
 
 __all__ = ["MAX_VOCAB_BYTES", "MAX_TEXT_BYTES", "check_readable", "check_total"]
 

@@ -416,7 +416,8 @@ def test_random_connection_sets_fail_cleanly(case):
 @given(st.integers(1, 400), st.sampled_from(["elman", "gru", "dense"]), st.integers(1, 6))
 def test_random_long_chains_fail_cleanly(length, kind, steps):
     from composer.cli.report import summary_data
-    from composer.draw.diagrams import folded_dot, unfolded_dot
+    from composer.draw.folded_picture import folded_dot
+    from composer.draw.unfolded_picture import unfolded_dot
     from tests.builders import lecture
 
     layers, previous = [], "x"

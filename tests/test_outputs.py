@@ -20,7 +20,7 @@ from composer import arrays
 from composer.arrays import atomic_write, read_arrays, write_arrays
 from composer.cli import app
 from composer.errors import OutputExistsError, WriteError
-from composer.outputs import output_problem, same_file, shown
+from composer.output_files import output_problem, same_file, shown
 
 ROOT = Path(__file__).parent.parent
 SPEC = ROOT / "specs" / "lecture-elman.yaml"

@@ -77,6 +77,17 @@ def test_the_generated_pages_and_pictures_are_current():
     assert all((ROOT / rel).with_suffix(".svg").exists() for rel in committed)
 
 
+def test_the_architecture_pages_table_of_modules_is_current():
+    """docs/architecture.md lists every module of the package, each once, with the first
+    sentence of its docstring, as `tools/site.py` makes it from the package."""
+    site = load_tool("site")
+    text = (ROOT / site.ARCHITECTURE).read_text(encoding="utf-8")
+    assert text == site.architecture_page(ROOT), "stale module table; run `make docs`"
+    listed = re.findall(r"^\| `(composer/[\w/]+\.py)` \|", text, re.M)
+    modules = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "composer").rglob("*.py"))
+    assert sorted(listed) == modules
+
+
 def test_the_reference_pages_name_every_command_option_and_field():
     """The generated pages are complete: checked against the app and the schema directly."""
     import typer

@@ -13,14 +13,10 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from composer.draw.diagrams import (
-    dot_svg,
-    folded_dot,
-    render_options,
-    unfolded_dot,
-    write_diagram,
-)
+from composer.draw.folded_picture import folded_dot
+from composer.draw.graphviz import dot_svg, render_options, write_diagram
 from composer.draw.page import fingerprint, page_data, page_html, page_stamp, page_steps
+from composer.draw.unfolded_picture import unfolded_dot
 from composer.graph.folded import build
 from composer.graph.unrolled import unroll
 from composer.spec.reader import load_spec

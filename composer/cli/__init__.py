@@ -22,7 +22,7 @@ from composer.cli import (  # noqa: F401  (registers the commands)
 from composer.cli.root import app
 from composer.cli.streams import check_stdout
 from composer.errors import ComposerError
-from composer.outputs import shown
+from composer.output_files import shown
 from composer.signals import Terminated
 from composer.signals import install as install_signals
 

@@ -42,16 +42,11 @@ from composer.cli.report import (
 )
 from composer.cli.root import app
 from composer.cli.state import StateIn, StateOut, run_with_state
-from composer.draw.diagrams import (
-    FORMATS,
-    folded_cone,
-    folded_dot,
-    parse_highlight,
-    render_options,
-    unfolded_dot,
-    write_diagrams,
-)
+from composer.draw.folded_picture import folded_dot
+from composer.draw.graphviz import FORMATS, render_options, write_diagrams
+from composer.draw.highlight import folded_cone, parse_highlight
 from composer.draw.style import Style, parse_weight_names
+from composer.draw.unfolded_picture import unfolded_dot
 from composer.engine.batches import output_steps, run_padded
 from composer.engine.executor import execute
 from composer.engine.inputs import check_inputs, infer_steps, input_bytes, read_inputs
@@ -69,11 +64,11 @@ from composer.errors import ComposerError, DataError, SpecError, SpecErrors
 from composer.finite import check_representable
 from composer.graph.deps import dependencies
 from composer.graph.weights import init_params, load_params
-from composer.outputs import shown
+from composer.output_files import shown
+from composer.readable import format_steps
 from composer.spec.model import NetworkSpec
 from composer.spec.reader import read_spec_text
 from composer.spec.starters import STARTERS, starter
-from composer.text import format_steps
 from composer.threads import apply as apply_threads
 from composer.threads import work_of
 from composer.training.trace import write_trace

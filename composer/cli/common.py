@@ -19,7 +19,7 @@ from composer.errors import ComposerError, SpecError, SpecErrors
 from composer.graph.folded import build
 from composer.graph.unrolled import Unrolled
 from composer.graph.unused import unused_parts
-from composer.outputs import shown
+from composer.output_files import shown
 from composer.spec.reader import SourcedSpec, read_spec
 
 __all__ = [

@@ -15,7 +15,7 @@ from composer.cli.outputs import check_outputs
 from composer.cli.root import app
 from composer.engine.memory import check_memory, text_data_bytes
 from composer.errors import DataError
-from composer.outputs import shown
+from composer.output_files import shown
 from composer.training.text import (
     LEVELS,
     build_vocab,

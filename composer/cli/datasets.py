@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from composer.arrays import write_arrays
-from composer.training.datasets import DATASETS
+from composer.training.example_data import DATASETS
 
 __all__ = ["main"]
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from composer.outputs import shown
+from composer.output_files import shown
 
 __all__ = [
     "EngineName",

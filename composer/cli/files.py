@@ -24,7 +24,7 @@ import typer
 import typer.models
 
 from composer.engine.memory import DEFAULT_MAX_MEMORY, parse_size
-from composer.outputs import same_file, shown
+from composer.output_files import same_file, shown
 from composer.reading import MAX_TEXT_BYTES, MAX_VOCAB_BYTES, check_readable, check_total
 
 __all__ = ["Read", "FileArguments", "file_arguments", "declared_inputs", "lengths_file"]

@@ -20,12 +20,12 @@ from composer.engine.memory import check_memory, params_bytes
 from composer.engine.stepper import Stepper, check_steppable
 from composer.errors import DataError, SpecError
 from composer.finite import check_values
-from composer.graph.folded import given_states
+from composer.graph.handover import given_states
 from composer.graph.weights import load_params
-from composer.outputs import shown
+from composer.output_files import shown
 from composer.threads import apply as apply_threads
 from composer.threads import work_of
-from composer.training.datasets import ACCEPTORS
+from composer.training.example_data import ACCEPTORS
 from composer.training.text import decode_ids, encode_text, read_vocab
 
 Grammar = Enum("Grammar", {name: name for name in ACCEPTORS}, type=str)

@@ -13,7 +13,7 @@ from composer.cli.common import MaxMemory, SpecPath, read_checked, reports_error
 from composer.cli.files import Read, file_arguments
 from composer.cli.outputs import check_outputs
 from composer.cli.root import app
-from composer.outputs import shown
+from composer.output_files import shown
 
 __all__ = ["import_weights"]
 

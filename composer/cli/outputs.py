@@ -9,7 +9,7 @@ import typer
 
 from composer.cli.files import declared_inputs
 from composer.errors import WriteError
-from composer.outputs import output_problem, unwritable
+from composer.output_files import output_problem, unwritable
 
 __all__ = ["check_outputs"]
 

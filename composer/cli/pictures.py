@@ -10,17 +10,18 @@ import typer
 
 from composer.arrays import atomic_write, read_arrays
 from composer.cli.files import declared_inputs
-from composer.draw.diagrams import dot_svg, unfolded_dot, write_diagrams
+from composer.draw.graphviz import dot_svg, write_diagrams
 from composer.draw.heatmap import gradient_chart, gradient_shades, trace_dot
 from composer.draw.page import PAGE_COLUMNS, page_html, page_steps
 from composer.draw.style import Style
+from composer.draw.unfolded_picture import unfolded_dot
 from composer.draw.view import display_names
 from composer.engine.inputs import infer_steps, read_inputs
 from composer.engine.memory import check_memory, tape_bytes
 from composer.engine.pipeline import plan_for_steps, unroll_within
 from composer.errors import ComposerError, DataError, SpecError
 from composer.graph.weights import init_params, load_params
-from composer.outputs import shown
+from composer.output_files import shown
 from composer.training.loop import check_data, plan_for
 from composer.training.losses import loss_kinds
 from composer.training.trace import gradient_norms, trace

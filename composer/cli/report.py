@@ -7,8 +7,8 @@ import numpy as np
 from composer.graph.unrolled import Unrolled
 from composer.graph.weights import param_table
 from composer.kinds import KINDS
+from composer.readable import format_steps
 from composer.spec.model import NetworkSpec
-from composer.text import format_steps
 
 __all__ = [
     "summary_data",

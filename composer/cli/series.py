@@ -15,7 +15,7 @@ from composer.cli.common import reports_errors
 from composer.cli.data import data_app
 from composer.cli.files import Read, file_arguments
 from composer.cli.outputs import check_outputs
-from composer.outputs import shown
+from composer.output_files import shown
 from composer.signals import shielded
 from composer.training.series import parse_split, read_series, series_data
 

@@ -11,7 +11,7 @@ import typer
 
 from composer.arrays import read_arrays, write_arrays
 from composer.engine.stepper import run_stepped
-from composer.outputs import shown
+from composer.output_files import shown
 
 __all__ = ["StateIn", "StateOut", "run_with_state"]
 

@@ -56,7 +56,7 @@ from composer.draw.curve_png import require_matplotlib
 from composer.engine.memory import check_memory, params_bytes, tape_bytes
 from composer.errors import ComposerError, DataError, SpecError
 from composer.graph.weights import init_params, load_params
-from composer.outputs import shown
+from composer.output_files import shown
 from composer.signals import interrupt_once
 from composer.threads import apply as apply_threads
 from composer.threads import work_of

@@ -14,7 +14,7 @@ import typer
 from composer.arrays import atomic_write, write_arrays
 from composer.draw.curve import loss_curve_svg
 from composer.draw.curve_png import loss_curve_png
-from composer.outputs import shown
+from composer.output_files import shown
 from composer.signals import shielded
 from composer.training.checkpoint import saved_history
 from composer.training.history import HistoryFile

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from composer.kinds import Picture
+from composer.kinds import KINDS, Picture
 
 __all__ = [
     "FONT",
@@ -22,6 +22,8 @@ __all__ = [
     "header",
     "node_shape",
     "EDGE_KEY",
+    "state_picture",
+    "block_shape",
 ]
 
 FONT = "DejaVu Sans"
@@ -169,3 +171,13 @@ def node_shape(role: str, picture: Picture | None) -> dict[str, object]:
     if role == "output":
         return {"shape": "ellipse", "fillcolor": FILL[role], "peripheries": 2}
     return {"shape": "ellipse", "fillcolor": FILL[role]}
+
+
+def state_picture(data: dict):
+    """A state's picture, from its layer kind; None for any other vector."""
+    return KINDS[data["kind"]].picture if data["role"] == "state" else None
+
+
+def block_shape(data: dict) -> tuple[int, ...]:
+    shape, (a, b) = data["shape"], data["rows"]
+    return (b - a, *shape[1:])

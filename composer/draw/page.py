@@ -19,8 +19,9 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
-from composer.draw.diagrams import folded_dot, unfolded_dot
+from composer.draw.folded_picture import folded_dot
 from composer.draw.style import Style, merged_readouts
+from composer.draw.unfolded_picture import unfolded_dot
 from composer.draw.view import (
     StepTemplate,
     display_names,
@@ -35,7 +36,7 @@ from composer.graph.deps import dependencies
 from composer.graph.unrolled import Unrolled
 from composer.graph.weights import param_table
 from composer.kinds import KINDS
-from composer.text import format_steps
+from composer.readable import format_steps
 
 __all__ = [
     "page_html",

@@ -9,7 +9,15 @@ import networkx as nx
 
 from composer.errors import ComposerError
 
-__all__ = ["Style", "LABELS", "READOUTS", "TAPS", "parse_weight_names", "merged_readouts"]
+__all__ = [
+    "Style",
+    "DEFAULT",
+    "LABELS",
+    "READOUTS",
+    "TAPS",
+    "parse_weight_names",
+    "merged_readouts",
+]
 
 #: `--labels`: no edge labels, the weights' names, or names with shapes (and node sizes).
 LABELS = ("none", "weights", "full")
@@ -107,3 +115,7 @@ def merged_readouts(folded: nx.MultiDiGraph) -> dict[str, str]:
             if source_data["size"] == data["size"] and source not in merged:
                 merged[source] = node
     return merged
+
+
+#: the style every picture takes unless told otherwise
+DEFAULT = Style()

@@ -28,7 +28,16 @@ from composer.dtypes import check_dtype
 from composer.engine.inputs import check_inputs
 from composer.engine.memory import chunk_steps, track_extent
 from composer.engine.merge import merge_values
-from composer.engine.plan import BoundParams, Feed, Plan, Vector, bind_params, step_runs
+from composer.engine.plan import (
+    BoundParams,
+    Feed,
+    Plan,
+    Vector,
+    bind_params,
+    carry_sizes,
+    preactivation_shape,
+    step_runs,
+)
 from composer.engine.tokens import encode_tokens
 from composer.engine.walk import Walk, start_values
 from composer.errors import DataError
@@ -104,18 +113,6 @@ def _dtype(dtype) -> np.dtype:
     return np.dtype(check_dtype(dtype))
 
 
-def _shape(vector: Vector, rows: int) -> tuple[int, ...]:
-    """A pre-activation's shape: (rows, size), or gate-major (G, rows, H) for a gated cell."""
-    gates = vector.gates
-    return (gates, rows, vector.units) if gates > 1 else (rows, vector.units)
-
-
-def _carry_sizes(vector: Vector, carries) -> list[int]:
-    """The width of each carried array: h has the vector's size, the others (an LSTM's c)
-    one number per unit."""
-    return [vector.size if name == "h" else vector.units for name in carries]
-
-
 def _by_step(values: np.ndarray, steps: int) -> np.ndarray:
     """A pre-activation of `steps` steps as one (B, size) or (G, B, H) block per step."""
     if values.ndim == 2:
@@ -173,7 +170,7 @@ class _Executor(Walk):
             carries = KINDS[v.kind].carries if v.role == "state" else ("h",)
             self.tracks[name] = [
                 _Track(track_extent(v, plan.streaming, chunk, k), batch, size, dtype)
-                for k, size in enumerate(_carry_sizes(v, carries))
+                for k, size in enumerate(carry_sizes(v, carries))
             ]
             if v.role == "state":
                 self.work[name] = KINDS[v.kind].workspace(batch, v.units, dtype)
@@ -362,7 +359,7 @@ class _Executor(Walk):
             feeds, space = self.feeds[v.name], self.scratch[0]
             runs, projected = self._project_packed(v, start, stop, feeds, space)
         else:
-            projected = self._buffer(0, _shape(v, (stop - start) * self.batch))
+            projected = self._buffer(0, preactivation_shape(v, (stop - start) * self.batch))
             runs = self._project(v, start, stop, projected, self.feeds[v.name])
             projected = _by_step(projected, stop - start)
         self.start_state(v, start, stop, direction)
@@ -377,7 +374,7 @@ class _Executor(Walk):
         step's (rows, ...) view (None at a step not computed)."""
         counts = self.active[v.name][start:stop]
         offsets = np.concatenate(([0], np.cumsum(counts)))
-        shape = _shape(v, int(offsets[-1]))
+        shape = preactivation_shape(v, int(offsets[-1]))
         out = space[: math.prod(shape)].reshape(shape)
         bias, runs = self.weights[v.name].bias, step_runs(v.present, start, stop)
         for a, b in runs:
@@ -459,7 +456,7 @@ class _Executor(Walk):
     def project(self, v: Vector, start: int, stop: int, feeds) -> None:
         buffer = self.general.get(v.name)
         if buffer is None:
-            buffer = np.empty(_shape(v, self.chunk * self.batch), self.dtype)
+            buffer = np.empty(preactivation_shape(v, self.chunk * self.batch), self.dtype)
             self.general[v.name] = buffer
         if v.name in self.active:  # a packed batch: each step's running rows
             self.projected[v.name] = self._project_packed(v, start, stop, feeds, buffer.ravel())[1]

@@ -23,7 +23,7 @@ from composer.errors import ResourceError
 from composer.graph.unrolled import Unrolled
 from composer.graph.weights import param_table
 from composer.kinds import KINDS
-from composer.text import human_size
+from composer.readable import human_size
 
 __all__ = [
     "DEFAULT_MAX_MEMORY",

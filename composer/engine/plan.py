@@ -66,6 +66,8 @@ __all__ = [
     "BoundParams",
     "VectorWeights",
     "bind_params",
+    "preactivation_shape",
+    "carry_sizes",
 ]
 
 
@@ -381,3 +383,15 @@ def bind_params(
         if data["role"] == "input" and data.get("embed"):
             arrays[f"{node}.E"] = np.asarray(params[f"{node}.E"], dtype=dt)
     return BoundParams(graph, dt, MappingProxyType(arrays))
+
+
+def preactivation_shape(vector: Vector, rows: int) -> tuple[int, ...]:
+    """A pre-activation's shape: (rows, size), or gate-major (G, rows, H) for a gated cell."""
+    gates = vector.gates
+    return (gates, rows, vector.units) if gates > 1 else (rows, vector.units)
+
+
+def carry_sizes(vector: Vector, carries) -> list[int]:
+    """The width of each carried array: h has the vector's size, the others (an LSTM's c)
+    one number per unit."""
+    return [vector.size if name == "h" else vector.units for name in carries]

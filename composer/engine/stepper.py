@@ -41,10 +41,9 @@ import networkx as nx
 import numpy as np
 
 from composer.dtypes import check_dtype
-from composer.engine.executor import _carry_sizes, _shape
 from composer.engine.inputs import check_given, is_given
 from composer.engine.pipeline import plan_for_steps
-from composer.engine.plan import Plan, Vector, bind_params
+from composer.engine.plan import Plan, Vector, bind_params, carry_sizes, preactivation_shape
 from composer.engine.tokens import check_ids, one_hot_ids, token_vocab
 from composer.engine.walk import Walk, start_values
 from composer.errors import DataError, SpecError
@@ -242,7 +241,7 @@ class _OneStep(Walk):
         for name, depth in self.depth.items():
             v = self.plan.vectors[name]
             carried = []
-            for key, size in zip(state_keys(v), _carry_sizes(v, _carries(v))):
+            for key, size in zip(state_keys(v), carry_sizes(v, _carries(v))):
                 value = np.asarray(given[key])
                 shape = (batch, size) if depth == 1 else (batch, depth, size)
                 if value.shape != shape or value.dtype.kind not in "iuf":
@@ -272,7 +271,7 @@ class _OneStep(Walk):
         """The vector's last `depth` steps, oldest first, zeros where not yet computed."""
         v, depth = self.plan.vectors[name], self.depth[name]
         held = list(self.past.get(name, ()))
-        zero = [np.zeros((self.batch or 1, n), self.dtype) for n in _carry_sizes(v, _carries(v))]
+        zero = [np.zeros((self.batch or 1, n), self.dtype) for n in carry_sizes(v, _carries(v))]
         return [zero] * (depth - len(held)) + held
 
     def _back(self, name: str, lag: int) -> list[np.ndarray] | None:
@@ -384,7 +383,7 @@ class _OneStep(Walk):
         self.outputs[v.name] = out
 
     def project(self, v: Vector, start: int, stop: int, feeds) -> None:
-        pre = np.zeros(_shape(v, self.batch), self.dtype)
+        pre = np.zeros(preactivation_shape(v, self.batch), self.dtype)
         bias = self.weights[v.name].bias
         if bias is not None:
             pre += bias
@@ -407,7 +406,7 @@ class _OneStep(Walk):
         x_t += self._back(feed.source, feed.lag - step)[0] @ weight
 
     def step(self, v: Vector, x_t: np.ndarray, step: int) -> None:
-        out = [np.empty((self.batch, n), self.dtype) for n in _carry_sizes(v, _carries(v))]
+        out = [np.empty((self.batch, n), self.dtype) for n in carry_sizes(v, _carries(v))]
         if v.role != "state":
             ACTIVATIONS[v.activation](x_t, out=out[0])
         else:

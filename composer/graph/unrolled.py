@@ -10,7 +10,7 @@ import networkx as nx
 import numpy as np
 
 from composer.errors import SpecError
-from composer.graph.folded import handover_origins
+from composer.graph.handover import handover_origins
 from composer.graph.loops import instant_graph
 from composer.spec.windows import parse_window
 

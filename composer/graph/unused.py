@@ -20,7 +20,7 @@ import networkx as nx
 import numpy as np
 
 from composer.errors import SpecError
-from composer.graph.folded import handover_origins
+from composer.graph.handover import handover_origins
 from composer.graph.unrolled import unroll
 from composer.spec.windows import window_bounds
 

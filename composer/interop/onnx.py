@@ -35,10 +35,10 @@ from composer.interop.onnx_check import (
 )
 from composer.interop.onnx_graph import Builder
 from composer.interop.onnx_plain import fixed_t_reasons, plain_graph
-from composer.interop.onnx_unrolled import unrolled_graph
+from composer.interop.onnx_unrolled import write_unrolled
 from composer.interop.onnx_worker import QUIET, WorkerError, run_session
 from composer.kinds import KINDS, writes_step
-from composer.outputs import shown
+from composer.output_files import shown
 
 __all__ = [
     "MIN_OPSET",
@@ -185,7 +185,7 @@ def build_model(
     g = Builder(dtype, opset)
     if mode == "unrolled":
         steps = 1 if steps is None else steps  # only a one-to-one network gets here without
-        inputs, outputs = unrolled_graph(g, folded, params, steps)
+        inputs, outputs = write_unrolled(g, folded, params, steps)
         how = f"unrolled at T = {steps}"
     else:
         inputs, outputs = plain_graph(

@@ -23,7 +23,7 @@ import numpy as np
 from composer.errors import DataError
 from composer.interop import need
 from composer.interop.onnx_plain import input_dims
-from composer.outputs import shown
+from composer.output_files import shown
 from composer.spec.windows import parse_window
 
 __all__ = [

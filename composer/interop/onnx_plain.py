@@ -21,7 +21,7 @@ from composer.engine.merge import merge_values
 from composer.engine.pipeline import plan_for_steps
 from composer.errors import SpecError
 from composer.graph.features import extended_features
-from composer.graph.folded import state_nodes
+from composer.graph.names import state_nodes
 from composer.graph.weights import bias_keys
 from composer.interop.native import ONNX_OPERATORS, OnnxOperator
 from composer.interop.onnx_graph import Builder

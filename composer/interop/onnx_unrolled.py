@@ -19,10 +19,10 @@ from composer.interop.onnx_graph import Builder
 from composer.interop.onnx_plain import encoded, input_info, sorted_nodes
 from composer.kinds import KINDS
 
-__all__ = ["unrolled_graph"]
+__all__ = ["write_unrolled"]
 
 
-def unrolled_graph(g: Builder, folded, params, steps: int):
+def write_unrolled(g: Builder, folded, params, steps: int):
     """Fill `g` with the network unrolled to `steps`; its graph inputs and outputs."""
     plan = compile_plan(unroll(folded, steps))
     return _Writer(g, plan, params).write()

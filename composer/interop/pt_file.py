@@ -22,7 +22,7 @@ from composer.engine.memory import check_memory
 from composer.errors import ComposerError, DataError
 from composer.interop import need
 from composer.interop.declared import Declared
-from composer.outputs import shown
+from composer.output_files import shown
 
 __all__ = ["read_pt"]
 

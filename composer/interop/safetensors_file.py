@@ -21,7 +21,7 @@ import numpy as np
 from composer.engine.memory import DEFAULT_MAX_MEMORY, check_memory
 from composer.errors import DataError
 from composer.interop.declared import Declared
-from composer.outputs import shown
+from composer.output_files import shown
 
 __all__ = ["read_header", "MAX_HEADER_BYTES"]
 

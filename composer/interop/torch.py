@@ -28,7 +28,7 @@ from composer.interop.declared import Declared
 from composer.interop.pt_file import read_pt
 from composer.interop.safetensors_file import read_header
 from composer.interop.torch_keys import remap, to_state, torch_keys, used_keys
-from composer.outputs import shown
+from composer.output_files import shown
 
 __all__ = ["SUFFIXES", "export", "read_state", "write_state", "import_state"]
 

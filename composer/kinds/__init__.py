@@ -18,8 +18,10 @@ from composer.kinds.base import (
 )
 from composer.kinds.dense import DENSE
 from composer.kinds.elman import ELMAN
-from composer.kinds.gru import GRU, GRU_LAYER_NORM, GRU_RESET_BEFORE
-from composer.kinds.lstm import LSTM, LSTM_LAYER_NORM, LSTM_PROJ
+from composer.kinds.gru import GRU, GRU_RESET_BEFORE
+from composer.kinds.layer_norm import GRU_LAYER_NORM, LSTM_LAYER_NORM
+from composer.kinds.lstm import LSTM
+from composer.kinds.lstm_proj import LSTM_PROJ
 
 __all__ = [
     "KINDS",

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from composer.kinds.base import Kind, Picture, WeightInfo, aligned
+from composer.kinds.base import Kind, Picture, aligned
 
 __all__ = [
     "GRU",
     "GRU_RESET_BEFORE",
-    "GRU_LAYER_NORM",
+    "GRUKind",
     "gru_step",
     "gru_reset_before_step",
-    "gru_layer_norm_step",
 ]
 
 #: a pass of derivative factors covers a few steps at a time, to stay in a core's cache
@@ -56,7 +55,7 @@ def gru_step(
     return h
 
 
-class _GRU(Kind):
+class GRUKind(Kind):
     """Three gates and two biases, `bx` and `bs`, as PyTorch's bias_ih and bias_hh."""
 
     name = spec_kind = "gru"
@@ -87,6 +86,8 @@ class _GRU(Kind):
         return ops.add(n, ops.mul(z, ops.sub(h_prev, n)))
 
     def variant(self, layer) -> Kind:
+        from composer.kinds.layer_norm import GRU_LAYER_NORM  # the variant subclasses this
+
         if getattr(layer, "layer_norm", False):
             return GRU_LAYER_NORM
         return GRU if getattr(layer, "reset_after", True) else GRU_RESET_BEFORE
@@ -231,7 +232,7 @@ def gru_reset_before_step(
     return h
 
 
-class _GRUResetBefore(_GRU):
+class _GRUResetBefore(GRUKind):
     """The GRU of Cho et al. 2014 (`reset_after: false`; ONNX's `linear_before_reset=0`,
     Keras' `reset_after=False`): the reset gate scales the state before its product.
 
@@ -355,151 +356,5 @@ class _GRUResetBefore(_GRU):
         return dxw, dxw  # bx and bs add up in every gate
 
 
-GRU = _GRU()
+GRU = GRUKind()
 GRU_RESET_BEFORE = _GRUResetBefore()
-
-
-def _normalise(a: np.ndarray, axes) -> tuple[np.ndarray, np.ndarray]:
-    """(a - mean) / std over `axes`, and that std (sqrt(var + eps)), keeping dims."""
-    centred = a - a.mean(axis=axes, keepdims=True)
-    std = np.sqrt((centred * centred).mean(axis=axes, keepdims=True) + 1e-5)
-    return centred / std, std
-
-
-def _normalise_back(dn: np.ndarray, n: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """The gradient w.r.t. a of n = (a - mean) / std, over the last axis, given dn."""
-    mean_dn = dn.mean(axis=-1, keepdims=True)
-    return (dn - mean_dn - n * (dn * n).mean(axis=-1, keepdims=True)) / std
-
-
-def gru_layer_norm_step(xw, h_prev, Ws, extra, h) -> None:
-    """One layer-normalised GRU step into `h`; gate-major `xw` (3, B, H) = x Wx and `Ws`
-    (3, H, H); `extra` = (bx, bs, gx, gs), gate-major (3, 1, H)."""
-    bx, bs, gx, gs = extra
-    a = _normalise(xw, (0, 2))[0] * gx + bx
-    s = _normalise(np.matmul(h_prev, Ws), (0, 2))[0] * gs + bs
-    r, z = 1 / (1 + np.exp(-(a[:2] + s[:2])))
-    n = np.tanh(a[2] + r * s[2])
-    np.subtract(h_prev, n, out=h)
-    np.multiply(h, z, out=h)
-    np.add(h, n, out=h)
-
-
-class _LayerNormGRU(_GRU):
-    """The GRU of `layer_norm: true`: the input and the recurrent pre-activations each
-    normalised over their 3H units before their gains and biases (as Ba et al. 2016 do for
-    an LSTM's two terms), then PyTorch's GRU:
-
-        a = LN(x Wx) * gx + bx,   s = LN(h_prev Ws) * gs + bs      (3H each; r, z, n)
-        r, z = sigmoid(a + s),   n = tanh(a_n + r * s_n),   h = (1 - z) * n + z * h_prev
-
-    Unhalved columns in PyTorch's order (a normalisation is not linear); step by step.
-    """
-
-    name = "gru_layer_norm"
-    option = "layer_norm: true"
-
-    def step(self, ops, xw, prev, w, activation=None, read=None) -> tuple:
-        (h_prev,) = prev
-        rec = ops.matmul(h_prev if read is None else read, w["Ws"])
-        a = ops.add(ops.mul(ops.layer_norm(xw), w["gx"]), w["bx"])
-        s = ops.add(ops.mul(ops.layer_norm(rec), w["gs"]), w["bs"])
-        return (self.mix(ops, h_prev, *ops.split(a, 3), *ops.split(s, 3)),)
-
-    sigmoid_gates = 0
-    biases = (("bx", False), ("bs", False), ("gx", False), ("gs", False))
-    tape_numbers = 14
-    picture = Picture(tag="GRU h (layer norm)", shape="hexagon", fill="#ede9fe")
-
-    def variant(self, layer) -> Kind:
-        return GRU.variant(layer)
-
-    def weights(self, fan_in: int, size: int, bias: bool = True) -> list[WeightInfo]:
-        rows = _GRU.weights(self, fan_in, size, bias)
-        return [
-            WeightInfo(w.suffix, w.shape, w.formula, w.bound, False, "ones")
-            if w.suffix in ("gx", "gs")
-            else w
-            for w in rows
-        ]
-
-    def fold_biases(self, biases):
-        return None, tuple(biases)
-
-    def workspace(self, batch: int, size: int, dtype) -> tuple:
-        return ()
-
-    def leading(self, work: tuple, rows: int) -> tuple:
-        return work
-
-    def forward(self, xw, prev, out, recurrent, extra, work, activation) -> None:
-        for x_t, h_prev, h in zip(xw, prev[0], out[0]):
-            gru_layer_norm_step(x_t, h_prev, recurrent, extra, h)
-
-    def tape(self, track, length: int, batch: int, dtype) -> None:
-        shape3, shape1 = (length, batch, 3 * track.size), (length, batch, 1)
-        track.x_hat, track.s_hat = np.zeros(shape3, dtype), np.zeros(shape3, dtype)
-        track.x_std, track.s_std = np.ones(shape1, dtype), np.ones(shape1, dtype)
-        track.s_all = np.zeros(shape3, dtype)  # LN(h_prev Ws) * gs + bs
-        track.gate = np.zeros(shape3, dtype)  # r, z, n
-        track.da, track.dsa = np.zeros(shape3, dtype), np.zeros(shape3, dtype)
-        track.ds = np.zeros(shape3, dtype)  # the gradient of h_prev Ws
-
-    def tape_bias(self, bias, batch: int):
-        return bias
-
-    def cached_forward(self, track, a: int, b: int, reverse: bool) -> None:
-        tr, H = track, track.size
-        bx, bs, gx, gs = (np.reshape(v, -1) for v in tr.extra)
-        mask = tr.recurrent_mask
-        views = [(tr.xw, 0), (tr.h, tr.lag), (tr.h, 0), (tr.x_hat, 0), (tr.s_hat, 0)]
-        views += [(tr.x_std, 0), (tr.s_std, 0), (tr.s_all, 0), (tr.gate, 0)]
-        for xw, h_prev, h, xh, sh, xs, ss, s_all, gate in zip(
-            *aligned(views, a, b, reverse, tr.rows)
-        ):
-            read = h_prev if mask is None else h_prev * mask[: len(h)]
-            xh[...], xs[...] = _normalise(xw, -1)
-            sh[...], ss[...] = _normalise(read @ tr.Ws, -1)
-            pre = xh * gx + bx
-            s_all[...] = sh * gs + bs
-            gate[:, : 2 * H] = 1 / (1 + np.exp(-(pre[:, : 2 * H] + s_all[:, : 2 * H])))
-            gate[:, 2 * H :] = np.tanh(pre[:, 2 * H :] + gate[:, :H] * s_all[:, 2 * H :])
-            n, z = gate[:, 2 * H :], gate[:, H : 2 * H]
-            h[...] = n + z * (h_prev - n)
-
-    def factors(self, track, a: int, b: int) -> None:
-        """Made step by step in `backward`."""
-
-    def backward(self, track, a: int, b: int, reverse: bool) -> None:
-        tr, H = track, track.size
-        _, _, gx, gs = (np.reshape(v, -1) for v in tr.extra)
-        mask = tr.recurrent_mask
-        views = [(tr.g, 0), (tr.g, tr.lag), (tr.h, tr.lag), (tr.gate, 0), (tr.s_all, 0)]
-        views += [(tr.x_hat, 0), (tr.x_std, 0), (tr.s_hat, 0), (tr.s_std, 0), (tr.da, 0)]
-        views += [(tr.dsa, 0), (tr.ds, 0), (tr.dxw, 0), (tr.keep, 0)]
-        for step in zip(*aligned(views, a, b, not reverse, tr.rows)):
-            dh, dh_prev, h_prev, gate, s_all, xh, xs, sh, ss, da, dsa, ds, dxw, keep = step
-            r, z, n = gate[:, :H], gate[:, H : 2 * H], gate[:, 2 * H :]
-            dn = dh * (1 - z) * (1 - n * n)  # through tanh
-            dr = dn * s_all[:, 2 * H :] * r * (1 - r)
-            dz = dh * (h_prev - n) * z * (1 - z)
-            da[:, :H], da[:, H : 2 * H], da[:, 2 * H :] = dr, dz, dn
-            dsa[:, :H], dsa[:, H : 2 * H], dsa[:, 2 * H :] = dr, dz, dn * r
-            dxw[...] = _normalise_back(da * gx, xh, xs)
-            ds[...] = _normalise_back(dsa * gs, sh, ss)
-            if keep:
-                back = ds @ tr.WsT
-                dh_prev += (back if mask is None else back * mask[: len(dh)]) + dh * z
-
-    def recurrent_gradient(self, track) -> np.ndarray:
-        return track.ds
-
-    def bias_rows(self, track, a: int, b: int, dxw, drec) -> tuple:
-        def flat(array):
-            return array[a:b].reshape(-1, array.shape[-1])
-
-        da, dsa = flat(track.da), flat(track.dsa)
-        return da, dsa, da * flat(track.x_hat), dsa * flat(track.s_hat)
-
-
-GRU_LAYER_NORM = _LayerNormGRU()

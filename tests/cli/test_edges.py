@@ -254,7 +254,7 @@ def test_pdf_output_is_byte_identical(tmp_path, monkeypatch):
 
 
 def test_pdf_dates_follow_source_date_epoch():
-    from composer.draw.diagrams import _fixed_dates
+    from composer.draw.graphviz import _fixed_dates
 
     pdf = b"<< /CreationDate (D:20261130201857Z) /ModDate (D:20261130201857Z) >>"
     import os

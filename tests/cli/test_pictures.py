@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from composer.arrays import read_arrays, write_arrays
 from composer.cli import app
 from composer.network import Network
-from composer.training.datasets import echo
+from composer.training.example_data import echo
 from tests.conftest import ROOT
 
 runner = CliRunner()

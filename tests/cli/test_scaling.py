@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from composer.cli.report import summary_data
-from composer.draw.diagrams import unfolded_dot
 from composer.draw.layout import Grid
+from composer.draw.unfolded_picture import unfolded_dot
 from composer.draw.view import display_names, unfolded_view
 from composer.graph.folded import build
 from composer.graph.unrolled import _close_recurrence, unroll

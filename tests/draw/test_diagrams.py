@@ -13,9 +13,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from composer.draw import diagrams as render
-from composer.draw.diagrams import folded_dot, parse_highlight, svg, unfolded_dot, write_diagram
+from composer.draw.dot import CONE
+from composer.draw.folded_picture import folded_dot
+from composer.draw.graphviz import svg, write_diagram
+from composer.draw.highlight import folded_cone, parse_highlight
 from composer.draw.style import Style, merged_readouts
+from composer.draw.unfolded_picture import unfolded_dot
 from composer.draw.view import StepTemplate, kept_columns, same_steps
 from composer.errors import ComposerError, RenderError
 from composer.graph.folded import build
@@ -87,7 +90,7 @@ def drawn(dot_text: str):
     for dot_id, node_id, role, rest in NODE_LINE.findall(dot_text):
         if role != "elided":
             ids[dot_id] = _step_node(node_id)
-            if f'fillcolor="{render.CONE}"' in rest:
+            if f'fillcolor="{CONE}"' in rest:
                 shaded.add(ids[dot_id])
     edges = set()
     for tail, head, role, edge_id, _ in EDGE_LINE.findall(dot_text):
@@ -320,7 +323,8 @@ def test_diagrams_are_byte_identical_across_builds(name):
 def test_diagrams_do_not_depend_on_hash_seeds():
     code = (
         "from composer.graph.folded import build; from composer.spec.reader import load_spec; "
-        "from composer.draw.diagrams import folded_dot, unfolded_dot; "
+        "from composer.draw.folded_picture import folded_dot; "
+        "from composer.draw.unfolded_picture import unfolded_dot; "
         "from composer.graph.unrolled import unroll; g = build(load_spec('specs/dilated.yaml')); "
         "print(folded_dot(g) + unfolded_dot(unroll(g, 30), highlight=('o', -1)))"
     )
@@ -528,7 +532,7 @@ def test_the_legend_draws_its_swatches_and_keys_start_states_and_shading():
     assert "what the shaded node depends on" not in unfolded
     shaded = unfolded_dot(unroll(graph, 3), style=style, highlight=("y", 1))
     assert "what the shaded node depends on" in shaded and "the rest" in shaded
-    cone = render.folded_cone(unroll(graph, 3), ("y", 1))
+    cone = folded_cone(unroll(graph, 3), ("y", 1))
     assert "what the shaded node depends on" in folded_dot(graph, style=style, cone=cone)
 
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 import networkx as nx
 import pytest
 
-from composer.draw.diagrams import CONE_EDGE, folded_cone, folded_dot, unfolded_dot
+from composer.draw.dot import CONE_EDGE
+from composer.draw.folded_picture import folded_dot
+from composer.draw.highlight import folded_cone
+from composer.draw.unfolded_picture import unfolded_dot
 from composer.graph.folded import build
 from composer.graph.unrolled import unroll, unrolled_graph
 from tests.builders import layer, readout, spec

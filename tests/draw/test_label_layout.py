@@ -9,8 +9,9 @@ import shutil
 
 import pytest
 
-from composer.draw.diagrams import folded_dot, unfolded_dot
+from composer.draw.folded_picture import folded_dot
 from composer.draw.style import LABELS, Style, parse_weight_names
+from composer.draw.unfolded_picture import unfolded_dot
 from composer.graph.folded import build
 from composer.graph.unrolled import unroll
 from composer.kinds import KINDS

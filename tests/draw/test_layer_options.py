@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from composer.draw.diagrams import folded_dot
+from composer.draw.folded_picture import folded_dot
 from composer.graph.folded import build
 from tests.builders import layer, readout, spec
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from composer.cli.report import format_dependencies
-from composer.draw.diagrams import dot_svg
+from composer.draw.graphviz import dot_svg
 from composer.draw.page import (
     embedded_json,
     fingerprint,

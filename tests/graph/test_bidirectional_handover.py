@@ -96,7 +96,8 @@ def test_lengths_hand_over_each_items_own_final_state(merge):
 
 
 def test_the_diagrams_draw_both_hand_overs(tmp_path):
-    from composer.draw.diagrams import folded_dot, unfolded_dot
+    from composer.draw.folded_picture import folded_dot
+    from composer.draw.unfolded_picture import unfolded_dot
 
     graph = build(_network("sum"))
     folded = folded_dot(graph)

@@ -10,7 +10,7 @@ from composer.cli.report import format_dependencies
 from composer.graph.deps import dependencies
 from composer.graph.folded import build
 from composer.graph.unrolled import unroll
-from composer.text import format_steps
+from composer.readable import format_steps
 from tests.builders import input_, layer, lecture, output, random_networks
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from composer.errors import SpecError
-from composer.graph.folded import build, layer_output
+from composer.graph.folded import build
+from composer.graph.names import layer_output
 from tests.builders import connection, input_, layer, lecture, output, readout
 
 

@@ -14,7 +14,7 @@ from tests.builders import input_, layer, output, readout, spec
 torch = pytest.importorskip("torch")
 
 from composer.interop.torch_keys import grads_from_state  # noqa: E402
-from composer.interop.torch_module import _Pass  # noqa: E402
+from composer.interop.torch_pass import TorchPass  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -83,10 +83,10 @@ def test_recurrent_dropout_runs_the_cell_loop_and_input_dropout_stays_native():
     params, x, _ = _setup(net)
     module = net.to_torch(params, dtype="float64")
     plan = module._plan(6)
-    masked = _Pass(module, plan, {"x": torch.from_numpy(x)}, None, False, dropout=Dropout(1))
+    masked = TorchPass(module, plan, {"x": torch.from_numpy(x)}, None, False, dropout=Dropout(1))
     assert masked._native_layer(plan.vectors["plain.s"]) == ("plain.s",)
     assert masked._native_layer(plan.vectors["drop.s"]) is None
-    quiet = _Pass(module, plan, {"x": torch.from_numpy(x)}, None, False)
+    quiet = TorchPass(module, plan, {"x": torch.from_numpy(x)}, None, False)
     assert quiet._native_layer(plan.vectors["drop.s"]) == ("drop.s",)
 
 

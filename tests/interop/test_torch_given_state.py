@@ -20,7 +20,7 @@ from tests.conftest import ROOT
 torch = pytest.importorskip("torch")
 
 from composer.interop.torch_keys import grads_from_state  # noqa: E402
-from composer.interop.torch_module import _Pass  # noqa: E402
+from composer.interop.torch_pass import TorchPass  # noqa: E402
 
 pytestmark = pytest.mark.torch
 runner = CliRunner()
@@ -56,7 +56,7 @@ def test_forward_and_gradients_match_the_numpy_engine(kind, loop):
     net = _network(kind, loop)
     params = _random(net)
     module = net.to_torch(params, "float64")
-    assert _Pass.all_native(module, plan_for_steps(net.graph, 6)) == (not loop)
+    assert TorchPass.all_native(module, plan_for_steps(net.graph, 6)) == (not loop)
     got = module({"x": torch.from_numpy(X), "h0": torch.from_numpy(H0)})
     expected = net.run(params, {"x": X, "h0": H0}, dtype="float64")
     np.testing.assert_allclose(got["y"].detach().numpy(), expected["y"], atol=1e-10, rtol=0)

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from composer import build, init_params
+from composer.spec.model import NetworkSpec
 
 pytest.importorskip("torch")
-from composer.interop import torch_module  # noqa: E402
-from composer.interop.torch_engine import run_torch
-from composer.spec.model import NetworkSpec
+from composer.interop import torch_module, torch_pass  # noqa: E402
+from composer.interop.torch_engine import run_torch  # noqa: E402
 
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 
@@ -39,7 +39,7 @@ def network(kind: str, bidirectional: bool = False, size: int = 5) -> object:
 def both_ways(monkeypatch, graph, x, dtype, **options):
     params = init_params(graph, 3, dtype)
     whole = run_torch(graph, params, {"x": x}, dtype=dtype, **options)
-    monkeypatch.setattr(torch_module, "NATIVE_ELEMENTS", 7)  # a chunk of 1 or 2 steps
+    monkeypatch.setattr(torch_pass, "NATIVE_ELEMENTS", 7)  # a chunk of 1 or 2 steps
     chunked = run_torch(graph, params, {"x": x}, dtype=dtype, **options)
     monkeypatch.undo()
     return whole, chunked
@@ -80,7 +80,7 @@ def test_training_in_chunks_gives_the_same_gradients(monkeypatch):
 
     for bptt in (None, 5):
         whole = gradients(bptt)
-        monkeypatch.setattr(torch_module, "NATIVE_ELEMENTS", 7)
+        monkeypatch.setattr(torch_pass, "NATIVE_ELEMENTS", 7)
         chunked = gradients(bptt)
         monkeypatch.undo()
         for name in whole:

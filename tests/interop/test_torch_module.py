@@ -18,7 +18,7 @@ from tests.oracles import SCENARIOS
 torch = pytest.importorskip("torch")
 
 from composer.interop.torch_keys import grads_from_state  # noqa: E402
-from composer.interop.torch_module import _Pass  # noqa: E402
+from composer.interop.torch_pass import TorchPass  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -72,7 +72,7 @@ def case(request):
 
 def test_runs_natively_exactly_the_plain_examples(case):
     name, net, params, _, _, plan = case
-    assert _Pass.all_native(net.to_torch(params, "float64"), plan) == (name in NATIVE)
+    assert TorchPass.all_native(net.to_torch(params, "float64"), plan) == (name in NATIVE)
 
 
 def test_forward_matches_run(case):
@@ -149,7 +149,7 @@ def test_a_plain_stack_runs_packed_and_matches_grad_with_lengths(kind, alignment
     x = rng.normal(size=(5, 7, 3))
     lengths = {"x": np.array([7, 3, 5, 1, 6])}
     module = net.to_torch(params, dtype="float64")
-    assert _Pass.all_native(module, module._plan(7))
+    assert TorchPass.all_native(module, module._plan(7))
     calls = []
     rnn = module.l0.rnn
     hook = rnn.register_forward_hook(lambda mod, args, out: calls.append(type(args[0]).__name__))
@@ -258,7 +258,7 @@ def test_merged_directions_match_run_and_grad(name):
     x = {n: rng.normal(size=(3, len(plan.window(n)), plan.vectors[n].size)) for n in plan.inputs}
     module = net.to_torch(params, dtype="float64")
     native = "loop" not in name and "encoder" not in name  # a hand-over: the cell loop
-    assert _Pass.all_native(module, module._plan(steps)) == native
+    assert TorchPass.all_native(module, module._plan(steps)) == native
     out = module(_tensors(x))
     expected = net.run(params, x, dtype="float64")
     for key, value in expected.items():

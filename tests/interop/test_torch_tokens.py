@@ -21,7 +21,7 @@ torch = pytest.importorskip("torch")
 
 from composer.interop.torch_engine import TorchEngine  # noqa: E402
 from composer.interop.torch_keys import grads_from_state  # noqa: E402
-from composer.interop.torch_module import _Pass  # noqa: E402
+from composer.interop.torch_pass import TorchPass  # noqa: E402
 
 pytestmark = pytest.mark.torch
 runner = CliRunner()
@@ -62,7 +62,7 @@ def test_forward_and_gradients_match_the_numpy_engine(kind, embed, learn, loop):
     x = rng.integers(0, 6, (3, 7))
     targets = {"y": rng.normal(size=(3, 7, 5))}
     module = net.to_torch(params, "float64")
-    assert _Pass.all_native(module, plan_for_steps(net.graph, 7)) == (not loop)
+    assert TorchPass.all_native(module, plan_for_steps(net.graph, 7)) == (not loop)
     got = module({"x": torch.from_numpy(x)})
     expected = net.run(params, {"x": x}, dtype="float64")
     np.testing.assert_allclose(got["y"].detach().numpy(), expected["y"], atol=1e-10, rtol=0)

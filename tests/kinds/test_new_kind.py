@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from composer.draw.diagrams import folded_dot, unfolded_dot
+from composer.draw.folded_picture import folded_dot
+from composer.draw.unfolded_picture import unfolded_dot
 from composer.engine.batches import run
 from composer.engine.pipeline import plan_for_steps
 from composer.graph.folded import build

@@ -7,7 +7,7 @@ import pytest
 
 from composer.arrays import read_arrays
 from composer.cli.datasets import main
-from composer.training.datasets import DATASETS, SYMBOLS, accepts, reber_string
+from composer.training.example_data import DATASETS, SYMBOLS, accepts, reber_string
 from composer.training.text import read_vocab
 from tests.conftest import ROOT
 from tests.tolerances import assert_close

@@ -13,7 +13,7 @@ from composer.errors import DataError
 from composer.graph.folded import build
 from composer.graph.weights import init_params
 from composer.spec.reader import load_spec
-from composer.training.datasets import SYMBOLS, accepts, reber_complete
+from composer.training.example_data import SYMBOLS, accepts, reber_complete
 from composer.training.loop import train
 from tests.conftest import ROOT
 
