@@ -172,3 +172,33 @@ def test_a_kind_holds_no_converter_facts():
         assert kind.stateful is False or type(kind).step is not Kind.step, kind.name
     text = "\n".join(p.read_text() for p in (PACKAGE / "kinds").glob("*.py"))
     assert "= Kind." not in text and 'torch_class = ""' not in text
+
+
+TOOLS = ROOT / "tools"
+
+
+def _imported(path: Path) -> set[str]:
+    """Every module a file names in an import, at the top or inside functions."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("path", sorted(TOOLS.glob("*.py")), ids=lambda p: p.name)
+def test_tools_import_no_cli(path):
+    """The tools build on the library; the command line is something they document and run
+    (through the `rnn-composer` script pyproject.toml declares), not a library."""
+    against = sorted(
+        n for n in _imported(path) if n == "composer.cli" or n.startswith("composer.cli.")
+    )
+    assert not against, f"tools/{path.name} imports the command line: {against}"
+
+
+def test_the_tools_rule_catches_a_cli_import(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from composer.cli.commands import spec_schema\n")
+    assert "composer.cli.commands" in _imported(bad)

@@ -70,15 +70,15 @@ from composer.finite import check_representable
 from composer.graph.deps import dependencies
 from composer.graph.weights import init_params, load_params
 from composer.outputs import shown
-from composer.spec.model import NetworkSpec
 from composer.spec.reader import read_spec_text
+from composer.spec.schema import spec_schema
 from composer.spec.starters import STARTERS, starter
 from composer.text import format_steps
 from composer.threads import apply as apply_threads
 from composer.threads import work_of
 from composer.training.trace import write_trace
 
-__all__ = ["validate", "summary", "deps", "run", "render", "schema", "new", "spec_schema"]
+__all__ = ["validate", "summary", "deps", "run", "render", "schema", "new"]
 
 
 @app.command()
@@ -812,14 +812,6 @@ def _diagram_path(spec: Path, output: Path | None, view: str, fmt: str, several:
 def schema() -> None:
     """Print the spec's JSON Schema, for editors and their YAML language server."""
     typer.echo(json.dumps(spec_schema(), indent=2))
-
-
-def spec_schema() -> dict:
-    """The JSON Schema of a spec file."""
-    document = NetworkSpec.model_json_schema(by_alias=True)
-    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    document["title"] = "rnn-composer spec"
-    return document
 
 
 @app.command()
