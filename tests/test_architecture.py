@@ -27,6 +27,7 @@ STAGES = [
     "engine",
     "training",
     "interop",
+    "api",
     "network",
     "cli",
     "top",
@@ -107,7 +108,7 @@ def test_the_folded_graph_holds_plain_data(path):
         assert all(_plain(value) for value in data.values()), (tail, head)
 
 
-SUBPACKAGES = ["spec", "kinds", "graph", "engine", "training", "draw", "cli"]
+SUBPACKAGES = ["spec", "kinds", "graph", "engine", "training", "draw", "api", "cli"]
 
 
 @pytest.mark.parametrize("name", SUBPACKAGES)
