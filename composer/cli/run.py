@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from composer.api.engines import run_on
 from composer.arrays import declared_bytes, read_arrays, write_arrays
 from composer.cli.common import (
     DType,
@@ -26,9 +27,8 @@ from composer.cli.report import (
 )
 from composer.cli.root import app
 from composer.cli.state import StateIn, StateOut, run_with_state
-from composer.engine.batches import output_steps, run_padded
-from composer.engine.executor import execute
-from composer.engine.inputs import check_inputs, infer_steps, input_bytes, read_inputs
+from composer.engine.batches import output_steps
+from composer.engine.inputs import infer_steps, input_bytes, read_inputs
 from composer.engine.lengths import check_lengths, item_steps, parse_lengths
 from composer.engine.memory import (
     check_memory,
@@ -210,31 +210,21 @@ def run(
         typer.echo(f"wrote {shown(trace_path)} ({written} arrays)", err=True)
     apply_threads(threads, work_of(folded, batch), torch=engine is RunEngineName.torch)
     stepped = state_in is not None or state_out is not None  # engines other than numpy refused
-    if engine is RunEngineName.torch:
-        from composer.interop.torch_engine import run_torch
-
-        outputs = run_torch(
-            folded, params, arrays, None if padded else plan.steps, dtype.value, device,
-            lengths=given if padded else None,
-        )  # fmt: skip
-    elif engine is RunEngineName.onnx:
-        from composer.interop.onnx import run_onnx
-
-        if not padded:  # the inputs against T (and --steps), as the other engines check them
-            check_inputs(plan, arrays)
-        try:
-            outputs = run_onnx(folded, params, arrays, given, dtype.value, plan.steps, model)
-        except SpecError as err:
-            raise sourced.locate(err) from err
-    elif stepped:
+    if stepped:
         outputs = run_with_state(
             folded, params, arrays, state_in, state_out, dtype.value, force,
             item_steps=per_item if padded else None,
         )  # fmt: skip
-    elif padded:
-        outputs = run_padded(folded, params, arrays, given, None, dtype.value)
     else:
-        outputs = execute(plan, params, arrays, dtype.value)
+        try:
+            outputs = run_on(
+                engine.value, folded, params, arrays, None if padded else plan.steps,
+                dtype.value, given if padded else None, device, model,
+            )  # fmt: skip
+        except SpecError as err:
+            if engine is not RunEngineName.onnx:
+                raise
+            raise sourced.locate(err) from err
     if flat:
         outputs = {name: value[0] for name, value in outputs.items()}
     if save_weights is not None:
