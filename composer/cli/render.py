@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from composer.api.pictures import diagrams
 from composer.cli.common import (
     MaxMemory,
     SpecPath,
@@ -28,11 +29,8 @@ from composer.cli.pictures import (
 from composer.cli.root import app
 from composer.draw.diagrams import (
     FORMATS,
-    folded_cone,
-    folded_dot,
     parse_highlight,
     render_options,
-    unfolded_dot,
     write_diagrams,
 )
 from composer.draw.style import Style, parse_weight_names
@@ -294,18 +292,8 @@ def render(
             max_memory,
             f"drawing {shown(spec)} unfolded to T = {unrolled.steps:,}",
         )
-    texts = {}  # every picture is drawn before any file is written
-    try:
-        for name in views:
-            if name == "folded":
-                cone = folded_cone(unrolled, target) if target else None
-                texts[name] = folded_dot(
-                    unrolled.folded, style=style, cone=cone, title=_title(target, unrolled.steps)
-                )
-                continue
-            texts[name] = unfolded_dot(
-                unrolled, max_columns=max_columns, highlight=target, style=style
-            )
+    try:  # every picture is drawn before any file is written
+        texts = diagrams(unrolled, views, style, target, max_columns)
     except ComposerError as err:
         raise typer.BadParameter(str(err), param_hint="--highlight") from None
     keep = (*declared_inputs(), *paths.values())  # a `.dot` fallback lands on none of these
@@ -370,13 +358,6 @@ def _render_page(spec, steps, output, style_options, weights, input, force, max_
         steps = unrolled_from(spec, None, max_memory)[1].steps
     write_page(sourced, folded, steps, path, style, force, max_memory, values)
     typer.echo(f"wrote {shown(path)}")
-
-
-def _title(target, steps: int) -> str:
-    if target is None:
-        return "folded"
-    name, t = target
-    return f"folded; shaded: what {name}[{t + steps if t < 0 else t}] depends on"
 
 
 def _render_format(fmt: Format | None, output: Path | None) -> str:
