@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from composer.api.engines import run_on
+from composer.api.runs import padded_output_steps, plan_run
 from composer.arrays import declared_bytes, read_arrays, write_arrays
 from composer.cli.common import (
     DType,
@@ -27,15 +28,11 @@ from composer.cli.report import (
 )
 from composer.cli.root import app
 from composer.cli.state import StateIn, StateOut, run_with_state
-from composer.engine.batches import output_steps
-from composer.engine.inputs import infer_steps, input_bytes, read_inputs
-from composer.engine.lengths import check_lengths, item_steps, parse_lengths
+from composer.engine.inputs import input_bytes, read_inputs
+from composer.engine.lengths import parse_lengths
 from composer.engine.memory import (
     check_memory,
-    execute_bytes,
-    params_bytes,
 )
-from composer.engine.pipeline import plan_for_steps
 from composer.errors import DataError, SpecError
 from composer.finite import check_representable
 from composer.graph.weights import init_params, load_params
@@ -179,24 +176,13 @@ def run(
     if padded and flat:
         raise DataError(f"{input}: lengths describe a batch; give (B, T_in, F) inputs with them")
     try:
-        if padded:
-            given = check_lengths(
-                folded, arrays, given, str(input) if lengths is None else "lengths"
-            )
-            per_item = item_steps(folded, arrays, given, steps)
-            steps = int(per_item.max())
-        plan = plan_for_steps(folded, steps or infer_steps(folded, arrays), max_memory=max_memory)
+        where = str(input) if lengths is None else "lengths"
+        planned = plan_run(folded, arrays, given, steps, dtype.value, max_memory, where)
     except SpecError as err:
         raise sourced.locate(err) from err
-    batch = next(iter(arrays.values())).shape[0]
-    weights_need = params_bytes(folded, dtype.value)  # as made, or as read and cast
-    if weights is not None:
-        weights_need += declared_bytes(weights)
-    check_memory(
-        execute_bytes(plan, batch, dtype.value) + weights_need,
-        max_memory,
-        f"running {spec} at T = {plan.steps}, B = {batch}",
-    )
+    plan, given, per_item, batch = planned.plan, planned.lengths, planned.item_steps, planned.batch
+    need = planned.need + (declared_bytes(weights) if weights is not None else 0)
+    check_memory(need, max_memory, f"running {spec} at T = {plan.steps}, B = {batch}")
     if weights is not None:
         params = load_params(weights, folded, dtype.value, allow_nonfinite=allow_nonfinite)
     else:
@@ -248,10 +234,7 @@ def run(
             f" per item), {dtype.value}, {origin}"
         )
         for name in plan.outputs:
-            # stepped, every output is taken at every step
-            steps_of = (
-                [range(t) for t in per_item] if stepped else output_steps(folded, name, per_item)
-            )
+            steps_of = padded_output_steps(folded, name, per_item, stepped)
             lengths_of = outputs[f"{name}.lengths"]
             typer.echo(padded_report(name, outputs[name], lengths_of, steps_of))
         return
