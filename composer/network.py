@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
 
+from composer.api.engines import run_on
+from composer.api.export import ExportRequest, export
+from composer.api.train_options import TrainOptions
+from composer.arrays import write_arrays
+from composer.draw.folded_picture import folded_dot
 from composer.draw.graphviz import svg
-from composer.engine.batches import run
+from composer.draw.style import Style
+from composer.draw.unfolded_picture import unfolded_dot
 from composer.engine.inputs import batched, infer_steps
 from composer.engine.pipeline import plan_for_steps, unroll_within
 from composer.engine.stepper import Stepper
@@ -79,16 +87,76 @@ class Network:
         dtype: str = "float32",
         lengths=None,
         threads: int | None = None,
+        engine: str = "numpy",
+        device: str | None = None,
+        model: str | os.PathLike | None = None,
     ):
         """Outputs by name for inputs by name (or one array for a one-input network).
 
         `lengths={"x": [10, 7, 4]}` runs a padded batch: each item as if alone, and the
         result also holds `<output>.lengths`. `threads` sets the matrix products' thread
         count for this call (default: chosen by `composer.threads` from the work's size
-        and how busy the machine is).
+        and how busy the machine is). `engine` is `numpy` (embedded), `torch` (on
+        `device`; the `[torch]` extra) or `onnx` (ONNX Runtime: the network exported in
+        memory, or the exported `model` file; the `[onnx]` extra).
         """
-        with limited(threads, work_of(self.graph, _batch(self.graph, inputs))):
-            return run(self.graph, params, inputs, steps, dtype, lengths=lengths)
+        work = work_of(self.graph, _batch(self.graph, inputs))
+        with limited(threads, work):
+            return run_on(
+                engine, self.graph, params, inputs, steps, dtype, lengths, device,
+                None if model is None else Path(model),
+            )  # fmt: skip
+
+    def export(
+        self,
+        params,
+        output: str | os.PathLike,
+        format: str = "torch",
+        *,
+        steps: int | None = None,
+        lengths: bool = False,
+        opset: int | None = None,
+        dtype: str = "float32",
+        force: bool = False,
+        spec_text: str | None = None,
+        weights_path: str | os.PathLike | None = None,
+    ) -> str:
+        """Write the network with these weights for another engine (atomically): `torch`
+        (a state_dict, `.pt` or `.safetensors`) or `onnx` (`steps`, `lengths`, `opset`;
+        the file records `spec_text`, default the spec as JSON, and the digest of the
+        `weights_path` file, default these weights written as .npz). The line to report."""
+        if weights_path is None:
+            with tempfile.TemporaryDirectory() as folder:
+                weights_path = Path(folder) / "weights.npz"
+                write_arrays(weights_path, dict(params))
+                return self.export(
+                    params, output, format, steps=steps, lengths=lengths, opset=opset,
+                    dtype=dtype, force=force, spec_text=spec_text, weights_path=weights_path,
+                )  # fmt: skip
+        request = ExportRequest(
+            graph=self.graph,
+            params=dict(params),
+            output=Path(output),
+            spec_path=None,
+            spec_text=self.spec.model_dump_json(by_alias=True) if spec_text is None else spec_text,
+            weights_path=Path(weights_path),
+            dtype=dtype,
+            steps=steps,
+            lengths=lengths,
+            opset=opset,
+            force=force,
+        )
+        return export(request, format)
+
+    def folded_dot(self, style: Style | None = None, **options) -> str:
+        """The folded picture as Graphviz DOT in `style` (a `composer.draw.style.Style`;
+        `composer.draw.folded_picture.folded_dot`'s options: `cone=`, `title=`)."""
+        return folded_dot(self.graph, style=style or Style(), **options)
+
+    def unfolded_dot(self, steps: int | None = None, style: Style | None = None, **options) -> str:
+        """The network unfolded over `steps` as Graphviz DOT (`unfolded_dot`'s options:
+        `max_columns=`, `highlight=`, `shades=`)."""
+        return unfolded_dot(self.unroll(steps), style=style or Style(), **options)
 
     def grad(
         self,
@@ -147,14 +215,23 @@ class Network:
             at = (name, t + plan.steps if t < 0 else t)
         return gradient_norms(plan, params, arrays, targets, at=at, **options)[1]
 
-    def train(self, params, data, threads: int | None = None, **options) -> TrainResult:
-        """Train the weights on data by name (`composer.train`'s options, `lengths=` too:
-        `validation=` a fraction or a data dict, `metrics=`, `callbacks=`, `patience=`,
-        `schedule=`, `checkpoint=`, `resume=`; docs/training.md); `threads` as `run`'s, for
-        the whole training (chosen for its minibatches' size)."""
-        batch = min(options.get("batch_size", 32), _batch(self.graph, data))
+    def train(
+        self,
+        params,
+        data,
+        options: TrainOptions | None = None,
+        threads: int | None = None,
+        **keywords,
+    ) -> TrainResult:
+        """Train the weights on data by name with `options` (a `TrainOptions`: `lengths=`
+        too, `validation=` a fraction or a data dict, `metrics=`, `callbacks=`,
+        `patience=`, `schedule=`, `checkpoint=`, `resume=`; docs/training.md). Keyword
+        arguments of `composer.train` still work, alone or changing `options`. `threads`
+        as `run`'s, for the whole training (chosen for its minibatches' size)."""
+        chosen = (options or TrainOptions()).but(**keywords)
+        batch = min(chosen.batch_size, _batch(self.graph, data))
         with limited(threads, work_of(self.graph, batch)):
-            return train(self.graph, params, data, **options)
+            return train(self.graph, params, data, **chosen.keywords())
 
     def evaluate(self, params, data, **options) -> dict[str, float]:
         """The loss and the metrics of weights on data by name, nothing updated:

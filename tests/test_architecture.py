@@ -27,6 +27,7 @@ STAGES = [
     "engine",
     "training",
     "interop",
+    "api",
     "network",
     "cli",
     "top",
@@ -117,7 +118,7 @@ def test_the_folded_graph_holds_plain_data(path):
         assert all(_plain(value) for value in data.values()), (tail, head)
 
 
-SUBPACKAGES = ["spec", "kinds", "graph", "engine", "training", "draw", "cli"]
+SUBPACKAGES = ["spec", "kinds", "graph", "engine", "training", "draw", "api", "cli"]
 
 
 @pytest.mark.parametrize("name", SUBPACKAGES)
@@ -201,7 +202,6 @@ def test_no_underscore_name_is_imported_across_modules(module):
 
 #: modules over `LONGEST` lines, each one concept, and why it stays whole
 LONG_MODULES = {
-    "composer/cli/commands.py": "being split into a module per command (issue 26, part 4)",
     "composer/spec/model.py": "the spec's Pydantic models, one small class per spec object",
     "composer/training/loop.py": "`train`: its checks, its data split and its epoch loop",
     "composer/engine/stepper.py": "the stepper: one step's walk and `run_stepped` over it",
@@ -221,3 +221,134 @@ def test_long_modules_are_few_and_each_says_why():
     long = {path for path, lines in lengths.items() if lines > LONGEST}
     assert long <= set(LONG_MODULES), f"over {LONGEST} lines: {sorted(long - set(LONG_MODULES))}"
     assert set(LONG_MODULES) <= long, f"no longer long: {sorted(set(LONG_MODULES) - long)}"
+
+
+TOOLS = ROOT / "tools"
+
+
+def _imported(path: Path) -> set[str]:
+    """Every module a file names in an import, at the top or inside functions."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("path", sorted(TOOLS.glob("*.py")), ids=lambda p: p.name)
+def test_tools_import_no_cli(path):
+    """The tools build on the library; the command line is something they document and run
+    (through the `rnn-composer` script pyproject.toml declares), not a library."""
+    against = sorted(
+        n for n in _imported(path) if n == "composer.cli" or n.startswith("composer.cli.")
+    )
+    assert not against, f"tools/{path.name} imports the command line: {against}"
+
+
+def test_the_tools_rule_catches_a_cli_import(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from composer.cli.commands import spec_schema\n")
+    assert "composer.cli.commands" in _imported(bad)
+
+
+#: the stages the command line may import freely: the API (`composer.api`, `Network`),
+#: the spec it reads, the base modules it reports with, and its own modules
+CLI_MAY_IMPORT = {"base", "spec", "api", "network", "cli"}
+#: the one allow-list of what the command line still imports from the stages' internals,
+#: by module: it may only shrink (a name no longer imported must leave it); 72 names,
+#: from 98 before the commands called `composer.api`
+CLI_INTERNALS = {
+    "composer.draw.curve": {"loss_curve_svg"},
+    "composer.draw.curve_png": {"loss_curve_png", "require_matplotlib"},
+    "composer.draw.graphviz": {"FORMATS", "render_options", "write_diagrams"},
+    "composer.draw.highlight": {"parse_highlight"},
+    "composer.draw.style": {"Style", "parse_weight_names"},
+    "composer.engine.generation": {"beam_search", "find_feedback", "generate", "generation_bytes"},
+    "composer.engine.inputs": {"input_bytes", "read_inputs"},
+    "composer.engine.lengths": {"parse_lengths"},
+    "composer.engine.memory": {
+        "DEFAULT_MAX_MEMORY",
+        "check_memory",
+        "deps_bytes",
+        "deps_json_bytes",
+        "drawing_bytes",
+        "params_bytes",
+        "parse_size",
+        "tape_bytes",
+        "text_data_bytes",
+    },
+    "composer.engine.pipeline": {"unroll_within"},
+    "composer.engine.stepper": {"Stepper", "check_steppable", "run_stepped"},
+    "composer.graph.deps": {"dependencies"},
+    "composer.graph.folded": {"build", "given_states"},
+    "composer.graph.unrolled": {"Unrolled"},
+    "composer.graph.unused": {"unused_parts"},
+    "composer.graph.weights": {"init_params", "load_params", "param_table"},
+    "composer.interop.launch": {"process_group"},
+    "composer.interop.torch": {"import_state"},
+    "composer.interop.torch_engine": {"TorchEngine"},
+    "composer.kinds": {"KINDS"},
+    "composer.training.checkpoint": {"CHECKPOINT", "saved_history"},
+    "composer.training.example_data": {"ACCEPTORS", "DATASETS"},
+    "composer.training.history": {"HistoryFile", "check_suffix"},
+    "composer.training.loop": {"Epoch", "TrainResult", "plan_for", "train"},
+    "composer.training.schedules": {"GRAMMAR", "parse_schedule"},
+    "composer.training.scoring": {"score"},
+    "composer.training.series": {"parse_split", "read_series", "series_data"},
+    "composer.training.stopping": {"stopped_warning"},
+    "composer.training.summary": {"epoch_row", "history_row"},
+    "composer.training.text": {
+        "LEVELS",
+        "build_vocab",
+        "decode_ids",
+        "encode_text",
+        "read_text",
+        "read_vocab",
+        "text_windows",
+        "token_count",
+        "unigram_bits",
+        "vocab_json",
+        "window_count",
+    },
+    "composer.training.trace": {"write_trace"},
+}
+
+
+def _cli_internals(path: Path) -> set[tuple[str, str]]:
+    """(module, name) of every import of a stage outside CLI_MAY_IMPORT in a file; a
+    plain `import composer.x` is (module, "*")."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            named = [(node.module, alias.name) for alias in node.names]
+        elif isinstance(node, ast.Import):
+            named = [(alias.name, "*") for alias in node.names]
+        else:
+            continue
+        for module, name in named:
+            if module.startswith("composer.") and _stage(module) not in CLI_MAY_IMPORT:
+                found.add((module, name))
+    return found
+
+
+def test_cli_imports_only_the_api_and_reporting():
+    """The commands parse, call the API and report: an import of the stages' internals
+    outside the allow-list fails, and so does an allowance nothing uses any more."""
+    used = set()
+    for path in sorted((PACKAGE / "cli").glob("*.py")):
+        found = _cli_internals(path)
+        against = sorted(f"{m}.{n}" for m, n in found if n not in CLI_INTERNALS.get(m, ()))
+        assert not against, f"composer/cli/{path.name} imports internals: {against}"
+        used |= found
+    allowed = {(module, name) for module, names in CLI_INTERNALS.items() for name in names}
+    stale = sorted(f"{m}.{n}" for m, n in allowed - used)
+    assert not stale, f"no command imports these any more; remove them from the list: {stale}"
+
+
+def test_the_cli_rule_catches_an_internal_import(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from composer.engine.executor import execute\n")
+    assert _cli_internals(bad) == {("composer.engine.executor", "execute")}
+    assert "execute" not in CLI_INTERNALS.get("composer.engine.executor", ())

@@ -93,7 +93,7 @@ def test_the_reference_pages_name_every_command_option_and_field():
     import typer
 
     from composer.cli import app
-    from composer.cli.commands import spec_schema
+    from composer.spec.schema import spec_schema
 
     cli = (ROOT / "docs/reference/cli.md").read_text(encoding="utf-8")
     group = typer.main.get_command(app)

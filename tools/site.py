@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib
 import json
 import math
 import re
@@ -21,17 +22,17 @@ import sys
 import tempfile
 from pathlib import Path
 
+import tomllib
 import typer
 
 import composer
-from composer.cli import app
-from composer.cli.commands import spec_schema
 from composer.draw.graphviz import render_options, write_diagram
 from composer.draw.unfolded_picture import unfolded_dot
 from composer.graph.folded import build
 from composer.graph.unrolled import unroll
 from composer.kinds import KINDS
 from composer.spec.reader import load_spec
+from composer.spec.schema import spec_schema
 
 __all__ = [
     "sources",
@@ -62,6 +63,16 @@ GENERATED = (
 )
 
 
+def command_line() -> typer.Typer:
+    """The `rnn-composer` app, found as the shell finds it: through the script that
+    pyproject.toml declares. The command line is what the CLI page documents and the slide
+    recipe runs, not a library the tools build on, so no tool imports `composer.cli`."""
+    with open(ROOT / "pyproject.toml", "rb") as file:
+        target = tomllib.load(file)["project"]["scripts"]["rnn-composer"]
+    module = importlib.import_module(target.split(":")[0])
+    return module.app
+
+
 def sources(root: Path = ROOT) -> dict[str, str]:
     """Relative path -> text of every generated page and DOT source, as they should be."""
     texts = {
@@ -88,7 +99,7 @@ def slide_sources(root: Path = ROOT) -> dict[str, str]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "slide.dot"
         args = ["render", str(root / spec), *options, "--format", "dot", "--output", str(out)]
-        result = CliRunner().invoke(app, args)
+        result = CliRunner().invoke(command_line(), args)
         if result.exit_code != 0:
             raise RuntimeError(f"render {' '.join(args)}: {result.output.strip()}")
         return {
@@ -230,7 +241,7 @@ def _cell(text: str) -> str:
 
 def cli_page() -> str:
     """docs/reference/cli.md: every command, its usage, its help and every option."""
-    group = typer.main.get_command(app)
+    group = typer.main.get_command(command_line())
     ctx = group.make_context("rnn-composer", [], resilient_parsing=True)
     lines = [
         "# Command line",

@@ -1,16 +1,20 @@
 """The command line, `rnn-composer`: thin commands that parse, call the library and report.
 
-Every command registers on `app` (`composer.cli.root`) in its module: `commands` (validate,
-summary, deps, run, render, schema, new), `export`, `import_weights`, `train`, `data`
-(`data text`), `series` (`data series`), `generate` and `evaluate`.
+Every command registers on `app` (`composer.cli.root`) in its module, in the order `--help`
+lists them: `inspect` (validate, summary, deps), `run`, `render`, `authoring` (schema, new),
+`data` (`data text`), `evaluate`, `export`, `generate`, `import_weights`, `series`
+(`data series`) and `train`.
 """
 
 import sys
 
 import typer
 
+# isort: off
+from composer.cli import inspect, run, render, authoring  # noqa: F401  (registers, in order)
+
+# isort: on
 from composer.cli import (  # noqa: F401  (registers the commands)
-    commands,
     data,
     evaluate,
     export,

@@ -1,16 +1,16 @@
-"""`export`: a network and its weights written for another engine. Each format is one
-entry of `EXPORTERS`, a function in `composer.interop` imported only when used."""
+"""`export`: a network and its weights written for another engine, by
+`composer.api.export` (each format one entry of its `EXPORTERS`)."""
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from composer.api.export import ExportRequest
+from composer.api.export import export as export_to
 from composer.cli.common import DType, SpecPath, Steps, read_checked, reports_errors
 from composer.cli.files import Read, file_arguments
 from composer.cli.outputs import check_outputs
@@ -18,37 +18,12 @@ from composer.cli.root import app
 from composer.errors import SpecError
 from composer.graph.weights import load_params
 
-__all__ = ["export", "ExportRequest", "EXPORTERS"]
+__all__ = ["export"]
 
 
 class ExportFormat(str, Enum):
     torch = "torch"
     onnx = "onnx"
-
-
-#: format -> "module:function"; the function takes an ExportRequest, writes
-#: `request.output` (atomically) and returns the line to report
-EXPORTERS = {
-    ExportFormat.torch: "composer.interop.torch:export",
-    ExportFormat.onnx: "composer.interop.onnx:export",
-}
-
-
-@dataclass(frozen=True)
-class ExportRequest:
-    """Everything an exporter may use; options a format does not take are refused by it."""
-
-    graph: object  # the folded graph
-    params: dict
-    output: Path
-    spec_path: Path
-    spec_text: str
-    weights_path: Path
-    dtype: str
-    steps: int | None
-    lengths: bool
-    opset: int | None
-    force: bool
 
 
 @app.command()
@@ -86,8 +61,6 @@ def export(
     sourced, folded = read_checked(spec)
     check_outputs({"--output": output}, force)
     params = load_params(weights, folded, dtype.value)
-    module, function = EXPORTERS[format].split(":")
-    exporter = getattr(importlib.import_module(module), function)
     request = ExportRequest(
         graph=folded,
         params=params,
@@ -102,7 +75,7 @@ def export(
         force=force,
     )
     try:
-        report = exporter(request)
+        report = export_to(request, format.value)
     except SpecError as err:  # a spec feature the format cannot take, located in the file
         raise sourced.locate(err) from err
     typer.echo(report, err=True)

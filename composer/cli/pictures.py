@@ -1,5 +1,6 @@
-"""`render`'s pictures beyond the two diagrams: the interactive page (`--format html`),
-a trace's heatmaps (`--view trace`) and the gradient through time (`--gradients`)."""
+"""`render`'s pictures beyond the two diagrams, read from and written to files: the
+interactive page (`--format html`), a trace's heatmaps (`--view trace`) and the gradient
+through time (`--gradients`); `composer.api.pictures` draws them."""
 
 from __future__ import annotations
 
@@ -8,23 +9,15 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from composer.api.pictures import gradient_text, page_text, page_traces, trace_text
 from composer.arrays import atomic_write, read_arrays
 from composer.cli.files import declared_inputs
-from composer.draw.graphviz import dot_svg, write_diagrams
-from composer.draw.heatmap import gradient_chart, gradient_shades, trace_dot
-from composer.draw.page import PAGE_COLUMNS, page_html, page_steps
+from composer.draw.graphviz import write_diagrams
 from composer.draw.style import Style
-from composer.draw.unfolded_picture import unfolded_dot
-from composer.draw.view import display_names
-from composer.engine.inputs import infer_steps, read_inputs
-from composer.engine.memory import check_memory, tape_bytes
-from composer.engine.pipeline import plan_for_steps, unroll_within
-from composer.errors import ComposerError, DataError, SpecError
+from composer.engine.inputs import read_inputs
+from composer.errors import DataError
 from composer.graph.weights import init_params, load_params
 from composer.output_files import shown
-from composer.training.loop import check_data, plan_for
-from composer.training.losses import loss_kinds
-from composer.training.trace import gradient_norms, trace
 
 __all__ = ["write_page", "page_values", "read_trace", "write_trace_view", "write_gradient_view"]
 
@@ -41,37 +34,23 @@ def write_page(
 ) -> Path:
     """The interactive page for every T up to `steps` (`composer.draw.page`), written
     atomically."""
-
-    def unroll(t: int):
-        try:
-            return unroll_within(folded, t, max_memory=max_memory)
-        except SpecError as err:
-            raise sourced.locate(err) from err
-
     name = sourced.spec.name or Path(str(output)).stem
-    text = page_html(name, page_steps(steps, unroll), dot_svg, style=style, values=values)
+    text = page_text(sourced, folded, steps, style, max_memory, name, values)
     atomic_write(output, lambda handle: handle.write(text.encode()), overwrite=force)
     return output
 
 
 def page_values(folded, weights: Path | None, inputs: Path, seed: int, dtype: str = "float64"):
-    """(T, {T': the trace of the first sequence by key, (T', size) arrays}) for a page's
-    heatmaps: the input's first T' steps run at each T' the page offers up to the
-    input's own T (where the network takes that many steps)."""
+    """(T, {T': the trace of the first sequence by key}) for a page's heatmaps, from an
+    inputs file (`composer.api.pictures.page_traces`)."""
     arrays, _, _ = read_inputs(inputs, folded)
-    steps = infer_steps(folded, arrays)
-    params = load_params(weights, folded, dtype) if weights else init_params(folded, seed, dtype)
-    traces = {}
-    for t in sorted({*range(1, min(steps, PAGE_COLUMNS) + 1), steps}):
-        cut = {key: value[:, :t] for key, value in arrays.items()}
-        try:
-            plan = plan_for_steps(folded, infer_steps(folded, cut))
-        except ComposerError:
-            continue  # the network needs more steps, or the inputs' windows disagree
-        with np.errstate(over="ignore", invalid="ignore"):  # the page refuses an overflow
-            found = trace(plan, params, cut, dtype)
-        traces[plan.steps] = {key: value[0] for key, value in found.items()}
-    return steps, traces
+
+    def params():
+        if weights:
+            return load_params(weights, folded, dtype)
+        return init_params(folded, seed, dtype)
+
+    return page_traces(folded, params, arrays, dtype)
 
 
 def require(value, option: str, why: str):
@@ -102,7 +81,7 @@ def write_trace_view(sourced, folded, trace_path: Path, path: Path, fmt: str, op
     arrays = read_trace(trace_path)
     name = sourced.spec.name or path.stem
     try:
-        text = trace_dot(name, folded, arrays)
+        text = trace_text(name, folded, arrays)
     except DataError as err:
         raise DataError(f"{shown(trace_path)}: {err}") from err
     return write_diagrams({"trace": text}, {"trace": path}, fmt, overwrite=force,
@@ -115,29 +94,10 @@ def write_gradient_view(
 ):  # fmt: skip
     """`render --gradients`: the unfolded network, each state shaded by ‖∂L/∂s_t‖ of the
     loss on `data` (of one output step with `at`), and a strip chart of the norms."""
-    arrays = read_arrays(data)
-    try:
-        plan = plan_for(folded, arrays, shown(data), max_memory=max_memory)
-    except SpecError as err:
-        raise sourced.locate(err) from err
-    kinds = loss_kinds(plan, loss)
-    inputs, targets, masks, batch = check_data(plan, arrays, kinds, shown(data))
-    check_memory(tape_bytes(plan, batch, "float64"), max_memory,
-                 f"the gradient of {shown(data)} at T = {plan.steps}, B = {batch}")  # fmt: skip
-    params = load_params(weights, folded, "float64")
-    if at is not None:
-        name, t = at
-        at = (name, t + plan.steps if t < 0 else t)
-    _, norms = gradient_norms(plan, params, inputs, targets, loss, masks or None, at, "float64")
-    what = (
-        "‖∂L/∂s_t‖ per step, "
-        + (f"of the loss at {at[0]}[{at[1]}]" if at else "of the whole loss")
-        + f", over {batch} sequences of {data.name}"
-    )
-    unrolled = unroll_within(folded, plan.steps, max_memory=max_memory)
-    chart = gradient_chart(norms, display_names(folded), what)
-    text = unfolded_dot(unrolled, max_columns=max_columns, style=style,
-                        shades=gradient_shades(norms), extra=chart)  # fmt: skip
+    text = gradient_text(
+        sourced, folded, lambda: load_params(weights, folded, "float64"), read_arrays(data),
+        shown(data), data.name, at, loss, style, max_columns, max_memory,
+    )  # fmt: skip
     return write_diagrams({"gradients": text}, {"gradients": path}, fmt, overwrite=force,
                           keep=(weights, data, *declared_inputs()),
                           options=options)  # fmt: skip

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from composer.api.train_options import TrainOptions
 from composer.arrays import declared_bytes, read_arrays
 from composer.cli.common import (
     DType,
@@ -231,7 +232,7 @@ def train_command(
         if weights
         else init_params(graph, seed, dtype.value)
     )
-    options = dict(
+    options = TrainOptions(
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
@@ -253,13 +254,15 @@ def train_command(
     )
     fraction = 0.1 if validation is None else validation
     given = validation is not None
-    options |= held_out(fraction, validation_data, validation_split, given, max_memory)
+    options = options.but(
+        **held_out(fraction, validation_data, validation_split, given, max_memory)
+    )
     apply_threads(threads, work_of(graph, batch), torch=engine is EngineName.torch)
     if engine is EngineName.torch:
         from composer.interop.torch_engine import TorchEngine
 
         try:
-            options["engine"] = TorchEngine(graph, dtype.value, device)
+            options = options.but(engine=TorchEngine(graph, dtype.value, device))
         except (DataError, SpecError) as err:  # the same in every process, before any group:
             if not main:  # said once, by rank 0
                 raise typer.Exit(err.exit_code) from None
@@ -268,12 +271,12 @@ def train_command(
     begun = "resumed" if resume else "given" if weights else "untrained"
     report = Report(history, as_json, force, begun, resume)
     if not main:  # rank 0 alone writes the checkpoint
-        options["checkpoint"] = None
+        options = options.but(checkpoint=None)
     shown_progress = dict(on_epoch=bar.epoch, on_step=bar.step, callbacks=[report.epoch])
     shown_progress = shown_progress if main else {}
     with interrupt_once(), one_line_warnings():
         try:
-            result = train(graph, start, arrays, **shown_progress, **options)
+            result = train(graph, start, arrays, **options.but(**shown_progress).keywords())
         except SpecError as err:
             raise sourced.locate(err) from err
         finally:

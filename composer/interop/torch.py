@@ -76,7 +76,7 @@ def write_state(path: str | Path, state: Mapping[str, np.ndarray], overwrite: bo
 
 
 def export(request) -> str:
-    """`export --format torch`: the module's state_dict (`composer.cli.export.ExportRequest`)."""
+    """`export --format torch`: the module's state_dict (`composer.api.export.ExportRequest`)."""
     for option, given in (("--opset", request.opset), ("--steps", request.steps)):
         if given is not None:
             raise UsageError(f"{option} is for --format onnx; a state_dict holds no steps")
