@@ -39,7 +39,14 @@ from composer.engine.inputs import (
 from composer.errors import DataError, SpecError
 from composer.spec.windows import parse_window
 
-__all__ = ["LENGTHS_SUFFIX", "split_lengths", "check_lengths", "item_steps", "parse_lengths"]
+__all__ = [
+    "LENGTHS_SUFFIX",
+    "split_lengths",
+    "named_lengths",
+    "check_lengths",
+    "item_steps",
+    "parse_lengths",
+]
 
 
 def parse_lengths(text: str) -> np.ndarray:
@@ -59,19 +66,35 @@ def parse_lengths(text: str) -> np.ndarray:
         ) from None
 
 
+def named_lengths(graph: nx.MultiDiGraph, lengths, where: str = "lengths") -> dict:
+    """Lengths by input name: a dict as given, or one input's lengths alone (an array or a
+    list, as `Network.run(x)` takes x alone) for a network with one stepped input."""
+    if isinstance(lengths, Mapping):
+        return dict(lengths)
+    stepped = [name for name in input_sizes(graph) if not is_given(graph, name)]
+    if len(stepped) != 1:
+        raise DataError(
+            f"{where}: this network has the inputs {', '.join(stepped)}; give the lengths "
+            "as a dict by input name"
+        )
+    return {stepped[0]: lengths}
+
+
 def check_lengths(
     graph: nx.MultiDiGraph,
     arrays: Mapping[str, np.ndarray],
-    lengths: Mapping[str, object],
+    lengths: Mapping[str, object] | object,
     where: str = "lengths",
 ) -> dict[str, np.ndarray]:
-    """Each input's lengths as int64 (B,), checked against its (B, T_in, F) array.
+    """Each input's lengths as int64 (B,), checked against its (B, T_in, F) array; a
+    network with one stepped input also takes its lengths alone (an array or a list).
 
     Inputs without lengths are whole. Refused, naming the key and the item: an unknown
     input, numbers that are not integers, a shape other than (B,), a length below 1 or
     longer than the array.
     """
     names = list(input_sizes(graph))
+    lengths = named_lengths(graph, lengths, where)
     checked = {}
     for name, given in lengths.items():
         label = name + LENGTHS_SUFFIX

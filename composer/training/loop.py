@@ -50,7 +50,7 @@ from composer.engine.inputs import (
     is_given,
     split_lengths,
 )
-from composer.engine.lengths import check_lengths, item_steps
+from composer.engine.lengths import check_lengths, item_steps, named_lengths
 from composer.engine.pipeline import folded_graph, plan_for_steps
 from composer.engine.plan import Plan
 from composer.engine.tokens import padding_lengths
@@ -430,8 +430,8 @@ def _prepare(
     data, given = split_lengths(data)
     if lengths is not None and given:
         raise DataError(f"{where}: holds lengths, and lengths were passed too; give them once")
-    given = dict(lengths or given)
     plan = plan_for(graph_or_spec, data, where)
+    given = named_lengths(plan.folded, lengths, where) if lengths is not None else dict(given)
     check_params(plan.folded, dict(params))
     kinds = loss_kinds(plan, loss)
     inputs, targets, masks, batch = check_data(plan, data, kinds, where, allow_unnormalised)

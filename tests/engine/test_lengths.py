@@ -109,6 +109,21 @@ def test_lengths_need_a_batch():
         run(LECTURE, init_params(LECTURE), np.zeros((6, 3)), lengths={"x": [6]})
 
 
+def test_a_one_input_network_takes_its_lengths_alone():
+    """`run(graph, params, x, lengths=[...])`, as `Network.run` takes x alone: the same as
+    the dict by input name (it was an AttributeError); a network of two inputs asks for
+    the dict."""
+    params = init_params(LECTURE, seed=0)
+    x = _inputs(LECTURE, {"x": 6})["x"]
+    alone = run(LECTURE, params, x, lengths=np.array([6, 3, 1]))
+    named = run(LECTURE, params, x, lengths={"x": [6, 3, 1]})
+    for name in named:  # exact: the same lengths, the same runs
+        np.testing.assert_array_equal(alone[name], named[name])
+    arrays = _inputs(TWO_INPUTS, {"a": 4, "b": 4})
+    with pytest.raises(DataError, match=r"^lengths: this network has the inputs .*; give the "):
+        check_lengths(TWO_INPUTS, arrays, [4, 4, 4])
+
+
 def test_good_lengths_of_any_integer_type_are_int64():
     arrays = _inputs(LECTURE, {"x": 6})
     for given in ([6, 3, 1], np.array([6, 3, 1], np.uint8), (6, 3, 1)):
@@ -139,3 +154,18 @@ def test_lengths_in_a_file_are_the_keys_ending_in_dot_lengths():
 def test_command_line_lengths_must_be_whole_numbers(text):
     with pytest.raises(DataError, match=r"--lengths: expected whole numbers separated by commas"):
         parse_lengths(text)
+
+
+def test_training_takes_one_inputs_lengths_alone():
+    """`train(..., lengths=[...])` trains as the dict by input name does (it was a
+    TypeError in the training loop's data check)."""
+    from composer.training.loop import train
+
+    params = init_params(LECTURE, seed=0)
+    x = _inputs(LECTURE, {"x": 6})["x"]
+    data = {"x": x, "y": np.full((3, 6, 2), 0.5)}
+    common = dict(epochs=1, loss="cross-entropy", validation=0.0, seed=0)
+    alone = train(LECTURE, params, data, lengths=[6, 3, 1], **common)
+    named = train(LECTURE, params, data, lengths={"x": [6, 3, 1]}, **common)
+    for key in named.params:  # exact: the same lengths, the same updates
+        np.testing.assert_array_equal(alone.params[key], named.params[key])
