@@ -114,7 +114,7 @@ def test_limits_hold_within_the_call_and_are_restored_after():
     assert blas() == before
 
 
-class _Recorder:
+class Recorder:
     """A stand-in for threadpoolctl's controller, with one library: the counts set."""
 
     def __init__(self):
@@ -130,7 +130,7 @@ class _Recorder:
 
 
 def test_network_calls_take_threads(monkeypatch):
-    recorder = _Recorder()
+    recorder = Recorder()
     monkeypatch.setattr(threads, "_libraries", lambda: recorder)
     net = Network.from_file("specs/lecture-elman.yaml")
     params = net.init_params(0)
@@ -146,7 +146,7 @@ def test_network_calls_take_threads(monkeypatch):
 
 
 def test_apply_sets_the_count_for_the_process(monkeypatch):
-    recorder = _Recorder()
+    recorder = Recorder()
     monkeypatch.setattr(threads, "_libraries", lambda: recorder)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert threads.apply(None, BIG) is None and recorder.asked == []

@@ -25,7 +25,7 @@ from composer.interop.native import ONNX_OPERATORS
 from composer.interop.onnx_check import (
     DIGEST_KEY,
     check_interface,
-    check_values,
+    check_outputs,
     declared,
     graph_inputs,
     network_digest,
@@ -351,5 +351,5 @@ def run_onnx(
         check_interface(proto, folded, where)
     outputs = _run_parsed(data, where, proto, arrays, lengths)
     batch = len(next(iter(arrays.values())))
-    check_values(outputs, folded, batch, None if lengths else output_steps(folded, steps), where)
+    check_outputs(outputs, folded, batch, None if lengths else output_steps(folded, steps), where)
     return {name: value for name, value in outputs.items() if lengths or "." not in name}

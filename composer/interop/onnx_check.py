@@ -32,7 +32,7 @@ __all__ = [
     "parse_model",
     "refuse_external_data",
     "check_interface",
-    "check_values",
+    "check_outputs",
     "declared",
     "graph_inputs",
     "output_steps",
@@ -258,7 +258,7 @@ def output_steps(folded: nx.MultiDiGraph, steps: int) -> dict[str, int]:
     }
 
 
-def check_values(
+def check_outputs(
     values: dict, folded: nx.MultiDiGraph, batch: int, steps: dict[str, int] | None, where: str
 ) -> None:
     """Refuse (DataError) outputs that are not what the spec gives: a float (B, T_out,

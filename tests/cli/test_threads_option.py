@@ -9,31 +9,17 @@ from typer.testing import CliRunner
 from composer import threads
 from composer.cli import app
 from tests.conftest import ROOT
+from tests.test_threads import Recorder
 
 runner = CliRunner()
 SPECS, DATA = ROOT / "specs", ROOT / "specs" / "data"
-
-
-class _Recorder:
-    """A stand-in for threadpoolctl's controller, with one library: the counts set."""
-
-    def __init__(self):
-        self.threads, self.asked = 8, []
-        self.lib_controllers = [self]
-
-    def get_num_threads(self):
-        return self.threads
-
-    def set_num_threads(self, count):
-        self.asked.append(count)
-        self.threads = count
 
 
 @pytest.fixture
 def recorder(monkeypatch):
     for name in threads.ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
-    found = _Recorder()
+    found = Recorder()
     monkeypatch.setattr(threads, "_libraries", lambda: found)
     return found
 
